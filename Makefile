@@ -1,0 +1,34 @@
+# Everything a newcomer needs: `make demo` and `make test` set themselves up from nothing.
+PYTHON_BOOT := $(shell scripts/find-python)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: setup test lint typecheck unit demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON_BOOT)" || { echo "error: Python >= 3.12 is required; see scripts/find-python" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest
+
+demo: setup
+	$(PY) -m scripts.demo
+
+bench: setup
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .sweep-data .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,154 @@
+"""The child: evaluate one shard's points and record its outcome, once, whatever is redelivered.
+
+Deterministic failures are recorded as final and the handler returns normally, so Lambda does
+not retry what would fail the same way. Storage failures are recorded as retryable (when the
+store lets us) and re-raised, so Lambda's async retry runs the next attempt and, when retries
+run out, the failure recorder writes the final outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from chalicelib import error_codes, task
+from chalicelib.error_codes import ErrorCode
+from chalicelib.logs import logger
+from chalicelib.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.simulations import REGISTRY
+from chalicelib.space import Value
+from chalicelib.stores import ObjectStore, StorageError
+from chalicelib.tables import results_parquet
+
+
+class LambdaContext(Protocol):
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+class ShardFailure(Exception):
+    def __init__(self, error: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+def run_task(
+    payload: Any, context: LambdaContext | None, store: ObjectStore, margin_ms: int
+) -> dict[str, Any]:
+    """Run one delivery of a shard task; returns a small summary (also logged)."""
+    started = datetime.now(UTC)
+    request_id = getattr(context, "aws_request_id", "") or ""
+    ids = task.identify(payload)
+    if ids is None:
+        logger.error("task names no shard; nothing can be recorded", extra={"payload": payload})
+        return {"status": "rejected"}
+    ref = _ref(payload, *ids)
+    writer = OutcomeWriter(store)
+    log = {"run_id": ref.run_id, "shard_id": ref.shard_id}
+    try:
+        if writer.has_success(ref):
+            logger.info("duplicate delivery of a succeeded shard", extra=log)
+            return {"status": "duplicate", **log}
+        try:
+            shard = task.parse_task(payload)
+            ref = ShardRef(shard.run_id, shard.shard_id, shard.dt, shard.start, shard.end,
+                           shard.request.simulation)
+            rows = _evaluate(shard, _deadline(context, margin_ms))
+        except task.InvalidTask as exc:
+            raise ShardFailure(error_codes.INVALID_TASK, str(exc)) from None
+        data = results_parquet(ref.shard_id, rows)
+        attempt = writer.record_success(ref, data, len(rows), Timing.since(started), request_id)
+        summary = {"status": "succeeded", "attempt": attempt, "points": len(rows)}
+    except ShardFailure as failure:
+        timing = Timing.since(started)
+        attempt = writer.record_failure(
+            ref, failure.error, failure.message, timing, request_id
+        )
+        summary = {"status": "failed", "attempt": attempt, "error_code": failure.error.code}
+    except StorageError as exc:
+        _record_storage_failure(writer, ref, str(exc), started, request_id, log)
+        raise
+    summary |= log | {"duration_ms": Timing.since(started).duration_ms}
+    logger.info("shard finished", extra=summary)
+    return summary
+
+
+def _ref(payload: dict[str, Any], run_id: str, shard_id: int, dt: str) -> ShardRef:
+    """Best-effort bounds for recording a task that may not parse."""
+    start, end = payload.get("start"), payload.get("end")
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end))
+    request = payload.get("request")
+    sim = request.get("simulation") if isinstance(request, dict) else None
+    return ShardRef(
+        run_id,
+        shard_id,
+        dt,
+        start if ok else 0,
+        end if ok and end >= start else (start if ok else 0),
+        sim if isinstance(sim, str) else None,
+    )
+
+
+def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], bool]:
+    """True once too little time is left to finish writing an outcome."""
+    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+        return lambda: False
+    return lambda: context.get_remaining_time_in_millis() < margin_ms
+
+
+def _evaluate(
+    shard: task.ShardTask, out_of_time: Callable[[], bool]
+) -> list[tuple[int, list[tuple[str, str]], list[tuple[str, float]]]]:
+    if shard.injected_failure:
+        raise ShardFailure(error_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards")
+    sim = REGISTRY[shard.request.simulation]
+    seed = shard.request.seed
+    rows = []
+    for index, point in shard.request.space.iter_points(shard.start, shard.end):
+        if out_of_time():
+            raise ShardFailure(
+                error_codes.DEADLINE_EXCEEDED,
+                f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
+                "record this outcome; use smaller shards",
+            )
+        try:
+            metrics = sim.evaluate(point, seed, index)
+        except Exception as exc:  # any error in simulation code fails this shard, never the run
+            raise ShardFailure(
+                error_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
+            ) from None
+        rows.append(
+            (index, [(k, format_value(v)) for k, v in point.items()], list(metrics.items()))
+        )
+    return rows
+
+
+def format_value(value: Value) -> str:
+    """Parameter values as strings in the results map, readable back without ambiguity."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else repr(value)
+
+
+def _record_storage_failure(
+    writer: OutcomeWriter,
+    ref: ShardRef,
+    message: str,
+    started: datetime,
+    request_id: str,
+    log: dict[str, Any],
+) -> None:
+    try:
+        attempt = writer.record_failure(
+            ref, error_codes.STORAGE_ERROR, message, Timing.since(started), request_id
+        )
+        logger.warning("storage failed; Lambda will retry", extra=log | {"attempt": attempt})
+    except StorageError:
+        logger.error("storage failed; could not record it either", extra=log)
