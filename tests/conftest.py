@@ -1,0 +1,71 @@
+"""Shared fixtures: real stores (a temp folder, and S3 through moto), and the contract's example."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.stores import LocalStore, ObjectStore, S3Store
+
+CONTRACT_EXAMPLE: dict[str, Any] = {
+    "simulation": "option_pricing",
+    "parameters": {
+        "volatility": {"linspace": {"start": 0.1, "stop": 0.5, "num": 9}},
+        "strike": {"range": {"start": 80, "stop": 121, "step": 5}},
+        "option": {"values": ["call", "put"]},
+        "paths": {"values": [2000]},
+    },
+    "shards": {"count": 12},
+    "seed": 7,
+    "label": "vol-strike-grid",
+    "fail_shards": [3, 5],
+}
+
+BUCKET = "sweeps-test"
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, so nothing can ever reach a real account."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def contract_example() -> dict[str, Any]:
+    return copy.deepcopy(CONTRACT_EXAMPLE)
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "data")
+
+
+@pytest.fixture
+def s3_client() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def s3_store(s3_client: Any) -> S3Store:
+    return S3Store(BUCKET, "sweeps/test", lambda: s3_client)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest) -> ObjectStore:
+    """Each test that takes ``store`` runs against both implementations."""
+    name = "local_store" if request.param == "local" else "s3_store"
+    result: ObjectStore = request.getfixturevalue(name)
+    return result
