@@ -37,6 +37,8 @@ class Settings:
     dispatch_threads: int = 32
     dispatch_leaf_shards: int = 1000
     dispatch_width: int = 10
+    dispatch_max_attempts: int = 8
+    dispatch_backoff_ms: int = 50
     worker_max_attempts: int = 3
     deadline_margin_ms: int = 10_000
 
@@ -64,6 +66,12 @@ class Settings:
                 "SWEEP_DISPATCH_LEAF_SHARDS", cls.dispatch_leaf_shards
             ),
             dispatch_width=reader.integer("SWEEP_DISPATCH_WIDTH", cls.dispatch_width, low=2),
+            dispatch_max_attempts=reader.integer(
+                "SWEEP_DISPATCH_MAX_ATTEMPTS", cls.dispatch_max_attempts
+            ),
+            dispatch_backoff_ms=reader.integer(
+                "SWEEP_DISPATCH_BACKOFF_MS", cls.dispatch_backoff_ms, low=0
+            ),
             worker_max_attempts=reader.integer(
                 "SWEEP_WORKER_MAX_ATTEMPTS", cls.worker_max_attempts
             ),

@@ -34,7 +34,8 @@ class ShardTask:
     dt: str
     request: SweepRequest
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_payload(self, request_body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``request_body``: the request's canonical form, when the caller already has it."""
         return {
             "version": VERSION,
             "run_id": self.run_id,
@@ -42,7 +43,7 @@ class ShardTask:
             "start": self.start,
             "end": self.end,
             "dt": self.dt,
-            "request": self.request.to_dict(),
+            "request": request_body if request_body is not None else self.request.to_dict(),
         }
 
     @property
