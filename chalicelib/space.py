@@ -73,7 +73,9 @@ class RangeAxis(Axis):
 
     @property
     def size(self) -> int:
-        return len(range(self.start, self.stop, self.step))
+        # len(range(...)) raises OverflowError beyond sys.maxsize; JSON integers are unbounded.
+        toward_stop = 1 if self.step > 0 else -1
+        return max(0, (self.stop - self.start + self.step - toward_stop) // self.step)
 
     def value(self, k: int) -> int:
         return self.start + k * self.step
@@ -112,13 +114,21 @@ class LinspaceAxis(Axis):
     def value(self, k: int) -> float:
         if k == self.num - 1 and self.num > 1:
             return float(self.stop)
-        return k * self.step + self.start
+        step = self.step
+        if step == 0 and self.num > 1:
+            # numpy's special case for a step that underflows to 0 (subnormal delta, gh-5437).
+            return k / (self.num - 1) * (self.stop - self.start) + self.start
+        return k * step + self.start
 
     def position(self, value: Value) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
         step = self.step
-        k = 0 if step == 0 else round((value - self.start) / step)
+        delta = self.stop - self.start
+        if step != 0:
+            k = round((value - self.start) / step)
+        else:
+            k = 0 if delta == 0 else round((value - self.start) / delta * (self.num - 1))
         for candidate in (k - 1, k, k + 1):
             if 0 <= candidate < self.num and self.value(candidate) == value:
                 return candidate

@@ -178,7 +178,11 @@ def _check_axes(
     complete = True
     for name, spec in params.items():
         where = ("parameters", name)
-        axis = _build_axis(spec)
+        try:
+            axis = _build_axis(spec)
+        except OverflowError:  # a linspace end beyond the float range
+            problems.append(Problem(pointer(*where, "linspace"), "numbers must be finite"))
+            axis = None
         if axis is None:
             complete = False
             continue

@@ -58,7 +58,11 @@ class Parameter:
             return f"{self.name} must be one of {list(self.choices)}, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer beyond the float range: fine only where ints are
+            finite = self.kind == "int"
+        if not finite:
             return f"{self.name} must be finite, got {value!r}"
         if self.minimum is not None:
             low_ok = value > self.minimum if self.exclusive_minimum else value >= self.minimum

@@ -1,0 +1,403 @@
+"""The parent through ``chalice.test.Client``: moto S3, and real boto3 Lambda calls recorded.
+
+The dispatcher tree is driven by hand: every recorded dispatcher event is fed back through
+``client.lambda_.invoke('dispatcher', …)``, and worker events through
+``client.lambda_.invoke('worker', …)``, so the same code paths run as on Lambda.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib import layout, runtime
+from chalicelib.invoking import LambdaInvoker
+from chalicelib.partitioner import plan_shards
+from chalicelib.runtime import Runtime
+from chalicelib.settings import Settings
+from chalicelib.stores import S3Store
+from chalicelib.validator import validate_request
+from tests.conftest import BUCKET, CONTRACT_EXAMPLE
+from tests.lambda_recorder import Call, RecordingLambda, Rule
+
+JSON = {"Content-Type": "application/json"}
+FIFTY = {
+    "simulation": "monte_carlo_pi",
+    "parameters": {"samples": {"range": {"start": 100, "stop": 10100, "step": 100}}},
+    "shards": {"count": 50},
+    "seed": 3,
+    "fail_shards": [7, 31],
+}
+
+
+def settings(**overrides: Any) -> Settings:
+    base = {
+        "stage": "dev",
+        "backend": "aws",
+        "bucket": BUCKET,
+        "prefix": "sweeps/test",
+        "worker_function": "sweeps-dev-worker",
+        "dispatcher_function": "sweeps-dev-dispatcher",
+        "dispatch_leaf_shards": 8,
+        "dispatch_width": 3,
+        "dispatch_backoff_ms": 1,
+        "dispatch_threads": 8,
+        # chalice.test's Lambda context always has 3 s to live, whatever the config says.
+        "deadline_margin_ms": 500,
+    }
+    return Settings(**(base | overrides))  # type: ignore[arg-type]
+
+
+class Harness:
+    def __init__(self, s3_store: S3Store, rule: Rule | None = None, **overrides: Any) -> None:
+        self.store = s3_store
+        self.order: list[tuple[str, bool]] = []
+        self.lambda_ = RecordingLambda(rule, on_call=self._seen)
+        self.settings = settings(**overrides)
+        invoker = LambdaInvoker(
+            {"worker": "sweeps-dev-worker", "dispatcher": "sweeps-dev-dispatcher"},
+            lambda: self.lambda_.client,
+        )
+        runtime.use(Runtime(self.settings, s3_store, invoker))
+        self.client = Client(app, stage_name="dev")
+
+    def _seen(self, call: Call) -> None:
+        run_id = call.payload.get("run_id") or call.payload.get("dispatch", {}).get("run_id")
+        self.order.append((call.function, self.store.exists(layout.manifest(run_id))))
+
+    def post(self, body: Any, path: str = "/sweeps", headers: dict[str, str] = JSON) -> Any:
+        raw = body if isinstance(body, str | bytes) else json.dumps(body)
+        return self.client.http.post(path, headers=headers, body=raw)
+
+    def get(self, path: str) -> Any:
+        return self.client.http.get(path)
+
+    def run_dispatchers(self) -> int:
+        """Feed dispatcher events back until the tree is done; returns how many ran."""
+        ran = 0
+        while calls := self.lambda_.take("dispatcher"):
+            for call in calls:
+                self.client.lambda_.invoke("dispatcher", call.payload)
+                ran += 1
+        return ran
+
+    def run_workers(self, calls: list[Call] | None = None) -> None:
+        for call in calls if calls is not None else self.lambda_.take("worker"):
+            self.client.lambda_.invoke("worker", call.payload)
+
+    def keys(self) -> list[str]:
+        return [o.key for o in self.store.list("")]
+
+
+@pytest.fixture
+def harness(s3_store: S3Store) -> Iterator[Harness]:
+    h = Harness(s3_store)
+    yield h
+    runtime.use(None)
+
+
+def body_of(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
+    response = harness.post(FIFTY)
+    assert response.status_code == 202
+    answer = body_of(response)
+    assert answer["total_points"] == 100 and answer["shard_count"] == 50
+    assert answer["status_url"] == f"/sweeps/{answer['run_id']}"
+    assert layout.is_run_id(answer["run_id"])
+
+    dispatchers = harness.run_dispatchers()
+    assert dispatchers > 1 + 3  # the root split, and its children split again (leaf: 8)
+    workers = harness.lambda_.take("worker")
+    assert len(workers) == 50
+    plan = plan_shards(100, validate_request(FIFTY, None).shards)
+    by_shard = {c.payload["shard_id"]: c.payload for c in workers}
+    assert sorted(by_shard) == list(range(50))  # every shard exactly once
+    for shard in plan:
+        payload = by_shard[shard.shard_id]
+        assert (payload["start"], payload["end"]) == (shard.start, shard.end)
+        assert payload["run_id"] == answer["run_id"]
+        assert payload["request"]["fail_shards"] == [7, 31]
+    assert all(manifest_first for _, manifest_first in harness.order)
+
+    status = body_of(harness.get(answer["status_url"]))
+    assert status["dispatch"] == {"dispatched": 50, "failed": 0}
+    assert status["shards"] == {"succeeded": 0, "failed": 0, "pending": 50}
+    assert status["complete"] is False
+
+    harness.run_workers(workers)
+    status = body_of(harness.get(answer["status_url"]))
+    assert status["shards"] == {"succeeded": 48, "failed": 2, "pending": 0}
+    assert status["complete"] is True
+    assert status["failed_shards"] == [7, 31]
+    assert status["points_succeeded"] == 96
+
+
+def test_status_agrees_with_the_parquet_while_in_progress(harness: Harness) -> None:
+    run_id = body_of(harness.post(FIFTY))["run_id"]
+    harness.run_dispatchers()
+    workers = sorted(harness.lambda_.take("worker"), key=lambda c: c.payload["shard_id"])
+    harness.run_workers(workers[:20])  # shard 7 fails; 19 succeed
+    status = body_of(harness.get(f"/sweeps/{run_id}"))
+
+    rows = []
+    for obj in harness.store.list(layout.outcomes_prefix(run_id)):
+        key = layout.parse_outcome(obj.key)
+        assert key is not None
+        table = pq.read_table(io.BytesIO(harness.store.get(obj.key)))
+        rows.append((key.status, table.column("shard_id")[0].as_py(),
+                     table.column("retryable")[0].as_py()))
+    succeeded = {s for st, s, _ in rows if st == "succeeded"}
+    failed = {s for st, s, r in rows if st == "failed" and not r} - succeeded
+    assert status["shards"] == {
+        "succeeded": len(succeeded), "failed": len(failed), "pending": 50 - len(succeeded | failed)
+    }
+    assert status["failed_shards"] == sorted(failed) == [7]
+
+
+def test_redrive_reruns_only_failed_shards(harness: Harness) -> None:
+    run_id = body_of(harness.post(FIFTY))["run_id"]
+    harness.run_dispatchers()
+    harness.run_workers()
+    before = {k for k in harness.keys() if "status=succeeded" in k}
+
+    response = harness.post({}, f"/sweeps/{run_id}/redrive")
+    assert response.status_code == 202
+    assert body_of(response)["redriven"] == [7, 31]
+    pending = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert pending["shards"]["pending"] == 2 and pending["complete"] is False
+
+    harness.run_dispatchers()
+    workers = harness.lambda_.take("worker")
+    assert sorted(c.payload["shard_id"] for c in workers) == [7, 31]
+    harness.run_workers(workers)
+    after = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert after["failed_shards"] == [7, 31] and after["complete"] is True
+    assert after["redrives"] == {"redrive-1": {"dispatched": 2, "failed": 0}}
+    assert {k for k in harness.keys() if "status=succeeded" in k} == before
+    attempts = [k for k in harness.keys() if "status=failed" in k]
+    assert sorted(k.rsplit("/", 1)[1] for k in attempts) == [
+        "shard-000007-attempt-1.parquet", "shard-000007-attempt-2.parquet",
+        "shard-000031-attempt-1.parquet", "shard-000031-attempt-2.parquet",
+    ]
+
+
+def test_redrive_include_pending_and_nothing_to_redrive(harness: Harness) -> None:
+    run_id = body_of(harness.post(FIFTY))["run_id"]
+    harness.run_dispatchers()
+    harness.lambda_.take("worker")  # every event lost: all 50 shards stay pending
+    assert body_of(harness.post({}, f"/sweeps/{run_id}/redrive"))["redriven"] == []
+    response = harness.post({"include_pending": True}, f"/sweeps/{run_id}/redrive")
+    assert body_of(response)["redriven"] == list(range(50))
+    harness.run_dispatchers()
+    harness.run_workers()
+    status = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert status["complete"] and status["failed_shards"] == [7, 31]
+    bad = harness.post({"include_pending": "yes"}, f"/sweeps/{run_id}/redrive")
+    assert bad.status_code == 400 and body_of(bad)["problems"][0]["path"] == "/include_pending"
+
+
+def throttle_first(k: int) -> Rule:
+    def rule(call: Call, tries: int) -> tuple[int, str] | None:
+        if call.function.endswith("worker") and tries <= k:
+            return 429, "TooManyRequestsException"
+        return None
+
+    return rule
+
+
+def test_throttled_invokes_are_retried_until_dispatched(s3_store: S3Store) -> None:
+    h = Harness(s3_store, throttle_first(2))
+    try:
+        run_id = body_of(h.post(FIFTY))["run_id"]
+        h.run_dispatchers()
+        workers = h.lambda_.take("worker")
+        assert sorted(c.payload["shard_id"] for c in workers) == list(range(50))
+        assert len(h.lambda_.refused) == 100  # two 429s per shard, then accepted
+        status = body_of(h.get(f"/sweeps/{run_id}"))
+        assert status["dispatch"] == {"dispatched": 50, "failed": 0}
+    finally:
+        runtime.use(None)
+
+
+def test_shards_that_cannot_be_dispatched_get_final_failures(s3_store: S3Store) -> None:
+    doomed = {4, 5, 40}
+
+    def rule(call: Call, tries: int) -> tuple[int, str] | None:
+        if call.function.endswith("worker") and call.payload["shard_id"] in doomed:
+            return 429, "TooManyRequestsException"
+        return None
+
+    h = Harness(s3_store, rule, dispatch_max_attempts=3)
+    try:
+        run_id = body_of(h.post(FIFTY))["run_id"]
+        h.run_dispatchers()
+        h.run_workers()
+        status = body_of(h.get(f"/sweeps/{run_id}"))
+        assert status["dispatch"] == {"dispatched": 47, "failed": 3}
+        assert status["failed_shards"] == [4, 5, 7, 31, 40]
+        assert status["complete"] is True
+        for shard in doomed:
+            key = layout.outcome(run_id, "failed", status["created_at"][:10], shard, 1)
+            table = pq.read_table(io.BytesIO(h.store.get(key)))
+            assert table.column("error_code")[0].as_py() == "DISPATCH_FAILED"
+            assert table.column("retryable")[0].as_py() is False
+    finally:
+        runtime.use(None)
+
+
+def test_non_retryable_invoke_errors_fail_at_once(s3_store: S3Store) -> None:
+    def rule(call: Call, tries: int) -> tuple[int, str] | None:
+        return (404, "ResourceNotFoundException") if call.function.endswith("worker") else None
+
+    h = Harness(s3_store, rule)
+    try:
+        run_id = body_of(h.post(FIFTY))["run_id"]
+        h.run_dispatchers()
+        assert len(h.lambda_.refused) == 50  # one try each: retrying cannot help
+        assert body_of(h.get(f"/sweeps/{run_id}"))["dispatch"] == {"dispatched": 0, "failed": 50}
+    finally:
+        runtime.use(None)
+
+
+def test_dispatcher_unavailable_is_a_503_with_the_error_body(s3_store: S3Store) -> None:
+    h = Harness(s3_store, lambda call, tries: (429, "TooManyRequestsException"))
+    try:
+        response = h.post(FIFTY)
+        assert response.status_code == 503
+        body = body_of(response)
+        assert body["error"] == "dispatch_unavailable" and "redrive" in body["message"]
+    finally:
+        runtime.use(None)
+
+
+def mutate(path: list[Any], value: Any) -> dict[str, Any]:
+    body = copy.deepcopy(CONTRACT_EXAMPLE)
+    target: Any = body
+    for part in path[:-1]:
+        target = target[part]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return body
+
+
+INVALID: list[tuple[str, Any, int, str]] = [
+    ("unknown field", mutate(["colour"], "red"), 400, "/colour"),
+    ("no simulation", mutate(["simulation"], KeyError), 400, "/simulation"),
+    ("unknown simulation", mutate(["simulation"], "weather"), 400, "/simulation"),
+    ("no parameters", mutate(["parameters"], KeyError), 400, "/parameters"),
+    ("empty parameters", mutate(["parameters"], {}), 400, "/parameters"),
+    ("parameter not taken", mutate(["parameters", "colour"], {"values": [1]}), 400,
+     "/parameters/colour"),
+    ("bad parameter name", mutate(["parameters", "Vol"], {"values": [1]}), 400, "/parameters/Vol"),
+    ("axis with two kinds", mutate(["parameters", "paths"], {"values": [1], "range": {}}), 400,
+     "/parameters/paths"),
+    ("empty values", mutate(["parameters", "paths", "values"], []), 400,
+     "/parameters/paths/values"),
+    ("duplicate values", mutate(["parameters", "option", "values"], ["call", "call"]), 400,
+     "/parameters/option/values"),
+    ("range step 0", mutate(["parameters", "strike", "range", "step"], 0), 400,
+     "/parameters/strike/range/step"),
+    ("float range", mutate(["parameters", "strike", "range", "start"], 80.5), 400,
+     "/parameters/strike/range/start"),
+    ("empty range", mutate(["parameters", "strike", "range", "stop"], 80), 400,
+     "/parameters/strike/range"),
+    ("linspace num 0", mutate(["parameters", "volatility", "linspace", "num"], 0), 400,
+     "/parameters/volatility/linspace/num"),
+    ("wrong type", mutate(["parameters", "option", "values"], ["call", 3]), 400,
+     "/parameters/option/values/1"),
+    ("out of domain", mutate(["parameters", "volatility", "linspace", "start"], -0.1), 400,
+     "/parameters/volatility/linspace"),
+    ("not a choice", mutate(["parameters", "option", "values"], ["straddle"]), 400,
+     "/parameters/option/values/0"),
+    ("no shards", mutate(["shards"], KeyError), 400, "/shards"),
+    ("count and size", mutate(["shards"], {"count": 2, "size": 3}), 400, "/shards"),
+    ("count 0", mutate(["shards", "count"], 0), 400, "/shards/count"),
+    ("count over points", mutate(["shards", "count"], 163), 400, "/shards/count"),
+    ("too many shards", mutate(["shards"], {"size": 1}) | {"parameters": {
+        "paths": {"range": {"start": 1, "stop": 20001, "step": 1}}}, "fail_shards": []},
+     400, "/shards/size"),
+    ("too many points", mutate(["parameters", "paths"], {"range": {
+        "start": 1, "stop": 10**7, "step": 1}}), 400, "/parameters"),
+    ("negative seed", mutate(["seed"], -1), 400, "/seed"),
+    ("bad label", mutate(["label"], "a label"), 400, "/label"),
+    ("fail shard out of range", mutate(["fail_shards"], [12]), 400, "/fail_shards/0"),
+    ("body is a list", [CONTRACT_EXAMPLE], 400, "/"),
+    ("invalid JSON", '{"simulation": ', 400, ""),
+    ("NaN", json.dumps(mutate(["seed"], 1)).replace('"seed": 1', '"seed": NaN'), 400, "/seed"),
+    ("empty body", "", 400, ""),
+    ("not UTF-8", b"\xff\xfe{}", 400, ""),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "path"), [c[1:] for c in INVALID],
+                         ids=[c[0] for c in INVALID])
+def test_invalid_bodies_dispatch_and_write_nothing(
+    harness: Harness, body: Any, status: int, path: str
+) -> None:
+    response = harness.post(body)
+    assert response.status_code == status
+    answer = body_of(response)
+    assert set(answer) == {"error", "message", "problems"}
+    assert answer["message"] and "\n" not in answer["message"]
+    if path:
+        assert path in [p["path"] for p in answer["problems"]], answer
+    assert harness.lambda_.accepted == [] and harness.keys() == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"Content-Type": "text/plain"}, json.dumps(CONTRACT_EXAMPLE), 415),
+        ({}, json.dumps(CONTRACT_EXAMPLE), 415),
+        (JSON, json.dumps(CONTRACT_EXAMPLE | {"label": "x" * 300_000}), 413),
+    ],
+    ids=["text/plain", "no content type", "oversize"],
+)
+def test_transport_errors_are_4xx(
+    harness: Harness, headers: dict[str, str], body: str, status: int
+) -> None:
+    response = harness.post(body, headers=headers)
+    assert response.status_code == status
+    assert set(body_of(response)) == {"error", "message", "problems"}
+    assert harness.lambda_.accepted == [] and harness.keys() == []
+
+
+def test_fault_injection_refused_where_the_stage_forbids_it(s3_store: S3Store) -> None:
+    h = Harness(s3_store, allow_fault_injection=False)
+    try:
+        response = h.post(CONTRACT_EXAMPLE)
+        assert response.status_code == 400
+        assert body_of(response)["problems"][0]["path"] == "/fail_shards"
+        assert h.keys() == []
+    finally:
+        runtime.use(None)
+
+
+@pytest.mark.parametrize(("run_id", "status"), [
+    ("nope", 400), ("dots.and_underscores", 400), ("a" * 65, 400), ("20261126T000000000Z-000000000000", 404),
+])
+def test_status_of_malformed_or_unknown_runs(harness: Harness, run_id: str, status: int) -> None:
+    response = harness.get(f"/sweeps/{run_id}")
+    assert response.status_code == status
+    assert set(body_of(response)) == {"error", "message", "problems"}
+
+
+def test_simulations_come_from_the_registry(harness: Harness) -> None:
+    sims = {s["name"]: s for s in body_of(harness.get("/simulations"))["simulations"]}
+    assert set(sims) >= {"option_pricing", "monte_carlo_pi"}
+    params = {p["name"]: p for p in sims["option_pricing"]["parameters"]}
+    assert params["volatility"]["default"] == 0.2 and params["paths"]["type"] == "int"
+    assert sims["option_pricing"]["metrics"] == ["price", "stderr", "analytic", "abs_error"]

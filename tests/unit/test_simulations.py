@@ -1,0 +1,393 @@
+"""Built-in simulations: determinism per point, accuracy, and the registry's declarations."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib.partitioner import ShardSpec, plan_shards
+from chalicelib.simulations import REGISTRY, Parameter, Simulation, SimulationError, simulation
+from chalicelib.simulations.builtin import black_scholes
+from chalicelib.simulations.registry import point_rng
+from chalicelib.space import ParameterSpace, Value
+
+ROOT = Path(__file__).resolve().parents[2]
+OPTION = REGISTRY["option_pricing"]
+PI = REGISTRY["monte_carlo_pi"]
+
+Results = dict[int, dict[str, float]]
+
+SMALL_OPTION_SPACE = ParameterSpace.from_request(
+    {
+        "spot": {"range": {"start": 90, "stop": 111, "step": 10}},
+        "volatility": {"linspace": {"start": 0.1, "stop": 0.4, "num": 3}},
+        "option": {"values": ["call", "put"]},
+        "paths": {"values": [50, 200]},
+    }
+)
+SMALL_PI_SPACE = ParameterSpace.from_request(
+    {"samples": {"range": {"start": 100, "stop": 2100, "step": 100}}}
+)
+CASES = [(OPTION, SMALL_OPTION_SPACE), (PI, SMALL_PI_SPACE)]
+
+
+def evaluate_sharded(sim: Simulation, space: ParameterSpace, spec: ShardSpec, seed: int) -> Results:
+    """What the workers do together: each shard decodes and evaluates its own index range."""
+    results: Results = {}
+    for shard in plan_shards(space.size, spec):
+        for i, point in space.iter_points(shard.start, shard.end):
+            assert i not in results
+            results[i] = sim.evaluate(point, seed, i)
+    return results
+
+
+def same(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    """Bit-for-bit equal metrics, NaN included."""
+    return a.keys() == b.keys() and all(
+        (math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a
+    )
+
+
+# --- independence from sharding and order ----------------------------------------------------
+
+_whole: dict[tuple[str, int], Results] = {}
+
+
+def whole(sim: Simulation, space: ParameterSpace, seed: int) -> Results:
+    key = (sim.name, seed)
+    if key not in _whole:
+        _whole[key] = evaluate_sharded(sim, space, ShardSpec("count", 1), seed)
+    return _whole[key]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from(range(len(CASES))),
+    st.sampled_from(["count", "size"]),
+    st.integers(1, 36),
+    st.sampled_from([0, 7]),
+)
+def test_results_do_not_depend_on_sharding(case: int, mode: str, k: int, seed: int) -> None:
+    sim, space = CASES[case]
+    k = min(k, space.size)
+    spec = ShardSpec("count" if mode == "count" else "size", k)
+    sharded = evaluate_sharded(sim, space, spec, seed)
+    reference = whole(sim, space, seed)
+    assert sharded.keys() == reference.keys() == set(range(space.size))
+    assert all(same(sharded[i], reference[i]) for i in reference)
+
+
+@pytest.mark.parametrize(("sim", "space"), CASES, ids=[s.name for s, _ in CASES])
+def test_results_do_not_depend_on_evaluation_order(sim: Simulation, space: ParameterSpace) -> None:
+    reference = whole(sim, space, 7)
+    order = list(range(space.size))
+    random.Random(3).shuffle(order)
+    shuffled = {i: sim.evaluate(space.point(i), 7, i) for i in order}
+    backwards = {i: sim.evaluate(space.point(i), 7, i) for i in reversed(order)}
+    assert all(same(shuffled[i], reference[i]) for i in reference)
+    assert all(same(backwards[i], reference[i]) for i in reference)
+
+
+def test_result_depends_on_the_index_not_on_other_points() -> None:
+    """Evaluating a point alone gives what it gave inside a full sweep."""
+    reference = whole(OPTION, SMALL_OPTION_SPACE, 0)
+    for i in (0, 5, SMALL_OPTION_SPACE.size - 1):
+        assert same(OPTION.evaluate(SMALL_OPTION_SPACE.point(i), 0, i), reference[i])
+
+
+def test_different_seeds_give_different_prices() -> None:
+    point = {"paths": 200}
+    prices = {OPTION.evaluate(point, seed, 0)["price"] for seed in range(10)}
+    assert len(prices) == 10
+    estimates = {PI.evaluate({"samples": 1000}, seed, 0)["estimate"] for seed in range(10)}
+    assert len(estimates) > 1
+
+
+def test_different_indexes_give_different_streams() -> None:
+    """Two points with the same parameters but different indexes draw different numbers."""
+    point = {"paths": 200}
+    assert OPTION.evaluate(point, 0, 1)["price"] != OPTION.evaluate(point, 0, 2)["price"]
+
+
+def test_streams_are_keyed_by_simulation_seed_and_index() -> None:
+    def first(name: str, seed: int, index: int) -> float:
+        return float(point_rng(name, seed, index).random())
+
+    base = first("option_pricing", 7, 3)
+    assert first("option_pricing", 7, 3) == base
+    assert first("monte_carlo_pi", 7, 3) != base
+    assert first("option_pricing", 8, 3) != base
+    assert first("option_pricing", 7, 4) != base
+    # No ambiguity from concatenating the key: (seed 1, index 23) != (seed 12, index 3).
+    assert first("option_pricing", 1, 23) != first("option_pricing", 12, 3)
+
+
+# --- option_pricing accuracy -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [("call", 10.4506), ("put", 5.5735)],
+)
+def test_black_scholes_known_values(option: str, expected: float) -> None:
+    assert black_scholes(100, 100, 0.05, 0.2, 1, option) == pytest.approx(expected, abs=5e-5)
+    point: dict[str, Value] = {"rate": 0.05, "option": option, "paths": 10}
+    assert OPTION.evaluate(point, 0, 0)["analytic"] == pytest.approx(expected, abs=5e-5)
+
+
+def test_put_call_parity() -> None:
+    for spot, strike, rate, vol, maturity in [
+        (100, 100, 0.05, 0.2, 1),
+        (80, 120, -0.01, 0.6, 2.5),
+        (150, 90, 0.1, 0.05, 0.25),
+    ]:
+        call = black_scholes(spot, strike, rate, vol, maturity, "call")
+        put = black_scholes(spot, strike, rate, vol, maturity, "put")
+        parity = spot - strike * math.exp(-rate * maturity)
+        assert call - put == pytest.approx(parity, abs=1e-9)
+
+
+def fixed_grid() -> Iterator[dict[str, Value]]:
+    """120 points, none so far out of the money that its stderr is degenerate."""
+    for spot in (90.0, 95.0, 100.0, 105.0, 110.0):
+        for strike in (95.0, 100.0, 105.0):
+            for vol in (0.15, 0.2, 0.3, 0.4):
+                for option in ("call", "put"):
+                    yield {
+                        "spot": spot,
+                        "strike": strike,
+                        "volatility": vol,
+                        "option": option,
+                        "rate": 0.03,
+                        "maturity": 1.0,
+                        "paths": 4000,
+                    }
+
+
+def test_monte_carlo_price_within_four_stderr_of_analytic() -> None:
+    """Deterministic (fixed seed and indexes), so this never flakes."""
+    grid = list(fixed_grid())
+    assert len(grid) == 120
+    misses = []
+    for i, point in enumerate(grid):
+        m = OPTION.evaluate(point, 2026, i)
+        assert m["stderr"] > 0
+        assert m["abs_error"] == abs(m["price"] - m["analytic"])
+        if m["abs_error"] > 4 * m["stderr"]:
+            misses.append((point, m))
+    assert not misses
+
+
+def test_stderr_shrinks_with_paths() -> None:
+    few = OPTION.evaluate({"paths": 1_000}, 1, 0)["stderr"]
+    many = OPTION.evaluate({"paths": 100_000}, 1, 0)["stderr"]
+    assert many < few / 5
+
+
+def test_single_path_has_nan_stderr_and_finite_price() -> None:
+    m = OPTION.evaluate({"paths": 1}, 0, 0)
+    assert math.isnan(m["stderr"])
+    assert math.isfinite(m["price"])
+    assert m["price"] >= 0
+    assert math.isfinite(m["abs_error"])
+
+
+def test_defaults_fill_in_unswept_parameters() -> None:
+    m = OPTION.evaluate({"paths": 10}, 0, 0)
+    assert m["analytic"] == black_scholes(100.0, 100.0, 0.01, 0.2, 1.0, "call")
+    assert OPTION.effective_params({"spot": 90}) == {
+        "spot": 90,
+        "strike": 100.0,
+        "rate": 0.01,
+        "volatility": 0.2,
+        "maturity": 1.0,
+        "option": "call",
+        "paths": 10_000,
+    }
+
+
+def test_metrics_are_exactly_the_declared_floats() -> None:
+    m = OPTION.evaluate({"paths": 20}, 0, 0)
+    assert list(m) == ["price", "stderr", "analytic", "abs_error"]
+    assert all(type(v) is float for v in m.values())
+    p = PI.evaluate({"samples": 20}, 0, 0)
+    assert list(p) == ["estimate", "abs_error"]
+
+
+# --- monte_carlo_pi ----------------------------------------------------------------------------
+
+
+def test_monte_carlo_pi_estimate_is_near_pi() -> None:
+    m = PI.evaluate({"samples": 200_000}, 0, 0)
+    assert m["abs_error"] < 0.02
+    assert m["abs_error"] == abs(m["estimate"] - math.pi)
+
+
+def test_monte_carlo_pi_single_sample() -> None:
+    assert PI.evaluate({"samples": 1}, 0, 0)["estimate"] in (0.0, 4.0)
+
+
+def test_draws_are_chunked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks bound memory. Normals drawn block by block continue one stream, so option prices
+    only move by summation rounding; pi draws x then y per block, so BLOCK is part of its
+    stream definition (changing it would change published results for samples > BLOCK)."""
+    from chalicelib.simulations import builtin
+
+    option = OPTION.evaluate({"paths": 5000}, 3, 9)
+    pi = PI.evaluate({"samples": 5000}, 3, 9)
+    small = OPTION.evaluate({"paths": 50}, 3, 9)
+    monkeypatch.setattr(builtin, "BLOCK", 1000)
+    chunked = OPTION.evaluate({"paths": 5000}, 3, 9)
+    assert chunked["price"] == pytest.approx(option["price"], rel=1e-12)
+    assert chunked["stderr"] == pytest.approx(option["stderr"], rel=1e-9)
+    assert PI.evaluate({"samples": 5000}, 3, 9)["estimate"] == pytest.approx(
+        pi["estimate"], abs=0.2
+    )
+    # Blocks that do not divide the count still draw exactly the requested number.
+    monkeypatch.setattr(builtin, "BLOCK", 7)
+    assert OPTION.evaluate({"paths": 50}, 3, 9)["price"] == pytest.approx(small["price"], rel=1e-12)
+    monkeypatch.undo()
+    assert OPTION.evaluate({"paths": 5000}, 3, 9) == option
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+
+def test_builtins_are_registered() -> None:
+    assert {"option_pricing", "monte_carlo_pi"} <= set(REGISTRY)
+
+
+def test_describe_lists_every_parameter() -> None:
+    option = OPTION.describe()
+    assert option["name"] == "option_pricing"
+    assert option["metrics"] == ["price", "stderr", "analytic", "abs_error"]
+    params = {p["name"]: p for p in option["parameters"]}
+    assert list(params) == ["spot", "strike", "rate", "volatility", "maturity", "option", "paths"]
+    for p in option["parameters"]:
+        assert {"name", "type", "domain", "default"} <= set(p)
+        assert p["type"] in ("float", "int", "str", "bool")
+        assert isinstance(p["domain"], dict)
+    assert params["spot"]["default"] == 100
+    assert params["strike"]["default"] == 100
+    assert params["rate"]["default"] == 0.01
+    assert params["volatility"]["default"] == 0.2
+    assert params["volatility"]["domain"]["exclusive_minimum"] == 0
+    assert params["maturity"]["default"] == 1
+    assert params["maturity"]["domain"]["exclusive_minimum"] == 0
+    assert params["option"] == {
+        **params["option"],
+        "type": "str",
+        "default": "call",
+        "domain": {"choices": ["call", "put"]},
+    }
+    assert params["paths"]["type"] == "int"
+    assert params["paths"]["default"] == 10_000
+    assert params["paths"]["domain"]["minimum"] == 1
+
+    pi = PI.describe()
+    assert pi["metrics"] == ["estimate", "abs_error"]
+    (samples,) = pi["parameters"]
+    assert samples["name"] == "samples"
+    assert samples["type"] == "int"
+    assert samples["domain"]["minimum"] == 1
+    assert samples["default"] is None
+    assert samples["required"] is True
+    json.dumps([OPTION.describe(), PI.describe()])  # GET /simulations serialises this
+
+
+def test_registering_a_duplicate_name_is_an_error() -> None:
+    before = dict(REGISTRY)
+
+    def again(p: Mapping[str, Any], rng: np.random.Generator) -> dict[str, float]:
+        return {"estimate": 0.0}
+
+    with pytest.raises(ValueError, match="monte_carlo_pi"):
+        simulation("monte_carlo_pi", parameters=[], metrics=["estimate"])(again)
+    assert before == REGISTRY
+    assert REGISTRY["monte_carlo_pi"].fn is not again
+
+
+def test_a_new_simulation_is_one_decorated_function() -> None:
+    name = "test_only_constant"
+    assert name not in REGISTRY
+    try:
+
+        @simulation(
+            name,
+            parameters=[Parameter("x", "float", 1.0, minimum=0)],
+            metrics=["twice", "noise"],
+        )
+        def constant(p: Mapping[str, Any], rng: np.random.Generator) -> dict[str, float]:
+            if p["x"] == 13:
+                raise ValueError("unlucky")
+            return {"twice": 2 * float(p["x"]), "noise": float(rng.random()), "extra": 1.0}
+
+        sim = REGISTRY[name]
+        assert sim.evaluate({}, 0, 0)["twice"] == 2.0
+        assert sim.evaluate({"x": 4}, 0, 0)["twice"] == 8.0
+        assert "extra" not in sim.evaluate({"x": 4}, 0, 0)
+        with pytest.raises(SimulationError, match="ValueError: unlucky"):
+            sim.evaluate({"x": 13}, 0, 0)
+        assert sim.describe()["parameters"][0]["domain"] == {"minimum": 0}
+    finally:
+        REGISTRY.pop(name, None)
+
+
+def test_parameter_domains() -> None:
+    vol = OPTION.by_name["volatility"]
+    assert vol.domain_problem(0.0) is not None
+    assert vol.domain_problem(-1.0) is not None
+    assert vol.domain_problem(1e-9) is None
+    assert vol.domain_problem(math.nan) is not None
+    assert vol.type_problem("x") is not None
+    assert vol.type_problem(True) is not None
+    paths = OPTION.by_name["paths"]
+    assert paths.type_problem(10.0) is not None
+    assert paths.domain_problem(0) is not None
+    assert OPTION.by_name["option"].domain_problem("straddle") is not None
+
+
+# --- process independence ----------------------------------------------------------------------
+
+_PROBE = """
+import json
+from chalicelib.simulations import REGISTRY
+point = {"spot": 95.0, "volatility": 0.3, "option": "put", "paths": 500}
+a = REGISTRY["option_pricing"].evaluate(point, 11, 123456789012)
+b = REGISTRY["monte_carlo_pi"].evaluate({"samples": 1000}, 11, 5)
+print(json.dumps([a, b]))
+"""
+
+
+def run_probe(hash_seed: str) -> Any:
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(out.stdout)
+
+
+def test_random_stream_does_not_depend_on_pythonhashseed() -> None:
+    first, second = run_probe("1"), run_probe("4242")
+    assert first == second
+    point: dict[str, Value] = {"spot": 95.0, "volatility": 0.3, "option": "put", "paths": 500}
+    here = OPTION.evaluate(point, 11, 123456789012)
+    assert first[0] == here
