@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice.app import Chalice, Response
 
 from chalicelib import api, runtime
 
@@ -11,7 +11,7 @@ app = Chalice(app_name="sweeps")
 
 @app.route("/sweeps", methods=["POST"], content_types=["*/*"])
 def submit_sweep() -> Response:
-    return api.submit_sweep(app.current_request, runtime.current())  # type: ignore[arg-type]
+    return api.submit_sweep(app.current_request, runtime.current())
 
 
 @app.route("/sweeps/{run_id}", methods=["GET"])
@@ -21,7 +21,7 @@ def sweep_status(run_id: str) -> Response:
 
 @app.route("/sweeps/{run_id}/redrive", methods=["POST"], content_types=["*/*"])
 def redrive(run_id: str) -> Response:
-    return api.redrive(run_id, app.current_request, runtime.current())  # type: ignore[arg-type]
+    return api.redrive(run_id, app.current_request, runtime.current())
 
 
 @app.route("/simulations", methods=["GET"])

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Response
-from chalice.app import Request
+from chalice.app import Request, Response
 
 from chalicelib import runs
 from chalicelib.errors import SweepError
@@ -18,7 +17,7 @@ from chalicelib.logs import logger
 from chalicelib.runtime import Runtime
 from chalicelib.simulations import REGISTRY
 
-JSON = {"Content-Type": "application/json"}
+JSON: dict[str, str | list[str]] = {"Content-Type": "application/json"}
 
 
 def _answer(status: int, call: Callable[[], Any]) -> Response:
@@ -32,21 +31,24 @@ def _answer(status: int, call: Callable[[], Any]) -> Response:
         return Response(body=body, status_code=500, headers=JSON)
 
 
-def submit_sweep(request: Request, rt: Runtime) -> Response:
-    return _answer(202, lambda: runs.submit(
-        rt.settings, rt.store, rt.invoker, request.raw_body, request.headers.get("content-type")
-    ))
+def _body(request: Request | None) -> tuple[bytes | str | None, str | None]:
+    if request is None:
+        return None, None
+    return request.raw_body, request.headers.get("content-type")
+
+
+def submit_sweep(request: Request | None, rt: Runtime) -> Response:
+    return _answer(202, lambda: runs.submit(rt.settings, rt.store, rt.invoker, *_body(request)))
 
 
 def sweep_status(run_id: str, rt: Runtime) -> Response:
     return _answer(200, lambda: runs.status(rt.store, run_id))
 
 
-def redrive(run_id: str, request: Request, rt: Runtime) -> Response:
-    return _answer(202, lambda: runs.redrive(
-        rt.settings, rt.store, rt.invoker, run_id, request.raw_body,
-        request.headers.get("content-type"),
-    ))
+def redrive(run_id: str, request: Request | None, rt: Runtime) -> Response:
+    return _answer(
+        202, lambda: runs.redrive(rt.settings, rt.store, rt.invoker, run_id, *_body(request))
+    )
 
 
 def simulations() -> Response:

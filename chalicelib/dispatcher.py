@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,18 +31,23 @@ from chalicelib.settings import Settings
 from chalicelib.stores import ObjectStore
 from chalicelib.task import ShardTask
 
+
 @dataclass(frozen=True)
 class Policy:
     leaf_shards: int = 1000
     width: int = 10
     threads: int = 32
-    backoff: Backoff = Backoff()
+    backoff: Backoff = field(default_factory=Backoff)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
         backoff = Backoff(settings.dispatch_max_attempts, settings.dispatch_backoff_ms)
-        return cls(settings.dispatch_leaf_shards, settings.dispatch_width,
-                   settings.dispatch_threads, backoff)
+        return cls(
+            settings.dispatch_leaf_shards,
+            settings.dispatch_width,
+            settings.dispatch_threads,
+            backoff,
+        )
 
 
 def split(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
@@ -97,55 +102,86 @@ class Dispatcher:
         try:
             self.catalog.register_run(manifest.run_id, manifest.dt)
         except Exception:  # the run must still go out; queries can wait for a redrive
-            logger.exception("registering the run's partitions failed",
-                             extra={"run_id": manifest.run_id})
+            logger.exception(
+                "registering the run's partitions failed", extra={"run_id": manifest.run_id}
+            )
 
     def _split(self, job: DispatchJob) -> dict[str, Any]:
         inline = []
-        children = [DispatchJob(job.run_id, job.job, lo, hi)
-                    for lo, hi in split(job.lo, job.hi, self.policy.width)]
+        children = [
+            DispatchJob(job.run_id, job.job, lo, hi)
+            for lo, hi in split(job.lo, job.hi, self.policy.width)
+        ]
         for child in children:
-            error = send(self.invoker, "dispatcher", child.to_payload(), self.policy.backoff,
-                         **self.sleep_kw)
+            error = send(
+                self.invoker, "dispatcher", child.to_payload(), self.policy.backoff, **self.sleep_kw
+            )
             if error is not None:
-                logger.warning("child dispatcher not invoked; dispatching inline",
-                               extra={"run_id": job.run_id, "lo": child.lo, "hi": child.hi,
-                                      "error": error})
+                logger.warning(
+                    "child dispatcher not invoked; dispatching inline",
+                    extra={"run_id": job.run_id, "lo": child.lo, "hi": child.hi, "error": error},
+                )
                 inline.append(child)
         for child in inline:
             self.run(child)
-        return {"run_id": job.run_id, "job": job.job, "children": len(children),
-                "inline": len(inline)}
+        return {
+            "run_id": job.run_id,
+            "job": job.job,
+            "children": len(children),
+            "inline": len(inline),
+        }
 
     def _leaf(self, manifest: Manifest, job: DispatchJob, ids: Sequence[int]) -> dict[str, Any]:
         started = datetime.now(UTC)
         request = manifest.request
         tasks = [
-            ShardTask(manifest.run_id, k, *shard_bounds(request.total_points, request.shards, k),
-                      manifest.dt, request)
+            ShardTask(
+                manifest.run_id,
+                k,
+                *shard_bounds(request.total_points, request.shards, k),
+                manifest.dt,
+                request,
+            )
             for k in ids
         ]
         request_body = request.to_dict()
 
         def hand_over(shard: ShardTask) -> str | None:
-            return send(self.invoker, "worker", shard.to_payload(request_body),
-                        self.policy.backoff, **self.sleep_kw)
+            return send(
+                self.invoker,
+                "worker",
+                shard.to_payload(request_body),
+                self.policy.backoff,
+                **self.sleep_kw,
+            )
 
         with ThreadPoolExecutor(max_workers=max(1, min(self.policy.threads, len(tasks)))) as pool:
             errors = list(pool.map(hand_over, tasks))
         failed = [(t, e) for t, e in zip(tasks, errors, strict=True) if e is not None]
         writer = OutcomeWriter(self.store)
         for shard, error in failed:
-            ref = ShardRef(shard.run_id, shard.shard_id, shard.dt, shard.start, shard.end,
-                           request.simulation)
-            writer.record_failure(ref, error_codes.DISPATCH_FAILED, f"Invoke failed: {error}",
-                                  Timing.since(started), "")
+            ref = ShardRef(
+                shard.run_id, shard.shard_id, shard.dt, shard.start, shard.end, request.simulation
+            )
+            writer.record_failure(
+                ref,
+                error_codes.DISPATCH_FAILED,
+                f"Invoke failed: {error}",
+                Timing.since(started),
+                "",
+            )
         ok = len(tasks) - len(failed)
         self.store.put(
             layout.dispatch_record(job.run_id, job.job, job.lo, job.hi, ok, len(failed)), b""
         )
-        summary = {"run_id": job.run_id, "job": job.job, "lo": job.lo, "hi": job.hi,
-                   "dispatched": ok, "failed": len(failed)}
+        summary = {
+            "run_id": job.run_id,
+            "job": job.job,
+            "lo": job.lo,
+            "hi": job.hi,
+            "dispatched": ok,
+            "failed": len(failed),
+        }
         logger.info("leaf dispatched", extra=summary)
         return summary
 

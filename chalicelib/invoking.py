@@ -59,7 +59,7 @@ class Backoff:
     cap_ms: int = 5_000
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        return rand() * min(self.cap_ms, self.base_ms * 2**attempt) / 1000
+        return rand() * min(self.cap_ms, self.base_ms * (1 << attempt)) / 1000
 
 
 def send(
@@ -106,10 +106,16 @@ class LambdaInvoker(Invoker):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            raise InvokeError(f"{code}: {error.get('Message', '')}".strip(),
-                              retryable=code in RETRYABLE_CODES or status >= 500) from None
-        except (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError,
-                ConnectTimeoutError) as exc:
+            raise InvokeError(
+                f"{code}: {error.get('Message', '')}".strip(),
+                retryable=code in RETRYABLE_CODES or status >= 500,
+            ) from None
+        except (
+            EndpointConnectionError,
+            ConnectionClosedError,
+            ReadTimeoutError,
+            ConnectTimeoutError,
+        ) as exc:
             raise InvokeError(type(exc).__name__, retryable=True) from None
         if response.get("StatusCode") != 202:
             raise InvokeError(f"Invoke answered {response.get('StatusCode')}", retryable=True)

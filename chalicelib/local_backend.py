@@ -33,7 +33,9 @@ def run_worker_process(payload: dict[str, Any], root: str, margin_ms: int) -> di
     return run_task(payload, None, LocalStore(Path(root)), margin_ms)
 
 
-def destination_record(payload: dict[str, Any], error: BaseException, attempts: int) -> dict[str, Any]:
+def destination_record(
+    payload: dict[str, Any], error: BaseException, attempts: int
+) -> dict[str, Any]:
     """What Lambda sends the OnFailure destination once retries are exhausted."""
     return {
         "version": "1.0",
@@ -98,9 +100,9 @@ class LocalInvoker(Invoker):
             self._idle.notify_all()
 
     def _run_dispatcher(self, event: dict[str, Any]) -> None:
+        from chalicelib.catalog import NoCatalog
         from chalicelib.dispatcher import Dispatcher, Policy
         from chalicelib.jobs import DispatchJob
-        from chalicelib.catalog import NoCatalog
 
         try:
             policy = Policy.from_settings(self.settings)
@@ -123,7 +125,9 @@ class LocalInvoker(Invoker):
     def _submit_worker(self, event: dict[str, Any], attempt: int) -> None:
         try:
             future = self._worker_pool().submit(
-                run_worker_process, event, str(self.settings.local_root),
+                run_worker_process,
+                event,
+                str(self.settings.local_root),
                 self.settings.deadline_margin_ms,
             )
         except BrokenProcessPool as exc:
@@ -132,8 +136,9 @@ class LocalInvoker(Invoker):
             return
         future.add_done_callback(lambda f: self._after_worker(f, event, attempt))
 
-    def _after_worker(self, future: Future[dict[str, Any]], event: dict[str, Any],
-                      attempt: int) -> None:
+    def _after_worker(
+        self, future: Future[dict[str, Any]], event: dict[str, Any], attempt: int
+    ) -> None:
         error = future.exception()
         if error is None:
             self._finished()
@@ -142,10 +147,13 @@ class LocalInvoker(Invoker):
             self._reset_pool()
         self._after_worker_error(event, attempt, error)
 
-    def _after_worker_error(self, event: dict[str, Any], attempt: int,
-                            error: BaseException) -> None:
-        logger.warning("local worker attempt failed",
-                       extra={"attempt": attempt, "error": f"{type(error).__name__}: {error}"})
+    def _after_worker_error(
+        self, event: dict[str, Any], attempt: int, error: BaseException
+    ) -> None:
+        logger.warning(
+            "local worker attempt failed",
+            extra={"attempt": attempt, "error": f"{type(error).__name__}: {error}"},
+        )
         if attempt < self.settings.worker_max_attempts:
             self._dispatchers.submit(self._submit_worker, event, attempt + 1)
             return

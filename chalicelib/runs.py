@@ -54,14 +54,14 @@ def api_backoff(settings: Settings) -> Backoff:
     return Backoff(min(4, settings.dispatch_max_attempts), settings.dispatch_backoff_ms)
 
 
-def parse_json(raw: bytes | None, content_type: str | None, max_bytes: int) -> Any:
+def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int) -> Any:
     """The body as JSON; every way a client can get this wrong is a 4xx with our error body."""
     media = (content_type or "").split(";")[0].strip().lower()
     if media != "application/json":
         raise UnsupportedMediaType(
             f"send Content-Type: application/json (got {content_type or 'none'})"
         )
-    raw = raw or b""
+    raw = raw.encode() if isinstance(raw, str) else (raw or b"")
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"the body has {len(raw)} bytes; the limit is {max_bytes}")
     if not raw.strip():
@@ -82,7 +82,7 @@ def submit(
     settings: Settings,
     store: ObjectStore,
     invoker: Invoker,
-    raw: bytes | None,
+    raw: bytes | str | None,
     content_type: str | None,
 ) -> dict[str, Any]:
     """Validate, record the manifest, hand the run to the dispatcher; the 202's body."""
@@ -94,14 +94,17 @@ def submit(
     job = DispatchJob(run.run_id, INITIAL, 0, request.shard_count)
     error = send(invoker, "dispatcher", job.to_payload(), api_backoff(settings))
     if error is not None:
-        logger.error("run not handed to the dispatcher", extra={"run_id": run.run_id,
-                                                                 "error": error})
+        logger.error(
+            "run not handed to the dispatcher", extra={"run_id": run.run_id, "error": error}
+        )
         raise DispatchUnavailable(
             f"run {run.run_id} was recorded but could not be dispatched ({error}); "
             "redrive it with include_pending once dispatch is available"
         )
-    logger.info("run accepted", extra={"run_id": run.run_id, "shards": request.shard_count,
-                                       "points": request.total_points})
+    logger.info(
+        "run accepted",
+        extra={"run_id": run.run_id, "shards": request.shard_count, "points": request.total_points},
+    )
     return {
         "run_id": run.run_id,
         "status_url": f"/sweeps/{run.run_id}",
@@ -194,7 +197,7 @@ def redrive(
     store: ObjectStore,
     invoker: Invoker,
     run_id: str,
-    raw: bytes | None,
+    raw: bytes | str | None,
     content_type: str | None,
 ) -> dict[str, Any]:
     """Re-dispatch failed (and optionally pending) shards; succeeded ones are never re-run."""

@@ -93,7 +93,7 @@ class Harness:
         for call in calls if calls is not None else self.lambda_.take("worker"):
             self.client.lambda_.invoke("worker", call.payload)
 
-    def keys(self) -> list[str]:
+    def all_keys(self) -> list[str]:
         return [o.key for o in self.store.list("")]
 
 
@@ -155,12 +155,15 @@ def test_status_agrees_with_the_parquet_while_in_progress(harness: Harness) -> N
         key = layout.parse_outcome(obj.key)
         assert key is not None
         table = pq.read_table(io.BytesIO(harness.store.get(obj.key)))
-        rows.append((key.status, table.column("shard_id")[0].as_py(),
-                     table.column("retryable")[0].as_py()))
+        rows.append(
+            (key.status, table.column("shard_id")[0].as_py(), table.column("retryable")[0].as_py())
+        )
     succeeded = {s for st, s, _ in rows if st == "succeeded"}
     failed = {s for st, s, r in rows if st == "failed" and not r} - succeeded
     assert status["shards"] == {
-        "succeeded": len(succeeded), "failed": len(failed), "pending": 50 - len(succeeded | failed)
+        "succeeded": len(succeeded),
+        "failed": len(failed),
+        "pending": 50 - len(succeeded | failed),
     }
     assert status["failed_shards"] == sorted(failed) == [7]
 
@@ -169,7 +172,7 @@ def test_redrive_reruns_only_failed_shards(harness: Harness) -> None:
     run_id = body_of(harness.post(FIFTY))["run_id"]
     harness.run_dispatchers()
     harness.run_workers()
-    before = {k for k in harness.keys() if "status=succeeded" in k}
+    before = {k for k in harness.all_keys() if "status=succeeded" in k}
 
     response = harness.post({}, f"/sweeps/{run_id}/redrive")
     assert response.status_code == 202
@@ -184,11 +187,13 @@ def test_redrive_reruns_only_failed_shards(harness: Harness) -> None:
     after = body_of(harness.get(f"/sweeps/{run_id}"))
     assert after["failed_shards"] == [7, 31] and after["complete"] is True
     assert after["redrives"] == {"redrive-1": {"dispatched": 2, "failed": 0}}
-    assert {k for k in harness.keys() if "status=succeeded" in k} == before
-    attempts = [k for k in harness.keys() if "status=failed" in k]
+    assert {k for k in harness.all_keys() if "status=succeeded" in k} == before
+    attempts = [k for k in harness.all_keys() if "status=failed" in k]
     assert sorted(k.rsplit("/", 1)[1] for k in attempts) == [
-        "shard-000007-attempt-1.parquet", "shard-000007-attempt-2.parquet",
-        "shard-000031-attempt-1.parquet", "shard-000031-attempt-2.parquet",
+        "shard-000007-attempt-1.parquet",
+        "shard-000007-attempt-2.parquet",
+        "shard-000031-attempt-1.parquet",
+        "shard-000031-attempt-2.parquet",
     ]
 
 
@@ -299,38 +304,93 @@ INVALID: list[tuple[str, Any, int, str]] = [
     ("unknown simulation", mutate(["simulation"], "weather"), 400, "/simulation"),
     ("no parameters", mutate(["parameters"], KeyError), 400, "/parameters"),
     ("empty parameters", mutate(["parameters"], {}), 400, "/parameters"),
-    ("parameter not taken", mutate(["parameters", "colour"], {"values": [1]}), 400,
-     "/parameters/colour"),
+    (
+        "parameter not taken",
+        mutate(["parameters", "colour"], {"values": [1]}),
+        400,
+        "/parameters/colour",
+    ),
     ("bad parameter name", mutate(["parameters", "Vol"], {"values": [1]}), 400, "/parameters/Vol"),
-    ("axis with two kinds", mutate(["parameters", "paths"], {"values": [1], "range": {}}), 400,
-     "/parameters/paths"),
-    ("empty values", mutate(["parameters", "paths", "values"], []), 400,
-     "/parameters/paths/values"),
-    ("duplicate values", mutate(["parameters", "option", "values"], ["call", "call"]), 400,
-     "/parameters/option/values"),
-    ("range step 0", mutate(["parameters", "strike", "range", "step"], 0), 400,
-     "/parameters/strike/range/step"),
-    ("float range", mutate(["parameters", "strike", "range", "start"], 80.5), 400,
-     "/parameters/strike/range/start"),
-    ("empty range", mutate(["parameters", "strike", "range", "stop"], 80), 400,
-     "/parameters/strike/range"),
-    ("linspace num 0", mutate(["parameters", "volatility", "linspace", "num"], 0), 400,
-     "/parameters/volatility/linspace/num"),
-    ("wrong type", mutate(["parameters", "option", "values"], ["call", 3]), 400,
-     "/parameters/option/values/1"),
-    ("out of domain", mutate(["parameters", "volatility", "linspace", "start"], -0.1), 400,
-     "/parameters/volatility/linspace"),
-    ("not a choice", mutate(["parameters", "option", "values"], ["straddle"]), 400,
-     "/parameters/option/values/0"),
+    (
+        "axis with two kinds",
+        mutate(["parameters", "paths"], {"values": [1], "range": {}}),
+        400,
+        "/parameters/paths",
+    ),
+    (
+        "empty values",
+        mutate(["parameters", "paths", "values"], []),
+        400,
+        "/parameters/paths/values",
+    ),
+    (
+        "duplicate values",
+        mutate(["parameters", "option", "values"], ["call", "call"]),
+        400,
+        "/parameters/option/values",
+    ),
+    (
+        "range step 0",
+        mutate(["parameters", "strike", "range", "step"], 0),
+        400,
+        "/parameters/strike/range/step",
+    ),
+    (
+        "float range",
+        mutate(["parameters", "strike", "range", "start"], 80.5),
+        400,
+        "/parameters/strike/range/start",
+    ),
+    (
+        "empty range",
+        mutate(["parameters", "strike", "range", "stop"], 80),
+        400,
+        "/parameters/strike/range",
+    ),
+    (
+        "linspace num 0",
+        mutate(["parameters", "volatility", "linspace", "num"], 0),
+        400,
+        "/parameters/volatility/linspace/num",
+    ),
+    (
+        "wrong type",
+        mutate(["parameters", "option", "values"], ["call", 3]),
+        400,
+        "/parameters/option/values/1",
+    ),
+    (
+        "out of domain",
+        mutate(["parameters", "volatility", "linspace", "start"], -0.1),
+        400,
+        "/parameters/volatility/linspace",
+    ),
+    (
+        "not a choice",
+        mutate(["parameters", "option", "values"], ["straddle"]),
+        400,
+        "/parameters/option/values/0",
+    ),
     ("no shards", mutate(["shards"], KeyError), 400, "/shards"),
     ("count and size", mutate(["shards"], {"count": 2, "size": 3}), 400, "/shards"),
     ("count 0", mutate(["shards", "count"], 0), 400, "/shards/count"),
     ("count over points", mutate(["shards", "count"], 163), 400, "/shards/count"),
-    ("too many shards", mutate(["shards"], {"size": 1}) | {"parameters": {
-        "paths": {"range": {"start": 1, "stop": 20001, "step": 1}}}, "fail_shards": []},
-     400, "/shards/size"),
-    ("too many points", mutate(["parameters", "paths"], {"range": {
-        "start": 1, "stop": 10**7, "step": 1}}), 400, "/parameters"),
+    (
+        "too many shards",
+        mutate(["shards"], {"size": 1})
+        | {
+            "parameters": {"paths": {"range": {"start": 1, "stop": 20001, "step": 1}}},
+            "fail_shards": [],
+        },
+        400,
+        "/shards/size",
+    ),
+    (
+        "too many points",
+        mutate(["parameters", "paths"], {"range": {"start": 1, "stop": 10**7, "step": 1}}),
+        400,
+        "/parameters",
+    ),
     ("negative seed", mutate(["seed"], -1), 400, "/seed"),
     ("bad label", mutate(["label"], "a label"), 400, "/label"),
     ("fail shard out of range", mutate(["fail_shards"], [12]), 400, "/fail_shards/0"),
@@ -342,8 +402,9 @@ INVALID: list[tuple[str, Any, int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("body", "status", "path"), [c[1:] for c in INVALID],
-                         ids=[c[0] for c in INVALID])
+@pytest.mark.parametrize(
+    ("body", "status", "path"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
 def test_invalid_bodies_dispatch_and_write_nothing(
     harness: Harness, body: Any, status: int, path: str
 ) -> None:
@@ -354,7 +415,7 @@ def test_invalid_bodies_dispatch_and_write_nothing(
     assert answer["message"] and "\n" not in answer["message"]
     if path:
         assert path in [p["path"] for p in answer["problems"]], answer
-    assert harness.lambda_.accepted == [] and harness.keys() == []
+    assert harness.lambda_.accepted == [] and harness.all_keys() == []
 
 
 @pytest.mark.parametrize(
@@ -372,7 +433,7 @@ def test_transport_errors_are_4xx(
     response = harness.post(body, headers=headers)
     assert response.status_code == status
     assert set(body_of(response)) == {"error", "message", "problems"}
-    assert harness.lambda_.accepted == [] and harness.keys() == []
+    assert harness.lambda_.accepted == [] and harness.all_keys() == []
 
 
 def test_fault_injection_refused_where_the_stage_forbids_it(s3_store: S3Store) -> None:
@@ -381,14 +442,20 @@ def test_fault_injection_refused_where_the_stage_forbids_it(s3_store: S3Store) -
         response = h.post(CONTRACT_EXAMPLE)
         assert response.status_code == 400
         assert body_of(response)["problems"][0]["path"] == "/fail_shards"
-        assert h.keys() == []
+        assert h.all_keys() == []
     finally:
         runtime.use(None)
 
 
-@pytest.mark.parametrize(("run_id", "status"), [
-    ("nope", 400), ("dots.and_underscores", 400), ("a" * 65, 400), ("20261126T000000000Z-000000000000", 404),
-])
+@pytest.mark.parametrize(
+    ("run_id", "status"),
+    [
+        ("nope", 400),
+        ("dots.and_underscores", 400),
+        ("a" * 65, 400),
+        ("20261126T000000000Z-000000000000", 404),
+    ],
+)
 def test_status_of_malformed_or_unknown_runs(harness: Harness, run_id: str, status: int) -> None:
     response = harness.get(f"/sweeps/{run_id}")
     assert response.status_code == status
