@@ -20,7 +20,9 @@ Status = Literal["succeeded", "failed"]
 
 def new_run_id(now: datetime) -> str:
     """Sortable by creation time (UTC, millisecond precision), then random to stay unique."""
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(6)}"
+    return (
+        f"{now.astimezone(UTC):%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(6)}"
+    )
 
 
 def is_run_id(value: str) -> bool:

@@ -54,9 +54,9 @@ class OutcomeWriter:
     def success_attempt(self, ref: ShardRef) -> int | None:
         """The attempt number fixed by the success lock, if a success was ever claimed."""
         try:
-            return int(json.loads(self.store.get(layout.success_lock(ref.run_id, ref.shard_id)))[
-                "attempt"
-            ])
+            return int(
+                json.loads(self.store.get(layout.success_lock(ref.run_id, ref.shard_id)))["attempt"]
+            )
         except KeyError:
             return None
 

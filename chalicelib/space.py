@@ -213,4 +213,3 @@ class ParameterSpace:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {n: a.to_dict() for n, a in zip(self.names, self.axes, strict=True)}
-

@@ -234,7 +234,9 @@ def _axis_domain_problems(axis: Axis, param: Any, where: tuple[Any, ...]) -> lis
         kind = axis.kind
         candidates = [(pointer(*where, kind), v) for v in axis.bounds()]
     else:
-        candidates = [(pointer(*where, "values", k), v) for k, v in enumerate(axis.to_dict()["values"])]
+        candidates = [
+            (pointer(*where, "values", k), v) for k, v in enumerate(axis.to_dict()["values"])
+        ]
     found = []
     for path, value in candidates:
         message = param.type_problem(value) or param.domain_problem(value)
@@ -259,7 +261,9 @@ def _check_shards(
         return shards
     if limits is not None and total > limits.max_points:
         problems.append(
-            Problem("/parameters", f"{total} points exceed this stage's limit of {limits.max_points}")
+            Problem(
+                "/parameters", f"{total} points exceed this stage's limit of {limits.max_points}"
+            )
         )
     if shards.mode == "count" and shards.value > total:
         problems.append(
@@ -295,5 +299,7 @@ def _check_fail_shards(
     for k, shard_id in enumerate(ids):
         if isinstance(shard_id, int) and not isinstance(shard_id, bool) and shard_id >= count:
             problems.append(
-                Problem(pointer("fail_shards", k), f"shard {shard_id} does not exist (0..{count - 1})")
+                Problem(
+                    pointer("fail_shards", k), f"shard {shard_id} does not exist (0..{count - 1})"
+                )
             )

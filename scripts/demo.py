@@ -37,8 +37,12 @@ SWEEP: dict[str, Any] = {
 
 def call(base: str, path: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = Request(base + path, data=data, headers={"Content-Type": "application/json"},
-                      method="GET" if body is None else "POST")
+    request = Request(
+        base + path,
+        data=data,
+        headers={"Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
     with urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -48,8 +52,12 @@ def show(console: Console, title: str, result: QueryResult) -> None:
     for column in result.columns:
         table.add_column(column)
     for row in result.rows:
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in
-                        (row[c] for c in result.columns)))
+        table.add_row(
+            *(
+                f"{v:.4g}" if isinstance(v, float) else str(v)
+                for v in (row[c] for c in result.columns)
+            )
+        )
     console.print(table)
 
 
@@ -61,8 +69,13 @@ def main() -> None:
         accepted = call(base, "/sweeps", SWEEP)
         console.print(f"POST /sweeps -> 202 {json.dumps(accepted)}")
         run_id = accepted["run_id"]
-        with Progress(TextColumn("shards"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("shards"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
             bar = progress.add_task("run", total=accepted["shard_count"])
             while not (status := call(base, f"/sweeps/{run_id}"))["complete"]:
                 done = status["shards"]["succeeded"] + status["shards"]["failed"]
@@ -71,13 +84,22 @@ def main() -> None:
             progress.update(bar, completed=accepted["shard_count"])
         console.print_json(json.dumps(status))
     engine = LocalEngine(root)
-    show(console, "run summary (athena/run_summary.sql on DuckDB)",
-         engine.run("run_summary", run_id=run_id))
+    show(
+        console,
+        "run summary (athena/run_summary.sql on DuckDB)",
+        engine.run("run_summary", run_id=run_id),
+    )
     show(console, "failure rate per run (athena/failure_rate.sql)", engine.run("failure_rate"))
-    show(console, "failures by error code (athena/failure_by_error.sql)",
-         engine.run("failure_by_error", run_id=run_id))
-    show(console, "best points by abs_error (athena/best_points.sql)",
-         engine.run("best_points", run_id=run_id, metric="abs_error"))
+    show(
+        console,
+        "failures by error code (athena/failure_by_error.sql)",
+        engine.run("failure_by_error", run_id=run_id),
+    )
+    show(
+        console,
+        "best points by abs_error (athena/best_points.sql)",
+        engine.run("best_points", run_id=run_id, metric="abs_error"),
+    )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,21 @@ def local_server(data_root: Path, log_path: Path, start_timeout: float = 60) -> 
     """Yield the base URL of a running local stage writing under ``data_root``."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env |= {"SWEEP_LOCAL_ROOT": str(data_root), "AWS_DEFAULT_REGION": "us-east-1",
-            "PYTHONUNBUFFERED": "1"}
+    env |= {
+        "SWEEP_LOCAL_ROOT": str(data_root),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONUNBUFFERED": "1",
+    }
     chalice = Path(sys.executable).with_name("chalice")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [str(chalice), "local", "--stage", "local", "--port", str(port), "--no-autoreload"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         base = f"http://127.0.0.1:{port}"
         try:

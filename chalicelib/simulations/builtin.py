@@ -23,9 +23,7 @@ def black_scholes(
 ) -> float:
     """Closed-form European option price."""
     sqrt_t = math.sqrt(maturity)
-    d1 = (math.log(spot / strike) + (rate + 0.5 * volatility**2) * maturity) / (
-        volatility * sqrt_t
-    )
+    d1 = (math.log(spot / strike) + (rate + 0.5 * volatility**2) * maturity) / (volatility * sqrt_t)
     d2 = d1 - volatility * sqrt_t
     discount = math.exp(-rate * maturity)
     if option == "call":
@@ -42,8 +40,15 @@ def black_scholes(
         Parameter("strike", "float", 100.0, minimum=0, exclusive_minimum=True),
         Parameter("rate", "float", 0.01, minimum=-1, maximum=1),
         Parameter("volatility", "float", 0.2, minimum=0, exclusive_minimum=True, maximum=10),
-        Parameter("maturity", "float", 1.0, minimum=0, exclusive_minimum=True, maximum=100,
-                  description="years"),
+        Parameter(
+            "maturity",
+            "float",
+            1.0,
+            minimum=0,
+            exclusive_minimum=True,
+            maximum=100,
+            description="years",
+        ),
         Parameter("option", "str", "call", choices=("call", "put")),
         Parameter("paths", "int", 10_000, minimum=1, maximum=100_000_000),
     ],
@@ -70,8 +75,12 @@ def option_pricing(p: Mapping[str, Any], rng: np.random.Generator) -> Metrics:
     variance = (total_sq - paths * price**2) / (paths - 1) if paths > 1 else math.nan
     stderr = math.sqrt(max(variance, 0.0) / paths) if paths > 1 else math.nan
     analytic = black_scholes(spot, strike, rate, vol, maturity, str(p["option"]))
-    return {"price": price, "stderr": stderr, "analytic": analytic,
-            "abs_error": abs(price - analytic)}
+    return {
+        "price": price,
+        "stderr": stderr,
+        "analytic": analytic,
+        "abs_error": abs(price - analytic),
+    }
 
 
 @simulation(

@@ -75,7 +75,9 @@ def test_a_sweep_with_failures_then_a_redrive(server: Server) -> None:
     assert [row[0] for row in finals] == list(range(12))  # every shard exactly once
     assert {row[0] for row in finals if row[1] == "failed"} == {3, 5}
     assert all(row[2] == 1 for row in finals)
-    codes = server.sql(f"SELECT DISTINCT error_code FROM outcomes WHERE {where} AND status='failed'")
+    codes = server.sql(
+        f"SELECT DISTINCT error_code FROM outcomes WHERE {where} AND status='failed'"
+    )
     assert codes == [("INJECTED_FAILURE",)]
     points = server.sql(
         f"SELECT sum(point_count) FROM outcomes WHERE {where} AND status = 'succeeded'"
@@ -93,19 +95,28 @@ def test_a_sweep_with_failures_then_a_redrive(server: Server) -> None:
         f"SELECT shard_id, attempt, error_code FROM outcomes WHERE {where} AND status = 'failed' "
         "ORDER BY 1, 2"
     )
-    assert attempts == [(3, 1, "INJECTED_FAILURE"), (3, 2, "INJECTED_FAILURE"),
-                        (5, 1, "INJECTED_FAILURE"), (5, 2, "INJECTED_FAILURE")]
+    assert attempts == [
+        (3, 1, "INJECTED_FAILURE"),
+        (3, 2, "INJECTED_FAILURE"),
+        (5, 1, "INJECTED_FAILURE"),
+        (5, 2, "INJECTED_FAILURE"),
+    ]
     assert sorted(server.data.rglob("status=succeeded/**/*.parquet")) == successes
     assert [p.stat().st_mtime_ns for p in successes] == stamps  # nothing else re-ran
 
 
 def test_bad_requests_over_http_write_nothing(server: Server) -> None:
     before = sorted(server.data.rglob("*")) if server.data.exists() else []
-    bad = requests.post(server.base + "/sweeps", data="{nope", timeout=10,
-                        headers={"Content-Type": "application/json"})
+    bad = requests.post(
+        server.base + "/sweeps",
+        data="{nope",
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_request"
-    wrong = requests.post(server.base + "/sweeps", data="x", timeout=10,
-                          headers={"Content-Type": "text/plain"})
+    wrong = requests.post(
+        server.base + "/sweeps", data="x", timeout=10, headers={"Content-Type": "text/plain"}
+    )
     assert wrong.status_code == 415
     invalid = server.post("/sweeps", CONTRACT_EXAMPLE | {"shards": {"count": 0}})
     assert invalid.status_code == 400
