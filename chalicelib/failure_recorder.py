@@ -12,8 +12,9 @@ from typing import Any
 
 from chalicelib import error_codes, task
 from chalicelib.logs import logger
-from chalicelib.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.outcomes import OutcomeWriter, Timing
 from chalicelib.stores import ObjectStore
+from chalicelib.worker import _ref as task_ref
 
 CONDITIONS = {
     "RetriesExhausted": error_codes.RETRIES_EXHAUSTED,
@@ -29,9 +30,8 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
         logger.error("destination record names no shard", extra={"record": record})
         return {"status": "rejected"}
     run_id, shard_id, dt = ids
-    start, end = payload.get("start", 0), payload.get("end", 0)
-    request = payload.get("request") or {}
-    ref = ShardRef(run_id, shard_id, dt, int(start), int(end), request.get("simulation"))
+    # the worker's best-effort bounds: a task that names its shard is recorded however broken
+    ref = task_ref(payload, run_id, shard_id, dt)
     log = {"run_id": run_id, "shard_id": shard_id}
     writer = OutcomeWriter(store)
     if writer.has_success(ref):
@@ -58,8 +58,10 @@ def _message(record: dict[str, Any], condition: str) -> str:
     if isinstance(response, dict) and (response.get("errorType") or response.get("errorMessage")):
         cause = f"{response.get('errorType', 'Error')}: {response.get('errorMessage', '')}"
     else:
-        cause = "the event expired before any attempt" if condition == "EventAgeExceeded" else (
-            "no error payload (timeout or crash)"
+        cause = (
+            "the event expired before any attempt"
+            if condition == "EventAgeExceeded"
+            else ("no error payload (timeout or crash)")
         )
     return f"{condition or 'unknown condition'} after {tries} invocation(s): {cause}"
 

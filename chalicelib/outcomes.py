@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from chalicelib import layout
 from chalicelib.error_codes import ErrorCode, bounded
-from chalicelib.stores import ObjectStore
+from chalicelib.stores import ObjectStore, StorageError
 from chalicelib.tables import outcome_parquet
 
 
@@ -73,7 +73,15 @@ class OutcomeWriter:
             for obj in self.store.list(prefix)
             if (parsed := layout.parse_outcome(obj.key)) and parsed.shard_id == ref.shard_id
         ]
-        return max(attempts, default=0) + 1
+        return max(*attempts, self._claimed_attempt(ref), 0) + 1
+
+    def _claimed_attempt(self, ref: ShardRef) -> int:
+        """A claimed success owns its attempt number even before its outcome lands; if the
+        claim cannot be read (storage failing), failures still get recorded."""
+        try:
+            return self.success_attempt(ref) or 0
+        except StorageError:
+            return 0
 
     def record_success(
         self,

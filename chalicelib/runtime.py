@@ -7,7 +7,6 @@ when a dispatcher first needs it: its module pulls in pyarrow, which the API pat
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -21,22 +20,17 @@ if TYPE_CHECKING:
     from chalicelib.catalog import Catalog
 
 
-def no_catalog() -> Catalog:
-    from chalicelib.catalog import NoCatalog
-
-    return NoCatalog()
-
-
 @dataclass
 class Runtime:
     settings: Settings
     store: ObjectStore
     invoker: Invoker
-    catalog_factory: Callable[[], Catalog] = no_catalog
 
     @cached_property
     def catalog(self) -> Catalog:
-        return self.catalog_factory()
+        from chalicelib.catalog import catalog_for
+
+        return catalog_for(self.settings)
 
 
 _current: Runtime | None = None
@@ -54,16 +48,7 @@ def build(settings: Settings) -> Runtime:
         {"worker": settings.worker_function, "dispatcher": settings.dispatcher_function},
         lambda: clients.lambda_(pool),
     )
-    database = settings.glue_database
-    if not database:
-        return Runtime(settings, store, invoker)
-
-    def glue_catalog() -> Catalog:
-        from chalicelib.catalog import GlueCatalog
-
-        return GlueCatalog(database, store.describe().rstrip("/"), clients.glue)
-
-    return Runtime(settings, store, invoker, glue_catalog)
+    return Runtime(settings, store, invoker)
 
 
 def current() -> Runtime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from chalicelib import error_codes, task
 from chalicelib.error_codes import ErrorCode
@@ -58,8 +58,14 @@ def run_task(
             return {"status": "duplicate", **log}
         try:
             shard = task.parse_task(payload)
-            ref = ShardRef(shard.run_id, shard.shard_id, shard.dt, shard.start, shard.end,
-                           shard.request.simulation)
+            ref = ShardRef(
+                shard.run_id,
+                shard.shard_id,
+                shard.dt,
+                shard.start,
+                shard.end,
+                shard.request.simulation,
+            )
             rows = _evaluate(shard, _deadline(context, margin_ms))
         except task.InvalidTask as exc:
             raise ShardFailure(error_codes.INVALID_TASK, str(exc)) from None
@@ -68,9 +74,7 @@ def run_task(
         summary = {"status": "succeeded", "attempt": attempt, "points": len(rows)}
     except ShardFailure as failure:
         timing = Timing.since(started)
-        attempt = writer.record_failure(
-            ref, failure.error, failure.message, timing, request_id
-        )
+        attempt = writer.record_failure(ref, failure.error, failure.message, timing, request_id)
         summary = {"status": "failed", "attempt": attempt, "error_code": failure.error.code}
     except StorageError as exc:
         _record_storage_failure(writer, ref, str(exc), started, request_id, log)
@@ -83,17 +87,16 @@ def run_task(
 def _ref(payload: dict[str, Any], run_id: str, shard_id: int, dt: str) -> ShardRef:
     """Best-effort bounds for recording a task that may not parse."""
     start, end = payload.get("start"), payload.get("end")
-    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end))
+    lo = hi = 0
+    if _is_int(start) and _is_int(end):
+        lo, hi = start, max(start, end)
     request = payload.get("request")
     sim = request.get("simulation") if isinstance(request, dict) else None
-    return ShardRef(
-        run_id,
-        shard_id,
-        dt,
-        start if ok else 0,
-        end if ok and end >= start else (start if ok else 0),
-        sim if isinstance(sim, str) else None,
-    )
+    return ShardRef(run_id, shard_id, dt, lo, hi, sim if isinstance(sim, str) else None)
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], bool]:
@@ -107,7 +110,9 @@ def _evaluate(
     shard: task.ShardTask, out_of_time: Callable[[], bool]
 ) -> list[tuple[int, list[tuple[str, str]], list[tuple[str, float]]]]:
     if shard.injected_failure:
-        raise ShardFailure(error_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards")
+        raise ShardFailure(
+            error_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
+        )
     sim = REGISTRY[shard.request.simulation]
     seed = shard.request.seed
     rows = []

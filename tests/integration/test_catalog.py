@@ -1,0 +1,194 @@
+"""Partition registration at dispatch time, against Glue in moto (and a Stubber for the error
+entries moto cannot produce)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from bench.local_runs import run_sweep
+from chalicelib import ddl, layout
+from chalicelib.catalog import (
+    CatalogError,
+    GlueCatalog,
+    NoCatalog,
+    catalog_for,
+    partition_dirs,
+)
+from chalicelib.settings import Settings
+from chalicelib.stores import LocalStore
+
+DATABASE = "sweeps_test"
+LOCATION = "s3://sweeps-data/stage/dev"
+RUN_ID = "20260315T080000000Z-00aa11bb22cc"
+DT = "2026-03-15"
+
+
+@pytest.fixture
+def glue() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("glue", region_name="us-east-1")
+        client.create_database(DatabaseInput={"Name": DATABASE})
+        for table in ddl.TABLES:
+            client.create_table(
+                DatabaseName=DATABASE,
+                TableInput=ddl.table_input(table, f"{LOCATION}/{table}/"),
+            )
+        yield client
+
+
+def partitions(glue: Any, table: str) -> list[dict[str, Any]]:
+    pages = glue.get_paginator("get_partitions").paginate(DatabaseName=DATABASE, TableName=table)
+    return [p for page in pages for p in page["Partitions"]]
+
+
+def test_register_run_creates_the_runs_three_partitions_once(glue: Any) -> None:
+    catalog = GlueCatalog(DATABASE, LOCATION + "/", lambda: glue)
+    assert catalog.register_run(RUN_ID, DT) == 3
+    assert catalog.register_run(RUN_ID, DT) == 0  # a redrive registers again: no error
+
+    outcomes = sorted(partitions(glue, "outcomes"), key=lambda p: p["Values"])
+    assert [p["Values"] for p in outcomes] == [
+        [RUN_ID, "failed", DT],
+        [RUN_ID, "succeeded", DT],
+    ]
+    for part in outcomes:
+        _, status, dt = part["Values"]
+        sd = part["StorageDescriptor"]
+        assert sd["Location"] == (f"{LOCATION}/outcomes/run_id={RUN_ID}/status={status}/dt={dt}/")
+        assert sd["Columns"] == ddl.storage_descriptor("outcomes", "")["Columns"]
+        assert sd["SerdeInfo"]["SerializationLibrary"] == ddl.SERDE
+        assert sd["InputFormat"] == ddl.INPUT_FORMAT
+    (results,) = partitions(glue, "results")
+    assert results["Values"] == [RUN_ID]
+    assert results["StorageDescriptor"]["Location"] == f"{LOCATION}/results/run_id={RUN_ID}/"
+
+
+def test_a_second_run_adds_its_own_partitions(glue: Any) -> None:
+    catalog = GlueCatalog(DATABASE, LOCATION, lambda: glue)
+    catalog.register_run(RUN_ID, DT)
+    other = "20260316T080000000Z-00aa11bb22dd"
+    assert catalog.register_run(other, "2026-03-16") == 3
+    assert len(partitions(glue, "outcomes")) == 4
+    assert {tuple(p["Values"]) for p in partitions(glue, "results")} == {(RUN_ID,), (other,)}
+
+
+def test_partition_folders_are_where_workers_write(tmp_path: Path) -> None:
+    """Every folder a real run writes a file to is a registered partition's folder."""
+    body = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [10, 20, 30]}},
+        "shards": {"count": 3},
+        "fail_shards": [1],
+    }
+    run_sweep(tmp_path, body, RUN_ID, DT)
+    written = {
+        obj.key.rsplit("/", 1)[0] + "/"
+        for prefix in ("outcomes/", "results/")
+        for obj in LocalStore(tmp_path).list(prefix)
+    }
+    registered = {key for dirs in partition_dirs(RUN_ID, DT).values() for _, key in dirs}
+    assert written == registered  # this run wrote both a success and a failure
+
+
+def test_a_missing_table_is_a_catalog_error(glue: Any) -> None:
+    glue.delete_table(DatabaseName=DATABASE, Name="results")
+    with pytest.raises(CatalogError, match="EntityNotFoundException"):
+        GlueCatalog(DATABASE, LOCATION, lambda: glue).register_run(RUN_ID, DT)
+
+
+def test_error_entries_other_than_already_exists_fail() -> None:
+    client = boto3.client("glue", region_name="us-east-1")
+    catalog = GlueCatalog(DATABASE, LOCATION, lambda: client)
+    inputs = catalog.partition_inputs(RUN_ID, DT)
+    with Stubber(client) as stub:
+        stub.add_response(
+            "batch_create_partition",
+            {
+                "Errors": [
+                    {
+                        "PartitionValues": [RUN_ID, "succeeded", DT],
+                        "ErrorDetail": {
+                            "ErrorCode": "AlreadyExistsException",
+                            "ErrorMessage": "Partition already exists.",
+                        },
+                    }
+                ]
+            },
+            {
+                "DatabaseName": DATABASE,
+                "TableName": "outcomes",
+                "PartitionInputList": inputs["outcomes"],
+            },
+        )
+        stub.add_response(
+            "batch_create_partition",
+            {
+                "Errors": [
+                    {
+                        "PartitionValues": [RUN_ID],
+                        "ErrorDetail": {
+                            "ErrorCode": "InternalServiceException",
+                            "ErrorMessage": "try again",
+                        },
+                    }
+                ]
+            },
+            {
+                "DatabaseName": DATABASE,
+                "TableName": "results",
+                "PartitionInputList": inputs["results"],
+            },
+        )
+        with pytest.raises(CatalogError, match="InternalServiceException: try again"):
+            catalog.register_run(RUN_ID, DT)
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("run_id", "dt"),
+    [("bad id'", DT), (RUN_ID, "2026-3-15"), (RUN_ID, "2026-02-30"), ("short", DT)],
+)
+def test_malformed_runs_are_refused_before_any_call(run_id: str, dt: str) -> None:
+    def no_client() -> Any:
+        raise AssertionError("no call expected")
+
+    with pytest.raises(ValueError):
+        GlueCatalog(DATABASE, LOCATION, no_client).register_run(run_id, dt)
+    with pytest.raises(ValueError):
+        NoCatalog().register_run(run_id, dt)
+
+
+def test_no_catalog_on_the_local_stage() -> None:
+    assert NoCatalog().register_run(RUN_ID, DT) == 0
+    assert isinstance(catalog_for(Settings()), NoCatalog)
+
+
+def test_catalog_for_an_aws_stage_uses_bucket_and_prefix() -> None:
+    settings = Settings(
+        backend="aws", bucket="sweeps-data", prefix="stage/dev", glue_database=DATABASE
+    )
+    catalog = catalog_for(settings, lambda: None)
+    assert isinstance(catalog, GlueCatalog)
+    assert (catalog.database, catalog.location) == (DATABASE, LOCATION)
+    no_prefix = catalog_for(Settings(backend="aws", bucket="b-1", glue_database=DATABASE))
+    assert isinstance(no_prefix, GlueCatalog) and no_prefix.location == "s3://b-1"
+    assert isinstance(catalog_for(Settings(backend="aws", bucket="b-1")), NoCatalog)
+
+
+def test_location_must_be_an_s3_uri() -> None:
+    with pytest.raises(ValueError, match="s3://"):
+        GlueCatalog(DATABASE, "/tmp/data", lambda: None)
+
+
+def test_layout_and_partition_values_agree() -> None:
+    (succeeded, failed) = partition_dirs(RUN_ID, DT)["outcomes"]
+    key = layout.outcome(RUN_ID, "succeeded", DT, 7, 2)
+    assert key.startswith(succeeded[1]) and succeeded[0] == [RUN_ID, "succeeded", DT]
+    assert layout.outcome(RUN_ID, "failed", DT, 7, 2).startswith(failed[1])

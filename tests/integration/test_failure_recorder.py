@@ -1,0 +1,279 @@
+"""The worker's OnFailure destination: Lambda's records become final failure outcomes."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from chalicelib import layout
+from chalicelib.error_codes import MAX_MESSAGE
+from chalicelib.failure_recorder import record_destination
+from chalicelib.partitioner import shard_bounds
+from chalicelib.stores import ObjectStore, StorageError, StoredObject
+from chalicelib.task import VERSION
+from chalicelib.validator import validate_request
+from chalicelib.worker import run_task
+
+RUN_ID = "20261126T100000000Z-fedcba987654"
+DT = "2026-11-26"
+# Lambda stamps the record when it gives up, a little before the recorder runs
+FAILED_AT = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=123000)
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:sweeps-dev-worker:$LATEST"
+
+
+class Context:
+    aws_request_id = "req-worker"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+class FailingResults(ObjectStore):
+    """The same store, except that writing a results file fails (as after S3's own retries)."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+
+    def _check(self, key: str) -> None:
+        if key.startswith("results/"):
+            raise StorageError(f"create {key}: InternalError")
+
+    def put(self, key: str, data: bytes) -> None:
+        self._check(key)
+        self.inner.put(key, data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        self._check(key)
+        return self.inner.create(key, data)
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        return self.inner.list(prefix)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+def task_payload(body: dict[str, Any], shard_id: int) -> dict[str, Any]:
+    request = validate_request(body, limits=None)
+    start, end = shard_bounds(request.total_points, request.shards, shard_id)
+    return {
+        "version": VERSION,
+        "run_id": RUN_ID,
+        "shard_id": shard_id,
+        "start": start,
+        "end": end,
+        "dt": DT,
+        "request": request.to_dict(),
+    }
+
+
+def destination_record(
+    payload: Any,
+    condition: str = "RetriesExhausted",
+    invokes: int = 3,
+    response: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An OnFailure record in the shape Lambda documents."""
+    record: dict[str, Any] = {
+        "version": "1.0",
+        "timestamp": FAILED_AT.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "requestContext": {
+            "requestId": "c0ffee00-0000-4000-8000-000000000001",
+            "functionArn": FUNCTION_ARN,
+            "condition": condition,
+            "approximateInvokeCount": invokes,
+        },
+        "requestPayload": payload,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
+    }
+    if response is not None:
+        record["responseContext"]["functionError"] = "Unhandled"
+        record["responsePayload"] = response
+    return record
+
+
+CRASH = {
+    "errorType": "Runtime.ExitError",
+    "errorMessage": "RequestId: abc Error: Runtime exited with error: signal: killed",
+}
+STORAGE = {
+    "errorType": "StorageError",
+    "errorMessage": "create results/run_id=x/shard-000004.parquet: InternalError",
+    "stackTrace": ['  File "/var/task/app.py", line 40, in worker\n', "SECRET-FRAME-TEXT"],
+    "trace": ["Traceback (most recent call last):", "SECRET-FRAME-TEXT"],
+}
+
+
+def keys(store: ObjectStore, prefix: str = "") -> list[str]:
+    return [obj.key for obj in store.list(prefix)]
+
+
+def snapshot(store: ObjectStore) -> dict[str, bytes]:
+    return {obj.key: store.get(obj.key) for obj in store.list("")}
+
+
+def failed_rows(store: ObjectStore, shard_id: int) -> dict[int, dict[str, Any]]:
+    rows = {}
+    for key in keys(store, f"outcomes/run_id={RUN_ID}/status=failed/dt={DT}/"):
+        parsed = layout.parse_outcome(key)
+        assert parsed is not None
+        if parsed.shard_id == shard_id:
+            table = pq.read_table(pa.BufferReader(store.get(key)))
+            assert table.num_rows == 1
+            rows[parsed.attempt] = table.to_pylist()[0]
+    return rows
+
+
+def test_retries_exhausted_after_storage_failures_is_the_next_final_attempt(
+    store: ObjectStore, contract_example: dict[str, Any]
+) -> None:
+    payload = task_payload(contract_example, 4)
+    flaky = FailingResults(store)
+    for _ in range(2):  # the first delivery and Lambda's retries all fail to store results
+        with pytest.raises(StorageError):
+            run_task(copy.deepcopy(payload), Context(), flaky, 1000)
+    # The first delivery claimed the success (attempt 1) before its results write failed, so
+    # the failures take the numbers after it: a success never shares an attempt number.
+    assert sorted(failed_rows(store, 4)) == [2, 3]
+
+    summary = record_destination(destination_record(payload, response=STORAGE), store)
+
+    assert summary["status"] == "failed"
+    assert summary["attempt"] == 4 and summary["error_code"] == "RETRIES_EXHAUSTED"
+    rows = failed_rows(store, 4)
+    assert sorted(rows) == [2, 3, 4]
+    assert [rows[a]["error_code"] for a in (2, 3)] == ["STORAGE_ERROR"] * 2
+    assert all(rows[a]["retryable"] is True for a in (2, 3))
+    final = rows[4]
+    assert final["error_code"] == "RETRIES_EXHAUSTED" and final["retryable"] is False
+    assert (final["start_index"], final["end_index"], final["point_count"]) == (56, 70, 14)
+    assert final["simulation"] == "option_pricing"
+    assert final["request_id"] == "c0ffee00-0000-4000-8000-000000000001"
+    assert final["started_at"] == FAILED_AT
+    assert final["started_at"] <= final["finished_at"]
+    assert final["results_key"] is None and final["results_rows"] is None
+    message = final["error_message"]
+    assert "RetriesExhausted" in message and "3 invocation" in message
+    assert "StorageError" in message and "InternalError" in message
+    assert "SECRET-FRAME-TEXT" not in message and "Traceback" not in message
+    # retry markers for the retryable attempts only: the final one has none
+    for attempt, present in ((1, False), (2, True), (3, True), (4, False)):
+        assert store.exists(layout.retry_marker(RUN_ID, 4, attempt)) is present
+    assert keys(store, "results/") == []
+    assert keys(store, f"outcomes/run_id={RUN_ID}/status=succeeded/") == []
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("RetriesExhausted", CRASH, "RETRIES_EXHAUSTED", "Runtime.ExitError: RequestId: abc"),
+        ("RetriesExhausted", None, "RETRIES_EXHAUSTED", "no error payload"),
+        ("EventAgeExceeded", None, "EVENT_AGE_EXCEEDED", "expired before any attempt"),
+        ("EventAgeExceeded", CRASH, "EVENT_AGE_EXCEEDED", "Runtime.ExitError"),
+        ("SomethingNew", None, "RETRIES_EXHAUSTED", "no error payload"),
+    ],
+)
+def test_record_shapes_give_a_final_failure(
+    store: ObjectStore,
+    contract_example: dict[str, Any],
+    case: tuple[str, dict[str, Any] | None, str, str],
+) -> None:
+    """(condition, responsePayload, expected code, expected cause in the message)"""
+    condition, response, code, cause = case
+    payload = task_payload(contract_example, 7)
+    invokes = 0 if condition == "EventAgeExceeded" and response is None else 3
+    summary = record_destination(destination_record(payload, condition, invokes, response), store)
+    assert summary == {
+        "status": "failed",
+        "attempt": 1,
+        "error_code": code,
+        "run_id": RUN_ID,
+        "shard_id": 7,
+    }
+    assert keys(store) == [
+        f"outcomes/run_id={RUN_ID}/status=failed/dt={DT}/shard-000007-attempt-1.parquet"
+    ]
+    row = failed_rows(store, 7)[1]
+    assert row["error_code"] == code and row["retryable"] is False
+    assert condition in row["error_message"] and cause in row["error_message"]
+    assert (row["start_index"], row["end_index"]) == (97, 110)
+
+
+def test_long_error_payload_is_bounded(
+    store: ObjectStore, contract_example: dict[str, Any]
+) -> None:
+    response = {"errorType": "MemoryError", "errorMessage": "line\n" * 2000}
+    record_destination(
+        destination_record(task_payload(contract_example, 0), response=response), store
+    )
+    message = failed_rows(store, 0)[1]["error_message"]
+    assert len(message) <= MAX_MESSAGE and "\n" not in message
+
+
+def test_record_for_a_succeeded_shard_writes_nothing(
+    store: ObjectStore, contract_example: dict[str, Any]
+) -> None:
+    payload = task_payload(contract_example, 4)
+    assert run_task(copy.deepcopy(payload), Context(), store, 1000)["status"] == "succeeded"
+    before = snapshot(store)
+    for condition in ("RetriesExhausted", "EventAgeExceeded"):
+        summary = record_destination(destination_record(payload, condition, response=CRASH), store)
+        assert summary["status"] == "already_succeeded"
+    assert snapshot(store) == before
+
+
+def test_record_after_a_final_worker_failure_adds_the_next_attempt(
+    store: ObjectStore, contract_example: dict[str, Any]
+) -> None:
+    payload = task_payload(contract_example, 3)  # in fail_shards
+    run_task(copy.deepcopy(payload), Context(), store, 1000)
+    summary = record_destination(destination_record(payload, "EventAgeExceeded"), store)
+    assert summary["attempt"] == 2
+    rows = failed_rows(store, 3)
+    assert [rows[1]["error_code"], rows[2]["error_code"]] == [
+        "INJECTED_FAILURE",
+        "EVENT_AGE_EXCEEDED",
+    ]
+
+
+def test_a_task_that_names_its_shard_is_recorded_even_if_malformed(store: ObjectStore) -> None:
+    payload = {"run_id": RUN_ID, "shard_id": 9, "dt": DT, "start": "x", "request": "garbage"}
+    summary = record_destination(destination_record(payload, "EventAgeExceeded"), store)
+    assert summary["status"] == "failed" and summary["attempt"] == 1
+    row = failed_rows(store, 9)[1]
+    assert row["error_code"] == "EVENT_AGE_EXCEEDED" and row["simulation"] is None
+    assert (row["start_index"], row["end_index"], row["point_count"]) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {},
+        {"requestContext": {"condition": "RetriesExhausted"}},
+        destination_record(None),
+        destination_record("not a task"),
+        destination_record([RUN_ID, 4, DT]),
+        destination_record({}),
+        destination_record({"run_id": RUN_ID, "shard_id": 4}),
+        destination_record({"run_id": "no", "shard_id": 4, "dt": DT}),
+        destination_record({"run_id": RUN_ID, "shard_id": -2, "dt": DT}),
+        destination_record({"run_id": RUN_ID, "shard_id": 4, "dt": "yesterday"}),
+    ],
+)
+def test_record_without_a_usable_payload_is_rejected(
+    store: ObjectStore, record: dict[str, Any]
+) -> None:
+    assert record_destination(record, store) == {"status": "rejected"}
+    assert keys(store) == []

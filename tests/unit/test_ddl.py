@@ -1,0 +1,198 @@
+"""The catalog definitions are the pyarrow schemas: name by name, type by type, everywhere."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from chalicelib import ddl, tables
+from chalicelib.tables import PARTITIONS, SCHEMAS
+
+# PyYAML (installed with Chalice) ships no type hints; it is only used here to read the template.
+yaml: Any = importlib.import_module("yaml")
+
+
+def arrow_type(dtype: exp.DataType) -> pa.DataType:
+    """Hive type (as sqlglot parsed it) → the pyarrow type our writer must use for it."""
+    scalars = {
+        exp.DataType.Type.INT: pa.int32(),
+        exp.DataType.Type.BIGINT: pa.int64(),
+        exp.DataType.Type.TEXT: pa.string(),
+        exp.DataType.Type.BOOLEAN: pa.bool_(),
+        exp.DataType.Type.DOUBLE: pa.float64(),
+        exp.DataType.Type.TIMESTAMP: tables.TIMESTAMP,  # Parquet millis, UTC-adjusted
+    }
+    if dtype.this == exp.DataType.Type.MAP:
+        key, value = dtype.expressions
+        return pa.map_(arrow_type(key), arrow_type(value))
+    return scalars[dtype.this]
+
+
+def parse_ddl(text: str) -> tuple[str, list[pa.Field], list[tuple[str, str]], str]:
+    create = sqlglot.parse_one(text, read="athena")
+    assert isinstance(create, exp.Create)
+    assert create.args["kind"] == "TABLE"
+    schema = create.this
+    table = schema.this.name
+    fields = [pa.field(c.name, arrow_type(c.args["kind"])) for c in schema.expressions]
+    props = create.args["properties"].expressions
+    assert any(isinstance(p, exp.ExternalProperty) for p in props)
+    (partitioned,) = [p for p in props if isinstance(p, exp.PartitionedByProperty)]
+    parts = [(c.name, c.args["kind"].sql("hive").lower()) for c in partitioned.this.expressions]
+    (location,) = [p for p in props if isinstance(p, exp.LocationProperty)]
+    (file_format,) = [p for p in props if isinstance(p, exp.FileFormatProperty)]
+    assert file_format.this.name.upper() == "PARQUET"
+    return table, fields, parts, location.this.name
+
+
+@pytest.mark.parametrize("table", ["outcomes", "results"])
+def test_committed_ddl_is_the_generated_one(table: str) -> None:
+    committed = (ddl.PROJECT_ROOT / "athena" / f"ddl_{table}.sql").read_text()
+    assert committed == ddl.create_table_sql(table), "run: python -m chalicelib.ddl --write"
+
+
+@pytest.mark.parametrize("table", ["outcomes", "results"])
+def test_ddl_parsed_back_is_the_pyarrow_schema(table: str) -> None:
+    committed = (ddl.PROJECT_ROOT / "athena" / f"ddl_{table}.sql").read_text()
+    name, fields, parts, location = parse_ddl(committed)
+    assert name == table
+    schema = SCHEMAS[table]
+    assert [f.name for f in fields] == schema.names
+    for parsed, declared in zip(fields, schema, strict=True):
+        assert parsed.type == declared.type, parsed.name
+    assert parts == [(p, "string") for p in PARTITIONS[table]]
+    assert location == f"${{location}}/{table}/"
+
+
+def test_partition_columns_are_never_file_columns() -> None:
+    for table, schema in SCHEMAS.items():
+        assert not set(PARTITIONS[table]) & set(schema.names)
+
+
+def test_committed_generated_files_are_current() -> None:
+    assert ddl.main(["--check"]) == 0
+
+
+def test_a_column_added_to_a_schema_reaches_every_definition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extended = tables.OUTCOMES.append(pa.field("memory_mb", pa.int32()))
+    monkeypatch.setitem(tables.SCHEMAS, "outcomes", extended)
+    assert "`memory_mb` int" in ddl.create_table_sql("outcomes")
+    columns = ddl.table_input("outcomes", "s3://b/outcomes/")["StorageDescriptor"]["Columns"]
+    assert columns[-1] == {"Name": "memory_mb", "Type": "int"}
+    assert "memory_mb" in ddl.cloudformation_yaml()
+    assert ddl.main(["--check"]) == 1  # the committed files are now stale
+
+
+def test_write_rewrites_stale_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(ddl, "PROJECT_ROOT", tmp_path)
+    assert ddl.main(["--check"]) == 1
+    assert ddl.main(["--write"]) == 0
+    assert ddl.main(["--check"]) == 0
+    assert (tmp_path / "athena" / "ddl_results.sql").read_text() == ddl.create_table_sql("results")
+
+
+@pytest.mark.parametrize(
+    ("arrow", "hive"),
+    [
+        (pa.int32(), "int"),
+        (pa.int64(), "bigint"),
+        (pa.string(), "string"),
+        (pa.bool_(), "boolean"),
+        (pa.timestamp("ms", tz="UTC"), "timestamp"),
+        (pa.float64(), "double"),
+        (pa.map_(pa.string(), pa.string()), "map<string,string>"),
+        (pa.map_(pa.string(), pa.float64()), "map<string,double>"),
+        (pa.list_(pa.int64()), "array<bigint>"),
+    ],
+)
+def test_hive_types(arrow: pa.DataType, hive: str) -> None:
+    assert ddl.hive_type(arrow) == hive
+
+
+def test_a_type_with_no_hive_equivalent_is_refused() -> None:
+    with pytest.raises(ValueError, match="no Hive type"):
+        ddl.hive_type(pa.duration("s"))
+
+
+# ------------------------------------------------------------------------------ CloudFormation
+
+
+def _intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
+    """CloudFormation short-form intrinsics (!Ref, !Sub, ...) read as {"Ref": value}."""
+    value: Any
+    if isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)
+    return {suffix: value}
+
+
+_CfnLoader: Any = type("_CfnLoader", (yaml.SafeLoader,), {})
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template() -> dict[str, Any]:
+    text = (ddl.PROJECT_ROOT / "infra" / "analytics.yaml").read_text()
+    assert text == ddl.cloudformation_yaml(), "run: python -m chalicelib.ddl --write"
+    template: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)
+    return template
+
+
+def test_template_tables_are_the_pyarrow_schemas() -> None:
+    resources = load_template()["Resources"]
+    for table in ("outcomes", "results"):
+        resource = resources[f"{table.capitalize()}Table"]
+        assert resource["Type"] == "AWS::Glue::Table"
+        assert resource["Properties"]["DatabaseName"] == {"Ref": "AnalyticsDatabase"}
+        table_input = resource["Properties"]["TableInput"]
+        assert table_input["Name"] == table
+        assert table_input["TableType"] == "EXTERNAL_TABLE"
+        assert table_input["Parameters"]["classification"] == "parquet"
+        assert table_input["Parameters"]["EXTERNAL"] == "TRUE"
+        sd = table_input["StorageDescriptor"]
+        assert sd["InputFormat"] == ddl.INPUT_FORMAT
+        assert sd["OutputFormat"] == ddl.OUTPUT_FORMAT
+        assert sd["SerdeInfo"]["SerializationLibrary"] == ddl.SERDE
+        parsed = [
+            pa.field(c["Name"], arrow_type(exp.DataType.build(c["Type"], dialect="hive")))
+            for c in sd["Columns"]
+        ]
+        assert [f.name for f in parsed] == SCHEMAS[table].names
+        assert [f.type for f in parsed] == SCHEMAS[table].types
+        assert table_input["PartitionKeys"] == [
+            {"Name": p, "Type": "string"} for p in PARTITIONS[table]
+        ]
+        with_prefix = sd["Location"]["If"][1]["Sub"]
+        assert with_prefix == f"s3://${{DataBucket}}/${{DataPrefix}}/{table}/"
+
+
+def test_template_database_and_workgroup() -> None:
+    template = load_template()
+    resources = template["Resources"]
+    database = resources["AnalyticsDatabase"]
+    assert database["Type"] == "AWS::Glue::Database"
+    assert database["Properties"]["DatabaseInput"]["Name"] == {"Ref": "DatabaseName"}
+    assert template["Parameters"]["DatabaseName"]["AllowedPattern"] == "^[a-z0-9_]{1,255}$"
+    workgroup = resources["AnalyticsWorkGroup"]
+    assert workgroup["Type"] == "AWS::Athena::WorkGroup"
+    config = workgroup["Properties"]["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is True
+    assert config["BytesScannedCutoffPerQuery"] == {"Ref": "BytesScannedCutoffPerQuery"}
+    assert config["ResultConfiguration"]["OutputLocation"] == {
+        "Sub": "s3://${DataBucket}/${QueryResultsPrefix}/"
+    }
+    assert config["EngineVersion"]["SelectedEngineVersion"] == "Athena engine version 3"
+    for name in ("DataBucket", "DataPrefix", "WorkGroupName", "QueryResultsPrefix"):
+        assert name in template["Parameters"]
+    policy = resources["PartitionRegistrationPolicy"]["Properties"]["PolicyDocument"]
+    assert policy["Statement"][0]["Action"] == ["glue:BatchCreatePartition", "glue:GetTable"]
