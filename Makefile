@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup test lint typecheck unit demo bench clean
+.PHONY: setup test lint typecheck leakcheck demo bench clean
 
 setup: $(STAMP)
 
@@ -17,11 +17,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m chalicelib.ddl --check
+	$(VENV)/bin/cfn-lint infra/analytics.yaml
+
+# No credential or secret may be tracked (docs/security.md).
+leakcheck: setup
+	git ls-files -z | xargs -0 $(VENV)/bin/detect-secrets-hook
 
 typecheck: setup
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+test: lint typecheck leakcheck
 	$(VENV)/bin/pytest
 
 demo: setup
