@@ -110,6 +110,15 @@ _DISPATCH_RE = re.compile(
 )
 
 
+_REDRIVE_RE = re.compile(r"runs/[A-Za-z0-9-]+/redrives/(?P<job>[a-z0-9-]+)\.json$")
+
+
+def parse_redrive_list(key: str) -> str | None:
+    """The redrive job a key records the shard list of, or None."""
+    m = _REDRIVE_RE.search(key)
+    return m["job"] if m else None
+
+
 def parse_outcome(key: str) -> OutcomeKey | None:
     m = _OUTCOME_RE.search(key)
     if m is None:

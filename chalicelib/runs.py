@@ -147,20 +147,26 @@ def shard_states(store: ObjectStore, run: Manifest) -> tuple[ShardStates, dict[s
             states.succeeded.add(key.shard_id)
         elif key.attempt > states.latest_failure.get(key.shard_id, 0):
             states.latest_failure[key.shard_id] = key.attempt
-    dispatch: dict[str, dict[str, int]] = {}
+    leaves: dict[tuple[str, int, int], layout.DispatchRecord] = {}
     for obj in store.list(layout.run_prefix(run.run_id)):
         if (marker := layout.parse_retry_marker(obj.key)) is not None:
             states.retrying.add(marker)
         elif (record := layout.parse_dispatch_record(obj.key)) is not None:
-            counts = dispatch.setdefault(record.job, {"dispatched": 0, "failed": 0})
-            counts["dispatched"] += record.dispatched
-            counts["failed"] += record.failed
-        elif "/redrives/" in obj.key:
+            # A leaf delivered twice records twice; its best count stands.
+            leaf = (record.job, record.lo, record.hi)
+            if leaf not in leaves or record.dispatched > leaves[leaf].dispatched:
+                leaves[leaf] = record
+        elif layout.parse_redrive_list(obj.key) is not None:
             redrive = json.loads(store.get(obj.key))
             for shard, attempt in redrive["after_attempts"].items():
                 states.redriven_after[int(shard)] = max(
                     attempt, states.redriven_after.get(int(shard), 0)
                 )
+    dispatch: dict[str, dict[str, int]] = {}
+    for record in leaves.values():
+        counts = dispatch.setdefault(record.job, {"dispatched": 0, "failed": 0})
+        counts["dispatched"] += record.dispatched
+        counts["failed"] += record.failed
     return states, dispatch
 
 

@@ -60,6 +60,7 @@ class Harness:
     def __init__(self, s3_store: S3Store, rule: Rule | None = None, **overrides: Any) -> None:
         self.store = s3_store
         self.order: list[tuple[str, bool]] = []
+        self.dispatched: list[dict[str, Any]] = []
         self.lambda_ = RecordingLambda(rule, on_call=self._seen)
         self.settings = settings(**overrides)
         invoker = LambdaInvoker(
@@ -86,6 +87,7 @@ class Harness:
         while calls := self.lambda_.take("dispatcher"):
             for call in calls:
                 self.client.lambda_.invoke("dispatcher", call.payload)
+                self.dispatched.append(call.payload)
                 ran += 1
         return ran
 
@@ -141,6 +143,28 @@ def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
     assert status["complete"] is True
     assert status["failed_shards"] == [7, 31]
     assert status["points_succeeded"] == 96
+
+
+def test_events_delivered_twice_change_nothing(harness: Harness) -> None:
+    run_id = body_of(harness.post(FIFTY))["run_id"]
+    harness.run_dispatchers()
+    leaf = harness.dispatched[-1]  # the tree's last level is leaves
+    harness.client.lambda_.invoke("dispatcher", leaf)
+    workers = harness.lambda_.take("worker")
+    assert len(workers) == 50 + leaf["dispatch"]["hi"] - leaf["dispatch"]["lo"]
+    harness.run_workers(workers + workers[:5])
+    status = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert status["dispatch"] == {"dispatched": 50, "failed": 0}
+    assert status["shards"] == {"succeeded": 48, "failed": 2, "pending": 0}
+    assert len([k for k in harness.all_keys() if "status=succeeded" in k]) == 48
+    assert len([k for k in harness.all_keys() if k.startswith("results/")]) == 48
+    # A repeated leaf whose second delivery counted differently is counted once.
+    lo, hi = leaf["dispatch"]["lo"], leaf["dispatch"]["hi"]
+    harness.store.put(layout.dispatch_record(run_id, "initial", lo, hi, 0, hi - lo), b"")
+    assert body_of(harness.get(f"/sweeps/{run_id}"))["dispatch"] == {
+        "dispatched": 50,
+        "failed": 0,
+    }
 
 
 def test_status_agrees_with_the_parquet_while_in_progress(harness: Harness) -> None:
