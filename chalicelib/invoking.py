@@ -117,5 +117,8 @@ class LambdaInvoker(Invoker):
             ConnectTimeoutError,
         ) as exc:
             raise InvokeError(type(exc).__name__, retryable=True) from None
+        # Drain the (empty) streaming body: urllib3 keeps the connection checked out until it
+        # is read, so an unread Payload costs every Invoke a new connection (and TLS handshake).
+        response["Payload"].read()
         if response.get("StatusCode") != 202:
             raise InvokeError(f"Invoke answered {response.get('StatusCode')}", retryable=True)

@@ -27,6 +27,11 @@ class _Raw:
     def stream(self, **_: Any) -> Any:
         yield self.data
 
+    def read(self, amt: int | None = None) -> bytes:
+        n = len(self.data) if amt is None else amt
+        data, self.data = self.data[:n], self.data[n:]
+        return data
+
 
 @dataclass(frozen=True)
 class Call:
