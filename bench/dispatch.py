@@ -4,10 +4,11 @@
     .venv/bin/python -m bench.dispatch --sizes 1000 --latency-ms 30 --json
 
 The stand-in (``bench.invoke_standin``, its own process, 127.0.0.1 only) answers every Invoke
-202 after ``--latency-ms``. boto3 is pointed at it with ``endpoint_url``; everything else is
-the project's code: ``runs.submit`` (validate, store the manifest, invoke the dispatcher once)
-and ``Dispatcher.run`` for every dispatcher job, with ``LambdaInvoker`` and a ``LocalStore`` in
-a temp folder (the leaves' progress records are written there, inside the measured cost).
+202 after ``--latency-ms``. ``LambdaInvoker`` is pointed at it by its ``LambdaEndpoint``;
+everything else is the project's code: ``runs.submit`` (validate, store the manifest, invoke
+the dispatcher once) and ``Dispatcher.run`` for every dispatcher job, with ``LambdaInvoker``
+and a ``LocalStore`` in a temp folder (the leaves' progress records are written there, inside
+the measured cost).
 
 For each size:
 - POST: ``runs.submit`` timed directly, and ``POST /sweeps`` through ``chalice.test.Client``;
@@ -54,19 +55,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import boto3
 import botocore
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
 from bench.invoke_standin import fetch_state
 from chalicelib import runs, task
 from chalicelib.catalog import NoCatalog
 from chalicelib.dispatcher import Dispatcher, Policy
-from chalicelib.invoking import LambdaInvoker
+from chalicelib.invoking import LambdaEndpoint, LambdaInvoker
 from chalicelib.jobs import DispatchJob
 from chalicelib.logs import logger
 from chalicelib.manifest import load as load_manifest
@@ -95,17 +94,13 @@ def request_body(size: int) -> bytes:
     return json.dumps(body).encode()
 
 
-def lambda_client(endpoint: str, threads: int) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(
-            max_pool_connections=threads + 4,
-            retries={"mode": "standard", "max_attempts": 1},
-        ),
+def lambda_endpoint(endpoint: str, threads: int) -> LambdaEndpoint:
+    """What ``clients.lambda_endpoint`` resolves on AWS, pointed at the stand-in."""
+    return LambdaEndpoint(
+        endpoint,
+        REGION,
+        Credentials("testing", "testing"),
+        urllib3.PoolManager(maxsize=threads + 4, timeout=urllib3.Timeout(connect=5, read=15)),
     )
 
 
@@ -183,8 +178,8 @@ _PROCESS: dict[str, Any] = {}
 
 def _init_process(endpoint: str, root: str, threads: int) -> None:
     logger.setLevel("WARNING")
-    client = lambda_client(endpoint, threads)
-    _PROCESS["invoker"] = LambdaInvoker(NAMES, lambda: client)
+    target = lambda_endpoint(endpoint, threads)
+    _PROCESS["invoker"] = LambdaInvoker(NAMES, lambda: target)
     _PROCESS["store"] = LocalStore(Path(root))
     _PROCESS["endpoint"] = endpoint
 
@@ -389,8 +384,8 @@ class Api:
             dispatch_threads=threads,
         )
         self.store = LocalStore(root)
-        client = lambda_client(endpoint, threads)
-        self.invoker = LambdaInvoker(NAMES, lambda: client)
+        target = lambda_endpoint(endpoint, threads)
+        self.invoker = LambdaInvoker(NAMES, lambda: target)
         self._route: Callable[[bytes], dict[str, Any]] | None = None
 
     def submit(self, raw: bytes) -> tuple[float, dict[str, Any]]:

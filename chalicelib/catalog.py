@@ -86,13 +86,10 @@ class GlueCatalog(Catalog):
         self.database = database
         self.location = location
         self._client_factory = client_factory
-        self._client: Any = None
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = self._client_factory()
-        return self._client
+        return self._client_factory()  # clients.py builds each client once
 
     def partition_inputs(self, run_id: str, dt: str) -> dict[str, list[dict[str, Any]]]:
         return {

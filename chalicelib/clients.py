@@ -9,7 +9,11 @@ from functools import cache
 from typing import Any
 
 import boto3
+import urllib3
 from botocore.config import Config
+from botocore.httpsession import get_cert_path
+
+from chalicelib.invoking import LambdaEndpoint
 
 
 @cache
@@ -21,20 +25,18 @@ def s3() -> Any:
 
 
 @cache
-def lambda_(pool: int) -> Any:
-    """One client per pool size; ``pool`` >= the dispatching threads so none waits on a socket.
-
-    botocore retries are kept to one attempt: the dispatcher's own backoff with jitter handles
-    throttles, so that a shard's dispatch budget is counted in one place.
-    """
-    return boto3.client(
-        "lambda",
-        config=Config(
-            retries={"mode": "standard", "max_attempts": 1},
-            max_pool_connections=pool,
-            connect_timeout=5,
-            read_timeout=15,
-        ),
+def lambda_endpoint(pool: int) -> LambdaEndpoint:
+    """Lambda's endpoint and credentials as boto3 resolves them (region, FIPS, profiles), and
+    one connection pool of ``pool`` sockets, at least the dispatching threads, so none waits."""
+    session = boto3.session.Session()
+    client = session.client("lambda")
+    http = urllib3.PoolManager(
+        maxsize=pool,
+        ca_certs=get_cert_path(True),
+        timeout=urllib3.Timeout(connect=5, read=15),
+    )
+    return LambdaEndpoint(
+        client.meta.endpoint_url, client.meta.region_name, session.get_credentials(), http
     )
 
 

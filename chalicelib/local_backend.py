@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib import task
-from chalicelib.invoking import Function, Invoker
+from chalicelib.invoking import Function, Invoker, encode
 from chalicelib.logs import logger
 from chalicelib.settings import Settings
 from chalicelib.stores import LocalStore
@@ -64,7 +63,7 @@ class LocalInvoker(Invoker):
 
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
         # Through JSON and back, as a real event is: same size limit, no shared objects.
-        event = json.loads(task.encode(payload))
+        event = json.loads(encode(payload))
         self._started()
         if function == "dispatcher":
             self._dispatchers.submit(self._run_dispatcher, event)

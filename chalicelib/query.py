@@ -306,7 +306,6 @@ class AthenaEngine(QueryEngine):
         self.workgroup = workgroup
         self.database = database
         self._client_factory = client_factory
-        self._client: Any = None
         self.poll_initial_s = poll_initial_s
         self.poll_max_s = poll_max_s
         self.timeout_s = timeout_s
@@ -316,9 +315,7 @@ class AthenaEngine(QueryEngine):
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = self._client_factory()
-        return self._client
+        return self._client_factory()  # clients.py builds each client once
 
     def execute(self, sql: str) -> QueryResult:
         query_id = self.start(sql)

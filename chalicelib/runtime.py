@@ -46,7 +46,7 @@ def build(settings: Settings) -> Runtime:
     pool = settings.dispatch_threads + 4
     invoker = LambdaInvoker(
         {"worker": settings.worker_function, "dispatcher": settings.dispatcher_function},
-        lambda: clients.lambda_(pool),
+        lambda: clients.lambda_endpoint(pool),
     )
     return Runtime(settings, store, invoker)
 

@@ -135,13 +135,10 @@ class S3Store(ObjectStore):
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self._client_factory = client_factory
-        self._client: Any = None
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = self._client_factory()
-        return self._client
+        return self._client_factory()  # clients.py builds each client once
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         try:

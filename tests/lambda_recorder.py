@@ -1,8 +1,8 @@
-"""A real boto3 Lambda client whose HTTP layer is replaced by a recorder.
+"""A loopback HTTP server speaking Lambda's Invoke API, recording what it is sent.
 
-Everything botocore does (parameter validation, serialisation, signing, error parsing) runs;
-only the network call is answered here: 202, or a throttle/error as a test asks. This is the
-one mock in the suite, standing in for an AWS account.
+Everything of ours runs for real: payload encoding, SigV4 signing, the HTTP request, error
+parsing. Only Lambda itself is replaced: each call is answered 202, or with the throttle or
+error a test's rule asks for. This stands in for an AWS account, which tests cannot have.
 """
 
 from __future__ import annotations
@@ -12,25 +12,16 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-import boto3
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-from botocore.config import Config
+import urllib3
+from botocore.credentials import Credentials
 
+from chalicelib.invoking import LambdaEndpoint
 
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **_: Any) -> Any:
-        yield self.data
-
-    def read(self, amt: int | None = None) -> bytes:
-        n = len(self.data) if amt is None else amt
-        data, self.data = self.data[:n], self.data[n:]
-        return data
+REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -39,7 +30,7 @@ class Call:
     payload: dict[str, Any]
 
 
-# Decides the answer to one call: None to accept (202), else (status, error code).
+# Decides the answer to one call: None to accept (202), else (HTTP status, error code).
 Rule = Callable[[Call, int], tuple[int, str] | None]
 
 
@@ -49,31 +40,37 @@ class RecordingLambda:
         self.on_call = on_call
         self.accepted: list[Call] = []
         self.refused: list[Call] = []
+        self.unsigned = 0
         self.tries: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self.client = boto3.client(
-            "lambda",
-            region_name="us-east-1",
-            config=Config(retries={"mode": "standard", "max_attempts": 1}),
-        )
-        self.client.meta.events.register("before-send.lambda.Invoke", self._send)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
 
-    def _send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        function = unquote(request.url.split("/functions/")[1].split("/")[0])
-        body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
-        call = Call(function, json.loads(body))
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def endpoint(self) -> LambdaEndpoint:
+        return LambdaEndpoint(
+            self.url, REGION, Credentials("testing", "testing"), urllib3.PoolManager(maxsize=16)
+        )
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def answer(self, call: Call) -> tuple[int, str] | None:
         with self._lock:
             key = json.dumps(call.payload, sort_keys=True)
             self.tries[key] += 1
             answer = self.rule(call, self.tries[key]) if self.rule else None
             (self.refused if answer else self.accepted).append(call)
-        if answer is None:
-            if self.on_call:
-                self.on_call(call)
-            return AWSResponse(request.url, 202, {}, _Raw(b""))
-        status, code = answer
-        error = json.dumps({"Type": "User", "message": code, "Reason": "test"}).encode()
-        return AWSResponse(request.url, status, {"x-amzn-ErrorType": code}, _Raw(error))
+        if answer is None and self.on_call:
+            self.on_call(call)
+        return answer
 
     def take(self, function: str) -> list[Call]:
         """Accepted calls to ``function`` not taken before."""
@@ -81,3 +78,42 @@ class RecordingLambda:
             mine = [c for c in self.accepted if c.function.endswith(function)]
             self.accepted = [c for c in self.accepted if not c.function.endswith(function)]
         return mine
+
+
+def _handler(recorder: RecordingLambda) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            parts = self.path.split("/")
+            signed = self.headers.get("Authorization", "").startswith(
+                "AWS4-HMAC-SHA256 Credential=testing/"
+            )
+            if (
+                len(parts) != 5
+                or parts[4] != "invocations"
+                or not signed
+                or (self.headers.get("X-Amz-Invocation-Type") != "Event")
+            ):
+                recorder.unsigned += 1
+                return self._send(403, "AccessDeniedException")
+            answer = recorder.answer(Call(unquote(parts[3]), json.loads(body)))
+            if answer is None:
+                return self._send(202, None)
+            return self._send(*answer)
+
+        def _send(self, status: int, code: str | None) -> None:
+            data = b""
+            self.send_response(status)
+            if code is not None:
+                data = json.dumps({"Type": "User", "message": code}).encode()
+                self.send_header("X-Amzn-ErrorType", f"{code}:http://internal.amazon.com/")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler

@@ -63,12 +63,17 @@ class Harness:
         self.dispatched: list[dict[str, Any]] = []
         self.lambda_ = RecordingLambda(rule, on_call=self._seen)
         self.settings = settings(**overrides)
+        endpoint = self.lambda_.endpoint()
         invoker = LambdaInvoker(
             {"worker": "sweeps-dev-worker", "dispatcher": "sweeps-dev-dispatcher"},
-            lambda: self.lambda_.client,
+            lambda: endpoint,
         )
         runtime.use(Runtime(self.settings, s3_store, invoker))
         self.client = Client(app, stage_name="dev")
+
+    def close(self) -> None:
+        runtime.use(None)
+        self.lambda_.close()
 
     def _seen(self, call: Call) -> None:
         run_id = call.payload.get("run_id") or call.payload.get("dispatch", {}).get("run_id")
@@ -103,7 +108,7 @@ class Harness:
 def harness(s3_store: S3Store) -> Iterator[Harness]:
     h = Harness(s3_store)
     yield h
-    runtime.use(None)
+    h.close()
 
 
 def body_of(response: Any) -> Any:
@@ -256,7 +261,7 @@ def test_throttled_invokes_are_retried_until_dispatched(s3_store: S3Store) -> No
         status = body_of(h.get(f"/sweeps/{run_id}"))
         assert status["dispatch"] == {"dispatched": 50, "failed": 0}
     finally:
-        runtime.use(None)
+        h.close()
 
 
 def test_shards_that_cannot_be_dispatched_get_final_failures(s3_store: S3Store) -> None:
@@ -282,7 +287,7 @@ def test_shards_that_cannot_be_dispatched_get_final_failures(s3_store: S3Store) 
             assert table.column("error_code")[0].as_py() == "DISPATCH_FAILED"
             assert table.column("retryable")[0].as_py() is False
     finally:
-        runtime.use(None)
+        h.close()
 
 
 def test_non_retryable_invoke_errors_fail_at_once(s3_store: S3Store) -> None:
@@ -296,7 +301,7 @@ def test_non_retryable_invoke_errors_fail_at_once(s3_store: S3Store) -> None:
         assert len(h.lambda_.refused) == 50  # one try each: retrying cannot help
         assert body_of(h.get(f"/sweeps/{run_id}"))["dispatch"] == {"dispatched": 0, "failed": 50}
     finally:
-        runtime.use(None)
+        h.close()
 
 
 def test_dispatcher_unavailable_is_a_503_with_the_error_body(s3_store: S3Store) -> None:
@@ -307,7 +312,7 @@ def test_dispatcher_unavailable_is_a_503_with_the_error_body(s3_store: S3Store) 
         body = body_of(response)
         assert body["error"] == "dispatch_unavailable" and "redrive" in body["message"]
     finally:
-        runtime.use(None)
+        h.close()
 
 
 def mutate(path: list[Any], value: Any) -> dict[str, Any]:
@@ -468,7 +473,7 @@ def test_fault_injection_refused_where_the_stage_forbids_it(s3_store: S3Store) -
         assert body_of(response)["problems"][0]["path"] == "/fail_shards"
         assert h.all_keys() == []
     finally:
-        runtime.use(None)
+        h.close()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,134 @@
+"""The Invoke sender: backoff, retry decisions, and Lambda's error shapes over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import urllib3
+from botocore.credentials import Credentials
+
+from chalicelib.invoking import (
+    Backoff,
+    Function,
+    InvokeError,
+    Invoker,
+    LambdaEndpoint,
+    LambdaInvoker,
+    send,
+)
+from tests.lambda_recorder import Call, RecordingLambda
+
+NAMES = {
+    "worker": "arn:aws:lambda:us-east-1:123456789012:function:sweeps-dev-worker",
+    "dispatcher": "sweeps-dev-dispatcher",
+}
+
+
+class Scripted(Invoker):
+    """Fails with the scripted errors, then accepts."""
+
+    def __init__(self, errors: list[InvokeError]) -> None:
+        self.errors = errors
+        self.calls = 0
+
+    def invoke(self, function: Function, payload: dict[str, Any]) -> None:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+def test_backoff_is_capped_exponential_with_full_jitter() -> None:
+    backoff = Backoff(max_attempts=8, base_ms=50, cap_ms=5000)
+    assert [backoff.delay(k, lambda: 1.0) for k in range(0, 9, 2)] == [0.05, 0.2, 0.8, 3.2, 5.0]
+    assert backoff.delay(3, lambda: 0.0) == 0.0
+
+
+def test_send_retries_retryable_errors_then_succeeds() -> None:
+    sleeps: list[float] = []
+    invoker = Scripted([InvokeError("throttled", retryable=True)] * 3)
+    assert send(invoker, "worker", {}, Backoff(max_attempts=5), sleeps.append) is None
+    assert invoker.calls == 4 and len(sleeps) == 3
+
+
+def test_send_gives_up_after_max_attempts_or_at_once_when_hopeless() -> None:
+    always = Scripted([InvokeError("throttled", retryable=True)] * 10)
+    error = send(always, "worker", {}, Backoff(max_attempts=3), lambda _: None)
+    assert error == "throttled (after 3 attempts)" and always.calls == 3
+    hopeless = Scripted([InvokeError("no such function", retryable=False)])
+    assert send(hopeless, "worker", {}, Backoff(max_attempts=3), lambda _: None) == (
+        "no such function (after 1 attempt)"
+    )
+    assert hopeless.calls == 1
+
+
+@pytest.fixture
+def recorder() -> Iterator[RecordingLambda]:
+    answers = {
+        "throttle": (429, "TooManyRequestsException"),
+        "gone": (404, "ResourceNotFoundException"),
+        "ec2": (502, "EC2ThrottledException"),
+        "big": (413, "RequestTooLargeException"),
+    }
+
+    def rule(call: Call, tries: int) -> tuple[int, str] | None:
+        return answers.get(call.payload.get("case", ""))
+
+    lam = RecordingLambda(rule)
+    yield lam
+    lam.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "retryable", "code"),
+    [
+        ("throttle", True, "TooManyRequestsException"),
+        ("ec2", True, "EC2ThrottledException"),
+        ("gone", False, "ResourceNotFoundException"),
+        ("big", False, "RequestTooLargeException"),
+    ],
+)
+def test_lambda_errors_are_classified(
+    recorder: RecordingLambda, case: str, retryable: bool, code: str
+) -> None:
+    invoker = LambdaInvoker(NAMES, recorder.endpoint)
+    with pytest.raises(InvokeError) as caught:
+        invoker.invoke("worker", {"case": case})
+    assert caught.value.retryable is retryable and code in str(caught.value)
+
+
+def test_a_signed_event_invoke_reaches_the_named_function(recorder: RecordingLambda) -> None:
+    invoker = LambdaInvoker(NAMES, recorder.endpoint)
+    invoker.invoke("worker", {"shard_id": 3})
+    invoker.invoke("dispatcher", {"dispatch": {}})
+    assert recorder.unsigned == 0
+    assert [(c.function, c.payload) for c in recorder.accepted] == [
+        (NAMES["worker"], {"shard_id": 3}),
+        ("sweeps-dev-dispatcher", {"dispatch": {}}),
+    ]
+
+
+def test_connection_failures_are_retryable_and_missing_credentials_are_not() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1, read=1))
+    down = LambdaEndpoint(closed, "us-east-1", Credentials("testing", "testing"), http)
+    with pytest.raises(InvokeError) as caught:
+        LambdaInvoker(NAMES, lambda: down).invoke("worker", {})
+    assert caught.value.retryable is True
+    anonymous = LambdaEndpoint(closed, "us-east-1", None, http)
+    with pytest.raises(InvokeError) as caught:
+        LambdaInvoker(NAMES, lambda: anonymous).invoke("worker", {})
+    assert caught.value.retryable is False
+
+
+def test_payloads_over_the_async_limit_are_refused_before_sending(
+    recorder: RecordingLambda,
+) -> None:
+    with pytest.raises(InvokeError, match="async limit") as caught:
+        LambdaInvoker(NAMES, recorder.endpoint).invoke("worker", {"x": "y" * 1_100_000})
+    assert caught.value.retryable is False
+    assert recorder.accepted == [] and recorder.refused == []
