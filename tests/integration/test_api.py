@@ -497,3 +497,36 @@ def test_simulations_come_from_the_registry(harness: Harness) -> None:
     params = {p["name"]: p for p in sims["option_pricing"]["parameters"]}
     assert params["volatility"]["default"] == 0.2 and params["paths"]["type"] == "int"
     assert sims["option_pricing"]["metrics"] == ["price", "stderr", "analytic", "abs_error"]
+
+
+def test_the_failure_recorder_function_closes_a_crashed_shard(harness: Harness) -> None:
+    run_id = body_of(harness.post(FIFTY))["run_id"]
+    harness.run_dispatchers()
+    workers = sorted(harness.lambda_.take("worker"), key=lambda c: c.payload["shard_id"])
+    crashed, rest = workers[0], workers[1:]
+    harness.run_workers(rest)
+    assert body_of(harness.get(f"/sweeps/{run_id}"))["shards"]["pending"] == 1
+
+    def record(payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "version": "1.0",
+            "timestamp": "2026-11-26T10:00:00.000Z",
+            "requestContext": {
+                "requestId": "r-1",
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:w",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 3,
+            },
+            "requestPayload": payload,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "Runtime.ExitError", "errorMessage": "OOM"},
+        }
+
+    answer = harness.client.lambda_.invoke("failure_recorder", record(crashed.payload)).payload
+    assert answer["error_code"] == "RETRIES_EXHAUSTED"
+    status = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert status["complete"] is True
+    assert status["failed_shards"] == [0, 7, 31]
+    before = harness.all_keys()
+    late = harness.client.lambda_.invoke("failure_recorder", record(rest[0].payload)).payload
+    assert late["status"] == "already_succeeded" and harness.all_keys() == before
