@@ -45,7 +45,7 @@ from chalicelib.partitioner import shard_bounds
 from chalicelib.simulations import REGISTRY
 from chalicelib.space import Value
 from chalicelib.stores import LocalStore
-from chalicelib.tables import results_parquet
+from chalicelib.tables import ResultColumns, results_parquet
 from chalicelib.validator import SweepRequest, validate_request
 from chalicelib.worker import format_value, run_task
 
@@ -210,10 +210,9 @@ def fixed_costs(payload: dict[str, Any], scratch: Path) -> tuple[float, float, f
     outcome, each timed on its own (best of 3); and the results file's size."""
     shard = task.parse_task(payload)
     sim = REGISTRY[shard.request.simulation]
-    rows = [
-        (i, [(k, format_value(v)) for k, v in p.items()], list(sim.evaluate(p, 0, i).items()))
-        for i, p in shard.request.space.iter_points(shard.start, shard.end)
-    ]
+    rows = ResultColumns(shard.request.space.names, sim.metrics)
+    for i, p in shard.request.space.iter_points(shard.start, shard.end):
+        rows.add(i, map(format_value, p.values()), sim.evaluate(p, 0, i).values())
     validate = parquet = store_ms = float("inf")
     size = 0
     for _ in range(3):

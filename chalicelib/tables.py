@@ -6,6 +6,8 @@ Partition columns (run_id, status, dt) live in the storage path only, never in t
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -65,16 +67,43 @@ def outcome_parquet(row: dict[str, Any]) -> bytes:
     return to_parquet(pa.Table.from_pylist([row], schema=OUTCOMES))
 
 
-def results_parquet(
-    shard_id: int, rows: list[tuple[int, list[tuple[str, str]], list[tuple[str, float]]]]
-) -> bytes:
-    """``rows`` are (point_index, params, metrics) in point order."""
+@dataclass
+class ResultColumns:
+    """A shard's results gathered column by column. Every row has the same parameter and
+    metric names, so the map columns are built from flat arrays and offsets: several times
+    faster than converting a list of (key, value) pairs per row."""
+
+    param_names: tuple[str, ...]
+    metric_names: tuple[str, ...]
+    indices: list[int] = field(default_factory=list)
+    params: list[str] = field(default_factory=list)
+    metrics: list[float] = field(default_factory=list)
+
+    def add(self, index: int, params: Iterable[str], metrics: Iterable[float]) -> None:
+        """One point: its parameter strings and metric values, in the names' order."""
+        self.indices.append(index)
+        self.params.extend(params)
+        self.metrics.extend(metrics)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _map(names: tuple[str, ...], values: list[Any], rows: int, value_type: pa.DataType) -> Any:
+    width = len(names)
+    offsets = pa.array(range(0, rows * width + 1, width), pa.int32())
+    keys = pa.array(list(names) * rows, pa.string())
+    return pa.MapArray.from_arrays(offsets, keys, pa.array(values, value_type))
+
+
+def results_parquet(shard_id: int, columns: ResultColumns) -> bytes:
+    rows = len(columns)
     table = pa.table(
         {
-            "shard_id": pa.array([shard_id] * len(rows), pa.int32()),
-            "point_index": pa.array([r[0] for r in rows], pa.int64()),
-            "params": pa.array([r[1] for r in rows], RESULTS.field("params").type),
-            "metrics": pa.array([r[2] for r in rows], RESULTS.field("metrics").type),
+            "shard_id": pa.array([shard_id] * rows, pa.int32()),
+            "point_index": pa.array(columns.indices, pa.int64()),
+            "params": _map(columns.param_names, columns.params, rows, pa.string()),
+            "metrics": _map(columns.metric_names, columns.metrics, rows, pa.float64()),
         },
         schema=RESULTS,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol, TypeGuard
 
 from chalicelib import error_codes, task
@@ -19,7 +20,7 @@ from chalicelib.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.simulations import REGISTRY
 from chalicelib.space import Value
 from chalicelib.stores import ObjectStore, StorageError
-from chalicelib.tables import results_parquet
+from chalicelib.tables import ResultColumns, results_parquet
 
 
 class LambdaContext(Protocol):
@@ -106,16 +107,14 @@ def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], boo
     return lambda: context.get_remaining_time_in_millis() < margin_ms
 
 
-def _evaluate(
-    shard: task.ShardTask, out_of_time: Callable[[], bool]
-) -> list[tuple[int, list[tuple[str, str]], list[tuple[str, float]]]]:
+def _evaluate(shard: task.ShardTask, out_of_time: Callable[[], bool]) -> ResultColumns:
     if shard.injected_failure:
         raise ShardFailure(
             error_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
         )
     sim = REGISTRY[shard.request.simulation]
     seed = shard.request.seed
-    rows = []
+    columns = ResultColumns(shard.request.space.names, sim.metrics)
     for index, point in shard.request.space.iter_points(shard.start, shard.end):
         if out_of_time():
             raise ShardFailure(
@@ -129,14 +128,20 @@ def _evaluate(
             raise ShardFailure(
                 error_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
             ) from None
-        rows.append(
-            (index, [(k, format_value(v)) for k, v in point.items()], list(metrics.items()))
-        )
-    return rows
+        columns.add(index, map(format_value, point.values()), metrics.values())
+    return columns
 
 
 def format_value(value: Value) -> str:
     """Parameter values as strings in the results map, readable back without ambiguity."""
+    if isinstance(value, float) and value == 0:
+        return repr(value)  # 0.0 and -0.0 are one cache key but print differently
+    return _formatted(value)
+
+
+@lru_cache(maxsize=65536, typed=True)
+def _formatted(value: Value) -> str:
+    """Cached: a grid repeats few distinct values, and repr of a float costs a microsecond."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return value if isinstance(value, str) else repr(value)
