@@ -8,6 +8,9 @@ from chalicelib import api, runtime
 
 app = Chalice(app_name="sweeps")
 
+# Read the settings now: a missing or malformed variable fails the cold start, naming it.
+runtime.current()
+
 
 @app.route("/sweeps", methods=["POST"], content_types=["*/*"])
 def submit_sweep() -> Response:

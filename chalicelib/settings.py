@@ -15,6 +15,11 @@ from typing import Literal
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+# A task carries the canonical request; this cap keeps it inside Lambda's 1 MB async limit
+# with room for the task's own fields.
+MAX_BODY_LIMIT = 768 * 1024
+
+
 class SettingsError(Exception):
     pass
 
@@ -79,6 +84,11 @@ class Settings:
                 "SWEEP_DEADLINE_MARGIN_MS", cls.deadline_margin_ms, low=0
             ),
         )
+        if settings.max_body_bytes > MAX_BODY_LIMIT:
+            raise SettingsError(
+                f"SWEEP_MAX_BODY_BYTES must be <= {MAX_BODY_LIMIT} (task payloads ride in "
+                f"Lambda's 1 MB async events), got {settings.max_body_bytes}"
+            )
         if backend == "aws":
             for name, value in (
                 ("SWEEP_BUCKET", settings.bucket),

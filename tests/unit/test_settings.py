@@ -1,0 +1,75 @@
+"""Settings from the environment: defaults, checks that name the variable, failing at start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chalicelib.settings import Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+AWS = {
+    "SWEEP_BACKEND": "aws",
+    "SWEEP_BUCKET": "b",
+    "SWEEP_WORKER_FUNCTION": "w",
+    "SWEEP_DISPATCHER_FUNCTION": "d",
+}
+
+
+def test_defaults_are_the_local_stage() -> None:
+    settings = Settings.from_env({})
+    assert settings.backend == "local" and settings.allow_fault_injection is True
+    assert (settings.max_points, settings.max_shards) == (10_000_000, 10_000)
+    assert settings.local_root.name == ".sweep-data"
+
+
+def test_values_are_parsed() -> None:
+    settings = Settings.from_env(
+        AWS | {"SWEEP_PREFIX": "/a/b/", "SWEEP_FAULT_INJECTION": "false", "SWEEP_MAX_SHARDS": "7"}
+    )
+    assert (settings.prefix, settings.allow_fault_injection, settings.max_shards) == (
+        "a/b",
+        False,
+        7,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SWEEP_MAX_SHARDS": "many"}, "SWEEP_MAX_SHARDS"),
+        ({"SWEEP_MAX_POINTS": "0"}, "SWEEP_MAX_POINTS"),
+        ({"SWEEP_FAULT_INJECTION": "perhaps"}, "SWEEP_FAULT_INJECTION"),
+        ({"SWEEP_BACKEND": "gcp"}, "SWEEP_BACKEND"),
+        ({"SWEEP_DISPATCH_WIDTH": "1"}, "SWEEP_DISPATCH_WIDTH"),
+        ({"SWEEP_MAX_BODY_BYTES": str(2 * 1024 * 1024)}, "SWEEP_MAX_BODY_BYTES"),
+        (AWS | {"SWEEP_BUCKET": ""}, "SWEEP_BUCKET"),
+        (AWS | {"SWEEP_WORKER_FUNCTION": ""}, "SWEEP_WORKER_FUNCTION"),
+        (
+            {"SWEEP_BACKEND": "aws", "SWEEP_BUCKET": "b", "SWEEP_WORKER_FUNCTION": "w"},
+            "SWEEP_DISPATCHER_FUNCTION",
+        ),
+    ],
+)
+def test_bad_settings_name_their_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
+
+
+def test_a_bad_setting_fails_the_cold_start() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEP_")}
+    env["SWEEP_MAX_SHARDS"] = "lots"
+    result = subprocess.run(
+        [sys.executable, "-c", "import app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "SettingsError: SWEEP_MAX_SHARDS must be an integer" in result.stderr
