@@ -22,9 +22,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from chalicelib.settings import PROJECT_ROOT
 from chalicelib.tables import PARTITIONS, SCHEMAS
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("outcomes", "results")
 INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"

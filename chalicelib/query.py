@@ -35,9 +35,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import layout
+from chalicelib.settings import PROJECT_ROOT
 from chalicelib.tables import PARTITIONS, SCHEMAS
 
-QUERY_DIR = Path(__file__).resolve().parent.parent / "athena"
+QUERY_DIR = PROJECT_ROOT / "athena"
 MAX_SHARD_COUNT = 10_000_000  # coverage.sql builds shard ids as hi * 1000 + lo, hi < 10,000
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)\}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
 
-ROOT = Path(__file__).resolve().parent.parent
+from chalicelib.settings import PROJECT_ROOT
 
 
 def free_port() -> int:
@@ -43,7 +43,7 @@ def local_server(data_root: Path, log_path: Path, start_timeout: float = 60) -> 
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [str(chalice), "local", "--stage", "local", "--port", str(port), "--no-autoreload"],
-            cwd=ROOT,
+            cwd=PROJECT_ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
