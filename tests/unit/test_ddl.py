@@ -12,6 +12,7 @@ import sqlglot
 from sqlglot import exp
 
 from chalicelib import ddl, tables
+from chalicelib.settings import PROJECT_ROOT
 from chalicelib.tables import PARTITIONS, SCHEMAS
 
 # PyYAML (installed with Chalice) ships no type hints; it is only used here to read the template.
@@ -53,13 +54,13 @@ def parse_ddl(text: str) -> tuple[str, list[pa.Field], list[tuple[str, str]], st
 
 @pytest.mark.parametrize("table", ["outcomes", "results"])
 def test_committed_ddl_is_the_generated_one(table: str) -> None:
-    committed = (ddl.PROJECT_ROOT / "athena" / f"ddl_{table}.sql").read_text()
+    committed = (PROJECT_ROOT / "athena" / f"ddl_{table}.sql").read_text()
     assert committed == ddl.create_table_sql(table), "run: python -m chalicelib.ddl --write"
 
 
 @pytest.mark.parametrize("table", ["outcomes", "results"])
 def test_ddl_parsed_back_is_the_pyarrow_schema(table: str) -> None:
-    committed = (ddl.PROJECT_ROOT / "athena" / f"ddl_{table}.sql").read_text()
+    committed = (PROJECT_ROOT / "athena" / f"ddl_{table}.sql").read_text()
     name, fields, parts, location = parse_ddl(committed)
     assert name == table
     schema = SCHEMAS[table]
@@ -142,7 +143,7 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template() -> dict[str, Any]:
-    text = (ddl.PROJECT_ROOT / "infra" / "analytics.yaml").read_text()
+    text = (PROJECT_ROOT / "infra" / "analytics.yaml").read_text()
     assert text == ddl.cloudformation_yaml(), "run: python -m chalicelib.ddl --write"
     template: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)
     return template
