@@ -1,0 +1,107 @@
+"""The local stage's Lambda stand-in: real processes, Lambda's retry-then-OnFailure semantics."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from chalicelib import layout, runs
+from chalicelib.local_backend import LocalInvoker
+from chalicelib.logs import logger
+from chalicelib.settings import Settings
+from chalicelib.stores import LocalStore
+from chalicelib.task import ShardTask
+from chalicelib.validator import validate_request
+from chalicelib.worker import run_task
+
+SWEEP = {
+    "simulation": "monte_carlo_pi",
+    "parameters": {"samples": {"values": [100, 200, 300, 400, 500, 600]}},
+    "shards": {"count": 3},
+    "fail_shards": [1],
+}
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[tuple[Settings, LocalStore, LocalInvoker]]:
+    settings = Settings(local_root=tmp_path / "data", dispatch_leaf_shards=2, dispatch_width=2)
+    invoker = LocalInvoker(settings)
+    yield settings, LocalStore(settings.local_root), invoker
+    invoker.close()
+
+
+def submit(settings: Settings, store: LocalStore, invoker: LocalInvoker) -> str:
+    answer = runs.submit(settings, store, invoker, json.dumps(SWEEP), "application/json")
+    run_id: str = answer["run_id"]
+    return run_id
+
+
+def test_a_run_completes_through_the_process_pool(
+    local: tuple[Settings, LocalStore, LocalInvoker],
+) -> None:
+    settings, store, invoker = local
+    run_id = submit(settings, store, invoker)
+    assert invoker.wait_idle(120)
+    status = runs.status(store, run_id)
+    assert status["shards"] == {"succeeded": 2, "failed": 1, "pending": 0}
+    assert status["dispatch"] == {"dispatched": 3, "failed": 0}
+
+
+def test_storage_failures_are_retried_then_recorded_as_final(
+    local: tuple[Settings, LocalStore, LocalInvoker],
+) -> None:
+    settings, store, invoker = local
+    (settings.local_root).mkdir(parents=True)
+    (settings.local_root / "results").write_text("a file where a folder must be")
+    run_id = submit(settings, store, invoker)
+    assert invoker.wait_idle(120)
+
+    status = runs.status(store, run_id)
+    assert status["complete"] and status["failed_shards"] == [0, 1, 2]
+    rows: dict[int, list[dict[str, Any]]] = {}
+    for obj in store.list(layout.outcomes_prefix(run_id)):
+        table = pq.read_table(io.BytesIO(store.get(obj.key)))
+        row = table.to_pylist()[0]
+        rows.setdefault(row["shard_id"], []).append(row)
+    injected = rows.pop(1)
+    assert [r["error_code"] for r in injected] == ["INJECTED_FAILURE"]
+    for shard_rows in rows.values():
+        by_attempt = sorted(shard_rows, key=lambda r: r["attempt"])
+        codes = [(r["attempt"], r["error_code"], r["retryable"]) for r in by_attempt]
+        # the first delivery claimed the success (attempt 1); three storage failures, then the
+        # failure recorder's final outcome
+        assert codes == [
+            (2, "STORAGE_ERROR", True),
+            (3, "STORAGE_ERROR", True),
+            (4, "STORAGE_ERROR", True),
+            (5, "RETRIES_EXHAUSTED", False),
+        ]
+        assert "3 invocation(s)" in by_attempt[-1]["error_message"]
+
+
+def test_each_finished_shard_logs_one_json_line(
+    local: tuple[Settings, LocalStore, LocalInvoker],
+) -> None:
+    _, store, _ = local
+    request = validate_request(SWEEP, None)
+    payload = ShardTask("20261126T000000000Z-0123456789ab", 0, 0, 2, "2026-11-26", request)
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream = handler.setStream(buffer)
+    try:
+        run_task(payload.to_payload(), None, store, 1000)
+    finally:
+        handler.setStream(stream)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+    finished = [line for line in lines if line.get("message") == "shard finished"]
+    assert len(finished) == 1
+    assert {"run_id", "shard_id", "attempt", "duration_ms", "status", "level"} <= set(finished[0])
+    assert finished[0]["shard_id"] == 0 and finished[0]["attempt"] == 1
