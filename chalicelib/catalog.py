@@ -27,7 +27,6 @@ from chalicelib.tables import PARTITIONS
 
 STATUSES: tuple[layout.Status, ...] = ("succeeded", "failed")
 _DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_LOCATION_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._=-]+)*$")
 
 
 class CatalogError(Exception):
@@ -81,7 +80,7 @@ class GlueCatalog(Catalog):
 
     def __init__(self, database: str, location_uri: str, client_factory: Callable[[], Any]) -> None:
         location = location_uri.rstrip("/")
-        if not _LOCATION_RE.match(location):
+        if not layout.S3_ROOT_RE.match(location):
             raise ValueError(f"malformed data location {location_uri!r}; expected s3://bucket[/p]")
         self.database = database
         self.location = location

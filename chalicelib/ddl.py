@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from chalicelib import layout
 from chalicelib.settings import PROJECT_ROOT
 from chalicelib.tables import PARTITIONS, SCHEMAS
 
@@ -102,7 +103,7 @@ def create_table_sql(table: str) -> str:
         f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} (\n{block(columns(table))}\n)\n"
         f"PARTITIONED BY (\n{block(partition_keys(table))}\n)\n"
         "STORED AS PARQUET\n"
-        f"LOCATION '${{location}}/{table}/'\n"
+        f"LOCATION '${{location}}/{layout.table_root(table)}'\n"
         f"TBLPROPERTIES (\n{props}\n)\n"
     )
 
@@ -151,8 +152,8 @@ def _table_location(table: str) -> Tag:
         "If",
         [
             "HasDataPrefix",
-            Tag("Sub", f"s3://${{DataBucket}}/${{DataPrefix}}/{table}/"),
-            Tag("Sub", f"s3://${{DataBucket}}/{table}/"),
+            Tag("Sub", f"s3://${{DataBucket}}/${{DataPrefix}}/{layout.table_root(table)}"),
+            Tag("Sub", f"s3://${{DataBucket}}/{layout.table_root(table)}"),
         ],
     )
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+# A data root on S3, as catalogs and query engines are given it: s3://bucket[/prefix].
+S3_ROOT_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._=-]+)*$")
 JOB_RE = re.compile(r"^[a-z0-9-]{1,40}$")
 Status = Literal["succeeded", "failed"]
 
@@ -68,8 +70,15 @@ def redrive_list(run_id: str, job: str) -> str:
     return f"{run_prefix(run_id)}redrives/{job}.json"
 
 
+def table_root(table: str) -> str:
+    """The folder under the data root that holds one table's files, named after the table."""
+    if table not in ("outcomes", "results"):
+        raise ValueError(f"no table {table!r}")
+    return f"{table}/"
+
+
 def outcomes_prefix(run_id: str) -> str:
-    return f"outcomes/run_id={_run(run_id)}/"
+    return f"{table_root('outcomes')}run_id={_run(run_id)}/"
 
 
 def outcome(run_id: str, status: Status, dt: str, shard_id: int, attempt: int) -> str:
@@ -84,7 +93,7 @@ def shard_outcomes_prefix(run_id: str, status: Status, dt: str, shard_id: int) -
 
 
 def results_prefix(run_id: str) -> str:
-    return f"results/run_id={_run(run_id)}/"
+    return f"{table_root('results')}run_id={_run(run_id)}/"
 
 
 def results(run_id: str, shard_id: int) -> str:

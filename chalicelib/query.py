@@ -43,7 +43,6 @@ MAX_SHARD_COUNT = 10_000_000  # coverage.sql builds shard ids as hi * 1000 + lo,
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)\}")
 _METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_LOCATION_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._=-]+)*$")
 
 
 class QueryError(Exception):
@@ -123,7 +122,7 @@ def _metric(value: object) -> str:
 
 def _location(value: object) -> str:
     text = value.rstrip("/") if isinstance(value, str) else value
-    if not (isinstance(text, str) and _LOCATION_RE.match(text)):
+    if not (isinstance(text, str) and layout.S3_ROOT_RE.match(text)):
         raise QueryError(f"location must be s3://bucket[/prefix], got {value!r}")
     return text
 
@@ -226,7 +225,7 @@ class LocalEngine(QueryEngine):
                 continue
             parts = PARTITIONS[table]
             names = ", ".join(f'"{n}"' for n in [*schema.names, *parts])
-            folder = self.root / table
+            folder = self.root / layout.table_root(table)
             has_files = folder.is_dir() and next(folder.rglob("*.parquet"), None) is not None
             if has_files:
                 pattern = (folder.as_posix() + "/**/*.parquet").replace("'", "''")
