@@ -50,15 +50,23 @@ def success_lock(run_id: str, shard_id: int) -> str:
     return f"{run_prefix(run_id)}success/shard-{shard_id:06d}.json"
 
 
+def retry_markers_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}retrying/"
+
+
 def retry_marker(run_id: str, shard_id: int, attempt: int) -> str:
     """Written before a retryable failure outcome: that attempt is not final."""
-    return f"{run_prefix(run_id)}retrying/shard-{shard_id:06d}-attempt-{attempt}"
+    return f"{retry_markers_prefix(run_id)}shard-{shard_id:06d}-attempt-{attempt}"
+
+
+def dispatch_records_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}dispatch/"
 
 
 def dispatch_prefix(run_id: str, job: str) -> str:
     if not JOB_RE.match(job):
         raise ValueError(f"malformed dispatch job {job!r}")
-    return f"{run_prefix(run_id)}dispatch/{job}/"
+    return f"{dispatch_records_prefix(run_id)}{job}/"
 
 
 def dispatch_record(run_id: str, job: str, lo: int, hi: int, dispatched: int, failed: int) -> str:
@@ -66,8 +74,12 @@ def dispatch_record(run_id: str, job: str, lo: int, hi: int, dispatched: int, fa
     return f"{dispatch_prefix(run_id, job)}{lo:06d}-{hi:06d}-ok-{dispatched}-failed-{failed}"
 
 
+def redrive_lists_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}redrives/"
+
+
 def redrive_list(run_id: str, job: str) -> str:
-    return f"{run_prefix(run_id)}redrives/{job}.json"
+    return f"{redrive_lists_prefix(run_id)}{job}.json"
 
 
 def table_root(table: str) -> str:
@@ -117,15 +129,6 @@ _RETRY_RE = re.compile(r"retrying/shard-(?P<shard>\d{6,})-attempt-(?P<attempt>\d
 _DISPATCH_RE = re.compile(
     r"dispatch/(?P<job>[a-z0-9-]+)/(?P<lo>\d+)-(?P<hi>\d+)-ok-(?P<ok>\d+)-failed-(?P<failed>\d+)$"
 )
-
-
-_REDRIVE_RE = re.compile(r"runs/[A-Za-z0-9-]+/redrives/(?P<job>[a-z0-9-]+)\.json$")
-
-
-def parse_redrive_list(key: str) -> str | None:
-    """The redrive job a key records the shard list of, or None."""
-    m = _REDRIVE_RE.search(key)
-    return m["job"] if m else None
 
 
 def parse_outcome(key: str) -> OutcomeKey | None:

@@ -138,6 +138,10 @@ class ShardStates:
 
 
 def shard_states(store: ObjectStore, run: Manifest) -> tuple[ShardStates, dict[str, Any]]:
+    """Each shard's state and the dispatch counts per job, from four listings.
+
+    The run folder is listed by its narrow sub-folders, not whole: it also holds a success lock
+    per shard, which status does not need."""
     states = ShardStates(run.request.shard_count)
     for obj in store.list(layout.outcomes_prefix(run.run_id)):
         key = layout.parse_outcome(obj.key)
@@ -147,27 +151,33 @@ def shard_states(store: ObjectStore, run: Manifest) -> tuple[ShardStates, dict[s
             states.succeeded.add(key.shard_id)
         elif key.attempt > states.latest_failure.get(key.shard_id, 0):
             states.latest_failure[key.shard_id] = key.attempt
-    leaves: dict[tuple[str, int, int], layout.DispatchRecord] = {}
-    for obj in store.list(layout.run_prefix(run.run_id)):
+    for obj in store.list(layout.retry_markers_prefix(run.run_id)):
         if (marker := layout.parse_retry_marker(obj.key)) is not None:
             states.retrying.add(marker)
-        elif (record := layout.parse_dispatch_record(obj.key)) is not None:
+    for obj in store.list(layout.redrive_lists_prefix(run.run_id)):
+        redrive = json.loads(store.get(obj.key))
+        for shard, attempt in redrive["after_attempts"].items():
+            states.redriven_after[int(shard)] = max(
+                attempt, states.redriven_after.get(int(shard), 0)
+            )
+    return states, dispatch_counts(store, run.run_id)
+
+
+def dispatch_counts(store: ObjectStore, run_id: str) -> dict[str, dict[str, int]]:
+    """Shards handed over and refused, per dispatch job, from the leaves' progress records."""
+    leaves: dict[tuple[str, int, int], layout.DispatchRecord] = {}
+    for obj in store.list(layout.dispatch_records_prefix(run_id)):
+        if (record := layout.parse_dispatch_record(obj.key)) is not None:
             # A leaf delivered twice records twice; its best count stands.
             leaf = (record.job, record.lo, record.hi)
             if leaf not in leaves or record.dispatched > leaves[leaf].dispatched:
                 leaves[leaf] = record
-        elif layout.parse_redrive_list(obj.key) is not None:
-            redrive = json.loads(store.get(obj.key))
-            for shard, attempt in redrive["after_attempts"].items():
-                states.redriven_after[int(shard)] = max(
-                    attempt, states.redriven_after.get(int(shard), 0)
-                )
-    dispatch: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, int]] = {}
     for record in leaves.values():
-        counts = dispatch.setdefault(record.job, {"dispatched": 0, "failed": 0})
-        counts["dispatched"] += record.dispatched
-        counts["failed"] += record.failed
-    return states, dispatch
+        job = counts.setdefault(record.job, {"dispatched": 0, "failed": 0})
+        job["dispatched"] += record.dispatched
+        job["failed"] += record.failed
+    return counts
 
 
 def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
