@@ -1,8 +1,9 @@
 -- Coverage of one run: every shard 0 .. shard_count - 1 that is not exactly covered.
 -- Parameters: ${run_id}, ${shard_count} (from the run's manifest or POST /sweeps response).
--- problem: missing (no outcome at all), pending (only retryable failures so far),
--- duplicate_success (more than one success outcome: must never happen), unexpected (an
--- outcome for a shard outside the plan). A complete, healthy run returns no rows.
+-- problem: missing (no outcome at all), pending (final status pending in the view shard_status,
+-- see view_shard_status.sql: only retryable failures so far), duplicate_success (more than one
+-- success outcome: must never happen), unexpected (an outcome for a shard outside the plan).
+-- A complete, healthy run returns no rows.
 -- Expected shard ids are built as hi * 1000 + lo, so no sequence exceeds Athena's limit of
 -- 10,000 elements.
 WITH expected AS (
@@ -12,14 +13,9 @@ WITH expected AS (
     WHERE hi * 1000 + lo < CAST('${shard_count}' AS BIGINT)
 ),
 shards AS (
-    SELECT
-        shard_id,
-        count(*) AS attempts,
-        count_if(status = 'succeeded') AS successes,
-        max_by(retryable, attempt) FILTER (WHERE status = 'failed') AS last_failure_retryable
-    FROM outcomes
+    SELECT shard_id, attempts, successes, final_status
+    FROM shard_status
     WHERE run_id = '${run_id}'
-    GROUP BY shard_id
 ),
 checked AS (
     SELECT
@@ -28,7 +24,7 @@ checked AS (
             WHEN e.shard_id IS NULL THEN 'unexpected'
             WHEN s.shard_id IS NULL THEN 'missing'
             WHEN s.successes > 1 THEN 'duplicate_success'
-            WHEN s.successes = 0 AND s.last_failure_retryable THEN 'pending'
+            WHEN s.final_status = 'pending' THEN 'pending'
         END AS problem,
         coalesce(s.attempts, 0) AS attempts,
         coalesce(s.successes, 0) AS successes

@@ -1,26 +1,18 @@
 -- Failures of one run per error code. Parameters: ${run_id}.
 -- failed_attempts: failure outcomes with that code (retryable ones included);
 -- shards_affected: shards with at least one such attempt;
--- failed_shards: shards whose final status is failed with that code as their latest failure;
+-- failed_shards: shards whose final status is failed with that code as their latest failure
+-- (final status and latest failure from the view shard_status, see view_shard_status.sql);
 -- failure_rate: failed_shards / shards of the run with an outcome.
-WITH attempts AS (
-    SELECT shard_id, attempt, status, error_code, retryable
-    FROM outcomes
+WITH shards AS (
+    SELECT shard_id, final_status, last_error_code
+    FROM shard_status
     WHERE run_id = '${run_id}'
-),
-shards AS (
-    SELECT
-        shard_id,
-        count_if(status = 'succeeded') AS successes,
-        max_by(retryable, attempt) FILTER (WHERE status = 'failed') AS last_failure_retryable,
-        max_by(error_code, attempt) FILTER (WHERE status = 'failed') AS last_error_code
-    FROM attempts
-    GROUP BY shard_id
 ),
 final_failures AS (
     SELECT last_error_code AS error_code, count(*) AS failed_shards
     FROM shards
-    WHERE successes = 0 AND NOT last_failure_retryable
+    WHERE final_status = 'failed'
     GROUP BY last_error_code
 ),
 by_code AS (
@@ -28,8 +20,8 @@ by_code AS (
         error_code,
         count(*) AS failed_attempts,
         count(DISTINCT shard_id) AS shards_affected
-    FROM attempts
-    WHERE status = 'failed'
+    FROM outcomes
+    WHERE run_id = '${run_id}' AND status = 'failed'
     GROUP BY error_code
 ),
 total AS (

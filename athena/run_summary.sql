@@ -1,35 +1,17 @@
 -- Run summary: shards, points and attempts by final status, with the attempts' durations.
 -- Parameters: ${run_id}.
--- A shard's final status: succeeded once a success outcome exists; else failed when its latest
--- failure is final (retryable = false); else pending (a retry will follow). Shards with no
--- outcome at all are not in this table: coverage.sql lists them.
+-- A shard's final status comes from the view shard_status (view_shard_status.sql states the
+-- rule). Shards with no outcome at all are not in it: coverage.sql lists them.
 -- Durations are over every attempt (outcome row) of the shards in that status.
-WITH attempts AS (
-    SELECT shard_id, attempt, status, point_count, duration_ms, retryable
-    FROM outcomes
+WITH final AS (
+    SELECT shard_id, attempts, points, final_status
+    FROM shard_status
     WHERE run_id = '${run_id}'
 ),
-shards AS (
-    SELECT
-        shard_id,
-        count(*) AS attempts,
-        count_if(status = 'succeeded') AS successes,
-        max(point_count) AS points,
-        max_by(retryable, attempt) FILTER (WHERE status = 'failed') AS last_failure_retryable
-    FROM attempts
-    GROUP BY shard_id
-),
-final AS (
-    SELECT
-        shard_id,
-        attempts,
-        points,
-        CASE
-            WHEN successes > 0 THEN 'succeeded'
-            WHEN NOT last_failure_retryable THEN 'failed'
-            ELSE 'pending'
-        END AS final_status
-    FROM shards
+attempts AS (
+    SELECT shard_id, duration_ms
+    FROM outcomes
+    WHERE run_id = '${run_id}'
 ),
 by_status AS (
     SELECT

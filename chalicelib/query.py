@@ -9,10 +9,12 @@ so no input is ever interpolated raw.
 - ``LocalEngine(root)``: transpiles with sqlglot (athena → duckdb; what sqlglot reports as
   unsupported is an error) and runs on DuckDB over the local data root, through views
   ``outcomes`` and ``results`` that read the hive-partitioned Parquet files with partition values
-  kept as strings, as in the Glue catalog.
+  kept as strings, as in the Glue catalog, and the views of ``athena/view_*.sql`` over them.
 - ``AthenaEngine(workgroup, database, client_factory)``: ``StartQueryExecution`` in the
   workgroup with the database as context, polls with exponential backoff up to a timeout, pages
   through ``GetQueryResults`` and converts values by the result's column types.
+  ``create_views()`` creates (or replaces) the views of ``athena/view_*.sql``: a deploy step,
+  not something each query does.
 
 ``python -m chalicelib.query --help`` runs a query from the command line.
 """
@@ -80,13 +82,24 @@ class QueryResult:
 
 
 def query_names() -> list[str]:
-    """Every SQL file in athena/, DDL included."""
+    """Every SQL file in athena/, DDL and views included."""
     return sorted(p.stem for p in QUERY_DIR.glob("*.sql"))
 
 
 def baseline_queries() -> list[str]:
-    """The analytics queries (the DDL files are run once, by CloudFormation or by hand)."""
-    return [n for n in query_names() if not n.startswith("ddl_")]
+    """The analytics queries: not the DDL (run once, by CloudFormation or by hand), nor the
+    views (created once per database by ``AthenaEngine.create_views``, by LocalEngine itself)."""
+    return [n for n in query_names() if not n.startswith(("ddl_", "view_"))]
+
+
+def view_names() -> list[str]:
+    """The files that define views (``view_<name>.sql``: ``CREATE OR REPLACE VIEW <name>``)."""
+    return [n for n in query_names() if n.startswith("view_")]
+
+
+def view_sql(name: str) -> str:
+    """A view file's statement, without its header comment; it takes no parameters."""
+    return strip_header(render(load_query(name), {}))
 
 
 def load_query(name: str) -> str:
@@ -195,12 +208,14 @@ def to_duckdb(sql: str) -> str:
 
 
 class LocalEngine(QueryEngine):
-    """DuckDB over ``<root>/outcomes`` and ``<root>/results`` (the local stage's data root)."""
+    """DuckDB over ``<root>/outcomes`` and ``<root>/results`` (the local stage's data root), and
+    the views of ``athena/view_*.sql`` over them."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._con: Any = None
         self._reads_files: dict[str, bool] = {}
+        self._views: list[tuple[str, str]] | None = None  # (file name, DuckDB statement)
 
     @property
     def connection(self) -> Any:
@@ -212,14 +227,17 @@ class LocalEngine(QueryEngine):
         return self._con
 
     def refresh_views(self, force: bool = False) -> None:
-        """Create the views ``outcomes`` and ``results`` in catalog column order.
+        """Create the views ``outcomes`` and ``results`` in catalog column order, then the views
+        of ``athena/view_*.sql`` over them.
 
         A view over files globs at every query, so it sees files that land later; a table with
         no file yet gets an empty view typed from its pyarrow schema, re-checked at each query
         until its first file lands. Columns are listed in catalog order (file columns, then
-        partition columns, kept as strings).
+        partition columns, kept as strings). Whenever a table's view is (re)created, the views
+        of ``athena/`` are created again after it, with the SQL sqlglot transpiled for them once.
         """
         con = self.connection
+        created = False
         for table, schema in SCHEMAS.items():
             if self._reads_files.get(table) and not force:
                 continue
@@ -241,6 +259,20 @@ class LocalEngine(QueryEngine):
                 source = f"_{table}_empty"
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {names} FROM {source}")
             self._reads_files[table] = has_files
+            created = True
+        if created:
+            self._create_views()
+
+    def _create_views(self) -> None:
+        import duckdb
+
+        if self._views is None:
+            self._views = [(name, to_duckdb(view_sql(name))) for name in view_names()]
+        for name, statement in self._views:  # in file-name order
+            try:
+                self.connection.execute(statement)
+            except duckdb.Error as exc:
+                raise QueryError(f"DuckDB: creating the view of {name}.sql: {exc}") from exc
 
     def execute(self, sql: str) -> QueryResult:
         import duckdb
@@ -316,6 +348,21 @@ class AthenaEngine(QueryEngine):
     @property
     def client(self) -> Any:
         return self._client_factory()  # clients.py builds each client once
+
+    def create_views(self) -> dict[str, str]:
+        """Create or replace every view of ``athena/view_*.sql`` in the database, in file-name
+        order, each polled until it SUCCEEDED; returns {file name: query execution id}.
+
+        A deploy step: run it once after the tables exist, and again after a view file or the
+        schema of a table under a view changes (Athena reports a view as stale when its tables'
+        schemas changed). ``CREATE OR REPLACE`` makes it idempotent. Queries never call it.
+        """
+        created: dict[str, str] = {}
+        for name in view_names():
+            query_id = self.start(view_sql(name))
+            self.wait(query_id)
+            created[name] = query_id
+        return created
 
     def execute(self, sql: str) -> QueryResult:
         query_id = self.start(sql)
@@ -430,6 +477,33 @@ def _format(result: QueryResult) -> str:
     return "\n".join([*lines, f"({len(cells)} row{'s' if len(cells) != 1 else ''})"])
 
 
+def _athena_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AthenaEngine:
+    if not (args.workgroup and args.database):
+        parser.error("--engine athena needs --workgroup and --database")
+    from chalicelib import clients
+
+    return AthenaEngine(args.workgroup, args.database, clients.athena)
+
+
+def _create_views(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.engine != "athena":
+        parser.error("--create-views needs --engine athena (the local engine creates them itself)")
+    if args.query:
+        parser.error("--create-views takes no query")
+    if args.show_sql:
+        print("\n".join(f"-- {name}.sql\n{view_sql(name).rstrip()}" for name in view_names()))
+        return 0
+    engine = _athena_engine(parser, args)
+    try:
+        created = engine.create_views()
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, query_id in created.items():
+        print(f"{name}: created (query {query_id})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chalicelib.query",
@@ -445,7 +519,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workgroup", default=os.environ.get("SWEEP_ATHENA_WORKGROUP"))
     parser.add_argument("--database", default=os.environ.get("SWEEP_GLUE_DATABASE"))
     parser.add_argument("--show-sql", action="store_true", help="print the SQL that would run")
+    parser.add_argument(
+        "--create-views",
+        action="store_true",
+        help="with --engine athena: create or replace the views of athena/view_*.sql in the "
+        "database (a deploy step: once after the tables exist, and after a view changes)",
+    )
     args = parser.parse_args(argv)
+    if args.create_views:
+        return _create_views(parser, args)
     if args.list or not args.query:
         print("\n".join(baseline_queries()))
         return 0
@@ -461,11 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             engine = LocalEngine(args.root or Settings.from_env().local_root)
         else:
-            if not (args.workgroup and args.database):
-                parser.error("--engine athena needs --workgroup and --database")
-            from chalicelib import clients
-
-            engine = AthenaEngine(args.workgroup, args.database, clients.athena)
+            engine = _athena_engine(parser, args)
         result = engine.run(args.query, run_id=args.run_id, **params)
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)

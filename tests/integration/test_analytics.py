@@ -8,11 +8,13 @@ Three runs go through the worker into one data root:
   so its retry's success reuses the failed attempt's number (both rows say attempt 1).
 - C (same day, monte_carlo_pi, 5 shards): all succeed.
 - B (2026-01-02, monte_carlo_pi, 10 shards): shard 0 fails by injection.
-Every number a query returns is checked against what these runs must have produced.
+Every number a query returns is checked against what these runs must have produced, and the
+view shard_status against the API's own rule (chalicelib.runs.ShardStates) on the same files.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,10 +31,12 @@ from sqlglot.errors import ErrorLevel
 from bench.local_runs import run_shards, run_sweep, shard_payload
 from chalicelib import layout, query
 from chalicelib.failure_recorder import record_destination
+from chalicelib.manifest import Manifest
 from chalicelib.query import LocalEngine, QueryError
+from chalicelib.runs import shard_states
 from chalicelib.stores import LocalStore, StorageError
 from chalicelib.tables import PARTITIONS, SCHEMAS
-from chalicelib.validator import SweepRequest, validate_request
+from chalicelib.validator import Limits, SweepRequest, validate_request
 from chalicelib.worker import run_task
 
 RUN_A = layout.new_run_id(datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
@@ -187,12 +191,26 @@ def test_ddl_runs_on_duckdb_with_the_columns_duckdb_reads_from_real_files(
     assert all(c[1] == "VARCHAR" for c in real if c[0] in PARTITIONS[table])
 
 
+def _view_relations() -> set[str]:
+    """The relation each view file creates."""
+    names = set()
+    for name in query.view_names():
+        create = sqlglot.parse_one(query.load_query(name), read="athena")
+        assert isinstance(create, exp.Create) and create.kind == "VIEW"
+        names.add(create.this.name)
+    return names
+
+
 @pytest.mark.parametrize("name", query.baseline_queries())
 def test_per_run_queries_filter_every_scan_on_the_run_partition(name: str) -> None:
-    """Athena prunes partitions only if each scan of a table has ``run_id = <the run>``."""
+    """Athena prunes partitions only if each scan of a table has ``run_id = <the run>``.
+
+    A scan of the view shard_status counts as a scan of outcomes: run_id is one of its grouping
+    keys, so the filter is pushed through it to outcomes (checked on DuckDB's plan below)."""
     text = query.load_query(name)
     tree = sqlglot.parse_one(text, read="athena")
-    scans = [t for t in tree.find_all(exp.Table) if t.name in ("outcomes", "results")]
+    relations = {"outcomes", "results", *_view_relations()}
+    scans = [t for t in tree.find_all(exp.Table) if t.name in relations]
     assert scans
     per_run = "run_id" in query.placeholders(text)
     for scan in scans:
@@ -218,6 +236,127 @@ def test_all_baseline_queries_are_covered_by_this_module() -> None:
         "daily_failure_rate",
         "best_points",
     }
+    assert query.view_names() == ["view_shard_status"]
+    assert _view_relations() == {"shard_status"}
+    assert set(query.query_names()) == {
+        *query.baseline_queries(),
+        *query.view_names(),
+        "ddl_outcomes",
+        "ddl_results",
+    }
+
+
+def _code(name: str) -> str:
+    """A file's SQL without its comments, lowercased."""
+    return "\n".join(line.split("--")[0] for line in query.load_query(name).splitlines()).lower()
+
+
+def test_the_final_status_rule_is_written_only_in_the_view() -> None:
+    """No query repeats the rule: none looks at retryable or counts success outcomes itself."""
+    for name in query.baseline_queries():
+        code = _code(name)
+        assert "retryable" not in code, name
+        assert not re.search(r"\bstatus\s*=\s*'succeeded'", code), name
+    assert "retryable" in _code("view_shard_status")
+
+
+# ------------------------------------------------------------------------------ the view
+
+
+def _manifest(run_id: str, request: SweepRequest) -> Manifest:
+    limits = Limits(max_points=10**6, max_shards=10**4, allow_fault_injection=True)
+    return Manifest(run_id, datetime(2026, 1, 1, tzinfo=UTC), "test", request, limits)
+
+
+def test_the_view_agrees_with_the_python_rule_of_the_api(
+    engine: LocalEngine, dataset: Dataset
+) -> None:
+    """shard_status's final_status equals ShardStates.state (what GET /sweeps/<id> reports)
+    for every shard with an outcome. ShardStates reads retry markers where the view reads
+    retryable; the worker writes a marker exactly for a retryable failure. (The API also counts
+    a redriven shard as pending, which the tables cannot know; no run here was redriven.)"""
+    rows = engine.run("SELECT * FROM shard_status ORDER BY run_id, shard_id").rows
+    store = LocalStore(dataset.root)
+    requests = {
+        RUN_A: dataset.request_a,
+        RUN_B: validate_request(BODY_B, None),
+        RUN_C: validate_request(BODY_C, None),
+    }
+    assert sorted({r["run_id"] for r in rows}) == sorted(requests)
+    for run_id, request in requests.items():
+        states, _ = shard_states(store, _manifest(run_id, request))
+        got = {r["shard_id"]: r["final_status"] for r in rows if r["run_id"] == run_id}
+        # Shards with no outcome are pending to the API and absent from the view.
+        with_outcome = {
+            k: states.state(k)
+            for k in range(states.count)
+            if k in states.succeeded or k in states.latest_failure
+        }
+        assert got == with_outcome, run_id
+    by_state = {
+        s: sorted(r["shard_id"] for r in rows if r["run_id"] == RUN_A and r["final_status"] == s)
+        for s in ("failed", "pending")
+    }
+    assert by_state == {"failed": sorted([*INJECTED_A, RETRIES_EXHAUSTED]), "pending": [PENDING]}
+
+
+def test_the_view_columns_against_the_files(engine: LocalEngine, dataset: Dataset) -> None:
+    result = engine.run("SELECT * FROM shard_status WHERE run_id = '${run_id}'", run_id=RUN_A)
+    assert result.columns == [
+        "run_id",
+        "dt",
+        "shard_id",
+        "attempts",
+        "successes",
+        "points",
+        "last_failure_retryable",
+        "last_error_code",
+        "final_status",
+    ]
+    by_shard: dict[int, list[dict[str, Any]]] = {}
+    for row in outcome_rows(dataset.root, RUN_A):
+        by_shard.setdefault(row["shard_id"], []).append(row)
+    expected = []
+    for shard_id, attempts in sorted(by_shard.items()):
+        failures = [r for r in attempts if r["status"] == "failed"]
+        latest = max(failures, key=lambda r: r["attempt"]) if failures else None
+        expected.append(
+            {
+                "run_id": RUN_A,
+                "dt": DAY1,
+                "shard_id": shard_id,
+                "attempts": len(attempts),
+                "successes": sum(r["status"] == "succeeded" for r in attempts),
+                "points": max(r["point_count"] for r in attempts),
+                "last_failure_retryable": latest["retryable"] if latest else None,
+                "last_error_code": latest["error_code"] if latest else None,
+                "final_status": _final_status(attempts),
+            }
+        )
+    assert sorted(result.rows, key=lambda r: r["shard_id"]) == expected
+    assert len(expected) == SHARDS_A
+    shard_9 = next(r for r in expected if r["shard_id"] == RETRIES_EXHAUSTED)
+    assert (shard_9["attempts"], shard_9["last_error_code"]) == (2, "RETRIES_EXHAUSTED")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in query.baseline_queries() if "run_id" in query.placeholders(query.load_query(n))],
+)
+def test_per_run_queries_read_only_the_runs_files_on_duckdb(
+    engine: LocalEngine, dataset: Dataset, name: str
+) -> None:
+    """DuckDB's plan: every Parquet scan, through the view or not, is pruned to run C's files
+    (5 of each table), out of every run's."""
+    params: dict[str, object] = {"run_id": RUN_C}
+    params |= {"shard_count": 5} if name == "coverage" else {}
+    params |= {"metric": "abs_error"} if name == "best_points" else {}
+    duck = query.to_duckdb(query.strip_header(query.render(query.load_query(name), params)))
+    engine.refresh_views()
+    plan = engine.connection.sql("EXPLAIN " + duck).fetchall()[0][1]
+    scanned = [(int(a), int(b)) for a, b in re.findall(r"Scanning Files: (\d+)/(\d+)", plan)]
+    assert scanned
+    assert all(read <= 5 < total for read, total in scanned), scanned
 
 
 # ------------------------------------------------------------------------------ numbers
@@ -386,6 +525,8 @@ def test_an_empty_data_root_gives_empty_results(tmp_path: Path) -> None:
     assert engine.run("run_summary", run_id=RUN_A).rows == []
     assert engine.run("daily_failure_rate").rows == []
     assert engine.run("best_points", run_id=RUN_A, metric="abs_error").rows == []
+    view = engine.run("SELECT * FROM shard_status")
+    assert (len(view.columns), view.rows) == (9, [])
 
 
 def test_new_files_are_seen_by_the_next_query(tmp_path: Path) -> None:
@@ -437,10 +578,10 @@ def test_sql_text_runs_too_and_what_duckdb_lacks_is_an_error(engine: LocalEngine
 KNOWN_GAPS = ("map_agg", "at_timezone", "format_datetime", "parse_datetime", "date_diff", "$path")
 
 
-@pytest.mark.parametrize("name", query.baseline_queries())
+@pytest.mark.parametrize("name", [*query.baseline_queries(), *query.view_names()])
 def test_queries_stay_in_the_subset_both_engines_agree_on(name: str) -> None:
     text = query.load_query(name)
-    code = "\n".join(line.split("--")[0] for line in text.splitlines()).lower()
+    code = _code(name)
     assert not [g for g in KNOWN_GAPS if g in code]
     # Trino's integer / truncates, DuckDB's does not: every division must be over doubles.
     for div in sqlglot.parse_one(text, read="athena").find_all(exp.Div):
@@ -460,3 +601,11 @@ def test_cli_prints_a_query(dataset: Dataset, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "INJECTED_FAILURE" in out and "(3 rows)" in out
     assert query.main(["coverage", "--root", str(dataset.root), "--run-id", RUN_A]) == 1
+
+
+def test_cli_leaves_views_to_the_local_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        query.main(["--create-views"])
+    assert "--create-views needs --engine athena" in capsys.readouterr().err
+    assert query.main(["--list"]) == 0
+    assert "view_" not in capsys.readouterr().out

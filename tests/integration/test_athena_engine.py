@@ -15,6 +15,7 @@ from moto.athena.models import QueryResults, athena_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
 
+from chalicelib import query
 from chalicelib.query import AthenaEngine, QueryError, QueryFailed, QueryTimeout
 
 REGION = "us-east-1"
@@ -187,6 +188,70 @@ def test_ddl_is_rendered_with_its_location(athena: Recorder) -> None:
     assert start["QueryString"].startswith("CREATE EXTERNAL TABLE IF NOT EXISTS results (")
     assert "LOCATION 's3://sweeps-data/dev/results/'" in start["QueryString"]
     assert athena.operations[-1] == "get_query_results"
+
+
+def test_create_views_runs_each_view_file_once_in_the_workgroup(athena: Recorder) -> None:
+    polls_per_state(1)
+    sleeps: list[float] = []
+    created = make_engine(athena, sleeps).create_views()
+
+    views = query.view_names()
+    assert views == ["view_shard_status"]
+    assert list(created) == views
+    # Per file: start, then poll QUEUED → RUNNING → SUCCEEDED; no results to read.
+    assert athena.operations == [
+        "start_query_execution",
+        "get_query_execution",
+        "get_query_execution",
+    ] * len(views)
+    starts = [kwargs for name, kwargs in athena.calls if name == "start_query_execution"]
+    for view, start in zip(views, starts, strict=True):
+        assert start["WorkGroup"] == WORKGROUP
+        assert start["QueryExecutionContext"] == {"Database": DATABASE}
+        assert start["QueryString"] == query.view_sql(view)
+        # The Athena text, header comment dropped: not DuckDB's translation of it.
+        assert start["QueryString"].startswith("CREATE OR REPLACE VIEW shard_status AS\n")
+        assert "max_by(retryable, attempt)" in start["QueryString"]
+        assert "--" not in start["QueryString"]
+    polled = [kwargs for name, kwargs in athena.calls if name == "get_query_execution"]
+    assert [p["QueryExecutionId"] for p in polled] == [
+        query_id for query_id in created.values() for _ in range(2)
+    ]
+    for query_id in created.values():
+        execution = backend().executions[query_id]
+        assert execution.status == "SUCCEEDED"
+        assert execution.workgroup.name == WORKGROUP
+        assert execution.context == {"Database": DATABASE}
+    assert sleeps == [0.5] * len(views)
+
+
+def test_create_views_raises_when_a_view_fails(athena: Recorder) -> None:
+    polls_per_state(3)
+
+    def fail_on_first_sleep(_: float) -> None:
+        (execution,) = backend().executions.values()
+        execution.status = "FAILED"
+
+    engine = AthenaEngine(WORKGROUP, DATABASE, lambda: athena, sleep=fail_on_first_sleep)
+    with pytest.raises(QueryFailed, match="FAILED"):
+        engine.create_views()
+    assert athena.operations.count("start_query_execution") == 1
+
+
+def test_cli_creates_the_views_on_athena(
+    athena: Recorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib import clients
+
+    polls_per_state(1)  # one real sleep of 0.2 s between the two polls
+    monkeypatch.setattr(clients, "athena", lambda: athena)
+    argv = ["--engine", "athena", "--workgroup", WORKGROUP, "--database", DATABASE]
+    assert query.main([*argv, "--create-views"]) == 0
+    assert "view_shard_status: created (query " in capsys.readouterr().out
+    assert athena.operations.count("start_query_execution") == 1
+    with pytest.raises(SystemExit):
+        query.main([*argv, "--create-views", "run_summary"])
+    assert "--create-views takes no query" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ Stubber
