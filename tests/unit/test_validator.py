@@ -650,3 +650,49 @@ def test_schema_is_valid_draft4() -> None:
 
 def test_schema_accepts_the_contract_example() -> None:
     jsonschema.Draft4Validator(request_schema()).validate(CONTRACT_EXAMPLE)
+
+
+def test_unique_items_follow_json_equality(contract_example: dict[str, Any]) -> None:
+    def values_problems(values: list[Any]) -> list[Problem]:
+        body = copy.deepcopy(contract_example)
+        body["parameters"]["strike"] = {"values": values}
+        try:
+            validate_request(body, None)
+        except InvalidRequest as exc:
+            return exc.problems
+        return []
+
+    assert values_problems([80, 90.5, 100]) == []
+    dup = values_problems([80, 90, 80.0])
+    assert [p.path for p in dup] == ["/parameters/strike/values"]
+    assert "more than once" in dup[0].message
+    # true is not 1 in JSON: no duplicate, but a type problem
+    assert [p.path for p in values_problems([1, True])] == ["/parameters/strike/values/1"]
+
+
+def test_unique_items_never_compare_every_pair(
+    contract_example: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jsonschema's own check compares all pairs of unsortable (mixed) items: quadratic."""
+    import jsonschema._keywords
+
+    def refuse(container: Any) -> bool:
+        raise AssertionError("jsonschema's pairwise uniq was used")
+
+    monkeypatch.setattr(jsonschema._keywords, "uniq", refuse)
+    body = copy.deepcopy(contract_example)
+    body["parameters"]["option"] = {"values": [i if i % 2 else str(i) for i in range(20_000)]}
+    with pytest.raises(InvalidRequest) as caught:
+        validate_request(body, None)
+    assert all(p.path.startswith("/parameters/option/values/") for p in caught.value.problems[:-1])
+
+
+def test_problems_are_capped_with_a_count_of_the_rest(contract_example: dict[str, Any]) -> None:
+    body = copy.deepcopy(contract_example)
+    body["parameters"]["option"] = {"values": [f"v{i}" for i in range(150)]}
+    with pytest.raises(InvalidRequest) as caught:
+        validate_request(body, None)
+    problems = caught.value.problems
+    assert len(problems) == 101
+    assert problems[-1] == Problem("/", "50 more problems are not listed")
+    assert "(and 149 more problems)" in caught.value.message
