@@ -1,0 +1,124 @@
+"""Whatever Lambda does (duplicates, storage faults, retries given up), outcomes stay consistent
+and status agrees with the Parquet on disk: a property over random event sequences."""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chalicelib import layout, runs
+from chalicelib.failure_recorder import record_destination
+from chalicelib.local_backend import destination_record
+from chalicelib.manifest import Manifest, save
+from chalicelib.stores import LocalStore, StorageError
+from chalicelib.task import ShardTask
+from chalicelib.validator import Limits, validate_request
+from chalicelib.worker import run_task
+
+SHARDS = 4
+REQUEST = validate_request(
+    {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [10, 20, 30, 40, 50, 60, 70, 80]}},
+        "shards": {"count": SHARDS},
+        "fail_shards": [3],
+    },
+    None,
+)
+
+
+class FlakyStore(LocalStore):
+    """A real local store whose results writes fail while ``failing`` is set."""
+
+    failing = False
+
+    def create(self, key: str, data: bytes) -> bool:
+        if self.failing and key.startswith("results/"):
+            raise StorageError(f"create {key}: injected")
+        return super().create(key, data)
+
+
+Event = tuple[str, int]
+EVENTS = st.lists(
+    st.tuples(st.sampled_from(["deliver", "deliver_faulty", "give_up"]), st.integers(0, 3)),
+    max_size=14,
+)
+
+
+def apply(store: FlakyStore, manifest: Manifest, event: Event) -> None:
+    kind, shard_id = event
+    start, end = 2 * shard_id, 2 * shard_id + 2
+    payload = ShardTask(manifest.run_id, shard_id, start, end, manifest.dt, REQUEST).to_payload()
+    if kind == "give_up":
+        record_destination(destination_record(payload, RuntimeError("crash"), 3), store)
+        return
+    store.failing = kind == "deliver_faulty"
+    try:
+        run_task(payload, None, store, 0)
+    except StorageError:
+        pass
+    finally:
+        store.failing = False
+
+
+def rows(store: LocalStore, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    for obj in store.list(layout.outcomes_prefix(run_id)):
+        key = layout.parse_outcome(obj.key)
+        assert key is not None
+        row = pq.read_table(io.BytesIO(store.get(obj.key))).to_pylist()[0]
+        assert (row["shard_id"], row["attempt"]) == (key.shard_id, key.attempt)
+        found.append((key.status, row))
+    return found
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(EVENTS)
+def test_outcomes_stay_consistent_and_status_agrees(events: list[Event]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = FlakyStore(Path(tmp))
+        manifest = Manifest(
+            "20261126T000000000Z-0123456789ab",
+            datetime(2026, 11, 26, tzinfo=UTC),
+            "local",
+            REQUEST,
+            Limits(10**7, 10**4, True),
+        )
+        save(store, manifest)
+        for event in events:
+            apply(store, manifest, event)
+
+        found = rows(store, manifest.run_id)
+        expected: dict[str, list[int]] = {"succeeded": [], "failed": [], "pending": []}
+        for shard_id in range(SHARDS):
+            mine = [(s, r) for s, r in found if r["shard_id"] == shard_id]
+            successes = [r for s, r in mine if s == "succeeded"]
+            failures = sorted((r for s, r in mine if s == "failed"), key=lambda r: r["attempt"])
+            assert len(successes) <= 1
+            attempts = [r["attempt"] for r in failures] + [r["attempt"] for r in successes]
+            assert len(attempts) == len(set(attempts))  # no attempt number is ever shared
+            results = store.exists(layout.results(manifest.run_id, shard_id))
+            assert results == bool(successes)
+            if successes:
+                assert successes[0]["results_rows"] == 2
+                expected["succeeded"].append(shard_id)
+            elif failures and not failures[-1]["retryable"]:
+                expected["failed"].append(shard_id)
+            else:
+                expected["pending"].append(shard_id)
+            if shard_id == 3:
+                assert not successes  # the injected failure never succeeds
+
+        status = runs.status(store, manifest.run_id)
+        assert status["shards"] == {k: len(v) for k, v in expected.items()}
+        assert status["failed_shards"] == expected["failed"]
+        assert status["points_succeeded"] == 2 * len(expected["succeeded"])
+        assert json.dumps(status)  # serialisable as the API answers it
