@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -23,6 +24,18 @@ from chalicelib.invoking import Function, Invoker, encode
 from chalicelib.logs import logger
 from chalicelib.settings import Settings
 from chalicelib.stores import LocalStore
+
+
+def watch_parent(parent: int) -> None:
+    """Pool initializer: exit when the server that started us is gone. A server killed by a
+    signal runs no clean-up, and its workers would otherwise live on as orphans."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
 def run_worker_process(payload: dict[str, Any], root: str, margin_ms: int) -> dict[str, Any]:
@@ -118,6 +131,8 @@ class LocalInvoker(Invoker):
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.settings.local_processes,
                     mp_context=multiprocessing.get_context("spawn"),
+                    initializer=watch_parent,
+                    initargs=(os.getpid(),),
                 )
             return self._pool
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +20,7 @@ import pytest
 from chalicelib import layout, runs
 from chalicelib.local_backend import LocalInvoker
 from chalicelib.logs import logger
-from chalicelib.settings import Settings
+from chalicelib.settings import PROJECT_ROOT, Settings
 from chalicelib.stores import LocalStore
 from chalicelib.task import ShardTask
 from chalicelib.validator import validate_request
@@ -105,3 +110,42 @@ def test_each_finished_shard_logs_one_json_line(
     assert len(finished) == 1
     assert {"run_id", "shard_id", "attempt", "duration_ms", "status", "level"} <= set(finished[0])
     assert finished[0]["shard_id"] == 0 and finished[0]["attempt"] == 1
+
+
+ORPHAN_SCRIPT = """
+import multiprocessing, os, sys
+from concurrent.futures import ProcessPoolExecutor
+from chalicelib.local_backend import watch_parent
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=watch_parent, initargs=(os.getpid(),))
+    print(pool.submit(os.getpid).result(), flush=True)
+    os._exit(0)  # as if killed: no clean-up runs
+"""
+
+
+def test_pool_workers_do_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(ORPHAN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    out = tmp_path / "out.txt"
+    with out.open("w") as sink:  # a file, not a pipe: an orphan would hold a pipe open
+        subprocess.run([sys.executable, str(script)], stdout=sink, env=env, check=True)
+    worker = int(out.read_text().split()[0])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not alive(worker):
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError(f"worker {worker} outlived its server")
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for a reaper."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
