@@ -1,7 +1,7 @@
 """Fan-out: the dispatcher function turns a run (or a redrive) into one worker event per shard.
 
-Dispatch is CPU-bound (botocore spends ~2.5 ms of CPU per Invoke), so one process cannot fan
-out 10,000+ shards quickly. A job covering more than ``leaf_shards`` shards is split into
+Dispatch is CPU-bound (~0.6 ms of CPU per Invoke, docs/benchmarks.md), so one process cannot
+fan out 10,000+ shards quickly. A job covering more than ``leaf_shards`` shards is split into
 ``width`` contiguous children, each handed to another dispatcher invocation, giving a shallow
 tree (100,000 shards at width 10 and 1,000 per leaf: 3 levels, far below Lambda's recursion
 limit of ~16 hops). Leaves invoke workers from a bounded thread pool and record one small
@@ -11,7 +11,7 @@ progress object each, so status can count dispatched shards from a listing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,13 +75,11 @@ class Dispatcher:
         invoker: Invoker,
         policy: Policy,
         catalog: Catalog,
-        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.invoker = invoker
         self.policy = policy
         self.catalog = catalog
-        self.sleep_kw = {"sleep": sleep} if sleep is not None else {}
 
     def run(self, job: DispatchJob) -> dict[str, Any]:
         manifest = manifests.load(self.store, job.run_id)
@@ -113,9 +111,7 @@ class Dispatcher:
             for lo, hi in split(job.lo, job.hi, self.policy.width)
         ]
         for child in children:
-            error = send(
-                self.invoker, "dispatcher", child.to_payload(), self.policy.backoff, **self.sleep_kw
-            )
+            error = send(self.invoker, "dispatcher", child.to_payload(), self.policy.backoff)
             if error is not None:
                 logger.warning(
                     "child dispatcher not invoked; dispatching inline",
@@ -147,13 +143,7 @@ class Dispatcher:
         request_body = request.to_dict()
 
         def hand_over(shard: ShardTask) -> str | None:
-            return send(
-                self.invoker,
-                "worker",
-                shard.to_payload(request_body),
-                self.policy.backoff,
-                **self.sleep_kw,
-            )
+            return send(self.invoker, "worker", shard.to_payload(request_body), self.policy.backoff)
 
         with ThreadPoolExecutor(max_workers=max(1, min(self.policy.threads, len(tasks)))) as pool:
             errors = list(pool.map(hand_over, tasks))

@@ -168,12 +168,17 @@ class LocalInvoker(Invoker):
             "local worker attempt failed",
             extra={"attempt": attempt, "error": f"{type(error).__name__}: {error}"},
         )
+        # Off the pool's result thread: resubmitting and recording both do I/O.
         if attempt < self.settings.worker_max_attempts:
             self._dispatchers.submit(self._submit_worker, event, attempt + 1)
-            return
-        try:
-            from chalicelib.failure_recorder import record_destination
+        else:
+            self._dispatchers.submit(self._record_final, event, attempt, error)
 
+    def _record_final(self, event: dict[str, Any], attempt: int, error: BaseException) -> None:
+        """What Lambda's OnFailure destination would do once retries are exhausted."""
+        from chalicelib.failure_recorder import record_destination
+
+        try:
             record_destination(destination_record(event, error, attempt), self.store)
         except Exception:
             logger.exception("local failure recorder failed")
