@@ -54,11 +54,6 @@ class NotFound(SweepError):
     code = "not_found"
 
 
-class Conflict(SweepError):
-    status = 409
-    code = "conflict"
-
-
 def pointer(*parts: object) -> str:
     """JSON pointer (RFC 6901) for a path of keys and indexes."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts) or "/"

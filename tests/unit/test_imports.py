@@ -14,16 +14,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench.imports import AWS_ENV
+from chalicelib.settings import PROJECT_ROOT
+
 HEAVY = ("pyarrow", "duckdb")
-AWS_ENV = {
-    "SWEEP_BACKEND": "aws",
-    "SWEEP_BUCKET": "b",
-    "SWEEP_WORKER_FUNCTION": "w",
-    "SWEEP_DISPATCHER_FUNCTION": "d",
-    "SWEEP_GLUE_DATABASE": "g",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 def loaded_after(code: str, extra_env: dict[str, str]) -> dict[str, bool]:
@@ -35,7 +29,7 @@ def loaded_after(code: str, extra_env: dict[str, str]) -> dict[str, bool]:
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,
