@@ -17,8 +17,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m chalicelib.ddl --check
+	$(PY) -m deploy.ddl --check
 	$(VENV)/bin/cfn-lint infra/analytics.yaml
+	$(VENV)/bin/lint-imports --no-cache
 
 # No credential or secret may be tracked (docs/security.md).
 leakcheck: setup

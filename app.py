@@ -1,35 +1,41 @@
-"""Routes and Lambda functions; each is a line or two calling domain code in chalicelib/."""
+"""Routes and Lambda functions; each is a line or two calling domain code in chalicelib/.
+
+This file is the composition root: it alone joins the wiring (``chalicelib.wiring``) to the
+handlers, so the API layer never imports the heavy modules the other functions need.
+"""
 
 from typing import Any
 
 from chalice.app import Chalice, Response
 
-from chalicelib import api, runtime
+from chalicelib import wiring
+from chalicelib.api import handlers
+from chalicelib.logs import logger
 
 app = Chalice(app_name="sweeps")
 
 # Read the settings now: a missing or malformed variable fails the cold start, naming it.
-runtime.current()
+wiring.current()
 
 
 @app.route("/sweeps", methods=["POST"], content_types=["*/*"])
 def submit_sweep() -> Response:
-    return api.submit_sweep(app.current_request, runtime.current())
+    return handlers.submit_sweep(app.current_request, wiring.current())
 
 
 @app.route("/sweeps/{run_id}", methods=["GET"])
 def sweep_status(run_id: str) -> Response:
-    return api.sweep_status(run_id, runtime.current())
+    return handlers.sweep_status(run_id, wiring.current())
 
 
 @app.route("/sweeps/{run_id}/redrive", methods=["POST"], content_types=["*/*"])
 def redrive(run_id: str) -> Response:
-    return api.redrive(run_id, app.current_request, runtime.current())
+    return handlers.redrive(run_id, app.current_request, wiring.current())
 
 
 @app.route("/simulations", methods=["GET"])
 def simulations() -> Response:
-    return api.simulations()
+    return handlers.simulations()
 
 
 # The functions below import their modules on first call: they need pyarrow, which the API
@@ -37,22 +43,26 @@ def simulations() -> Response:
 
 
 @app.lambda_function(name="dispatcher")
+@logger.inject_lambda_context
 def dispatcher(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from chalicelib.dispatcher import run_event
+    from chalicelib.fanout.dispatcher import run_event
 
-    return run_event(event, runtime.current())
+    rt = wiring.current()
+    return run_event(event, rt.store, rt.invoker, rt.settings, rt.catalog)
 
 
 @app.lambda_function(name="worker")
+@logger.inject_lambda_context
 def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from chalicelib.worker import run_task
+    from chalicelib.execution.worker import run_task
 
-    rt = runtime.current()
+    rt = wiring.current()
     return run_task(event, context, rt.store, rt.settings.deadline_margin_ms)
 
 
 @app.lambda_function(name="failure_recorder")
+@logger.inject_lambda_context
 def failure_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from chalicelib.failure_recorder import record_destination
+    from chalicelib.execution.failure_recorder import record_destination
 
-    return record_destination(event, runtime.current().store)
+    return record_destination(event, wiring.current().store)

@@ -5,13 +5,13 @@
 
 The stand-in (``bench.invoke_standin``, its own process, 127.0.0.1 only) answers every Invoke
 202 after ``--latency-ms``. ``LambdaInvoker`` is pointed at it by its ``LambdaEndpoint``;
-everything else is the project's code: ``runs.submit`` (validate, store the manifest, invoke
-the dispatcher once) and ``Dispatcher.run`` for every dispatcher job, with ``LambdaInvoker``
+everything else is the project's code: ``submit`` (validate, store the manifest, invoke the
+dispatcher once) and ``Dispatcher.run`` for every dispatcher job, with ``LambdaInvoker``
 and a ``LocalStore`` in a temp folder (the leaves' progress records are written there, inside
 the measured cost).
 
 For each size:
-- POST: ``runs.submit`` timed directly, and ``POST /sweeps`` through ``chalice.test.Client``;
+- POST: ``submit`` timed directly, and ``POST /sweeps`` through ``chalice.test.Client``;
   the Lambda client is already built (a warm API handler).
 - floor: the same number of requests as bare SigV4-signed urllib3 POSTs of a worker-sized
   payload (``SigV4Auth`` + ``AWSRequest`` + ``urllib3.PoolManager``), in the same process and
@@ -62,18 +62,20 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from bench.invoke_standin import fetch_state
-from chalicelib import runs, task
-from chalicelib.catalog import NoCatalog
-from chalicelib.dispatcher import Dispatcher, Policy
-from chalicelib.invoking import LambdaEndpoint, LambdaInvoker
-from chalicelib.jobs import DispatchJob
+from chalicelib.analytics.catalog import NoCatalog
+from chalicelib.aws import LambdaEndpoint
+from chalicelib.config import PROJECT_ROOT, Settings
+from chalicelib.fanout.dispatcher import Dispatcher, Policy
+from chalicelib.fanout.invoking import LambdaInvoker
 from chalicelib.logs import logger
-from chalicelib.manifest import load as load_manifest
-from chalicelib.partitioner import shard_bounds
-from chalicelib.runtime import Runtime
-from chalicelib.settings import PROJECT_ROOT, Settings
-from chalicelib.stores import LocalStore
-from chalicelib.task import ShardTask
+from chalicelib.model import events
+from chalicelib.model.events import DispatchJob, task_payload
+from chalicelib.model.sharding import shard_bounds
+from chalicelib.runs.status import status
+from chalicelib.runs.submit import submit
+from chalicelib.storage import manifests
+from chalicelib.storage.stores import LocalStore
+from chalicelib.wiring import Runtime
 
 WORKER = "sweeps-bench-worker"
 DISPATCHER = "sweeps-bench-dispatcher"
@@ -337,9 +339,9 @@ def run_dispatch(
     wall = time.perf_counter() - began
     total = pool.close()
     requests = _delta(standin.counts(), before)
-    status = runs.status(store, job.run_id)["dispatch"]
-    if requests.get(WORKER) != size or status != {"dispatched": size, "failed": 0}:
-        raise RuntimeError(f"{mode}: stand-in saw {requests}, status says {status}")
+    counts = status(store, job.run_id)["dispatch"]
+    if requests.get(WORKER) != size or counts != {"dispatched": size, "failed": 0}:
+        raise RuntimeError(f"{mode}: stand-in saw {requests}, status says {counts}")
     return Pass(
         mode,
         size,
@@ -390,18 +392,18 @@ class Api:
 
     def submit(self, raw: bytes) -> tuple[float, dict[str, Any]]:
         began = time.perf_counter()
-        answer = runs.submit(self.settings, self.store, self.invoker, raw, "application/json")
+        answer = submit(self.settings, self.store, self.invoker, json.loads(raw))
         return (time.perf_counter() - began) * 1000, answer
 
     def post(self, raw: bytes) -> tuple[float, dict[str, Any]]:
-        """``POST /sweeps`` through Chalice's test client, with this process's runtime."""
+        """``POST /sweeps`` through Chalice's test client, with this process's wiring."""
         if self._route is None:
             from chalice.test import Client
 
             from app import app
-            from chalicelib import runtime
+            from chalicelib import wiring
 
-            runtime.use(Runtime(self.settings, self.store, self.invoker))
+            wiring.use(Runtime(self.settings, self.store, self.invoker))
             client = Client(app, stage_name="local", project_dir=str(PROJECT_ROOT))
 
             def route(body: bytes) -> dict[str, Any]:
@@ -421,13 +423,11 @@ class Api:
 
 def worker_payload(root: Path, size: int, run_id: str) -> bytes:
     """A real worker payload of this run (the last shard), for the floor's requests."""
-    manifest = load_manifest(LocalStore(root), run_id)
+    manifest = manifests.load(LocalStore(root), run_id)
     request = manifest.request
     k = size - 1
-    shard = ShardTask(
-        run_id, k, *shard_bounds(request.total_points, request.shards, k), manifest.dt, request
-    )
-    return task.encode(shard.to_payload())
+    bounds = shard_bounds(request.total_points, request.shards, k)
+    return events.encode(task_payload(run_id, k, bounds, manifest.dt, manifest.request_body))
 
 
 def progress(message: str) -> None:

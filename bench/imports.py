@@ -7,7 +7,7 @@
   ``python -c "import app"`` minus that of ``python -c "pass"``, and the cumulative time
   ``python -X importtime`` gives the ``app`` module, with its largest top-level imports.
 - pyarrow, numpy and duckdb in ``sys.modules`` after ``import app``, and after building the API
-  path's wiring (``runtime.current()``) for SWEEP_BACKEND=local and for SWEEP_BACKEND=aws (fake
+  path's wiring (``wiring.current()``) for SWEEP_BACKEND=local and for SWEEP_BACKEND=aws (fake
   names, nothing contacted), and after the API answers a 400 and ``GET /simulations``.
 """
 
@@ -23,7 +23,7 @@ import tempfile
 import time
 from typing import Any
 
-from chalicelib.settings import PROJECT_ROOT
+from chalicelib.config import PROJECT_ROOT
 
 HEAVY = ("pyarrow", "numpy", "duckdb")
 AWS_ENV = {
@@ -42,9 +42,9 @@ heavy = %r
 seen = {}
 import app
 seen["import app"] = {m: m in sys.modules for m in heavy}
-from chalicelib import runtime
-runtime.current()
-seen["runtime.current()"] = {m: m in sys.modules for m in heavy}
+from chalicelib import wiring
+wiring.current()
+seen["wiring.current()"] = {m: m in sys.modules for m in heavy}
 from chalice.test import Client
 client = Client(app.app, stage_name="local", project_dir=".")
 bad = client.http.post("/sweeps", headers={"Content-Type": "application/json"}, body="{}")

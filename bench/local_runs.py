@@ -11,16 +11,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from chalicelib.partitioner import plan_shards
-from chalicelib.stores import LocalStore, ObjectStore
-from chalicelib.task import ShardTask
-from chalicelib.validator import SweepRequest, validate_request
-from chalicelib.worker import run_task
+from chalicelib.execution.worker import run_task
+from chalicelib.model.events import task_payload
+from chalicelib.model.request import SweepRequest
+from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.validation import validate_request
+from chalicelib.storage.stores import LocalStore, ObjectStore
 
 
 def shard_payload(request: SweepRequest, run_id: str, dt: str, shard_id: int) -> dict[str, Any]:
-    shard = plan_shards(request.total_points, request.shards)[shard_id]
-    return ShardTask(run_id, shard.shard_id, shard.start, shard.end, dt, request).to_payload()
+    bounds = shard_bounds(request.total_points, request.shards, shard_id)
+    return task_payload(run_id, shard_id, bounds, dt, request.to_dict())
 
 
 def run_shards(
@@ -31,17 +32,16 @@ def run_shards(
     shard_ids: Iterable[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Deliver each shard's task once to the worker, in order; returns the worker summaries."""
-    shards = plan_shards(request.total_points, request.shards)
     wanted = set(shard_ids) if shard_ids is not None else None
     return [
         run_task(
-            ShardTask(run_id, s.shard_id, s.start, s.end, dt, request).to_payload(),
+            shard_payload(request, run_id, dt, k),
             None,
             store,
             0,
         )
-        for s in shards
-        if wanted is None or s.shard_id in wanted
+        for k in range(request.shard_count)
+        if wanted is None or k in wanted
     ]
 
 
@@ -65,7 +65,7 @@ def run_sweep(
 ) -> SweepRequest:
     """Run every shard of a sweep request into the data root ``root``."""
     request = validate_request(body, None)
-    ids = [s.shard_id for s in plan_shards(request.total_points, request.shards)]
+    ids = list(range(request.shard_count))
     if processes <= 1:
         run_shards(LocalStore(root), request, run_id, dt)
         return request

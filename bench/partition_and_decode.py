@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chalicelib.partitioner import ShardSpec, plan_shards, shard_bounds, shard_count
-from chalicelib.space import ParameterSpace
+from chalicelib.model.sharding import ShardSpec, plan_shards, shard_bounds, shard_count
+from chalicelib.model.space import ParameterSpace
 
 TOTAL = 10**12
 SHARDS = 10_000

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.local_runs import run_sweep
-from chalicelib import layout
-from chalicelib.query import LocalEngine, baseline_queries
+from chalicelib.storage import layout
+from client.query import LocalEngine, baseline_queries
 
 SHARDS = 1000
 FAIL_SHARDS = list(range(0, SHARDS, 100))

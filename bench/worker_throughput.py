@@ -38,16 +38,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib import task
+from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.execution.worker import format_value, run_task
 from chalicelib.logs import logger
-from chalicelib.outcomes import OutcomeWriter, ShardRef, Timing
-from chalicelib.partitioner import shard_bounds
-from chalicelib.simulations import REGISTRY
-from chalicelib.space import Value
-from chalicelib.stores import LocalStore
-from chalicelib.tables import ResultColumns, results_parquet
-from chalicelib.validator import SweepRequest, validate_request
-from chalicelib.worker import format_value, run_task
+from chalicelib.model import events
+from chalicelib.model.request import SweepRequest
+from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.validation import validate_request
+from chalicelib.simulations.declarations import Value
+from chalicelib.simulations.registry import REGISTRY
+from chalicelib.storage.stores import LocalStore
+from chalicelib.storage.tables import ResultColumns, results_parquet
 
 RUN_ID = "20261126T000000000Z-000000bench0"
 DT = "2026-11-26"
@@ -162,7 +163,7 @@ class Result:
 def payload_for(request: SweepRequest) -> dict[str, Any]:
     start, end = shard_bounds(request.total_points, request.shards, 0)
     return {
-        "version": task.VERSION,
+        "version": events.VERSION,
         "run_id": RUN_ID,
         "shard_id": 0,
         "start": start,
@@ -208,7 +209,7 @@ def calibrate(case: Case, target_s: float) -> int:
 def fixed_costs(payload: dict[str, Any], scratch: Path) -> tuple[float, float, float, int]:
     """Milliseconds to validate the task, encode the results and write lock + results +
     outcome, each timed on its own (best of 3); and the results file's size."""
-    shard = task.parse_task(payload)
+    shard = events.parse_task(payload)
     sim = REGISTRY[shard.request.simulation]
     rows = ResultColumns(shard.request.space.names, sim.metrics)
     for i, p in shard.request.space.iter_points(shard.start, shard.end):
@@ -217,7 +218,7 @@ def fixed_costs(payload: dict[str, Any], scratch: Path) -> tuple[float, float, f
     size = 0
     for _ in range(3):
         t0 = time.perf_counter()
-        task.parse_task(payload)
+        events.parse_task(payload)
         validate = min(validate, time.perf_counter() - t0)
         t0 = time.perf_counter()
         data = results_parquet(shard.shard_id, rows)

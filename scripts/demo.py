@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chalicelib.query import LocalEngine, QueryResult
-from chalicelib.settings import Settings
+from chalicelib.config import Settings
+from client.query import LocalEngine, QueryResult
 from scripts.local_stack import local_server
 
 SWEEP: dict[str, Any] = {

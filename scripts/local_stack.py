@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
 
-from chalicelib.settings import PROJECT_ROOT
+from chalicelib.config import PROJECT_ROOT
 
 
 def free_port() -> int:

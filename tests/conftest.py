@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.stores import LocalStore, ObjectStore, S3Store
+from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
 
 CONTRACT_EXAMPLE: dict[str, Any] = {
     "simulation": "option_pricing",

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import urllib3
 from botocore.credentials import Credentials
 
-from chalicelib.invoking import LambdaEndpoint
+from chalicelib.aws import LambdaEndpoint
 
 REGION = "us-east-1"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.simulations.registry import Metrics, Parameter, simulation
+from chalicelib.simulations.declarations import Metrics, Parameter, simulation
 
 # Draws are made in blocks so memory stays flat for any path or sample count.
 BLOCK = 1 << 20

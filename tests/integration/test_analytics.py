@@ -9,7 +9,7 @@ Three runs go through the worker into one data root:
 - C (same day, monte_carlo_pi, 5 shards): all succeed.
 - B (2026-01-02, monte_carlo_pi, 10 shards): shard 0 fails by injection.
 Every number a query returns is checked against what these runs must have produced, and the
-view shard_status against the API's own rule (chalicelib.runs.ShardStates) on the same files.
+view shard_status against the API's own rule (chalicelib.runs.status.ShardStates) on the same files.
 """
 
 from __future__ import annotations
@@ -29,19 +29,22 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from bench.local_runs import run_shards, run_sweep, shard_payload
-from chalicelib import layout, query
-from chalicelib.failure_recorder import record_destination
-from chalicelib.manifest import Manifest
-from chalicelib.query import LocalEngine, QueryError
-from chalicelib.runs import shard_states
-from chalicelib.stores import LocalStore, StorageError
-from chalicelib.tables import PARTITIONS, SCHEMAS
-from chalicelib.validator import Limits, SweepRequest, validate_request
-from chalicelib.worker import run_task
+from chalicelib.execution.failure_recorder import record_destination
+from chalicelib.execution.worker import run_task
+from chalicelib.model import ids
+from chalicelib.model.manifest import Manifest
+from chalicelib.model.request import Limits, SweepRequest
+from chalicelib.model.validation import validate_request
+from chalicelib.runs.status import shard_states
+from chalicelib.storage import layout
+from chalicelib.storage.stores import LocalStore, StorageError
+from chalicelib.storage.tables import PARTITIONS, SCHEMAS
+from client import query
+from client.query import LocalEngine, QueryError
 
-RUN_A = layout.new_run_id(datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
-RUN_C = layout.new_run_id(datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
-RUN_B = layout.new_run_id(datetime(2026, 1, 2, 9, 0, tzinfo=UTC))
+RUN_A = ids.new_run_id(datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
+RUN_C = ids.new_run_id(datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+RUN_B = ids.new_run_id(datetime(2026, 1, 2, 9, 0, tzinfo=UTC))
 DAY1, DAY2 = "2026-01-01", "2026-01-02"
 SHARDS_A = 40
 INJECTED_A = (3, 17)
@@ -265,7 +268,7 @@ def test_the_final_status_rule_is_written_only_in_the_view() -> None:
 
 def _manifest(run_id: str, request: SweepRequest) -> Manifest:
     limits = Limits(max_points=10**6, max_shards=10**4, allow_fault_injection=True)
-    return Manifest(run_id, datetime(2026, 1, 1, tzinfo=UTC), "test", request, limits)
+    return Manifest.new(run_id, datetime(2026, 1, 1, tzinfo=UTC), "test", request, limits)
 
 
 def test_the_view_agrees_with_the_python_rule_of_the_api(

@@ -18,13 +18,15 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import layout, runtime
-from chalicelib.invoking import LambdaInvoker
-from chalicelib.partitioner import plan_shards
-from chalicelib.runtime import Runtime
-from chalicelib.settings import Settings
-from chalicelib.stores import S3Store
-from chalicelib.validator import validate_request
+from chalicelib import wiring
+from chalicelib.config import Settings
+from chalicelib.fanout.invoking import LambdaInvoker
+from chalicelib.model import ids
+from chalicelib.model.sharding import plan_shards
+from chalicelib.model.validation import validate_request
+from chalicelib.storage import layout
+from chalicelib.storage.stores import S3Store
+from chalicelib.wiring import Runtime
 from tests.conftest import BUCKET, CONTRACT_EXAMPLE
 from tests.lambda_recorder import Call, RecordingLambda, Rule
 
@@ -68,11 +70,11 @@ class Harness:
             {"worker": "sweeps-dev-worker", "dispatcher": "sweeps-dev-dispatcher"},
             lambda: endpoint,
         )
-        runtime.use(Runtime(self.settings, s3_store, invoker))
+        wiring.use(Runtime(self.settings, s3_store, invoker))
         self.client = Client(app, stage_name="dev")
 
     def close(self) -> None:
-        runtime.use(None)
+        wiring.use(None)
         self.lambda_.close()
 
     def _seen(self, call: Call) -> None:
@@ -121,7 +123,7 @@ def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
     answer = body_of(response)
     assert answer["total_points"] == 100 and answer["shard_count"] == 50
     assert answer["status_url"] == f"/sweeps/{answer['run_id']}"
-    assert layout.is_run_id(answer["run_id"])
+    assert ids.is_run_id(answer["run_id"])
 
     dispatchers = harness.run_dispatchers()
     assert dispatchers > 1 + 3  # the root split, and its children split again (leaf: 8)

@@ -15,8 +15,9 @@ from moto.athena.models import QueryResults, athena_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
 
-from chalicelib import query
-from chalicelib.query import AthenaEngine, QueryError, QueryFailed, QueryTimeout
+from chalicelib import aws
+from client import query
+from client.query import AthenaEngine, QueryError, QueryFailed, QueryTimeout
 
 REGION = "us-east-1"
 WORKGROUP = "sweeps"
@@ -241,10 +242,9 @@ def test_create_views_raises_when_a_view_fails(athena: Recorder) -> None:
 def test_cli_creates_the_views_on_athena(
     athena: Recorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chalicelib import clients
 
     polls_per_state(1)  # one real sleep of 0.2 s between the two polls
-    monkeypatch.setattr(clients, "athena", lambda: athena)
+    monkeypatch.setattr(aws, "athena", lambda: athena)
     argv = ["--engine", "athena", "--workgroup", WORKGROUP, "--database", DATABASE]
     assert query.main([*argv, "--create-views"]) == 0
     assert "view_shard_status: created (query " in capsys.readouterr().out

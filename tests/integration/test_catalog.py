@@ -13,16 +13,17 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from bench.local_runs import run_sweep
-from chalicelib import ddl, layout
-from chalicelib.catalog import (
+from chalicelib.analytics import glue_schema
+from chalicelib.analytics.catalog import (
     CatalogError,
     GlueCatalog,
     NoCatalog,
     catalog_for,
     partition_dirs,
 )
-from chalicelib.settings import Settings
-from chalicelib.stores import LocalStore
+from chalicelib.config import Settings
+from chalicelib.storage import layout
+from chalicelib.storage.stores import LocalStore
 
 DATABASE = "sweeps_test"
 LOCATION = "s3://sweeps-data/stage/dev"
@@ -35,10 +36,10 @@ def glue() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("glue", region_name="us-east-1")
         client.create_database(DatabaseInput={"Name": DATABASE})
-        for table in ddl.TABLES:
+        for table in glue_schema.TABLES:
             client.create_table(
                 DatabaseName=DATABASE,
-                TableInput=ddl.table_input(table, f"{LOCATION}/{table}/"),
+                TableInput=glue_schema.table_input(table, f"{LOCATION}/{table}/"),
             )
         yield client
 
@@ -62,9 +63,9 @@ def test_register_run_creates_the_runs_three_partitions_once(glue: Any) -> None:
         _, status, dt = part["Values"]
         sd = part["StorageDescriptor"]
         assert sd["Location"] == (f"{LOCATION}/outcomes/run_id={RUN_ID}/status={status}/dt={dt}/")
-        assert sd["Columns"] == ddl.storage_descriptor("outcomes", "")["Columns"]
-        assert sd["SerdeInfo"]["SerializationLibrary"] == ddl.SERDE
-        assert sd["InputFormat"] == ddl.INPUT_FORMAT
+        assert sd["Columns"] == glue_schema.storage_descriptor("outcomes", "")["Columns"]
+        assert sd["SerdeInfo"]["SerializationLibrary"] == glue_schema.SERDE
+        assert sd["InputFormat"] == glue_schema.INPUT_FORMAT
     (results,) = partitions(glue, "results")
     assert results["Values"] == [RUN_ID]
     assert results["StorageDescriptor"]["Location"] == f"{LOCATION}/results/run_id={RUN_ID}/"

@@ -11,14 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chalicelib import layout
-from chalicelib.error_codes import MAX_MESSAGE
-from chalicelib.failure_recorder import record_destination
-from chalicelib.partitioner import shard_bounds
-from chalicelib.stores import ObjectStore, StorageError, StoredObject
-from chalicelib.task import VERSION
-from chalicelib.validator import validate_request
-from chalicelib.worker import run_task
+from chalicelib.execution.failure_codes import MAX_MESSAGE
+from chalicelib.execution.failure_recorder import record_destination
+from chalicelib.execution.worker import run_task
+from chalicelib.model.events import VERSION
+from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.validation import validate_request
+from chalicelib.storage import layout
+from chalicelib.storage.stores import ObjectStore, StorageError, StoredObject
 
 RUN_ID = "20261126T100000000Z-fedcba987654"
 DT = "2026-11-26"

@@ -17,14 +17,16 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from chalicelib import layout, runs
-from chalicelib.local_backend import LocalInvoker
+from chalicelib.config import PROJECT_ROOT, Settings
+from chalicelib.execution.worker import run_task
+from chalicelib.fanout.local_lambda import LocalInvoker
 from chalicelib.logs import logger
-from chalicelib.settings import PROJECT_ROOT, Settings
-from chalicelib.stores import LocalStore
-from chalicelib.task import ShardTask
-from chalicelib.validator import validate_request
-from chalicelib.worker import run_task
+from chalicelib.model.events import task_payload
+from chalicelib.model.validation import validate_request
+from chalicelib.runs import status as run_status
+from chalicelib.runs.submit import submit as submit_run
+from chalicelib.storage import layout
+from chalicelib.storage.stores import LocalStore
 
 SWEEP = {
     "simulation": "monte_carlo_pi",
@@ -37,13 +39,14 @@ SWEEP = {
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[tuple[Settings, LocalStore, LocalInvoker]]:
     settings = Settings(local_root=tmp_path / "data", dispatch_leaf_shards=2, dispatch_width=2)
-    invoker = LocalInvoker(settings)
-    yield settings, LocalStore(settings.local_root), invoker
+    store = LocalStore(settings.local_root)
+    invoker = LocalInvoker(settings, store)
+    yield settings, store, invoker
     invoker.close()
 
 
 def submit(settings: Settings, store: LocalStore, invoker: LocalInvoker) -> str:
-    answer = runs.submit(settings, store, invoker, json.dumps(SWEEP), "application/json")
+    answer = submit_run(settings, store, invoker, SWEEP)
     run_id: str = answer["run_id"]
     return run_id
 
@@ -54,7 +57,7 @@ def test_a_run_completes_through_the_process_pool(
     settings, store, invoker = local
     run_id = submit(settings, store, invoker)
     assert invoker.wait_idle(120)
-    status = runs.status(store, run_id)
+    status = run_status.status(store, run_id)
     assert status["shards"] == {"succeeded": 2, "failed": 1, "pending": 0}
     assert status["dispatch"] == {"dispatched": 3, "failed": 0}
 
@@ -68,7 +71,7 @@ def test_storage_failures_are_retried_then_recorded_as_final(
     run_id = submit(settings, store, invoker)
     assert invoker.wait_idle(120)
 
-    status = runs.status(store, run_id)
+    status = run_status.status(store, run_id)
     assert status["complete"] and status["failed_shards"] == [0, 1, 2]
     rows: dict[int, list[dict[str, Any]]] = {}
     for obj in store.list(layout.outcomes_prefix(run_id)):
@@ -96,13 +99,15 @@ def test_each_finished_shard_logs_one_json_line(
 ) -> None:
     _, store, _ = local
     request = validate_request(SWEEP, None)
-    payload = ShardTask("20261126T000000000Z-0123456789ab", 0, 0, 2, "2026-11-26", request)
+    payload = task_payload(
+        "20261126T000000000Z-0123456789ab", 0, (0, 2), "2026-11-26", request.to_dict()
+    )
     buffer = io.StringIO()
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
     stream = handler.setStream(buffer)
     try:
-        run_task(payload.to_payload(), None, store, 1000)
+        run_task(payload, None, store, 1000)
     finally:
         handler.setStream(stream)
     lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
@@ -115,7 +120,7 @@ def test_each_finished_shard_logs_one_json_line(
 ORPHAN_SCRIPT = """
 import multiprocessing, os, sys
 from concurrent.futures import ProcessPoolExecutor
-from chalicelib.local_backend import watch_parent
+from chalicelib.fanout.local_lambda import watch_parent
 
 if __name__ == "__main__":
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),

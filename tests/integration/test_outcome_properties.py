@@ -14,14 +14,17 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import layout, runs
-from chalicelib.failure_recorder import record_destination
-from chalicelib.local_backend import destination_record
-from chalicelib.manifest import Manifest, save
-from chalicelib.stores import LocalStore, StorageError
-from chalicelib.task import ShardTask
-from chalicelib.validator import Limits, validate_request
-from chalicelib.worker import run_task
+from chalicelib.execution.failure_recorder import record_destination
+from chalicelib.execution.worker import run_task
+from chalicelib.fanout.local_lambda import destination_record
+from chalicelib.model.events import task_payload
+from chalicelib.model.manifest import Manifest
+from chalicelib.model.request import Limits
+from chalicelib.model.validation import validate_request
+from chalicelib.runs.status import status
+from chalicelib.storage import layout
+from chalicelib.storage.manifests import save
+from chalicelib.storage.stores import LocalStore, StorageError
 
 SHARDS = 4
 REQUEST = validate_request(
@@ -56,7 +59,7 @@ EVENTS = st.lists(
 def apply(store: FlakyStore, manifest: Manifest, event: Event) -> None:
     kind, shard_id = event
     start, end = 2 * shard_id, 2 * shard_id + 2
-    payload = ShardTask(manifest.run_id, shard_id, start, end, manifest.dt, REQUEST).to_payload()
+    payload = task_payload(manifest.run_id, shard_id, (start, end), manifest.dt, REQUEST.to_dict())
     if kind == "give_up":
         record_destination(destination_record(payload, RuntimeError("crash"), 3), store)
         return
@@ -85,7 +88,7 @@ def rows(store: LocalStore, run_id: str) -> list[tuple[str, dict[str, Any]]]:
 def test_outcomes_stay_consistent_and_status_agrees(events: list[Event]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = FlakyStore(Path(tmp))
-        manifest = Manifest(
+        manifest = Manifest.new(
             "20261126T000000000Z-0123456789ab",
             datetime(2026, 11, 26, tzinfo=UTC),
             "local",
@@ -117,8 +120,8 @@ def test_outcomes_stay_consistent_and_status_agrees(events: list[Event]) -> None
             if shard_id == 3:
                 assert not successes  # the injected failure never succeeds
 
-        status = runs.status(store, manifest.run_id)
-        assert status["shards"] == {k: len(v) for k, v in expected.items()}
-        assert status["failed_shards"] == expected["failed"]
-        assert status["points_succeeded"] == 2 * len(expected["succeeded"])
-        assert json.dumps(status)  # serialisable as the API answers it
+        answer = status(store, manifest.run_id)
+        assert answer["shards"] == {k: len(v) for k, v in expected.items()}
+        assert answer["failed_shards"] == expected["failed"]
+        assert answer["points_succeeded"] == 2 * len(expected["succeeded"])
+        assert json.dumps(answer)  # serialisable as the API answers it

@@ -11,9 +11,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from chalicelib import ddl, tables
-from chalicelib.settings import PROJECT_ROOT
-from chalicelib.tables import PARTITIONS, SCHEMAS
+from chalicelib.analytics import glue_schema
+from chalicelib.config import PROJECT_ROOT
+from chalicelib.storage import tables
+from chalicelib.storage.tables import PARTITIONS, SCHEMAS
+from deploy import ddl
 
 # PyYAML (installed with Chalice) ships no type hints; it is only used here to read the template.
 yaml: Any = importlib.import_module("yaml")
@@ -55,7 +57,7 @@ def parse_ddl(text: str) -> tuple[str, list[pa.Field], list[tuple[str, str]], st
 @pytest.mark.parametrize("table", ["outcomes", "results"])
 def test_committed_ddl_is_the_generated_one(table: str) -> None:
     committed = (PROJECT_ROOT / "athena" / f"ddl_{table}.sql").read_text()
-    assert committed == ddl.create_table_sql(table), "run: python -m chalicelib.ddl --write"
+    assert committed == ddl.create_table_sql(table), "run: python -m deploy.ddl --write"
 
 
 @pytest.mark.parametrize("table", ["outcomes", "results"])
@@ -86,7 +88,9 @@ def test_a_column_added_to_a_schema_reaches_every_definition(
     extended = tables.OUTCOMES.append(pa.field("memory_mb", pa.int32()))
     monkeypatch.setitem(tables.SCHEMAS, "outcomes", extended)
     assert "`memory_mb` int" in ddl.create_table_sql("outcomes")
-    columns = ddl.table_input("outcomes", "s3://b/outcomes/")["StorageDescriptor"]["Columns"]
+    columns = glue_schema.table_input("outcomes", "s3://b/outcomes/")["StorageDescriptor"][
+        "Columns"
+    ]
     assert columns[-1] == {"Name": "memory_mb", "Type": "int"}
     assert "memory_mb" in ddl.cloudformation_yaml()
     assert ddl.main(["--check"]) == 1  # the committed files are now stale
@@ -115,12 +119,12 @@ def test_write_rewrites_stale_files(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     ],
 )
 def test_hive_types(arrow: pa.DataType, hive: str) -> None:
-    assert ddl.hive_type(arrow) == hive
+    assert glue_schema.hive_type(arrow) == hive
 
 
 def test_a_type_with_no_hive_equivalent_is_refused() -> None:
     with pytest.raises(ValueError, match="no Hive type"):
-        ddl.hive_type(pa.duration("s"))
+        glue_schema.hive_type(pa.duration("s"))
 
 
 # ------------------------------------------------------------------------------ CloudFormation
@@ -144,7 +148,7 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 def load_template() -> dict[str, Any]:
     text = (PROJECT_ROOT / "infra" / "analytics.yaml").read_text()
-    assert text == ddl.cloudformation_yaml(), "run: python -m chalicelib.ddl --write"
+    assert text == ddl.cloudformation_yaml(), "run: python -m deploy.ddl --write"
     template: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)
     return template
 
@@ -161,9 +165,9 @@ def test_template_tables_are_the_pyarrow_schemas() -> None:
         assert table_input["Parameters"]["classification"] == "parquet"
         assert table_input["Parameters"]["EXTERNAL"] == "TRUE"
         sd = table_input["StorageDescriptor"]
-        assert sd["InputFormat"] == ddl.INPUT_FORMAT
-        assert sd["OutputFormat"] == ddl.OUTPUT_FORMAT
-        assert sd["SerdeInfo"]["SerializationLibrary"] == ddl.SERDE
+        assert sd["InputFormat"] == glue_schema.INPUT_FORMAT
+        assert sd["OutputFormat"] == glue_schema.OUTPUT_FORMAT
+        assert sd["SerdeInfo"]["SerializationLibrary"] == glue_schema.SERDE
         parsed = [
             pa.field(c["Name"], arrow_type(exp.DataType.build(c["Type"], dialect="hive")))
             for c in sd["Columns"]

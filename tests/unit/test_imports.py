@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.imports import AWS_ENV
-from chalicelib.settings import PROJECT_ROOT
+from chalicelib.config import PROJECT_ROOT
 
 HEAVY = ("pyarrow", "duckdb")
 
@@ -43,8 +43,8 @@ def loaded_after(code: str, extra_env: dict[str, str]) -> dict[str, bool]:
 
 API_PATH = """
 import app
-from chalicelib import runtime
-rt = runtime.current()
+from chalicelib import wiring
+rt = wiring.current()
 assert rt.settings.backend == {backend!r}, rt.settings.backend
 """
 
@@ -76,5 +76,5 @@ def test_api_requests_import_neither_pyarrow_nor_duckdb(backend: str, tmp_path: 
 
 def test_the_check_can_fail_dispatcher_imports_pyarrow() -> None:
     """Sanity: the probe does see pyarrow when a module that needs it is imported."""
-    loaded = loaded_after("import chalicelib.dispatcher", AWS_ENV)
+    loaded = loaded_after("import chalicelib.fanout.dispatcher", AWS_ENV)
     assert loaded["pyarrow"] is True

@@ -10,12 +10,12 @@ import pytest
 import urllib3
 from botocore.credentials import Credentials
 
-from chalicelib.invoking import (
+from chalicelib.aws import LambdaEndpoint
+from chalicelib.fanout.invoking import (
     Backoff,
     Function,
     InvokeError,
     Invoker,
-    LambdaEndpoint,
     LambdaInvoker,
     send,
 )

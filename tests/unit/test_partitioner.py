@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.partitioner import Shard, ShardSpec, plan_shards, shard_bounds, shard_count
+from chalicelib.model.sharding import Shard, ShardSpec, plan_shards, shard_bounds, shard_count
 
 MAX_TOTAL = 10**12
 MAX_COUNT = 10_000

@@ -6,8 +6,8 @@ import io
 
 import pyarrow.parquet as pq
 
-from chalicelib.tables import RESULTS, ResultColumns, results_parquet
-from chalicelib.worker import format_value
+from chalicelib.execution.worker import format_value
+from chalicelib.storage.tables import RESULTS, ResultColumns, results_parquet
 
 
 def test_columns_round_trip_as_one_map_per_row() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.settings import Settings, SettingsError
+from chalicelib.config import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS = {

@@ -17,11 +17,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.partitioner import ShardSpec, plan_shards
-from chalicelib.simulations import REGISTRY, Parameter, Simulation, SimulationError, simulation
+from chalicelib.model.sharding import ShardSpec, plan_shards
+from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.builtin import black_scholes
-from chalicelib.simulations.registry import point_rng
-from chalicelib.space import ParameterSpace, Value
+from chalicelib.simulations.declarations import (
+    Parameter,
+    Simulation,
+    SimulationError,
+    Value,
+    point_rng,
+    simulation,
+)
+from chalicelib.simulations.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTION = REGISTRY["option_pricing"]
@@ -363,7 +370,7 @@ def test_parameter_domains() -> None:
 
 _PROBE = """
 import json
-from chalicelib.simulations import REGISTRY
+from chalicelib.simulations.registry import REGISTRY
 point = {"spot": 95.0, "volatility": 0.3, "option": "put", "paths": 500}
 a = REGISTRY["option_pricing"].evaluate(point, 11, 123456789012)
 b = REGISTRY["monte_carlo_pi"].evaluate({"samples": 1000}, 11, 5)

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.space import (
+from chalicelib.model.space import (
     Axis,
     LinspaceAxis,
     ParameterSpace,
     RangeAxis,
-    Value,
     ValuesAxis,
     axis_from_dict,
 )
+from chalicelib.simulations.declarations import Value
 
 FAST = settings(max_examples=80, deadline=None)
 

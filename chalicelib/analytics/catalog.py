@@ -1,0 +1,137 @@
+"""Making a run's outcomes and results queryable the moment they land.
+
+The dispatcher calls ``register_run(run_id, dt)`` when it dispatches a run (and again on a
+redrive: it is idempotent). Every partition a run can ever write is known then — the run's
+``dt`` is its creation date and ``status`` is one of two values — so the Glue catalog gets them
+before the first worker writes a file, with no crawler, no ``MSCK REPAIR`` and no projection.
+docs/analytics.md explains the choice.
+
+On the local stage there is nothing to register: DuckDB discovers hive partitions by listing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib import aws
+from chalicelib.analytics import glue_schema
+from chalicelib.config import Settings
+from chalicelib.model import ids
+from chalicelib.storage import layout
+from chalicelib.storage.tables import PARTITIONS
+
+STATUSES: tuple[layout.Status, ...] = ("succeeded", "failed")
+
+
+class CatalogError(Exception):
+    """Partitions could not be registered; registering again later is safe."""
+
+
+class Catalog(ABC):
+    @abstractmethod
+    def register_run(self, run_id: str, dt: str) -> int:
+        """Register every partition the run can write; returns how many were new."""
+
+
+def check_run(run_id: str, dt: str) -> None:
+    if not ids.is_run_id(run_id):
+        raise ValueError(f"malformed run id {run_id!r}")
+    if not ids.is_dt(dt):
+        raise ValueError(f"malformed dt {dt!r}; expected YYYY-MM-DD")
+
+
+class NoCatalog(Catalog):
+    """The local stage: DuckDB reads ``key=value`` folders as partitions by itself."""
+
+    def register_run(self, run_id: str, dt: str) -> int:
+        check_run(run_id, dt)
+        return 0
+
+
+def partition_dirs(run_id: str, dt: str) -> dict[str, list[tuple[list[str], str]]]:
+    """Per table, (partition values, folder key relative to the data root) for one run.
+
+    Folder keys come from the layout's key builder, so they are the folders workers write to.
+    """
+    check_run(run_id, dt)
+    outcomes = []
+    for status in STATUSES:
+        # The folder of any outcome file of this (run, status, dt).
+        folder = layout.outcome(run_id, status, dt, 0, 1).rsplit("/", 1)[0] + "/"
+        values = {"run_id": run_id, "status": status, "dt": dt}
+        outcomes.append(([values[k] for k in PARTITIONS["outcomes"]], folder))
+    results = [([run_id], layout.results_prefix(run_id))]
+    return {"outcomes": outcomes, "results": results}
+
+
+class GlueCatalog(Catalog):
+    """Registers a run's partitions with Glue ``BatchCreatePartition`` (one call per table).
+
+    ``location_uri`` is the data root, e.g. ``s3://bucket/prefix`` — the folder that holds
+    ``outcomes/`` and ``results/``.
+    """
+
+    def __init__(self, database: str, location_uri: str, client_factory: Callable[[], Any]) -> None:
+        location = location_uri.rstrip("/")
+        if not layout.S3_ROOT_RE.match(location):
+            raise ValueError(f"malformed data location {location_uri!r}; expected s3://bucket[/p]")
+        self.database = database
+        self.location = location
+        self._client_factory = client_factory
+
+    @property
+    def client(self) -> Any:
+        return self._client_factory()  # aws.py builds each client once
+
+    def partition_inputs(self, run_id: str, dt: str) -> dict[str, list[dict[str, Any]]]:
+        return {
+            table: [
+                {
+                    "Values": values,
+                    "StorageDescriptor": glue_schema.storage_descriptor(
+                        table, f"{self.location}/{key}"
+                    ),
+                }
+                for values, key in dirs
+            ]
+            for table, dirs in partition_dirs(run_id, dt).items()
+        }
+
+    def register_run(self, run_id: str, dt: str) -> int:
+        created = 0
+        for table, inputs in self.partition_inputs(run_id, dt).items():
+            try:
+                response = self.client.batch_create_partition(
+                    DatabaseName=self.database, TableName=table, PartitionInputList=inputs
+                )
+            except aws.AWS_ERRORS as exc:
+                raise CatalogError(
+                    f"registering {self.database}.{table} partitions of run {run_id}: "
+                    f"{aws.describe(exc)}"
+                ) from exc
+            errors = response.get("Errors") or []
+            real = [
+                e
+                for e in errors
+                if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"
+            ]
+            if real:
+                values, detail = real[0].get("PartitionValues"), real[0].get("ErrorDetail", {})
+                raise CatalogError(
+                    f"registering {self.database}.{table} partition {values}: "
+                    f"{detail.get('ErrorCode')}: {detail.get('ErrorMessage')}"
+                )
+            created += len(inputs) - len(errors)
+        return created
+
+
+def catalog_for(settings: Settings, client_factory: Callable[[], Any] | None = None) -> Catalog:
+    """Glue on an AWS stage with ``SWEEP_GLUE_DATABASE`` set; otherwise nothing to register."""
+    if settings.backend != "aws" or not settings.glue_database or not settings.bucket:
+        return NoCatalog()
+    if client_factory is None:
+        client_factory = aws.glue
+    prefix = f"/{settings.prefix}" if settings.prefix else ""
+    return GlueCatalog(settings.glue_database, f"s3://{settings.bucket}{prefix}", client_factory)

@@ -1,0 +1,62 @@
+"""Request bodies as HTTP delivers them: content type, size, encoding, JSON.
+
+Every way a client can get a body wrong is a 4xx with the contract's error body, decided here
+before any domain code runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+
+from chalicelib.model.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    Problem,
+    UnsupportedMediaType,
+    pointer,
+)
+
+REDRIVE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"include_pending": {"type": "boolean"}},
+}
+
+
+def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int) -> Any:
+    """The body as JSON; every way a client can get this wrong is a 4xx with our error body."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType(
+            f"send Content-Type: application/json (got {content_type or 'none'})"
+        )
+    raw = raw.encode() if isinstance(raw, str) else (raw or b"")
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"the body has {len(raw)} bytes; the limit is {max_bytes}")
+    if not raw.strip():
+        raise InvalidRequest("the body is empty; send a JSON object")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidRequest("the body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise InvalidRequest("the body is nested too deeply") from None
+
+
+def redrive_options(raw: bytes | str | None, content_type: str | None, max_bytes: int) -> bool:
+    """``include_pending`` from an optional body (an empty body means the defaults)."""
+    body = parse_json(raw, content_type, max_bytes) if raw and raw.strip() else {}
+    problems = [
+        Problem(pointer(*e.absolute_path), e.message)
+        for e in jsonschema.Draft4Validator(REDRIVE_SCHEMA).iter_errors(body)
+    ]
+    if problems:
+        raise InvalidRequest(problems[0].message, problems)
+    return bool(body.get("include_pending", False))

@@ -1,0 +1,78 @@
+"""HTTP glue: each route turns a Chalice request into one call of the runs logic and its answer
+into JSON.
+
+Every error a client can cause is a ``SweepError`` with the contract's body; anything else is
+logged and answered as a 500 with the same shape, never with a stack trace. Handlers get their
+collaborators as ``Services`` (settings, store, invoker): the API layer never builds them, so it
+never imports what the heavy functions need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from chalice.app import Request, Response
+
+from chalicelib.api import bodies
+from chalicelib.config import Settings
+from chalicelib.fanout.invoking import Invoker
+from chalicelib.logs import logger
+from chalicelib.model.errors import SweepError
+from chalicelib.runs.redrive import redrive as redrive_run
+from chalicelib.runs.status import status
+from chalicelib.runs.submit import submit
+from chalicelib.simulations.registry import REGISTRY
+from chalicelib.storage.stores import ObjectStore
+
+JSON: dict[str, str | list[str]] = {"Content-Type": "application/json"}
+
+
+class Services(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> ObjectStore: ...
+    @property
+    def invoker(self) -> Invoker: ...
+
+
+def _answer(status_code: int, call: Callable[[], Any]) -> Response:
+    try:
+        return Response(body=call(), status_code=status_code, headers=JSON)
+    except SweepError as exc:
+        return Response(body=exc.body(), status_code=exc.status, headers=JSON)
+    except Exception:
+        logger.exception("unhandled error")
+        body = {"error": "internal_error", "message": "internal error", "problems": []}
+        return Response(body=body, status_code=500, headers=JSON)
+
+
+def _raw(request: Request | None) -> tuple[bytes | str | None, str | None]:
+    if request is None:
+        return None, None
+    return request.raw_body, request.headers.get("content-type")
+
+
+def submit_sweep(request: Request | None, svc: Services) -> Response:
+    def call() -> dict[str, Any]:
+        body = bodies.parse_json(*_raw(request), svc.settings.max_body_bytes)
+        return submit(svc.settings, svc.store, svc.invoker, body)
+
+    return _answer(202, call)
+
+
+def sweep_status(run_id: str, svc: Services) -> Response:
+    return _answer(200, lambda: status(svc.store, run_id))
+
+
+def redrive(run_id: str, request: Request | None, svc: Services) -> Response:
+    def call() -> dict[str, Any]:
+        include_pending = bodies.redrive_options(*_raw(request), svc.settings.max_body_bytes)
+        return redrive_run(svc.settings, svc.store, svc.invoker, run_id, include_pending)
+
+    return _answer(202, call)
+
+
+def simulations() -> Response:
+    return _answer(200, lambda: {"simulations": [s.describe() for s in REGISTRY.values()]})

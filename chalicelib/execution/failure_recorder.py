@@ -1,0 +1,72 @@
+"""The worker's OnFailure destination: a final outcome for a shard Lambda gave up on.
+
+Lambda calls this when a worker crashed, ran out of memory or time on every attempt
+(``RetriesExhausted``), or when the event waited too long to run (``EventAgeExceeded``). Without
+it such a shard would have no outcome at all, and "every shard is represented" would be false.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.execution import failure_codes
+from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.logs import logger
+from chalicelib.storage.stores import ObjectStore
+
+CONDITIONS = {
+    "RetriesExhausted": failure_codes.RETRIES_EXHAUSTED,
+    "EventAgeExceeded": failure_codes.EVENT_AGE_EXCEEDED,
+}
+
+
+def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, Any]:
+    context = record.get("requestContext") or {}
+    payload = record.get("requestPayload")
+    ref = ShardRef.from_payload(payload)
+    if ref is None:
+        logger.error("destination record names no shard", extra={"record": record})
+        return {"status": "rejected"}
+    run_id, shard_id = ref.run_id, ref.shard_id
+    log = {"run_id": run_id, "shard_id": shard_id}
+    writer = OutcomeWriter(store)
+    if writer.has_success(ref):
+        logger.info("shard already succeeded; nothing to record", extra=log)
+        return {"status": "already_succeeded", **log}
+    condition = str(context.get("condition", ""))
+    error = CONDITIONS.get(condition, failure_codes.RETRIES_EXHAUSTED)
+    now = datetime.now(UTC)
+    attempt = writer.record_failure(
+        ref,
+        error,
+        _message(record, condition),
+        Timing(_timestamp(record.get("timestamp")) or now, now),
+        str(context.get("requestId", "")),
+    )
+    logger.warning("final failure recorded", extra=log | {"attempt": attempt, "code": error.code})
+    return {"status": "failed", "attempt": attempt, "error_code": error.code, **log}
+
+
+def _message(record: dict[str, Any], condition: str) -> str:
+    context = record.get("requestContext") or {}
+    tries = context.get("approximateInvokeCount")
+    response = record.get("responsePayload")
+    if isinstance(response, dict) and (response.get("errorType") or response.get("errorMessage")):
+        cause = f"{response.get('errorType', 'Error')}: {response.get('errorMessage', '')}"
+    else:
+        cause = (
+            "the event expired before any attempt"
+            if condition == "EventAgeExceeded"
+            else ("no error payload (timeout or crash)")
+        )
+    return f"{condition or 'unknown condition'} after {tries} invocation(s): {cause}"
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None

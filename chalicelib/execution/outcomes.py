@@ -1,0 +1,170 @@
+"""Recording a shard's outcome so that repeats and races can never lose or duplicate one.
+
+- Success: the first writer of the shard's success lock (a conditional create) fixes the
+  attempt number of the one success outcome; anyone who finds the lock taken finishes the
+  same two writes (results file, success outcome) with conditional creates, so a winner that
+  died half-way is completed and a live one is never overwritten.
+- Failure: each failed attempt claims the next free attempt number with a conditional create
+  on its own outcome key. A retryable failure is preceded by a retry marker, so status can
+  tell "a retry will follow" from a final failure by listing alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
+
+from chalicelib.execution.failure_codes import ErrorCode, bounded
+from chalicelib.model.events import identify
+from chalicelib.storage import layout
+from chalicelib.storage.stores import ObjectStore, StorageError
+from chalicelib.storage.tables import outcome_parquet
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    """What an outcome row says about the shard, whatever happened to it."""
+
+    run_id: str
+    shard_id: int
+    dt: str
+    start: int
+    end: int
+    simulation: str | None
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> ShardRef | None:
+        """The shard a worker event names, or None if it names none well enough to record.
+
+        The one way worker, dispatcher and failure recorder describe a shard: from the event,
+        whose bounds and simulation are taken as given, so even a task that fails to parse is
+        recorded against its shard (the worker checks bounds against the plan separately)."""
+        named = identify(payload)
+        if named is None:
+            return None
+        start, end = payload.get("start"), payload.get("end")
+        lo = hi = 0
+        if _is_int(start) and _is_int(end):
+            lo, hi = start, max(start, end)
+        request = payload.get("request")
+        sim = request.get("simulation") if isinstance(request, dict) else None
+        return cls(*named, lo, hi, sim if isinstance(sim, str) else None)
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Timing:
+    started_at: datetime
+    finished_at: datetime
+
+    @classmethod
+    def since(cls, started_at: datetime) -> Timing:
+        return cls(started_at, datetime.now(UTC))
+
+    @property
+    def duration_ms(self) -> int:
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+class OutcomeWriter:
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def success_attempt(self, ref: ShardRef) -> int | None:
+        """The attempt number fixed by the success lock, if a success was ever claimed."""
+        try:
+            return int(
+                json.loads(self.store.get(layout.success_lock(ref.run_id, ref.shard_id)))["attempt"]
+            )
+        except KeyError:
+            return None
+
+    def has_success(self, ref: ShardRef) -> bool:
+        attempt = self.success_attempt(ref)
+        return attempt is not None and self.store.exists(
+            layout.outcome(ref.run_id, "succeeded", ref.dt, ref.shard_id, attempt)
+        )
+
+    def next_attempt(self, ref: ShardRef) -> int:
+        prefix = layout.shard_outcomes_prefix(ref.run_id, "failed", ref.dt, ref.shard_id)
+        attempts = [
+            parsed.attempt
+            for obj in self.store.list(prefix)
+            if (parsed := layout.parse_outcome(obj.key)) and parsed.shard_id == ref.shard_id
+        ]
+        return max(*attempts, self._claimed_attempt(ref), 0) + 1
+
+    def _claimed_attempt(self, ref: ShardRef) -> int:
+        """A claimed success owns its attempt number even before its outcome lands; if the
+        claim cannot be read (storage failing), failures still get recorded."""
+        try:
+            return self.success_attempt(ref) or 0
+        except StorageError:
+            return 0
+
+    def record_success(
+        self,
+        ref: ShardRef,
+        results: bytes,
+        rows: int,
+        timing: Timing,
+        request_id: str,
+    ) -> int:
+        """Store the results and the one success outcome; returns its attempt number."""
+        attempt = self.next_attempt(ref)
+        lock = layout.success_lock(ref.run_id, ref.shard_id)
+        if not self.store.create(lock, json.dumps({"attempt": attempt}).encode()):
+            attempt = self.success_attempt(ref) or attempt
+        results_key = layout.results(ref.run_id, ref.shard_id)
+        self.store.create(results_key, results)
+        row = _row(ref, attempt, timing, request_id) | {
+            "results_key": results_key,
+            "results_rows": rows,
+            "results_bytes": len(results),
+        }
+        key = layout.outcome(ref.run_id, "succeeded", ref.dt, ref.shard_id, attempt)
+        self.store.create(key, outcome_parquet(row))
+        return attempt
+
+    def record_failure(
+        self,
+        ref: ShardRef,
+        error: ErrorCode,
+        message: str,
+        timing: Timing,
+        request_id: str,
+    ) -> int:
+        """Store a failed attempt under a fresh attempt number; returns it."""
+        attempt = self.next_attempt(ref)
+        while True:
+            if error.retryable:
+                self.store.put(layout.retry_marker(ref.run_id, ref.shard_id, attempt), b"")
+            row = _row(ref, attempt, timing, request_id) | {
+                "error_code": error.code,
+                "error_message": bounded(message),
+                "retryable": error.retryable,
+            }
+            key = layout.outcome(ref.run_id, "failed", ref.dt, ref.shard_id, attempt)
+            if self.store.create(key, outcome_parquet(row)):
+                return attempt
+            attempt += 1
+
+
+def _row(ref: ShardRef, attempt: int, timing: Timing, request_id: str) -> dict[str, object]:
+    return {
+        "shard_id": ref.shard_id,
+        "attempt": attempt,
+        "start_index": ref.start,
+        "end_index": ref.end,
+        "point_count": ref.end - ref.start,
+        "simulation": ref.simulation,
+        "started_at": timing.started_at,
+        "finished_at": timing.finished_at,
+        "duration_ms": timing.duration_ms,
+        "request_id": request_id or None,
+    }

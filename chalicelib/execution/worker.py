@@ -1,0 +1,137 @@
+"""The child: evaluate one shard's points and record its outcome, once, whatever is redelivered.
+
+Deterministic failures are recorded as final and the handler returns normally, so Lambda does
+not retry what would fail the same way. Storage failures are recorded as retryable (when the
+store lets us) and re-raised, so Lambda's async retry runs the next attempt and, when retries
+run out, the failure recorder writes the final outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Protocol
+
+from chalicelib.execution import failure_codes
+from chalicelib.execution.failure_codes import ErrorCode
+from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.logs import logger
+from chalicelib.model import events
+from chalicelib.simulations.declarations import Value
+from chalicelib.simulations.registry import REGISTRY
+from chalicelib.storage.stores import ObjectStore, StorageError
+from chalicelib.storage.tables import ResultColumns, results_parquet
+
+
+class LambdaContext(Protocol):
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class ShardFailure(Exception):
+    def __init__(self, error: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+def run_task(
+    payload: Any, context: LambdaContext | None, store: ObjectStore, margin_ms: int
+) -> dict[str, Any]:
+    """Run one delivery of a shard task; returns a small summary (also logged)."""
+    started = datetime.now(UTC)
+    request_id = getattr(context, "aws_request_id", "") or ""
+    ref = ShardRef.from_payload(payload)
+    if ref is None:
+        logger.error("task names no shard; nothing can be recorded", extra={"payload": payload})
+        return {"status": "rejected"}
+    writer = OutcomeWriter(store)
+    log = {"run_id": ref.run_id, "shard_id": ref.shard_id}
+    try:
+        if writer.has_success(ref):
+            logger.info("duplicate delivery of a succeeded shard", extra=log)
+            return {"status": "duplicate", **log}
+        try:
+            shard = events.parse_task(payload)
+            rows = _evaluate(shard, _deadline(context, margin_ms))
+        except events.InvalidTask as exc:
+            raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
+        data = results_parquet(ref.shard_id, rows)
+        attempt = writer.record_success(ref, data, len(rows), Timing.since(started), request_id)
+        summary = {"status": "succeeded", "attempt": attempt, "points": len(rows)}
+    except ShardFailure as failure:
+        timing = Timing.since(started)
+        attempt = writer.record_failure(ref, failure.error, failure.message, timing, request_id)
+        summary = {"status": "failed", "attempt": attempt, "error_code": failure.error.code}
+    except StorageError as exc:
+        _record_storage_failure(writer, ref, str(exc), started, request_id, log)
+        raise
+    summary |= log | {"duration_ms": Timing.since(started).duration_ms}
+    logger.info("shard finished", extra=summary)
+    return summary
+
+
+def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], bool]:
+    """True once too little time is left to finish writing an outcome."""
+    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+        return lambda: False
+    return lambda: context.get_remaining_time_in_millis() < margin_ms
+
+
+def _evaluate(shard: events.ShardTask, out_of_time: Callable[[], bool]) -> ResultColumns:
+    if shard.injected_failure:
+        raise ShardFailure(
+            failure_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
+        )
+    sim = REGISTRY[shard.request.simulation]
+    seed = shard.request.seed
+    columns = ResultColumns(shard.request.space.names, sim.metrics)
+    for index, point in shard.request.space.iter_points(shard.start, shard.end):
+        if out_of_time():
+            raise ShardFailure(
+                failure_codes.DEADLINE_EXCEEDED,
+                f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
+                "record this outcome; use smaller shards",
+            )
+        try:
+            metrics = sim.evaluate(point, seed, index)
+        except Exception as exc:  # any error in simulation code fails this shard, never the run
+            raise ShardFailure(
+                failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
+            ) from None
+        columns.add(index, map(format_value, point.values()), metrics.values())
+    return columns
+
+
+def format_value(value: Value) -> str:
+    """Parameter values as strings in the results map, readable back without ambiguity."""
+    if isinstance(value, float) and value == 0:
+        return repr(value)  # 0.0 and -0.0 are one cache key but print differently
+    return _formatted(value)
+
+
+@lru_cache(maxsize=65536, typed=True)
+def _formatted(value: Value) -> str:
+    """Cached: a grid repeats few distinct values, and repr of a float costs a microsecond."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else repr(value)
+
+
+def _record_storage_failure(
+    writer: OutcomeWriter,
+    ref: ShardRef,
+    message: str,
+    started: datetime,
+    request_id: str,
+    log: dict[str, Any],
+) -> None:
+    try:
+        attempt = writer.record_failure(
+            ref, failure_codes.STORAGE_ERROR, message, Timing.since(started), request_id
+        )
+        logger.warning("storage failed; Lambda will retry", extra=log | {"attempt": attempt})
+    except StorageError:
+        logger.error("storage failed; could not record it either", extra=log)

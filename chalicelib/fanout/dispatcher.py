@@ -1,0 +1,181 @@
+"""Fan-out: the dispatcher function turns a run (or a redrive) into one worker event per shard.
+
+Dispatch is CPU-bound (~0.6 ms of CPU per Invoke, docs/benchmarks.md), so one process cannot
+fan out 10,000+ shards quickly. A job covering more than ``leaf_shards`` shards is split into
+``width`` contiguous children, each handed to another dispatcher invocation, giving a shallow
+tree (100,000 shards at width 10 and 1,000 per leaf: 3 levels, far below Lambda's recursion
+limit of ~16 hops). Leaves invoke workers from a bounded thread pool and record one small
+progress object each, so status can count dispatched shards from a listing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.analytics.catalog import Catalog
+from chalicelib.config import Settings
+from chalicelib.execution import failure_codes
+from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.fanout.invoking import Backoff, Invoker, send
+from chalicelib.logs import logger
+from chalicelib.model.events import INITIAL, DispatchJob, task_payload
+from chalicelib.model.manifest import Manifest
+from chalicelib.model.sharding import ShardSpec, shard_bounds
+from chalicelib.storage import layout, manifests
+from chalicelib.storage.stores import ObjectStore
+
+
+@dataclass(frozen=True)
+class Policy:
+    leaf_shards: int = 1000
+    width: int = 10
+    threads: int = 32
+    backoff: Backoff = field(default_factory=Backoff)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        backoff = Backoff(settings.dispatch_max_attempts, settings.dispatch_backoff_ms)
+        return cls(
+            settings.dispatch_leaf_shards,
+            settings.dispatch_width,
+            settings.dispatch_threads,
+            backoff,
+        )
+
+
+def split(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
+    """``width`` contiguous, non-empty ranges covering ``[lo, hi)``; sizes differ by <= 1.
+
+    The same arithmetic as shards by count: child ``k`` of a job is shard ``k`` of its range."""
+    n = hi - lo
+    spec = ShardSpec("count", min(width, n))
+    return [(lo + a, lo + b) for a, b in (shard_bounds(n, spec, k) for k in range(spec.value))]
+
+
+def redrive_ids(store: ObjectStore, run_id: str, job: str) -> list[int]:
+    ids: list[int] = json.loads(store.get(layout.redrive_list(run_id, job)))["shards"]
+    return ids
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: ObjectStore,
+        invoker: Invoker,
+        policy: Policy,
+        catalog: Catalog,
+    ) -> None:
+        self.store = store
+        self.invoker = invoker
+        self.policy = policy
+        self.catalog = catalog
+
+    def run(self, job: DispatchJob) -> dict[str, Any]:
+        manifest = manifests.load(self.store, job.run_id)
+        ids = self._job_ids(manifest, job)
+        if job.lo == 0 and job.hi == len(ids):
+            self._register(manifest)
+        if job.hi - job.lo > self.policy.leaf_shards:
+            return self._split(job)
+        return self._leaf(manifest, job, ids[job.lo : job.hi])
+
+    def _job_ids(self, manifest: Manifest, job: DispatchJob) -> Sequence[int]:
+        if job.job == INITIAL:
+            return range(manifest.request.shard_count)
+        return redrive_ids(self.store, job.run_id, job.job)
+
+    def _register(self, manifest: Manifest) -> None:
+        """Partitions exist before the first file lands, so Athena sees outcomes at once."""
+        try:
+            self.catalog.register_run(manifest.run_id, manifest.dt)
+        except Exception:  # the run must still go out; queries can wait for a redrive
+            logger.exception(
+                "registering the run's partitions failed", extra={"run_id": manifest.run_id}
+            )
+
+    def _split(self, job: DispatchJob) -> dict[str, Any]:
+        inline = []
+        children = [
+            DispatchJob(job.run_id, job.job, lo, hi)
+            for lo, hi in split(job.lo, job.hi, self.policy.width)
+        ]
+        for child in children:
+            error = send(self.invoker, "dispatcher", child.to_payload(), self.policy.backoff)
+            if error is not None:
+                logger.warning(
+                    "child dispatcher not invoked; dispatching inline",
+                    extra={"run_id": job.run_id, "lo": child.lo, "hi": child.hi, "error": error},
+                )
+                inline.append(child)
+        for child in inline:
+            self.run(child)
+        return {
+            "run_id": job.run_id,
+            "job": job.job,
+            "children": len(children),
+            "inline": len(inline),
+        }
+
+    def _leaf(self, manifest: Manifest, job: DispatchJob, ids: Sequence[int]) -> dict[str, Any]:
+        started = datetime.now(UTC)
+        request = manifest.request
+        payloads = [
+            task_payload(
+                manifest.run_id,
+                shard_id,
+                shard_bounds(request.total_points, request.shards, shard_id),
+                manifest.dt,
+                manifest.request_body,
+            )
+            for shard_id in ids
+        ]
+
+        def hand_over(payload: dict[str, Any]) -> str | None:
+            return send(self.invoker, "worker", payload, self.policy.backoff)
+
+        threads = max(1, min(self.policy.threads, len(payloads)))
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            errors = list(pool.map(hand_over, payloads))
+        failed = [(p, e) for p, e in zip(payloads, errors, strict=True) if e is not None]
+        writer = OutcomeWriter(self.store)
+        for payload, error in failed:
+            ref = ShardRef.from_payload(payload)
+            assert ref is not None  # built from the manifest just above
+            writer.record_failure(
+                ref,
+                failure_codes.DISPATCH_FAILED,
+                f"Invoke failed: {error}",
+                Timing.since(started),
+                "",
+            )
+        ok = len(ids) - len(failed)
+        self.store.put(
+            layout.dispatch_record(job.run_id, job.job, job.lo, job.hi, ok, len(failed)), b""
+        )
+        summary = {
+            "run_id": job.run_id,
+            "job": job.job,
+            "lo": job.lo,
+            "hi": job.hi,
+            "dispatched": ok,
+            "failed": len(failed),
+        }
+        logger.info("leaf dispatched", extra=summary)
+        return summary
+
+
+def run_event(
+    event: dict[str, Any],
+    store: ObjectStore,
+    invoker: Invoker,
+    settings: Settings,
+    catalog: Catalog,
+) -> dict[str, Any]:
+    """One job of the tree: the dispatcher function's body on Lambda and on the local stage."""
+    dispatcher = Dispatcher(store, invoker, Policy.from_settings(settings), catalog)
+    return dispatcher.run(DispatchJob.from_payload(event))

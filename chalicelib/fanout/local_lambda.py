@@ -1,0 +1,190 @@
+"""The local stage's stand-in for Lambda: the same dispatcher and worker code, run in-process.
+
+Dispatcher invocations run on a few threads (they only hand out tasks); worker invocations go
+to a process pool sized to the cores, because simulations are CPU-bound. Lambda's async
+semantics are kept where they matter: an event is fire-and-forget, a worker that raises is
+retried up to the configured number of attempts, and then the failure recorder gets the same
+destination record Lambda would send.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.fanout.invoking import Function, Invoker, encode
+from chalicelib.logs import logger
+from chalicelib.storage.stores import LocalStore
+
+
+def watch_parent(parent: int) -> None:
+    """Pool initializer: exit when the server that started us is gone. A server killed by a
+    signal runs no clean-up, and its workers would otherwise live on as orphans."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
+def run_worker_process(payload: dict[str, Any], root: str, margin_ms: int) -> dict[str, Any]:
+    """Entry point in a pool process: the worker function's code path, on the local store."""
+    from chalicelib.execution.worker import run_task
+
+    return run_task(payload, None, LocalStore(Path(root)), margin_ms)
+
+
+def destination_record(
+    payload: dict[str, Any], error: BaseException, attempts: int
+) -> dict[str, Any]:
+    """What Lambda sends the OnFailure destination once retries are exhausted."""
+    return {
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": f"local-{time.time_ns()}",
+            "functionArn": "local:worker",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": payload,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": type(error).__name__, "errorMessage": str(error)},
+    }
+
+
+class LocalInvoker(Invoker):
+    def __init__(self, settings: Settings, store: LocalStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._dispatchers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dispatcher")
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
+
+    def invoke(self, function: Function, payload: dict[str, Any]) -> None:
+        # Through JSON and back, as a real event is: same size limit, no shared objects.
+        event = json.loads(encode(payload))
+        self._started()
+        if function == "dispatcher":
+            self._dispatchers.submit(self._run_dispatcher, event)
+        else:
+            self._submit_worker(event, attempt=1)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every event handed out so far (and what it spawned) has finished."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def close(self) -> None:
+        """Stop the pools (waiting for what is running), so a process can exit cleanly."""
+        self._dispatchers.shutdown(wait=True)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def _finished(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def _run_dispatcher(self, event: dict[str, Any]) -> None:
+        from chalicelib.analytics.catalog import NoCatalog
+        from chalicelib.fanout.dispatcher import run_event
+
+        try:
+            run_event(event, self.store, self, self.settings, NoCatalog())
+        except Exception:
+            logger.exception("local dispatcher failed", extra={"event": event})
+        finally:
+            self._finished()
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn: the server process has threads, and fork with threads is unsafe.
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.settings.local_processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=watch_parent,
+                    initargs=(os.getpid(),),
+                )
+            return self._pool
+
+    def _submit_worker(self, event: dict[str, Any], attempt: int) -> None:
+        try:
+            future = self._worker_pool().submit(
+                run_worker_process,
+                event,
+                str(self.settings.local_root),
+                self.settings.deadline_margin_ms,
+            )
+        except BrokenProcessPool as exc:
+            self._reset_pool()
+            self._after_worker_error(event, attempt, exc)
+            return
+        future.add_done_callback(lambda f: self._after_worker(f, event, attempt))
+
+    def _after_worker(
+        self, future: Future[dict[str, Any]], event: dict[str, Any], attempt: int
+    ) -> None:
+        error = future.exception()
+        if error is None:
+            self._finished()
+            return
+        if isinstance(error, BrokenProcessPool):
+            self._reset_pool()
+        self._after_worker_error(event, attempt, error)
+
+    def _after_worker_error(
+        self, event: dict[str, Any], attempt: int, error: BaseException
+    ) -> None:
+        logger.warning(
+            "local worker attempt failed",
+            extra={"attempt": attempt, "error": f"{type(error).__name__}: {error}"},
+        )
+        # Off the pool's result thread: resubmitting and recording both do I/O.
+        if attempt < self.settings.worker_max_attempts:
+            self._dispatchers.submit(self._submit_worker, event, attempt + 1)
+        else:
+            self._dispatchers.submit(self._record_final, event, attempt, error)
+
+    def _record_final(self, event: dict[str, Any], attempt: int, error: BaseException) -> None:
+        """What Lambda's OnFailure destination would do once retries are exhausted."""
+        from chalicelib.execution.failure_recorder import record_destination
+
+        try:
+            record_destination(destination_record(event, error, attempt), self.store)
+        except Exception:
+            logger.exception("local failure recorder failed")
+        finally:
+            self._finished()
+
+    def _reset_pool(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=False)

@@ -1,0 +1,66 @@
+"""Errors a client can see, with the contract's body: error code, one-line message, problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request, located by a JSON pointer into the body."""
+
+    path: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+class SweepError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": self.code,
+            "message": self.message,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+class InvalidRequest(SweepError):
+    status = 400
+    code = "invalid_request"
+
+
+class UnsupportedMediaType(SweepError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(SweepError):
+    status = 413
+    code = "payload_too_large"
+
+
+class NotFound(SweepError):
+    status = 404
+    code = "not_found"
+
+
+def pointer(*parts: object) -> str:
+    """JSON pointer (RFC 6901) for a path of keys and indexes."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts) or "/"
+
+
+class DispatchUnavailable(SweepError):
+    """The run is recorded but the dispatcher could not be reached; it can be redriven."""
+
+    status = 503
+    code = "dispatch_unavailable"

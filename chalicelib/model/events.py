@@ -1,0 +1,129 @@
+"""The two asynchronous events the functions send each other, and their checks on arrival.
+
+- ``DispatchJob``: API → dispatcher, dispatcher → child dispatcher: a slice of a run's shards.
+- ``ShardTask``: dispatcher → worker: one shard, with the run's request in canonical form, so a
+  worker needs no read to start. Its size is bounded by the request body limit, well under
+  Lambda's 1 MB async cap.
+
+Both are small and pyarrow-free, so the API can hand a run over without importing what the
+dispatcher and worker need.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.model import ids
+from chalicelib.model.errors import InvalidRequest
+from chalicelib.model.request import SweepRequest
+from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.validation import validate_request
+
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024
+VERSION = 1
+INITIAL = "initial"
+
+
+class InvalidTask(Exception):
+    """A task the worker must not run; recorded as INVALID_TASK when it names a shard."""
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    run_id: str
+    shard_id: int
+    start: int
+    end: int
+    dt: str
+    request: SweepRequest
+
+    @property
+    def injected_failure(self) -> bool:
+        return self.shard_id in self.request.fail_shards
+
+
+def task_payload(
+    run_id: str, shard_id: int, bounds: tuple[int, int], dt: str, request_body: dict[str, Any]
+) -> dict[str, Any]:
+    """A worker's event; ``request_body`` is the manifest's canonical request, sent as is."""
+    return {
+        "version": VERSION,
+        "run_id": run_id,
+        "shard_id": shard_id,
+        "start": bounds[0],
+        "end": bounds[1],
+        "dt": dt,
+        "request": request_body,
+    }
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    if len(data) > ASYNC_PAYLOAD_LIMIT:
+        raise ValueError(f"task payload of {len(data)} bytes exceeds Lambda's async limit")
+    return data
+
+
+def identify(payload: Any) -> tuple[str, int, str] | None:
+    """(run_id, shard_id, dt) if the payload names a shard well enough to record an outcome."""
+    if not isinstance(payload, dict):
+        return None
+    run_id, shard_id, dt = payload.get("run_id"), payload.get("shard_id"), payload.get("dt")
+    if not ids.is_run_id(run_id) or not ids.is_dt(dt):
+        return None
+    if isinstance(shard_id, bool) or not isinstance(shard_id, int) or shard_id < 0:
+        return None
+    return run_id, shard_id, dt
+
+
+def parse_task(payload: Any) -> ShardTask:
+    """Check the task end to end: its request validates and its bounds are the shard's.
+
+    The event crossed a process boundary that anything with invoke rights can write to, so
+    the worker trusts nothing in it: this is the one validation after the API's."""
+    named = identify(payload)
+    if named is None:
+        raise InvalidTask("the task does not name a run, shard and dt")
+    run_id, shard_id, dt = named
+    if payload.get("version") != VERSION:
+        raise InvalidTask(f"unsupported task version {payload.get('version')!r}")
+    try:
+        request = validate_request(payload.get("request"), limits=None)
+    except InvalidRequest as exc:
+        raise InvalidTask(f"the task's request is invalid: {exc.message}") from None
+    start, end = payload.get("start"), payload.get("end")
+    try:
+        expected = shard_bounds(request.total_points, request.shards, shard_id)
+    except IndexError:
+        raise InvalidTask(f"shard {shard_id} is not in the plan") from None
+    if (start, end) != expected:
+        raise InvalidTask(
+            f"bounds [{start}, {end}) disagree with the plan's [{expected[0]}, {expected[1]})"
+        )
+    return ShardTask(run_id, shard_id, expected[0], expected[1], dt, request)
+
+
+@dataclass(frozen=True)
+class DispatchJob:
+    """Positions ``[lo, hi)`` of a job's shard list: all shards for the initial job, the
+    stored list for a redrive."""
+
+    run_id: str
+    job: str
+    lo: int
+    hi: int
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"dispatch": {"run_id": self.run_id, "job": self.job, "lo": self.lo, "hi": self.hi}}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> DispatchJob:
+        d = payload["dispatch"]
+        job = cls(str(d["run_id"]), str(d["job"]), int(d["lo"]), int(d["hi"]))
+        if not (ids.is_run_id(job.run_id) and ids.is_job(job.job)):
+            raise ValueError(f"malformed dispatch job {job.run_id!r}/{job.job!r}")
+        if not 0 <= job.lo <= job.hi:
+            raise ValueError(f"bad dispatch range [{job.lo}, {job.hi})")
+        return job

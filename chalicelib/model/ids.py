@@ -1,0 +1,42 @@
+"""The identifiers that reach storage keys: run ids, dispatch job names, run dates.
+
+Each is checked here, once, before it is ever formatted into a key, so no client value can
+name a key outside its run's prefixes.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, date, datetime
+from typing import TypeGuard
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+JOB_RE = re.compile(r"^[a-z0-9-]{1,40}$")
+DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable by creation time (UTC, millisecond precision), then random to stay unique."""
+    return (
+        f"{now.astimezone(UTC):%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(6)}"
+    )
+
+
+def is_run_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and RUN_ID_RE.match(value) is not None
+
+
+def is_job(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and JOB_RE.match(value) is not None
+
+
+def is_dt(value: object) -> TypeGuard[str]:
+    """A real calendar date written YYYY-MM-DD (a run's date partition)."""
+    if not (isinstance(value, str) and DT_RE.match(value)):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,70 @@
+"""A run's manifest: written before anything is dispatched, read by dispatchers, status, redrive.
+
+It keeps the request in canonical form (``request_body``), so dispatchers hand the very same
+dict to every worker without re-serialising the parsed request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.model.request import Limits, SweepRequest
+
+
+@dataclass(frozen=True)
+class Manifest:
+    run_id: str
+    created_at: datetime
+    stage: str
+    request: SweepRequest
+    limits: Limits
+    request_body: dict[str, Any]  # the request's canonical form, as stored and sent on
+
+    @classmethod
+    def new(
+        cls, run_id: str, created_at: datetime, stage: str, request: SweepRequest, limits: Limits
+    ) -> Manifest:
+        return cls(run_id, created_at, stage, request, limits, request.to_dict())
+
+    @property
+    def dt(self) -> str:
+        """The run's date partition: its creation date (UTC), the same for every file."""
+        return self.created_at.astimezone(UTC).strftime("%Y-%m-%d")
+
+    @property
+    def created_at_text(self) -> str:
+        return self.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+            f"{self.created_at.microsecond // 1000:03d}Z"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "created_at": self.created_at_text,
+            "dt": self.dt,
+            "stage": self.stage,
+            "request": self.request_body,
+            "plan": {
+                "total_points": self.request.total_points,
+                "shard_count": self.request.shard_count,
+                "shards": self.request.shards.to_dict(),
+            },
+            "limits": {
+                "max_points": self.limits.max_points,
+                "max_shards": self.limits.max_shards,
+                "allow_fault_injection": self.limits.allow_fault_injection,
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        return cls(
+            run_id=data["run_id"],
+            created_at=datetime.fromisoformat(data["created_at"].replace("Z", "+00:00")),
+            stage=data["stage"],
+            request=SweepRequest.from_dict(data["request"]),
+            limits=Limits(**data["limits"]),
+            request_body=data["request"],
+        )

@@ -1,0 +1,67 @@
+"""A validated sweep request: what the API accepted, the manifest records and a worker runs.
+
+``to_dict`` is its canonical form. ``from_dict`` trusts it: it reads back what this code wrote
+after validation (the manifest), so it does not validate again; bodies from outside go through
+``validation.validate_request``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.model.sharding import ShardSpec, shard_count
+from chalicelib.model.space import ParameterSpace
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a stage allows; the worker re-parses a request with ``None`` (the parent checked)."""
+
+    max_points: int
+    max_shards: int
+    allow_fault_injection: bool
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    simulation: str
+    space: ParameterSpace
+    shards: ShardSpec
+    seed: int = 0
+    label: str | None = None
+    fail_shards: tuple[int, ...] = ()
+
+    @property
+    def total_points(self) -> int:
+        return self.space.size
+
+    @property
+    def shard_count(self) -> int:
+        return shard_count(self.total_points, self.shards)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical form: what the manifest records and the worker re-parses."""
+        body: dict[str, Any] = {
+            "simulation": self.simulation,
+            "parameters": self.space.to_dict(),
+            "shards": self.shards.to_dict(),
+            "seed": self.seed,
+        }
+        if self.label is not None:
+            body["label"] = self.label
+        if self.fail_shards:
+            body["fail_shards"] = list(self.fail_shards)
+        return body
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> SweepRequest:
+        """The canonical form back into a request; for data this project wrote itself."""
+        return cls(
+            simulation=body["simulation"],
+            space=ParameterSpace.from_request(body["parameters"]),
+            shards=ShardSpec.from_dict(body["shards"]),
+            seed=body.get("seed", 0),
+            label=body.get("label"),
+            fail_shards=tuple(body.get("fail_shards", ())),
+        )

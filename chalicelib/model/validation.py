@@ -1,0 +1,312 @@
+"""Request validation: the one JSON Schema, then the checks a schema cannot express.
+
+Every problem is collected before answering, each with a JSON pointer, so a client fixes a
+body in one round trip. Semantic checks run on whatever parts are well-formed, so a schema
+error in one axis does not hide a domain error in another.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from chalicelib.model.errors import InvalidRequest, Problem, pointer
+from chalicelib.model.request import Limits, SweepRequest
+from chalicelib.model.sharding import ShardSpec, shard_count
+from chalicelib.model.space import Axis, LinspaceAxis, ParameterSpace, RangeAxis, axis_from_dict
+from chalicelib.simulations.declarations import Simulation
+from chalicelib.simulations.registry import REGISTRY
+
+SCHEMA_PATH = Path(__file__).with_name("request_schema.json")
+NAME_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
+MAX_PROBLEMS = 100
+
+
+@cache
+def request_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return schema
+
+
+def _json_key(value: Any) -> Any:
+    """A hashable key under JSON equality: 1 and 1.0 are one number, true is not 1."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    return ("json", json.dumps(value, sort_keys=True))
+
+
+def _unique_items(
+    validator: Any, unique: bool, instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    """``uniqueItems`` in linear time. jsonschema's own falls back to comparing every pair
+    when items of different types cannot be sorted: a 256 KB body of mixed values would then
+    hold the API handler for minutes."""
+    if not (unique and validator.is_type(instance, "array")):
+        return
+    seen: set[Any] = set()
+    for item in instance:
+        key = _json_key(item)
+        if key in seen:
+            yield jsonschema.ValidationError(f"{item!r} appears more than once")
+            return
+        seen.add(key)
+
+
+# Draft 4 as the schema says, with a uniqueItems check that cannot be made quadratic.
+_Validator: Any = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft4Validator, {"uniqueItems": _unique_items}
+)
+
+
+@cache
+def _schema_validator() -> Any:
+    schema = request_schema()
+    jsonschema.Draft4Validator.check_schema(schema)
+    return _Validator(schema)
+
+
+def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
+    """Parse a request body or raise InvalidRequest naming every problem."""
+    errors = list(_schema_validator().iter_errors(body))
+    problems = _schema_problems(errors)
+    problems += _non_finite(body, ())
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object", problems)
+    sim = _check_simulation(body, problems)
+    axes = _check_axes(body, sim, _malformed_axes(body, errors), problems)
+    total = math.prod(a.size for a in axes.values()) if axes is not None else None
+    shards = _check_shards(body, total, limits, problems)
+    _check_fail_shards(body, total, shards, limits, problems)
+    if problems or sim is None or axes is None or shards is None:
+        count = len(problems)
+        first = problems[0].message if problems else "invalid request"
+        more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+        if count > MAX_PROBLEMS:  # a body of 100,000 bad values must not answer 100,000 lines
+            unlisted = Problem("/", f"{count - MAX_PROBLEMS} more problems are not listed")
+            problems = [*problems[:MAX_PROBLEMS], unlisted]
+        raise InvalidRequest(first + more, problems)
+    return SweepRequest(
+        simulation=sim.name,
+        space=ParameterSpace(tuple(axes), tuple(axes.values())),
+        shards=shards,
+        seed=body.get("seed", 0),
+        label=body.get("label"),
+        fail_shards=tuple(sorted(body.get("fail_shards", []))),
+    )
+
+
+def _schema_problems(errors: list[jsonschema.ValidationError]) -> list[Problem]:
+    problems = []
+    for error in errors:
+        path = list(error.absolute_path)
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = set(schema.get("properties", {}))
+            patterns = list(schema.get("patternProperties", {}))
+            is_params = path == ["parameters"]
+            extras = [
+                k
+                for k in error.instance
+                if k not in allowed and not any(re.search(p, k) for p in patterns)
+            ]
+            for extra in sorted(extras):
+                message = (
+                    f"parameter name {extra!r} must match {NAME_PATTERN}"
+                    if is_params
+                    else f"unknown field {extra!r}"
+                )
+                problems.append(Problem(pointer(*path, extra), message))
+        elif error.validator == "required" and isinstance(error.validator_value, list):
+            for name in error.validator_value:
+                if isinstance(error.instance, dict) and name not in error.instance:
+                    problems.append(Problem(pointer(*path, name), f"{name!r} is required"))
+        elif error.validator in ("minProperties", "maxProperties") and path[-1:] != ["parameters"]:
+            options = " or ".join(repr(k) for k in schema.get("properties", {}))
+            problems.append(Problem(pointer(*path), f"give exactly one of {options}"))
+        elif error.validator == "not":
+            problems.append(Problem(pointer(*path), "must not be 0"))
+        else:
+            problems.append(Problem(pointer(*path), error.message))
+    return sorted(set(problems), key=lambda p: (p.path, p.message))
+
+
+def _non_finite(value: Any, path: tuple[Any, ...]) -> list[Problem]:
+    """JSON parsers accept NaN and Infinity; nothing in a sweep may be one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [Problem(pointer(*path), f"numbers must be finite, got {value}")]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for k, v in enumerate(value) for p in _non_finite(v, (*path, k))]
+    return []
+
+
+def _check_simulation(body: dict[str, Any], problems: list[Problem]) -> Simulation | None:
+    name = body.get("simulation")
+    if not isinstance(name, str):
+        return None
+    sim = REGISTRY.get(name)
+    if sim is None:
+        known = ", ".join(sorted(REGISTRY))
+        problems.append(Problem("/simulation", f"unknown simulation {name!r} (known: {known})"))
+    return sim
+
+
+def _malformed_axes(body: dict[str, Any], errors: list[jsonschema.ValidationError]) -> set[str]:
+    """Axes the schema rejected (or never checked, their name being invalid)."""
+    params = body.get("parameters")
+    names = set(params) if isinstance(params, dict) else set()
+    bad = {n for n in names if not re.match(NAME_PATTERN, n)}
+    for error in errors:
+        path = list(error.absolute_path)
+        if len(path) >= 2 and path[0] == "parameters":
+            bad.add(str(path[1]))
+    return bad
+
+
+def _check_axes(
+    body: dict[str, Any],
+    sim: Simulation | None,
+    malformed: set[str],
+    problems: list[Problem],
+) -> dict[str, Axis] | None:
+    """The well-formed axes, checked against the simulation; None if any axis is unusable."""
+    params = body.get("parameters")
+    if not isinstance(params, dict):
+        return None
+    axes: dict[str, Axis] = {}
+    complete = True
+    for name, spec in params.items():
+        where = ("parameters", name)
+        try:
+            axis = None if name in malformed else _build_axis(spec)
+        except OverflowError:  # a linspace end beyond the float range
+            problems.append(Problem(pointer(*where, "linspace"), "numbers must be finite"))
+            axis = None
+        if axis is None:
+            complete = False
+            continue
+        if axis.size == 0:
+            problems.append(Problem(pointer(*where, "range"), "this range has no values"))
+            complete = False
+            continue
+        axes[name] = axis
+        if sim is None:
+            continue
+        param = sim.by_name.get(name)
+        if param is None:
+            takes = ", ".join(sim.by_name)
+            problems.append(
+                Problem(pointer(*where), f"{sim.name} takes no parameter {name!r} (takes: {takes})")
+            )
+            continue
+        problems.extend(_axis_domain_problems(axis, param, where))
+    if sim is not None:
+        for param in sim.parameters:
+            if param.required and param.name not in params:
+                problems.append(
+                    Problem("/parameters", f"{sim.name} needs an axis for {param.name!r}")
+                )
+    return axes if complete and axes else None
+
+
+def _build_axis(spec: Any) -> Axis | None:
+    try:
+        return axis_from_dict(spec)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _axis_domain_problems(axis: Axis, param: Any, where: tuple[Any, ...]) -> list[Problem]:
+    """Values are checked one by one for ``values``; monotone axes by their two ends."""
+    if isinstance(axis, LinspaceAxis) and param.kind == "int":
+        return [
+            Problem(
+                pointer(*where, "linspace"),
+                f"{param.name} takes integers; linspace gives floats (use range or values)",
+            )
+        ]
+    if isinstance(axis, RangeAxis | LinspaceAxis):
+        kind = axis.kind
+        candidates = [(pointer(*where, kind), v) for v in axis.bounds()]
+    else:
+        candidates = [
+            (pointer(*where, "values", k), v) for k, v in enumerate(axis.to_dict()["values"])
+        ]
+    found = []
+    for path, value in candidates:
+        message = param.type_problem(value) or param.domain_problem(value)
+        if message:
+            found.append(Problem(path, message))
+    return list(dict.fromkeys(found))
+
+
+def _check_shards(
+    body: dict[str, Any], total: int | None, limits: Limits | None, problems: list[Problem]
+) -> ShardSpec | None:
+    spec = body.get("shards")
+    if not isinstance(spec, dict) or len(spec) != 1:
+        return None
+    key, value = next(iter(spec.items()))
+    if key not in ("count", "size") or isinstance(value, bool) or not isinstance(value, int):
+        return None
+    if value < 1:
+        return None
+    shards = ShardSpec.from_dict(spec)
+    if total is None:
+        return shards
+    if limits is not None and total > limits.max_points:
+        problems.append(
+            Problem(
+                "/parameters", f"{total} points exceed this stage's limit of {limits.max_points}"
+            )
+        )
+    if shards.mode == "count" and shards.value > total:
+        problems.append(
+            Problem("/shards/count", f"{shards.value} shards for {total} points: at most {total}")
+        )
+    count = shard_count(total, shards)
+    if limits is not None and count > limits.max_shards:
+        problems.append(
+            Problem(
+                f"/shards/{key}",
+                f"{count} shards exceed this stage's limit of {limits.max_shards}",
+            )
+        )
+    return shards
+
+
+def _check_fail_shards(
+    body: dict[str, Any],
+    total: int | None,
+    shards: ShardSpec | None,
+    limits: Limits | None,
+    problems: list[Problem],
+) -> None:
+    ids = body.get("fail_shards")
+    if not isinstance(ids, list):
+        return
+    if limits is not None and not limits.allow_fault_injection:
+        problems.append(Problem("/fail_shards", "fault injection is not allowed on this stage"))
+        return
+    if total is None or shards is None:
+        return
+    count = shard_count(total, shards)
+    for k, shard_id in enumerate(ids):
+        if isinstance(shard_id, int) and not isinstance(shard_id, bool) and shard_id >= count:
+            problems.append(
+                Problem(
+                    pointer("fail_shards", k), f"shard {shard_id} does not exist (0..{count - 1})"
+                )
+            )

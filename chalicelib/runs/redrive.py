@@ -1,0 +1,47 @@
+"""Re-dispatching a run's failed (and optionally pending) shards as new attempts.
+
+Succeeded shards are never re-run. The shard list is stored first (one object per redrive,
+numbered by conditional create), so the dispatcher tree reads it instead of carrying it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.fanout.invoking import Invoker
+from chalicelib.logs import logger
+from chalicelib.model.errors import DispatchUnavailable
+from chalicelib.model.events import DispatchJob
+from chalicelib.runs import handoff
+from chalicelib.runs.status import shard_states
+from chalicelib.storage import layout, manifests
+from chalicelib.storage.stores import ObjectStore
+
+
+def redrive(
+    settings: Settings,
+    store: ObjectStore,
+    invoker: Invoker,
+    run_id: str,
+    include_pending: bool,
+) -> dict[str, Any]:
+    run = manifests.load(store, run_id)
+    states, _ = shard_states(store, run)
+    ids = states.ids("failed") + (states.ids("pending") if include_pending else [])
+    ids.sort()
+    if not ids:
+        return {"run_id": run_id, "job": None, "redriven": []}
+    record = json.dumps(
+        {"shards": ids, "after_attempts": {k: states.latest_failure.get(k, 0) for k in ids}}
+    ).encode()
+    number = 1
+    while not store.create(layout.redrive_list(run_id, f"redrive-{number}"), record):
+        number += 1
+    job = DispatchJob(run_id, f"redrive-{number}", 0, len(ids))
+    error = handoff.to_dispatcher(settings, invoker, job)
+    if error is not None:
+        raise DispatchUnavailable(f"redrive of {len(ids)} shards could not be dispatched: {error}")
+    logger.info("redrive dispatched", extra={"run_id": run_id, "job": job.job, "shards": len(ids)})
+    return {"run_id": run_id, "job": job.job, "redriven": ids, "status_url": f"/sweeps/{run_id}"}

@@ -1,0 +1,48 @@
+"""Accepting a sweep: validate, record the manifest, hand the run to the dispatcher."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.fanout.invoking import Invoker
+from chalicelib.logs import logger
+from chalicelib.model import ids
+from chalicelib.model.errors import DispatchUnavailable
+from chalicelib.model.events import INITIAL, DispatchJob
+from chalicelib.model.manifest import Manifest
+from chalicelib.model.validation import validate_request
+from chalicelib.runs import handoff
+from chalicelib.storage import manifests
+from chalicelib.storage.stores import ObjectStore
+
+
+def submit(settings: Settings, store: ObjectStore, invoker: Invoker, body: Any) -> dict[str, Any]:
+    """The 202's body. The manifest is stored before the hand-over, so a run that could not be
+    handed over is still known and can be redriven."""
+    limits = handoff.limits(settings)
+    request = validate_request(body, limits)
+    now = datetime.now(UTC)
+    run = Manifest.new(ids.new_run_id(now), now, settings.stage, request, limits)
+    manifests.save(store, run)
+    job = DispatchJob(run.run_id, INITIAL, 0, request.shard_count)
+    error = handoff.to_dispatcher(settings, invoker, job)
+    if error is not None:
+        logger.error(
+            "run not handed to the dispatcher", extra={"run_id": run.run_id, "error": error}
+        )
+        raise DispatchUnavailable(
+            f"run {run.run_id} was recorded but could not be dispatched ({error}); "
+            "redrive it with include_pending once dispatch is available"
+        )
+    logger.info(
+        "run accepted",
+        extra={"run_id": run.run_id, "shards": request.shard_count, "points": request.total_points},
+    )
+    return {
+        "run_id": run.run_id,
+        "status_url": f"/sweeps/{run.run_id}",
+        "total_points": request.total_points,
+        "shard_count": request.shard_count,
+    }

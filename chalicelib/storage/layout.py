@@ -1,0 +1,147 @@
+"""The one key builder: every path of the storage layout is formatted and parsed here.
+
+Keys are relative to the store's root (an S3 bucket/prefix or the local data root). The
+``runs/<run_id>/`` area also holds the small bookkeeping records that let status, dispatch and
+idempotency work from listings alone; ``outcomes/`` and ``results/`` follow the contract exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from chalicelib.model import ids
+
+# A data root on S3, as catalogs and query engines are given it: s3://bucket[/prefix].
+S3_ROOT_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._=-]+)*$")
+Status = Literal["succeeded", "failed"]
+
+
+def _run(run_id: str) -> str:
+    if not ids.is_run_id(run_id):
+        raise ValueError(f"malformed run id {run_id!r}")
+    return run_id
+
+
+def run_prefix(run_id: str) -> str:
+    return f"runs/{_run(run_id)}/"
+
+
+def manifest(run_id: str) -> str:
+    return f"{run_prefix(run_id)}manifest.json"
+
+
+def success_lock(run_id: str, shard_id: int) -> str:
+    """Claimed by conditional create; holds the attempt number of the shard's one success."""
+    return f"{run_prefix(run_id)}success/shard-{shard_id:06d}.json"
+
+
+def retry_markers_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}retrying/"
+
+
+def retry_marker(run_id: str, shard_id: int, attempt: int) -> str:
+    """Written before a retryable failure outcome: that attempt is not final."""
+    return f"{retry_markers_prefix(run_id)}shard-{shard_id:06d}-attempt-{attempt}"
+
+
+def dispatch_records_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}dispatch/"
+
+
+def dispatch_prefix(run_id: str, job: str) -> str:
+    if not ids.is_job(job):
+        raise ValueError(f"malformed dispatch job {job!r}")
+    return f"{dispatch_records_prefix(run_id)}{job}/"
+
+
+def dispatch_record(run_id: str, job: str, lo: int, hi: int, dispatched: int, failed: int) -> str:
+    """One per leaf chunk; the counts live in the key so status needs only a listing."""
+    return f"{dispatch_prefix(run_id, job)}{lo:06d}-{hi:06d}-ok-{dispatched}-failed-{failed}"
+
+
+def redrive_lists_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}redrives/"
+
+
+def redrive_list(run_id: str, job: str) -> str:
+    return f"{redrive_lists_prefix(run_id)}{job}.json"
+
+
+def table_root(table: str) -> str:
+    """The folder under the data root that holds one table's files, named after the table."""
+    if table not in ("outcomes", "results"):
+        raise ValueError(f"no table {table!r}")
+    return f"{table}/"
+
+
+def outcomes_prefix(run_id: str) -> str:
+    return f"{table_root('outcomes')}run_id={_run(run_id)}/"
+
+
+def outcome(run_id: str, status: Status, dt: str, shard_id: int, attempt: int) -> str:
+    return (
+        f"{outcomes_prefix(run_id)}status={status}/dt={dt}/"
+        f"shard-{shard_id:06d}-attempt-{attempt}.parquet"
+    )
+
+
+def shard_outcomes_prefix(run_id: str, status: Status, dt: str, shard_id: int) -> str:
+    return f"{outcomes_prefix(run_id)}status={status}/dt={dt}/shard-{shard_id:06d}-attempt-"
+
+
+def results_prefix(run_id: str) -> str:
+    return f"{table_root('results')}run_id={_run(run_id)}/"
+
+
+def results(run_id: str, shard_id: int) -> str:
+    return f"{results_prefix(run_id)}shard-{shard_id:06d}.parquet"
+
+
+@dataclass(frozen=True)
+class OutcomeKey:
+    run_id: str
+    status: Status
+    dt: str
+    shard_id: int
+    attempt: int
+
+
+_OUTCOME_RE = re.compile(
+    r"outcomes/run_id=(?P<run_id>[A-Za-z0-9-]+)/status=(?P<status>succeeded|failed)/"
+    r"dt=(?P<dt>\d{4}-\d{2}-\d{2})/shard-(?P<shard>\d{6,})-attempt-(?P<attempt>\d+)\.parquet$"
+)
+_RETRY_RE = re.compile(r"retrying/shard-(?P<shard>\d{6,})-attempt-(?P<attempt>\d+)$")
+_DISPATCH_RE = re.compile(
+    r"dispatch/(?P<job>[a-z0-9-]+)/(?P<lo>\d+)-(?P<hi>\d+)-ok-(?P<ok>\d+)-failed-(?P<failed>\d+)$"
+)
+
+
+def parse_outcome(key: str) -> OutcomeKey | None:
+    m = _OUTCOME_RE.search(key)
+    if m is None:
+        return None
+    status: Status = "succeeded" if m["status"] == "succeeded" else "failed"
+    return OutcomeKey(m["run_id"], status, m["dt"], int(m["shard"]), int(m["attempt"]))
+
+
+def parse_retry_marker(key: str) -> tuple[int, int] | None:
+    m = _RETRY_RE.search(key)
+    return (int(m["shard"]), int(m["attempt"])) if m else None
+
+
+@dataclass(frozen=True)
+class DispatchRecord:
+    job: str
+    lo: int
+    hi: int
+    dispatched: int
+    failed: int
+
+
+def parse_dispatch_record(key: str) -> DispatchRecord | None:
+    m = _DISPATCH_RE.search(key)
+    if m is None:
+        return None
+    return DispatchRecord(m["job"], int(m["lo"]), int(m["hi"]), int(m["ok"]), int(m["failed"]))

@@ -1,0 +1,29 @@
+"""Storing and finding run manifests: one object per run, created once, never overwritten."""
+
+from __future__ import annotations
+
+import json
+
+from chalicelib.model import ids
+from chalicelib.model.errors import InvalidRequest, NotFound, Problem
+from chalicelib.model.manifest import Manifest
+from chalicelib.storage import layout
+from chalicelib.storage.stores import ObjectStore
+
+
+def save(store: ObjectStore, manifest: Manifest) -> None:
+    data = json.dumps(manifest.to_dict(), indent=1).encode()
+    if not store.create(layout.manifest(manifest.run_id), data):
+        raise RuntimeError(f"run {manifest.run_id} already has a manifest")
+
+
+def load(store: ObjectStore, run_id: str) -> Manifest:
+    """The run's manifest; 400 for a malformed id (it never reaches a key), 404 if unknown."""
+    if not ids.is_run_id(run_id):
+        raise InvalidRequest(
+            "malformed run id", [Problem("/run_id", "run ids match ^[A-Za-z0-9-]{8,64}$")]
+        )
+    try:
+        return Manifest.from_dict(json.loads(store.get(layout.manifest(run_id))))
+    except KeyError:
+        raise NotFound(f"no run {run_id}") from None

@@ -1,0 +1,220 @@
+"""Where objects live: an S3 bucket/prefix on AWS, a folder on the local stage.
+
+Both give the same guarantees the worker relies on: ``create`` is an atomic create-if-absent
+(S3 ``If-None-Match: *``; a hard link locally), listings are complete (paginated), and every
+failure surfaces as ``StorageError`` after the store's own retries.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import aws
+
+
+class StorageError(Exception):
+    """The store failed after its own retries; the attempt is worth retrying later."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+
+
+class ObjectStore(ABC):
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Write or overwrite."""
+
+    @abstractmethod
+    def create(self, key: str, data: bytes) -> bool:
+        """Write only if absent; False when the key already exists."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Read; KeyError when absent."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object under ``prefix``, in key order."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the data is, for people and for the query engines."""
+
+
+class LocalStore(ObjectStore):
+    """A folder; writes go to a temp file first so readers never see half an object."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"key {key!r} escapes the data root")
+        return path
+
+    def _temp(self, path: Path, data: bytes) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return tmp
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            os.replace(self._temp(path, data), path)
+        except OSError as exc:
+            raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
+
+    def create(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        try:
+            tmp = self._temp(path, data)
+        except OSError as exc:
+            raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
+        try:
+            os.link(tmp, path)  # atomic, and fails if the name exists
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
+        finally:
+            os.unlink(tmp)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        except OSError as exc:
+            raise StorageError(f"read {key}: {exc.strerror or exc}") from exc
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        if not base.is_dir():
+            return
+        found = []
+        for dirpath, _, files in os.walk(base):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                full = Path(dirpath, name)
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    found.append(StoredObject(key))
+        yield from sorted(found, key=lambda o: o.key)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def describe(self) -> str:
+        return str(self.root)
+
+
+class S3Store(ObjectStore):
+    """A bucket and key prefix; the client is built on first use, once per process."""
+
+    CONFLICT_RETRIES = 5
+
+    def __init__(self, bucket: str, prefix: str, client_factory: Callable[[], Any]) -> None:
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self._client_factory = client_factory
+
+    @property
+    def client(self) -> Any:
+        return self._client_factory()  # aws.py builds each client once
+
+    def _call(self, what: str, fn: Callable[[], Any], expected: tuple[str, ...] = ()) -> Any:
+        """Run one S3 call. An error code in ``expected`` is the caller's to handle
+        (``_Answered``); every other failure is a ``StorageError`` naming the call."""
+        try:
+            return fn()
+        except ClientError as exc:
+            if (code := aws.error_code(exc)) in expected:
+                raise _Answered(code) from None
+            raise StorageError(f"{what}: {aws.describe(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"{what}: {aws.describe(exc)}") from exc
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call(
+            f"put {key}",
+            lambda: self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data),
+        )
+
+    def create(self, key: str, data: bytes) -> bool:
+        for attempt in range(self.CONFLICT_RETRIES):
+            try:
+                self._call(
+                    f"create {key}",
+                    lambda: self.client.put_object(
+                        Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+                    ),
+                    expected=("PreconditionFailed", "ConditionalRequestConflict"),
+                )
+                return True
+            except _Answered as answer:
+                if answer.code == "PreconditionFailed":
+                    return False
+            # A concurrent conditional write is in flight; its outcome decides ours.
+            time.sleep(0.05 * (attempt + 1))
+        raise StorageError(f"create {key}: ConditionalRequestConflict persisted")
+
+    def get(self, key: str) -> bytes:
+        def read() -> bytes:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            body: bytes = response["Body"].read()
+            return body
+
+        try:
+            data: bytes = self._call(f"get {key}", read, expected=("NoSuchKey", "404"))
+            return data
+        except _Answered:
+            raise KeyError(key) from None
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix))
+        cut = len(self.prefix)
+        while (page := self._call(f"list {prefix}", lambda: next(pages, None))) is not None:
+            for obj in page.get("Contents", []):
+                yield StoredObject(obj["Key"][cut:])
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call(
+                f"head {key}",
+                lambda: self.client.head_object(Bucket=self.bucket, Key=self.prefix + key),
+                expected=("404", "NoSuchKey", "NotFound"),
+            )
+            return True
+        except _Answered:
+            return False
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+class _Answered(Exception):
+    """An S3 error code that answers the caller's question (absent, exists, lost a race)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code

@@ -1,0 +1,67 @@
+"""The process's wiring: settings, store, invoker and catalog, built once on first use.
+
+Chalice's todo-app style: ``app.py`` asks for ``current()`` and hands the pieces to the
+handlers; tests install their own ``Runtime`` (a temp folder, moto S3, a loopback Invoke
+server) with ``use()``. The catalog is built only when a dispatcher first needs it: its module
+pulls in pyarrow, which the API path must not. Nothing but ``app.py`` and tests imports this
+module: it is the one place that knows every concrete class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from chalicelib import aws
+from chalicelib.config import Settings
+from chalicelib.fanout.invoking import Invoker, LambdaInvoker
+from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
+
+if TYPE_CHECKING:
+    from chalicelib.analytics.catalog import Catalog
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: ObjectStore
+    invoker: Invoker
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from chalicelib.analytics.catalog import catalog_for
+
+        return catalog_for(self.settings)
+
+
+_current: Runtime | None = None
+
+
+def build(settings: Settings) -> Runtime:
+    if settings.backend == "local":
+        from chalicelib.fanout.local_lambda import LocalInvoker
+
+        local = LocalStore(settings.local_root)
+        return Runtime(settings, local, LocalInvoker(settings, local))
+    assert settings.bucket and settings.worker_function and settings.dispatcher_function
+    store = S3Store(settings.bucket, settings.prefix, aws.s3)
+    pool = settings.dispatch_threads + 4
+    invoker = LambdaInvoker(
+        {"worker": settings.worker_function, "dispatcher": settings.dispatcher_function},
+        lambda: aws.lambda_endpoint(pool),
+    )
+    return Runtime(settings, store, invoker)
+
+
+def current() -> Runtime:
+    global _current
+    if _current is None:
+        _current = build(Settings.from_env())
+    return _current
+
+
+def use(runtime: Runtime | None) -> None:
+    """Install a runtime (tests), or clear it so the next ``current()`` rebuilds from env."""
+    global _current
+    _current = runtime

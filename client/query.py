@@ -1,0 +1,547 @@
+"""Run the SQL in ``athena/`` on Athena, or locally on DuckDB — the same files on both.
+
+The files are written for Athena (engine v3, Trino SQL). Per-run queries name their parameters
+as ``'${run_id}'``-style placeholders *inside string literals*, so every file is valid SQL as
+committed. ``render`` replaces a placeholder only with a value that passed its validator (a run
+id matches the layout's pattern, a shard count is an integer, ...): no value can carry a quote,
+so no input is ever interpolated raw.
+
+- ``LocalEngine(root)``: transpiles with sqlglot (athena → duckdb; what sqlglot reports as
+  unsupported is an error) and runs on DuckDB over the local data root, through views
+  ``outcomes`` and ``results`` that read the hive-partitioned Parquet files with partition values
+  kept as strings, as in the Glue catalog, and the views of ``athena/view_*.sql`` over them.
+- ``AthenaEngine(workgroup, database, client_factory)``: ``StartQueryExecution`` in the
+  workgroup with the database as context, polls with exponential backoff up to a timeout, pages
+  through ``GetQueryResults`` and converts values by the result's column types.
+  ``create_views()`` creates (or replaces) the views of ``athena/view_*.sql``: a deploy step,
+  not something each query does.
+
+``python -m client.query --help`` runs a query from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from chalicelib import aws
+from chalicelib.config import PROJECT_ROOT, Settings
+from chalicelib.model import ids
+from chalicelib.storage import layout
+from chalicelib.storage.tables import PARTITIONS, SCHEMAS
+
+QUERY_DIR = PROJECT_ROOT / "athena"
+MAX_SHARD_COUNT = 10_000_000  # coverage.sql builds shard ids as hi * 1000 + lo, hi < 10,000
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)\}")
+_METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class QueryError(Exception):
+    """A query could not be prepared or run."""
+
+
+class QueryFailed(QueryError):
+    """Athena ended the query FAILED or CANCELLED."""
+
+    def __init__(
+        self, query_id: str, state: str, reason: str, category: int | None, error_type: int | None
+    ) -> None:
+        detail = f" (error category {category}, type {error_type})" if category else ""
+        super().__init__(f"Athena query {query_id} {state}: {reason or 'no reason given'}{detail}")
+        self.query_id = query_id
+        self.state = state
+        self.reason = reason
+        self.category = category
+        self.error_type = error_type
+
+
+class QueryTimeout(QueryError):
+    """The query ran longer than the engine's timeout; it was stopped."""
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    query_id: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# --- query files and parameters ---------------------------------------------------------------
+
+
+def query_names() -> list[str]:
+    """Every SQL file in athena/, DDL and views included."""
+    return sorted(p.stem for p in QUERY_DIR.glob("*.sql"))
+
+
+def baseline_queries() -> list[str]:
+    """The analytics queries: not the DDL (run once, by CloudFormation or by hand), nor the
+    views (created once per database by ``AthenaEngine.create_views``, by LocalEngine itself)."""
+    return [n for n in query_names() if not n.startswith(("ddl_", "view_"))]
+
+
+def view_names() -> list[str]:
+    """The files that define views (``view_<name>.sql``: ``CREATE OR REPLACE VIEW <name>``)."""
+    return [n for n in query_names() if n.startswith("view_")]
+
+
+def view_sql(name: str) -> str:
+    """A view file's statement, without its header comment; it takes no parameters."""
+    return strip_header(render(load_query(name), {}))
+
+
+def load_query(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise QueryError(f"malformed query name {name!r}")
+    path = QUERY_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise QueryError(f"no query {name!r}; known: {', '.join(query_names())}")
+    return path.read_text()
+
+
+def placeholders(sql: str) -> set[str]:
+    return set(_PLACEHOLDER_RE.findall(sql))
+
+
+def _run_id(value: object) -> str:
+    if not (isinstance(value, str) and ids.is_run_id(value)):
+        raise QueryError(f"run_id must match {ids.RUN_ID_RE.pattern}, got {value!r}")
+    return value
+
+
+def _shard_count(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SHARD_COUNT:
+        raise QueryError(f"shard_count must be an integer in 1..{MAX_SHARD_COUNT}, got {value!r}")
+    return str(value)
+
+
+def _metric(value: object) -> str:
+    if not (isinstance(value, str) and _METRIC_RE.match(value)):
+        raise QueryError(f"metric must match {_METRIC_RE.pattern}, got {value!r}")
+    return value
+
+
+def _location(value: object) -> str:
+    text = value.rstrip("/") if isinstance(value, str) else value
+    if not (isinstance(text, str) and layout.S3_ROOT_RE.match(text)):
+        raise QueryError(f"location must be s3://bucket[/prefix], got {value!r}")
+    return text
+
+
+# Each placeholder a query may use, and the check its value must pass. A validated value
+# contains only [A-Za-z0-9._:/=-]: it cannot end the string literal it is placed in.
+PARAMETERS: dict[str, Callable[[object], str]] = {
+    "run_id": _run_id,
+    "shard_count": _shard_count,
+    "metric": _metric,
+    "location": _location,
+}
+
+
+def render(sql: str, params: Mapping[str, object]) -> str:
+    """Replace each ``${name}`` with its validated value; every placeholder needs one."""
+    wanted = placeholders(sql)
+    given = {k for k, v in params.items() if v is not None}
+    if missing := sorted(wanted - given):
+        raise QueryError(f"the query needs {', '.join(missing)}")
+    if extra := sorted(given - wanted):
+        raise QueryError(f"the query takes no {', '.join(extra)}")
+    if unknown := sorted(wanted - PARAMETERS.keys()):
+        raise QueryError(f"no validator for placeholder {', '.join(unknown)}")
+    values = {name: PARAMETERS[name](params[name]) for name in wanted}
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], sql)
+
+
+def strip_header(sql: str) -> str:
+    """Drop the leading comment lines: Athena's Hive DDL parser fails on comments."""
+    lines = sql.splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines).strip() + "\n"
+
+
+def resolve(query: str) -> str:
+    """A query name (``run_summary``) or SQL text."""
+    return load_query(query) if _NAME_RE.match(query) else query
+
+
+class QueryEngine(ABC):
+    def run(self, query: str, run_id: str | None = None, **params: object) -> QueryResult:
+        """Run a query of athena/ by name (or SQL text) with its parameters."""
+        return self.execute(strip_header(render(resolve(query), {"run_id": run_id, **params})))
+
+    @abstractmethod
+    def execute(self, sql: str) -> QueryResult:
+        """Run rendered Athena SQL."""
+
+
+# --- local: DuckDB --------------------------------------------------------------------------
+
+
+def to_duckdb(sql: str) -> str:
+    """Athena SQL → DuckDB SQL; a construct sqlglot cannot carry over raises QueryError."""
+    import sqlglot
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
+    try:
+        statements = sqlglot.transpile(
+            sql, read="athena", write="duckdb", unsupported_level=ErrorLevel.RAISE
+        )
+    except SqlglotError as exc:
+        raise QueryError(f"cannot translate the query for DuckDB: {exc}") from exc
+    statements = [s for s in statements if s.strip()]
+    if len(statements) != 1:
+        raise QueryError(f"expected one statement, got {len(statements)}")
+    return statements[0]
+
+
+class LocalEngine(QueryEngine):
+    """DuckDB over ``<root>/outcomes`` and ``<root>/results`` (the local stage's data root), and
+    the views of ``athena/view_*.sql`` over them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._con: Any = None
+        self._reads_files: dict[str, bool] = {}
+        self._views: list[tuple[str, str]] | None = None  # (file name, DuckDB statement)
+
+    @property
+    def connection(self) -> Any:
+        if self._con is None:
+            import duckdb
+
+            self._con = duckdb.connect()
+            self._con.execute("SET TimeZone = 'UTC'")
+        return self._con
+
+    def refresh_views(self, force: bool = False) -> None:
+        """Create the views ``outcomes`` and ``results`` in catalog column order, then the views
+        of ``athena/view_*.sql`` over them.
+
+        A view over files globs at every query, so it sees files that land later; a table with
+        no file yet gets an empty view typed from its pyarrow schema, re-checked at each query
+        until its first file lands. Columns are listed in catalog order (file columns, then
+        partition columns, kept as strings). Whenever a table's view is (re)created, the views
+        of ``athena/`` are created again after it, with the SQL sqlglot transpiled for them once.
+        """
+        con = self.connection
+        created = False
+        for table, schema in SCHEMAS.items():
+            if self._reads_files.get(table) and not force:
+                continue
+            parts = PARTITIONS[table]
+            names = ", ".join(f'"{n}"' for n in [*schema.names, *parts])
+            folder = self.root / layout.table_root(table)
+            has_files = folder.is_dir() and next(folder.rglob("*.parquet"), None) is not None
+            if has_files:
+                pattern = (folder.as_posix() + "/**/*.parquet").replace("'", "''")
+                source = (
+                    f"read_parquet('{pattern}', hive_partitioning = true, "
+                    "hive_types_autocast = false)"
+                )
+            else:
+                import pyarrow as pa
+
+                empty = pa.schema([*schema, *(pa.field(p, pa.string()) for p in parts)])
+                con.register(f"_{table}_empty", empty.empty_table())
+                source = f"_{table}_empty"
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {names} FROM {source}")
+            self._reads_files[table] = has_files
+            created = True
+        if created:
+            self._create_views()
+
+    def _create_views(self) -> None:
+        import duckdb
+
+        if self._views is None:
+            self._views = [(name, to_duckdb(view_sql(name))) for name in view_names()]
+        for name, statement in self._views:  # in file-name order
+            try:
+                self.connection.execute(statement)
+            except duckdb.Error as exc:
+                raise QueryError(f"DuckDB: creating the view of {name}.sql: {exc}") from exc
+
+    def execute(self, sql: str) -> QueryResult:
+        import duckdb
+
+        duck = to_duckdb(sql)
+        started = time.perf_counter()
+        self.refresh_views()
+        try:
+            table = self._query(duck)
+        except duckdb.IOException:
+            self.refresh_views(force=True)  # the data root was emptied since the views were made
+            try:
+                table = self._query(duck)
+            except duckdb.Error as exc:
+                raise QueryError(f"DuckDB: {exc}") from exc
+        except duckdb.Error as exc:
+            raise QueryError(f"DuckDB: {exc}") from exc
+        stats = {"elapsed_s": time.perf_counter() - started}
+        if table is None:
+            return QueryResult([], [], stats=stats)
+        return QueryResult(list(table.column_names), table.to_pylist(), stats=stats)
+
+    def _query(self, duck: str) -> Any:
+        relation = self.connection.sql(duck)
+        return relation.to_arrow_table() if relation is not None else None
+
+
+# --- AWS: Athena ----------------------------------------------------------------------------
+
+_INTEGER_TYPES = {"tinyint", "smallint", "integer", "int", "bigint"}
+_FLOAT_TYPES = {"double", "float", "real"}
+
+
+def _convert(value: str | None, athena_type: str) -> Any:
+    if value is None:
+        return None
+    kind = athena_type.lower()
+    if kind in _INTEGER_TYPES:
+        return int(value)
+    if kind in _FLOAT_TYPES:
+        return float(value)
+    if kind == "decimal":
+        return Decimal(value)
+    if kind == "boolean":
+        return value == "true"
+    return value
+
+
+class AthenaEngine(QueryEngine):
+    def __init__(
+        self,
+        workgroup: str,
+        database: str,
+        client_factory: Callable[[], Any],
+        *,
+        poll_initial_s: float = 0.2,
+        poll_max_s: float = 5.0,
+        timeout_s: float = 600.0,
+        page_size: int = 1000,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.workgroup = workgroup
+        self.database = database
+        self._client_factory = client_factory
+        self.poll_initial_s = poll_initial_s
+        self.poll_max_s = poll_max_s
+        self.timeout_s = timeout_s
+        self.page_size = page_size
+        self._sleep = sleep
+        self._clock = clock
+
+    @property
+    def client(self) -> Any:
+        return self._client_factory()  # aws.py builds each client once
+
+    def create_views(self) -> dict[str, str]:
+        """Create or replace every view of ``athena/view_*.sql`` in the database, in file-name
+        order, each polled until it SUCCEEDED; returns {file name: query execution id}.
+
+        A deploy step: run it once after the tables exist, and again after a view file or the
+        schema of a table under a view changes (Athena reports a view as stale when its tables'
+        schemas changed). ``CREATE OR REPLACE`` makes it idempotent. Queries never call it.
+        """
+        created: dict[str, str] = {}
+        for name in view_names():
+            query_id = self.start(view_sql(name))
+            self.wait(query_id)
+            created[name] = query_id
+        return created
+
+    def execute(self, sql: str) -> QueryResult:
+        query_id = self.start(sql)
+        execution = self.wait(query_id)
+        header = execution.get("StatementType") == "DML"  # a SELECT's first row names columns
+        columns, rows = self.fetch(query_id, skip_header=header)
+        return QueryResult(columns, rows, query_id, execution.get("Statistics", {}))
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except aws.AWS_ERRORS as exc:
+            raise QueryError(f"Athena {what}: {aws.describe(exc)}") from exc
+
+    def start(self, sql: str) -> str:
+        response = self._call(
+            "StartQueryExecution",
+            lambda: self.client.start_query_execution(
+                QueryString=sql,
+                WorkGroup=self.workgroup,
+                QueryExecutionContext={"Database": self.database},
+            ),
+        )
+        query_id: str = response["QueryExecutionId"]
+        return query_id
+
+    def wait(self, query_id: str) -> dict[str, Any]:
+        """Poll until the query ends; backoff doubles from poll_initial_s up to poll_max_s."""
+        deadline = self._clock() + self.timeout_s
+        delay = self.poll_initial_s
+        while True:
+            response = self._call(
+                "GetQueryExecution",
+                lambda: self.client.get_query_execution(QueryExecutionId=query_id),
+            )
+            execution: dict[str, Any] = response["QueryExecution"]
+            status = execution.get("Status", {})
+            state = status.get("State")
+            if state == "SUCCEEDED":
+                return execution
+            if state in ("FAILED", "CANCELLED"):
+                error = status.get("AthenaError", {})
+                raise QueryFailed(
+                    query_id,
+                    state,
+                    status.get("StateChangeReason") or error.get("ErrorMessage", ""),
+                    error.get("ErrorCategory"),
+                    error.get("ErrorType"),
+                )
+            if self._clock() + delay > deadline:
+                self._call(
+                    "StopQueryExecution",
+                    lambda: self.client.stop_query_execution(QueryExecutionId=query_id),
+                )
+                raise QueryTimeout(
+                    f"Athena query {query_id} still {state} after {self.timeout_s:g} s; stopped"
+                )
+            self._sleep(delay)
+            delay = min(delay * 2, self.poll_max_s)
+
+    def fetch(self, query_id: str, skip_header: bool) -> tuple[list[str], list[dict[str, Any]]]:
+        columns: list[str] = []
+        types: list[str] = []
+        rows: list[dict[str, Any]] = []
+        token: str | None = None
+        first = True
+        while True:
+            kwargs: dict[str, Any] = {"QueryExecutionId": query_id, "MaxResults": self.page_size}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call("GetQueryResults", partial(self.client.get_query_results, **kwargs))
+            result_set = page.get("ResultSet", {})
+            if first:
+                info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
+                columns = [c.get("Label") or c["Name"] for c in info]
+                types = [c.get("Type", "varchar") for c in info]
+            page_rows = result_set.get("Rows", [])
+            if first and skip_header:
+                page_rows = page_rows[1:]
+            first = False
+            for row in page_rows:
+                data = row.get("Data", [])
+                values = [cell.get("VarCharValue") for cell in data]
+                if len(values) != len(columns):
+                    raise QueryError(
+                        f"Athena query {query_id}: a row of {len(values)} values for "
+                        f"{len(columns)} columns"
+                    )
+                rows.append(
+                    {c: _convert(v, t) for c, v, t in zip(columns, values, types, strict=True)}
+                )
+            token = page.get("NextToken")
+            if not token:
+                return columns, rows
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _format(result: QueryResult) -> str:
+    if not result.columns:
+        return "(no result set)"
+    cells = [[str(r[c]) for c in result.columns] for r in result.rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(result.columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join([*lines, f"({len(cells)} row{'s' if len(cells) != 1 else ''})"])
+
+
+def _athena_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AthenaEngine:
+    if not (args.workgroup and args.database):
+        parser.error("--engine athena needs --workgroup and --database")
+    return AthenaEngine(args.workgroup, args.database, aws.athena)
+
+
+def _create_views(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.engine != "athena":
+        parser.error("--create-views needs --engine athena (the local engine creates them itself)")
+    if args.query:
+        parser.error("--create-views takes no query")
+    if args.show_sql:
+        print("\n".join(f"-- {name}.sql\n{view_sql(name).rstrip()}" for name in view_names()))
+        return 0
+    engine = _athena_engine(parser, args)
+    try:
+        created = engine.create_views()
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, query_id in created.items():
+        print(f"{name}: created (query {query_id})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m client.query",
+        description="Run a query of athena/ on the local data root (DuckDB) or on Athena.",
+    )
+    parser.add_argument("query", nargs="?", help="query name, e.g. run_summary")
+    parser.add_argument("--list", action="store_true", help="list the queries and exit")
+    parser.add_argument("--run-id")
+    parser.add_argument("--shard-count", type=int)
+    parser.add_argument("--metric")
+    parser.add_argument("--engine", choices=("local", "athena"), default="local")
+    parser.add_argument("--root", type=Path, help="local data root (default: SWEEP_LOCAL_ROOT)")
+    settings = Settings.from_env()
+    parser.add_argument("--workgroup", default=settings.athena_workgroup)
+    parser.add_argument("--database", default=settings.glue_database)
+    parser.add_argument("--show-sql", action="store_true", help="print the SQL that would run")
+    parser.add_argument(
+        "--create-views",
+        action="store_true",
+        help="with --engine athena: create or replace the views of athena/view_*.sql in the "
+        "database (a deploy step: once after the tables exist, and after a view changes)",
+    )
+    args = parser.parse_args(argv)
+    if args.create_views:
+        return _create_views(parser, args)
+    if args.list or not args.query:
+        print("\n".join(baseline_queries()))
+        return 0
+    params = {"shard_count": args.shard_count, "metric": args.metric}
+    try:
+        if args.show_sql:
+            sql = render(resolve(args.query), {"run_id": args.run_id, **params})
+            print(to_duckdb(sql) if args.engine == "local" else sql)
+            return 0
+        engine: QueryEngine
+        if args.engine == "local":
+            engine = LocalEngine(args.root or settings.local_root)
+        else:
+            engine = _athena_engine(parser, args)
+        result = engine.run(args.query, run_id=args.run_id, **params)
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(_format(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
