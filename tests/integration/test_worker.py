@@ -724,9 +724,9 @@ def _sim_body(name: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        (RAISES_VALUE_ERROR, "point 2: "),
+        (RAISES_VALUE_ERROR, "point 2: ValueError: x=2: the value is wrong because"),
         (RAISES_RUNTIME_ERROR, "point 0: RuntimeError: simulation crashed deep inside"),
-        (MISSING_METRIC, "point 0: KeyError"),
+        (MISSING_METRIC, "point 0: KeyError: "),
     ],
 )
 @pytest.mark.usefixtures("failing_simulations")
@@ -738,6 +738,8 @@ def test_simulation_error_is_final_with_a_bounded_one_line_message(
     row = one_row(store, outcome_key("failed", 0, 1))
     assert_final_failure(row, "SIMULATION_ERROR")
     message = row["error_message"]
+    # the documented shape, point <i>: <ExceptionType>: <message>, with the simulation's own
+    # exception type (not a wrapper's)
     assert message.startswith(expected)
     assert len(message) <= MAX_MESSAGE
     assert "\n" not in message and "Traceback" not in message and 'File "' not in message
@@ -749,7 +751,7 @@ def test_long_simulation_error_is_truncated(store: ObjectStore) -> None:
     run(make_payload(_sim_body(RAISES_VALUE_ERROR), 0), store)
     message = one_row(store, outcome_key("failed", 0, 1))["error_message"]
     assert len(message) == MAX_MESSAGE and message.endswith("…")
-    assert "ValueError: x=2: the value is wrong because because" in message
+    assert message.startswith("point 2: ValueError: x=2: the value is wrong because because")
 
 
 # ---------------------------------------------------------------- store behaviour
