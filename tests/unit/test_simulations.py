@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.model.sharding import ShardSpec, plan_shards
+from chalicelib.model.sharding import ShardSpec, shard_bounds, shard_count
 from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.builtin import black_scholes
 from chalicelib.simulations.declarations import (
@@ -52,8 +52,8 @@ CASES = [(OPTION, SMALL_OPTION_SPACE), (PI, SMALL_PI_SPACE)]
 def evaluate_sharded(sim: Simulation, space: ParameterSpace, spec: ShardSpec, seed: int) -> Results:
     """What the workers do together: each shard decodes and evaluates its own index range."""
     results: Results = {}
-    for shard in plan_shards(space.size, spec):
-        for i, point in space.iter_points(shard.start, shard.end):
+    for k in range(shard_count(space.size, spec)):
+        for i, point in space.iter_points(*shard_bounds(space.size, spec, k)):
             assert i not in results
             results[i] = sim.evaluate(point, seed, i)
     return results
