@@ -20,6 +20,7 @@ lint: setup
 	$(PY) -m deploy.ddl --check
 	$(VENV)/bin/cfn-lint infra/analytics.yaml
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/vulture
 
 # No credential or secret may be tracked (docs/security.md).
 leakcheck: setup
