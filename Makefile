@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup test lint typecheck leakcheck demo bench clean
+.PHONY: setup test unit integration e2e lint typecheck leakcheck demo bench clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,16 @@ typecheck: setup
 
 test: lint typecheck leakcheck
 	$(VENV)/bin/pytest
+
+# One tier at a time: no I/O beyond temp files / moto and chalice.test / real chalice local.
+unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+integration: setup
+	$(VENV)/bin/pytest tests/integration
+
+e2e: setup
+	$(VENV)/bin/pytest tests/e2e
 
 demo: setup
 	$(PY) -m scripts.demo

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from scripts.local_stack import local_server
-from tests.conftest import CONTRACT_EXAMPLE
+from tests.support import CONTRACT_EXAMPLE
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,9 @@ from chalicelib.model import ids
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
 from chalicelib.wiring import Runtime
-from tests.conftest import BUCKET, CONTRACT_EXAMPLE
+from tests.conftest import BUCKET
 from tests.lambda_recorder import Call, RecordingLambda, Rule
+from tests.support import CONTRACT_EXAMPLE, destination_record
 
 JSON = {"Content-Type": "application/json"}
 FIFTY = {
@@ -506,19 +507,9 @@ def test_the_failure_recorder_function_closes_a_crashed_shard(harness: Harness) 
     assert body_of(harness.get(f"/sweeps/{run_id}"))["shards"]["pending"] == 1
 
     def record(payload: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "version": "1.0",
-            "timestamp": "2026-11-26T10:00:00.000Z",
-            "requestContext": {
-                "requestId": "r-1",
-                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:w",
-                "condition": "RetriesExhausted",
-                "approximateInvokeCount": 3,
-            },
-            "requestPayload": payload,
-            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-            "responsePayload": {"errorType": "Runtime.ExitError", "errorMessage": "OOM"},
-        }
+        return destination_record(
+            payload, response={"errorType": "Runtime.ExitError", "errorMessage": "OOM"}
+        )
 
     answer = harness.client.lambda_.invoke("failure_recorder", record(crashed.payload)).payload
     assert answer["error_code"] == "RETRIES_EXHAUSTED"

@@ -25,6 +25,7 @@ from chalicelib.runs.status import status
 from chalicelib.storage import layout
 from chalicelib.storage.manifests import save
 from chalicelib.storage.stores import LocalStore, StorageError
+from tests.support import ResultsFailingStore
 
 SHARDS = 4
 REQUEST = validate_request(
@@ -38,17 +39,6 @@ REQUEST = validate_request(
 )
 
 
-class FlakyStore(LocalStore):
-    """A real local store whose results writes fail while ``failing`` is set."""
-
-    failing = False
-
-    def create(self, key: str, data: bytes) -> bool:
-        if self.failing and key.startswith("results/"):
-            raise StorageError(f"create {key}: injected")
-        return super().create(key, data)
-
-
 Event = tuple[str, int]
 EVENTS = st.lists(
     st.tuples(st.sampled_from(["deliver", "deliver_faulty", "give_up"]), st.integers(0, 3)),
@@ -56,7 +46,7 @@ EVENTS = st.lists(
 )
 
 
-def apply(store: FlakyStore, manifest: Manifest, event: Event) -> None:
+def apply(store: ResultsFailingStore, manifest: Manifest, event: Event) -> None:
     kind, shard_id = event
     start, end = 2 * shard_id, 2 * shard_id + 2
     payload = task_payload(manifest.run_id, shard_id, (start, end), manifest.dt, REQUEST.to_dict())
@@ -87,7 +77,7 @@ def rows(store: LocalStore, run_id: str) -> list[tuple[str, dict[str, Any]]]:
 @given(EVENTS)
 def test_outcomes_stay_consistent_and_status_agrees(events: list[Event]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store = FlakyStore(Path(tmp))
+        store = ResultsFailingStore(Path(tmp))
         manifest = Manifest.new(
             "20261126T000000000Z-0123456789ab",
             datetime(2026, 11, 26, tzinfo=UTC),

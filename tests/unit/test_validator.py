@@ -18,7 +18,7 @@ from chalicelib.model.errors import InvalidRequest, Problem
 from chalicelib.model.request import Limits
 from chalicelib.model.sharding import ShardSpec
 from chalicelib.model.validation import SCHEMA_PATH, request_schema, validate_request
-from tests.conftest import CONTRACT_EXAMPLE
+from tests.support import CONTRACT_EXAMPLE
 
 LIMITS = Limits(max_points=10**12, max_shards=10_000, allow_fault_injection=True)
 
