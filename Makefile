@@ -18,7 +18,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m deploy.ddl --check
-	$(VENV)/bin/cfn-lint infra/analytics.yaml
+	$(PY) -m deploy.infra --check
+	$(VENV)/bin/cfn-lint infra/*.yaml
 	$(VENV)/bin/lint-imports --no-cache
 
 # No credential or secret may be tracked (docs/security.md).
