@@ -19,6 +19,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m deploy.ddl --check
 	$(PY) -m deploy.infra --check
+	$(PY) -m deploy.policies --check
 	$(VENV)/bin/cfn-lint infra/*.yaml
 	$(VENV)/bin/lint-imports --no-cache
 
