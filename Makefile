@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup test lint typecheck leakcheck demo bench clean
+.PHONY: setup test lint typecheck leakcheck demo bench clean package
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ typecheck: setup
 
 test: lint typecheck leakcheck
 	$(VENV)/bin/pytest
+
+# Path A: `chalice package` with the generated merge template into build/$(STAGE)/, failing on
+# a dependency chalice could not install and on any cfn-lint finding (docs/runbook.md).
+STAGE ?= dev
+package: setup
+	$(PY) -m deploy.package --stage $(STAGE)
 
 demo: setup
 	$(PY) -m scripts.demo

@@ -64,6 +64,8 @@ GRANTS: dict[str, Grant] = {
         read=("runs", "outcomes"),
         write=("runs", "outcomes", "results"),
         list=("outcomes",),
+        # Lambda delivers the worker's OnFailure record with the worker's own role.
+        invoke=("failure_recorder",),
     ),
     "failure_recorder": Grant(
         read=("runs", "outcomes"),
