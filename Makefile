@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup test lint typecheck leakcheck demo bench clean package
+.PHONY: setup test lint typecheck leakcheck demo bench clean package layer slim
 
 setup: $(STAMP)
 
@@ -40,6 +40,14 @@ test: lint typecheck leakcheck
 STAGE ?= dev
 package: setup
 	$(PY) -m deploy.package --stage $(STAGE)
+
+# Path B's pieces: the trimmed pyarrow+numpy layer (build/layer.zip) and the function zip
+# without them (build/slim-$(STAGE)/package/deployment.zip); both print their sizes.
+layer: setup
+	$(PY) -m deploy.layer
+
+slim: setup
+	$(PY) -m deploy.slim --stage $(STAGE)
 
 demo: setup
 	$(PY) -m scripts.demo

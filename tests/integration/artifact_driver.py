@@ -1,0 +1,150 @@
+"""Runs in a clean Python 3.12 whose path is the unpacked artifact (function zip + layer) and the
+boto3 that the Lambda runtime provides, nothing else. Not a test module: test_artifact.py starts
+it. It drives the handlers as Lambda would, with S3 and Glue on moto's server and a loopback
+stand-in for Lambda's Invoke API, and prints what happened as one JSON line.
+
+argv: artifact folder, boto folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+ARTIFACT, BOTO = sys.argv[1], sys.argv[2]
+sys.path[:] = [p for p in sys.path[1:] if p.startswith(sys.base_prefix)] + [ARTIFACT, BOTO]
+
+calls: list[tuple[str, dict[str, Any]]] = []
+
+
+class InvokeStandIn(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        size = int(self.headers.get("Content-Length", "0"))
+        payload = json.loads(self.rfile.read(size) or b"{}")
+        calls.append((unquote(self.path.split("/")[3]), payload))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), InvokeStandIn)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{server.server_address[1]}"
+
+import app  # noqa: E402  (the artifact's app.py, after the path is set)
+
+
+class Context:
+    def __init__(self, name: str) -> None:
+        self.function_name = name
+        self.aws_request_id = f"req-{name}-{len(calls)}"
+        self.memory_limit_in_mb = 1024
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+        self.function_version = "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 600_000
+
+
+def api(method: str, resource: str, path: str, body: Any = None) -> tuple[int, Any]:
+    params = {"run_id": path.split("/")[2]} if "{run_id}" in resource else None
+    event = {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": params,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/api{path}",
+            "stage": "api",
+            "requestId": "api-request",
+        },
+        "body": None if body is None else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+    response = app.app(event, Context("sweeps-dev"))
+    return int(response["statusCode"]), json.loads(response["body"])
+
+
+status, submitted = api(
+    "POST",
+    "/sweeps",
+    "/sweeps",
+    {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [100, 200, 300, 400, 500, 600, 700, 800]}},
+        "shards": {"count": 4},
+        "fail_shards": [1],
+    },
+)
+assert status == 202, submitted
+run_id = submitted["run_id"]
+CRASHING_SHARD = 2  # its worker "crashes" on every attempt: Lambda hands it to the recorder
+handled: dict[str, int] = {"dispatcher": 0, "worker": 0, "failure_recorder": 0}
+while calls:
+    function, payload = calls.pop(0)
+    if function.endswith("-dispatcher"):
+        app.dispatcher(payload, Context(function))
+        handled["dispatcher"] += 1
+    elif function.endswith("-worker"):
+        if payload.get("shard_id") == CRASHING_SHARD:
+            record = {
+                "version": "1.0",
+                "timestamp": "2026-11-26T10:00:00.000Z",
+                "requestContext": {
+                    "requestId": "crashed",
+                    "functionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{function}",
+                    "condition": "RetriesExhausted",
+                    "approximateInvokeCount": 3,
+                },
+                "requestPayload": payload,
+                "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+                "responsePayload": {"errorType": "Runtime.ExitError", "errorMessage": "crash"},
+            }
+            app.failure_recorder(record, Context("sweeps-dev-failure-recorder"))
+            handled["failure_recorder"] += 1
+        else:
+            app.worker(payload, Context(function))
+            handled["worker"] += 1
+    else:
+        raise AssertionError(f"unexpected invoke of {function}")
+
+status, state = api("GET", "/sweeps/{run_id}", f"/sweeps/{run_id}")
+import boto3  # noqa: E402
+import numpy  # noqa: E402
+import pyarrow  # noqa: E402
+
+glue = boto3.client("glue")
+partitions = {
+    table: len(glue.get_partitions(DatabaseName="sweeps_dev", TableName=table)["Partitions"])
+    for table in ("outcomes", "results")
+}
+print(
+    json.dumps(
+        {
+            "status": status,
+            "state": state,
+            "handled": handled,
+            "partitions": partitions,
+            "python": list(sys.version_info[:2]),
+            "pyarrow": pyarrow.__file__,
+            "numpy": numpy.__file__,
+            "boto3": boto3.__file__,
+            "app": app.__file__,
+        }
+    )
+)

@@ -1,0 +1,162 @@
+"""Path B's artifacts run: the slim function zip plus the trimmed layer, unpacked into an empty
+folder, imported by a clean Python 3.12 that sees only that folder and boto3, drive a sweep
+through the API, dispatcher, worker and failure recorder handlers against moto's server.
+
+This catches what the rest of the suite cannot: a dependency missing from the package, a
+trimmed library file that was needed, a wrong Python. Needs PyPI (or its mirror).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.analytics.glue_schema import TABLES, table_input
+from deploy import layer, slim
+
+DRIVER = Path(__file__).with_name("artifact_driver.py")
+# What the Lambda Python runtime provides besides the standard library.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+BUCKET = "sweeps-dev-000000000000-us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[layer.Layer, slim.Slim]:
+    root = tmp_path_factory.mktemp("artifacts")
+    return layer.build(root / "layer"), slim.package("dev", root / "slim")
+
+
+def unpack(built: tuple[layer.Layer, slim.Slim], dest: Path) -> Path:
+    lay, function = built
+    artifact = dest / "artifact"
+    with zipfile.ZipFile(function.zip) as zf:
+        zf.extractall(artifact)
+    shutil.copytree(lay.folder / "python", artifact, dirs_exist_ok=True)  # /opt/python
+    return artifact
+
+
+def runtime_boto(dest: Path) -> Path:
+    folder = dest / "runtime"
+    folder.mkdir()
+    for name in RUNTIME_PACKAGES:
+        module = importlib.import_module(name)
+        source = Path(str(module.__file__))
+        if source.name == "__init__.py":
+            shutil.copytree(source.parent, folder / name)
+        else:
+            shutil.copy2(source, folder / source.name)
+    return folder
+
+
+def aws_env(moto_url: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_url,
+    }
+
+
+def test_sizes_fit_lambda(built: tuple[layer.Layer, slim.Slim]) -> None:
+    lay, function = built
+    assert function.zip_bytes < slim.DIRECT_UPLOAD_LIMIT
+    assert lay.zip_bytes < slim.DIRECT_UPLOAD_LIMIT
+    assert function.unzipped_bytes + lay.unzipped_bytes <= slim.UNZIPPED_GOAL
+
+
+def test_the_unpacked_artifacts_run_a_sweep(
+    built: tuple[layer.Layer, slim.Slim], moto_url: str, tmp_path: Path
+) -> None:
+    env = aws_env(moto_url)
+    aws: Any = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    aws.client("s3", endpoint_url=moto_url).create_bucket(Bucket=BUCKET)
+    glue = aws.client("glue", endpoint_url=moto_url)
+    glue.create_database(DatabaseInput={"Name": "sweeps_dev"})
+    for table in TABLES:
+        glue.create_table(
+            DatabaseName="sweeps_dev",
+            TableInput=table_input(table, f"s3://{BUCKET}/sweeps/{table}/"),
+        )
+    artifact, boto = unpack(built, tmp_path), runtime_boto(tmp_path)
+    python = Path(sys.base_prefix) / "bin" / "python3.12"
+    assert python.exists(), "Lambda runs python3.12; so must this check"
+    child_env = {
+        "PATH": os.environ.get("PATH", ""),
+        **env,
+        "SWEEP_STAGE": "dev",
+        "SWEEP_BACKEND": "aws",
+        "SWEEP_FAULT_INJECTION": "true",
+        "SWEEP_BUCKET": BUCKET,
+        "SWEEP_PREFIX": "sweeps",
+        "SWEEP_WORKER_FUNCTION": "sweeps-dev-worker",
+        "SWEEP_DISPATCHER_FUNCTION": "sweeps-dev-dispatcher",
+        "SWEEP_GLUE_DATABASE": "sweeps_dev",
+        "POWERTOOLS_SERVICE_NAME": "sweeps",
+    }
+    done = subprocess.run(
+        [str(python), "-S", "-E", "-s", str(DRIVER), str(artifact), str(boto)],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        cwd=tmp_path,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["python"] == [3, 12]
+    for module in ("pyarrow", "numpy", "app"):
+        assert report[module].startswith(str(artifact)), report[module]
+    assert report["boto3"].startswith(str(boto))
+    assert report["status"] == 200
+    state = report["state"]
+    assert state["complete"] is True
+    assert state["shards"] == {"succeeded": 2, "failed": 2, "pending": 0}
+    assert state["failed_shards"] == [1, 2]
+    assert report["handled"]["failure_recorder"] == 1
+    assert report["partitions"] == {"outcomes": 2, "results": 1}
