@@ -91,9 +91,10 @@ def runtime_boto(dest: Path) -> Path:
 
 
 def aws_env(moto_url: str) -> dict[str, str]:
+    """The fake credentials conftest sets for every test, and moto's server as every endpoint."""
+    fake = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
     return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **{name: os.environ[name] for name in fake},
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": moto_url,
@@ -111,9 +112,7 @@ def test_the_unpacked_artifacts_run_a_sweep(
     built: tuple[layer.Layer, slim.Slim], moto_url: str, tmp_path: Path
 ) -> None:
     env = aws_env(moto_url)
-    aws: Any = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
+    aws: Any = boto3.session.Session(region_name="us-east-1")
     aws.client("s3", endpoint_url=moto_url).create_bucket(Bucket=BUCKET)
     glue = aws.client("glue", endpoint_url=moto_url)
     glue.create_database(DatabaseInput={"Name": "sweeps_dev"})
