@@ -32,6 +32,7 @@ ATHENA_DIR = PROJECT_ROOT / "athena"
 # Query results are throwaway; keep them long enough to download, no longer.
 ATHENA_RESULTS_DAYS = 7
 BYTES_SCANNED_CUTOFF = 10 * 1024**3
+LAYER_KEY = "layers/sweeps-pyarrow.zip"
 _QUERY_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -176,14 +177,63 @@ def data_outputs(names: StageNames) -> dict[str, Any]:
     }
 
 
+def layer_parameters() -> dict[str, Any]:
+    return {
+        "LayerBucket": {
+            "Type": "String",
+            "Default": "",
+            "Description": "Bucket holding the pyarrow layer zip (make layer); empty for no layer.",
+        },
+        "LayerKey": {
+            "Type": "String",
+            "Default": LAYER_KEY,
+            "MinLength": 1,
+            "Description": "Key of the layer zip in LayerBucket.",
+        },
+    }
+
+
+def layer_resources(names: StageNames) -> dict[str, Any]:
+    """Path B's pyarrow layer, published from S3: a direct upload is capped at 50 MB."""
+    return {
+        "PyarrowLayer": {
+            "Type": "AWS::Lambda::LayerVersion",
+            "Condition": "HasLayer",
+            # Old versions stay usable by functions that still name them.
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "LayerName": f"{names.base}-pyarrow",
+                "Description": "pyarrow and numpy, trimmed (deploy/layer.py)",
+                "CompatibleRuntimes": ["python3.12"],
+                "CompatibleArchitectures": ["x86_64"],
+                "Content": {
+                    "S3Bucket": Tag("Ref", "LayerBucket"),
+                    "S3Key": Tag("Ref", "LayerKey"),
+                },
+            },
+        }
+    }
+
+
 def data_template(stage: str) -> dict[str, Any]:
     names = StageNames(stage)
+    outputs = data_outputs(names)
+    outputs["LayerVersionArn"] = {
+        "Condition": "HasLayer",
+        "Description": "stages.<stage>.layers",
+        "Value": Tag("Ref", "PyarrowLayer"),
+    }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Sweeps data plane, stage {stage}: bucket, Glue catalog, Athena "
-        "workgroup and baseline queries.",
-        "Resources": data_resources(names),
-        "Outputs": data_outputs(names),
+        "workgroup, baseline queries and (path B) the pyarrow layer.",
+        "Parameters": layer_parameters(),
+        "Conditions": {
+            "HasLayer": Tag("Not", [Tag("Equals", [Tag("Ref", "LayerBucket"), ""])]),
+        },
+        "Resources": {**data_resources(names), **layer_resources(names)},
+        "Outputs": outputs,
     }
 
 

@@ -106,3 +106,19 @@ def test_cfn_lint_is_clean() -> None:
     paths = [str(infra.template_path(s)) for s in STAGES]
     done = subprocess.run([cfn_lint, *paths], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_layer_is_published_from_s3_only_when_asked(stage: str) -> None:
+    template = load(stage)
+    layer = template["Resources"]["PyarrowLayer"]
+    assert layer["Condition"] == "HasLayer"
+    props = layer["Properties"]
+    assert props["Content"] == {
+        "S3Bucket": Tag("Ref", "LayerBucket"),
+        "S3Key": Tag("Ref", "LayerKey"),
+    }
+    assert props["CompatibleRuntimes"] == ["python3.12"]
+    assert props["CompatibleArchitectures"] == ["x86_64"]
+    assert props["LayerName"] == f"sweeps-{stage}-pyarrow"
+    assert template["Outputs"]["LayerVersionArn"]["Condition"] == "HasLayer"
