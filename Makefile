@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup test lint typecheck leakcheck demo bench clean package layer slim
+.PHONY: setup test lint typecheck leakcheck demo bench clean package layer slim deploy
 
 setup: $(STAMP)
 
@@ -48,6 +48,11 @@ layer: setup
 
 slim: setup
 	$(PY) -m deploy.slim --stage $(STAGE)
+
+# Path B end to end against the account in your shell: layer, data stack, stage config from
+# its outputs, chalice deploy, post-deploy step. ARTIFACTS_BUCKET: a bucket you own.
+deploy: setup
+	$(PY) -m deploy.path_b --stage $(STAGE)
 
 demo: setup
 	$(PY) -m scripts.demo

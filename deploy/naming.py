@@ -41,7 +41,9 @@ class StageNames:
             raise ValueError(f"unknown function {fn!r}")
         if fn == "api_handler":
             return self.base
-        return f"{self.base}-{fn.replace('_', '-')}"
+        # Chalice keeps the name as app.py gives it, underscore included
+        # (sweeps-dev-failure_recorder): rehearsing `chalice deploy` on moto showed it.
+        return f"{self.base}-{fn}"
 
     def log_group(self, fn: str) -> str:
         return f"/aws/lambda/{self.function(fn)}"

@@ -31,6 +31,14 @@ UNZIPPED_GOAL = 200 * MB
 
 def project_copy(dest: Path) -> Path:
     """A minimal Chalice project: what Chalice packages plus its config."""
+    # chalice deploy records what it created in .chalice/deployed/: keep it, or the next
+    # deploy would try to create every resource again.
+    deployed = dest / ".chalice" / "deployed"
+    kept = dest.parent / ".deployed-kept"
+    if kept.exists():
+        shutil.rmtree(kept)
+    if deployed.exists():
+        shutil.move(deployed, kept)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -49,6 +57,8 @@ def project_copy(dest: Path) -> Path:
         if line.split("==")[0].strip().lower() not in LAYER_PACKAGES
     ]
     (dest / "requirements.txt").write_text("\n".join(keep) + "\n")
+    if kept.exists():
+        shutil.move(kept, deployed)
     return dest
 
 

@@ -115,7 +115,7 @@ while calls:
                 "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
                 "responsePayload": {"errorType": "Runtime.ExitError", "errorMessage": "crash"},
             }
-            app.failure_recorder(record, Context("sweeps-dev-failure-recorder"))
+            app.failure_recorder(record, Context("sweeps-dev-failure_recorder"))
             handled["failure_recorder"] += 1
         else:
             app.worker(payload, Context(function))

@@ -122,7 +122,7 @@ def test_post_deploy_secures_the_api_and_wires_the_worker(aws: tuple[Any, Any, s
 
     config = lam.get_function_event_invoke_config(FunctionName="sweeps-dev-worker")
     assert config["MaximumRetryAttempts"] == merge.WORKER_RETRIES
-    recorder = lam.get_function(FunctionName="sweeps-dev-failure-recorder")
+    recorder = lam.get_function(FunctionName="sweeps-dev-failure_recorder")
     destination = config["DestinationConfig"]["OnFailure"]["Destination"]
     assert destination == recorder["Configuration"]["FunctionArn"]
 
