@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup test lint typecheck leakcheck demo bench clean package layer slim deploy
+.PHONY: setup test lint typecheck leakcheck demo bench clean package layer slim deploy rehearse
 
 setup: $(STAMP)
 
@@ -53,6 +53,11 @@ slim: setup
 # its outputs, chalice deploy, post-deploy step. ARTIFACTS_BUCKET: a bucket you own.
 deploy: setup
 	$(PY) -m deploy.path_b --stage $(STAGE)
+
+# Offline: path B deployed to an in-process moto server (scripts/moto_gaps.py lists the
+# workarounds), then the deployed worker code + layer run a sweep in a clean python3.12.
+rehearse: setup
+	$(PY) -m scripts.rehearse
 
 demo: setup
 	$(PY) -m scripts.demo

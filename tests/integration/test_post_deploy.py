@@ -17,6 +17,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from deploy import merge, post_deploy
 from deploy.naming import StageNames
+from scripts import moto_gaps
 
 ROUTES = {"/sweeps": ["POST"], "/sweeps/{run_id}": ["GET"], "/sweeps/{run_id}/redrive": ["POST"]}
 ROUTES["/simulations"] = ["GET"]
@@ -41,23 +42,10 @@ class MotoApiGateway:
         self, restApiId: str, resourceId: str, httpMethod: str, patchOperations: list[Any]
     ) -> None:
         method = self.backend.get_method(restApiId, resourceId, httpMethod)
-        for op in patchOperations:
-            path, value = op["path"], op["value"]
-            if path == "/authorizationType":
-                method.authorization_type = value
-            elif path == "/requestValidatorId":
-                method.request_validator_id = value
-            elif path.startswith("/requestModels/"):
-                content_type = path.removeprefix("/requestModels/").replace("~1", "/")
-                method.request_models = {**(method.request_models or {}), content_type: value}
-            else:
-                raise AssertionError(f"unexpected patch path {path}")
+        moto_gaps.apply_method_patch(method, patchOperations)
 
     def update_model(self, restApiId: str, modelName: str, patchOperations: list[Any]) -> None:
-        model = self.backend.get_model(restApiId, modelName)
-        for op in patchOperations:
-            assert op["path"] == "/schema"
-            model.schema = op["value"]
+        moto_gaps.apply_model_patch(self.backend.get_model(restApiId, modelName), patchOperations)
 
 
 def lambda_zip() -> bytes:
