@@ -25,12 +25,14 @@ import boto3
 import pytest
 
 from chalicelib.analytics.glue_schema import TABLES, table_input
+from chalicelib.simulations.registry import REGISTRY
 from deploy import layer, slim
 
 DRIVER = Path(__file__).with_name("artifact_driver.py")
 # What the Lambda Python runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 BUCKET = "sweeps-dev-000000000000-us-east-1"
+SAMPLES = [100, 200, 300, 400, 500, 600, 700, 800]  # artifact_driver.py's request
 
 
 def free_port() -> int:
@@ -159,3 +161,15 @@ def test_the_unpacked_artifacts_run_a_sweep(
     assert state["failed_shards"] == [1, 2]
     assert report["handled"]["failure_recorder"] == 1
     assert report["partitions"] == {"outcomes": 2, "results": 1}
+    assert report["handled"]["duplicates"] == 1
+    # One success per shard whatever was delivered twice; each failure has its own outcome.
+    successes = [f for f in report["outcome_files"] if f.startswith("shard-000000-")]
+    assert len(successes) == 1, report["outcome_files"]
+    # The results equal what the simulation gives for those points anywhere (the local stage
+    # computes them with the same call): they depend on the point, the seed and the index only.
+    sim = REGISTRY["monte_carlo_pi"]
+    assert {shard for *_, shard in report["results"]} == {0, 3}
+    for index, params, metrics, _ in report["results"]:
+        samples = SAMPLES[index]
+        assert params == {"samples": str(samples)}
+        assert metrics == sim.evaluate({"samples": samples}, seed=0, index=index)
