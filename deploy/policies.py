@@ -69,8 +69,9 @@ GRANTS: dict[str, Grant] = {
     ),
     "failure_recorder": Grant(
         read=("runs", "outcomes"),
-        write=("runs", "outcomes"),
-        list=("outcomes",),
+        write=("outcomes",),  # its failures are final: no retry marker under runs/
+        # runs/<id>/retrying/: whether a shard's last failure was final (call-vs-policy test).
+        list=("runs", "outcomes"),
     ),
 }
 

@@ -20,13 +20,30 @@ ARTIFACT, BOTO = sys.argv[1], sys.argv[2]
 sys.path[:] = [p for p in sys.path[1:] if p.startswith(sys.base_prefix)] + [ARTIFACT, BOTO]
 
 calls: list[tuple[str, dict[str, Any]]] = []
+REFUSED_SHARD = 3  # Invoke refuses its worker event: DISPATCH_FAILED
+# Every AWS call, attributed to the function whose handler made it, for the policy check.
+current = ["api_handler"]
+aws_calls: list[dict[str, Any]] = []
 
 
 class InvokeStandIn(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         size = int(self.headers.get("Content-Length", "0"))
         payload = json.loads(self.rfile.read(size) or b"{}")
-        calls.append((unquote(self.path.split("/")[3]), payload))
+        name = unquote(self.path.split("/")[3])
+        aws_calls.append(
+            {"fn": current[0], "service": "lambda", "op": "Invoke", "FunctionName": name}
+        )
+        if name.endswith("-worker") and payload.get("shard_id") == REFUSED_SHARD:
+            # Lambda refuses this shard's event for good: the dispatcher records DISPATCH_FAILED.
+            body = json.dumps({"Type": "User", "message": "refused by the stand-in"}).encode()
+            self.send_response(400)
+            self.send_header("X-Amzn-ErrorType", "InvalidParameterValueException")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        calls.append((name, payload))
         self.send_response(202)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -39,7 +56,23 @@ server = ThreadingHTTPServer(("127.0.0.1", 0), InvokeStandIn)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{server.server_address[1]}"
 
-import app  # noqa: E402  (the artifact's app.py, after the path is set)
+import boto3  # noqa: E402  (the runtime's boto3, after the path is set)
+
+boto3.setup_default_session()
+RECORDED = ("Bucket", "Key", "Prefix", "DatabaseName", "TableName")
+
+
+def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+    if current[0]:
+        call = {"fn": current[0], "service": model.service_model.endpoint_prefix}
+        call["op"] = model.name
+        call.update({k: params[k] for k in RECORDED if k in params})
+        aws_calls.append(call)
+
+
+boto3.DEFAULT_SESSION.events.register("provide-client-params", record)
+
+import app  # noqa: E402  (the artifact's app.py)
 
 
 class Context:
@@ -55,6 +88,7 @@ class Context:
 
 
 def api(method: str, resource: str, path: str, body: Any = None) -> tuple[int, Any]:
+    current[0] = "api_handler"
     params = {"run_id": path.split("/")[2]} if "{run_id}" in resource else None
     event = {
         "resource": resource,
@@ -96,40 +130,69 @@ run_id = submitted["run_id"]
 CRASHING_SHARD = 2  # its worker "crashes" on every attempt: Lambda hands it to the recorder
 DUPLICATED_SHARD = 0
 handled = {"dispatcher": 0, "worker": 0, "failure_recorder": 0, "duplicates": 0}
-while calls:
-    function, payload = calls.pop(0)
-    if function.endswith("-dispatcher"):
-        app.dispatcher(payload, Context(function))
-        handled["dispatcher"] += 1
-    elif function.endswith("-worker"):
-        if payload.get("shard_id") == CRASHING_SHARD:
-            record = {
-                "version": "1.0",
-                "timestamp": "2026-11-26T10:00:00.000Z",
-                "requestContext": {
-                    "requestId": "crashed",
-                    "functionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{function}",
-                    "condition": "RetriesExhausted",
-                    "approximateInvokeCount": 3,
-                },
-                "requestPayload": payload,
-                "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-                "responsePayload": {"errorType": "Runtime.ExitError", "errorMessage": "crash"},
-            }
-            app.failure_recorder(record, Context("sweeps-dev-failure_recorder"))
-            handled["failure_recorder"] += 1
-        else:
+succeeded_events: list[tuple[str, dict[str, Any]]] = []
+
+
+def crash_record(function: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "1.0",
+        "timestamp": "2026-11-26T10:00:00.000Z",
+        "requestContext": {
+            "requestId": "crashed",
+            "functionArn": f"arn:aws:lambda:us-east-1:000000000000:function:{function}",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": payload,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "Runtime.ExitError", "errorMessage": "crash"},
+    }
+
+
+def drain() -> None:
+    """Lambda's side: run every queued event with the handler of the function it names."""
+    while calls:
+        function, payload = calls.pop(0)
+        if function.endswith("-dispatcher"):
+            current[0] = "dispatcher"
+            app.dispatcher(payload, Context(function))
+            handled["dispatcher"] += 1
+        elif function.endswith("-worker"):
+            if payload.get("shard_id") == CRASHING_SHARD:
+                # Lambda delivers the OnFailure record with the worker's role.
+                recorder = os.environ["SWEEP_WORKER_FUNCTION"].replace("worker", "failure_recorder")
+                aws_calls.append(
+                    {"fn": "worker", "service": "lambda", "op": "Invoke", "FunctionName": recorder}
+                )
+                current[0] = "failure_recorder"
+                app.failure_recorder(crash_record(function, payload), Context(recorder))
+                handled["failure_recorder"] += 1
+                continue
+            current[0] = "worker"
             app.worker(payload, Context(function))
             handled["worker"] += 1
+            if payload.get("shard_id") == DUPLICATED_SHARD:
+                succeeded_events.append((function, payload))
             if payload.get("shard_id") == DUPLICATED_SHARD and handled["duplicates"] == 0:
                 # Lambda may deliver an event twice: the second must change nothing.
                 handled["duplicates"] += 1
                 app.worker(payload, Context(function))
-    else:
-        raise AssertionError(f"unexpected invoke of {function}")
+        else:
+            raise AssertionError(f"unexpected invoke of {function}")
 
+
+drain()
+# A redrive re-dispatches the failed shards as new attempts; they fail the same way.
+status, redriven = api("POST", "/sweeps/{run_id}/redrive", f"/sweeps/{run_id}/redrive", {})
+assert status == 202, redriven
+drain()
+# An OnFailure record can arrive for an event whose duplicate succeeded: nothing to record.
+function, payload = succeeded_events[0]
+current[0] = "failure_recorder"
+late = app.failure_recorder(crash_record(function, payload), Context("late"))
+assert late["status"] == "already_succeeded", late
 status, state = api("GET", "/sweeps/{run_id}", f"/sweeps/{run_id}")
-import boto3  # noqa: E402
+current[0] = ""  # the checks below are not the functions' calls
 import numpy  # noqa: E402
 import pyarrow  # noqa: E402
 
@@ -165,6 +228,7 @@ print(
             "handled": handled,
             "partitions": partitions,
             "results": sorted(rows),
+            "aws_calls": aws_calls,
             "outcome_files": sorted(k.rsplit("/", 1)[1] for k in outcome_files),
             "python": list(sys.version_info[:2]),
             "pyarrow": pyarrow.__file__,
@@ -174,3 +238,8 @@ print(
         }
     )
 )
+sys.stdout.flush()
+# Skip interpreter teardown: with pyarrow's thread pools alive it sometimes aborts with
+# "terminate called without an active exception" (seen here after the report was printed).
+# Lambda never tears an environment down this way; it freezes or kills the process.
+os._exit(0)

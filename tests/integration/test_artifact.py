@@ -26,7 +26,9 @@ import pytest
 
 from chalicelib.analytics.glue_schema import TABLES, table_input
 from chalicelib.simulations.registry import REGISTRY
-from deploy import layer, slim
+from deploy import layer, policies, slim
+from deploy.naming import FUNCTIONS
+from tests.unit.test_policies import iam_match, render
 
 DRIVER = Path(__file__).with_name("artifact_driver.py")
 # What the Lambda Python runtime provides besides the standard library.
@@ -92,11 +94,14 @@ def runtime_boto(dest: Path) -> Path:
     return folder
 
 
+FAKE = "testing"  # moto accepts any credential; a real account never sees these
+
+
 def aws_env(moto_url: str) -> dict[str, str]:
-    """The fake credentials conftest sets for every test, and moto's server as every endpoint."""
+    """Fake credentials (as conftest's) and moto's server as every endpoint."""
     fake = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
     return {
-        **{name: os.environ[name] for name in fake},
+        **dict.fromkeys(fake, FAKE),
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": moto_url,
@@ -110,11 +115,21 @@ def test_sizes_fit_lambda(built: tuple[layer.Layer, slim.Slim]) -> None:
     assert function.unzipped_bytes + lay.unzipped_bytes <= slim.UNZIPPED_GOAL
 
 
-def test_the_unpacked_artifacts_run_a_sweep(
-    built: tuple[layer.Layer, slim.Slim], moto_url: str, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def run(
+    built: tuple[layer.Layer, slim.Slim],
+    moto_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, Any], Path, Path]:
+    """The driver's report of one sweep run by the unpacked artifacts."""
+    tmp_path = tmp_path_factory.mktemp("run")
     env = aws_env(moto_url)
-    aws: Any = boto3.session.Session(region_name="us-east-1")
+    aws: Any = boto3.session.Session(
+        aws_access_key_id=FAKE,
+        aws_secret_access_key=FAKE,
+        aws_session_token=FAKE,
+        region_name="us-east-1",
+    )
     aws.client("s3", endpoint_url=moto_url).create_bucket(Bucket=BUCKET)
     glue = aws.client("glue", endpoint_url=moto_url)
     glue.create_database(DatabaseInput={"Name": "sweeps_dev"})
@@ -138,6 +153,8 @@ def test_the_unpacked_artifacts_run_a_sweep(
         "SWEEP_DISPATCHER_FUNCTION": "sweeps-dev-dispatcher",
         "SWEEP_GLUE_DATABASE": "sweeps_dev",
         "POWERTOOLS_SERVICE_NAME": "sweeps",
+        "SWEEP_DISPATCH_LEAF_SHARDS": "2",  # a dispatcher tree, even for 4 shards
+        "SWEEP_DISPATCH_MAX_ATTEMPTS": "2",
     }
     done = subprocess.run(
         [str(python), "-S", "-E", "-s", str(DRIVER), str(artifact), str(boto)],
@@ -149,7 +166,12 @@ def test_the_unpacked_artifacts_run_a_sweep(
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report, artifact, boto
+
+
+def test_the_unpacked_artifacts_run_a_sweep(run: tuple[dict[str, Any], Path, Path]) -> None:
+    report, artifact, boto = run
     assert report["python"] == [3, 12]
     for module in ("pyarrow", "numpy", "app"):
         assert report[module].startswith(str(artifact)), report[module]
@@ -157,9 +179,12 @@ def test_the_unpacked_artifacts_run_a_sweep(
     assert report["status"] == 200
     state = report["state"]
     assert state["complete"] is True
-    assert state["shards"] == {"succeeded": 2, "failed": 2, "pending": 0}
-    assert state["failed_shards"] == [1, 2]
-    assert report["handled"]["failure_recorder"] == 1
+    # shard 1: injected failure; 2: worker crashes (→ recorder); 3: Invoke refuses its event.
+    # Each is tried twice: once dispatched, once redriven.
+    assert state["shards"] == {"succeeded": 1, "failed": 3, "pending": 0}
+    assert state["failed_shards"] == [1, 2, 3]
+    assert report["handled"]["failure_recorder"] == 2
+    assert report["handled"]["dispatcher"] > 2  # the tree's inner and leaf dispatchers
     assert report["partitions"] == {"outcomes": 2, "results": 1}
     assert report["handled"]["duplicates"] == 1
     # One success per shard whatever was delivered twice; each failure has its own outcome.
@@ -168,8 +193,80 @@ def test_the_unpacked_artifacts_run_a_sweep(
     # The results equal what the simulation gives for those points anywhere (the local stage
     # computes them with the same call): they depend on the point, the seed and the index only.
     sim = REGISTRY["monte_carlo_pi"]
-    assert {shard for *_, shard in report["results"]} == {0, 3}
+    assert {shard for *_, shard in report["results"]} == {0}
     for index, params, metrics, _ in report["results"]:
         samples = SAMPLES[index]
         assert params == {"samples": str(samples)}
         assert metrics == sim.evaluate({"samples": samples}, seed=0, index=index)
+
+
+# -- every AWS call each function made, against that function's policy ----------------------
+
+ACCOUNT, REGION = "000000000000", "us-east-1"  # the bucket name above carries them
+
+
+def iam_requests(call: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """(action, resource ARN, condition keys) that IAM evaluates for one recorded call."""
+    service, op = call["service"], call["op"]
+    if service == "s3" and op in ("PutObject", "GetObject", "HeadObject"):
+        action = "s3:PutObject" if op == "PutObject" else "s3:GetObject"
+        return [(action, f"arn:aws:s3:::{call['Bucket']}/{call['Key']}", {})]
+    if service == "s3" and op == "ListObjectsV2":
+        return [("s3:ListBucket", f"arn:aws:s3:::{call['Bucket']}", {"s3:prefix": call["Prefix"]})]
+    if service == "glue" and op == "BatchCreatePartition":
+        glue = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+        db, table = call["DatabaseName"], call["TableName"]
+        return [
+            ("glue:BatchCreatePartition", arn, {})
+            for arn in (f"{glue}:catalog", f"{glue}:database/{db}", f"{glue}:table/{db}/{table}")
+        ]
+    if service == "lambda" and op == "Invoke":
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{call['FunctionName']}"
+        return [("lambda:InvokeFunction", arn, {})]
+    raise AssertionError(f"map {service}:{op} to IAM here, then grant it in deploy/policies.py")
+
+
+def granting(
+    policy: dict[str, Any], action: str, arn: str, context: dict[str, str]
+) -> list[tuple[str, str]]:
+    """(Sid, resource pattern) of every Allow that grants the request."""
+    grants = []
+    for statement in policy["Statement"]:
+        if statement["Effect"] != "Allow" or action not in statement["Action"]:
+            continue
+        like = statement.get("Condition", {}).get("StringLike", {})
+        if any(
+            key not in context or not any(iam_match(p, context[key]) for p in patterns)
+            for key, patterns in like.items()
+        ):
+            continue
+        grants += [(statement["Sid"], r) for r in statement["Resource"] if iam_match(r, arn)]
+    return grants
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+@pytest.mark.parametrize("kind", ["file", "cfn"])
+def test_each_call_is_granted_and_each_grant_is_used(
+    run: tuple[dict[str, Any], Path, Path], fn: str, kind: str
+) -> None:
+    report = run[0]
+    if kind == "file":
+        policy = policies.file_policy("dev", fn)
+    else:
+        policy = render(policies.cfn_policy("dev", fn), account=ACCOUNT, region=REGION)
+    calls = [c for c in report["aws_calls"] if c["fn"] == fn]
+    assert calls, f"{fn} made no AWS call in the run"
+    used: set[tuple[str, str]] = set()
+    for call in calls:
+        for action, arn, context in iam_requests(call):
+            grants = granting(policy, action, arn, context)
+            assert grants, f"{fn}: {action} on {arn} {context} is not granted"
+            used.update(grants)
+    unused = [
+        (statement["Sid"], resource)
+        for statement in policy["Statement"]
+        if not statement["Sid"].startswith("OwnLog")  # CloudWatch Logs: Lambda writes them
+        for resource in statement["Resource"]
+        if (statement["Sid"], resource) not in used
+    ]
+    assert unused == [], f"{fn}: grants no call needed: {unused}"

@@ -18,19 +18,19 @@ ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 
 
-def render(value: Any) -> Any:
-    """A CloudFormation policy as it reads once deployed in ACCOUNT/REGION."""
+def render(value: Any, account: str = ACCOUNT, region: str = REGION) -> Any:
+    """A CloudFormation policy as it reads once deployed in ``account``/``region``."""
     if isinstance(value, Tag):
         assert value.name == "Sub" and isinstance(value.value, str)
         return (
             value.value.replace("${AWS::Partition}", "aws")
-            .replace("${AWS::Region}", REGION)
-            .replace("${AWS::AccountId}", ACCOUNT)
+            .replace("${AWS::Region}", region)
+            .replace("${AWS::AccountId}", account)
         )
     if isinstance(value, dict):
-        return {k: render(v) for k, v in value.items()}
+        return {k: render(v, account, region) for k, v in value.items()}
     if isinstance(value, list):
-        return [render(v) for v in value]
+        return [render(v, account, region) for v in value]
     return value
 
 
