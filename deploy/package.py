@@ -12,6 +12,7 @@ Needs a region (``AWS_DEFAULT_REGION``, us-east-1 when unset) and PyPI; no crede
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import subprocess
@@ -76,7 +77,24 @@ def package(stage: str, out: Path) -> Packaged:
     merge = out.parent / f"merge-{stage}.yaml"
     merge.write_text(dump_yaml(merge_template(stage)))
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
-    done = subprocess.run(
+    # Chalice caches the zip in .chalice/deployments/ and reuses it across stages: two builds at
+    # once (parallel tests) could read a half-written one.
+    lock = PROJECT_ROOT / ".chalice" / "deployments.lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = _chalice_package(stage, merge, out, env)
+    output = done.stdout + done.stderr
+    if done.returncode != 0 or DEPENDENCY_FAILURE in output:
+        raise PackageError(f"chalice package --stage {stage} failed:\n{output}")
+    template, archive = out / "sam.yaml", out / "deployment.zip"
+    cfn_lint(template)
+    return Packaged(template, archive, archive.stat().st_size, unzipped_size(archive))
+
+
+def _chalice_package(
+    stage: str, merge: Path, out: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             _tool("chalice"),
             "--project-dir",
@@ -97,12 +115,6 @@ def package(stage: str, out: Path) -> Packaged:
         env=env,
         check=False,
     )
-    output = done.stdout + done.stderr
-    if done.returncode != 0 or DEPENDENCY_FAILURE in output:
-        raise PackageError(f"chalice package --stage {stage} failed:\n{output}")
-    template, archive = out / "sam.yaml", out / "deployment.zip"
-    cfn_lint(template)
-    return Packaged(template, archive, archive.stat().st_size, unzipped_size(archive))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
