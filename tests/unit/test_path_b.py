@@ -48,3 +48,12 @@ def test_every_stage_variable_is_an_output_of_the_data_stack() -> None:
     outputs = infra.data_outputs(StageNames("dev"))
     for key, variable in path_b.OUTPUT_VARIABLES.items():
         assert outputs[key]["Description"] == variable
+
+
+def test_the_committed_config_names_no_bucket() -> None:
+    """Bucket names are global: a fixed one may belong to someone else. The deployed value
+    comes from the stack (path A: !Ref DataBucket; path B: stage_config); the placeholder is
+    not even a valid bucket name, so a stage deployed without it fails loudly."""
+    for stage in ("dev", "prod"):
+        env = committed()["stages"][stage]["environment_variables"]
+        assert env["SWEEP_BUCKET"] == "SET_BY_DEPLOY"
