@@ -57,3 +57,16 @@ def test_the_committed_config_names_no_bucket() -> None:
     for stage in ("dev", "prod"):
         env = committed()["stages"][stage]["environment_variables"]
         assert env["SWEEP_BUCKET"] == "SET_BY_DEPLOY"
+
+
+def test_the_committed_config_uses_the_deployed_names() -> None:
+    from deploy.naming import StageNames
+
+    for stage in ("dev", "prod"):
+        names = StageNames(stage)
+        env = committed()["stages"][stage]["environment_variables"]
+        assert env["SWEEP_WORKER_FUNCTION"] == names.function("worker")
+        assert env["SWEEP_DISPATCHER_FUNCTION"] == names.function("dispatcher")
+        assert env["SWEEP_GLUE_DATABASE"] == names.glue_database
+        assert env["SWEEP_ATHENA_WORKGROUP"] == names.workgroup
+        assert env["SWEEP_PREFIX"] == names.prefix
