@@ -129,7 +129,13 @@ assert status == 202, submitted
 run_id = submitted["run_id"]
 CRASHING_SHARD = 2  # its worker "crashes" on every attempt: Lambda hands it to the recorder
 DUPLICATED_SHARD = 0
-handled = {"dispatcher": 0, "worker": 0, "failure_recorder": 0, "duplicates": 0}
+handled = {
+    "dispatcher": 0,
+    "worker": 0,
+    "worker_attempts": 0,
+    "failure_recorder": 0,
+    "duplicates": 0,
+}
 succeeded_events: list[tuple[str, dict[str, Any]]] = []
 
 
@@ -149,6 +155,33 @@ def crash_record(function: str, payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def deliver(function: str, payload: dict[str, Any]) -> None:
+    """Lambda's async semantics for a worker event: up to 2 retries after a function error,
+    then the OnFailure record to the failure recorder, with the worker's role."""
+    count = 0
+    for _ in range(1 + 2):
+        count += 1
+        handled["worker_attempts"] += 1
+        try:
+            if payload.get("shard_id") == CRASHING_SHARD:
+                raise RuntimeError("Runtime.ExitError: the process died")
+            current[0] = "worker"
+            app.worker(payload, Context(function))
+            handled["worker"] += 1
+            return
+        except Exception:
+            continue
+    recorder = os.environ["SWEEP_WORKER_FUNCTION"].replace("worker", "failure_recorder")
+    aws_calls.append(
+        {"fn": "worker", "service": "lambda", "op": "Invoke", "FunctionName": recorder}
+    )
+    record = crash_record(function, payload)
+    record["requestContext"]["approximateInvokeCount"] = count
+    current[0] = "failure_recorder"
+    app.failure_recorder(record, Context(recorder))
+    handled["failure_recorder"] += 1
+
+
 def drain() -> None:
     """Lambda's side: run every queued event with the handler of the function it names."""
     while calls:
@@ -158,25 +191,13 @@ def drain() -> None:
             app.dispatcher(payload, Context(function))
             handled["dispatcher"] += 1
         elif function.endswith("-worker"):
-            if payload.get("shard_id") == CRASHING_SHARD:
-                # Lambda delivers the OnFailure record with the worker's role.
-                recorder = os.environ["SWEEP_WORKER_FUNCTION"].replace("worker", "failure_recorder")
-                aws_calls.append(
-                    {"fn": "worker", "service": "lambda", "op": "Invoke", "FunctionName": recorder}
-                )
-                current[0] = "failure_recorder"
-                app.failure_recorder(crash_record(function, payload), Context(recorder))
-                handled["failure_recorder"] += 1
-                continue
-            current[0] = "worker"
-            app.worker(payload, Context(function))
-            handled["worker"] += 1
+            deliver(function, payload)
             if payload.get("shard_id") == DUPLICATED_SHARD:
                 succeeded_events.append((function, payload))
-            if payload.get("shard_id") == DUPLICATED_SHARD and handled["duplicates"] == 0:
-                # Lambda may deliver an event twice: the second must change nothing.
-                handled["duplicates"] += 1
-                app.worker(payload, Context(function))
+                if handled["duplicates"] == 0:
+                    # Lambda may deliver an event twice: the second must change nothing.
+                    handled["duplicates"] += 1
+                    deliver(function, payload)
         else:
             raise AssertionError(f"unexpected invoke of {function}")
 

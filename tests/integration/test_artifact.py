@@ -9,6 +9,7 @@ trimmed library file that was needed, a wrong Python. Needs PyPI (or its mirror)
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pyarrow.parquet as pq
 import pytest
 
 from chalicelib.analytics.glue_schema import TABLES, table_input
@@ -34,7 +36,13 @@ DRIVER = Path(__file__).with_name("artifact_driver.py")
 # What the Lambda Python runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 BUCKET = "sweeps-dev-000000000000-us-east-1"
-SAMPLES = [100, 200, 300, 400, 500, 600, 700, 800]  # artifact_driver.py's request
+SAMPLES = [100, 200, 300, 400, 500, 600, 700, 800]
+DRIVER_REQUEST = {  # artifact_driver.py's request
+    "simulation": "monte_carlo_pi",
+    "parameters": {"samples": {"values": SAMPLES}},
+    "shards": {"count": 4},
+    "fail_shards": [1],
+}
 
 
 def free_port() -> int:
@@ -184,6 +192,9 @@ def test_the_unpacked_artifacts_run_a_sweep(run: tuple[dict[str, Any], Path, Pat
     assert state["shards"] == {"succeeded": 1, "failed": 3, "pending": 0}
     assert state["failed_shards"] == [1, 2, 3]
     assert report["handled"]["failure_recorder"] == 2
+    # the crashing shard's event ran 3 times (Lambda's 2 retries) each time it was dispatched
+    handled = report["handled"]
+    assert handled["worker_attempts"] - handled["worker"] == 2 * 3
     assert report["handled"]["dispatcher"] > 2  # the tree's inner and leaf dispatchers
     assert report["partitions"] == {"outcomes": 2, "results": 1}
     assert report["handled"]["duplicates"] == 1
@@ -270,3 +281,33 @@ def test_each_call_is_granted_and_each_grant_is_used(
         if (statement["Sid"], resource) not in used
     ]
     assert unused == [], f"{fn}: grants no call needed: {unused}"
+
+
+def test_the_results_equal_the_local_stages(
+    run: tuple[dict[str, Any], Path, Path], tmp_path: Path
+) -> None:
+    """The same request on the local stage (process pool, local files) gives the same rows for
+    every shard the AWS-shaped run completed."""
+    from chalicelib.config import Settings
+    from chalicelib.fanout.local_lambda import LocalInvoker
+    from chalicelib.runs.submit import submit
+    from chalicelib.storage import layout
+    from chalicelib.storage.stores import LocalStore
+
+    report = run[0]
+    settings = Settings(local_root=tmp_path / "data", local_processes=2)
+    store = LocalStore(settings.local_root)
+    invoker = LocalInvoker(settings, store)
+    try:
+        run_id = submit(settings, store, invoker, DRIVER_REQUEST)["run_id"]
+        assert invoker.wait_idle(120)
+    finally:
+        invoker.close()
+    local_rows = []
+    for obj in store.list(layout.results_prefix(run_id)):
+        for row in pq.read_table(io.BytesIO(store.get(obj.key))).to_pylist():
+            local_rows.append(
+                [row["point_index"], dict(row["params"]), dict(row["metrics"]), row["shard_id"]]
+            )
+    shards = {row[3] for row in report["results"]}
+    assert sorted(r for r in local_rows if r[3] in shards) == report["results"]
