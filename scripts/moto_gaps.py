@@ -5,6 +5,7 @@ objects; nothing here changes what our code sends.
 
 - ImportRestApi accepts OpenAPI 3 only and requires ``info.description``: Chalice sends
   Swagger 2.0 without one (aws-facts) — the API is built from its paths with moto's calls.
+- PutRestApi (``chalice deploy`` of an existing API, mode=overwrite) has the same gap.
 - UpdateMethod and UpdateModel are not implemented (NotImplementedError → HTTP 500) — the
   patch paths ``deploy.post_deploy`` sends are applied directly.
 """
@@ -21,6 +22,10 @@ def import_swagger2(backend: Any, doc: dict[str, Any]) -> Any:
     moto's own calls: resources, methods, proxy integrations."""
     info = doc.get("info", {})
     api = backend.create_rest_api(name=info.get("title", "api"), description="")
+    return build_swagger2_paths(backend, api, doc)
+
+
+def build_swagger2_paths(backend: Any, api: Any, doc: dict[str, Any]) -> Any:
     ids = {"/": api.default.id}
     for path in sorted(doc.get("paths", {}), key=lambda p: p.count("/")):
         parts = [p for p in path.split("/") if p]
@@ -89,6 +94,26 @@ def install_server_patches() -> None:
         apply_model_patch(model, json.loads(self.body)["patchOperations"])
         return json.dumps(model.to_json())
 
+    original_put = APIGatewayBackend.put_rest_api
+
+    def put_rest_api(
+        self: Any,
+        function_id: str,
+        api_doc: dict[str, Any],
+        fail_on_warnings: bool,
+        mode: str = "merge",
+    ) -> Any:
+        """PutRestApi has the same Swagger 2 gap (``chalice deploy`` of an existing API uses it
+        with mode=overwrite): rebuild the API's resources from the document, as AWS would,
+        which also drops whatever the post-deploy step had set."""
+        if not str(api_doc.get("swagger", "")).startswith("2") or mode != "overwrite":
+            return original_put(self, function_id, api_doc, fail_on_warnings, mode)
+        api = self.get_rest_api(function_id)
+        api.resources = {}
+        api.default = api.add_child("/")
+        return build_swagger2_paths(self, api, api_doc)
+
     APIGatewayBackend.import_rest_api = import_rest_api  # type: ignore[method-assign]
+    APIGatewayBackend.put_rest_api = put_rest_api  # type: ignore[method-assign]
     APIGatewayResponse.update_method = update_method  # type: ignore[attr-defined]
     APIGatewayResponse.update_model = update_model  # type: ignore[attr-defined]

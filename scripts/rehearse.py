@@ -130,12 +130,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sweeps-rehearsal-") as tmp:
         out = Path(tmp)
         print("[2/3] path B deploy (layer, data stack, chalice deploy, post-deploy)")
-        try:
-            path_b.run(stage, ARTIFACTS, out / "build", on_moto=True)
-        except Exception as exc:
-            print(f"FAILED in path B deploy: {type(exc).__name__}: {exc}")
+        states = []
+        for round_ in ("first deploy", "same deploy again (idempotent)"):
+            print(f"--- {round_}")
+            try:
+                path_b.run(stage, ARTIFACTS, out / "build", on_moto=True)
+            except Exception as exc:
+                print(f"FAILED in path B deploy ({round_}): {type(exc).__name__}: {exc}")
+                return 1
+            states.append(deployed_state(stage))
+        print(json.dumps(states[-1], indent=2))
+        if states[0] != states[1]:
+            print("FAILED: the second deploy changed the deployed state")
             return 1
-        print(json.dumps(deployed_state(stage), indent=2))
         config = json.loads(
             (out / "build" / f"slim-{stage}" / "project" / ".chalice" / "config.json").read_text()
         )
