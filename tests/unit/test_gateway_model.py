@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from chalicelib.model.validation import request_schema
 from deploy import merge
-from tests.conftest import CONTRACT_EXAMPLE
+from tests.support import CONTRACT_EXAMPLE
 from tests.unit.test_validator import BAD, EXAMPLE_PATHS, json_values, replace_at
 
 
