@@ -25,6 +25,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
+from click.testing import CliRunner
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
@@ -39,7 +40,7 @@ from chalicelib.runs.status import shard_states
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore, StorageError
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
-from client import query
+from client import cli, query
 from client.query import LocalEngine, QueryError
 
 RUN_A = ids.new_run_id(datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
@@ -598,17 +599,23 @@ def test_queries_stay_in_the_subset_both_engines_agree_on(name: str) -> None:
         assert doubles, f"{name}: integer division {div.sql()}"
 
 
-def test_cli_prints_a_query(dataset: Dataset, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["failure_by_error", "--root", str(dataset.root), "--run-id", RUN_A]
-    assert query.main(argv) == 0
-    out = capsys.readouterr().out
-    assert "INJECTED_FAILURE" in out and "(3 rows)" in out
-    assert query.main(["coverage", "--root", str(dataset.root), "--run-id", RUN_A]) == 1
+def test_cli_prints_a_query(dataset: Dataset) -> None:
+    runner = CliRunner()
+    argv = ["query", "failure_by_error", "--root", str(dataset.root), "--run", RUN_A]
+    answer = runner.invoke(cli.main, argv)
+    assert answer.exit_code == 0, answer.output
+    assert "INJECTED_FAILURE" in answer.stdout and "(3 rows)" in answer.stderr
+    # coverage needs the shard count; without --shard-count it asks the API, here unreachable.
+    argv = ["--api", "http://127.0.0.1:9", "query", "coverage", "--root", str(dataset.root)]
+    answer = runner.invoke(cli.main, [*argv, "--run", RUN_A])
+    assert answer.exit_code == 1 and answer.stderr.startswith("error: unreachable")
 
 
-def test_cli_leaves_views_to_the_local_engine(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        query.main(["--create-views"])
-    assert "--create-views needs --engine athena" in capsys.readouterr().err
-    assert query.main(["--list"]) == 0
-    assert "view_" not in capsys.readouterr().out
+def test_cli_leaves_views_to_the_local_engine() -> None:
+    runner = CliRunner()
+    answer = runner.invoke(cli.main, ["query", "--create-views"])
+    assert answer.exit_code == 2
+    assert "--create-views needs --engine athena" in answer.stderr
+    listed = runner.invoke(cli.main, ["query", "--list"]).stdout.split()
+    assert listed == [*query.baseline_queries(), *(name for name, _ in query.all_views())]
+    assert "results_option_pricing" in listed
