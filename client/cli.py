@@ -36,8 +36,9 @@ from client.query import (
     QueryEngine,
     QueryError,
     QueryResult,
+    all_queries,
     all_views,
-    baseline_queries,
+    generated_queries,
     placeholders,
     render,
     resolve,
@@ -380,21 +381,25 @@ def query(
         create_all_views(name, engine, show_sql, workgroup, database)
         return
     if list_ or not name:
-        click.echo("\n".join(baseline_queries()))
+        click.echo("\n".join(all_queries()))
         click.echo("\n".join(v for v, _ in all_views()))
         return
     with reported():
-        text = resolve(name)
+        runner = make_engine(engine, root, workgroup, database)
         params: dict[str, object] = {"metric": metric}
-        if "shard_count" in placeholders(text):
+        generated = name in generated_queries()
+        text = runner.generated_text(name, run_id) if generated else resolve(name)
+        if text is not None and "shard_count" in placeholders(text):
             if shard_count is None and run_id:
                 shard_count = ctx.api.get(f"/sweeps/{run_id}")["shard_count"]
             params["shard_count"] = shard_count
         if show_sql:
+            if text is None:
+                raise QueryError(f"no outcome of run {run_id} here: its simulation is unknown")
             sql = render(text, {"run_id": run_id, **params})
             click.echo(to_duckdb(sql) if engine == "local" else sql)
             return
-        result = make_engine(engine, root, workgroup, database).run(text, run_id, **params)
+        result = runner.run(name, run_id, **params)
     emit(result, fmt)
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.simulations.declarations import Parameter, Simulation
-from chalicelib.simulations.registry import REGISTRY
-from client.query import QueryEngine, QueryError, render
+from client.query import QueryEngine, QueryError, render, simulation
 from client.views import view_name
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 6.0, 100  # 800 x 600 pixels
@@ -42,15 +41,10 @@ class Written:
 
 
 def simulation_of(engine: QueryEngine, run_id: str) -> Simulation:
-    rows = engine.run(
-        "SELECT DISTINCT simulation FROM outcomes WHERE run_id = '${run_id}'", run_id=run_id
-    ).rows
-    if not rows:
+    name = engine.simulation_of(run_id)
+    if name is None:
         raise QueryError(f"no outcome of run {run_id} in this data")
-    name = rows[0]["simulation"]
-    if name not in REGISTRY:
-        raise QueryError(f"run {run_id} ran {name!r}, which this client does not know")
-    return REGISTRY[name]
+    return simulation(name)
 
 
 def literal(p: Parameter, text: str) -> str:

@@ -34,6 +34,8 @@ from typing import Any
 from chalicelib import aws
 from chalicelib.config import PROJECT_ROOT
 from chalicelib.model import ids
+from chalicelib.simulations.declarations import Simulation
+from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 
@@ -87,6 +89,19 @@ def baseline_queries() -> list[str]:
     """The analytics queries: not the DDL (run once, by CloudFormation or by hand), nor the
     views (created once per database by ``AthenaEngine.create_views``, by LocalEngine itself)."""
     return [n for n in query_names() if not n.startswith(("ddl_", "view_"))]
+
+
+def generated_queries() -> list[str]:
+    """Baseline queries generated per simulation over its typed view (``client.views``):
+    their text depends on the run's simulation, so they are not files."""
+    from client.views import GENERATED
+
+    return sorted(GENERATED)
+
+
+def all_queries() -> list[str]:
+    """Every baseline query a user can run by name: the files and the generated ones."""
+    return sorted([*baseline_queries(), *generated_queries()])
 
 
 def view_names() -> list[str]:
@@ -170,6 +185,12 @@ def render(sql: str, params: Mapping[str, object]) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], sql)
 
 
+def simulation(name: str) -> Simulation:
+    if name not in REGISTRY:
+        raise QueryError(f"simulation {name!r} is not one this client knows")
+    return REGISTRY[name]
+
+
 def strip_header(sql: str) -> str:
     """Drop the leading comment lines: Athena's Hive DDL parser fails on comments."""
     lines = sql.splitlines()
@@ -185,8 +206,36 @@ def resolve(query: str) -> str:
 
 class QueryEngine(ABC):
     def run(self, query: str, run_id: str | None = None, **params: object) -> QueryResult:
-        """Run a query of athena/ by name (or SQL text) with its parameters."""
-        return self.execute(strip_header(render(resolve(query), {"run_id": run_id, **params})))
+        """Run a query by name (a file of athena/ or a generated one) or SQL text."""
+        from client.views import GENERATED
+
+        if query in GENERATED:
+            text = self.generated_text(query, run_id)
+            if text is None:  # the run has no outcome here, so no points either
+                return QueryResult(list(GENERATED[query][1]), [])
+        else:
+            text = resolve(query)
+        return self.execute(strip_header(render(text, {"run_id": run_id, **params})))
+
+    def generated_text(self, query: str, run_id: str | None) -> str | None:
+        """A generated query's SQL for the simulation of ``run_id``; None if the data has no
+        outcome of that run."""
+        from client.views import GENERATED
+
+        if run_id is None:
+            raise QueryError(f"{query} needs run_id")
+        name = self.simulation_of(run_id)
+        return None if name is None else GENERATED[query][0](simulation(name))
+
+    def simulation_of(self, run_id: str) -> str | None:
+        """The simulation a run ran, from its outcomes; None when it has none here yet."""
+        rows = self.execute(
+            render(
+                "SELECT DISTINCT simulation FROM outcomes WHERE run_id = '${run_id}'",
+                {"run_id": run_id},
+            )
+        ).rows
+        return str(rows[0]["simulation"]) if rows else None
 
     @abstractmethod
     def execute(self, sql: str) -> QueryResult:

@@ -20,6 +20,7 @@ The SQL is Athena SQL, like the files in ``athena/``; the local engine transpile
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from chalicelib.simulations.declarations import Parameter, Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
@@ -91,3 +92,58 @@ def view_sql(sim: Simulation) -> str:
 def typed_views() -> dict[str, str]:
     """Every simulation's view: {view name: Athena SQL}, in registry order."""
     return {view_name(name): view_sql(sim) for name, sim in REGISTRY.items()}
+
+
+# --- queries generated per simulation -------------------------------------------------------
+
+BEST_POINTS_COLUMNS = ["parameter", "parameter_value", "point_index", "metric_value", "point_count"]
+
+
+def best_points_sql(sim: Simulation) -> str:
+    """The best point of one run for each value of each parameter, over its typed view.
+
+    One row per (parameter, value): the point with the lowest value of ``${metric}`` among the
+    run's points with that parameter value (ties: lowest point_index), and how many points had
+    it. The metric is chosen with a CASE over the simulation's metrics, so it stays a validated
+    placeholder inside a string literal, as in every file of ``athena/``; an unknown metric
+    gives no rows. Parameters the request did not sweep appear too, with their default.
+    """
+    cases = " ".join(f"WHEN '{m}' THEN \"{m}\"" for m in sim.metrics)
+    params = ", ".join(f'"{p.name}"' for p in sim.parameters)
+    arms = "\n    UNION ALL\n".join(
+        f"    SELECT '{p.name}' AS parameter, CAST(\"{p.name}\" AS VARCHAR) AS parameter_value, "
+        "point_index, metric_value FROM points"
+        for p in sim.parameters
+    )
+    return f"""WITH points AS (
+    SELECT point_index, {params}, CASE '${{metric}}' {cases} END AS metric_value
+    FROM {view_name(sim.name)}
+    WHERE run_id = '${{run_id}}'
+),
+by_value AS (
+{arms}
+),
+ranked AS (
+    SELECT
+        parameter,
+        parameter_value,
+        point_index,
+        metric_value,
+        count(*) OVER (PARTITION BY parameter, parameter_value) AS point_count,
+        row_number() OVER (
+            PARTITION BY parameter, parameter_value ORDER BY metric_value, point_index
+        ) AS rn
+    FROM by_value
+    WHERE metric_value IS NOT NULL
+)
+SELECT parameter, parameter_value, point_index, metric_value, point_count
+FROM ranked
+WHERE rn = 1
+ORDER BY parameter, try_cast(parameter_value AS DOUBLE), parameter_value
+"""
+
+
+# Queries whose text depends on the run's simulation: {name: (generator, result columns)}.
+GENERATED: dict[str, tuple[Callable[[Simulation], str], list[str]]] = {
+    "best_points": (best_points_sql, BEST_POINTS_COLUMNS),
+}

@@ -22,7 +22,7 @@ from chalicelib.model import ids
 from chalicelib.simulations.declarations import Simulation
 from chalicelib.simulations.registry import REGISTRY
 from client import views
-from client.query import LocalEngine, to_duckdb
+from client.query import LocalEngine, QueryError, render, to_duckdb
 
 OPTION_RUN = ids.new_run_id(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
 PI_RUN = ids.new_run_id(datetime(2026, 3, 1, 11, 0, tzinfo=UTC))
@@ -155,3 +155,65 @@ def test_names_that_cannot_be_columns_are_refused() -> None:
         views.view_sql(clash)
     with pytest.raises(views.ViewError, match="not a SQL identifier"):
         views.view_name("Bad-Name")
+
+
+# ------------------------------------------------------------------------------ best_points
+
+
+def _number_or_text(value: Any) -> Any:
+    """A parameter value, compared as a number where it is one (the view's text of a double
+    is DuckDB's, the oracle's a Python float)."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_best_points_against_the_files(engine: LocalEngine, name: str) -> None:
+    sim = REGISTRY[name]
+    run_id, _ = RUNS[name]
+    metric = "abs_error"
+    result = engine.run("best_points", run_id=run_id, metric=metric)
+    assert result.columns == views.BEST_POINTS_COLUMNS
+    best: dict[tuple[str, Any], tuple[float, int]] = {}
+    seen: dict[tuple[str, Any], int] = {}
+    for row in expected_rows(engine.root, sim, run_id):
+        for p in sim.parameters:
+            key = (p.name, _number_or_text(row[p.name]))
+            seen[key] = seen.get(key, 0) + 1
+            candidate = (row[metric], row["point_index"])
+            best[key] = min(best.get(key, candidate), candidate)
+    got = {(r["parameter"], _number_or_text(r["parameter_value"])): r for r in result.rows}
+    assert got.keys() == best.keys()
+    for key, (value, index) in best.items():
+        assert (got[key]["point_index"], got[key]["point_count"]) == (index, seen[key])
+        assert got[key]["metric_value"] == value
+    assert engine.run("best_points", run_id=run_id, metric="no_such_metric").rows == []
+
+
+def test_best_points_of_an_unknown_run_is_empty(engine: LocalEngine) -> None:
+    other = ids.new_run_id(datetime(2026, 3, 2, tzinfo=UTC))
+    result = engine.run("best_points", run_id=other, metric="abs_error")
+    assert (result.columns, result.rows) == (views.BEST_POINTS_COLUMNS, [])
+    with pytest.raises(QueryError, match="run_id must match"):
+        engine.run("best_points", run_id="x' OR '1'='1", metric="abs_error")
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_generated_best_points_filters_its_scan_and_prunes(engine: LocalEngine, name: str) -> None:
+    """As for the files of athena/: the one scan (of the typed view) filters on the run, and
+    DuckDB reads only the run's files through it."""
+    text = views.best_points_sql(REGISTRY[name])
+    tree = sqlglot.parse_one(text, read="athena")
+    scans = [t for t in tree.find_all(sqlglot.exp.Table) if t.name == views.view_name(name)]
+    assert len(scans) == 1
+    select = scans[0].find_ancestor(sqlglot.exp.Select)
+    assert select is not None and "run_id = '${run_id}'" in select.args["where"].sql()
+    assert not [g for g in ("map_agg", "element_at", "/") if g in text]
+    run_id, _ = RUNS[name]
+    duck = to_duckdb(render(text, {"run_id": run_id, "metric": "abs_error"}))
+    engine.refresh_views()
+    plan = engine.connection.sql("EXPLAIN " + duck).fetchall()[0][1]
+    scanned = [(int(a), int(b)) for a, b in re.findall(r"Scanning Files: (\d+)/(\d+)", plan)]
+    assert scanned and all(read < total for read, total in scanned), scanned
