@@ -38,7 +38,10 @@ test: lint typecheck leakcheck
 demo: setup
 	$(PY) -m scripts.demo
 
+# Lithops (the end-to-end comparison) comes from bench/requirements.txt, installed only here,
+# not from requirements-dev.txt.
 bench: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(PY) -m bench.run_all
 
 clean:

@@ -70,10 +70,11 @@ def evaluate_shard(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
     request = validate_request(request_body, None)
     sim = REGISTRY[request.simulation]
     start, end = shard_bounds(request.total_points, request.shards, shard_id)
-    out = np.empty((end - start, len(sim.metrics)))
-    for row, (index, point) in enumerate(request.space.iter_points(start, end)):
-        out[row] = list(sim.evaluate(point, request.seed, index).values())
-    return start, out
+    values: list[float] = []
+    keep = values.extend
+    for index, point in request.space.iter_points(start, end):
+        keep(sim.evaluate(point, request.seed, index).values())
+    return start, np.array(values).reshape(end - start, len(sim.metrics))
 
 
 def assemble(parts: list[tuple[int, Any]], total: int, width: int) -> Any:
