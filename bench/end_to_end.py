@@ -182,19 +182,27 @@ def main(argv: list[str] | None = None) -> int:
         "median_s": {k: statistics.median(v) for k, v in times.items() if v},
         "all_s": {k: v for k, v in times.items() if v},
     }
-    median = summary["median_s"]
-    summary["local_over_bare"] = median["local"] / median["bare"]
-    if "lithops" in median:
-        summary["lithops_over_local"] = median["lithops"] / median["local"]
+    # Ratios within each round (the modes ran back to back), then their median: the load of a
+    # shared machine changes between rounds more than between modes of one round.
+    per_round = {
+        "local_over_bare": [
+            round(a / b, 3) for a, b in zip(times["local"], times["bare"], strict=True)
+        ],
+        "lithops_over_local": [
+            round(a / b, 3) for a, b in zip(times["lithops"], times["local"], strict=False)
+        ],
+    }
+    summary["per_round"] = {k: v for k, v in per_round.items() if v}
+    for name, ratios in summary["per_round"].items():
+        summary[name] = statistics.median(ratios)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{total:,} points in {SHARDS} shards, {args.processes} processes, identical metrics")
         for mode, values in summary["all_s"].items():
-            print(f"  {mode:8s} median {median[mode]:7.2f} s   all {values}")
-        print(f"  local / bare      {summary['local_over_bare']:.2f}x")
-        if "lithops_over_local" in summary:
-            print(f"  lithops / local   {summary['lithops_over_local']:.2f}x")
+            print(f"  {mode:8s} median {summary['median_s'][mode]:7.2f} s   all {values}")
+        for name, ratios in summary["per_round"].items():
+            print(f"  {name}: median {summary[name]:.2f}x, per round {ratios}")
     return 0
 
 

@@ -41,7 +41,8 @@ def _dispatch(r: Report) -> list[str]:
         f"{p['shards']:,} shards: POST /sweeps {p['route_ms_median']} ms median" for p in r["post"]
     ]
     out += [
-        f"{p['shards']:,} {p['mode']}: {p['shards_per_s']:,} shards/s, "
+        f"{p['shards']:,} {p['mode']}{' (extrapolated)' if p['extrapolated'] else ''}: "
+        f"{p['shards_per_s']:,} shards/s, "
         f"{p['cpu_ms_per_shard']} CPU ms/shard ({p['ratio_to_floor']}x floor)"
         for p in r["passes"]
     ]
@@ -67,15 +68,20 @@ def _end_to_end(r: Report) -> list[str]:
         f"{r['points']:,} option_pricing points, {r['shards']} shards, {r['processes']} "
         f"processes, {len(r['all_s']['bare'])} round(s), metrics identical",
         f"bare multiprocessing.Pool: {m['bare']:.2f} s median",
-        f"local stage, POST to complete: {m['local']:.2f} s median: "
-        f"**{r['local_over_bare']:.2f}x the bare pool**",
+        f"local stage, POST to complete: {m['local']:.2f} s median",
+        f"**local / bare: {r['local_over_bare']:.2f}x** (median of rounds; per round "
+        f"{r['per_round']['local_over_bare']})",
     ]
     if "lithops" in m:
+        out.append(f"Lithops localhost: {m['lithops']:.2f} s median")
         out.append(
-            f"Lithops localhost: {m['lithops']:.2f} s median: the local stage is "
-            f"**{r['lithops_over_local']:.2f}x faster**"
+            f"**Lithops / local: {r['lithops_over_local']:.2f}x** (per round "
+            f"{r['per_round']['lithops_over_local']})"
         )
-    out.append("all runs (s): " + "; ".join(f"{k} {v}" for k, v in r["all_s"].items()))
+    out.append(
+        "all runs (s): "
+        + "; ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)}" for k, v in r["all_s"].items())
+    )
     return out
 
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
+from urllib.parse import quote
 
 import click
 from rich.console import Console
@@ -148,7 +149,7 @@ def submit(ctx: Context, file: IO[str], wait: bool, interval: float) -> None:
 @pass_context
 def runs(ctx: Context, limit: int, token: str | None) -> None:
     """List the runs, newest first."""
-    path = f"/sweeps?limit={limit}" + (f"&next={token}" if token else "")
+    path = f"/sweeps?limit={limit}" + (f"&next={quote(token, safe='')}" if token else "")
     with reported():
         answer = missing_route_explained(lambda: ctx.api.get(path), "GET /sweeps", "list runs")
     table = Table("run_id", "label", "simulation", "created_at", "shards", "complete", "cancelled")
