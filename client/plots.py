@@ -155,6 +155,8 @@ def _heatmap(fig: Any, ax: Any, rows: list[dict[str, Any]], x: str, y: str, metr
     for r in rows:
         grid[ys.index(r[y]), xs.index(r[x])] = r["value"]
     image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap="viridis")
+    if np.isnan(grid).any():  # say what a blank cell means rather than leave it to guesswork
+        fig.text(0.01, 0.01, "blank: no result (e.g. a failed shard)", fontsize=7, color="0.4")
     ax.set_xticks(range(len(xs)), [_label(v) for v in xs], rotation=45, ha="right")
     ax.set_yticks(range(len(ys)), [_label(v) for v in ys])
     _thin(ax.get_xticklabels())
