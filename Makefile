@@ -2,16 +2,20 @@
 PYTHON_BOOT := $(shell scripts/find-python)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: setup test unit integration e2e lint typecheck leakcheck demo bench clean package layer slim deploy rehearse
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+# Then the `sweep` command (package client/ only), editable in compat mode: that puts this
+# folder on the venv's path, so the command finds chalicelib/ and athena/ from any directory.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON_BOOT)" || { echo "error: Python >= 3.12 is required; see scripts/find-python" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+		--config-settings editable_mode=compat -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
 lint: setup
@@ -73,7 +77,10 @@ rehearse: setup
 demo: setup
 	$(PY) -m scripts.demo
 
+# Lithops (the end-to-end comparison) comes from bench/requirements.txt, installed only here,
+# not from requirements-dev.txt.
 bench: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(PY) -m bench.run_all
 
 clean:

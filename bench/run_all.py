@@ -1,26 +1,161 @@
-"""``make bench``: every benchmark in turn; docs/benchmarks.md records their figures."""
+"""``make bench``: every benchmark in turn, then docs/benchmarks.md rewritten as one table.
+
+Each benchmark runs as its own process (``python -m bench.<name> --json``), so none inherits
+another's imports or warm caches; its JSON report is reduced here to the figures the table
+shows. How each one measures is in its module's docstring. ``--only NAME`` runs a subset and
+``--no-write`` leaves the document alone.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
+import subprocess
 import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from bench import dispatch, imports, partition_and_decode, queries, worker_throughput
+from chalicelib.config import PROJECT_ROOT
 
-BENCHES = {
-    "partition_and_decode": partition_and_decode.main,
-    "worker_throughput": worker_throughput.main,
-    "dispatch": dispatch.main,
-    "imports": imports.main,
-    "queries": queries.main,
+DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
+Report = dict[str, Any]
+
+
+def _partition_and_decode(r: Report) -> list[str]:
+    return [f"{x['case']}: {x['best_ns_per_op']:,.0f} ns/op" for x in r["results"]]
+
+
+def _worker_throughput(r: Report) -> list[str]:
+    return [
+        f"{x['case']}: worker/bare {x['ratio']:.3f}x CPU, +{x['overhead_us_per_point']} us/point"
+        for x in r["results"]
+    ]
+
+
+def _dispatch(r: Report) -> list[str]:
+    out = [
+        f"{p['shards']:,} shards: POST /sweeps {p['route_ms_median']} ms median" for p in r["post"]
+    ]
+    out += [
+        f"{p['shards']:,} {p['mode']}{' (extrapolated)' if p['extrapolated'] else ''}: "
+        f"{p['shards_per_s']:,} shards/s, "
+        f"{p['cpu_ms_per_shard']} CPU ms/shard ({p['ratio_to_floor']}x floor)"
+        for p in r["passes"]
+    ]
+    return out
+
+
+def _imports(r: Report) -> list[str]:
+    return [
+        f"import app: {r['import_app_ms']:.0f} ms over a bare interpreter",
+        f"-X importtime, app: {r['importtime_app_cumulative_ms']:.0f} ms",
+    ]
+
+
+def _queries(r: Report) -> list[str]:
+    return [
+        f"{q['query']}: {q['median_s']:.3f} s median ({q['rows']} rows)" for q in r["queries"]
+    ] + [f"{r['shards']} shards, {r['files']} files"]
+
+
+def _end_to_end(r: Report) -> list[str]:
+    m = r["median_s"]
+    out = [
+        f"{r['points']:,} option_pricing points, {r['shards']} shards, {r['processes']} "
+        f"processes, {len(r['all_s']['bare'])} round(s), metrics identical",
+        f"bare multiprocessing.Pool: {m['bare']:.2f} s median",
+        f"local stage, POST to complete: {m['local']:.2f} s median",
+        f"**local / bare: {r['local_over_bare']:.2f}x** (median of rounds; per round "
+        f"{r['per_round']['local_over_bare']})",
+    ]
+    if "lithops" in m:
+        out.append(f"Lithops localhost: {m['lithops']:.2f} s median")
+        out.append(
+            f"**Lithops / local: {r['lithops_over_local']:.2f}x** (per round "
+            f"{r['per_round']['lithops_over_local']})"
+        )
+    out.append(
+        "all runs (s): "
+        + "; ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)}" for k, v in r["all_s"].items())
+    )
+    return out
+
+
+# name → (extra arguments, figures from its JSON report)
+BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
+    "end_to_end": (["--rounds", "3"], _end_to_end),
+    "partition_and_decode": ([], _partition_and_decode),
+    "worker_throughput": ([], _worker_throughput),
+    "dispatch": ([], _dispatch),
+    "imports": ([], _imports),
+    "queries": ([], _queries),
 }
 
 
-def main() -> int:
-    failed = 0
-    for name, run in BENCHES.items():
-        print(f"\n=== bench.{name} ===", flush=True)
-        failed += run([]) != 0
-    return 1 if failed else 0
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} CPU {platform.machine()}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def run(name: str, extra: list[str]) -> tuple[Report, float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", *extra, "--json"],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    report: Report = json.loads(done.stdout)
+    return report, time.monotonic() - started
+
+
+def render(rows: list[tuple[str, str, list[str], float]]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`bench/run_all.py`); do not edit by hand. How each benchmark",
+        "measures, and what it leaves out, is in the docstring of its module under `bench/`.",
+        "Wall-clock figures on a shared machine include the neighbours: compare figures within",
+        "one row (measured side by side), not across runs.",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        "| benchmark | command | figures | machine |",
+        "| --- | --- | --- | --- |",
+    ]
+    host = machine()
+    for name, command, figures, seconds in rows:
+        cell = "<br>".join(figures) + f"<br>(took {seconds:.0f} s)"
+        lines.append(f"| {name} | `{command}` | {cell} | {host} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=sorted(BENCHES))
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    rows = []
+    for name, (extra, figures) in BENCHES.items():
+        if args.only and name not in args.only:
+            continue
+        command = " ".join([".venv/bin/python", "-m", f"bench.{name}", *extra])
+        print(f"\n=== {command}", flush=True)
+        report, seconds = run(name, extra)
+        rows.append((name, command, figures(report), seconds))
+        print("\n".join(rows[-1][2]), flush=True)
+    text = render(rows)
+    if not args.no_write:
+        DOC.write_text(text)
+        print(f"\nwrote {DOC.relative_to(PROJECT_ROOT)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class Settings:
     allow_fault_injection: bool = True
     local_root: Path = PROJECT_ROOT / ".sweep-data"
     local_processes: int = max(os.cpu_count() or 1, 1)
+    local_warm_pool: bool = False
     bucket: str | None = None
     prefix: str = ""
     worker_function: str | None = None
@@ -62,6 +63,7 @@ class Settings:
             allow_fault_injection=reader.flag("SWEEP_FAULT_INJECTION", cls.allow_fault_injection),
             local_root=Path(reader.text("SWEEP_LOCAL_ROOT", str(cls.local_root))),
             local_processes=reader.integer("SWEEP_LOCAL_PROCESSES", cls.local_processes),
+            local_warm_pool=reader.flag("SWEEP_LOCAL_WARM_POOL", cls.local_warm_pool),
             bucket=reader.optional("SWEEP_BUCKET"),
             prefix=reader.text("SWEEP_PREFIX", cls.prefix).strip("/"),
             worker_function=reader.optional("SWEEP_WORKER_FUNCTION"),

@@ -16,17 +16,15 @@ so no input is ever interpolated raw.
   ``create_views()`` creates (or replaces) the views of ``athena/view_*.sql``: a deploy step,
   not something each query does.
 
-``python -m client.query --help`` runs a query from the command line.
+``sweep query`` (``client.cli``) runs them from the command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -34,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.config import PROJECT_ROOT, Settings
+from chalicelib.config import PROJECT_ROOT
 from chalicelib.model import ids
+from chalicelib.simulations.declarations import Simulation
+from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 
@@ -91,6 +91,19 @@ def baseline_queries() -> list[str]:
     return [n for n in query_names() if not n.startswith(("ddl_", "view_"))]
 
 
+def generated_queries() -> list[str]:
+    """Baseline queries generated per simulation over its typed view (``client.views``):
+    their text depends on the run's simulation, so they are not files."""
+    from client.views import GENERATED
+
+    return sorted(GENERATED)
+
+
+def all_queries() -> list[str]:
+    """Every baseline query a user can run by name: the files and the generated ones."""
+    return sorted([*baseline_queries(), *generated_queries()])
+
+
 def view_names() -> list[str]:
     """The files that define views (``view_<name>.sql``: ``CREATE OR REPLACE VIEW <name>``)."""
     return [n for n in query_names() if n.startswith("view_")]
@@ -99,6 +112,15 @@ def view_names() -> list[str]:
 def view_sql(name: str) -> str:
     """A view file's statement, without its header comment; it takes no parameters."""
     return strip_header(render(load_query(name), {}))
+
+
+def all_views() -> list[tuple[str, str]]:
+    """(name, Athena statement) of every view, in creation order: the files of
+    ``athena/view_*.sql`` (file-name order), then the typed ``results_<simulation>`` views
+    generated from the registry (``client.views``), which read the tables only."""
+    from client.views import typed_views
+
+    return [(name, view_sql(name)) for name in view_names()] + list(typed_views().items())
 
 
 def load_query(name: str) -> str:
@@ -163,6 +185,12 @@ def render(sql: str, params: Mapping[str, object]) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], sql)
 
 
+def simulation(name: str) -> Simulation:
+    if name not in REGISTRY:
+        raise QueryError(f"simulation {name!r} is not one this client knows")
+    return REGISTRY[name]
+
+
 def strip_header(sql: str) -> str:
     """Drop the leading comment lines: Athena's Hive DDL parser fails on comments."""
     lines = sql.splitlines()
@@ -178,8 +206,36 @@ def resolve(query: str) -> str:
 
 class QueryEngine(ABC):
     def run(self, query: str, run_id: str | None = None, **params: object) -> QueryResult:
-        """Run a query of athena/ by name (or SQL text) with its parameters."""
-        return self.execute(strip_header(render(resolve(query), {"run_id": run_id, **params})))
+        """Run a query by name (a file of athena/ or a generated one) or SQL text."""
+        from client.views import GENERATED
+
+        if query in GENERATED:
+            text = self.generated_text(query, run_id)
+            if text is None:  # the run has no outcome here, so no points either
+                return QueryResult(list(GENERATED[query][1]), [])
+        else:
+            text = resolve(query)
+        return self.execute(strip_header(render(text, {"run_id": run_id, **params})))
+
+    def generated_text(self, query: str, run_id: str | None) -> str | None:
+        """A generated query's SQL for the simulation of ``run_id``; None if the data has no
+        outcome of that run."""
+        from client.views import GENERATED
+
+        if run_id is None:
+            raise QueryError(f"{query} needs run_id")
+        name = self.simulation_of(run_id)
+        return None if name is None else GENERATED[query][0](simulation(name))
+
+    def simulation_of(self, run_id: str) -> str | None:
+        """The simulation a run ran, from its outcomes; None when it has none here yet."""
+        rows = self.execute(
+            render(
+                "SELECT DISTINCT simulation FROM outcomes WHERE run_id = '${run_id}'",
+                {"run_id": run_id},
+            )
+        ).rows
+        return str(rows[0]["simulation"]) if rows else None
 
     @abstractmethod
     def execute(self, sql: str) -> QueryResult:
@@ -266,12 +322,12 @@ class LocalEngine(QueryEngine):
         import duckdb
 
         if self._views is None:
-            self._views = [(name, to_duckdb(view_sql(name))) for name in view_names()]
-        for name, statement in self._views:  # in file-name order
+            self._views = [(name, to_duckdb(sql)) for name, sql in all_views()]
+        for name, statement in self._views:  # in creation order
             try:
                 self.connection.execute(statement)
             except duckdb.Error as exc:
-                raise QueryError(f"DuckDB: creating the view of {name}.sql: {exc}") from exc
+                raise QueryError(f"DuckDB: creating the view {name}: {exc}") from exc
 
     def execute(self, sql: str) -> QueryResult:
         import duckdb
@@ -349,16 +405,17 @@ class AthenaEngine(QueryEngine):
         return self._client_factory()  # aws.py builds each client once
 
     def create_views(self) -> dict[str, str]:
-        """Create or replace every view of ``athena/view_*.sql`` in the database, in file-name
-        order, each polled until it SUCCEEDED; returns {file name: query execution id}.
+        """Create or replace every view (``all_views()``: the files of ``athena/view_*.sql``,
+        then the typed ``results_<simulation>`` views) in the database, in that order, each
+        polled until it SUCCEEDED; returns {view name: query execution id}.
 
         A deploy step: run it once after the tables exist, and again after a view file or the
         schema of a table under a view changes (Athena reports a view as stale when its tables'
         schemas changed). ``CREATE OR REPLACE`` makes it idempotent. Queries never call it.
         """
         created: dict[str, str] = {}
-        for name in view_names():
-            query_id = self.start(view_sql(name))
+        for name, sql in all_views():
+            query_id = self.start(sql)
             self.wait(query_id)
             created[name] = query_id
         return created
@@ -456,92 +513,3 @@ class AthenaEngine(QueryEngine):
             token = page.get("NextToken")
             if not token:
                 return columns, rows
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-def _format(result: QueryResult) -> str:
-    if not result.columns:
-        return "(no result set)"
-    cells = [[str(r[c]) for c in result.columns] for r in result.rows]
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(result.columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join([*lines, f"({len(cells)} row{'s' if len(cells) != 1 else ''})"])
-
-
-def _athena_engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AthenaEngine:
-    if not (args.workgroup and args.database):
-        parser.error("--engine athena needs --workgroup and --database")
-    return AthenaEngine(args.workgroup, args.database, aws.athena)
-
-
-def _create_views(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    if args.engine != "athena":
-        parser.error("--create-views needs --engine athena (the local engine creates them itself)")
-    if args.query:
-        parser.error("--create-views takes no query")
-    if args.show_sql:
-        print("\n".join(f"-- {name}.sql\n{view_sql(name).rstrip()}" for name in view_names()))
-        return 0
-    engine = _athena_engine(parser, args)
-    try:
-        created = engine.create_views()
-    except QueryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for name, query_id in created.items():
-        print(f"{name}: created (query {query_id})")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m client.query",
-        description="Run a query of athena/ on the local data root (DuckDB) or on Athena.",
-    )
-    parser.add_argument("query", nargs="?", help="query name, e.g. run_summary")
-    parser.add_argument("--list", action="store_true", help="list the queries and exit")
-    parser.add_argument("--run-id")
-    parser.add_argument("--shard-count", type=int)
-    parser.add_argument("--metric")
-    parser.add_argument("--engine", choices=("local", "athena"), default="local")
-    parser.add_argument("--root", type=Path, help="local data root (default: SWEEP_LOCAL_ROOT)")
-    settings = Settings.from_env()
-    parser.add_argument("--workgroup", default=settings.athena_workgroup)
-    parser.add_argument("--database", default=settings.glue_database)
-    parser.add_argument("--show-sql", action="store_true", help="print the SQL that would run")
-    parser.add_argument(
-        "--create-views",
-        action="store_true",
-        help="with --engine athena: create or replace the views of athena/view_*.sql in the "
-        "database (a deploy step: once after the tables exist, and after a view changes)",
-    )
-    args = parser.parse_args(argv)
-    if args.create_views:
-        return _create_views(parser, args)
-    if args.list or not args.query:
-        print("\n".join(baseline_queries()))
-        return 0
-    params = {"shard_count": args.shard_count, "metric": args.metric}
-    try:
-        if args.show_sql:
-            sql = render(resolve(args.query), {"run_id": args.run_id, **params})
-            print(to_duckdb(sql) if args.engine == "local" else sql)
-            return 0
-        engine: QueryEngine
-        if args.engine == "local":
-            engine = LocalEngine(args.root or settings.local_root)
-        else:
-            engine = _athena_engine(parser, args)
-        result = engine.run(args.query, run_id=args.run_id, **params)
-    except QueryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(_format(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

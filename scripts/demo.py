@@ -1,106 +1,90 @@
-"""``make demo``: a whole sweep on the embedded local stack, then its results in SQL.
+"""``make demo``: a whole sweep on the local stage, driven only by the ``sweep`` command.
 
-Starts ``chalice local --stage local``, POSTs the contract's example sweep (with two injected
-shard failures), follows the run with a progress bar, then runs the baseline Athena queries on
-DuckDB over the Parquet the run wrote under ``.sweep-data/``.
+Each step prints the command a user would type and runs the installed ``sweep`` with it, so the
+demo is also the CLI tour: start ``chalice local --stage local`` on a free port, submit the
+demo sweep (two injected shard failures) and follow it, redrive (the injected failures fail
+again), show the run's status, summary, failure rate and best points, draw a heatmap, stop the
+server, and say where the data and the picture are.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import shlex
+import subprocess
+import sys
 import time
-from typing import Any
-from urllib.request import Request, urlopen
+from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from chalicelib.config import Settings
-from client.query import LocalEngine, QueryResult
+from chalicelib.config import PROJECT_ROOT, Settings
 from scripts.local_stack import local_server
 
-SWEEP: dict[str, Any] = {
-    "simulation": "option_pricing",
-    "parameters": {
-        "volatility": {"linspace": {"start": 0.1, "stop": 0.5, "num": 9}},
-        "strike": {"range": {"start": 80, "stop": 121, "step": 5}},
-        "option": {"values": ["call", "put"]},
-        "paths": {"values": [20000]},
-    },
-    "shards": {"count": 12},
-    "seed": 7,
-    "label": "vol-strike-grid",
-    "fail_shards": [3, 5],
-}
+SWEEP_FILE = PROJECT_ROOT / "examples" / "option-pricing.json"  # the contract's example
+SWEEP = Path(sys.executable).with_name("sweep")
 
 
-def call(base: str, path: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = Request(
-        base + path,
-        data=data,
-        headers={"Content-Type": "application/json"},
-        method="GET" if body is None else "POST",
+class DemoFailed(Exception):
+    pass
+
+
+def shown(path: Path) -> str:
+    """A path as the user would type it from the project folder."""
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def sweep(env: dict[str, str], *args: str, capture: bool = False) -> str:
+    print(f"\n$ sweep {shlex.join(args)}", flush=True)
+    done = subprocess.run(
+        [str(SWEEP), *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE if capture else None,
+        text=True,
+        check=False,
     )
-    with urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    if done.returncode != 0:
+        raise DemoFailed(f"sweep {args[0]} exited {done.returncode}")
+    if capture:
+        print(done.stdout, end="", flush=True)
+        return done.stdout.strip()
+    return ""
 
 
-def show(console: Console, title: str, result: QueryResult) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in result.columns:
-        table.add_column(column)
-    for row in result.rows:
-        table.add_row(
-            *(
-                f"{v:.4g}" if isinstance(v, float) else str(v)
-                for v in (row[c] for c in result.columns)
-            )
-        )
-    console.print(table)
-
-
-def main() -> None:
-    console = Console(width=140)
+def main() -> int:
+    started = time.monotonic()
     root = Settings.from_env().local_root
+    picture = root / "demo-heatmap.png"
     with local_server(root, root / "chalice-local.log") as base:
-        console.print(f"[bold]chalice local[/] serving {base}; data under {root}")
-        accepted = call(base, "/sweeps", SWEEP)
-        console.print(f"POST /sweeps -> 202 {json.dumps(accepted)}")
-        run_id = accepted["run_id"]
-        with Progress(
-            TextColumn("shards"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
-            bar = progress.add_task("run", total=accepted["shard_count"])
-            while not (status := call(base, f"/sweeps/{run_id}"))["complete"]:
-                done = status["shards"]["succeeded"] + status["shards"]["failed"]
-                progress.update(bar, completed=done)
-                time.sleep(0.2)
-            progress.update(bar, completed=accepted["shard_count"])
-        console.print_json(json.dumps(status))
-    engine = LocalEngine(root)
-    show(
-        console,
-        "run summary (athena/run_summary.sql on DuckDB)",
-        engine.run("run_summary", run_id=run_id),
+        env = os.environ | {"SWEEP_API_URL": base, "SWEEP_LOCAL_ROOT": str(root)}
+        print(f"chalice local --stage local is serving {base} (SWEEP_API_URL); data under {root}")
+        try:
+            sweep(env, "simulations")
+            run_id = sweep(env, "submit", shown(SWEEP_FILE), "--wait", capture=True)
+            sweep(env, "redrive", run_id, "--wait")
+            sweep(env, "status", run_id)
+            sweep(env, "query", "run_summary", "--run", run_id)
+            sweep(env, "query", "failure_rate")
+            sweep(env, "query", "failure_by_error", "--run", run_id)
+            sweep(env, "query", "best_points", "--run", run_id, "--metric", "abs_error")
+            sweep(
+                env,
+                "plot", run_id, "--x", "strike", "--y", "volatility", "--metric", "abs_error",
+                "--where", "option=call", "-o", shown(picture),
+            )  # fmt: skip
+        except DemoFailed as exc:
+            print(f"\ndemo failed: {exc}; server log: {shown(root / 'chalice-local.log')}")
+            return 1
+    print(
+        f"\nStopped the local stage. {time.monotonic() - started:.0f} s in all.\n"
+        f"  data (Parquet, manifests): {shown(root)}/\n"
+        f"  heatmap:                   {shown(picture)}\n"
+        f"Query it again: .venv/bin/sweep query run_summary --run {run_id}"
     )
-    show(console, "failure rate per run (athena/failure_rate.sql)", engine.run("failure_rate"))
-    show(
-        console,
-        "failures by error code (athena/failure_by_error.sql)",
-        engine.run("failure_by_error", run_id=run_id),
-    )
-    show(
-        console,
-        "best points by abs_error (athena/best_points.sql)",
-        engine.run("best_points", run_id=run_id, metric="abs_error"),
-    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,11 +13,15 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
+import numpy as np
+import pyarrow as pa
+
 from chalicelib.execution import failure_codes
 from chalicelib.execution.failure_codes import ErrorCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
+from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.declarations import Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage.stores import ObjectStore, StorageError
@@ -94,14 +98,21 @@ def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], boo
 
 
 def _evaluate(shard: events.ShardTask, out_of_time: Callable[[], bool]) -> ResultColumns:
+    """Evaluate the shard's points; the loop keeps only the metrics of each point.
+
+    A point's parameters follow from its index, so their strings are made afterwards for the
+    whole shard at once (``param_strings``), not point by point."""
     if shard.injected_failure:
         raise ShardFailure(
             failure_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
         )
     sim = REGISTRY[shard.request.simulation]
     seed = shard.request.seed
-    columns = ResultColumns(shard.request.space.names, sim.metrics)
-    for index, point in shard.request.space.iter_points(shard.start, shard.end):
+    space = shard.request.space
+    evaluate = sim.evaluate
+    metrics: list[float] = []
+    keep = metrics.extend
+    for index, point in space.iter_points(shard.start, shard.end):
         if out_of_time():
             raise ShardFailure(
                 failure_codes.DEADLINE_EXCEEDED,
@@ -109,13 +120,33 @@ def _evaluate(shard: events.ShardTask, out_of_time: Callable[[], bool]) -> Resul
                 "record this outcome; use smaller shards",
             )
         try:
-            metrics = sim.evaluate(point, seed, index)
+            keep(evaluate(point, seed, index).values())
         except Exception as exc:  # any error in simulation code fails this shard, never the run
             raise ShardFailure(
                 failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
             ) from None
-        columns.add(index, map(format_value, point.values()), metrics.values())
-    return columns
+    params = param_strings(space, shard.start, shard.end)
+    return ResultColumns(space.names, sim.metrics, range(shard.start, shard.end), params, metrics)
+
+
+def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:
+    """Every point's parameter strings (``format_value``), row-major, as one Arrow array.
+
+    Each axis's digit of point i is ``(i // stride) % size`` (the last axis varies fastest, as
+    ``iter_points`` steps them); only the distinct values the shard uses are formatted, and
+    Arrow's ``take`` lays them out, so the cost per point is a few array operations in C."""
+    index = np.arange(start, end, dtype=np.int64)
+    codes = np.empty((end - start, len(space.axes)), dtype=np.int64)
+    distinct: list[str] = []
+    stride = 1
+    for position in range(len(space.axes) - 1, -1, -1):
+        axis = space.axes[position]
+        digits = (index // stride) % axis.size
+        used, inverse = np.unique(digits, return_inverse=True)
+        codes[:, position] = inverse + len(distinct)
+        distinct.extend(format_value(axis.value(int(d))) for d in used)
+        stride *= axis.size
+    return pa.array(distinct, pa.string()).take(pa.array(codes.reshape(-1)))
 
 
 def format_value(value: Value) -> str:

@@ -38,6 +38,12 @@ def watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
+def warm_worker_process() -> None:
+    """A pool process's first task when the pool is warmed: pay the worker's imports (numpy,
+    pyarrow, the simulations) now, not inside the first shard of the first sweep."""
+    import chalicelib.execution.worker  # noqa: F401
+
+
 def run_worker_process(payload: dict[str, Any], root: str, margin_ms: int) -> dict[str, Any]:
     """Entry point in a pool process: the worker function's code path, on the local store."""
     from chalicelib.execution.worker import run_task
@@ -73,6 +79,17 @@ class LocalInvoker(Invoker):
         self._lock = threading.Lock()
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
+        if settings.local_warm_pool:
+            threading.Thread(target=self._warm, daemon=True, name="warm-pool").start()
+
+    def _warm(self) -> None:
+        """Start every pool process now (one warm-up task each), off the server's start-up."""
+        try:
+            pool = self._worker_pool()
+            for _ in range(self.settings.local_processes):
+                pool.submit(warm_worker_process)
+        except Exception:  # a pool that cannot start now will be retried by the first shard
+            logger.exception("warming the local worker pool failed")
 
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
         # Through JSON and back, as a real event is: same size limit, no shared objects.

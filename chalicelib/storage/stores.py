@@ -109,14 +109,16 @@ class LocalStore(ObjectStore):
         base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
         if not base.is_dir():
             return
+        # Keys by string operations, one relative path per folder: status lists every outcome
+        # of a run on each poll, and pathlib per file cost most of that.
+        root = str(self.root.resolve())
         found = []
         for dirpath, _, files in os.walk(base):
+            folder = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            head = "" if folder == "." else folder + "/"
             for name in files:
-                if name.startswith(".tmp-"):
-                    continue
-                full = Path(dirpath, name)
-                key = full.relative_to(self.root).as_posix()
-                if key.startswith(prefix):
+                key = head + name
+                if key.startswith(prefix) and not name.startswith(".tmp-"):
                     found.append(StoredObject(key))
         yield from sorted(found, key=lambda o: o.key)
 

@@ -6,10 +6,11 @@ Partition columns (run_id, status, dt) live in the storage path only, never in t
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -71,16 +72,21 @@ def outcome_parquet(row: dict[str, Any]) -> bytes:
 class ResultColumns:
     """A shard's results gathered column by column. Every row has the same parameter and
     metric names, so the map columns are built from flat arrays and offsets: several times
-    faster than converting a list of (key, value) pairs per row."""
+    faster than converting a list of (key, value) pairs per row.
+
+    ``add`` gathers one point at a time. The worker instead hands over whole columns
+    (``indices`` a range, ``params`` an Arrow string array already in row-major order), so no
+    per-point Python object is made for what the shard's index range already determines."""
 
     param_names: tuple[str, ...]
     metric_names: tuple[str, ...]
-    indices: list[int] = field(default_factory=list)
-    params: list[str] = field(default_factory=list)
+    indices: Sequence[int] = field(default_factory=list)
+    params: list[str] | pa.Array = field(default_factory=list)
     metrics: list[float] = field(default_factory=list)
 
     def add(self, index: int, params: Iterable[str], metrics: Iterable[float]) -> None:
         """One point: its parameter strings and metric values, in the names' order."""
+        assert isinstance(self.indices, list) and isinstance(self.params, list)
         self.indices.append(index)
         self.params.extend(params)
         self.metrics.extend(metrics)
@@ -89,19 +95,26 @@ class ResultColumns:
         return len(self.indices)
 
 
-def _map(names: tuple[str, ...], values: list[Any], rows: int, value_type: pa.DataType) -> Any:
+def _map(names: tuple[str, ...], values: Any, rows: int, value_type: pa.DataType) -> Any:
     width = len(names)
-    offsets = pa.array(range(0, rows * width + 1, width), pa.int32())
-    keys = pa.array(list(names) * rows, pa.string())
-    return pa.MapArray.from_arrays(offsets, keys, pa.array(values, value_type))
+    offsets = pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32))
+    keys = pa.array(names, pa.string()).take(pa.array(np.tile(np.arange(width), rows)))
+    items = values if isinstance(values, pa.Array) else pa.array(values, value_type)
+    return pa.MapArray.from_arrays(offsets, keys, items)
+
+
+def _int64(indices: Sequence[int]) -> Any:
+    if isinstance(indices, range):
+        return np.arange(indices.start, indices.stop, indices.step, dtype=np.int64)
+    return np.asarray(indices, dtype=np.int64)
 
 
 def results_parquet(shard_id: int, columns: ResultColumns) -> bytes:
     rows = len(columns)
     table = pa.table(
         {
-            "shard_id": pa.array([shard_id] * rows, pa.int32()),
-            "point_index": pa.array(columns.indices, pa.int64()),
+            "shard_id": pa.array(np.full(rows, shard_id, dtype=np.int32)),
+            "point_index": pa.array(_int64(columns.indices)),
             "params": _map(columns.param_names, columns.params, rows, pa.string()),
             "metrics": _map(columns.metric_names, columns.metrics, rows, pa.float64()),
         },

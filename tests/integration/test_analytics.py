@@ -25,6 +25,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
+from click.testing import CliRunner
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
@@ -36,10 +37,11 @@ from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.validation import validate_request
 from chalicelib.runs.status import shard_states
+from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore, StorageError
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
-from client import query
+from client import cli, query
 from client.query import LocalEngine, QueryError
 from tests.support import FirstCreateFailingStore, destination_record
 
@@ -218,8 +220,8 @@ def test_all_baseline_queries_are_covered_by_this_module() -> None:
         "failure_by_error",
         "coverage",
         "daily_failure_rate",
-        "best_points",
     }
+    assert query.generated_queries() == ["best_points"]  # over the typed views: test_typed_views
     assert query.view_names() == ["view_shard_status"]
     assert _view_relations() == {"shard_status"}
     assert set(query.query_names()) == {
@@ -334,7 +336,6 @@ def test_per_run_queries_read_only_the_runs_files_on_duckdb(
     (5 of each table), out of every run's."""
     params: dict[str, object] = {"run_id": RUN_C}
     params |= {"shard_count": 5} if name == "coverage" else {}
-    params |= {"metric": "abs_error"} if name == "best_points" else {}
     duck = query.to_duckdb(query.strip_header(query.render(query.load_query(name), params)))
     engine.refresh_views()
     plan = engine.connection.sql("EXPLAIN " + duck).fetchall()[0][1]
@@ -476,28 +477,12 @@ def test_coverage_builds_shard_ids_past_one_thousand(tmp_path: Path) -> None:
     assert {r["problem"] for r in rows} == {"missing"}
 
 
-def test_best_points_by_metric(engine: LocalEngine, dataset: Dataset) -> None:
-    result = engine.run("best_points", run_id=RUN_A, metric="abs_error")
-    # The oracle: every results file of run A, read with pyarrow.
-    best: dict[tuple[str, str], tuple[float, int]] = {}
-    seen: dict[tuple[str, str], int] = {}
-    for obj in LocalStore(dataset.root).list(layout.results_prefix(RUN_A)):
-        for row in pq.read_table(dataset.root / obj.key).to_pylist():
-            metric = dict(row["metrics"])["abs_error"]
-            for name, value in row["params"]:
-                key = (name, value)
-                seen[key] = seen.get(key, 0) + 1
-                best[key] = min(
-                    best.get(key, (metric, row["point_index"])), (metric, row["point_index"])
-                )
-    got = {(r["parameter"], r["parameter_value"]): r for r in result.rows}
-    assert got.keys() == best.keys()
-    assert {"volatility", "strike", "paths"} == {k[0] for k in got}
-    for key, (metric, index) in best.items():
-        assert (got[key]["point_index"], got[key]["point_count"]) == (index, seen[key])
-        assert got[key]["metric_value"] == pytest.approx(metric)
+def test_best_points_reads_the_typed_view(engine: LocalEngine) -> None:
+    """Its numbers are checked in test_typed_views; here, that it runs among the others."""
+    rows = engine.run("best_points", run_id=RUN_A, metric="abs_error").rows
+    assert {r["parameter"] for r in rows} == {p.name for p in REGISTRY["option_pricing"].parameters}
     # 36 succeeded shards of 2 points: a single-valued axis counts every point once.
-    assert got[("paths", "200")]["point_count"] == 72
+    assert [r["point_count"] for r in rows if r["parameter"] == "paths"] == [72]
     assert engine.run("best_points", run_id=RUN_A, metric="no_such_metric").rows == []
 
 
@@ -579,17 +564,23 @@ def test_queries_stay_in_the_subset_both_engines_agree_on(name: str) -> None:
         assert doubles, f"{name}: integer division {div.sql()}"
 
 
-def test_cli_prints_a_query(dataset: Dataset, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["failure_by_error", "--root", str(dataset.root), "--run-id", RUN_A]
-    assert query.main(argv) == 0
-    out = capsys.readouterr().out
-    assert "INJECTED_FAILURE" in out and "(3 rows)" in out
-    assert query.main(["coverage", "--root", str(dataset.root), "--run-id", RUN_A]) == 1
+def test_cli_prints_a_query(dataset: Dataset) -> None:
+    runner = CliRunner()
+    argv = ["query", "failure_by_error", "--root", str(dataset.root), "--run", RUN_A]
+    answer = runner.invoke(cli.main, argv)
+    assert answer.exit_code == 0, answer.output
+    assert "INJECTED_FAILURE" in answer.stdout and "(3 rows)" in answer.stderr
+    # coverage needs the shard count; without --shard-count it asks the API, here unreachable.
+    argv = ["--api", "http://127.0.0.1:9", "query", "coverage", "--root", str(dataset.root)]
+    answer = runner.invoke(cli.main, [*argv, "--run", RUN_A])
+    assert answer.exit_code == 1 and answer.stderr.startswith("error: unreachable")
 
 
-def test_cli_leaves_views_to_the_local_engine(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        query.main(["--create-views"])
-    assert "--create-views needs --engine athena" in capsys.readouterr().err
-    assert query.main(["--list"]) == 0
-    assert "view_" not in capsys.readouterr().out
+def test_cli_leaves_views_to_the_local_engine() -> None:
+    runner = CliRunner()
+    answer = runner.invoke(cli.main, ["query", "--create-views"])
+    assert answer.exit_code == 2
+    assert "--create-views needs --engine athena" in answer.stderr
+    listed = runner.invoke(cli.main, ["query", "--list"]).stdout.split()
+    assert listed == [*query.all_queries(), *(name for name, _ in query.all_views())]
+    assert "results_option_pricing" in listed

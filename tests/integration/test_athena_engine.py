@@ -10,14 +10,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from click.testing import CliRunner
 from moto import mock_aws
 from moto.athena.models import QueryResults, athena_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
 
 from chalicelib import aws
-from chalicelib.config import SettingsError
-from client import query
+from client import cli, query
 from client.query import AthenaEngine, QueryError, QueryFailed, QueryTimeout
 
 REGION = "us-east-1"
@@ -197,24 +197,29 @@ def test_create_views_runs_each_view_file_once_in_the_workgroup(athena: Recorder
     sleeps: list[float] = []
     created = make_engine(athena, sleeps).create_views()
 
-    views = query.view_names()
-    assert views == ["view_shard_status"]
+    assert query.view_names() == ["view_shard_status"]
+    views = [name for name, _ in query.all_views()]
+    # The file's view first (the typed views read only the tables), then one per simulation.
+    assert views == ["view_shard_status", "results_option_pricing", "results_monte_carlo_pi"]
     assert list(created) == views
-    # Per file: start, then poll QUEUED → RUNNING → SUCCEEDED; no results to read.
+    # Per view: start, then poll QUEUED → RUNNING → SUCCEEDED; no results to read.
     assert athena.operations == [
         "start_query_execution",
         "get_query_execution",
         "get_query_execution",
     ] * len(views)
     starts = [kwargs for name, kwargs in athena.calls if name == "start_query_execution"]
-    for view, start in zip(views, starts, strict=True):
+    for (view, sql), start in zip(query.all_views(), starts, strict=True):
         assert start["WorkGroup"] == WORKGROUP
         assert start["QueryExecutionContext"] == {"Database": DATABASE}
-        assert start["QueryString"] == query.view_sql(view)
+        assert start["QueryString"] == sql
         # The Athena text, header comment dropped: not DuckDB's translation of it.
-        assert start["QueryString"].startswith("CREATE OR REPLACE VIEW shard_status AS\n")
-        assert "max_by(retryable, attempt)" in start["QueryString"]
         assert "--" not in start["QueryString"]
+        if view.startswith("results_"):
+            assert start["QueryString"].startswith(f"CREATE OR REPLACE VIEW {view} AS\n")
+    assert starts[0]["QueryString"] == query.view_sql("view_shard_status")
+    assert starts[0]["QueryString"].startswith("CREATE OR REPLACE VIEW shard_status AS\n")
+    assert "max_by(retryable, attempt)" in starts[0]["QueryString"]
     polled = [kwargs for name, kwargs in athena.calls if name == "get_query_execution"]
     assert [p["QueryExecutionId"] for p in polled] == [
         query_id for query_id in created.values() for _ in range(2)
@@ -240,36 +245,32 @@ def test_create_views_raises_when_a_view_fails(athena: Recorder) -> None:
     assert athena.operations.count("start_query_execution") == 1
 
 
-def test_cli_creates_the_views_on_athena(
-    athena: Recorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-
-    polls_per_state(1)  # one real sleep of 0.2 s between the two polls
+def test_cli_creates_the_views_on_athena(athena: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    polls_per_state(1)  # one real sleep of 0.2 s between the two polls, per view
     monkeypatch.setattr(aws, "athena", lambda: athena)
-    argv = ["--engine", "athena", "--workgroup", WORKGROUP, "--database", DATABASE]
-    assert query.main([*argv, "--create-views"]) == 0
-    assert "view_shard_status: created (query " in capsys.readouterr().out
-    assert athena.operations.count("start_query_execution") == 1
-    with pytest.raises(SystemExit):
-        query.main([*argv, "--create-views", "run_summary"])
-    assert "--create-views takes no query" in capsys.readouterr().err
+    argv = ["query", "--engine", "athena", "--workgroup", WORKGROUP, "--database", DATABASE]
+    answer = CliRunner().invoke(cli.main, [*argv, "--create-views"])
+    assert answer.exit_code == 0, answer.output
+    assert "view_shard_status: created (query " in answer.stdout
+    assert "results_option_pricing: created (query " in answer.stdout
+    assert athena.operations.count("start_query_execution") == len(query.all_views())
+    answer = CliRunner().invoke(cli.main, [*argv, "--create-views", "run_summary"])
+    assert answer.exit_code == 2 and "--create-views takes no query" in answer.stderr
 
 
 def test_cli_takes_workgroup_and_database_from_the_settings(
-    athena: Recorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    athena: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same SWEEP_* variables the functions read, through Settings, not os.environ."""
     polls_per_state(1)
     monkeypatch.setattr(aws, "athena", lambda: athena)
     monkeypatch.setenv("SWEEP_ATHENA_WORKGROUP", WORKGROUP)
     monkeypatch.setenv("SWEEP_GLUE_DATABASE", DATABASE)
-    assert query.main(["--engine", "athena", "--create-views"]) == 0
+    answer = CliRunner().invoke(cli.main, ["query", "--engine", "athena", "--create-views"])
+    assert answer.exit_code == 0, answer.output
     started = [kwargs for name, kwargs in athena.calls if name == "start_query_execution"]
     assert started[0]["WorkGroup"] == WORKGROUP
     assert started[0]["QueryExecutionContext"] == {"Database": DATABASE}
-    monkeypatch.setenv("SWEEP_MAX_POINTS", "lots")  # a malformed setting is named, as at start
-    with pytest.raises(SettingsError, match="SWEEP_MAX_POINTS"):
-        query.main(["--list"])
 
 
 # ------------------------------------------------------------------------------ Stubber

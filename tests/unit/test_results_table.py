@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from chalicelib.execution.worker import format_value
+from chalicelib.execution.worker import format_value, param_strings
+from chalicelib.model.validation import validate_request
 from chalicelib.storage.tables import RESULTS, ResultColumns, results_parquet
 
 
@@ -38,3 +41,42 @@ def test_values_format_unambiguously_whatever_was_formatted_before() -> None:
     ]
     assert format_value(0.0) == "0.0" and format_value(-0.0) == "-0.0"
     assert format_value(0.1 + 0.2) == "0.30000000000000004"
+
+
+SPACE_BODY = {
+    "simulation": "option_pricing",
+    "parameters": {
+        "spot": {"values": [100, 100.5]},
+        "strike": {"range": {"start": 90, "stop": 111, "step": 7}},
+        "rate": {"values": [-0.0, 0.01, 0.1]},
+        "volatility": {"linspace": {"start": 0.1, "stop": 0.3, "num": 3}},
+        "option": {"values": ["call", "put"]},
+        "paths": {"values": [10]},
+    },
+    "shards": {"count": 7},
+}
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 108), (0, 1), (5, 77), (107, 108), (60, 60)])
+def test_the_workers_whole_shard_params_equal_point_by_point_formatting(
+    start: int, end: int
+) -> None:
+    """param_strings makes the strings for a whole shard at once; they must be exactly what
+    formatting each point's values in turn gives, in the same order, and so the same file."""
+    space = validate_request(SPACE_BODY, None).space
+    assert space.size == 2 * 3 * 3 * 3 * 2 * 1
+    by_point = ResultColumns(space.names, ("m",))
+    for index, point in space.iter_points(start, end):
+        by_point.add(index, map(format_value, point.values()), [float(index)])
+    whole = ResultColumns(
+        space.names,
+        ("m",),
+        range(start, end),
+        param_strings(space, start, end),
+        [float(i) for i in range(start, end)],
+    )
+    assert isinstance(whole.params, pa.Array)
+    assert whole.params.to_pylist() == by_point.params
+    old = pq.read_table(io.BytesIO(results_parquet(2, by_point)))
+    new = pq.read_table(io.BytesIO(results_parquet(2, whole)))
+    assert new.equals(old) and new.schema.equals(RESULTS)

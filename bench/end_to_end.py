@@ -1,0 +1,210 @@
+"""A whole local run against the same work done by a bare process pool and by Lithops.
+
+    .venv/bin/python -m bench.end_to_end                   # 10^6 points, 100 shards, 1 round
+    .venv/bin/python -m bench.end_to_end --rounds 3 --json
+    .venv/bin/python -m bench.end_to_end --points-per-axis 20 --no-lithops   # a quick look
+
+The work: ``option_pricing`` over strike x volatility x maturity (``--points-per-axis`` values
+each, 100 by default: 10^6 points) with ``paths = 100``, in 100 shards, seed 1.
+
+- **local stage**: a fresh ``chalice local --stage local`` (scripts/local_stack.py) on a temp
+  data root; the clock runs from just before ``POST /sweeps`` until ``GET /sweeps/<id>`` first
+  says ``complete`` (polled every ``--poll`` seconds, which bounds the resolution). It includes
+  validation, dispatch, the spawned worker pool's start, every worker writing Parquet and its
+  outcome, and the polling itself.
+- **bare pool**: ``multiprocessing.Pool(<cores>)`` mapping the same 100 shards to a function that
+  evaluates each point with ``Simulation.evaluate`` (the simulation function, with the same
+  per-point random stream) and returns the metrics as an array. Pool start-up is included.
+- **lithops**: Lithops' localhost backend (``bench/requirements.txt``) mapping the same shard
+  function; its workers are the ``python`` on PATH, so this venv goes first on PATH.
+
+Every way's metrics are compared with the bare pool's, point by point, before any time is
+reported: a fast wrong answer is never a result. Wall time is what is measured: on a shared
+machine it includes the neighbours, so compare modes within one round, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import requests
+
+from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.validation import validate_request
+from chalicelib.simulations.registry import REGISTRY
+from scripts.local_stack import local_server
+
+SHARDS = 100
+
+
+def body(per_axis: int) -> dict[str, Any]:
+    return {
+        "simulation": "option_pricing",
+        "parameters": {
+            "strike": {"linspace": {"start": 50, "stop": 150, "num": per_axis}},
+            "volatility": {"linspace": {"start": 0.1, "stop": 0.5, "num": per_axis}},
+            "maturity": {"linspace": {"start": 0.25, "stop": 2.0, "num": per_axis}},
+            "paths": {"values": [100]},
+        },
+        "shards": {"count": SHARDS},
+        "seed": 1,
+        "label": "bench-end-to-end",
+    }
+
+
+def evaluate_shard(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
+    """The bare work of one shard: each point through the simulation, nothing else."""
+    request_body, shard_id = args
+    request = validate_request(request_body, None)
+    sim = REGISTRY[request.simulation]
+    start, end = shard_bounds(request.total_points, request.shards, shard_id)
+    values: list[float] = []
+    keep = values.extend
+    for index, point in request.space.iter_points(start, end):
+        keep(sim.evaluate(point, request.seed, index).values())
+    return start, np.array(values).reshape(end - start, len(sim.metrics))
+
+
+def assemble(parts: list[tuple[int, Any]], total: int, width: int) -> Any:
+    metrics = np.empty((total, width))
+    for start, block in parts:
+        metrics[start : start + len(block)] = block
+    return metrics
+
+
+def bare_pool(request_body: dict[str, Any], processes: int) -> tuple[float, Any]:
+    total = validate_request(request_body, None).total_points
+    started = time.perf_counter()
+    with Pool(processes) as pool:
+        parts = pool.map(evaluate_shard, [(request_body, k) for k in range(SHARDS)], chunksize=1)
+    elapsed = time.perf_counter() - started
+    return elapsed, assemble(parts, total, 4)
+
+
+def local_stage(request_body: dict[str, Any], poll: float) -> tuple[float, Any, dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        data = Path(tmp) / "data"
+        with local_server(data, Path(tmp) / "server.log") as base:
+            session = requests.Session()
+            started = time.perf_counter()
+            answer = session.post(base + "/sweeps", json=request_body, timeout=60)
+            answer.raise_for_status()
+            run_id = answer.json()["run_id"]
+            polls = 0
+            while True:
+                status = session.get(f"{base}/sweeps/{run_id}", timeout=60).json()
+                polls += 1
+                if status["complete"]:
+                    break
+                time.sleep(poll)
+            elapsed = time.perf_counter() - started
+        if status["shards"]["succeeded"] != SHARDS:
+            raise AssertionError(f"local run did not succeed: {status}")
+        metrics = read_results(data, run_id, status["total_points"])
+    return elapsed, metrics, {"polls": polls}
+
+
+def read_results(data: Path, run_id: str, total: int) -> Any:
+    names = REGISTRY["option_pricing"].metrics
+    metrics = np.full((total, len(names)), np.nan)
+    for path in (data / "results" / f"run_id={run_id}").glob("*.parquet"):
+        table = pq.read_table(path).to_pydict()
+        for index, pairs in zip(table["point_index"], table["metrics"], strict=True):
+            values = dict(pairs)
+            metrics[index] = [values[n] for n in names]
+    return metrics
+
+
+def lithops_run(request_body: dict[str, Any], processes: int) -> tuple[float, Any]:
+    import lithops
+
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    total = validate_request(request_body, None).total_points
+    config = {
+        "lithops": {"backend": "localhost", "storage": "localhost", "log_level": "WARNING"},
+        "localhost": {"worker_processes": processes},
+    }
+    started = time.perf_counter()
+    executor = lithops.FunctionExecutor(config=config)
+    futures = executor.map(evaluate_shard, [((request_body, k),) for k in range(SHARDS)])
+    parts = executor.get_result(futures)
+    elapsed = time.perf_counter() - started
+    executor.clean()
+    return elapsed, assemble(parts, total, 4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points-per-axis", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--poll", type=float, default=0.1, help="status poll interval, s")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-lithops", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    request_body = body(args.points_per_axis)
+    total = args.points_per_axis**3
+    times: dict[str, list[float]] = {"bare": [], "local": [], "lithops": []}
+    for round_ in range(args.rounds):
+        bare_s, expected = bare_pool(request_body, args.processes)
+        times["bare"].append(bare_s)
+        local_s, got, extra = local_stage(request_body, args.poll)
+        if not np.array_equal(got, expected):
+            raise AssertionError("the local stage's metrics differ from the bare pool's")
+        times["local"].append(local_s)
+        line = f"round {round_ + 1}: bare {bare_s:.2f} s, local {local_s:.2f} s ({extra})"
+        if not args.no_lithops:
+            lithops_s, lithops_metrics = lithops_run(request_body, args.processes)
+            if not np.array_equal(lithops_metrics, expected):
+                raise AssertionError("Lithops' metrics differ from the bare pool's")
+            times["lithops"].append(lithops_s)
+            line += f", lithops {lithops_s:.2f} s"
+        print(line, file=sys.stderr, flush=True)
+
+    summary: dict[str, Any] = {
+        "points": total,
+        "shards": SHARDS,
+        "processes": args.processes,
+        "machine": f"{os.cpu_count()} CPU {platform.machine()}, Python {platform.python_version()}",
+        "median_s": {k: statistics.median(v) for k, v in times.items() if v},
+        "all_s": {k: v for k, v in times.items() if v},
+    }
+    # Ratios within each round (the modes ran back to back), then their median: the load of a
+    # shared machine changes between rounds more than between modes of one round.
+    per_round = {
+        "local_over_bare": [
+            round(a / b, 3) for a, b in zip(times["local"], times["bare"], strict=True)
+        ],
+        "lithops_over_local": [
+            round(a / b, 3) for a, b in zip(times["lithops"], times["local"], strict=False)
+        ],
+    }
+    summary["per_round"] = {k: v for k, v in per_round.items() if v}
+    for name, ratios in summary["per_round"].items():
+        summary[name] = statistics.median(ratios)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{total:,} points in {SHARDS} shards, {args.processes} processes, identical metrics")
+        for mode, values in summary["all_s"].items():
+            print(f"  {mode:8s} median {summary['median_s'][mode]:7.2f} s   all {values}")
+        for name, ratios in summary["per_round"].items():
+            print(f"  {name}: median {summary[name]:.2f}x, per round {ratios}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

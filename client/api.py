@@ -1,0 +1,166 @@
+"""The HTTP API as the ``sweep`` command sees it: JSON in and out, the contract's error body
+turned into ``ApiError``, and SigV4 signing for deployed stages.
+
+Deployed stages require IAM auth on every route and the local stage none, so a request is
+signed exactly when it leaves the machine: an ``https`` URL whose host is not a loopback name.
+Signing uses botocore's own ``SigV4Auth`` with the standard credential chain, so what works for
+the AWS CLI works here (profiles, SSO, instance roles, environment variables).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+DEFAULT_API = "http://127.0.0.1:8000"
+API_ENV = "SWEEP_API_URL"
+# <api-id>.execute-api.<region>.amazonaws.com[.cn]
+_EXECUTE_API_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+
+
+@dataclass
+class ApiError(Exception):
+    """A non-2xx answer (or no answer at all); ``problems`` as the contract's error body has."""
+
+    status: int | None
+    code: str
+    message: str
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        where = f"HTTP {self.status} " if self.status else ""
+        return f"{where}{self.code}: {self.message}"
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: the error, then one line per problem."""
+        return [
+            str(self),
+            *(f"{p.get('path') or '/'}: {p.get('message', '')}" for p in self.problems),
+        ]
+
+
+def is_local(url: str) -> bool:
+    """A loopback host (the local stage) or plain http: never signed."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def region_of(url: str) -> str | None:
+    """The region an execute-api URL names; None for a custom domain."""
+    match = _EXECUTE_API_HOST.search((urlsplit(url).hostname or "").lower())
+    return match.group(1) if match else None
+
+
+class Signer:
+    """SigV4 for API Gateway (service ``execute-api``), credentials from botocore's chain."""
+
+    def __init__(self, region: str | None = None, credentials: Any = None) -> None:
+        import botocore.session
+
+        session = botocore.session.Session()
+        self.credentials = credentials or session.get_credentials()
+        self.region = region or session.get_config_variable("region")
+        if self.credentials is None:
+            raise ApiError(None, "no_credentials", "no AWS credentials found to sign with")
+        if not self.region:
+            raise ApiError(None, "no_region", "no region: use an execute-api URL or set AWS_REGION")
+
+    def headers(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> dict[str, str]:
+        """The headers to send: the given ones plus X-Amz-Date, the token and Authorization."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
+        SigV4Auth(self.credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(
+            request
+        )
+        return dict(request.headers.items())
+
+
+class Api:
+    """One API base URL; ``call`` returns the decoded JSON of a 2xx answer or raises ApiError."""
+
+    def __init__(
+        self,
+        base: str | None = None,
+        *,
+        signer: Signer | None = None,
+        session: requests.Session | None = None,
+        timeout: float = 30,
+    ) -> None:
+        self.base = (base or os.environ.get(API_ENV) or DEFAULT_API).rstrip("/")
+        if not urlsplit(self.base).scheme.startswith("http"):
+            raise ApiError(None, "bad_api_url", f"not an http(s) URL: {self.base!r}")
+        self._signer = signer
+        self._needs_signing = not is_local(self.base)
+        self.session = session or requests.Session()
+        self.timeout = timeout
+
+    @property
+    def signer(self) -> Signer | None:
+        if self._needs_signing and self._signer is None:
+            self._signer = Signer(region_of(self.base))
+        return self._signer if self._needs_signing else None
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        url = self.base + path
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if (signer := self.signer) is not None:
+            headers = signer.headers(method, url, data, headers)
+        try:
+            response = self.session.request(
+                method, url, data=data, headers=headers, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise ApiError(None, "unreachable", f"{method} {url}: {exc}") from exc
+        try:
+            payload = response.json() if response.content else None
+        except ValueError:
+            payload = None
+        if response.ok:
+            return payload
+        if isinstance(payload, dict) and "error" in payload:
+            raise ApiError(
+                response.status_code,
+                str(payload["error"]),
+                str(payload.get("message", "")),
+                list(payload.get("problems") or []),
+            )
+        text = response.text.strip().splitlines()
+        message = (payload or {}).get("message") if isinstance(payload, dict) else None
+        raise ApiError(
+            response.status_code,
+            _reason(response.status_code),
+            f"{method} {path}: {message or (text[0] if text else response.reason)}",
+        )
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.call("POST", path, body)
+
+
+def _reason(status: int) -> str:
+    if status in (404, 405):
+        return "not_available"  # the route itself may be missing on an older stage
+    return "http_error"

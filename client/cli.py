@@ -1,0 +1,509 @@
+"""``sweep``: the command a user runs against a stage (contract: "The `sweep` command").
+
+stdout carries what a script would capture (a run id, a table, CSV, JSON); progress bars, notes
+and errors go to stderr. Exit status: 0 success, 1 when the API or a query reports an error
+(its problems printed one per line), 2 on usage errors (click's own).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, NoReturn
+from urllib.parse import quote
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from client.api import API_ENV, DEFAULT_API, Api, ApiError
+from client.query import (
+    AthenaEngine,
+    LocalEngine,
+    QueryEngine,
+    QueryError,
+    QueryResult,
+    all_queries,
+    all_views,
+    generated_queries,
+    placeholders,
+    render,
+    resolve,
+    to_duckdb,
+)
+
+FORMATS = ("table", "csv", "json")
+
+
+@dataclass
+class Context:
+    api_url: str | None
+
+    @property
+    def api(self) -> Api:
+        return Api(self.api_url)
+
+
+def out() -> Console:
+    # Built per call, so it follows whatever sys.stdout is now (click's test runner swaps it).
+    # Piped, a table keeps its full width instead of rich's 80 columns.
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
+
+
+def err() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True)
+
+
+def fail(lines: list[str]) -> NoReturn:
+    for line in lines:
+        click.echo(f"error: {line}" if line is lines[0] else f"  {line}", err=True)
+    sys.exit(1)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """API and query errors end the command with exit status 1 and their problems listed."""
+    try:
+        yield
+    except ApiError as exc:
+        fail(exc.lines())
+    except QueryError as exc:
+        fail([str(exc)])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--api",
+    "api_url",
+    envvar=API_ENV,
+    metavar="URL",
+    help=f"API base URL (env {API_ENV}; default {DEFAULT_API}, the local stage). "
+    "Requests to a deployed (https, non-loopback) stage are SigV4-signed.",
+)
+@click.pass_context
+def main(ctx: click.Context, api_url: str | None) -> None:
+    """Submit parameter sweeps, follow them, and query and plot their results."""
+    ctx.obj = Context(api_url)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+# --- API commands ---------------------------------------------------------------------------
+
+
+@main.command()
+@pass_context
+def simulations(ctx: Context) -> None:
+    """List the simulations, their parameters and metrics."""
+    with reported():
+        answer = ctx.api.get("/simulations")
+    table = Table("simulation", "parameters", "metrics", title="simulations", title_justify="left")
+    for sim in answer["simulations"]:
+        params = []
+        for p in sim["parameters"]:
+            default = "" if p.get("default") is None else f"={p['default']}"
+            params.append(f"{p['name']}:{p['type']}{default}")
+        table.add_row(sim["name"], " ".join(params), " ".join(sim["metrics"]))
+    out().print(table)
+
+
+@main.command()
+@click.argument("file", type=click.File("r"))
+@click.option("--wait", is_flag=True, help="Follow the run with a progress bar until complete.")
+@click.option("--interval", default=0.5, show_default=True, help="Seconds between polls.")
+@pass_context
+def submit(ctx: Context, file: IO[str], wait: bool, interval: float) -> None:
+    """Submit the sweep in FILE (JSON; - for stdin) and print its run id."""
+    try:
+        body = json.load(file)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
+    with reported():
+        accepted = ctx.api.post("/sweeps", body)
+        click.echo(accepted["run_id"])
+        err().print(
+            f"accepted: {accepted['total_points']} points in {accepted['shard_count']} shards"
+        )
+        if wait:
+            summarize(follow(ctx.api, accepted["run_id"], interval))
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100))
+@click.option("--next", "token", help="Page token from a previous listing.")
+@pass_context
+def runs(ctx: Context, limit: int, token: str | None) -> None:
+    """List the runs, newest first."""
+    path = f"/sweeps?limit={limit}" + (f"&next={quote(token, safe='')}" if token else "")
+    with reported():
+        answer = missing_route_explained(lambda: ctx.api.get(path), "GET /sweeps", "list runs")
+    table = Table("run_id", "label", "simulation", "created_at", "shards", "complete", "cancelled")
+    for run in answer.get("runs", []):
+        table.add_row(
+            *(
+                str(run.get(k, ""))
+                for k in (
+                    "run_id",
+                    "label",
+                    "simulation",
+                    "created_at",
+                    "shard_count",
+                    "complete",
+                    "cancelled",
+                )
+            )
+        )
+    out().print(table)
+    if answer.get("next"):
+        err().print(f"more: sweep runs --next {answer['next']}")
+
+
+@main.command()
+@click.argument("run")
+@click.option("--watch", is_flag=True, help="Follow the run with a progress bar until complete.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@click.option("--interval", default=0.5, show_default=True)
+@pass_context
+def status(ctx: Context, run: str, watch: bool, as_json: bool, interval: float) -> None:
+    """Show a run's status."""
+    with reported():
+        answer = follow(ctx.api, run, interval) if watch else ctx.api.get(f"/sweeps/{run}")
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    else:
+        summarize(answer, out())
+
+
+@main.command()
+@click.argument("run")
+@pass_context
+def cancel(ctx: Context, run: str) -> None:
+    """Cancel a run: no further shard starts."""
+    with reported():
+        answer = missing_route_explained(
+            lambda: ctx.api.post(f"/sweeps/{run}/cancel", {}),
+            "POST /sweeps/{run_id}/cancel",
+            "cancel runs",
+        )
+    click.echo(json.dumps(answer))
+
+
+@main.command()
+@click.argument("run")
+@click.option("--include-pending", is_flag=True, help="Re-dispatch pending shards too.")
+@click.option("--wait", is_flag=True, help="Follow the run until complete again.")
+@click.option("--interval", default=0.5, show_default=True)
+@pass_context
+def redrive(ctx: Context, run: str, include_pending: bool, wait: bool, interval: float) -> None:
+    """Re-dispatch a run's failed shards as new attempts."""
+    with reported():
+        answer = ctx.api.post(f"/sweeps/{run}/redrive", {"include_pending": include_pending})
+        redriven = answer.get("redriven", [])
+        click.echo(json.dumps(answer))
+        err().print(f"redriven: {len(redriven)} shard(s) {redriven}")
+        if wait and redriven:
+            summarize(follow(ctx.api, run, interval))
+
+
+def missing_route_explained(call: Callable[[], Any], route: str, what: str) -> Any:
+    """A stage deployed before a route existed answers 403/404/405 without the contract's
+    body; say that, rather than show a bare HTTP error."""
+    try:
+        return call()
+    except ApiError as exc:
+        if exc.code == "not_available" or (exc.status == 403 and exc.code == "http_error"):
+            raise ApiError(
+                exc.status,
+                "not_available",
+                f"this API cannot {what} yet: {route} is not served (HTTP {exc.status})",
+            ) from exc
+        raise
+
+
+def follow(api: Api, run: str, interval: float) -> dict[str, Any]:
+    """Poll the run until complete, with a progress bar on stderr; returns the last status."""
+    answer: dict[str, Any] = api.get(f"/sweeps/{run}")
+    total = answer["shard_count"]
+    started = time.monotonic()
+    first_done = _done(answer)
+    with Progress(
+        TextColumn("shards"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed[/]"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err(),
+    ) as progress:
+        bar = progress.add_task("run", total=total, failed=0, rate="")
+        while True:
+            done = _done(answer)
+            elapsed = time.monotonic() - started
+            rate = (done - first_done) / elapsed if elapsed > 0 else 0.0
+            progress.update(
+                bar,
+                completed=done,
+                failed=answer["shards"]["failed"],
+                rate=f"{rate:.1f} shards/s",
+            )
+            if answer["complete"]:
+                break
+            time.sleep(interval)
+            answer = api.get(f"/sweeps/{run}")
+    return answer
+
+
+def _done(answer: dict[str, Any]) -> int:
+    shards = answer["shards"]
+    return int(shards["succeeded"] + shards["failed"])
+
+
+def summarize(answer: dict[str, Any], console: Console | None = None) -> None:
+    console = console or err()
+    shards = answer["shards"]
+    state = "complete" if answer.get("complete") else "running"
+    if answer.get("cancelled"):
+        state += ", cancelled" + (
+            f" ({answer['cancel_reason']})" if answer.get("cancel_reason") else ""
+        )
+    console.print(
+        f"run {answer['run_id']} ({answer.get('simulation')}, label {answer.get('label')}): "
+        f"{state}; shards {shards['succeeded']} succeeded, {shards['failed']} failed, "
+        f"{shards['pending']} pending of {answer['shard_count']}; "
+        f"points {answer.get('points_succeeded')} of {answer['total_points']}"
+    )
+    if answer.get("failed_shards"):
+        console.print(f"failed shards: {', '.join(map(str, answer['failed_shards']))}")
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def _setting(name: str) -> Callable[[], Any]:
+    """A default read from Settings when the command runs (not at import), so the same
+    SWEEP_* variables the functions read apply, and a malformed one is named, not a traceback
+    of ``sweep --help``."""
+
+    def read() -> Any:
+        from chalicelib.config import Settings
+
+        return getattr(Settings.from_env(), name)
+
+    return read
+
+
+def engine_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option(
+                "--engine",
+                type=click.Choice(["local", "athena"]),
+                default="local",
+                show_default=True,
+            ),
+            click.option(
+                "--root",
+                type=click.Path(path_type=Path, file_okay=False),
+                help="Local data root (default: SWEEP_LOCAL_ROOT, else .sweep-data/).",
+            ),
+            click.option(
+                "--workgroup",
+                default=_setting("athena_workgroup"),
+                help="Athena workgroup (SWEEP_ATHENA_WORKGROUP).",
+            ),
+            click.option(
+                "--database",
+                default=_setting("glue_database"),
+                help="Glue database (SWEEP_GLUE_DATABASE).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def make_engine(
+    engine: str, root: Path | None, workgroup: str | None, database: str | None
+) -> QueryEngine:
+    if engine == "local":
+        from chalicelib.config import Settings
+
+        return LocalEngine(root or Settings.from_env().local_root)
+    return athena_engine(workgroup, database)
+
+
+def athena_engine(workgroup: str | None, database: str | None) -> AthenaEngine:
+    if not (workgroup and database):
+        raise click.UsageError("--engine athena needs --workgroup and --database")
+    from chalicelib import aws
+
+    return AthenaEngine(workgroup, database, aws.athena)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--run", "run_id", help="The run a per-run query is about.")
+@click.option("--metric", help="best_points: the metric to minimise.")
+@click.option("--shard-count", type=int, help="coverage: the run's shard count (default: API).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--list", "list_", is_flag=True, help="List the queries and views.")
+@click.option("--show-sql", is_flag=True, help="Print the SQL the engine would run.")
+@click.option(
+    "--create-views",
+    is_flag=True,
+    help="With --engine athena: create or replace every view (a deploy step).",
+)
+@engine_options
+@pass_context
+def query(
+    ctx: Context,
+    name: str | None,
+    run_id: str | None,
+    metric: str | None,
+    shard_count: int | None,
+    fmt: str,
+    list_: bool,
+    show_sql: bool,
+    create_views: bool,
+    engine: str,
+    root: Path | None,
+    workgroup: str | None,
+    database: str | None,
+) -> None:
+    """Run NAME (a query of athena/, or SQL text) on the local data or on Athena."""
+    if create_views:
+        create_all_views(name, engine, show_sql, workgroup, database)
+        return
+    if list_ or not name:
+        click.echo("\n".join(all_queries()))
+        click.echo("\n".join(v for v, _ in all_views()))
+        return
+    with reported():
+        runner = make_engine(engine, root, workgroup, database)
+        params: dict[str, object] = {"metric": metric}
+        generated = name in generated_queries()
+        text = runner.generated_text(name, run_id) if generated else resolve(name)
+        if text is not None and "shard_count" in placeholders(text):
+            if shard_count is None and run_id:
+                shard_count = ctx.api.get(f"/sweeps/{run_id}")["shard_count"]
+            params["shard_count"] = shard_count
+        if show_sql:
+            if text is None:
+                raise QueryError(f"no outcome of run {run_id} here: its simulation is unknown")
+            sql = render(text, {"run_id": run_id, **params})
+            click.echo(to_duckdb(sql) if engine == "local" else sql)
+            return
+        result = runner.run(name, run_id, **params)
+    emit(result, fmt)
+
+
+def create_all_views(
+    name: str | None, engine: str, show_sql: bool, workgroup: str | None, database: str | None
+) -> None:
+    if engine != "athena":
+        raise click.UsageError("--create-views needs --engine athena (local creates its own)")
+    if name:
+        raise click.UsageError("--create-views takes no query")
+    if show_sql:
+        click.echo("\n".join(f"-- {view}\n{sql.rstrip()};" for view, sql in all_views()))
+        return
+    with reported():
+        created = athena_engine(workgroup, database).create_views()
+    for view, query_id in created.items():
+        click.echo(f"{view}: created (query {query_id})")
+
+
+def emit(result: QueryResult, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(result.rows, indent=2, default=str))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=result.columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(result.rows)
+    else:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*(_cell(row[c]) for c in result.columns))
+        out().print(table)
+        err().print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+# --- plots ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("run")
+@click.option("--x", "x", required=True, help="Parameter on the horizontal axis.")
+@click.option("--y", "y", help="Parameter on the vertical axis (a heatmap); none: lines.")
+@click.option("--metric", required=True, help="Metric to show (colour, or the line's height).")
+@click.option(
+    "--by", help="Without --y: one line per value of this parameter (default: another axis)."
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="AXIS=VALUE",
+    help="Keep only points with this parameter value; repeatable.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="PNG file to write."
+)
+@engine_options
+def plot(
+    run: str,
+    x: str,
+    y: str | None,
+    metric: str,
+    by: str | None,
+    where: tuple[str, ...],
+    output: Path | None,
+    engine: str,
+    root: Path | None,
+    workgroup: str | None,
+    database: str | None,
+) -> None:
+    """Draw a metric of RUN over one or two parameters into a PNG, via results_<simulation>."""
+    from client import plots
+
+    filters: dict[str, str] = {}
+    for item in where:
+        axis, sep, value = item.partition("=")
+        if not sep or not axis:
+            raise click.BadParameter(f"{item!r} is not AXIS=VALUE", param_hint="--where")
+        filters[axis] = value
+    if y and by:
+        raise click.UsageError("--by is for line plots (no --y)")
+    path = output or Path(f"{run}-{metric}.png")
+    with reported():
+        spec = plots.PlotSpec(run, x, y, metric, by, filters)
+        written = plots.draw(make_engine(engine, root, workgroup, database), spec, path)
+    err().print(f"wrote {written.path} ({written.points} points, {written.width}x{written.height})")
+    click.echo(str(written.path))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""``sweep plot``: a metric over one or two parameters of a run, read through the typed view.
+
+The SQL is built here, not from a file, because its column names depend on the simulation. Every
+name placed in it is one the registry declares for the run's simulation (checked first), and
+every value is converted to the parameter's type before it becomes a literal, so nothing a user
+types reaches the SQL unchecked. Points that differ in a parameter neither plotted nor fixed
+with ``--where`` share a cell (or a line point): the cell shows their mean, and the title says
+how many points each cell holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chalicelib.simulations.declarations import Parameter, Simulation
+from client.query import QueryEngine, QueryError, render, simulation
+from client.views import view_name
+
+WIDTH_IN, HEIGHT_IN, DPI = 8.0, 6.0, 100  # 800 x 600 pixels
+
+
+@dataclass
+class PlotSpec:
+    run_id: str
+    x: str
+    y: str | None
+    metric: str
+    by: str | None = None
+    where: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Written:
+    path: Path
+    points: int
+    width: int
+    height: int
+
+
+def simulation_of(engine: QueryEngine, run_id: str) -> Simulation:
+    name = engine.simulation_of(run_id)
+    if name is None:
+        raise QueryError(f"no outcome of run {run_id} in this data")
+    return simulation(name)
+
+
+def literal(p: Parameter, text: str) -> str:
+    """VALUE of ``--where AXIS=VALUE`` as a SQL literal of the parameter's type."""
+    try:
+        if p.kind == "float":
+            number = float(text)
+            if not math.isfinite(number):
+                raise ValueError(text)
+            return f"CAST({number!r} AS DOUBLE)"
+        if p.kind == "int":
+            return f"CAST({int(text)} AS BIGINT)"
+        if p.kind == "bool":
+            return {"true": "true", "false": "false"}[text.lower()]
+    except (ValueError, KeyError):
+        raise QueryError(f"--where {p.name}={text}: not a {p.kind}") from None
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _column(sim: Simulation, name: str, what: str) -> str:
+    if name not in sim.by_name:
+        known = ", ".join(sim.by_name)
+        raise QueryError(f"{what} {name!r} is not a parameter of {sim.name} ({known})")
+    return f'"{name}"'
+
+
+def build_sql(sim: Simulation, spec: PlotSpec, series: str | None) -> str:
+    if spec.metric not in sim.metrics:
+        raise QueryError(
+            f"metric {spec.metric!r} is not one of {sim.name}'s ({', '.join(sim.metrics)})"
+        )
+    axes = [_column(sim, spec.x, "--x")]
+    if series:
+        axes.append(_column(sim, series, "--y" if spec.y else "--by"))
+    conditions = [f"run_id = {run_literal(spec.run_id)}", f'"{spec.metric}" IS NOT NULL']
+    for name, value in spec.where.items():
+        conditions.append(f"{_column(sim, name, '--where')} = {literal(sim.by_name[name], value)}")
+    keys = ", ".join(axes)
+    return (
+        f'SELECT {keys}, avg("{spec.metric}") AS value, count(*) AS points\n'
+        f"FROM {view_name(sim.name)}\n"
+        f"WHERE {' AND '.join(conditions)}\n"
+        f"GROUP BY {keys}\nORDER BY {keys}"
+    )
+
+
+def run_literal(run_id: str) -> str:
+    """The run id as a quoted literal, validated like every query's run_id placeholder."""
+    return render("'${run_id}'", {"run_id": run_id})
+
+
+def pick_series(engine: QueryEngine, sim: Simulation, spec: PlotSpec) -> str | None:
+    """The axis lines are drawn per: --by, else the first other parameter with several values."""
+    if spec.y or spec.by:
+        return spec.y or spec.by
+    for p in sim.parameters:
+        if p.name in (spec.x, *spec.where):
+            continue
+        sql = (
+            f'SELECT count(DISTINCT "{p.name}") AS n FROM {view_name(sim.name)} '
+            f"WHERE run_id = {run_literal(spec.run_id)}"
+        )
+        if engine.execute(sql).rows[0]["n"] > 1:
+            return p.name
+    return None
+
+
+def draw(engine: QueryEngine, spec: PlotSpec, path: Path) -> Written:
+    sim = simulation_of(engine, spec.run_id)
+    series = pick_series(engine, sim, spec)
+    rows = engine.execute(build_sql(sim, spec, series)).rows
+    if not rows:
+        raise QueryError(f"no points of run {spec.run_id} with a {spec.metric} to plot")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    per_cell = max(r["points"] for r in rows)
+    scope = f"run {spec.run_id}" + "".join(f", {k}={v}" for k, v in spec.where.items())
+    note = f" (mean of up to {per_cell} points per cell)" if per_cell > 1 else ""
+    if spec.y:
+        _heatmap(fig, ax, rows, spec.x, spec.y, spec.metric)
+        ax.set_title(f"{spec.metric} over {spec.x} x {spec.y}\n{scope}{note}", fontsize=10)
+    else:
+        _lines(ax, rows, spec.x, series, spec.metric)
+        ax.set_title(f"{spec.metric} over {spec.x}\n{scope}{note}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, format="png")
+    width, height = (round(v) for v in fig.get_size_inches() * DPI)
+    plt.close(fig)
+    return Written(path, sum(r["points"] for r in rows), width, height)
+
+
+def _label(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _heatmap(fig: Any, ax: Any, rows: list[dict[str, Any]], x: str, y: str, metric: str) -> None:
+    import numpy as np
+
+    xs = sorted({r[x] for r in rows})
+    ys = sorted({r[y] for r in rows})
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for r in rows:
+        grid[ys.index(r[y]), xs.index(r[x])] = r["value"]
+    image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap="viridis")
+    if np.isnan(grid).any():  # say what a blank cell means rather than leave it to guesswork
+        fig.text(0.01, 0.01, "blank: no result (e.g. a failed shard)", fontsize=7, color="0.4")
+    ax.set_xticks(range(len(xs)), [_label(v) for v in xs], rotation=45, ha="right")
+    ax.set_yticks(range(len(ys)), [_label(v) for v in ys])
+    _thin(ax.get_xticklabels())
+    _thin(ax.get_yticklabels())
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    fig.colorbar(image, ax=ax, label=metric)
+
+
+def _thin(labels: list[Any], most: int = 20) -> None:
+    step = math.ceil(len(labels) / most)
+    for i, label in enumerate(labels):
+        label.set_visible(i % step == 0)
+
+
+def _lines(ax: Any, rows: list[dict[str, Any]], x: str, series: str | None, metric: str) -> None:
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r[series] if series else None, []).append(r)
+    numeric = all(isinstance(r[x], int | float) and not isinstance(r[x], bool) for r in rows)
+    for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        xs = [r[x] if numeric else str(r[x]) for r in members]
+        label = f"{series}={_label(key)}" if series else None
+        ax.plot(xs, [r["value"] for r in members], marker="o", markersize=3, label=label)
+    ax.set_xlabel(x)
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    if series:
+        ax.legend(fontsize=7, ncols=2 if len(groups) > 10 else 1)

@@ -1,0 +1,219 @@
+"""The typed views ``results_<simulation>`` against the map columns they are built from.
+
+One run of each built-in simulation goes through the real worker into one data root, with an
+injected failure (whose shard has no results), every parameter type the registry uses, and
+unswept parameters (which read as their defaults). Every row of each view must equal its row of
+``results`` read with pyarrow, with the declared types; views must not mix simulations.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import sqlglot
+
+from bench.local_runs import run_sweep
+from chalicelib.model import ids
+from chalicelib.simulations.declarations import Simulation
+from chalicelib.simulations.registry import REGISTRY
+from client import views
+from client.query import LocalEngine, QueryError, render, to_duckdb
+
+OPTION_RUN = ids.new_run_id(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
+PI_RUN = ids.new_run_id(datetime(2026, 3, 1, 11, 0, tzinfo=UTC))
+RUNS: dict[str, tuple[str, dict[str, Any]]] = {
+    "option_pricing": (
+        OPTION_RUN,
+        {
+            "simulation": "option_pricing",
+            "parameters": {
+                "volatility": {"linspace": {"start": 0.1, "stop": 0.3, "num": 3}},
+                "strike": {"range": {"start": 90, "stop": 111, "step": 10}},
+                "option": {"values": ["call", "put"]},
+                "paths": {"values": [50, 100]},
+                "spot": {"values": [100.5]},
+            },
+            "shards": {"count": 6},
+            "seed": 3,
+            "fail_shards": [2],
+        },
+    ),
+    "monte_carlo_pi": (
+        PI_RUN,
+        {
+            "simulation": "monte_carlo_pi",
+            "parameters": {"samples": {"range": {"start": 10, "stop": 30, "step": 5}}},
+            "shards": {"size": 2},
+        },
+    ),
+}
+PY_TYPES = {"float": float, "int": int, "str": str, "bool": bool}
+
+
+def test_every_builtin_simulation_is_covered() -> None:
+    assert set(RUNS) == set(REGISTRY)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> LocalEngine:
+    root = tmp_path_factory.mktemp("typed-views")
+    for run_id, body in RUNS.values():
+        run_sweep(root, body, run_id, "2026-03-01")
+    return LocalEngine(root)
+
+
+def expected_rows(root: Path, sim: Simulation, run_id: str) -> list[dict[str, Any]]:
+    """The oracle: results files read with pyarrow, maps decoded by the declared types."""
+    rows = []
+    for path in sorted((root / "results" / f"run_id={run_id}").glob("*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            params, metrics = dict(row["params"]), dict(row["metrics"])
+            out: dict[str, Any] = {
+                "run_id": run_id,
+                "point_index": row["point_index"],
+                "shard_id": row["shard_id"],
+            }
+            for p in sim.parameters:
+                text = params.get(p.name)
+                if text is None:
+                    out[p.name] = p.default
+                elif p.kind == "bool":
+                    out[p.name] = text == "true"
+                else:
+                    out[p.name] = PY_TYPES[p.kind](text)
+            out |= {m: metrics[m] for m in sim.metrics}
+            rows.append(out)
+    return sorted(rows, key=lambda r: r["point_index"])
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_each_view_row_equals_the_map_columns(engine: LocalEngine, name: str) -> None:
+    sim = REGISTRY[name]
+    run_id, _ = RUNS[name]
+    view = views.view_name(name)
+    result = engine.run(
+        f"SELECT * FROM {view} WHERE run_id = '${{run_id}}' ORDER BY point_index", run_id=run_id
+    )
+    assert result.columns == list(views.columns(sim))
+    expected = expected_rows(engine.root, sim, run_id)
+    assert expected and result.rows == expected
+    for row in result.rows:
+        for p in sim.parameters:
+            assert type(row[p.name]) is PY_TYPES[p.kind], (p.name, row[p.name])
+        assert all(type(row[m]) is float for m in sim.metrics)
+    # Nothing of the other simulation's run leaks in.
+    everything = engine.run(f"SELECT DISTINCT run_id FROM {view}").rows
+    assert everything == [{"run_id": run_id}]
+
+
+def test_the_failed_shard_and_the_defaults(engine: LocalEngine) -> None:
+    rows = engine.run(
+        "SELECT shard_id, spot, rate, maturity FROM results_option_pricing "
+        "WHERE run_id = '${run_id}'",
+        run_id=OPTION_RUN,
+    ).rows
+    assert len(rows) == 3 * 3 * 2 * 2 - 6  # shard 2 of 6 (6 points) failed
+    assert 2 not in {r["shard_id"] for r in rows}
+    assert {(r["spot"], r["rate"], r["maturity"]) for r in rows} == {(100.5, 0.01, 1.0)}
+
+
+def test_declared_types_on_duckdb(engine: LocalEngine) -> None:
+    engine.refresh_views()
+    described = engine.connection.execute("DESCRIBE results_option_pricing").fetchall()
+    duck = {"DOUBLE": "DOUBLE", "BIGINT": "BIGINT", "VARCHAR": "VARCHAR", "INTEGER": "INTEGER"}
+    declared = views.columns(REGISTRY["option_pricing"])
+    assert [(c[0], c[1]) for c in described] == [(n, duck[t]) for n, t in declared.items()]
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_a_run_filter_on_the_view_prunes_both_scans(engine: LocalEngine, name: str) -> None:
+    run_id, _ = RUNS[name]
+    sql = f"SELECT * FROM {views.view_name(name)} WHERE run_id = '{run_id}'"
+    engine.refresh_views()
+    plan = engine.connection.sql("EXPLAIN " + to_duckdb(sql)).fetchall()[0][1]
+    scanned = [(int(a), int(b)) for a, b in re.findall(r"Scanning Files: (\d+)/(\d+)", plan)]
+    assert len(scanned) == 2
+    assert all(read < total for read, total in scanned), scanned
+
+
+def test_the_view_sql_is_athena_sql_that_transpiles() -> None:
+    for name, sql in views.typed_views().items():
+        tree = sqlglot.parse_one(sql, read="athena")
+        assert isinstance(tree, sqlglot.exp.Create) and tree.this.name == name
+        to_duckdb(sql)
+
+
+def test_names_that_cannot_be_columns_are_refused() -> None:
+    sim = REGISTRY["monte_carlo_pi"]
+    clash = Simulation("clash", sim.fn, sim.parameters, ("samples",))
+    with pytest.raises(views.ViewError, match="two columns named 'samples'"):
+        views.view_sql(clash)
+    with pytest.raises(views.ViewError, match="not a SQL identifier"):
+        views.view_name("Bad-Name")
+
+
+# ------------------------------------------------------------------------------ best_points
+
+
+def _number_or_text(value: Any) -> Any:
+    """A parameter value, compared as a number where it is one (the view's text of a double
+    is DuckDB's, the oracle's a Python float)."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_best_points_against_the_files(engine: LocalEngine, name: str) -> None:
+    sim = REGISTRY[name]
+    run_id, _ = RUNS[name]
+    metric = "abs_error"
+    result = engine.run("best_points", run_id=run_id, metric=metric)
+    assert result.columns == views.BEST_POINTS_COLUMNS
+    best: dict[tuple[str, Any], tuple[float, int]] = {}
+    seen: dict[tuple[str, Any], int] = {}
+    for row in expected_rows(engine.root, sim, run_id):
+        for p in sim.parameters:
+            key = (p.name, _number_or_text(row[p.name]))
+            seen[key] = seen.get(key, 0) + 1
+            candidate = (row[metric], row["point_index"])
+            best[key] = min(best.get(key, candidate), candidate)
+    got = {(r["parameter"], _number_or_text(r["parameter_value"])): r for r in result.rows}
+    assert got.keys() == best.keys()
+    for key, (value, index) in best.items():
+        assert (got[key]["point_index"], got[key]["point_count"]) == (index, seen[key])
+        assert got[key]["metric_value"] == value
+    assert engine.run("best_points", run_id=run_id, metric="no_such_metric").rows == []
+
+
+def test_best_points_of_an_unknown_run_is_empty(engine: LocalEngine) -> None:
+    other = ids.new_run_id(datetime(2026, 3, 2, tzinfo=UTC))
+    result = engine.run("best_points", run_id=other, metric="abs_error")
+    assert (result.columns, result.rows) == (views.BEST_POINTS_COLUMNS, [])
+    with pytest.raises(QueryError, match="run_id must match"):
+        engine.run("best_points", run_id="x' OR '1'='1", metric="abs_error")
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_generated_best_points_filters_its_scan_and_prunes(engine: LocalEngine, name: str) -> None:
+    """As for the files of athena/: the one scan (of the typed view) filters on the run, and
+    DuckDB reads only the run's files through it."""
+    text = views.best_points_sql(REGISTRY[name])
+    tree = sqlglot.parse_one(text, read="athena")
+    scans = [t for t in tree.find_all(sqlglot.exp.Table) if t.name == views.view_name(name)]
+    assert len(scans) == 1
+    select = scans[0].find_ancestor(sqlglot.exp.Select)
+    assert select is not None and "run_id = '${run_id}'" in select.args["where"].sql()
+    assert not [g for g in ("map_agg", "element_at", "/") if g in text]
+    run_id, _ = RUNS[name]
+    duck = to_duckdb(render(text, {"run_id": run_id, "metric": "abs_error"}))
+    engine.refresh_views()
+    plan = engine.connection.sql("EXPLAIN " + duck).fetchall()[0][1]
+    scanned = [(int(a), int(b)) for a, b in re.findall(r"Scanning Files: (\d+)/(\d+)", plan)]
+    assert scanned and all(read < total for read, total in scanned), scanned
