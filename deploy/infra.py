@@ -37,7 +37,11 @@ _QUERY_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def baseline_queries() -> dict[str, str]:
-    """``athena/*.sql`` except the generated DDL, by file stem."""
+    """``athena/*.sql`` except the generated DDL, by file stem, and the queries generated per
+    simulation over its typed view (``client.views``) as ``<query>_<simulation>``."""
+    from chalicelib.simulations.registry import REGISTRY
+    from client.views import GENERATED
+
     queries = {}
     for path in sorted(ATHENA_DIR.glob("*.sql")):
         if path.stem.startswith("ddl_"):
@@ -45,6 +49,9 @@ def baseline_queries() -> dict[str, str]:
         if not _QUERY_NAME_RE.match(path.stem):
             raise ValueError(f"{path.name}: query file names must be lowercase identifiers")
         queries[path.stem] = path.read_text()
+    for query, (build, _) in sorted(GENERATED.items()):
+        for name, sim in REGISTRY.items():
+            queries[f"{query}_{name}"] = f"-- {query} for {name} runs (generated).\n" + build(sim)
     return queries
 
 

@@ -65,7 +65,12 @@ def test_workgroup_enforces_location_encryption_and_cutoff(stage: str) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_one_named_query_per_baseline_sql_file(stage: str) -> None:
+def test_one_named_query_per_baseline_query(stage: str) -> None:
+    """Each file of athena/ (but the DDL) as is, and each generated query once per simulation,
+    its text exactly what ``sweep query`` runs for that simulation."""
+    from chalicelib.simulations.registry import REGISTRY
+    from client.views import GENERATED
+
     resources = load(stage)["Resources"]
     named = {
         r["Properties"]["Name"]: r["Properties"]["QueryString"]
@@ -77,7 +82,15 @@ def test_one_named_query_per_baseline_sql_file(stage: str) -> None:
         for p in (PROJECT_ROOT / "athena").glob("*.sql")
         if not p.stem.startswith("ddl_")
     }
-    assert files and named == files
+    generated = {
+        f"{query}_{name}": build(sim)
+        for query, (build, _) in GENERATED.items()
+        for name, sim in REGISTRY.items()
+    }
+    assert files and generated
+    assert {k: v for k, v in named.items() if k in files} == files
+    assert {k: v.split("\n", 1)[1] for k, v in named.items() if k in generated} == generated
+    assert set(named) == set(files) | set(generated)
 
 
 @pytest.mark.parametrize("stage", STAGES)
