@@ -23,6 +23,11 @@ def submit_sweep() -> Response:
     return handlers.submit_sweep(app.current_request, wiring.current())
 
 
+@app.route("/sweeps", methods=["GET"])
+def list_sweeps() -> Response:
+    return handlers.list_sweeps(app.current_request, wiring.current())
+
+
 @app.route("/sweeps/{run_id}", methods=["GET"])
 def sweep_status(run_id: str) -> Response:
     return handlers.sweep_status(run_id, wiring.current())
@@ -31,6 +36,11 @@ def sweep_status(run_id: str) -> Response:
 @app.route("/sweeps/{run_id}/redrive", methods=["POST"], content_types=["*/*"])
 def redrive(run_id: str) -> Response:
     return handlers.redrive(run_id, app.current_request, wiring.current())
+
+
+@app.route("/sweeps/{run_id}/cancel", methods=["POST"], content_types=["*/*"])
+def cancel(run_id: str) -> Response:
+    return handlers.cancel(run_id, wiring.current())
 
 
 @app.route("/simulations", methods=["GET"])

@@ -13,6 +13,7 @@ from typing import Any
 from chalicelib.execution import failure_codes
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
+from chalicelib.storage import progress
 from chalicelib.storage.stores import ObjectStore
 
 CONDITIONS = {
@@ -45,6 +46,10 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
         str(context.get("requestId", "")),
     )
     logger.warning("final failure recorded", extra=log | {"attempt": attempt, "code": error.code})
+    try:  # a final failure may push the run past its tolerated percentage
+        progress.enforce_threshold(store, run_id)
+    except Exception:
+        logger.exception("failure threshold check failed", extra=log)
     return {"status": "failed", "attempt": attempt, "error_code": error.code, **log}
 
 

@@ -8,6 +8,7 @@ run out, the failure recorder writes the final outcome.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -20,6 +21,7 @@ from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.simulations.declarations import Value
 from chalicelib.simulations.registry import REGISTRY
+from chalicelib.storage import progress
 from chalicelib.storage.stores import ObjectStore, StorageError
 from chalicelib.storage.tables import ResultColumns, results_parquet
 
@@ -30,6 +32,35 @@ class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+# How often a running shard looks at the cancel marker: at most once per this many seconds of
+# evaluation (one HEAD), checked on the clock every point (~50 ns). A cancel therefore stops a
+# long shard within this time plus one point; short shards only see the check made before
+# evaluating starts.
+CANCEL_POLL_SECONDS = 5.0
+
+
+class CancelPoll:
+    """True once the run is cancelled, asking the store at most once per ``every_s``."""
+
+    def __init__(
+        self,
+        check: Callable[[], bool],
+        every_s: float = CANCEL_POLL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.check = check
+        self.every_s = every_s
+        self.clock = clock
+        self._next = clock() + every_s
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if now < self._next:
+            return False
+        self._next = now + self.every_s
+        return self.check()
+
+
 class ShardFailure(Exception):
     def __init__(self, error: ErrorCode, message: str) -> None:
         super().__init__(message)
@@ -38,7 +69,11 @@ class ShardFailure(Exception):
 
 
 def run_task(
-    payload: Any, context: LambdaContext | None, store: ObjectStore, margin_ms: int
+    payload: Any,
+    context: LambdaContext | None,
+    store: ObjectStore,
+    margin_ms: int,
+    cancel_poll_s: float = CANCEL_POLL_SECONDS,
 ) -> dict[str, Any]:
     """Run one delivery of a shard task; returns a small summary (also logged)."""
     started = datetime.now(UTC)
@@ -53,9 +88,14 @@ def run_task(
         if writer.has_success(ref):
             logger.info("duplicate delivery of a succeeded shard", extra=log)
             return {"status": "duplicate", **log}
+        if progress.is_cancelled(store, ref.run_id):
+            raise ShardFailure(
+                failure_codes.CANCELLED, "the run was cancelled before this shard ran"
+            )
         try:
             shard = events.parse_task(payload)
-            rows = _evaluate(shard, _deadline(context, margin_ms))
+            cancelled = CancelPoll(lambda: progress.is_cancelled(store, ref.run_id), cancel_poll_s)
+            rows = _evaluate(shard, _deadline(context, margin_ms), cancelled)
         except events.InvalidTask as exc:
             raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
         data = results_parquet(ref.shard_id, rows)
@@ -65,6 +105,7 @@ def run_task(
         timing = Timing.since(started)
         attempt = writer.record_failure(ref, failure.error, failure.message, timing, request_id)
         summary = {"status": "failed", "attempt": attempt, "error_code": failure.error.code}
+        _check_threshold(store, ref.run_id)
     except StorageError as exc:
         _record_storage_failure(writer, ref, str(exc), started, request_id, log)
         raise
@@ -80,7 +121,18 @@ def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], boo
     return lambda: context.get_remaining_time_in_millis() < margin_ms
 
 
-def _evaluate(shard: events.ShardTask, out_of_time: Callable[[], bool]) -> ResultColumns:
+def _check_threshold(store: ObjectStore, run_id: str) -> None:
+    """After a final failure: cancel the run if it now fails more than it tolerates. Best
+    effort: the outcome is recorded, and the reconciler checks again."""
+    try:
+        progress.enforce_threshold(store, run_id)
+    except Exception:
+        logger.exception("failure threshold check failed", extra={"run_id": run_id})
+
+
+def _evaluate(
+    shard: events.ShardTask, out_of_time: Callable[[], bool], cancelled: Callable[[], bool]
+) -> ResultColumns:
     if shard.injected_failure:
         raise ShardFailure(
             failure_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
@@ -94,6 +146,11 @@ def _evaluate(shard: events.ShardTask, out_of_time: Callable[[], bool]) -> Resul
                 failure_codes.DEADLINE_EXCEEDED,
                 f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
                 "record this outcome; use smaller shards",
+            )
+        if cancelled():
+            raise ShardFailure(
+                failure_codes.CANCELLED,
+                f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
             )
         try:
             metrics = sim.evaluate(point, seed, index)
