@@ -6,7 +6,7 @@ handlers, so the API layer never imports the heavy modules the other functions n
 
 from typing import Any
 
-from chalice.app import Chalice, Response
+from chalice.app import Chalice, Rate, Response
 
 from chalicelib import wiring
 from chalicelib.api import handlers
@@ -68,6 +68,19 @@ def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     rt = wiring.current()
     return run_task(event, context, rt.store, rt.settings.deadline_margin_ms)
+
+
+# Deployed stages only: `chalice local` runs no schedules, so the local stage runs the same pass
+# on a timer thread (SWEEP_LOCAL_RECONCILER, started by the wiring).
+@app.schedule(
+    Rate(max(1, wiring.current().settings.reconcile_interval_s // 60), unit=Rate.MINUTES),
+    name="reconciler",
+)
+def reconciler(event: Any) -> dict[str, int]:
+    from chalicelib.fanout.reconcile import reconcile
+
+    rt = wiring.current()
+    return reconcile(rt.store, rt.invoker, rt.settings)
 
 
 @app.lambda_function(name="failure_recorder")

@@ -73,6 +73,28 @@ class LocalInvoker(Invoker):
         self._lock = threading.Lock()
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    def start_reconciler(self) -> None:
+        """The local stage's stand-in for the reconciler's schedule: a daemon thread that runs
+        a pass every ``reconcile_interval_s``, starting with one at once, so a stage restarted
+        on the data root of a killed one finishes its runs with no manual step."""
+        if self._timer is not None:
+            return
+        self._timer = threading.Thread(target=self._reconcile_loop, daemon=True, name="reconciler")
+        self._timer.start()
+
+    def _reconcile_loop(self) -> None:
+        from chalicelib.fanout.reconcile import reconcile
+
+        while True:
+            try:
+                reconcile(self.store, self, self.settings)
+            except Exception:
+                logger.exception("local reconciler pass failed")
+            if self._stop.wait(self.settings.reconcile_interval_s):
+                return
 
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
         # Through JSON and back, as a real event is: same size limit, no shared objects.
@@ -95,7 +117,11 @@ class LocalInvoker(Invoker):
         return True
 
     def close(self) -> None:
-        """Stop the pools (waiting for what is running), so a process can exit cleanly."""
+        """Stop the timer and the pools (waiting for what is running), so a process can exit
+        cleanly."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
         self._dispatchers.shutdown(wait=True)
         with self._lock:
             pool, self._pool = self._pool, None

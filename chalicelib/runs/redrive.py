@@ -41,6 +41,7 @@ def redrive(
     number = 1
     while not store.create(layout.redrive_list(run_id, f"redrive-{number}"), record):
         number += 1
+    store.put(layout.open_run(run_id), b"{}")  # the reconciler watches it again
     job = DispatchJob(run_id, f"redrive-{number}", 0, len(ids))
     error = handoff.to_dispatcher(settings, invoker, job)
     if error is not None:

@@ -74,10 +74,10 @@ def cancel_marker(run_id: str) -> str:
     return f"{run_prefix(run_id)}cancel.json"
 
 
-def closed_claim(run_id: str, shard_id: int) -> str:
+def closed_claim(run_id: str, shard_id: int, after_attempt: int) -> str:
     """Claimed by conditional create before the reconciler closes a shard (LOST/CANCELLED), so
     concurrent reconcilers write one final outcome, not two."""
-    return f"{run_prefix(run_id)}closed/shard-{shard_id:06d}"
+    return f"{run_prefix(run_id)}closed/shard-{shard_id:06d}-after-{after_attempt}"
 
 
 def auto_redrive_job(number: int) -> str:
@@ -85,8 +85,8 @@ def auto_redrive_job(number: int) -> str:
     return f"auto-{number}"
 
 
-OPEN_RUNS = "index/open/"
-RUN_INDEX = "index/runs/"
+OPEN_RUNS = "runs/_index/open/"  # "_" is in no run id: never a run folder
+RUN_INDEX = "runs/_index/all/"
 
 
 def open_run(run_id: str) -> str:
@@ -131,7 +131,7 @@ def run_index_after(run_id: str) -> str:
 
 
 _INDEX_RE = re.compile(
-    r"^index/runs/[A-Za-z0-9-]+~(?P<run_id>[A-Za-z0-9-]{8,64})~(?P<shards>\d+)~"
+    r"^runs/_index/all/[A-Za-z0-9-]+~(?P<run_id>[A-Za-z0-9-]{8,64})~(?P<shards>\d+)~"
     r"(?P<sim>[a-z0-9_]+)~(?P<label>[A-Za-z0-9._-]{0,64})$"
 )
 

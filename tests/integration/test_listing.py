@@ -103,7 +103,7 @@ def test_index_keys_sort_newest_first_on_a_folder(tmp_path: Path) -> None:
     listed = [layout.parse_run_index(o.key) for o in store.list(layout.RUN_INDEX)]
     assert [e.run_id for e in listed if e] == sorted(run_ids, reverse=True)
     after = store.list_after(layout.RUN_INDEX, layout.run_index_after(run_ids[2]))
-    assert [layout.parse_run_index(o.key) for o in after][0] == layout.RunIndexEntry(
+    assert next(layout.parse_run_index(o.key) for o in after) == layout.RunIndexEntry(
         run_ids[1], 3, "option_pricing", None
     )
     assert created_at(run_ids[1]) == "2026-01-01T00:00:00.001Z"
