@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -64,6 +65,11 @@ def destination_record(
     }
 
 
+def _run_of(event: dict[str, Any]) -> str:
+    dispatch = event.get("dispatch")
+    return str(event.get("run_id") or (dispatch or {}).get("run_id") or "")
+
+
 class LocalInvoker(Invoker):
     def __init__(self, settings: Settings, store: LocalStore) -> None:
         self.settings = settings
@@ -72,6 +78,7 @@ class LocalInvoker(Invoker):
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._runs: Counter[str] = Counter()
         self._idle = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
@@ -99,7 +106,7 @@ class LocalInvoker(Invoker):
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
         # Through JSON and back, as a real event is: same size limit, no shared objects.
         event = json.loads(encode(payload))
-        self._started()
+        self._started(event)
         if function == "dispatcher":
             self._dispatchers.submit(self._run_dispatcher, event)
         else:
@@ -128,13 +135,21 @@ class LocalInvoker(Invoker):
         if pool is not None:
             pool.shutdown(wait=True)
 
-    def _started(self) -> None:
+    def in_flight(self, run_id: str) -> bool:
+        """Whether an event of this run is queued or running here: the reconciler must not take
+        a run waiting behind another's work in the pool for a stalled one."""
+        with self._lock:
+            return self._runs[run_id] > 0
+
+    def _started(self, event: dict[str, Any]) -> None:
         with self._lock:
             self._in_flight += 1
+            self._runs[_run_of(event)] += 1
 
-    def _finished(self) -> None:
+    def _finished(self, event: dict[str, Any]) -> None:
         with self._idle:
             self._in_flight -= 1
+            self._runs[_run_of(event)] -= 1
             self._idle.notify_all()
 
     def _run_dispatcher(self, event: dict[str, Any]) -> None:
@@ -146,7 +161,7 @@ class LocalInvoker(Invoker):
         except Exception:
             logger.exception("local dispatcher failed", extra={"event": event})
         finally:
-            self._finished()
+            self._finished(event)
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -179,7 +194,7 @@ class LocalInvoker(Invoker):
     ) -> None:
         error = future.exception()
         if error is None:
-            self._finished()
+            self._finished(event)
             return
         if isinstance(error, BrokenProcessPool):
             self._reset_pool()
@@ -207,7 +222,7 @@ class LocalInvoker(Invoker):
         except Exception:
             logger.exception("local failure recorder failed")
         finally:
-            self._finished()
+            self._finished(event)
 
     def _reset_pool(self) -> None:
         with self._lock:

@@ -82,7 +82,7 @@ def reconcile_run(
         return _close_run(store, run)
     seen = _snapshot(store, marker)
     t = now()
-    if seen is None or seen[0] != states.objects:
+    if seen is None or seen[0] != states.objects or invoker.in_flight(run_id):
         _remember(store, marker, states.objects, t)
         return "progressing"
     if (t - seen[1]).total_seconds() < settings.stall_timeout_s:

@@ -205,3 +205,20 @@ def test_the_scheduled_function_runs_a_pass(harness: Harness) -> None:
     )
     result = harness.client.lambda_.invoke("reconciler", event)
     assert result.payload == {"progressing": 1}
+
+
+def test_a_run_with_events_queued_locally_is_not_stalled(harness: Harness) -> None:
+    """The local stage's invoker knows what waits in its pool; such a run is never redriven."""
+    clock = Clock()
+    body_of(harness.post(TEN))
+    rt = wiring.current()
+
+    class Busy(type(rt.invoker)):  # type: ignore[misc]
+        def in_flight(self, run_id: str) -> bool:
+            return True
+
+    busy = Busy.__new__(Busy)
+    busy.__dict__.update(rt.invoker.__dict__)
+    reconcile(rt.store, busy, rt.settings, clock)
+    clock.advance(STALL * 10)
+    assert reconcile(rt.store, busy, rt.settings, clock) == {"progressing": 1}
