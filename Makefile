@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup test lint typecheck leakcheck demo bench clean
+.PHONY: setup test lint typecheck leakcheck demo bench fuzz load clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,13 @@ typecheck: setup
 
 test: lint typecheck leakcheck
 	$(VENV)/bin/pytest
+
+# The reliability suite's heavy runs (docs/reliability.md); not part of `make test`.
+fuzz: setup
+	SWEEP_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest tests/integration/test_fuzz.py -n 2 --timeout 7200
+
+load: setup
+	$(PY) -m scripts.load
 
 demo: setup
 	$(PY) -m scripts.demo
