@@ -176,28 +176,41 @@ class LocalInvoker(Invoker):
             return self._pool
 
     def _submit_worker(self, event: dict[str, Any], attempt: int) -> None:
+        pool = self._worker_pool()
         try:
-            future = self._worker_pool().submit(
+            future = pool.submit(
                 run_worker_process,
                 event,
                 str(self.settings.local_root),
                 self.settings.deadline_margin_ms,
             )
-        except BrokenProcessPool as exc:
-            self._reset_pool()
+        except (BrokenProcessPool, RuntimeError) as exc:  # broken, or shut down meanwhile
+            self._reset_pool(pool)
             self._after_worker_error(event, attempt, exc)
             return
-        future.add_done_callback(lambda f: self._after_worker(f, event, attempt))
+        future.add_done_callback(lambda f: self._after_worker(f, event, attempt, pool))
 
     def _after_worker(
-        self, future: Future[dict[str, Any]], event: dict[str, Any], attempt: int
+        self,
+        future: Future[dict[str, Any]],
+        event: dict[str, Any],
+        attempt: int,
+        pool: ProcessPoolExecutor,
     ) -> None:
         error = future.exception()
         if error is None:
             self._finished(event)
             return
+        # This may run on the pool's own manager thread, which holds the pool's shutdown lock
+        # while it fails the futures of a broken pool: shutting the pool down from here
+        # deadlocks (seen with a worker process SIGKILLed mid-shard). Hand it to a thread.
+        self._dispatchers.submit(self._after_worker_failed, event, attempt, error, pool)
+
+    def _after_worker_failed(
+        self, event: dict[str, Any], attempt: int, error: BaseException, pool: ProcessPoolExecutor
+    ) -> None:
         if isinstance(error, BrokenProcessPool):
-            self._reset_pool()
+            self._reset_pool(pool)
         self._after_worker_error(event, attempt, error)
 
     def _after_worker_error(
@@ -224,8 +237,11 @@ class LocalInvoker(Invoker):
         finally:
             self._finished(event)
 
-    def _reset_pool(self) -> None:
+    def _reset_pool(self, broken: ProcessPoolExecutor) -> None:
+        """Replace the pool if it is still the broken one (every future of a broken pool
+        reports it; only the first replaces it, and never the fresh pool that replaced it)."""
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=False)
+            if self._pool is not broken:
+                return
+            self._pool = None
+        broken.shutdown(wait=False, cancel_futures=False)
