@@ -8,6 +8,7 @@ idempotency work from listings alone; ``outcomes/`` and ``results/`` follow the 
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from typing import Literal
 
@@ -101,10 +102,8 @@ def parse_open_run(key: str) -> str | None:
 
 # Run ids sort oldest first (they start with the creation time); the index wants newest first,
 # so its keys start with the id's characters mirrored (0<->9, A<->Z, a<->z).
-_MIRROR = str.maketrans(
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-    "9876543210ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba",
-)
+_ALNUM = (string.digits, string.ascii_uppercase, string.ascii_lowercase)
+_MIRROR = str.maketrans("".join(_ALNUM), "".join(part[::-1] for part in _ALNUM))
 
 
 @dataclass(frozen=True)
