@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup test lint typecheck leakcheck demo bench fuzz load clean
+.PHONY: setup test lint typecheck leakcheck demo bench fuzz load api-fuzz clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ fuzz: setup
 
 load: setup
 	$(PY) -m scripts.load
+
+# schemathesis on a running local stage, against the OpenAPI document made from the one schema.
+api-fuzz: setup
+	$(PY) -m scripts.api_fuzz --max-examples 200 --phases examples,fuzzing
 
 demo: setup
 	$(PY) -m scripts.demo
