@@ -52,7 +52,6 @@ from concurrent.futures import (
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import botocore
@@ -141,12 +140,7 @@ class RemoteStandIn:
         self.url = line[1]
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         assert self._proc is not None and self._proc.stdin is not None
         self._proc.stdin.close()  # the stand-in serves until its stdin closes
         try:

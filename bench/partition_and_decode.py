@@ -4,7 +4,6 @@
     .venv/bin/python -m bench.partition_and_decode --json     # the same numbers as JSON
 
 Cases:
-- plan_shards of 10^12 points into 10,000 shards (count mode; ops = shards planned);
 - shard_bounds for all 10,000 shard ids (what workers do to check the bounds they were sent);
 - ParameterSpace.point(i) for 10^6 random indices of a 4-axis space of 1.25 * 10^12 points;
 - iter_points over 10^6 consecutive points of that space (what a worker does for its shard).
@@ -23,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chalicelib.model.sharding import ShardSpec, plan_shards, shard_bounds, shard_count
+from chalicelib.model.sharding import ShardSpec, shard_bounds, shard_count
 from chalicelib.model.space import ParameterSpace
 
 TOTAL = 10**12
@@ -69,17 +68,6 @@ def timed(case: str, operations: int, repeats: int, run: Callable[[], object]) -
         run()
         samples.append(time.perf_counter() - began)
     return Result(case, operations, repeats, min(samples), statistics.median(samples))
-
-
-def bench_plan(repeats: int) -> Result:
-    spec = ShardSpec("count", SHARDS)
-
-    def run() -> None:
-        shards = plan_shards(TOTAL, spec)
-        assert len(shards) == SHARDS
-        assert shards[-1].end == TOTAL
-
-    return timed(f"plan_shards(10^12, count={SHARDS:,})", SHARDS, repeats, run)
 
 
 def bench_bounds(repeats: int) -> Result:
@@ -132,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     space = ParameterSpace.from_request(SPACE_REQUEST)
     assert space.size >= 10**12
     results = [
-        bench_plan(args.repeats),
         bench_bounds(args.repeats),
         bench_decode(space, args.points, args.repeats, args.seed),
         bench_iterate(space, args.points, args.repeats, args.seed),

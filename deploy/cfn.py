@@ -32,7 +32,14 @@ def _represent_tag(dumper: yaml.SafeDumper, tag: Tag) -> Any:
     return dumper.represent_scalar(f"!{tag.name}", str(tag.value))
 
 
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> Any:
+    # Multi-line text (SQL, JSON documents) as a literal block, readable in a review.
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
 _Dumper.add_representer(Tag, _represent_tag)
+_Dumper.add_representer(str, _represent_str)
 
 
 def dump_yaml(template: dict[str, Any]) -> str:

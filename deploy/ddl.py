@@ -150,7 +150,8 @@ def cloudformation_template() -> dict[str, Any]:
                         "ResultConfiguration": {
                             "OutputLocation": Tag(
                                 "Sub", "s3://${DataBucket}/${QueryResultsPrefix}/"
-                            )
+                            ),
+                            "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
                         },
                     },
                 },

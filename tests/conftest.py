@@ -12,20 +12,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
-
-CONTRACT_EXAMPLE: dict[str, Any] = {
-    "simulation": "option_pricing",
-    "parameters": {
-        "volatility": {"linspace": {"start": 0.1, "stop": 0.5, "num": 9}},
-        "strike": {"range": {"start": 80, "stop": 121, "step": 5}},
-        "option": {"values": ["call", "put"]},
-        "paths": {"values": [2000]},
-    },
-    "shards": {"count": 12},
-    "seed": 7,
-    "label": "vol-strike-grid",
-    "fail_shards": [3, 5],
-}
+from tests.support import CONTRACT_EXAMPLE
 
 BUCKET = "sweeps-test"
 

@@ -5,7 +5,7 @@
   same two writes (results file, success outcome) with conditional creates, so a winner that
   died half-way is completed and a live one is never overwritten.
 - Failure: each failed attempt claims the next free attempt number with a conditional create
-  on its own outcome key. A retryable failure is preceded by a retry marker, so status can
+  on its own outcome key. A retryable failure then gets a retry marker, so status can
   tell "a retry will follow" from a final failure by listing alone.
 """
 
@@ -141,18 +141,21 @@ class OutcomeWriter:
     ) -> int:
         """Store a failed attempt under a fresh attempt number; returns it."""
         attempt = self.next_attempt(ref)
-        while True:
-            if error.retryable:
-                self.store.put(layout.retry_marker(ref.run_id, ref.shard_id, attempt), b"")
-            row = _row(ref, attempt, timing, request_id) | {
-                "error_code": error.code,
-                "error_message": bounded(message),
-                "retryable": error.retryable,
-            }
-            key = layout.outcome(ref.run_id, "failed", ref.dt, ref.shard_id, attempt)
-            if self.store.create(key, outcome_parquet(row)):
-                return attempt
+        row = _row(ref, attempt, timing, request_id) | {
+            "error_code": error.code,
+            "error_message": bounded(message),
+            "retryable": error.retryable,
+        }
+        while not self.store.create(
+            layout.outcome(ref.run_id, "failed", ref.dt, ref.shard_id, attempt),
+            outcome_parquet(row | {"attempt": attempt}),
+        ):
             attempt += 1
+        # Marked only once the attempt number is ours: a writer that lost the claim must never
+        # mark the winner's (possibly final) attempt as retrying.
+        if error.retryable:
+            self.store.put(layout.retry_marker(ref.run_id, ref.shard_id, attempt), b"")
+        return attempt
 
 
 def _row(ref: ShardRef, attempt: int, timing: Timing, request_id: str) -> dict[str, object]:

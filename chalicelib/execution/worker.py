@@ -75,19 +75,37 @@ def run_task(
     margin_ms: int,
     cancel_poll_s: float = CANCEL_POLL_SECONDS,
 ) -> dict[str, Any]:
-    """Run one delivery of a shard task; returns a small summary (also logged)."""
-    started = datetime.now(UTC)
-    request_id = getattr(context, "aws_request_id", "") or ""
+    """Run one delivery of a shard task; returns a small summary (also logged).
+
+    A worker process runs one task at a time, so the shard's ids are logger keys for the
+    task's duration: every line it logs, ours or a library's, names its shard."""
     ref = ShardRef.from_payload(payload)
     if ref is None:
         logger.error("task names no shard; nothing can be recorded", extra={"payload": payload})
         return {"status": "rejected"}
+    logger.append_keys(run_id=ref.run_id, shard_id=ref.shard_id)
+    try:
+        summary = _run(payload, ref, context, store, margin_ms, cancel_poll_s)
+    finally:
+        logger.remove_keys(["run_id", "shard_id"])
+    return {"run_id": ref.run_id, "shard_id": ref.shard_id, **summary}
+
+
+def _run(
+    payload: Any,
+    ref: ShardRef,
+    context: LambdaContext | None,
+    store: ObjectStore,
+    margin_ms: int,
+    cancel_poll_s: float,
+) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    request_id = getattr(context, "aws_request_id", "") or ""
     writer = OutcomeWriter(store)
-    log = {"run_id": ref.run_id, "shard_id": ref.shard_id}
     try:
         if writer.has_success(ref):
-            logger.info("duplicate delivery of a succeeded shard", extra=log)
-            return {"status": "duplicate", **log}
+            logger.info("duplicate delivery of a succeeded shard")
+            return {"status": "duplicate"}
         if progress.is_cancelled(store, ref.run_id):
             raise ShardFailure(
                 failure_codes.CANCELLED, "the run was cancelled before this shard ran"
@@ -107,9 +125,9 @@ def run_task(
         summary = {"status": "failed", "attempt": attempt, "error_code": failure.error.code}
         _check_threshold(store, ref.run_id)
     except StorageError as exc:
-        _record_storage_failure(writer, ref, str(exc), started, request_id, log)
+        _record_storage_failure(writer, ref, str(exc), started, request_id)
         raise
-    summary |= log | {"duration_ms": Timing.since(started).duration_ms}
+    summary["duration_ms"] = Timing.since(started).duration_ms
     logger.info("shard finished", extra=summary)
     return summary
 
@@ -183,12 +201,11 @@ def _record_storage_failure(
     message: str,
     started: datetime,
     request_id: str,
-    log: dict[str, Any],
 ) -> None:
     try:
         attempt = writer.record_failure(
             ref, failure_codes.STORAGE_ERROR, message, Timing.since(started), request_id
         )
-        logger.warning("storage failed; Lambda will retry", extra=log | {"attempt": attempt})
+        logger.warning("storage failed; Lambda will retry", extra={"attempt": attempt})
     except StorageError:
-        logger.error("storage failed; could not record it either", extra=log)
+        logger.error("storage failed; could not record it either")

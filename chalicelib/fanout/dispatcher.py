@@ -1,6 +1,6 @@
 """Fan-out: the dispatcher function turns a run (or a redrive) into one worker event per shard.
 
-Dispatch is CPU-bound (~0.6 ms of CPU per Invoke, docs/benchmarks.md), so one process cannot
+Dispatch is CPU-bound (docs/benchmarks.md measures the CPU per Invoke), so one process cannot
 fan out 10,000+ shards quickly. A job covering more than ``leaf_shards`` shards is split into
 ``width`` contiguous children, each handed to another dispatcher invocation, giving a shallow
 tree (100,000 shards at width 10 and 1,000 per leaf: 3 levels, far below Lambda's recursion

@@ -96,8 +96,8 @@ def encode(payload: dict[str, Any]) -> bytes:
 class LambdaInvoker(Invoker):
     """``Invoke`` with ``InvocationType=Event``, sent as one SigV4-signed request.
 
-    Dispatch is CPU-bound, and botocore's ``client.invoke`` spends ~1.0 ms of CPU per call
-    against ~0.6 ms for the signed request alone (docs/benchmarks.md). So botocore resolves the
+    Dispatch is CPU-bound, and botocore's ``client.invoke`` spends much more CPU per call than
+    the signed request alone (docs/benchmarks.md has both). So botocore resolves the
     endpoint and credentials once and signs each request (``SigV4Auth``), and urllib3 sends it
     on a pool shared by every thread; the REST call itself is Lambda's documented
     ``POST /2015-03-31/functions/{name}/invocations``.

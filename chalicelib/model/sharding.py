@@ -28,17 +28,6 @@ class ShardSpec:
         return {self.mode: self.value}
 
 
-@dataclass(frozen=True)
-class Shard:
-    shard_id: int
-    start: int
-    end: int
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-
 def shard_count(total: int, spec: ShardSpec) -> int:
     if spec.mode == "count":
         return spec.value
@@ -56,11 +45,3 @@ def shard_bounds(total: int, spec: ShardSpec, shard_id: int) -> tuple[int, int]:
         return start, start + base + (1 if shard_id < extra else 0)
     start = shard_id * spec.value
     return start, min(total, start + spec.value)
-
-
-def plan_shards(total: int, spec: ShardSpec) -> list[Shard]:
-    if total < 1:
-        raise ValueError("a space has at least one point")
-    if spec.mode == "count" and spec.value > total:
-        raise ValueError(f"{spec.value} shards for {total} points would leave shards empty")
-    return [Shard(k, *shard_bounds(total, spec, k)) for k in range(shard_count(total, spec))]

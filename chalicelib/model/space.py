@@ -29,9 +29,6 @@ class Axis(ABC):
     def value(self, k: int) -> Value: ...
 
     @abstractmethod
-    def position(self, value: Value) -> int | None:
-        """The k with value(k) == value, or None; the inverse that makes ``index`` exact."""
-
     @abstractmethod
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -51,12 +48,6 @@ class ValuesAxis(Axis):
 
     def value(self, k: int) -> Value:
         return self.values[k]
-
-    def position(self, value: Value) -> int | None:
-        for k, v in enumerate(self.values):
-            if type(v) is type(value) and v == value:
-                return k
-        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {"values": list(self.values)}
@@ -79,12 +70,6 @@ class RangeAxis(Axis):
 
     def value(self, k: int) -> int:
         return self.start + k * self.step
-
-    def position(self, value: Value) -> int | None:
-        if type(value) is not int:
-            return None
-        k, rem = divmod(value - self.start, self.step)
-        return k if rem == 0 and 0 <= k < self.size else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"range": {"start": self.start, "stop": self.stop, "step": self.step}}
@@ -119,20 +104,6 @@ class LinspaceAxis(Axis):
             # numpy's special case for a step that underflows to 0 (subnormal delta, gh-5437).
             return k / (self.num - 1) * (self.stop - self.start) + self.start
         return k * step + self.start
-
-    def position(self, value: Value) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None
-        step = self.step
-        delta = self.stop - self.start
-        if step != 0:
-            k = round((value - self.start) / step)
-        else:
-            k = 0 if delta == 0 else round((value - self.start) / delta * (self.num - 1))
-        for candidate in (k - 1, k, k + 1):
-            if 0 <= candidate < self.num and self.value(candidate) == value:
-                return candidate
-        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {"linspace": {"start": self.start, "stop": self.stop, "num": self.num}}
@@ -180,16 +151,6 @@ class ParameterSpace:
         return {
             n: a.value(d) for n, a, d in zip(self.names, self.axes, self.digits(i), strict=True)
         }
-
-    def index(self, point: Mapping[str, Value]) -> int:
-        """Inverse of ``point``; raises KeyError for a point not on the grid."""
-        i = 0
-        for name, axis in zip(self.names, self.axes, strict=True):
-            k = axis.position(point[name])
-            if k is None:
-                raise KeyError(f"{name}={point[name]!r} is not on the grid")
-            i = i * axis.size + k
-        return i
 
     def iter_points(self, start: int, end: int) -> Iterator[tuple[int, dict[str, Value]]]:
         """Points ``[start, end)`` in order, stepping an odometer instead of decoding each one."""

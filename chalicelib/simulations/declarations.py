@@ -21,10 +21,6 @@ Metrics = dict[str, float]
 SimulationFn = Callable[[Mapping[str, Any], np.random.Generator], Metrics]
 
 
-class SimulationError(Exception):
-    """A point the simulation cannot evaluate; the shard fails with SIMULATION_ERROR."""
-
-
 @dataclass(frozen=True)
 class Parameter:
     name: str
@@ -112,12 +108,11 @@ class Simulation:
         return params
 
     def evaluate(self, point: Mapping[str, Value], seed: int, index: int) -> Metrics:
-        """Metrics of point ``index``; the same inputs give the same numbers in any process."""
-        rng = point_rng(self.name, seed, index)
-        try:
-            metrics = self.fn(self.effective_params(point), rng)
-        except (ArithmeticError, ValueError, MemoryError) as exc:
-            raise SimulationError(f"{type(exc).__name__}: {exc}") from None
+        """Metrics of point ``index``; the same inputs give the same numbers in any process.
+
+        Exceptions propagate as raised: the worker records any of them as the shard's
+        ``SIMULATION_ERROR`` with the exception's own type, which is what an author debugs."""
+        metrics = self.fn(self.effective_params(point), point_rng(self.name, seed, index))
         return {m: float(metrics[m]) for m in self.metrics}
 
     def describe(self) -> dict[str, Any]:

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import pyarrow.parquet as pq
 import pytest
 import requests
 
+from client.query import LocalEngine
 from scripts.local_stack import local_server
-from tests.conftest import CONTRACT_EXAMPLE
+from tests.support import CONTRACT_EXAMPLE
 
 pytestmark = pytest.mark.e2e
 
@@ -38,16 +39,14 @@ class Server:
             time.sleep(0.3)
         raise AssertionError(f"run {run_id} not complete after {timeout} s: {status}")
 
-    def sql(self, query: str) -> list[tuple[Any, ...]]:
-        con = duckdb.connect()
-        for table in ("outcomes", "results"):
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
-                f"'{self.data}/{table}/**/*.parquet', hive_partitioning=true, "
-                "hive_types_autocast=false)"
-            )
-        rows: list[tuple[Any, ...]] = con.execute(query).fetchall()
-        return rows
+    def query(self, name: str, run_id: str, **params: object) -> list[dict[str, Any]]:
+        """A baseline query of athena/, through the same engine users run it with."""
+        return LocalEngine(self.data).run(name, run_id=run_id, **params).rows
+
+    def results(self, run_id: str) -> list[int]:
+        """Every point index in the run's results files, read back with pyarrow."""
+        folder = self.data / "results" / f"run_id={run_id}"
+        return [i for f in folder.glob("*.parquet") for i in pq.read_table(f)["point_index"]]
 
 
 @pytest.fixture(scope="module")
@@ -68,22 +67,19 @@ def test_a_sweep_with_failures_then_a_redrive(server: Server) -> None:
     assert status["failed_shards"] == [3, 5]
     assert status["dispatch"] == {"dispatched": 12, "failed": 0}
 
-    where = f"run_id = '{run_id}'"
-    finals = server.sql(
-        f"SELECT shard_id, status, count(*) FROM outcomes WHERE {where} GROUP BY 1, 2 ORDER BY 1"
-    )
-    assert [row[0] for row in finals] == list(range(12))  # every shard exactly once
-    assert {row[0] for row in finals if row[1] == "failed"} == {3, 5}
-    assert all(row[2] == 1 for row in finals)
-    codes = server.sql(
-        f"SELECT DISTINCT error_code FROM outcomes WHERE {where} AND status='failed'"
-    )
-    assert codes == [("INJECTED_FAILURE",)]
-    points = server.sql(
-        f"SELECT sum(point_count) FROM outcomes WHERE {where} AND status = 'succeeded'"
-    )[0][0]
-    results = server.sql(f"SELECT count(*), count(DISTINCT point_index) FROM results WHERE {where}")
-    assert results == [(points, points)] and points == status["points_succeeded"] == 134
+    assert server.query("coverage", run_id, shard_count=12) == []  # every shard exactly once
+    summary = {row["status"]: row for row in server.query("run_summary", run_id)}
+    assert {s: (r["shards"], r["points"], r["attempts"]) for s, r in summary.items()} == {
+        "failed": (2, 28, 2),
+        "succeeded": (10, 134, 10),
+    }
+    assert summary["succeeded"]["points"] == status["points_succeeded"]
+    errors = server.query("failure_by_error", run_id)
+    assert [(r["error_code"], r["failed_attempts"], r["failed_shards"]) for r in errors] == [
+        ("INJECTED_FAILURE", 2, 2)
+    ]
+    indexes = server.results(run_id)
+    assert len(indexes) == len(set(indexes)) == 134  # one row per point of a succeeded shard
     successes = sorted(p for p in server.data.rglob("status=succeeded/**/*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in successes]
 
@@ -91,16 +87,12 @@ def test_a_sweep_with_failures_then_a_redrive(server: Server) -> None:
     assert redrive.status_code == 202 and redrive.json()["redriven"] == [3, 5]
     status = server.wait_complete(run_id)
     assert status["failed_shards"] == [3, 5]
-    attempts = server.sql(
-        f"SELECT shard_id, attempt, error_code FROM outcomes WHERE {where} AND status = 'failed' "
-        "ORDER BY 1, 2"
-    )
-    assert attempts == [
-        (3, 1, "INJECTED_FAILURE"),
-        (3, 2, "INJECTED_FAILURE"),
-        (5, 1, "INJECTED_FAILURE"),
-        (5, 2, "INJECTED_FAILURE"),
+    errors = server.query("failure_by_error", run_id)
+    assert [(r["error_code"], r["failed_attempts"], r["failed_shards"]) for r in errors] == [
+        ("INJECTED_FAILURE", 4, 2)
     ]
+    summary = {row["status"]: row for row in server.query("run_summary", run_id)}
+    assert (summary["failed"]["attempts"], summary["failed"]["max_attempts"]) == (4, 2)
     assert sorted(server.data.rglob("status=succeeded/**/*.parquet")) == successes
     assert [p.stat().st_mtime_ns for p in successes] == stamps  # nothing else re-ran
 

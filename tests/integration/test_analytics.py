@@ -41,6 +41,7 @@ from chalicelib.storage.stores import LocalStore, StorageError
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 from client import query
 from client.query import LocalEngine, QueryError
+from tests.support import FirstCreateFailingStore, destination_record
 
 RUN_A = ids.new_run_id(datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
 RUN_C = ids.new_run_id(datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
@@ -74,36 +75,6 @@ BODY_C: dict[str, Any] = {
 }
 
 
-class FlakyStore(LocalStore):
-    """Fails the first create of each given key, as S3 sometimes does."""
-
-    def __init__(self, root: Path, keys: set[str]) -> None:
-        super().__init__(root)
-        self.keys = set(keys)
-
-    def create(self, key: str, data: bytes) -> bool:
-        if key in self.keys:
-            self.keys.discard(key)
-            raise StorageError(f"create {key}: SlowDown")
-        return super().create(key, data)
-
-
-def _destination_record(payload: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "version": "1.0",
-        "timestamp": "2026-01-01T10:05:00.000Z",
-        "requestContext": {
-            "requestId": "req-exhausted",
-            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:worker",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": 3,
-        },
-        "requestPayload": payload,
-        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-        "responsePayload": {"errorType": "StorageError", "errorMessage": "SlowDown"},
-    }
-
-
 @dataclass(frozen=True)
 class Dataset:
     root: Path
@@ -116,7 +87,7 @@ def build_dataset(root: Path) -> Dataset:
     lock_fails = {RETRIED_THEN_OK, RETRIES_EXHAUSTED, PENDING}
     flaky_ids = {*lock_fails, LATE_STORAGE_ERROR}
     run_shards(store, request_a, RUN_A, DAY1, set(range(SHARDS_A)) - flaky_ids)
-    flaky = FlakyStore(
+    flaky = FirstCreateFailingStore(
         root,
         {layout.success_lock(RUN_A, s) for s in lock_fails}
         | {layout.results(RUN_A, LATE_STORAGE_ERROR)},
@@ -129,7 +100,17 @@ def build_dataset(root: Path) -> Dataset:
         retried = run_task(shard_payload(request_a, RUN_A, DAY1, shard_id), None, store, 0)
         assert (retried["status"], retried["attempt"]) == ("succeeded", attempt)
     payload = shard_payload(request_a, RUN_A, DAY1, RETRIES_EXHAUSTED)
-    assert record_destination(_destination_record(payload), store)["status"] == "failed"
+    assert (
+        record_destination(
+            destination_record(
+                payload,
+                response={"errorType": "StorageError", "errorMessage": "SlowDown"},
+                failed_at=datetime(2026, 1, 1, 10, 5, tzinfo=UTC),
+            ),
+            store,
+        )["status"]
+        == "failed"
+    )
     run_sweep(root, BODY_C, RUN_C, DAY1)
     run_sweep(root, BODY_B, RUN_B, DAY2)
     return Dataset(root, request_a)

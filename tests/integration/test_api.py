@@ -22,13 +22,12 @@ from chalicelib import wiring
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import LambdaInvoker
 from chalicelib.model import ids
-from chalicelib.model.sharding import plan_shards
-from chalicelib.model.validation import validate_request
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
 from chalicelib.wiring import Runtime
-from tests.conftest import BUCKET, CONTRACT_EXAMPLE
+from tests.conftest import BUCKET
 from tests.lambda_recorder import Call, RecordingLambda, Rule
+from tests.support import CONTRACT_EXAMPLE, destination_record
 
 JSON = {"Content-Type": "application/json"}
 FIFTY = {
@@ -129,12 +128,10 @@ def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
     assert dispatchers > 1 + 3  # the root split, and its children split again (leaf: 8)
     workers = harness.lambda_.take("worker")
     assert len(workers) == 50
-    plan = plan_shards(100, validate_request(FIFTY, None).shards)
     by_shard = {c.payload["shard_id"]: c.payload for c in workers}
     assert sorted(by_shard) == list(range(50))  # every shard exactly once
-    for shard in plan:
-        payload = by_shard[shard.shard_id]
-        assert (payload["start"], payload["end"]) == (shard.start, shard.end)
+    for shard_id, payload in by_shard.items():  # 100 points in 50 shards: two each, in order
+        assert (payload["start"], payload["end"]) == (2 * shard_id, 2 * shard_id + 2)
         assert payload["run_id"] == answer["run_id"]
         assert payload["request"]["fail_shards"] == [7, 31]
     assert all(manifest_first for _, manifest_first in harness.order)
@@ -510,19 +507,9 @@ def test_the_failure_recorder_function_closes_a_crashed_shard(harness: Harness) 
     assert body_of(harness.get(f"/sweeps/{run_id}"))["shards"]["pending"] == 1
 
     def record(payload: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "version": "1.0",
-            "timestamp": "2026-11-26T10:00:00.000Z",
-            "requestContext": {
-                "requestId": "r-1",
-                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:w",
-                "condition": "RetriesExhausted",
-                "approximateInvokeCount": 3,
-            },
-            "requestPayload": payload,
-            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-            "responsePayload": {"errorType": "Runtime.ExitError", "errorMessage": "OOM"},
-        }
+        return destination_record(
+            payload, response={"errorType": "Runtime.ExitError", "errorMessage": "OOM"}
+        )
 
     answer = harness.client.lambda_.invoke("failure_recorder", record(crashed.payload)).payload
     assert answer["error_code"] == "RETRIES_EXHAUSTED"

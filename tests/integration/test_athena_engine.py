@@ -16,6 +16,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
 
 from chalicelib import aws
+from chalicelib.config import SettingsError
 from client import query
 from client.query import AthenaEngine, QueryError, QueryFailed, QueryTimeout
 
@@ -252,6 +253,23 @@ def test_cli_creates_the_views_on_athena(
     with pytest.raises(SystemExit):
         query.main([*argv, "--create-views", "run_summary"])
     assert "--create-views takes no query" in capsys.readouterr().err
+
+
+def test_cli_takes_workgroup_and_database_from_the_settings(
+    athena: Recorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same SWEEP_* variables the functions read, through Settings, not os.environ."""
+    polls_per_state(1)
+    monkeypatch.setattr(aws, "athena", lambda: athena)
+    monkeypatch.setenv("SWEEP_ATHENA_WORKGROUP", WORKGROUP)
+    monkeypatch.setenv("SWEEP_GLUE_DATABASE", DATABASE)
+    assert query.main(["--engine", "athena", "--create-views"]) == 0
+    started = [kwargs for name, kwargs in athena.calls if name == "start_query_execution"]
+    assert started[0]["WorkGroup"] == WORKGROUP
+    assert started[0]["QueryExecutionContext"] == {"Database": DATABASE}
+    monkeypatch.setenv("SWEEP_MAX_POINTS", "lots")  # a malformed setting is named, as at start
+    with pytest.raises(SettingsError, match="SWEEP_MAX_POINTS"):
+        query.main(["--list"])
 
 
 # ------------------------------------------------------------------------------ Stubber

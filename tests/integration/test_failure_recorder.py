@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -19,12 +20,14 @@ from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.storage import layout
 from chalicelib.storage.stores import ObjectStore, StorageError, StoredObject
+from tests import support
+from tests.support import REQUEST_ID
 
 RUN_ID = "20261126T100000000Z-fedcba987654"
 DT = "2026-11-26"
 # Lambda stamps the record when it gives up, a little before the recorder runs
 FAILED_AT = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=123000)
-FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:sweeps-dev-worker:$LATEST"
+destination_record = partial(support.destination_record, failed_at=FAILED_AT)
 
 
 class Context:
@@ -80,31 +83,6 @@ def task_payload(body: dict[str, Any], shard_id: int) -> dict[str, Any]:
         "dt": DT,
         "request": request.to_dict(),
     }
-
-
-def destination_record(
-    payload: Any,
-    condition: str = "RetriesExhausted",
-    invokes: int = 3,
-    response: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An OnFailure record in the shape Lambda documents."""
-    record: dict[str, Any] = {
-        "version": "1.0",
-        "timestamp": FAILED_AT.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "requestContext": {
-            "requestId": "c0ffee00-0000-4000-8000-000000000001",
-            "functionArn": FUNCTION_ARN,
-            "condition": condition,
-            "approximateInvokeCount": invokes,
-        },
-        "requestPayload": payload,
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
-    }
-    if response is not None:
-        record["responseContext"]["functionError"] = "Unhandled"
-        record["responsePayload"] = response
-    return record
 
 
 CRASH = {
@@ -163,7 +141,7 @@ def test_retries_exhausted_after_storage_failures_is_the_next_final_attempt(
     assert final["error_code"] == "RETRIES_EXHAUSTED" and final["retryable"] is False
     assert (final["start_index"], final["end_index"], final["point_count"]) == (56, 70, 14)
     assert final["simulation"] == "option_pricing"
-    assert final["request_id"] == "c0ffee00-0000-4000-8000-000000000001"
+    assert final["request_id"] == REQUEST_ID
     assert final["started_at"] == FAILED_AT
     assert final["started_at"] <= final["finished_at"]
     assert final["results_key"] is None and final["results_rows"] is None

@@ -28,7 +28,7 @@ from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Function, Invoker
 from chalicelib.storage.stores import LocalStore
 from chalicelib.wiring import Runtime
-from tests.conftest import CONTRACT_EXAMPLE
+from tests.support import CONTRACT_EXAMPLE
 
 EXAMPLES = int(os.environ.get("SWEEP_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from chalicelib.runs.submit import submit as submit_run
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
 
+RUN_ID = "20261126T000000000Z-0123456789ab"
 SWEEP = {
     "simulation": "monte_carlo_pi",
     "parameters": {"samples": {"values": [100, 200, 300, 400, 500, 600]}},
@@ -94,27 +96,65 @@ def test_storage_failures_are_retried_then_recorded_as_final(
         assert "3 invocation(s)" in by_attempt[-1]["error_message"]
 
 
-def test_each_finished_shard_logs_one_json_line(
-    local: tuple[Settings, LocalStore, LocalInvoker],
-) -> None:
-    _, store, _ = local
-    request = validate_request(SWEEP, None)
-    payload = task_payload(
-        "20261126T000000000Z-0123456789ab", 0, (0, 2), "2026-11-26", request.to_dict()
-    )
+@contextmanager
+def captured_logs() -> Iterator[list[dict[str, Any]]]:
+    """The JSON lines the powertools logger writes while the block runs."""
     buffer = io.StringIO()
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
     stream = handler.setStream(buffer)
+    lines: list[dict[str, Any]] = []
     try:
-        run_task(payload, None, store, 1000)
+        yield lines
     finally:
         handler.setStream(stream)
-    lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+        lines.extend(json.loads(line) for line in buffer.getvalue().splitlines() if line.strip())
+
+
+def shard_task(shard_id: int = 0) -> dict[str, Any]:
+    request = validate_request(SWEEP, None)
+    bounds = (2 * shard_id, 2 * shard_id + 2)
+    return task_payload(RUN_ID, shard_id, bounds, "2026-11-26", request.to_dict())
+
+
+def test_each_finished_shard_logs_one_json_line_naming_its_shard_only_while_it_runs(
+    local: tuple[Settings, LocalStore, LocalInvoker],
+) -> None:
+    _, store, _ = local
+    with captured_logs() as lines:
+        run_task(shard_task(), None, store, 1000)
+        logger.info("after the task")
     finished = [line for line in lines if line.get("message") == "shard finished"]
     assert len(finished) == 1
     assert {"run_id", "shard_id", "attempt", "duration_ms", "status", "level"} <= set(finished[0])
     assert finished[0]["shard_id"] == 0 and finished[0]["attempt"] == 1
+    assert finished[0]["run_id"] == RUN_ID
+    after = [line for line in lines if line.get("message") == "after the task"]
+    assert len(after) == 1 and "run_id" not in after[0] and "shard_id" not in after[0]
+
+
+def test_lambda_functions_log_cold_start_and_request_id(
+    local: tuple[Settings, LocalStore, LocalInvoker],
+) -> None:
+    """Through Chalice's Lambda test client: Powertools' inject_lambda_context adds the
+    invocation's context to every line."""
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import wiring
+
+    settings, store, invoker = local
+    wiring.use(wiring.Runtime(settings, store, invoker))
+    try:
+        client = Client(app, stage_name="local", project_dir=str(PROJECT_ROOT))
+        with client, captured_logs() as lines:
+            client.lambda_.invoke("worker", shard_task(1))
+    finally:
+        wiring.use(None)
+    finished = [line for line in lines if line.get("message") == "shard finished"]
+    assert len(finished) == 1
+    assert {"cold_start", "function_request_id", "function_name"} <= set(finished[0])
+    assert finished[0]["shard_id"] == 1
 
 
 ORPHAN_SCRIPT = """

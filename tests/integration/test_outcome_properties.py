@@ -25,6 +25,7 @@ from chalicelib.runs.status import status
 from chalicelib.storage import layout
 from chalicelib.storage.manifests import save
 from chalicelib.storage.stores import LocalStore, StorageError
+from tests.support import ResultsFailingStore
 
 SHARDS = 4
 REQUEST = validate_request(
@@ -38,17 +39,6 @@ REQUEST = validate_request(
 )
 
 
-class FlakyStore(LocalStore):
-    """A real local store whose results writes fail while ``failing`` is set."""
-
-    failing = False
-
-    def create(self, key: str, data: bytes) -> bool:
-        if self.failing and key.startswith("results/"):
-            raise StorageError(f"create {key}: injected")
-        return super().create(key, data)
-
-
 Event = tuple[str, int]
 EVENTS = st.lists(
     st.tuples(st.sampled_from(["deliver", "deliver_faulty", "give_up"]), st.integers(0, 3)),
@@ -56,7 +46,7 @@ EVENTS = st.lists(
 )
 
 
-def apply(store: FlakyStore, manifest: Manifest, event: Event) -> None:
+def apply(store: ResultsFailingStore, manifest: Manifest, event: Event) -> None:
     kind, shard_id = event
     start, end = 2 * shard_id, 2 * shard_id + 2
     payload = task_payload(manifest.run_id, shard_id, (start, end), manifest.dt, REQUEST.to_dict())
@@ -87,7 +77,7 @@ def rows(store: LocalStore, run_id: str) -> list[tuple[str, dict[str, Any]]]:
 @given(EVENTS)
 def test_outcomes_stay_consistent_and_status_agrees(events: list[Event]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store = FlakyStore(Path(tmp))
+        store = ResultsFailingStore(Path(tmp))
         manifest = Manifest.new(
             "20261126T000000000Z-0123456789ab",
             datetime(2026, 11, 26, tzinfo=UTC),
@@ -125,3 +115,90 @@ def test_outcomes_stay_consistent_and_status_agrees(events: list[Event]) -> None
         assert answer["failed_shards"] == expected["failed"]
         assert answer["points_succeeded"] == 2 * len(expected["succeeded"])
         assert json.dumps(answer)  # serialisable as the API answers it
+
+
+# ------------------------------------------------------------------- two writers, interleaved
+
+
+class InterleavingStore(LocalStore):
+    """Runs a second writer's whole ``record_failure`` at the first writer's ``step``-th store
+    call: every point at which a concurrent writer can slip in, in one deterministic test."""
+
+    def __init__(self, root: Path, step: int, rival: Any) -> None:
+        super().__init__(root)
+        self.calls, self.step, self.rival = 0, step, rival
+
+    def _maybe_interleave(self) -> None:
+        self.calls += 1
+        if self.calls == self.step and self.rival is not None:
+            rival, self.rival = self.rival, None
+            rival()
+
+    def create(self, key: str, data: bytes) -> bool:
+        self._maybe_interleave()
+        return super().create(key, data)
+
+    def put(self, key: str, data: bytes) -> None:
+        self._maybe_interleave()
+        super().put(key, data)
+
+    def list(self, prefix: str) -> Any:
+        self._maybe_interleave()
+        return super().list(prefix)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    first_retryable=st.booleans(),
+    second_retryable=st.booleans(),
+    step=st.integers(1, 6),
+    earlier_failures=st.integers(0, 2),
+)
+def test_two_interleaved_failure_writers_never_mark_each_others_attempts(
+    first_retryable: bool, second_retryable: bool, step: int, earlier_failures: int
+) -> None:
+    """A retry marker always belongs to a retryable attempt of the writer that claimed it."""
+    from chalicelib.execution import failure_codes
+    from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+
+    codes = {True: failure_codes.STORAGE_ERROR, False: failure_codes.SIMULATION_ERROR}
+    ref = ShardRef("20261126T000000000Z-0123456789ab", 1, "2026-11-26", 2, 4, "monte_carlo_pi")
+    timing = Timing(datetime(2026, 11, 26, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC))
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = OutcomeWriter(LocalStore(Path(tmp)))
+        for _ in range(earlier_failures):
+            plain.record_failure(ref, codes[False], "earlier", timing, "")
+        claimed: dict[str, int] = {}
+
+        def second() -> None:
+            claimed["second"] = plain.record_failure(
+                ref, codes[second_retryable], "second", timing, "second"
+            )
+
+        store = InterleavingStore(Path(tmp), step, second)
+        claimed["first"] = OutcomeWriter(store).record_failure(
+            ref, codes[first_retryable], "first", timing, "first"
+        )
+        late, store.rival = store.rival, None
+        if late is not None:  # the first writer made fewer store calls than ``step``
+            late()
+        assert claimed["first"] != claimed["second"]
+        by_attempt = {key.attempt: row for key, row in _failed_rows(store, ref.run_id)}
+        assert sorted(by_attempt) == list(range(1, earlier_failures + 3))
+        for writer, attempt in claimed.items():
+            assert by_attempt[attempt]["request_id"] == writer
+        markers = {
+            marker[1]
+            for obj in store.list(layout.retry_markers_prefix(ref.run_id))
+            if (marker := layout.parse_retry_marker(obj.key)) is not None
+        }
+        assert markers == {a for a, row in by_attempt.items() if row["retryable"]}
+
+
+def _failed_rows(store: LocalStore, run_id: str) -> list[tuple[Any, dict[str, Any]]]:
+    found = []
+    for obj in store.list(layout.outcomes_prefix(run_id)):
+        key = layout.parse_outcome(obj.key)
+        assert key is not None and key.status == "failed"
+        found.append((key, pq.read_table(io.BytesIO(store.get(obj.key))).to_pylist()[0]))
+    return found

@@ -16,6 +16,7 @@ from chalicelib.config import PROJECT_ROOT
 from chalicelib.storage import tables
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 from deploy import ddl
+from deploy.cfn import Tag, load_yaml
 
 # PyYAML (installed with Chalice) ships no type hints; it is only used here to read the template.
 yaml: Any = importlib.import_module("yaml")
@@ -130,26 +131,10 @@ def test_a_type_with_no_hive_equivalent_is_refused() -> None:
 # ------------------------------------------------------------------------------ CloudFormation
 
 
-def _intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
-    """CloudFormation short-form intrinsics (!Ref, !Sub, ...) read as {"Ref": value}."""
-    value: Any
-    if isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:
-        value = loader.construct_scalar(node)
-    return {suffix: value}
-
-
-_CfnLoader: Any = type("_CfnLoader", (yaml.SafeLoader,), {})
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
 def load_template() -> dict[str, Any]:
     text = (PROJECT_ROOT / "infra" / "analytics.yaml").read_text()
     assert text == ddl.cloudformation_yaml(), "run: python -m deploy.ddl --write"
-    template: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)
+    template: dict[str, Any] = load_yaml(text)
     return template
 
 
@@ -158,7 +143,7 @@ def test_template_tables_are_the_pyarrow_schemas() -> None:
     for table in ("outcomes", "results"):
         resource = resources[f"{table.capitalize()}Table"]
         assert resource["Type"] == "AWS::Glue::Table"
-        assert resource["Properties"]["DatabaseName"] == {"Ref": "AnalyticsDatabase"}
+        assert resource["Properties"]["DatabaseName"] == Tag("Ref", "AnalyticsDatabase")
         table_input = resource["Properties"]["TableInput"]
         assert table_input["Name"] == table
         assert table_input["TableType"] == "EXTERNAL_TABLE"
@@ -177,7 +162,7 @@ def test_template_tables_are_the_pyarrow_schemas() -> None:
         assert table_input["PartitionKeys"] == [
             {"Name": p, "Type": "string"} for p in PARTITIONS[table]
         ]
-        with_prefix = sd["Location"]["If"][1]["Sub"]
+        with_prefix = sd["Location"].value[1].value
         assert with_prefix == f"s3://${{DataBucket}}/${{DataPrefix}}/{table}/"
 
 
@@ -186,16 +171,16 @@ def test_template_database_and_workgroup() -> None:
     resources = template["Resources"]
     database = resources["AnalyticsDatabase"]
     assert database["Type"] == "AWS::Glue::Database"
-    assert database["Properties"]["DatabaseInput"]["Name"] == {"Ref": "DatabaseName"}
+    assert database["Properties"]["DatabaseInput"]["Name"] == Tag("Ref", "DatabaseName")
     assert template["Parameters"]["DatabaseName"]["AllowedPattern"] == "^[a-z0-9_]{1,255}$"
     workgroup = resources["AnalyticsWorkGroup"]
     assert workgroup["Type"] == "AWS::Athena::WorkGroup"
     config = workgroup["Properties"]["WorkGroupConfiguration"]
     assert config["EnforceWorkGroupConfiguration"] is True
-    assert config["BytesScannedCutoffPerQuery"] == {"Ref": "BytesScannedCutoffPerQuery"}
-    assert config["ResultConfiguration"]["OutputLocation"] == {
-        "Sub": "s3://${DataBucket}/${QueryResultsPrefix}/"
-    }
+    assert config["BytesScannedCutoffPerQuery"] == Tag("Ref", "BytesScannedCutoffPerQuery")
+    assert config["ResultConfiguration"]["OutputLocation"] == Tag(
+        "Sub", "s3://${DataBucket}/${QueryResultsPrefix}/"
+    )
     assert config["EngineVersion"]["SelectedEngineVersion"] == "Athena engine version 3"
     for name in ("DataBucket", "DataPrefix", "WorkGroupName", "QueryResultsPrefix"):
         assert name in template["Parameters"]

@@ -17,13 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.model.sharding import ShardSpec, plan_shards
+from chalicelib.model.sharding import ShardSpec, shard_bounds, shard_count
 from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.builtin import black_scholes
 from chalicelib.simulations.declarations import (
     Parameter,
     Simulation,
-    SimulationError,
     Value,
     point_rng,
     simulation,
@@ -53,8 +52,8 @@ CASES = [(OPTION, SMALL_OPTION_SPACE), (PI, SMALL_PI_SPACE)]
 def evaluate_sharded(sim: Simulation, space: ParameterSpace, spec: ShardSpec, seed: int) -> Results:
     """What the workers do together: each shard decodes and evaluates its own index range."""
     results: Results = {}
-    for shard in plan_shards(space.size, spec):
-        for i, point in space.iter_points(shard.start, shard.end):
+    for k in range(shard_count(space.size, spec)):
+        for i, point in space.iter_points(*shard_bounds(space.size, spec, k)):
             assert i not in results
             results[i] = sim.evaluate(point, seed, i)
     return results
@@ -345,7 +344,7 @@ def test_a_new_simulation_is_one_decorated_function() -> None:
         assert sim.evaluate({}, 0, 0)["twice"] == 2.0
         assert sim.evaluate({"x": 4}, 0, 0)["twice"] == 8.0
         assert "extra" not in sim.evaluate({"x": 4}, 0, 0)
-        with pytest.raises(SimulationError, match="ValueError: unlucky"):
+        with pytest.raises(ValueError, match="unlucky"):
             sim.evaluate({"x": 13}, 0, 0)
         assert sim.describe()["parameters"][0]["domain"] == {"minimum": 0}
     finally:

@@ -1,0 +1,249 @@
+"""The IAM policy of every function of every stage, from one table of grants.
+
+``GRANTS`` says what each function does (which S3 prefixes it reads, writes and lists, which
+functions it invokes, whether it registers Glue partitions); two renderers turn it into
+policies:
+
+- ``cfn_policy``: for the packaged stack (path A), with the account, region and partition as
+  ``!Sub`` variables, so every ARN is exact;
+- ``file_policy``: ``.chalice/policy-<stage>-<fn>.json`` for ``chalice deploy`` (path B), written
+  before any account is known: account and region are wildcards, but every name carries the
+  stage, so no dev pattern matches a prod resource (a test checks this).
+
+    python -m deploy.policies --write    # rewrite .chalice/policy-<stage>-<fn>.json
+    python -m deploy.policies --check    # exit 1 if one is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalicelib.analytics.glue_schema import TABLES
+from chalicelib.config import PROJECT_ROOT
+from deploy.cfn import Tag
+from deploy.infra import sync
+from deploy.naming import FUNCTIONS, STAGES, StageNames
+
+CHALICE_DIR = PROJECT_ROOT / ".chalice"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one function does in AWS. Prefixes are folders under the stage's data prefix."""
+
+    read: tuple[str, ...] = ()  # s3:GetObject (also what HeadObject needs)
+    write: tuple[str, ...] = ()  # s3:PutObject
+    list: tuple[str, ...] = ()  # s3:ListBucket, limited to these prefixes
+    invoke: tuple[str, ...] = ()  # lambda:InvokeFunction on these functions of the stage
+    delete: tuple[str, ...] = ()  # s3:DeleteObject
+    register_partitions: bool = False  # glue:BatchCreatePartition on the stage's tables
+
+
+# The calls each function makes (chalicelib/storage/stores.py, fanout/invoking.py,
+# analytics/catalog.py); nothing more.
+GRANTS: dict[str, Grant] = {
+    "api_handler": Grant(
+        read=("runs",),
+        write=("runs",),
+        list=("runs", "outcomes"),
+        invoke=("dispatcher",),
+    ),
+    "dispatcher": Grant(
+        read=("runs",),
+        write=("runs", "outcomes"),
+        list=("runs", "outcomes"),
+        invoke=("dispatcher", "worker"),
+        register_partitions=True,
+    ),
+    "worker": Grant(
+        read=("runs", "outcomes"),
+        write=("runs", "outcomes", "results"),
+        # runs/: the cancel marker's HEAD must answer 404 (not 403) when absent, and the
+        # failure-threshold check lists the run's retry markers, redrives and dispatch records.
+        list=("runs", "outcomes"),
+        # Lambda delivers the worker's OnFailure record with the worker's own role.
+        invoke=("failure_recorder",),
+    ),
+    "failure_recorder": Grant(
+        read=("runs", "outcomes"),
+        write=("outcomes",),  # its failures are final: no retry marker under runs/
+        # runs/<id>/retrying/: whether a shard's last failure was final (call-vs-policy test).
+        list=("runs", "outcomes"),
+    ),
+    # The schedule's function (chalicelib/fanout/reconcile.py): open-run markers and redrive
+    # lists under runs/, LOST/CANCELLED outcomes, an auto-redrive handed to the dispatcher, and
+    # the open-run marker of a complete run removed.
+    "reconciler": Grant(
+        read=("runs",),
+        write=("runs", "outcomes"),
+        list=("runs", "outcomes"),
+        invoke=("dispatcher",),
+        delete=("runs/_index/open",),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Arns:
+    """ARN formats for one stage: exact (CloudFormation) or with wildcards (policy files)."""
+
+    names: StageNames
+    exact: bool
+
+    def _text(self, service: str, resource: str, regional: bool = True) -> Any:
+        if self.exact:
+            where = "${AWS::Region}:${AWS::AccountId}" if regional else ":"
+            return Tag("Sub", f"arn:${{AWS::Partition}}:{service}:{where}:{resource}")
+        where = "*:*" if regional else ":"
+        return f"arn:aws:{service}:{where}:{resource}"
+
+    @property
+    def bucket_name(self) -> str:
+        return self.names.bucket_sub if self.exact else self.names.bucket_pattern
+
+    def bucket(self) -> Any:
+        return self._text("s3", self.bucket_name, regional=False)
+
+    def objects(self, folder: str) -> Any:
+        return self._text("s3", f"{self.bucket_name}/{self.names.prefix}/{folder}/*", False)
+
+    def function(self, fn: str) -> Any:
+        return self._text("lambda", f"function:{self.names.function(fn)}")
+
+    def log_group(self, fn: str) -> Any:
+        return self._text("logs", f"log-group:{self.names.log_group(fn)}")
+
+    def log_streams(self, fn: str) -> Any:
+        return self._text("logs", f"log-group:{self.names.log_group(fn)}:log-stream:*")
+
+    def glue(self, resource: str) -> Any:
+        return self._text("glue", resource)
+
+
+def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
+    grant = GRANTS[fn]
+    arns = Arns(names, exact)
+    out: list[dict[str, Any]] = [
+        {
+            "Sid": "OwnLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup"],
+            "Resource": [arns.log_group(fn)],
+        },
+        {
+            "Sid": "OwnLogStreams",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [arns.log_streams(fn)],
+        },
+    ]
+    if grant.read:
+        out.append(
+            {
+                "Sid": "ReadObjects",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [arns.objects(f) for f in grant.read],
+            }
+        )
+    if grant.write:
+        out.append(
+            {
+                "Sid": "WriteObjects",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": [arns.objects(f) for f in grant.write],
+            }
+        )
+    if grant.list:
+        out.append(
+            {
+                "Sid": "ListFolders",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [arns.bucket()],
+                "Condition": {
+                    "StringLike": {"s3:prefix": [f"{names.prefix}/{f}/*" for f in grant.list]}
+                },
+            }
+        )
+    if grant.delete:
+        out.append(
+            {
+                "Sid": "DeleteObjects",
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject"],
+                "Resource": [arns.objects(f) for f in grant.delete],
+            }
+        )
+    if grant.invoke:
+        out.append(
+            {
+                "Sid": "InvokeFunctions",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction"],
+                "Resource": [arns.function(f) for f in grant.invoke],
+            }
+        )
+    if grant.register_partitions:
+        db = names.glue_database
+        out.append(
+            {
+                "Sid": "RegisterPartitions",
+                "Effect": "Allow",
+                "Action": ["glue:BatchCreatePartition"],
+                "Resource": [
+                    arns.glue("catalog"),
+                    arns.glue(f"database/{db}"),
+                    *(arns.glue(f"table/{db}/{t}") for t in TABLES),
+                ],
+            }
+        )
+    return out
+
+
+def policy_document(stage: str, fn: str, exact: bool) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": statements(StageNames(stage), fn, exact)}
+
+
+def cfn_policy(stage: str, fn: str) -> dict[str, Any]:
+    return policy_document(stage, fn, exact=True)
+
+
+def file_policy(stage: str, fn: str) -> dict[str, Any]:
+    return policy_document(stage, fn, exact=False)
+
+
+def policy_file_name(stage: str, fn: str) -> str:
+    return f"policy-{stage}-{fn.replace('_', '-')}.json"
+
+
+def generated_files() -> dict[Path, str]:
+    return {
+        CHALICE_DIR / policy_file_name(stage, fn): json.dumps(file_policy(stage, fn), indent=2)
+        + "\n"
+        for stage in STAGES
+        for fn in FUNCTIONS
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.policies", description=__doc__)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="rewrite the generated files")
+    mode.add_argument("--check", action="store_true", help="fail if a generated file is stale")
+    args = parser.parse_args(argv)
+    stale = sync(generated_files(), args.write)
+    for name in stale:
+        print(f"{'rewrote' if args.write else 'stale'}: {name}")
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Workarounds for moto 5.2.5's gaps that the deploy rehearsal and tests run into.
+
+Each is the smallest stand-in for one missing or stricter-than-AWS call, applied to moto's own
+objects; nothing here changes what our code sends.
+
+- ImportRestApi accepts OpenAPI 3 only and requires ``info.description``: Chalice sends
+  Swagger 2.0 without one (aws-facts) — the API is built from its paths with moto's calls.
+- PutRestApi (``chalice deploy`` of an existing API, mode=overwrite) has the same gap.
+- UpdateMethod and UpdateModel are not implemented (NotImplementedError → HTTP 500) — the
+  patch paths ``deploy.post_deploy`` sends are applied directly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def import_swagger2(backend: Any, doc: dict[str, Any]) -> Any:
+    """moto 5.2.5's ImportRestApi takes OpenAPI 3 only and requires ``info.description``;
+    Chalice sends Swagger 2.0 without one (aws-facts). Build the same API from its paths with
+    moto's own calls: resources, methods, proxy integrations."""
+    info = doc.get("info", {})
+    api = backend.create_rest_api(name=info.get("title", "api"), description="")
+    return build_swagger2_paths(backend, api, doc)
+
+
+def build_swagger2_paths(backend: Any, api: Any, doc: dict[str, Any]) -> Any:
+    ids = {"/": api.default.id}
+    for path in sorted(doc.get("paths", {}), key=lambda p: p.count("/")):
+        parts = [p for p in path.split("/") if p]
+        for depth in range(1, len(parts) + 1):
+            sub = "/" + "/".join(parts[:depth])
+            if sub not in ids:
+                parent = "/" + "/".join(parts[: depth - 1]) if depth > 1 else "/"
+                ids[sub] = backend.create_resource(api.id, ids[parent], parts[depth - 1]).id
+        for method, op in doc["paths"][path].items():
+            backend.put_method(api.id, ids[path], method.upper(), authorization_type="NONE")
+            integration = op.get("x-amazon-apigateway-integration")
+            if integration:
+                backend.put_integration(
+                    api.id,
+                    ids[path],
+                    method.upper(),
+                    integration_type=integration["type"].upper(),
+                    uri=integration["uri"],
+                    integration_method=integration["httpMethod"],
+                )
+    return api
+
+
+def apply_method_patch(method: Any, operations: list[dict[str, Any]]) -> None:
+    for op in operations:
+        path, value = op["path"], op.get("value")
+        if path == "/authorizationType":
+            method.authorization_type = value
+        elif path == "/requestValidatorId":
+            method.request_validator_id = value
+        elif path.startswith("/requestModels/"):
+            content_type = path.removeprefix("/requestModels/").replace("~1", "/")
+            method.request_models = {**(method.request_models or {}), content_type: value}
+        else:
+            raise NotImplementedError(f"moto_gaps: UpdateMethod path {path}")
+
+
+def apply_model_patch(model: Any, operations: list[dict[str, Any]]) -> None:
+    for op in operations:
+        if op["path"] != "/schema":
+            raise NotImplementedError(f"moto_gaps: UpdateModel path {op['path']}")
+        model.schema = op["value"]
+
+
+def install_server_patches() -> None:
+    """Patch moto's API Gateway backend and responses (for a server in this process)."""
+    from moto.apigateway.models import APIGatewayBackend
+    from moto.apigateway.responses import APIGatewayResponse
+
+    original = APIGatewayBackend.import_rest_api
+
+    def import_rest_api(self: Any, api_doc: dict[str, Any], fail_on_warnings: bool) -> Any:
+        if not str(api_doc.get("swagger", "")).startswith("2"):
+            return original(self, api_doc, fail_on_warnings)
+        return import_swagger2(self, api_doc)
+
+    def update_method(self: Any) -> str:
+        parts = self.path.split("/")
+        method = self.backend.get_method(parts[2], parts[4], parts[6])
+        apply_method_patch(method, json.loads(self.body)["patchOperations"])
+        return json.dumps(method.to_json())
+
+    def update_model(self: Any) -> str:
+        parts = self.path.split("/")
+        model = self.backend.get_model(parts[2], parts[4])
+        apply_model_patch(model, json.loads(self.body)["patchOperations"])
+        return json.dumps(model.to_json())
+
+    original_put = APIGatewayBackend.put_rest_api
+
+    def put_rest_api(
+        self: Any,
+        function_id: str,
+        api_doc: dict[str, Any],
+        fail_on_warnings: bool,
+        mode: str = "merge",
+    ) -> Any:
+        """PutRestApi has the same Swagger 2 gap (``chalice deploy`` of an existing API uses it
+        with mode=overwrite): rebuild the API's resources from the document, as AWS would,
+        which also drops whatever the post-deploy step had set."""
+        if not str(api_doc.get("swagger", "")).startswith("2") or mode != "overwrite":
+            return original_put(self, function_id, api_doc, fail_on_warnings, mode)
+        api = self.get_rest_api(function_id)
+        api.resources = {}
+        api.default = api.add_child("/")
+        return build_swagger2_paths(self, api, api_doc)
+
+    APIGatewayBackend.import_rest_api = import_rest_api  # type: ignore[method-assign]
+    APIGatewayBackend.put_rest_api = put_rest_api  # type: ignore[method-assign]
+    APIGatewayResponse.update_method = update_method  # type: ignore[attr-defined]
+    APIGatewayResponse.update_model = update_model  # type: ignore[attr-defined]

@@ -1,0 +1,185 @@
+"""`make rehearse`: path B deployed to moto's server, then the deployed artifacts run a sweep.
+
+1. Start moto's server in this process (S3, Glue, IAM, Lambda, API Gateway, CloudFormation),
+   with one patch: moto 5.2.5's ImportRestApi requires ``info.description``, which Chalice's
+   swagger lacks (aws-facts) — the patch supplies an empty one.
+2. ``deploy.path_b`` with ``--on-moto`` (moto's CloudFormation skips Glue and Athena
+   resources: they are created directly), all the way through ``chalice deploy`` and the
+   post-deploy step.
+3. Download the function code and the layer *as deployed* from moto's Lambda, unpack them into
+   an empty folder, and run ``tests/integration/artifact_driver.py`` in a clean Python 3.12
+   against the same server: the API handler, dispatcher, worker and failure recorder handlers
+   drive a sweep with an injected failure, a crashing worker, a refused invoke, a
+   duplicate delivery and a redrive. moto cannot run Lambda code
+   without Docker, so the driver stands in for Lambda's Invoke.
+
+Prints each step and what it reached; exits 1 at the first failure.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from chalicelib.config import PROJECT_ROOT
+
+REGION = "us-east-1"
+ARTIFACTS = "sweeps-rehearsal-artifacts"
+FAKE_CREDENTIAL = "testing"
+DRIVER = PROJECT_ROOT / "tests" / "integration" / "artifact_driver.py"
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+
+def start_moto() -> str:
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    from scripts import moto_gaps
+
+    moto_gaps.install_server_patches()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return f"http://{host}:{port}"
+
+
+def runtime_boto(dest: Path) -> Path:
+    import importlib
+
+    dest.mkdir()
+    for name in RUNTIME_PACKAGES:
+        source = Path(str(importlib.import_module(name).__file__))
+        if source.name == "__init__.py":
+            shutil.copytree(source.parent, dest / name)
+        else:
+            shutil.copy2(source, dest / source.name)
+    return dest
+
+
+def deployed_artifact(stage: str, dest: Path) -> Path:
+    """The worker's code and layers as moto's Lambda stores them, unpacked like /var/task
+    and /opt/python on one path. Read from moto's objects in this process: the download URLs
+    moto returns point at AWS's real buckets."""
+    from moto.awslambda.models import lambda_backends
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
+    backend = lambda_backends[DEFAULT_ACCOUNT_ID][REGION]
+    function = backend.get_function(f"sweeps-{stage}-worker")
+    artifact = dest / "artifact"
+    with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as zf:
+        zf.extractall(artifact)
+    for layer in function.layers:
+        version = backend.layers_versions_by_arn(layer["Arn"])
+        assert version is not None, layer
+        with zipfile.ZipFile(io.BytesIO(version.code_bytes)) as zf:
+            zf.extractall(dest / "opt")
+    shutil.copytree(dest / "opt" / "python", artifact, dirs_exist_ok=True)
+    return artifact
+
+
+def deployed_state(stage: str) -> dict[str, Any]:
+    """What the deploy left in moto: auth per method, the validator, the worker's OnFailure."""
+    import boto3
+
+    apigw, lam = boto3.client("apigateway"), boto3.client("lambda")
+    (api,) = apigw.get_rest_apis()["items"]
+    auth = {}
+    for resource in apigw.get_resources(restApiId=api["id"], embed=["methods"])["items"]:
+        for method in resource.get("resourceMethods") or {}:
+            got = apigw.get_method(
+                restApiId=api["id"], resourceId=resource["id"], httpMethod=method
+            )
+            auth[f"{method} {resource['path']}"] = [
+                got.get("authorizationType"),
+                got.get("requestValidatorId") is not None,
+            ]
+    config = lam.get_function_event_invoke_config(FunctionName=f"sweeps-{stage}-worker")
+    return {
+        "methods (auth, validated)": auth,
+        "validators": [
+            v["name"] for v in apigw.get_request_validators(restApiId=api["id"])["items"]
+        ],
+        "models": sorted(m["name"] for m in apigw.get_models(restApiId=api["id"])["items"]),
+        "worker retries": config.get("MaximumRetryAttempts"),
+        "worker OnFailure": config["DestinationConfig"]["OnFailure"].get("Destination"),
+        "functions": sorted(f["FunctionName"] for f in lam.list_functions()["Functions"]),
+    }
+
+
+def main() -> int:
+    from deploy import path_b
+    from deploy.naming import StageNames
+
+    stage = "dev"
+    url = start_moto()
+    os.environ.update(AWS_ENDPOINT_URL=url, AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ[name] = FAKE_CREDENTIAL
+    os.environ.pop("AWS_PROFILE", None)
+    import boto3
+
+    print(f"[1/3] moto server at {url}")
+    boto3.client("s3").create_bucket(Bucket=ARTIFACTS)
+    with tempfile.TemporaryDirectory(prefix="sweeps-rehearsal-") as tmp:
+        out = Path(tmp)
+        print("[2/3] path B deploy (layer, data stack, chalice deploy, post-deploy)")
+        states = []
+        for round_ in ("first deploy", "same deploy again (idempotent)"):
+            print(f"--- {round_}")
+            try:
+                path_b.run(stage, ARTIFACTS, out / "build", on_moto=True)
+            except Exception as exc:
+                print(f"FAILED in path B deploy ({round_}): {type(exc).__name__}: {exc}")
+                return 1
+            states.append(deployed_state(stage))
+        print(json.dumps(states[-1], indent=2))
+        if states[0] != states[1]:
+            print("FAILED: the second deploy changed the deployed state")
+            return 1
+        config = json.loads(
+            (out / "build" / f"slim-{stage}" / "project" / ".chalice" / "config.json").read_text()
+        )
+        env = config["stages"][stage]["environment_variables"]
+        print("[3/3] the deployed artifacts run a sweep in a clean python3.12")
+        artifact = deployed_artifact(stage, out)
+        boto = runtime_boto(out / "runtime")
+        names = StageNames(stage)
+        child_env = {
+            "PATH": os.environ.get("PATH", ""),
+            **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+            **{k: v for k, v in config["environment_variables"].items()},
+            **env,
+            "SWEEP_WORKER_FUNCTION": names.function("worker"),
+            "SWEEP_DISPATCHER_FUNCTION": names.function("dispatcher"),
+        }
+        python = Path(sys.base_prefix) / "bin" / "python3.12"
+        done = subprocess.run(
+            [str(python), "-S", "-E", "-s", str(DRIVER), str(artifact), str(boto)],
+            capture_output=True,
+            text=True,
+            env=child_env,
+            cwd=out,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            print(f"FAILED running the deployed artifacts:\n{done.stderr[-4000:]}")
+            return 1
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        print(json.dumps({k: report[k] for k in ("state", "handled", "partitions")}, indent=2))
+        state = report["state"]
+        # artifact_driver: shard 0 succeeds; 1 injected, 2 crashes (→ recorder), 3 refused.
+        ok = state["complete"] and state["shards"] == {"succeeded": 1, "failed": 3, "pending": 0}
+        print("rehearsal: OK" if ok else "rehearsal: UNEXPECTED STATE")
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Path A for real: ``chalice package`` with the generated merge template, for each deployed
+stage, then a look at what the stack will create. Needs PyPI (or its mirror), no credentials."""
+
+from __future__ import annotations
+
+import json
+import stat
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy import merge, package, policies
+from deploy.cfn import Tag, load_yaml
+from deploy.naming import FUNCTIONS, STAGES, StageNames
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def packaged(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, Any], package.Packaged]:
+    stage: str = request.param
+    result = package.package(stage, tmp_path_factory.mktemp(stage) / "out")  # cfn-lint inside
+    template: dict[str, Any] = load_yaml(result.template.read_text())
+    return stage, template, result
+
+
+def test_every_route_requires_sigv4(packaged: tuple[str, dict[str, Any], Any]) -> None:
+    _, template, _ = packaged
+    body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert body["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    methods = [op for ops in body["paths"].values() for op in ops.values()]
+    assert len(methods) == 6  # POST+GET /sweeps, GET status, cancel, redrive, simulations
+    assert all(op["security"] == [{"sigv4": []}] for op in methods)
+
+
+def test_path_parameters_survive_the_merge(packaged: tuple[str, dict[str, Any], Any]) -> None:
+    _, template, _ = packaged
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for path, ops in paths.items():
+        for op in ops.values():
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert declared == {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
+
+
+def test_the_body_is_validated_and_errors_keep_the_contract_shape(
+    packaged: tuple[str, dict[str, Any], Any],
+) -> None:
+    _, template, _ = packaged
+    body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    post = body["paths"]["/sweeps"]["post"]
+    assert post["x-amazon-apigateway-request-validator"] == merge.BODY_VALIDATOR
+    assert body["x-amazon-apigateway-request-validators"][merge.BODY_VALIDATOR] == {
+        "validateRequestBody": True,
+        "validateRequestParameters": False,
+    }
+    assert body["definitions"][merge.REQUEST_MODEL] == merge.request_models()[merge.REQUEST_MODEL]
+    for response in body["x-amazon-apigateway-gateway-responses"].values():
+        text = response["responseTemplates"]["application/json"]
+        filled = text.replace("$context.error.messageString", '"Forbidden"')
+        assert set(json.loads(filled)) == {"error", "message", "problems"}
+
+
+def test_the_worker_fails_over_to_the_recorder(packaged: tuple[str, dict[str, Any], Any]) -> None:
+    _, template, _ = packaged
+    config = template["Resources"]["WorkerEventInvokeConfig"]["Properties"]
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["FailureRecorder", "Arn"]
+    }
+
+
+def test_functions_get_their_names_and_only_the_generated_policy(
+    packaged: tuple[str, dict[str, Any], Any],
+) -> None:
+    stage, template, _ = packaged
+    names = StageNames(stage)
+    resources = template["Resources"]
+    for fn in FUNCTIONS:
+        function = resources[merge.LOGICAL_IDS[fn]]["Properties"]
+        assert function["Runtime"] == "python3.12"
+        assert function["FunctionName"] == names.function(fn)
+        env = function["Environment"]["Variables"]
+        assert env["SWEEP_STAGE"] == stage
+        assert env["SWEEP_BUCKET"] == {"Ref": "DataBucket"}
+        role = resources[merge.ROLE_IDS[fn]]["Properties"]
+        (policy,) = role["Policies"]
+        assert policy["PolicyDocument"] == _as_long_form(policies.cfn_policy(stage, fn))
+    api_env = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert api_env["SWEEP_DISPATCHER_FUNCTION"] == {"Ref": "Dispatcher"}
+
+
+def _as_long_form(node: Any) -> Any:
+    """Chalice writes intrinsics in long form (``Fn::Sub``); ours are short-form tags."""
+    if isinstance(node, Tag):
+        key = "Ref" if node.name == "Ref" else f"Fn::{node.name}"
+        return {key: _as_long_form(node.value)}
+    if isinstance(node, dict):
+        return {k: _as_long_form(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_as_long_form(v) for v in node]
+    return node
+
+
+def test_the_package_holds_pyarrow(packaged: tuple[str, dict[str, Any], Any]) -> None:
+    _, _, result = packaged
+    with zipfile.ZipFile(result.zip) as archive:
+        names = set(archive.namelist())
+    assert "app.py" in names
+    assert any(n.startswith("pyarrow/") for n in names)
+    assert result.unzipped_bytes < 250 * package.MB
+
+
+def test_a_dependency_failure_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "chalice"
+    fake.write_text(
+        "#!/bin/sh\necho 'Could not install dependencies:\npyarrow==26.0.1' >&2\nexit 0\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    real = package._tool
+    monkeypatch.setattr(package, "_tool", lambda n: str(fake) if n == "chalice" else real(n))
+    with pytest.raises(package.PackageError, match="Could not install dependencies"):
+        package.package("dev", tmp_path / "out")

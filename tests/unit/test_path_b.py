@@ -1,0 +1,72 @@
+"""Path B's stage configuration comes from the data stack's outputs, never from hand copying."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from chalicelib.config import PROJECT_ROOT
+from deploy import path_b
+
+OUTPUTS = {
+    "DataBucketName": "sweeps-dev-000000000000-eu-west-1",
+    "DataPrefix": "sweeps",
+    "GlueDatabaseName": "sweeps_dev",
+    "AthenaWorkGroupName": "sweeps-dev",
+    "LayerVersionArn": "arn:aws:lambda:eu-west-1:000000000000:layer:sweeps-dev-pyarrow:3",
+}
+
+
+def committed() -> dict[str, Any]:
+    config: dict[str, Any] = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+    return config
+
+
+def test_outputs_fill_the_stage_and_attach_the_layer() -> None:
+    config = path_b.stage_config(committed(), "dev", OUTPUTS)
+    env = config["stages"]["dev"]["environment_variables"]
+    assert env["SWEEP_BUCKET"] == OUTPUTS["DataBucketName"]
+    assert env["SWEEP_GLUE_DATABASE"] == "sweeps_dev"
+    assert env["SWEEP_ATHENA_WORKGROUP"] == "sweeps-dev"
+    assert config["stages"]["dev"]["layers"] == [OUTPUTS["LayerVersionArn"]]
+    assert config["stages"]["prod"] == committed()["stages"]["prod"]  # other stages untouched
+
+
+@pytest.mark.parametrize("missing", ["DataBucketName", "LayerVersionArn"])
+def test_a_missing_output_is_an_error(missing: str) -> None:
+    outputs = {k: v for k, v in OUTPUTS.items() if k != missing}
+    with pytest.raises(KeyError, match=missing):
+        path_b.stage_config(committed(), "dev", outputs)
+
+
+def test_every_stage_variable_is_an_output_of_the_data_stack() -> None:
+    from deploy import infra
+    from deploy.naming import StageNames
+
+    outputs = infra.data_outputs(StageNames("dev"))
+    for key, variable in path_b.OUTPUT_VARIABLES.items():
+        assert outputs[key]["Description"] == variable
+
+
+def test_the_committed_config_names_no_bucket() -> None:
+    """Bucket names are global: a fixed one may belong to someone else. The deployed value
+    comes from the stack (path A: !Ref DataBucket; path B: stage_config); the placeholder is
+    not even a valid bucket name, so a stage deployed without it fails loudly."""
+    for stage in ("dev", "prod"):
+        env = committed()["stages"][stage]["environment_variables"]
+        assert env["SWEEP_BUCKET"] == "SET_BY_DEPLOY"
+
+
+def test_the_committed_config_uses_the_deployed_names() -> None:
+    from deploy.naming import StageNames
+
+    for stage in ("dev", "prod"):
+        names = StageNames(stage)
+        env = committed()["stages"][stage]["environment_variables"]
+        assert env["SWEEP_WORKER_FUNCTION"] == names.function("worker")
+        assert env["SWEEP_DISPATCHER_FUNCTION"] == names.function("dispatcher")
+        assert env["SWEEP_GLUE_DATABASE"] == names.glue_database
+        assert env["SWEEP_ATHENA_WORKGROUP"] == names.workgroup
+        assert env["SWEEP_PREFIX"] == names.prefix

@@ -1,0 +1,149 @@
+"""Per-stage least privilege: one source, parliament-clean, no wildcard resources, and no dev
+policy that reaches a prod resource."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from typing import Any
+
+import pytest
+
+from deploy import policies
+from deploy.cfn import Tag
+from deploy.naming import FUNCTIONS, STAGES, StageNames
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+
+
+def render(value: Any, account: str = ACCOUNT, region: str = REGION) -> Any:
+    """A CloudFormation policy as it reads once deployed in ``account``/``region``."""
+    if isinstance(value, Tag):
+        assert value.name == "Sub" and isinstance(value.value, str)
+        return (
+            value.value.replace("${AWS::Partition}", "aws")
+            .replace("${AWS::Region}", region)
+            .replace("${AWS::AccountId}", account)
+        )
+    if isinstance(value, dict):
+        return {k: render(v, account, region) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, account, region) for v in value]
+    return value
+
+
+def every_policy() -> list[tuple[str, str, str, dict[str, Any]]]:
+    out = []
+    for stage in STAGES:
+        for fn in FUNCTIONS:
+            out.append(("file", stage, fn, policies.file_policy(stage, fn)))
+            out.append(("cfn", stage, fn, render(policies.cfn_policy(stage, fn))))
+    return out
+
+
+def resources(policy: dict[str, Any]) -> list[str]:
+    return [r for s in policy["Statement"] for r in s["Resource"]]
+
+
+def stage_resources(stage: str) -> list[str]:
+    """Concrete ARNs of one stage's resources, as they exist once deployed."""
+    names = StageNames(stage)
+    bucket = f"{names.base}-{ACCOUNT}-{REGION}"
+    arns = [f"arn:aws:s3:::{bucket}"]
+    arns += [f"arn:aws:s3:::{bucket}/sweeps/{f}/x" for f in ("runs", "outcomes", "results")]
+    arns.append(f"arn:aws:s3:::{bucket}/sweeps/runs/_index/open/x")  # the open-runs index
+    for fn in FUNCTIONS:
+        arns.append(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{names.function(fn)}")
+        log = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{names.log_group(fn)}"
+        arns += [log, f"{log}:log-stream:2026/11/26/[$LATEST]abc"]
+    db = names.glue_database
+    arns += [f"arn:aws:glue:{REGION}:{ACCOUNT}:database/{db}"]
+    arns += [f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{db}/{t}" for t in ("outcomes", "results")]
+    return arns
+
+
+def iam_match(pattern: str, arn: str) -> bool:
+    """IAM resource matching: ``*`` any run of characters, ``?`` any one; nothing else."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, arn) is not None
+
+
+def test_committed_policy_files_are_the_generated_ones() -> None:
+    from deploy.infra import sync
+
+    assert sync(policies.generated_files(), write=False) == [], (
+        "run: python -m deploy.policies --write"
+    )
+
+
+def test_chalice_config_uses_the_stage_files() -> None:
+    config = json.loads((policies.CHALICE_DIR / "config.json").read_text())
+    assert config["autogen_policy"] is False
+    assert "iam_policy_file" not in config
+    for stage in STAGES:
+        st = config["stages"][stage]
+        assert st["iam_policy_file"] == policies.policy_file_name(stage, "api_handler")
+        for fn in ("dispatcher", "worker", "failure_recorder", "reconciler"):
+            assert st["lambda_functions"][fn]["iam_policy_file"] == policies.policy_file_name(
+                stage, fn
+            )
+            assert "iam_policy_file" not in config["lambda_functions"][fn]
+
+
+@pytest.mark.parametrize(("kind", "stage", "fn", "policy"), every_policy())
+def test_parliament_finds_nothing(kind: str, stage: str, fn: str, policy: dict[str, Any]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # parliament imports the deprecated pkg_resources
+        from parliament import analyze_policy_string
+
+    analyzed = analyze_policy_string(json.dumps(policy))
+    assert [(f.issue, f.detail) for f in analyzed.findings] == []
+
+
+@pytest.mark.parametrize(("kind", "stage", "fn", "policy"), every_policy())
+def test_no_wildcard_resource_for_data_or_functions(
+    kind: str, stage: str, fn: str, policy: dict[str, Any]
+) -> None:
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for resource in statement["Resource"]:
+            assert resource != "*"
+            parts = resource.split(":")
+            service, name = parts[2], ":".join(parts[5:])
+            assert not name.startswith("*"), resource
+            if service in ("s3", "lambda", "glue"):
+                assert (
+                    f"sweeps-{stage}" in name or f"sweeps_{stage}" in name or name == ("catalog")
+                ), resource
+
+
+@pytest.mark.parametrize(("kind", "stage", "fn", "policy"), every_policy())
+def test_no_policy_grants_anything_on_another_stage(
+    kind: str, stage: str, fn: str, policy: dict[str, Any]
+) -> None:
+    others = [arn for other in STAGES if other != stage for arn in stage_resources(other)]
+    for pattern in resources(policy):
+        hits = [arn for arn in others if iam_match(pattern, arn)]
+        assert hits == [], f"{pattern} matches {hits}"
+
+
+@pytest.mark.parametrize(("kind", "stage", "fn", "policy"), every_policy())
+def test_each_policy_covers_its_own_stage(
+    kind: str, stage: str, fn: str, policy: dict[str, Any]
+) -> None:
+    """The wildcards must still match the real names: a dead pattern would deny everything."""
+    own = stage_resources(stage)
+    for pattern in resources(policy):
+        if pattern.endswith(":catalog"):
+            continue
+        assert any(iam_match(pattern, arn) for arn in own), pattern
+
+
+def test_dev_policies_name_nothing_of_prod() -> None:
+    for fn in FUNCTIONS:
+        text = json.dumps(policies.file_policy("dev", fn)) + json.dumps(
+            render(policies.cfn_policy("dev", fn))
+        )
+        assert "prod" not in text
