@@ -34,9 +34,11 @@ SLOW = {
     },
     "shards": {"count": 40},
 }
+# RESTART_STALL_S / RESTART_INTERVAL_S measure other settings (e.g. the local defaults, 120/10).
+STALL = os.environ.get("RESTART_STALL_S", "5")
 ENV = {
-    "SWEEP_STALL_TIMEOUT_S": "5",
-    "SWEEP_RECONCILE_INTERVAL_S": "1",
+    "SWEEP_STALL_TIMEOUT_S": STALL,
+    "SWEEP_RECONCILE_INTERVAL_S": os.environ.get("RESTART_INTERVAL_S", "1"),
     "SWEEP_LOCAL_PROCESSES": "2",
 }
 
@@ -86,14 +88,14 @@ def test_a_killed_stage_restarted_finishes_its_run(tmp_path: Path) -> None:
         restarted = time.monotonic()
         before = status(base, run_id)
         assert before["shards"]["pending"] > 0  # the kill really left work undone
-        deadline = restarted + 180
+        deadline = restarted + 180 + int(STALL)
         while not (after := status(base, run_id))["complete"]:
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.2)
         took = time.monotonic() - restarted
     print(
         f"\nkilled with {before['shards']['pending']} shards pending; complete {took:.1f} s "
-        f"after restart (stall timeout 5 s, timer 1 s)"
+        f"after restart (stall timeout {STALL} s, timer {ENV['SWEEP_RECONCILE_INTERVAL_S']} s)"
     )
     assert after["shards"] == {"succeeded": 40, "failed": 0, "pending": 0}
     assert after["auto_redrives"] >= 1
