@@ -42,16 +42,26 @@ def sweep(k: int) -> dict[str, Any]:
     }
 
 
+# chalice local serves with Python's http.server, whose listen backlog is 5: 20 clients
+# connecting at once can be reset before a request is read. Those are retried (and counted).
+RESETS = [0]
+
+
 def call(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = Request(base + path, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    for attempt in range(6):
+        request = Request(base + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+        except ConnectionError:
+            RESETS[0] += 1
+            time.sleep(0.2 * (attempt + 1))
+    raise ConnectionError(f"{method} {path}: reset 6 times")
 
 
 def on_disk(data: Path, run_id: str) -> dict[int, str]:
@@ -157,7 +167,8 @@ def main() -> int:
     print(
         f"{RUNS} runs x {SHARDS} shards submitted concurrently in {submitted:.1f} s; "
         f"{len(statuses)} complete in {took:.1f} s "
-        f"({len(CANCELLED)} cancelled, {len(redriven)} redriven); problems: {len(problems)}"
+        f"({len(CANCELLED)} cancelled, {len(redriven)} redriven); connections reset and "
+        f"retried: {RESETS[0]}; problems: {len(problems)}"
     )
     for problem in problems:
         print("  " + problem)
