@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup test unit integration e2e lint typecheck leakcheck demo bench clean package layer slim deploy rehearse
+.PHONY: setup test unit integration e2e lint typecheck leakcheck demo bench clean package layer slim deploy rehearse fuzz load api-fuzz
 
 setup: $(STAMP)
 
@@ -73,6 +73,17 @@ deploy: setup
 # workarounds), then the deployed worker code + layer run a sweep in a clean python3.12.
 rehearse: setup
 	$(PY) -m scripts.rehearse
+
+# The reliability suite's heavy runs (docs/reliability.md); not part of `make test`.
+fuzz: setup
+	SWEEP_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest tests/integration/test_fuzz.py -n 2 --timeout 7200
+
+load: setup
+	$(PY) -m scripts.load
+
+# schemathesis on a running local stage, against the OpenAPI document made from the one schema.
+api-fuzz: setup
+	$(PY) -m scripts.api_fuzz --max-examples 200 --phases examples,fuzzing
 
 demo: setup
 	$(PY) -m scripts.demo

@@ -6,7 +6,7 @@ handlers, so the API layer never imports the heavy modules the other functions n
 
 from typing import Any
 
-from chalice.app import Chalice, Response
+from chalice.app import Chalice, Rate, Response
 
 from chalicelib import wiring
 from chalicelib.api import handlers
@@ -23,6 +23,11 @@ def submit_sweep() -> Response:
     return handlers.submit_sweep(app.current_request, wiring.current())
 
 
+@app.route("/sweeps", methods=["GET"])
+def list_sweeps() -> Response:
+    return handlers.list_sweeps(app.current_request, wiring.current())
+
+
 @app.route("/sweeps/{run_id}", methods=["GET"])
 def sweep_status(run_id: str) -> Response:
     return handlers.sweep_status(run_id, wiring.current())
@@ -31,6 +36,11 @@ def sweep_status(run_id: str) -> Response:
 @app.route("/sweeps/{run_id}/redrive", methods=["POST"], content_types=["*/*"])
 def redrive(run_id: str) -> Response:
     return handlers.redrive(run_id, app.current_request, wiring.current())
+
+
+@app.route("/sweeps/{run_id}/cancel", methods=["POST"], content_types=["*/*"])
+def cancel(run_id: str) -> Response:
+    return handlers.cancel(run_id, wiring.current())
 
 
 @app.route("/simulations", methods=["GET"])
@@ -58,6 +68,19 @@ def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     rt = wiring.current()
     return run_task(event, context, rt.store, rt.settings.deadline_margin_ms)
+
+
+# Deployed stages only: `chalice local` runs no schedules, so the local stage runs the same pass
+# on a timer thread (SWEEP_LOCAL_RECONCILER, started by the wiring).
+@app.schedule(
+    Rate(max(1, wiring.current().settings.reconcile_interval_s // 60), unit=Rate.MINUTES),
+    name="reconciler",
+)
+def reconciler(event: Any) -> dict[str, int]:
+    from chalicelib.fanout.reconcile import reconcile
+
+    rt = wiring.current()
+    return reconcile(rt.store, rt.invoker, rt.settings)
 
 
 @app.lambda_function(name="failure_recorder")

@@ -20,6 +20,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_BODY_LIMIT = 768 * 1024
 
 
+LOCAL_STALL_TIMEOUT_S = 120
+LOCAL_RECONCILE_INTERVAL_S = 10
+
+
 class SettingsError(Exception):
     pass
 
@@ -48,6 +52,16 @@ class Settings:
     dispatch_backoff_ms: int = 50
     worker_max_attempts: int = 3
     deadline_margin_ms: int = 10_000
+    # The reconciler (contract: "Every run finishes"). The stall timeout must exceed a worker's
+    # timeout plus Lambda's retry schedule (900 s x 3 attempts + 1 + 2 min of retry delays):
+    # a run that made no progress for that long has lost events, not slow workers.
+    # The local stage's defaults are short (LOCAL_STALL_TIMEOUT_S, LOCAL_RECONCILE_INTERVAL_S):
+    # its workers have no timeout and no retry delays. They are set in code, not in
+    # .chalice/config.json, because chalice local lets the config override the environment.
+    stall_timeout_s: int = 3600
+    max_auto_redrives: int = 2
+    reconcile_interval_s: int = 300
+    local_reconciler: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +101,18 @@ class Settings:
             deadline_margin_ms=reader.integer(
                 "SWEEP_DEADLINE_MARGIN_MS", cls.deadline_margin_ms, low=0
             ),
+            stall_timeout_s=reader.integer(
+                "SWEEP_STALL_TIMEOUT_S",
+                LOCAL_STALL_TIMEOUT_S if backend == "local" else cls.stall_timeout_s,
+            ),
+            max_auto_redrives=reader.integer(
+                "SWEEP_MAX_AUTO_REDRIVES", cls.max_auto_redrives, low=0
+            ),
+            reconcile_interval_s=reader.integer(
+                "SWEEP_RECONCILE_INTERVAL_S",
+                LOCAL_RECONCILE_INTERVAL_S if backend == "local" else cls.reconcile_interval_s,
+            ),
+            local_reconciler=reader.flag("SWEEP_LOCAL_RECONCILER", cls.local_reconciler),
         )
         if settings.max_body_bytes > MAX_BODY_LIMIT:
             raise SettingsError(

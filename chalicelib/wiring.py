@@ -43,7 +43,10 @@ def build(settings: Settings) -> Runtime:
         from chalicelib.fanout.local_lambda import LocalInvoker
 
         local = LocalStore(settings.local_root)
-        return Runtime(settings, local, LocalInvoker(settings, local))
+        local_invoker = LocalInvoker(settings, local)
+        if settings.local_reconciler:  # chalice local runs no schedules (.chalice: local stage)
+            local_invoker.start_reconciler()
+        return Runtime(settings, local, local_invoker)
     assert settings.bucket and settings.worker_function and settings.dispatcher_function
     store = S3Store(settings.bucket, settings.prefix, aws.s3)
     pool = settings.dispatch_threads + 4

@@ -34,12 +34,14 @@ LOGICAL_IDS = {
     "dispatcher": "Dispatcher",
     "worker": "Worker",
     "failure_recorder": "FailureRecorder",
+    "reconciler": "Reconciler",  # the @app.schedule function
 }
 ROLE_IDS = {
     "api_handler": "ApiHandlerRole",
     "dispatcher": "DispatcherRole",
     "worker": "WorkerRole",
     "failure_recorder": "FailureRecorderRole",
+    "reconciler": "ReconcilerRole",
 }
 REQUEST_MODEL = "SweepRequest"
 AXIS_MODEL = "SweepAxis"

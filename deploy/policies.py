@@ -41,6 +41,7 @@ class Grant:
     write: tuple[str, ...] = ()  # s3:PutObject
     list: tuple[str, ...] = ()  # s3:ListBucket, limited to these prefixes
     invoke: tuple[str, ...] = ()  # lambda:InvokeFunction on these functions of the stage
+    delete: tuple[str, ...] = ()  # s3:DeleteObject
     register_partitions: bool = False  # glue:BatchCreatePartition on the stage's tables
 
 
@@ -63,7 +64,9 @@ GRANTS: dict[str, Grant] = {
     "worker": Grant(
         read=("runs", "outcomes"),
         write=("runs", "outcomes", "results"),
-        list=("outcomes",),
+        # runs/: the cancel marker's HEAD must answer 404 (not 403) when absent, and the
+        # failure-threshold check lists the run's retry markers, redrives and dispatch records.
+        list=("runs", "outcomes"),
         # Lambda delivers the worker's OnFailure record with the worker's own role.
         invoke=("failure_recorder",),
     ),
@@ -72,6 +75,16 @@ GRANTS: dict[str, Grant] = {
         write=("outcomes",),  # its failures are final: no retry marker under runs/
         # runs/<id>/retrying/: whether a shard's last failure was final (call-vs-policy test).
         list=("runs", "outcomes"),
+    ),
+    # The schedule's function (chalicelib/fanout/reconcile.py): open-run markers and redrive
+    # lists under runs/, LOST/CANCELLED outcomes, an auto-redrive handed to the dispatcher, and
+    # the open-run marker of a complete run removed.
+    "reconciler": Grant(
+        read=("runs",),
+        write=("runs", "outcomes"),
+        list=("runs", "outcomes"),
+        invoke=("dispatcher",),
+        delete=("runs/_index/open",),
     ),
 }
 
@@ -158,6 +171,15 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
                 "Condition": {
                     "StringLike": {"s3:prefix": [f"{names.prefix}/{f}/*" for f in grant.list]}
                 },
+            }
+        )
+    if grant.delete:
+        out.append(
+            {
+                "Sid": "DeleteObjects",
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject"],
+                "Resource": [arns.objects(f) for f in grant.delete],
             }
         )
     if grant.invoke:

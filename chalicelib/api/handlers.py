@@ -19,6 +19,8 @@ from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Invoker
 from chalicelib.logs import logger
 from chalicelib.model.errors import SweepError
+from chalicelib.runs.cancel import cancel as cancel_run
+from chalicelib.runs.listing import list_runs
 from chalicelib.runs.redrive import redrive as redrive_run
 from chalicelib.runs.status import status
 from chalicelib.runs.submit import submit
@@ -72,6 +74,15 @@ def redrive(run_id: str, request: Request | None, svc: Services) -> Response:
         return redrive_run(svc.settings, svc.store, svc.invoker, run_id, include_pending)
 
     return _answer(202, call)
+
+
+def list_sweeps(request: Request | None, svc: Services) -> Response:
+    params = request.query_params if request is not None else None
+    return _answer(200, lambda: list_runs(svc.store, params))
+
+
+def cancel(run_id: str, svc: Services) -> Response:
+    return _answer(202, lambda: cancel_run(svc.store, run_id))
 
 
 def simulations() -> Response:

@@ -25,6 +25,8 @@ STORAGE_ERROR = ErrorCode("STORAGE_ERROR", retryable=True)
 RETRIES_EXHAUSTED = ErrorCode("RETRIES_EXHAUSTED", retryable=False)
 EVENT_AGE_EXCEEDED = ErrorCode("EVENT_AGE_EXCEEDED", retryable=False)
 DISPATCH_FAILED = ErrorCode("DISPATCH_FAILED", retryable=False)
+CANCELLED = ErrorCode("CANCELLED", retryable=False)
+LOST = ErrorCode("LOST", retryable=False)
 
 ALL = (
     INJECTED_FAILURE,
@@ -35,6 +37,8 @@ ALL = (
     RETRIES_EXHAUSTED,
     EVENT_AGE_EXCEEDED,
     DISPATCH_FAILED,
+    CANCELLED,
+    LOST,
 )
 
 

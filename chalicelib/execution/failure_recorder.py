@@ -45,6 +45,8 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
         str(context.get("requestId", "")),
     )
     logger.warning("final failure recorded", extra=log | {"attempt": attempt, "code": error.code})
+    # The failure threshold is not checked here: the recorder may not write under runs/
+    # (deploy/policies.py); the reconciler's next pass applies it to this failure too.
     return {"status": "failed", "attempt": attempt, "error_code": error.code, **log}
 
 

@@ -8,6 +8,7 @@ run out, the failure recorder writes the final outcome.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -24,6 +25,7 @@ from chalicelib.model import events
 from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.declarations import Value
 from chalicelib.simulations.registry import REGISTRY
+from chalicelib.storage import progress
 from chalicelib.storage.stores import ObjectStore, StorageError
 from chalicelib.storage.tables import ResultColumns, results_parquet
 
@@ -34,6 +36,35 @@ class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+# How often a running shard looks at the cancel marker: at most once per this many seconds of
+# evaluation (one HEAD), checked on the clock every point (~50 ns). A cancel therefore stops a
+# long shard within this time plus one point; short shards only see the check made before
+# evaluating starts.
+CANCEL_POLL_SECONDS = 5.0
+
+
+class CancelPoll:
+    """True once the run is cancelled, asking the store at most once per ``every_s``."""
+
+    def __init__(
+        self,
+        check: Callable[[], bool],
+        every_s: float = CANCEL_POLL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.check = check
+        self.every_s = every_s
+        self.clock = clock
+        self._next = clock() + every_s
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if now < self._next:
+            return False
+        self._next = now + self.every_s
+        return self.check()
+
+
 class ShardFailure(Exception):
     def __init__(self, error: ErrorCode, message: str) -> None:
         super().__init__(message)
@@ -42,7 +73,11 @@ class ShardFailure(Exception):
 
 
 def run_task(
-    payload: Any, context: LambdaContext | None, store: ObjectStore, margin_ms: int
+    payload: Any,
+    context: LambdaContext | None,
+    store: ObjectStore,
+    margin_ms: int,
+    cancel_poll_s: float = CANCEL_POLL_SECONDS,
 ) -> dict[str, Any]:
     """Run one delivery of a shard task; returns a small summary (also logged).
 
@@ -54,14 +89,19 @@ def run_task(
         return {"status": "rejected"}
     logger.append_keys(run_id=ref.run_id, shard_id=ref.shard_id)
     try:
-        summary = _run(payload, ref, context, store, margin_ms)
+        summary = _run(payload, ref, context, store, margin_ms, cancel_poll_s)
     finally:
         logger.remove_keys(["run_id", "shard_id"])
     return {"run_id": ref.run_id, "shard_id": ref.shard_id, **summary}
 
 
 def _run(
-    payload: Any, ref: ShardRef, context: LambdaContext | None, store: ObjectStore, margin_ms: int
+    payload: Any,
+    ref: ShardRef,
+    context: LambdaContext | None,
+    store: ObjectStore,
+    margin_ms: int,
+    cancel_poll_s: float,
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
     request_id = getattr(context, "aws_request_id", "") or ""
@@ -70,9 +110,14 @@ def _run(
         if writer.has_success(ref):
             logger.info("duplicate delivery of a succeeded shard")
             return {"status": "duplicate"}
+        if progress.is_cancelled(store, ref.run_id):
+            raise ShardFailure(
+                failure_codes.CANCELLED, "the run was cancelled before this shard ran"
+            )
         try:
             shard = events.parse_task(payload)
-            rows = _evaluate(shard, _deadline(context, margin_ms))
+            cancelled = CancelPoll(lambda: progress.is_cancelled(store, ref.run_id), cancel_poll_s)
+            rows = _evaluate(shard, _deadline(context, margin_ms), cancelled)
         except events.InvalidTask as exc:
             raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
         data = results_parquet(ref.shard_id, rows)
@@ -82,6 +127,7 @@ def _run(
         timing = Timing.since(started)
         attempt = writer.record_failure(ref, failure.error, failure.message, timing, request_id)
         summary = {"status": "failed", "attempt": attempt, "error_code": failure.error.code}
+        _check_threshold(store, ref.run_id)
     except StorageError as exc:
         _record_storage_failure(writer, ref, str(exc), started, request_id)
         raise
@@ -97,7 +143,18 @@ def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], boo
     return lambda: context.get_remaining_time_in_millis() < margin_ms
 
 
-def _evaluate(shard: events.ShardTask, out_of_time: Callable[[], bool]) -> ResultColumns:
+def _check_threshold(store: ObjectStore, run_id: str) -> None:
+    """After a final failure: cancel the run if it now fails more than it tolerates. Best
+    effort: the outcome is recorded, and the reconciler checks again."""
+    try:
+        progress.enforce_threshold(store, run_id)
+    except Exception:
+        logger.exception("failure threshold check failed", extra={"run_id": run_id})
+
+
+def _evaluate(
+    shard: events.ShardTask, out_of_time: Callable[[], bool], cancelled: Callable[[], bool]
+) -> ResultColumns:
     """Evaluate the shard's points; the loop keeps only the metrics of each point.
 
     A point's parameters follow from its index, so their strings are made afterwards for the
@@ -118,6 +175,11 @@ def _evaluate(shard: events.ShardTask, out_of_time: Callable[[], bool]) -> Resul
                 failure_codes.DEADLINE_EXCEEDED,
                 f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
                 "record this outcome; use smaller shards",
+            )
+        if cancelled():
+            raise ShardFailure(
+                failure_codes.CANCELLED,
+                f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
             )
         try:
             keep(evaluate(point, seed, index).values())

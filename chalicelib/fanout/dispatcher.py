@@ -27,7 +27,10 @@ from chalicelib.model.events import INITIAL, DispatchJob, task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.sharding import ShardSpec, shard_bounds
 from chalicelib.storage import layout, manifests
+from chalicelib.storage.progress import enforce_threshold, is_cancelled
 from chalicelib.storage.stores import ObjectStore
+
+CANCEL_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,16 @@ class Dispatcher:
             return send(self.invoker, "worker", payload, self.policy.backoff)
 
         threads = max(1, min(self.policy.threads, len(payloads)))
+        errors: list[str | None] = []
+        # The cancel marker is read before each chunk (one HEAD per CANCEL_CHUNK shards), so
+        # a cancel stops a leaf within one chunk of hand-overs.
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            errors = list(pool.map(hand_over, payloads))
-        failed = [(p, e) for p, e in zip(payloads, errors, strict=True) if e is not None]
+            while len(errors) < len(payloads) and not is_cancelled(self.store, job.run_id):
+                errors += pool.map(hand_over, payloads[len(errors) : len(errors) + CANCEL_CHUNK])
         writer = OutcomeWriter(self.store)
+        skipped = payloads[len(errors) :]
+        self._record_cancelled(writer, skipped, started)
+        failed = [(p, e) for p, e in zip(payloads, errors, strict=False) if e is not None]
         for payload, error in failed:
             ref = ShardRef.from_payload(payload)
             assert ref is not None  # built from the manifest just above
@@ -153,7 +162,9 @@ class Dispatcher:
                 Timing.since(started),
                 "",
             )
-        ok = len(ids) - len(failed)
+        if failed:
+            enforce_threshold(self.store, job.run_id)
+        ok = len(errors) - len(failed)
         self.store.put(
             layout.dispatch_record(job.run_id, job.job, job.lo, job.hi, ok, len(failed)), b""
         )
@@ -164,9 +175,28 @@ class Dispatcher:
             "hi": job.hi,
             "dispatched": ok,
             "failed": len(failed),
+            "cancelled": len(skipped),
         }
         logger.info("leaf dispatched", extra=summary)
         return summary
+
+    def _record_cancelled(
+        self, writer: OutcomeWriter, skipped: Sequence[dict[str, Any]], started: datetime
+    ) -> None:
+        """A final CANCELLED outcome for each shard this leaf did not hand out, so the run
+        completes; a shard that already succeeded (a redelivered leaf) is left alone."""
+        for payload in skipped:
+            ref = ShardRef.from_payload(payload)
+            assert ref is not None  # built from the manifest
+            if writer.has_success(ref):
+                continue
+            writer.record_failure(
+                ref,
+                failure_codes.CANCELLED,
+                "the run was cancelled before this shard was dispatched",
+                Timing.since(started),
+                "",
+            )
 
 
 def run_event(

@@ -48,6 +48,11 @@ class Invoker(ABC):
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
         """Hand ``payload`` to ``function`` without waiting for it to run."""
 
+    def in_flight(self, run_id: str) -> bool:
+        """Whether this invoker knows an event of the run to be queued or running. Lambda does
+        not tell, so only the local stage's invoker answers True."""
+        return False
+
 
 @dataclass(frozen=True)
 class Backoff:

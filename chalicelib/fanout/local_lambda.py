@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -70,6 +71,11 @@ def destination_record(
     }
 
 
+def _run_of(event: dict[str, Any]) -> str:
+    dispatch = event.get("dispatch")
+    return str(event.get("run_id") or (dispatch or {}).get("run_id") or "")
+
+
 class LocalInvoker(Invoker):
     def __init__(self, settings: Settings, store: LocalStore) -> None:
         self.settings = settings
@@ -78,7 +84,10 @@ class LocalInvoker(Invoker):
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._runs: Counter[str] = Counter()
         self._idle = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
         if settings.local_warm_pool:
             threading.Thread(target=self._warm, daemon=True, name="warm-pool").start()
 
@@ -91,10 +100,30 @@ class LocalInvoker(Invoker):
         except Exception:  # a pool that cannot start now will be retried by the first shard
             logger.exception("warming the local worker pool failed")
 
+    def start_reconciler(self) -> None:
+        """The local stage's stand-in for the reconciler's schedule: a daemon thread that runs
+        a pass every ``reconcile_interval_s``, starting with one at once, so a stage restarted
+        on the data root of a killed one finishes its runs with no manual step."""
+        if self._timer is not None:
+            return
+        self._timer = threading.Thread(target=self._reconcile_loop, daemon=True, name="reconciler")
+        self._timer.start()
+
+    def _reconcile_loop(self) -> None:
+        from chalicelib.fanout.reconcile import reconcile
+
+        while True:
+            try:
+                reconcile(self.store, self, self.settings)
+            except Exception:
+                logger.exception("local reconciler pass failed")
+            if self._stop.wait(self.settings.reconcile_interval_s):
+                return
+
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
         # Through JSON and back, as a real event is: same size limit, no shared objects.
         event = json.loads(encode(payload))
-        self._started()
+        self._started(event)
         if function == "dispatcher":
             self._dispatchers.submit(self._run_dispatcher, event)
         else:
@@ -112,20 +141,32 @@ class LocalInvoker(Invoker):
         return True
 
     def close(self) -> None:
-        """Stop the pools (waiting for what is running), so a process can exit cleanly."""
+        """Stop the timer and the pools (waiting for what is running), so a process can exit
+        cleanly."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
         self._dispatchers.shutdown(wait=True)
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
 
-    def _started(self) -> None:
+    def in_flight(self, run_id: str) -> bool:
+        """Whether an event of this run is queued or running here: the reconciler must not take
+        a run waiting behind another's work in the pool for a stalled one."""
+        with self._lock:
+            return self._runs[run_id] > 0
+
+    def _started(self, event: dict[str, Any]) -> None:
         with self._lock:
             self._in_flight += 1
+            self._runs[_run_of(event)] += 1
 
-    def _finished(self) -> None:
+    def _finished(self, event: dict[str, Any]) -> None:
         with self._idle:
             self._in_flight -= 1
+            self._runs[_run_of(event)] -= 1
             self._idle.notify_all()
 
     def _run_dispatcher(self, event: dict[str, Any]) -> None:
@@ -137,7 +178,7 @@ class LocalInvoker(Invoker):
         except Exception:
             logger.exception("local dispatcher failed", extra={"event": event})
         finally:
-            self._finished()
+            self._finished(event)
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -152,28 +193,41 @@ class LocalInvoker(Invoker):
             return self._pool
 
     def _submit_worker(self, event: dict[str, Any], attempt: int) -> None:
+        pool = self._worker_pool()
         try:
-            future = self._worker_pool().submit(
+            future = pool.submit(
                 run_worker_process,
                 event,
                 str(self.settings.local_root),
                 self.settings.deadline_margin_ms,
             )
-        except BrokenProcessPool as exc:
-            self._reset_pool()
+        except (BrokenProcessPool, RuntimeError) as exc:  # broken, or shut down meanwhile
+            self._reset_pool(pool)
             self._after_worker_error(event, attempt, exc)
             return
-        future.add_done_callback(lambda f: self._after_worker(f, event, attempt))
+        future.add_done_callback(lambda f: self._after_worker(f, event, attempt, pool))
 
     def _after_worker(
-        self, future: Future[dict[str, Any]], event: dict[str, Any], attempt: int
+        self,
+        future: Future[dict[str, Any]],
+        event: dict[str, Any],
+        attempt: int,
+        pool: ProcessPoolExecutor,
     ) -> None:
         error = future.exception()
         if error is None:
-            self._finished()
+            self._finished(event)
             return
+        # This may run on the pool's own manager thread, which holds the pool's shutdown lock
+        # while it fails the futures of a broken pool: shutting the pool down from here
+        # deadlocks (seen with a worker process SIGKILLed mid-shard). Hand it to a thread.
+        self._dispatchers.submit(self._after_worker_failed, event, attempt, error, pool)
+
+    def _after_worker_failed(
+        self, event: dict[str, Any], attempt: int, error: BaseException, pool: ProcessPoolExecutor
+    ) -> None:
         if isinstance(error, BrokenProcessPool):
-            self._reset_pool()
+            self._reset_pool(pool)
         self._after_worker_error(event, attempt, error)
 
     def _after_worker_error(
@@ -198,10 +252,13 @@ class LocalInvoker(Invoker):
         except Exception:
             logger.exception("local failure recorder failed")
         finally:
-            self._finished()
+            self._finished(event)
 
-    def _reset_pool(self) -> None:
+    def _reset_pool(self, broken: ProcessPoolExecutor) -> None:
+        """Replace the pool if it is still the broken one (every future of a broken pool
+        reports it; only the first replaces it, and never the fresh pool that replaced it)."""
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=False)
+            if self._pool is not broken:
+                return
+            self._pool = None
+        broken.shutdown(wait=False, cancel_futures=False)

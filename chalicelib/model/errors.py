@@ -64,3 +64,10 @@ class DispatchUnavailable(SweepError):
 
     status = 503
     code = "dispatch_unavailable"
+
+
+class Conflict(SweepError):
+    """The run's state forbids the request (cancel a complete run, redrive a cancelled one)."""
+
+    status = 409
+    code = "conflict"

@@ -1,7 +1,8 @@
 """Re-dispatching a run's failed (and optionally pending) shards as new attempts.
 
-Succeeded shards are never re-run. The shard list is stored first (one object per redrive,
-numbered by conditional create), so the dispatcher tree reads it instead of carrying it.
+Succeeded shards are never re-run, and a cancelled run is not redriven (409). The shard list
+is stored first (one object per redrive, numbered by conditional create), so the dispatcher
+tree reads it instead of carrying it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Invoker
 from chalicelib.logs import logger
-from chalicelib.model.errors import DispatchUnavailable
+from chalicelib.model.errors import Conflict, DispatchUnavailable
 from chalicelib.model.events import DispatchJob
 from chalicelib.runs import handoff
-from chalicelib.runs.status import shard_states
-from chalicelib.storage import layout, manifests
+from chalicelib.storage import layout, manifests, progress
 from chalicelib.storage.stores import ObjectStore
 
 
@@ -28,7 +28,9 @@ def redrive(
     include_pending: bool,
 ) -> dict[str, Any]:
     run = manifests.load(store, run_id)
-    states, _ = shard_states(store, run)
+    if progress.is_cancelled(store, run_id):
+        raise Conflict(f"run {run_id} is cancelled; submit it again instead")
+    states, _ = progress.shard_states(store, run)
     ids = states.ids("failed") + (states.ids("pending") if include_pending else [])
     ids.sort()
     if not ids:
@@ -39,6 +41,7 @@ def redrive(
     number = 1
     while not store.create(layout.redrive_list(run_id, f"redrive-{number}"), record):
         number += 1
+    store.put(layout.open_run(run_id), b"{}")  # the reconciler watches it again
     job = DispatchJob(run_id, f"redrive-{number}", 0, len(ids))
     error = handoff.to_dispatcher(settings, invoker, job)
     if error is not None:

@@ -8,6 +8,7 @@ idempotency work from listings alone; ``outcomes/`` and ``results/`` follow the 
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,6 +68,78 @@ def redrive_lists_prefix(run_id: str) -> str:
 
 def redrive_list(run_id: str, job: str) -> str:
     return f"{redrive_lists_prefix(run_id)}{job}.json"
+
+
+def cancel_marker(run_id: str) -> str:
+    """Created once (conditional create) when a run is cancelled; holds the reason."""
+    return f"{run_prefix(run_id)}cancel.json"
+
+
+def closed_claim(run_id: str, shard_id: int, after_attempt: int) -> str:
+    """Claimed by conditional create before the reconciler closes a shard (LOST/CANCELLED), so
+    concurrent reconcilers write one final outcome, not two."""
+    return f"{run_prefix(run_id)}closed/shard-{shard_id:06d}-after-{after_attempt}"
+
+
+def auto_redrive_job(number: int) -> str:
+    """The job name of the reconciler's ``number``-th re-dispatch of a stalled run."""
+    return f"auto-{number}"
+
+
+OPEN_RUNS = "runs/_index/open/"  # "_" is in no run id: never a run folder
+RUN_INDEX = "runs/_index/all/"
+
+
+def open_run(run_id: str) -> str:
+    """Present while a run may still need the reconciler; removed once it is complete."""
+    return f"{OPEN_RUNS}{_run(run_id)}"
+
+
+def parse_open_run(key: str) -> str | None:
+    run_id = key.removeprefix(OPEN_RUNS)
+    return run_id if key.startswith(OPEN_RUNS) and ids.is_run_id(run_id) else None
+
+
+# Run ids sort oldest first (they start with the creation time); the index wants newest first,
+# so its keys start with the id's characters mirrored (0<->9, A<->Z, a<->z).
+_ALNUM = (string.digits, string.ascii_uppercase, string.ascii_lowercase)
+_MIRROR = str.maketrans("".join(_ALNUM), "".join(part[::-1] for part in _ALNUM))
+
+
+@dataclass(frozen=True)
+class RunIndexEntry:
+    """What GET /sweeps shows of a run without reading its manifest; all of it is in the key.
+
+    ``~`` separates the fields: no run id, simulation name or label may contain it."""
+
+    run_id: str
+    shard_count: int
+    simulation: str
+    label: str | None
+
+
+def run_index(entry: RunIndexEntry) -> str:
+    head = run_index_after(entry.run_id)[:-1]
+    return f"{head}{entry.shard_count}~{entry.simulation}~{entry.label or ''}"
+
+
+def run_index_after(run_id: str) -> str:
+    """A key that sorts after ``run_id``'s index entry and before the next older run's: where
+    the next page starts."""
+    return f"{RUN_INDEX}{_run(run_id).translate(_MIRROR)}~{run_id}~~"
+
+
+_INDEX_RE = re.compile(
+    r"^runs/_index/all/[A-Za-z0-9-]+~(?P<run_id>[A-Za-z0-9-]{8,64})~(?P<shards>\d+)~"
+    r"(?P<sim>[a-z0-9_]+)~(?P<label>[A-Za-z0-9._-]{0,64})$"
+)
+
+
+def parse_run_index(key: str) -> RunIndexEntry | None:
+    m = _INDEX_RE.match(key)
+    if m is None:
+        return None
+    return RunIndexEntry(m["run_id"], int(m["shards"]), m["sim"], m["label"] or None)
 
 
 def table_root(table: str) -> str:

@@ -12,9 +12,19 @@ from chalicelib.storage.stores import ObjectStore
 
 
 def save(store: ObjectStore, manifest: Manifest) -> None:
+    """The manifest, then the run's two index keys: its entry in the newest-first run index
+    (GET /sweeps lists it without reading manifests) and its open-run marker (the reconciler
+    looks only at open runs). A crash between the writes leaves a run the listing or the
+    reconciler does not see, never an index entry without a manifest."""
     data = json.dumps(manifest.to_dict(), indent=1).encode()
     if not store.create(layout.manifest(manifest.run_id), data):
         raise RuntimeError(f"run {manifest.run_id} already has a manifest")
+    request = manifest.request
+    entry = layout.RunIndexEntry(
+        manifest.run_id, request.shard_count, request.simulation, request.label
+    )
+    store.create(layout.run_index(entry), b"")
+    store.create(layout.open_run(manifest.run_id), b"{}")
 
 
 def load(store: ObjectStore, run_id: str) -> Manifest:

@@ -51,6 +51,15 @@ class ObjectStore(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove if present (absent is not an error: bookkeeping keys are deleted twice)."""
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
+        """Objects under ``prefix`` whose keys sort after ``start_after``: one page of an
+        index without walking what came before (S3 starts the listing there)."""
+        return (o for o in self.list(prefix) if o.key > start_after)
+
+    @abstractmethod
     def describe(self) -> str:
         """Where the data is, for people and for the query engines."""
 
@@ -125,6 +134,12 @@ class LocalStore(ObjectStore):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"delete {key}: {exc.strerror or exc}") from exc
+
     def describe(self) -> str:
         return str(self.root)
 
@@ -192,8 +207,14 @@ class S3Store(ObjectStore):
             raise KeyError(key) from None
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
+        return self._list(prefix, {})
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
+        return self._list(prefix, {"StartAfter": self.prefix + start_after})
+
+    def _list(self, prefix: str, extra: dict[str, str]) -> Iterator[StoredObject]:
         paginator = self.client.get_paginator("list_objects_v2")
-        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix))
+        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, **extra))
         cut = len(self.prefix)
         while (page := self._call(f"list {prefix}", lambda: next(pages, None))) is not None:
             for obj in page.get("Contents", []):
@@ -209,6 +230,12 @@ class S3Store(ObjectStore):
             return True
         except _Answered:
             return False
+
+    def delete(self, key: str) -> None:
+        self._call(
+            f"delete {key}",
+            lambda: self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key),
+        )
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"

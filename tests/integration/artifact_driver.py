@@ -241,11 +241,72 @@ for key in keys:
                 [row["point_index"], dict(row["params"]), dict(row["metrics"]), row["shard_id"]]
             )
 outcome_files = [k for k in keys if k.startswith(f"sweeps/outcomes/run_id={run_id}/")]
+
+# The reconciler, as its schedule runs it: a second run whose worker event for shard 1 Lambda
+# drops every time is re-dispatched once (SWEEP_MAX_AUTO_REDRIVES=1), then closed as LOST; the
+# first run, complete, leaves the open-runs index. Its own calls, for the policy check.
+import time  # noqa: E402
+
+SCHEDULED = {
+    "version": "0",
+    "id": "scheduled",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "000000000000",
+    "time": "2026-11-26T10:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {},
+}
+
+
+def reconcile() -> dict[str, int]:
+    current[0] = "reconciler"
+    result: dict[str, int] = app.reconciler(SCHEDULED, Context("sweeps-dev-reconciler"))
+    return result
+
+
+def drain_dropping(lost_run: str) -> None:
+    """Run every queued event, except the lost run's shard 1 worker event: Lambda drops it."""
+    while calls:
+        function, payload = calls.pop(0)
+        if payload.get("run_id") == lost_run and payload.get("shard_id") == 1:
+            continue
+        current[0] = "dispatcher" if function.endswith("-dispatcher") else "worker"
+        handler = app.dispatcher if current[0] == "dispatcher" else app.worker
+        handler(payload, Context(function))
+
+
+status, second = api(
+    "POST",
+    "/sweeps",
+    "/sweeps",
+    {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [1, 2]}},
+        "shards": {"count": 2},
+    },
+)
+assert status == 202, second
+drain_dropping(second["run_id"])
+passes = [reconcile()]
+time.sleep(1.2)
+passes.append(reconcile())  # stalled: re-dispatched
+drain_dropping(second["run_id"])
+passes.append(reconcile())  # the redrive was progress
+time.sleep(1.2)
+passes.append(reconcile())  # stalled again, no redrive left: LOST
+passes.append(reconcile())  # complete: out of the index
+current[0] = "api_handler"
+status, lost_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{second['run_id']}")
+current[0] = ""
 print(
     json.dumps(
         {
             "status": status,
             "state": state,
+            "reconciler_passes": passes,
+            "lost_run": lost_state,
             "handled": handled,
             "partitions": partitions,
             "results": sorted(rows),

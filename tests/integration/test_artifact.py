@@ -162,6 +162,8 @@ def run(
         "SWEEP_GLUE_DATABASE": "sweeps_dev",
         "POWERTOOLS_SERVICE_NAME": "sweeps",
         "SWEEP_DISPATCH_LEAF_SHARDS": "2",  # a dispatcher tree, even for 4 shards
+        "SWEEP_STALL_TIMEOUT_S": "1",  # the reconciler's scenario (artifact_driver.py)
+        "SWEEP_MAX_AUTO_REDRIVES": "1",
         "SWEEP_DISPATCH_MAX_ATTEMPTS": "2",
     }
     done = subprocess.run(
@@ -222,6 +224,8 @@ def iam_requests(call: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
     if service == "s3" and op in ("PutObject", "GetObject", "HeadObject"):
         action = "s3:PutObject" if op == "PutObject" else "s3:GetObject"
         return [(action, f"arn:aws:s3:::{call['Bucket']}/{call['Key']}", {})]
+    if service == "s3" and op == "DeleteObject":
+        return [("s3:DeleteObject", f"arn:aws:s3:::{call['Bucket']}/{call['Key']}", {})]
     if service == "s3" and op == "ListObjectsV2":
         return [("s3:ListBucket", f"arn:aws:s3:::{call['Bucket']}", {"s3:prefix": call["Prefix"]})]
     if service == "glue" and op == "BatchCreatePartition":
@@ -281,6 +285,21 @@ def test_each_call_is_granted_and_each_grant_is_used(
         if (statement["Sid"], resource) not in used
     ]
     assert unused == [], f"{fn}: grants no call needed: {unused}"
+
+
+def test_the_reconciler_redrives_then_closes_a_lost_shard(
+    run: tuple[dict[str, Any], Path, Path],
+) -> None:
+    report = run[0]
+    assert report["reconciler_passes"] == [
+        {"complete": 1, "progressing": 1},
+        {"redriven": 1},
+        {"progressing": 1},
+        {"closed-lost": 1},
+        {"complete": 1},
+    ]
+    lost = report["lost_run"]
+    assert lost["complete"] and lost["failed_shards"] == [1] and lost["auto_redrives"] == 1
 
 
 def test_the_results_equal_the_local_stages(

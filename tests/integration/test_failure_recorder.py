@@ -64,6 +64,9 @@ class FailingResults(ObjectStore):
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)
 
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
     def describe(self) -> str:
         return self.inner.describe()
 

@@ -31,7 +31,7 @@ def test_every_route_requires_sigv4(packaged: tuple[str, dict[str, Any], Any]) -
     body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     assert body["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
     methods = [op for ops in body["paths"].values() for op in ops.values()]
-    assert len(methods) == 4
+    assert len(methods) == 6  # POST+GET /sweeps, GET status, cancel, redrive, simulations
     assert all(op["security"] == [{"sigv4": []}] for op in methods)
 
 

@@ -53,6 +53,7 @@ def stage_resources(stage: str) -> list[str]:
     bucket = f"{names.base}-{ACCOUNT}-{REGION}"
     arns = [f"arn:aws:s3:::{bucket}"]
     arns += [f"arn:aws:s3:::{bucket}/sweeps/{f}/x" for f in ("runs", "outcomes", "results")]
+    arns.append(f"arn:aws:s3:::{bucket}/sweeps/runs/_index/open/x")  # the open-runs index
     for fn in FUNCTIONS:
         arns.append(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{names.function(fn)}")
         log = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{names.log_group(fn)}"
@@ -84,7 +85,7 @@ def test_chalice_config_uses_the_stage_files() -> None:
     for stage in STAGES:
         st = config["stages"][stage]
         assert st["iam_policy_file"] == policies.policy_file_name(stage, "api_handler")
-        for fn in ("dispatcher", "worker", "failure_recorder"):
+        for fn in ("dispatcher", "worker", "failure_recorder", "reconciler"):
             assert st["lambda_functions"][fn]["iam_policy_file"] == policies.policy_file_name(
                 stage, fn
             )

@@ -1,0 +1,185 @@
+"""The reconciler: every accepted run ends with each shard represented, whatever was dropped.
+
+Lambda may drop an async event or give up on one, and a local stage may be killed with its
+queue. Runs on a schedule (``@app.schedule`` in deployed stages, a timer thread in the local
+stage) and looks only at open runs (``layout.OPEN_RUNS``: one key per run, written with the
+manifest and removed once the run is complete), never at every run.
+
+Per open run, from listings (``storage.progress``):
+
+- complete: its open marker is removed;
+- progress since the last pass (any new outcome, marker, redrive list or dispatch record): the
+  marker remembers the count and when it was first seen;
+- no progress for ``stall_timeout_s``: the shards without a final outcome are re-dispatched as a
+  redrive job ``auto-<n>`` (at most ``max_auto_redrives`` times; a cancelled run never), and
+  after that each gets a final failure ``LOST`` (``CANCELLED`` for a cancelled run).
+
+Safe to run concurrently with itself: the ``auto-<n>`` list and each shard's closing claim are
+conditional creates, so one pass wins each step, and a shard that succeeded is never touched.
+It lives in the fan-out layer because it re-dispatches and writes outcome files, which the API
+layer must not import.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.execution import failure_codes
+from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.fanout.invoking import Backoff, Invoker, send
+from chalicelib.logs import logger
+from chalicelib.model.errors import NotFound
+from chalicelib.model.events import DispatchJob
+from chalicelib.model.manifest import Manifest
+from chalicelib.model.sharding import shard_bounds
+from chalicelib.storage import layout, manifests, progress
+from chalicelib.storage.stores import ObjectStore
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def reconcile(
+    store: ObjectStore, invoker: Invoker, settings: Settings, now: Clock = _utcnow
+) -> dict[str, int]:
+    """One pass over the open runs; returns how many runs ended in each action."""
+    actions: Counter[str] = Counter()
+    for obj in store.list(layout.OPEN_RUNS):
+        run_id = layout.parse_open_run(obj.key)
+        if run_id is None:
+            continue
+        try:
+            actions[reconcile_run(store, invoker, settings, run_id, now)] += 1
+        except Exception:  # one bad run must not stop the others
+            logger.exception("reconciling a run failed", extra={"run_id": run_id})
+            actions["error"] += 1
+    if actions:
+        logger.info("reconciler pass", extra=dict(actions))
+    return dict(actions)
+
+
+def reconcile_run(
+    store: ObjectStore, invoker: Invoker, settings: Settings, run_id: str, now: Clock = _utcnow
+) -> str:
+    marker = layout.open_run(run_id)
+    try:
+        run = manifests.load(store, run_id)
+    except NotFound:
+        store.delete(marker)
+        return "orphan"
+    progress.enforce_threshold(store, run_id)
+    states, _ = progress.shard_states(store, run)
+    pending = states.ids("pending")
+    if not pending:
+        return _close_run(store, run)
+    seen = _snapshot(store, marker)
+    t = now()
+    if seen is None or seen[0] != states.objects or invoker.in_flight(run_id):
+        _remember(store, marker, states.objects, t)
+        return "progressing"
+    if (t - seen[1]).total_seconds() < settings.stall_timeout_s:
+        return "waiting"
+    cancelled = progress.is_cancelled(store, run_id)
+    if not cancelled and states.auto_redrives < settings.max_auto_redrives:
+        return _redrive(store, invoker, settings, run, states, pending)
+    code = failure_codes.CANCELLED if cancelled else failure_codes.LOST
+    closed = _close_shards(store, run, states, pending, code, t)
+    progress.enforce_threshold(store, run_id)
+    logger.warning(
+        "stalled shards closed",
+        extra={"run_id": run_id, "code": code.code, "shards": len(pending), "closed": closed},
+    )
+    return f"closed-{code.code.lower()}"
+
+
+def _close_run(store: ObjectStore, run: Manifest) -> str:
+    """Remove the open marker; put it back if a redrive reopened the run meanwhile (a redrive
+    writes its list before the marker, so whichever order the two race in, one is seen)."""
+    marker = layout.open_run(run.run_id)
+    store.delete(marker)
+    states, _ = progress.shard_states(store, run)
+    if states.ids("pending"):
+        store.put(marker, b"{}")
+        return "reopened"
+    return "complete"
+
+
+def _snapshot(store: ObjectStore, marker: str) -> tuple[int, datetime] | None:
+    try:
+        data = json.loads(store.get(marker) or b"{}")
+        return int(data["objects"]), datetime.fromisoformat(data["since"])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _remember(store: ObjectStore, marker: str, objects: int, t: datetime) -> None:
+    store.put(marker, json.dumps({"objects": objects, "since": t.isoformat()}).encode())
+
+
+def _redrive(
+    store: ObjectStore,
+    invoker: Invoker,
+    settings: Settings,
+    run: Manifest,
+    states: progress.ShardStates,
+    pending: list[int],
+) -> str:
+    number = states.auto_redrives + 1
+    job = layout.auto_redrive_job(number)
+    record = {
+        "shards": pending,
+        "after_attempts": {k: states.latest_failure.get(k, 0) for k in pending},
+        "reason": "stalled",
+    }
+    if not store.create(layout.redrive_list(run.run_id, job), json.dumps(record).encode()):
+        return "raced"  # another pass of the reconciler did this step
+    backoff = Backoff(settings.dispatch_max_attempts, settings.dispatch_backoff_ms)
+    error = send(
+        invoker, "dispatcher", DispatchJob(run.run_id, job, 0, len(pending)).to_payload(), backoff
+    )
+    extra: dict[str, Any] = {"run_id": run.run_id, "job": job, "shards": len(pending)}
+    if error is not None:  # the list counts as progress; the next stall redrives again
+        logger.error("auto redrive not dispatched", extra=extra | {"error": error})
+        return "redrive-failed"
+    logger.warning("stalled run re-dispatched", extra=extra)
+    return "redriven"
+
+
+def _close_shards(
+    store: ObjectStore,
+    run: Manifest,
+    states: progress.ShardStates,
+    pending: list[int],
+    code: failure_codes.ErrorCode,
+    t: datetime,
+) -> int:
+    writer = OutcomeWriter(store)
+    request = run.request
+    closed = 0
+    for shard_id in pending:
+        # One claim per (shard, latest attempt): concurrent passes close a shard once, and a
+        # shard redriven by hand after being closed can be closed again.
+        claim = layout.closed_claim(run.run_id, shard_id, states.latest_failure.get(shard_id, 0))
+        if not store.create(claim, b""):
+            continue
+        start, end = shard_bounds(request.total_points, request.shards, shard_id)
+        ref = ShardRef(run.run_id, shard_id, run.dt, start, end, request.simulation)
+        if writer.has_success(ref):
+            continue
+        message = (
+            "the run was cancelled and this shard never reported"
+            if code is failure_codes.CANCELLED
+            else f"no outcome after {states.auto_redrives} automatic re-dispatches and the "
+            "stall timeout; the event was lost"
+        )
+        writer.record_failure(ref, code, message, Timing(t, t), "")
+        closed += 1
+    return closed

@@ -1,0 +1,34 @@
+"""Cancelling a run: one marker in storage that dispatch leaves, workers and the reconciler read.
+
+Cancelling is a record, not a signal: nothing is interrupted. Dispatch leaves skip the shards
+they have not handed out yet, and workers that have not started evaluating write ``CANCELLED``
+instead (docs/architecture.md, "Cancel"), so the run completes once nothing is in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.logs import logger
+from chalicelib.model.errors import Conflict
+from chalicelib.storage import manifests, progress
+from chalicelib.storage.stores import ObjectStore
+
+
+def cancel(store: ObjectStore, run_id: str) -> dict[str, Any]:
+    """The 202's body. Twice is harmless (the first reason stands); a complete run is 409."""
+    run = manifests.load(store, run_id)
+    reason = progress.cancel_reason(store, run_id)
+    if reason is None:
+        states, _ = progress.shard_states(store, run)
+        if not states.ids("pending"):
+            raise Conflict(f"run {run_id} is complete; there is nothing to cancel")
+        if progress.mark_cancelled(store, run_id, progress.USER):
+            logger.info("run cancelled", extra={"run_id": run_id})
+        reason = progress.cancel_reason(store, run_id)
+    return {
+        "run_id": run_id,
+        "cancelled": True,
+        "cancel_reason": reason,
+        "status_url": f"/sweeps/{run_id}",
+    }

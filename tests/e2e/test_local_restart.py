@@ -1,0 +1,104 @@
+"""The whole local stage killed mid-run (SIGKILL: no clean-up at all) and started again on the
+same data root: the run finishes with no manual step, every shard succeeding exactly once.
+
+The restarted stage's reconciler timer finds the open run, sees no progress for the stall
+timeout (5 s here, via SWEEP_STALL_TIMEOUT_S) and re-dispatches the shards without an outcome.
+The stall-to-complete time is printed (run with -s to see it; docs/reliability.md quotes it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from chalicelib.config import PROJECT_ROOT
+from scripts.local_stack import _wait_ready, free_port
+
+pytestmark = pytest.mark.e2e
+
+SLOW = {
+    "simulation": "option_pricing",
+    "parameters": {
+        "volatility": {"linspace": {"start": 0.1, "stop": 0.5, "num": 40}},
+        "paths": {"values": [300000]},
+    },
+    "shards": {"count": 40},
+}
+# RESTART_STALL_S / RESTART_INTERVAL_S measure other settings (e.g. the local defaults, 120/10).
+STALL = os.environ.get("RESTART_STALL_S", "5")
+ENV = {
+    "SWEEP_STALL_TIMEOUT_S": STALL,
+    "SWEEP_RECONCILE_INTERVAL_S": os.environ.get("RESTART_INTERVAL_S", "1"),
+    "SWEEP_LOCAL_PROCESSES": "2",
+}
+
+
+@contextmanager
+def stage(data: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SWEEP_"))}
+    env |= ENV | {"SWEEP_LOCAL_ROOT": str(data), "AWS_DEFAULT_REGION": "us-east-1"}
+    chalice = Path(sys.executable).with_name("chalice")
+    with log.open("a") as out:
+        proc = subprocess.Popen(
+            [str(chalice), "local", "--stage", "local", "--port", str(port), "--no-autoreload"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc, log, 60)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def status(base: str, run_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = requests.get(f"{base}/sweeps/{run_id}", timeout=30).json()
+    return answer
+
+
+def test_a_killed_stage_restarted_finishes_its_run(tmp_path: Path) -> None:
+    data, log = tmp_path / "data", tmp_path / "server.log"
+    with stage(data, log) as (base, proc):
+        run_id = requests.post(f"{base}/sweeps", json=SLOW, timeout=30).json()["run_id"]
+        deadline = time.monotonic() + 120
+        while status(base, run_id)["shards"]["succeeded"] < 3:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(2)  # the orphaned pool processes notice their parent is gone (watch_parent)
+    with stage(data, log) as (base, _):
+        restarted = time.monotonic()
+        before = status(base, run_id)
+        assert before["shards"]["pending"] > 0  # the kill really left work undone
+        deadline = restarted + 180 + int(STALL)
+        while not (after := status(base, run_id))["complete"]:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        took = time.monotonic() - restarted
+    print(
+        f"\nkilled with {before['shards']['pending']} shards pending; complete {took:.1f} s "
+        f"after restart (stall timeout {STALL} s, timer {ENV['SWEEP_RECONCILE_INTERVAL_S']} s)"
+    )
+    assert after["shards"] == {"succeeded": 40, "failed": 0, "pending": 0}
+    assert after["auto_redrives"] >= 1
+    successes = list(data.glob(f"outcomes/run_id={run_id}/status=succeeded/*/*.parquet"))
+    results = list(data.glob(f"results/run_id={run_id}/*.parquet"))
+    assert len(successes) == len(results) == 40  # each shard once, none twice
