@@ -85,6 +85,18 @@ def _end_to_end(r: Report) -> list[str]:
     return out
 
 
+def _package_sizes(r: Report) -> list[str]:
+    return [
+        f"path A function (stage {r['stage']}, pyarrow + numpy inside): "
+        f"{r['path_a_zip_mb']} MB zipped, {r['path_a_unzipped_mb']} MB unzipped (limit 250)",
+        f"path B layer, trimmed by {r['layer_trimmed_mb']} MB: {r['layer_zip_mb']} MB zipped, "
+        f"{r['layer_unzipped_mb']} MB unzipped",
+        f"path B function: {r['path_b_function_zip_mb']} MB zipped (limit 50), "
+        f"{r['path_b_function_unzipped_mb']} MB unzipped",
+        f"**path B function + layer: {r['path_b_total_unzipped_mb']} MB unzipped** (goal 200)",
+    ]
+
+
 # name → (extra arguments, figures from its JSON report)
 BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "end_to_end": (["--rounds", "3"], _end_to_end),
@@ -93,6 +105,7 @@ BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "dispatch": ([], _dispatch),
     "imports": ([], _imports),
     "queries": ([], _queries),
+    "package_sizes": ([], _package_sizes),
 }
 
 
