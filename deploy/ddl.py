@@ -9,7 +9,6 @@ stale::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from chalicelib.analytics.glue_schema import (
 )
 from chalicelib.config import PROJECT_ROOT
 from chalicelib.storage import layout
+from deploy import generated
 from deploy.cfn import Tag, dump_yaml
 
 GENERATED = (
@@ -197,24 +197,7 @@ def generated_files() -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.ddl", description=__doc__)
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="rewrite the generated files")
-    mode.add_argument("--check", action="store_true", help="fail if a generated file is stale")
-    args = parser.parse_args(argv)
-    stale = []
-    for path, text in generated_files().items():
-        current = path.read_text() if path.exists() else None
-        if current == text:
-            continue
-        stale.append(path.relative_to(PROJECT_ROOT).as_posix())
-        if args.write:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    verb = "rewrote" if args.write else "stale"
-    for name in stale:
-        print(f"{verb}: {name}")
-    return 1 if stale and args.check else 0
+    return generated.main("python -m deploy.ddl", __doc__, generated_files, argv)
 
 
 if __name__ == "__main__":

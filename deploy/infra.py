@@ -12,7 +12,6 @@ committed file is stale::
 
 from __future__ import annotations
 
-import argparse
 import copy
 import re
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 from chalicelib.analytics.glue_schema import TABLES
 from chalicelib.config import PROJECT_ROOT
 from chalicelib.storage import layout
-from deploy import ddl
+from deploy import ddl, generated
 from deploy.cfn import Tag, dump_yaml
 from deploy.naming import ATHENA_RESULTS_PREFIX, STAGES, StageNames
 
@@ -255,29 +254,8 @@ def generated_files() -> dict[Path, str]:
     }
 
 
-def sync(files: dict[Path, str], write: bool) -> list[str]:
-    """Names of the files that differ from ``files`` (rewritten when ``write``)."""
-    stale = []
-    for path, text in files.items():
-        if path.exists() and path.read_text() == text:
-            continue
-        stale.append(path.relative_to(PROJECT_ROOT).as_posix())
-        if write:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    return stale
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.infra", description=__doc__)
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="rewrite the generated files")
-    mode.add_argument("--check", action="store_true", help="fail if a generated file is stale")
-    args = parser.parse_args(argv)
-    stale = sync(generated_files(), args.write)
-    for name in stale:
-        print(f"{'rewrote' if args.write else 'stale'}: {name}")
-    return 1 if stale and args.check else 0
+    return generated.main("python -m deploy.infra", __doc__, generated_files, argv)
 
 
 if __name__ == "__main__":

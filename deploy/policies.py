@@ -16,7 +16,6 @@ policies:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -26,8 +25,8 @@ from typing import Any
 
 from chalicelib.analytics.glue_schema import TABLES
 from chalicelib.config import PROJECT_ROOT
+from deploy import generated
 from deploy.cfn import Tag
-from deploy.infra import sync
 from deploy.naming import FUNCTIONS, STAGES, StageNames
 
 CHALICE_DIR = PROJECT_ROOT / ".chalice"
@@ -234,15 +233,7 @@ def generated_files() -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.policies", description=__doc__)
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="rewrite the generated files")
-    mode.add_argument("--check", action="store_true", help="fail if a generated file is stale")
-    args = parser.parse_args(argv)
-    stale = sync(generated_files(), args.write)
-    for name in stale:
-        print(f"{'rewrote' if args.write else 'stale'}: {name}")
-    return 1 if stale and args.check else 0
+    return generated.main("python -m deploy.policies", __doc__, generated_files, argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 from chalicelib.config import PROJECT_ROOT
 from deploy import infra
 from deploy.cfn import Tag, load_yaml
+from deploy.generated import sync
 from deploy.naming import STAGES, StageNames
 
 
@@ -22,9 +23,7 @@ def load(stage: str) -> dict[str, Any]:
 
 
 def test_committed_templates_are_the_generated_ones() -> None:
-    assert infra.sync(infra.generated_files(), write=False) == [], (
-        "run: python -m deploy.infra --write"
-    )
+    assert sync(infra.generated_files(), write=False) == [], "run: python -m deploy.infra --write"
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -12,6 +12,7 @@ import pytest
 
 from deploy import policies
 from deploy.cfn import Tag
+from deploy.generated import sync
 from deploy.naming import FUNCTIONS, STAGES, StageNames
 
 ACCOUNT = "123456789012"
@@ -71,8 +72,6 @@ def iam_match(pattern: str, arn: str) -> bool:
 
 
 def test_committed_policy_files_are_the_generated_ones() -> None:
-    from deploy.infra import sync
-
     assert sync(policies.generated_files(), write=False) == [], (
         "run: python -m deploy.policies --write"
     )
