@@ -142,24 +142,21 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
             "Resource": [arns.log_streams(fn)],
         },
     ]
-    if grant.read:
-        out.append(
-            {
-                "Sid": "ReadObjects",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject"],
-                "Resource": [arns.objects(f) for f in grant.read],
-            }
-        )
-    if grant.write:
-        out.append(
-            {
-                "Sid": "WriteObjects",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject"],
-                "Resource": [arns.objects(f) for f in grant.write],
-            }
-        )
+    object_grants = (
+        ("ReadObjects", "s3:GetObject", grant.read),
+        ("WriteObjects", "s3:PutObject", grant.write),
+        ("DeleteObjects", "s3:DeleteObject", grant.delete),
+    )
+    for sid, action, folders in object_grants:
+        if folders:
+            out.append(
+                {
+                    "Sid": sid,
+                    "Effect": "Allow",
+                    "Action": [action],
+                    "Resource": [arns.objects(f) for f in folders],
+                }
+            )
     if grant.list:
         out.append(
             {
@@ -170,15 +167,6 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
                 "Condition": {
                     "StringLike": {"s3:prefix": [f"{names.prefix}/{f}/*" for f in grant.list]}
                 },
-            }
-        )
-    if grant.delete:
-        out.append(
-            {
-                "Sid": "DeleteObjects",
-                "Effect": "Allow",
-                "Action": ["s3:DeleteObject"],
-                "Resource": [arns.objects(f) for f in grant.delete],
             }
         )
     if grant.invoke:
