@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chalicelib.execution.worker import run_task
 from chalicelib.model.events import task_payload
-from chalicelib.model.request import SweepRequest
+from chalicelib.model.manifest import Manifest
+from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
+from chalicelib.storage import layout, manifests
 from chalicelib.storage.stores import LocalStore, ObjectStore
 
 
@@ -63,11 +66,17 @@ def run_sweep(
     processes: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> SweepRequest:
-    """Run every shard of a sweep request into the data root ``root``."""
+    """Run every shard of a sweep request into the data root ``root``, after storing the run's
+    manifest as the API would (workers read it, e.g. for the failure threshold)."""
     request = validate_request(body, None)
+    store = LocalStore(root)
+    if not store.exists(layout.manifest(run_id)):
+        created = datetime.fromisoformat(dt).replace(tzinfo=UTC)
+        limits = Limits(request.total_points, request.shard_count, allow_fault_injection=True)
+        manifests.save(store, Manifest.new(run_id, created, "bench", request, limits))
     ids = list(range(request.shard_count))
     if processes <= 1:
-        run_shards(LocalStore(root), request, run_id, dt)
+        run_shards(store, request, run_id, dt)
         return request
     chunks = [ids[i :: processes * 4] for i in range(processes * 4)]
     with ProcessPoolExecutor(processes) as pool:
