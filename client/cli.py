@@ -302,9 +302,12 @@ def _setting(name: str) -> Callable[[], Any]:
     of ``sweep --help``."""
 
     def read() -> Any:
-        from chalicelib.config import Settings
+        from chalicelib.config import Settings, SettingsError
 
-        return getattr(Settings.from_env(), name)
+        try:
+            return getattr(Settings.from_env(), name)
+        except SettingsError as exc:
+            raise click.UsageError(str(exc)) from None
 
     return read
 
@@ -343,9 +346,7 @@ def make_engine(
     engine: str, root: Path | None, workgroup: str | None, database: str | None
 ) -> QueryEngine:
     if engine == "local":
-        from chalicelib.config import Settings
-
-        return LocalEngine(root or Settings.from_env().local_root)
+        return LocalEngine(root or _setting("local_root")())
     return athena_engine(workgroup, database)
 
 

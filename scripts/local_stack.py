@@ -51,7 +51,7 @@ def local_server(data_root: Path, log_path: Path, start_timeout: float = 60) -> 
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(base, proc, log_path, start_timeout)
+            wait_ready(base, proc, log_path, start_timeout)
             yield base
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -62,7 +62,7 @@ def local_server(data_root: Path, log_path: Path, start_timeout: float = 60) -> 
                 proc.wait()
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

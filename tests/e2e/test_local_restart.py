@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from chalicelib.config import PROJECT_ROOT
-from scripts.local_stack import _wait_ready, free_port
+from scripts.local_stack import free_port, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,7 @@ def stage(data: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, proc, log, 60)
+        wait_ready(base, proc, log, 60)
         yield base, proc
     finally:
         if proc.poll() is None:

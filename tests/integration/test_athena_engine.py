@@ -271,6 +271,9 @@ def test_cli_takes_workgroup_and_database_from_the_settings(
     started = [kwargs for name, kwargs in athena.calls if name == "start_query_execution"]
     assert started[0]["WorkGroup"] == WORKGROUP
     assert started[0]["QueryExecutionContext"] == {"Database": DATABASE}
+    monkeypatch.setenv("SWEEP_MAX_POINTS", "lots")  # a malformed setting: named, usage error
+    answer = CliRunner().invoke(cli.main, ["query", "--engine", "athena", "--create-views"])
+    assert answer.exit_code == 2 and "SWEEP_MAX_POINTS must be an integer" in answer.stderr
 
 
 # ------------------------------------------------------------------------------ Stubber
