@@ -23,7 +23,7 @@ from chalicelib.execution import failure_codes
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
-from chalicelib.model.events import INITIAL, DispatchJob, task_payload
+from chalicelib.model.events import INITIAL, DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.sharding import ShardSpec, shard_bounds
 from chalicelib.storage import layout, manifests
@@ -126,17 +126,7 @@ class Dispatcher:
 
     def _leaf(self, manifest: Manifest, job: DispatchJob, ids: Sequence[int]) -> dict[str, Any]:
         started = datetime.now(UTC)
-        request = manifest.request
-        payloads = [
-            task_payload(
-                manifest.run_id,
-                shard_id,
-                shard_bounds(request.total_points, request.shards, shard_id),
-                manifest.dt,
-                manifest.request_body,
-            )
-            for shard_id in ids
-        ]
+        payloads = [run_task_payload(manifest, shard_id) for shard_id in ids]
 
         def hand_over(payload: dict[str, Any]) -> str | None:
             return send(self.invoker, "worker", payload, self.policy.backoff)

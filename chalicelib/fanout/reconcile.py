@@ -34,9 +34,8 @@ from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
-from chalicelib.model.events import DispatchJob
+from chalicelib.model.events import DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
-from chalicelib.model.sharding import shard_bounds
 from chalicelib.storage import layout, manifests, progress
 from chalicelib.storage.stores import ObjectStore
 
@@ -162,7 +161,6 @@ def _close_shards(
     t: datetime,
 ) -> int:
     writer = OutcomeWriter(store)
-    request = run.request
     closed = 0
     for shard_id in pending:
         # One claim per (shard, latest attempt): concurrent passes close a shard once, and a
@@ -170,8 +168,8 @@ def _close_shards(
         claim = layout.closed_claim(run.run_id, shard_id, states.latest_failure.get(shard_id, 0))
         if not store.create(claim, b""):
             continue
-        start, end = shard_bounds(request.total_points, request.shards, shard_id)
-        ref = ShardRef(run.run_id, shard_id, run.dt, start, end, request.simulation)
+        ref = ShardRef.from_payload(run_task_payload(run, shard_id))
+        assert ref is not None  # built from the manifest just above
         if writer.has_success(ref):
             continue
         message = (

@@ -17,6 +17,7 @@ from typing import Any
 
 from chalicelib.model import ids
 from chalicelib.model.errors import InvalidRequest
+from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import SweepRequest
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
@@ -57,6 +58,13 @@ def task_payload(
         "dt": dt,
         "request": request_body,
     }
+
+
+def run_task_payload(run: Manifest, shard_id: int) -> dict[str, Any]:
+    """Shard ``shard_id``'s event for a stored run, as dispatchers send it."""
+    request = run.request
+    bounds = shard_bounds(request.total_points, request.shards, shard_id)
+    return task_payload(run.run_id, shard_id, bounds, run.dt, run.request_body)
 
 
 def encode(payload: dict[str, Any]) -> bytes:
