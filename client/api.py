@@ -149,7 +149,7 @@ class Api:
         message = (payload or {}).get("message") if isinstance(payload, dict) else None
         raise ApiError(
             response.status_code,
-            _reason(response.status_code),
+            "http_error",  # an answer not from our code (API Gateway's own, a proxy's)
             f"{method} {path}: {message or (text[0] if text else response.reason)}",
         )
 
@@ -158,9 +158,3 @@ class Api:
 
     def post(self, path: str, body: Any) -> Any:
         return self.call("POST", path, body)
-
-
-def _reason(status: int) -> str:
-    if status in (404, 405):
-        return "not_available"  # the route itself may be missing on an older stage
-    return "http_error"

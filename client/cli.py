@@ -151,7 +151,7 @@ def runs(ctx: Context, limit: int, token: str | None) -> None:
     """List the runs, newest first."""
     path = f"/sweeps?limit={limit}" + (f"&next={quote(token, safe='')}" if token else "")
     with reported():
-        answer = missing_route_explained(lambda: ctx.api.get(path), "GET /sweeps", "list runs")
+        answer = ctx.api.get(path)
     table = Table("run_id", "label", "simulation", "created_at", "shards", "complete", "cancelled")
     for run in answer.get("runs", []):
         table.add_row(
@@ -195,11 +195,7 @@ def status(ctx: Context, run: str, watch: bool, as_json: bool, interval: float) 
 def cancel(ctx: Context, run: str) -> None:
     """Cancel a run: no further shard starts."""
     with reported():
-        answer = missing_route_explained(
-            lambda: ctx.api.post(f"/sweeps/{run}/cancel", {}),
-            "POST /sweeps/{run_id}/cancel",
-            "cancel runs",
-        )
+        answer = ctx.api.post(f"/sweeps/{run}/cancel", {})
     click.echo(json.dumps(answer))
 
 
@@ -218,21 +214,6 @@ def redrive(ctx: Context, run: str, include_pending: bool, wait: bool, interval:
         err().print(f"redriven: {len(redriven)} shard(s) {redriven}")
         if wait and redriven:
             summarize(follow(ctx.api, run, interval))
-
-
-def missing_route_explained(call: Callable[[], Any], route: str, what: str) -> Any:
-    """A stage deployed before a route existed answers 403/404/405 without the contract's
-    body; say that, rather than show a bare HTTP error."""
-    try:
-        return call()
-    except ApiError as exc:
-        if exc.code == "not_available" or (exc.status == 403 and exc.code == "http_error"):
-            raise ApiError(
-                exc.status,
-                "not_available",
-                f"this API cannot {what} yet: {route} is not served (HTTP {exc.status})",
-            ) from exc
-        raise
 
 
 def follow(api: Api, run: str, interval: float) -> dict[str, Any]:

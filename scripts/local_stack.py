@@ -29,18 +29,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_server(data_root: Path, log_path: Path, start_timeout: float = 60) -> Iterator[str]:
-    """Yield the base URL of a running local stage writing under ``data_root``."""
+def local_stage(
+    data_root: Path,
+    log_path: Path,
+    start_timeout: float = 60,
+    settings: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Yield the base URL and the process of a running local stage writing under
+    ``data_root``; ``settings`` adds SWEEP_* variables. The process may be killed inside the
+    block (the restart test does); whatever is left of it is stopped on the way out."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env |= {
+    env |= (settings or {}) | {
         "SWEEP_LOCAL_ROOT": str(data_root),
         "AWS_DEFAULT_REGION": "us-east-1",
         "PYTHONUNBUFFERED": "1",
     }
     chalice = Path(sys.executable).with_name("chalice")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
+    with log_path.open("a") as log:
         proc = subprocess.Popen(
             [str(chalice), "local", "--stage", "local", "--port", str(port), "--no-autoreload"],
             cwd=PROJECT_ROOT,
@@ -49,17 +56,25 @@ def local_server(data_root: Path, log_path: Path, start_timeout: float = 60) -> 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base, proc, log_path, start_timeout)
-            yield base
-        finally:
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc, log_path, start_timeout)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@contextmanager
+def local_server(data_root: Path, log_path: Path, start_timeout: float = 60) -> Iterator[str]:
+    """Yield the base URL of a running local stage writing under ``data_root``."""
+    with local_stage(data_root, log_path, start_timeout) as (base, _):
+        yield base
 
 
 def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:

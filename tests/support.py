@@ -3,13 +3,17 @@ its documentation gives it, and stores that fail the way S3 sometimes does."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from chalicelib.config import PROJECT_ROOT
-from chalicelib.storage.stores import LocalStore, StorageError
+from chalicelib.storage import layout
+from chalicelib.storage.stores import LocalStore, ObjectStore, StorageError
 
 # The contract's POST /sweeps example, also what `make demo` submits.
 CONTRACT_EXAMPLE: dict[str, Any] = json.loads(
@@ -71,3 +75,14 @@ class FirstCreateFailingStore(LocalStore):
             self.keys.discard(key)
             raise StorageError(f"create {key}: SlowDown")
         return super().create(key, data)
+
+
+def failed_codes(store: ObjectStore, run_id: str) -> dict[int, list[str]]:
+    """shard -> error codes of its failed outcomes, read from the Parquet rows."""
+    found: dict[int, list[str]] = {}
+    for obj in store.list(layout.outcomes_prefix(run_id)):
+        key = layout.parse_outcome(obj.key)
+        if key is not None and key.status == "failed":
+            row = pq.read_table(io.BytesIO(store.get(obj.key))).to_pylist()[0]
+            found.setdefault(key.shard_id, []).append(row["error_code"])
+    return found

@@ -11,9 +11,9 @@ import io
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -162,25 +162,36 @@ def test_usage_errors_exit_2(sweep: Sweep) -> None:
     assert sweep("submit", "-", stdin="{not json").exit_code == 2
 
 
-def test_runs_and_cancel_or_a_clear_message(sweep: Sweep, run_id: str) -> None:
-    """GET /sweeps and the cancel route are being added by another change: until the stage
-    serves them, the command says so (exit 1) instead of failing obscurely."""
+def test_runs_lists_newest_first(sweep: Sweep, run_id: str) -> None:
     listed = sweep("runs")
-    if listed.exit_code == 0:
-        assert run_id in listed.stdout
-    else:
-        assert listed.exit_code == 1
-        assert "cannot list runs yet: GET /sweeps is not served" in listed.stderr
+    assert listed.exit_code == 0, listed.output
+    assert run_id in listed.stdout
 
-    body = dict(CONTRACT_EXAMPLE, fail_shards=[], label="to-cancel")
-    other = sweep("submit", "-", stdin=json.dumps(body)).stdout.strip()
+
+def test_cancel_stops_a_running_sweep_and_refuses_a_complete_one(sweep: Sweep, run_id: str) -> None:
+    # Slow enough (40 shards of 300,000 paths on 2 processes) to be running when cancelled.
+    slow = {
+        "simulation": "option_pricing",
+        "parameters": {
+            "volatility": {"linspace": {"start": 0.1, "stop": 0.5, "num": 40}},
+            "paths": {"values": [300000]},
+        },
+        "shards": {"count": 40},
+        "label": "to-cancel",
+    }
+    other = sweep("submit", "-", stdin=json.dumps(slow)).stdout.strip()
     cancelled = sweep("cancel", other)
-    if cancelled.exit_code == 0:
-        status: dict[str, Any] = json.loads(sweep("status", other, "--json").stdout)
-        assert status.get("cancelled") is True
-    else:
-        assert cancelled.exit_code == 1
-        assert "cannot cancel runs yet" in cancelled.stderr
+    assert cancelled.exit_code == 0, cancelled.output
+    assert sweep("cancel", other).exit_code == 0  # twice is harmless
+    deadline = time.monotonic() + 120
+    while not (status := json.loads(sweep("status", other, "--json").stdout))["complete"]:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert status["cancelled"] is True
+    assert status["shards"]["failed"] > 0  # shards not yet started were CANCELLED
+    refused = sweep("cancel", run_id)  # complete: the API answers 409, printed as an error
+    assert refused.exit_code == 1
+    assert refused.stderr.strip()
 
 
 def test_the_installed_console_script(sweep: Sweep, run_id: str) -> None:

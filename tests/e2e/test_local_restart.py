@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from chalicelib.config import PROJECT_ROOT
-from scripts.local_stack import free_port, wait_ready
+from scripts.local_stack import local_stage
 
 pytestmark = pytest.mark.e2e
 
@@ -43,31 +38,6 @@ ENV = {
 }
 
 
-@contextmanager
-def stage(data: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SWEEP_"))}
-    env |= ENV | {"SWEEP_LOCAL_ROOT": str(data), "AWS_DEFAULT_REGION": "us-east-1"}
-    chalice = Path(sys.executable).with_name("chalice")
-    with log.open("a") as out:
-        proc = subprocess.Popen(
-            [str(chalice), "local", "--stage", "local", "--port", str(port), "--no-autoreload"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc, log, 60)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def status(base: str, run_id: str) -> dict[str, Any]:
     answer: dict[str, Any] = requests.get(f"{base}/sweeps/{run_id}", timeout=30).json()
     return answer
@@ -75,7 +45,7 @@ def status(base: str, run_id: str) -> dict[str, Any]:
 
 def test_a_killed_stage_restarted_finishes_its_run(tmp_path: Path) -> None:
     data, log = tmp_path / "data", tmp_path / "server.log"
-    with stage(data, log) as (base, proc):
+    with local_stage(data, log, settings=ENV) as (base, proc):
         run_id = requests.post(f"{base}/sweeps", json=SLOW, timeout=30).json()["run_id"]
         deadline = time.monotonic() + 120
         while status(base, run_id)["shards"]["succeeded"] < 3:
@@ -84,7 +54,7 @@ def test_a_killed_stage_restarted_finishes_its_run(tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     time.sleep(2)  # the orphaned pool processes notice their parent is gone (watch_parent)
-    with stage(data, log) as (base, _):
+    with local_stage(data, log, settings=ENV) as (base, _):
         restarted = time.monotonic()
         before = status(base, run_id)
         assert before["shards"]["pending"] > 0  # the kill really left work undone

@@ -4,17 +4,16 @@ Lambda Invoke API on loopback, and the dispatcher and worker functions fed by ha
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from chalicelib.execution.worker import CancelPoll, run_task
 from chalicelib.storage import layout
-from chalicelib.storage.stores import ObjectStore, S3Store
+from chalicelib.storage.stores import S3Store
 from tests.integration.test_api import FIFTY, Harness, body_of
+from tests.support import failed_codes
 
 TEN = {
     "simulation": "monte_carlo_pi",
@@ -29,17 +28,6 @@ def harness(s3_store: S3Store) -> Iterator[Harness]:
     h = Harness(s3_store)
     yield h
     h.close()
-
-
-def failure_codes(store: ObjectStore, run_id: str) -> dict[int, list[str]]:
-    """shard -> error codes of its failed outcomes, read from the Parquet rows."""
-    found: dict[int, list[str]] = {}
-    for obj in store.list(layout.outcomes_prefix(run_id)):
-        key = layout.parse_outcome(obj.key)
-        if key is not None and key.status == "failed":
-            row = pq.read_table(io.BytesIO(store.get(obj.key))).to_pylist()[0]
-            found.setdefault(key.shard_id, []).append(row["error_code"])
-    return found
 
 
 def test_cancel_before_dispatch_hands_out_nothing(harness: Harness) -> None:
@@ -58,7 +46,7 @@ def test_cancel_before_dispatch_hands_out_nothing(harness: Harness) -> None:
     assert status["complete"] is True and status["cancelled"] is True
     assert status["cancel_reason"] == "USER"
     assert status["shards"] == {"succeeded": 0, "failed": 50, "pending": 0}
-    codes = failure_codes(harness.store, run_id)
+    codes = failed_codes(harness.store, run_id)
     assert sorted(codes) == list(range(50))
     assert all(c == ["CANCELLED"] for c in codes.values())
 
@@ -77,7 +65,7 @@ def test_cancel_racing_running_workers(harness: Harness) -> None:
     status = body_of(harness.get(f"/sweeps/{run_id}"))
     assert status["complete"] and status["cancelled"]
     assert status["shards"] == {"succeeded": 19, "failed": 31, "pending": 0}
-    codes = failure_codes(harness.store, run_id)
+    codes = failed_codes(harness.store, run_id)
     assert codes[7] == ["INJECTED_FAILURE"]
     assert all(codes[k] == ["CANCELLED"] for k in range(20, 50))
     assert len([k for k in harness.all_keys() if "status=succeeded" in k]) == 19
@@ -146,7 +134,7 @@ def test_a_worker_stops_between_points_once_cancelled(s3_store: S3Store) -> None
     store = CancelledMidway(s3_store.bucket, s3_store.prefix, s3_store._client_factory)
     summary = run_task(payload, None, store, 0, cancel_poll_s=0)
     assert summary["status"] == "failed" and summary["error_code"] == "CANCELLED"
-    assert failure_codes(s3_store, run_id) == {0: ["CANCELLED"]}
+    assert failed_codes(s3_store, run_id) == {0: ["CANCELLED"]}
 
 
 def test_cancel_poll_asks_the_store_at_most_once_per_interval() -> None:
@@ -176,7 +164,7 @@ def test_failure_threshold_cancels_the_run(harness: Harness) -> None:
     assert status["cancelled"] is True and status["cancel_reason"] == "FAILURE_THRESHOLD"
     assert status["complete"] is True
     assert status["shards"] == {"succeeded": 0, "failed": 10, "pending": 0}
-    codes = failure_codes(harness.store, run_id)
+    codes = failed_codes(harness.store, run_id)
     assert [codes[k] for k in range(3)] == [["INJECTED_FAILURE"]] * 3
     assert all(codes[k] == ["CANCELLED"] for k in range(3, 10))
 

@@ -7,20 +7,18 @@ passed in, so no test waits for a stall timeout.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from chalicelib import wiring
 from chalicelib.fanout.reconcile import reconcile
-from chalicelib.storage import layout
-from chalicelib.storage.stores import ObjectStore, S3Store
+from chalicelib.storage.stores import S3Store
 from tests.integration.test_api import Harness, body_of
+from tests.support import failed_codes
 
 TEN = {
     "simulation": "monte_carlo_pi",
@@ -59,16 +57,6 @@ def status(h: Harness, run_id: str) -> dict[str, Any]:
     return result
 
 
-def codes(store: ObjectStore, run_id: str) -> dict[int, list[str]]:
-    found: dict[int, list[str]] = {}
-    for obj in store.list(layout.outcomes_prefix(run_id)):
-        key = layout.parse_outcome(obj.key)
-        if key is not None and key.status == "failed":
-            row = pq.read_table(io.BytesIO(store.get(obj.key))).to_pylist()[0]
-            found.setdefault(key.shard_id, []).append(row["error_code"])
-    return found
-
-
 def drop(h: Harness, shard_id: int) -> None:
     """Run every pending worker event except the given shard's, which Lambda 'dropped'."""
     h.run_dispatchers()
@@ -100,7 +88,7 @@ def test_a_dropped_event_is_redriven_then_closed_as_lost(harness: Harness) -> No
     final = status(harness, run_id)
     assert final["complete"] is True and final["failed_shards"] == [3]
     assert final["auto_redrives"] == 2 and final["cancelled"] is False
-    assert codes(harness.store, run_id) == {3: ["LOST"]}
+    assert failed_codes(harness.store, run_id) == {3: ["LOST"]}
     assert {
         o.key: harness.store.get(o.key) for o in harness.store.list("outcomes/") if "succ" in o.key
     } == succeeded_before  # never touched
@@ -120,7 +108,7 @@ def test_a_redriven_event_that_arrives_completes_the_run(harness: Harness) -> No
     harness.run_workers()
     final = status(harness, run_id)
     assert final["complete"] and final["shards"]["succeeded"] == 10
-    assert codes(harness.store, run_id) == {}
+    assert failed_codes(harness.store, run_id) == {}
 
 
 def test_concurrent_passes_close_each_shard_once(s3_store: S3Store) -> None:
@@ -135,7 +123,7 @@ def test_concurrent_passes_close_each_shard_once(s3_store: S3Store) -> None:
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(lambda _: rpass(h, clock), range(4)))
         assert any("closed-lost" in r for r in results)
-        assert codes(h.store, run_id) == {k: ["LOST"] for k in range(10)}  # once per shard
+        assert failed_codes(h.store, run_id) == {k: ["LOST"] for k in range(10)}  # once per shard
         assert status(h, run_id)["complete"] is True
     finally:
         h.close()
@@ -168,7 +156,7 @@ def test_a_cancelled_run_with_lost_events_closes_as_cancelled(harness: Harness) 
     final = status(harness, run_id)
     assert final["complete"] and final["cancelled"] and final["auto_redrives"] == 0
     assert final["shards"] == {"succeeded": 4, "failed": 6, "pending": 0}
-    closed = codes(harness.store, run_id)
+    closed = failed_codes(harness.store, run_id)
     assert len(closed) == 6 and all(c == ["CANCELLED"] for c in closed.values())
 
 

@@ -146,7 +146,9 @@ def test_the_contracts_error_body_becomes_problems() -> None:
     ]
 
 
-def test_a_missing_route_is_named_as_such() -> None:
+def test_an_answer_without_the_contracts_body_still_names_status_route_and_message() -> None:
+    """API Gateway's own errors (auth 403, throttling 429) are not the app's JSON."""
     with pytest.raises(ApiError) as caught:
-        Api("http://127.0.0.1:8000", session=Recorded(405, {"message": "nope"})).get("/sweeps")
-    assert (caught.value.status, caught.value.code) == (405, "not_available")
+        Api("http://127.0.0.1:8000", session=Recorded(403, {"message": "Forbidden"})).get("/sweeps")
+    assert (caught.value.status, caught.value.code) == (403, "http_error")
+    assert "GET /sweeps: Forbidden" in caught.value.lines()[0]
