@@ -35,6 +35,27 @@ REGION = "us-east-1"
 ARTIFACTS = "sweeps-rehearsal-artifacts"
 FAKE_CREDENTIAL = "testing"
 DRIVER = PROJECT_ROOT / "tests" / "integration" / "artifact_driver.py"
+# The Lambda runtime's Python: the check is only meaningful under the same version.
+LAMBDA_PYTHON = Path(sys.base_prefix) / "bin" / "python3.12"
+
+
+def run_driver(
+    artifact: Path, boto: Path, env: dict[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``artifact_driver.py`` in a clean python3.12 (-S -E -s: no site-packages, no
+    PYTHON* variables) whose path it sets to the unpacked artifact and boto3 alone; its report
+    is the last line of stdout. Shared by ``make rehearse`` and ``test_artifact``."""
+    return subprocess.run(
+        [str(LAMBDA_PYTHON), "-S", "-E", "-s", str(DRIVER), str(artifact), str(boto)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 
@@ -159,16 +180,7 @@ def main() -> int:
             "SWEEP_WORKER_FUNCTION": names.function("worker"),
             "SWEEP_DISPATCHER_FUNCTION": names.function("dispatcher"),
         }
-        python = Path(sys.base_prefix) / "bin" / "python3.12"
-        done = subprocess.run(
-            [str(python), "-S", "-E", "-s", str(DRIVER), str(artifact), str(boto)],
-            capture_output=True,
-            text=True,
-            env=child_env,
-            cwd=out,
-            timeout=300,
-            check=False,
-        )
+        done = run_driver(artifact, boto, child_env, out, timeout=300)
         if done.returncode != 0:
             print(f"FAILED running the deployed artifacts:\n{done.stderr[-4000:]}")
             return 1

@@ -30,9 +30,9 @@ from chalicelib.analytics.glue_schema import TABLES, table_input
 from chalicelib.simulations.registry import REGISTRY
 from deploy import layer, policies, slim
 from deploy.naming import FUNCTIONS
+from scripts.rehearse import LAMBDA_PYTHON, run_driver
 from tests.unit.test_policies import iam_match, render
 
-DRIVER = Path(__file__).with_name("artifact_driver.py")
 # What the Lambda Python runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 BUCKET = "sweeps-dev-000000000000-us-east-1"
@@ -147,8 +147,7 @@ def run(
             TableInput=table_input(table, f"s3://{BUCKET}/sweeps/{table}/"),
         )
     artifact, boto = unpack(built, tmp_path), runtime_boto(tmp_path)
-    python = Path(sys.base_prefix) / "bin" / "python3.12"
-    assert python.exists(), "Lambda runs python3.12; so must this check"
+    assert LAMBDA_PYTHON.exists(), "Lambda runs python3.12; so must this check"
     child_env = {
         "PATH": os.environ.get("PATH", ""),
         **env,
@@ -166,15 +165,7 @@ def run(
         "SWEEP_MAX_AUTO_REDRIVES": "1",
         "SWEEP_DISPATCH_MAX_ATTEMPTS": "2",
     }
-    done = subprocess.run(
-        [str(python), "-S", "-E", "-s", str(DRIVER), str(artifact), str(boto)],
-        capture_output=True,
-        text=True,
-        env=child_env,
-        cwd=tmp_path,
-        timeout=240,
-        check=False,
-    )
+    done = run_driver(artifact, boto, child_env, tmp_path, timeout=240)
     assert done.returncode == 0, done.stderr[-4000:]
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report, artifact, boto
