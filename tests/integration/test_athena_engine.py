@@ -121,6 +121,14 @@ def test_a_query_runs_in_the_workgroup_polls_and_reads_typed_rows(athena: Record
         {"status": "succeeded", "shards": 36, "avg_duration_ms": 4.5, "done": True},
         {"status": "failed", "shards": 3, "avg_duration_ms": None, "done": False},
     ]
+    types = {f.name: str(f.type) for f in result.table.schema}  # typed by ColumnInfo
+    assert types == {
+        "status": "string",
+        "shards": "int64",
+        "avg_duration_ms": "double",
+        "done": "bool",
+    }
+    assert result.table.to_pylist() == result.rows
     execution = backend().executions[result.query_id]
     assert execution.workgroup.name == WORKGROUP
     assert execution.context == {"Database": DATABASE}
