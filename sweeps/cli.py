@@ -156,7 +156,7 @@ def runs(ctx: Context, limit: int, token: str | None) -> None:
                 str,
                 (
                     run.run_id,
-                    "" if run.label is None else run.label,
+                    run.label,
                     run.simulation,
                     created,
                     run.shard_count,

@@ -48,7 +48,7 @@ from urllib.parse import quote
 from chalicelib.config import Settings
 from sweeps.api import Api, is_local
 from sweeps.errors import ApiError, QueryError, WaitTimeout
-from sweeps.sql import placeholders, render, resolve
+from sweeps.sql import placeholders, render, resolve, strip_header
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -229,10 +229,14 @@ class Client:
     def engine(self, name: Engine | None = None) -> QueryEngine:
         """The query engine by name; None: the local engine on the local stage, else Athena.
         Each is built once per client (the local one keeps its DuckDB connection)."""
-        name = name or ("local" if self.is_local_stage else "athena")
+        name = self.engine_name(name)
         if name not in self._engines:
             self._engines[name] = self._make_engine(name)
         return self._engines[name]
+
+    def engine_name(self, name: Engine | None = None) -> Engine:
+        """``name``, or the stage's own engine: local on the local stage, else Athena."""
+        return name or ("local" if self.is_local_stage else "athena")
 
     def _make_engine(self, name: str) -> QueryEngine:
         if name == "local":
@@ -286,7 +290,7 @@ class Client:
             run_id = values["run_id"]
             raise QueryError(f"no outcome of run {run_id} here: its simulation is unknown")
         rendered = render(text, values)
-        if (engine or ("local" if self.is_local_stage else "athena")) == "local":
+        if self.engine_name(engine) == "local":
             from sweeps.engines.local import to_duckdb
 
             return to_duckdb(rendered)
@@ -296,9 +300,11 @@ class Client:
         self, query: str, run: Run | str | None = None, engine: Engine | None = None, **params: Any
     ) -> QueryResult:
         """``query`` with rows for printing and ``.table`` for analysis (see ``query``)."""
-        _, values = self.query_text(query, run, engine, **params)
-        run_id = values.pop("run_id")
-        return self.engine(engine).run(query, run_id, **values)
+        text, values = self.query_text(query, run, engine, **params)
+        runner = self.engine(engine)
+        if text is None:  # a generated query of a run with no outcome here: no rows
+            return runner.run(query, values["run_id"])
+        return runner.execute(strip_header(render(text, values)))
 
     def query(
         self, query: str, run: Run | str | None = None, engine: Engine | None = None, **params: Any
