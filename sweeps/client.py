@@ -242,7 +242,13 @@ class Client:
         if name == "local":
             from sweeps.engines.local import LocalEngine
 
-            return LocalEngine(self.local_root)
+            root = self.local_root
+            if self._local_root is None and not root.is_dir():  # e.g. installed elsewhere
+                raise QueryError(
+                    f"no local data root at {root}: set SWEEP_LOCAL_ROOT (or "
+                    "Client(local_root=...)) to the folder the local stage writes to"
+                )
+            return LocalEngine(root)
         if name != "athena":
             raise QueryError(f"no engine {name!r}: local or athena")
         workgroup = self._workgroup or _settings().athena_workgroup

@@ -22,6 +22,17 @@ def test_the_local_stage_queries_its_data_root_with_duckdb(tmp_path: Path) -> No
     assert engine.root == tmp_path
 
 
+def test_a_default_data_root_that_does_not_exist_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed client's default root is not the stage's: say so rather than answer empty
+    tables. A root given explicitly is the caller's choice and may be empty."""
+    monkeypatch.setenv("SWEEP_LOCAL_ROOT", str(tmp_path / "missing"))
+    with pytest.raises(QueryError, match="SWEEP_LOCAL_ROOT"):
+        Client("http://127.0.0.1:8000").engine()
+    assert isinstance(Client(local_root=tmp_path / "missing").engine("local"), LocalEngine)
+
+
 def test_a_deployed_stage_queries_athena_with_the_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
