@@ -66,7 +66,7 @@ def test_the_workers_whole_shard_params_equal_point_by_point_formatting(
     space = validate_request(SPACE_BODY, None).space
     assert space.size == 2 * 3 * 3 * 3 * 2 * 1
     by_point = ResultColumns(space.names, ("m",))
-    for index, point in space.iter_points(start, end):
+    for index, point, _ in space.iter_points(start, end):
         by_point.add(index, map(format_value, point.values()), [float(index)])
     whole = ResultColumns(
         space.names,

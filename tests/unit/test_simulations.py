@@ -53,7 +53,7 @@ def evaluate_sharded(sim: Simulation, space: ParameterSpace, spec: ShardSpec, se
     """What the workers do together: each shard decodes and evaluates its own index range."""
     results: Results = {}
     for k in range(shard_count(space.size, spec)):
-        for i, point in space.iter_points(*shard_bounds(space.size, spec, k)):
+        for i, point, _ in space.iter_points(*shard_bounds(space.size, spec, k)):
             assert i not in results
             results[i] = sim.evaluate(point, seed, i)
     return results
