@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.model import normal
-from chalicelib.model.keyed import KeyedPermutation, key_bytes, unit
+from chalicelib.model.keyed import KeyedPermutation, stream_key, unit
 from chalicelib.simulations.declarations import Parameter, Value
 
 DESIGNS = ("random", "lhs")
@@ -174,18 +174,18 @@ class SampleBlock:
     names: tuple[str, ...]
     distributions: tuple[Distribution, ...]
     seed: int = 0
-    _keys: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    _keys: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _perms: tuple[KeyedPermutation, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
             raise ValueError(f"unknown design {self.design!r}")
-        keys = tuple(key_bytes("sample", self.design, self.seed, n) for n in self.names)
+        keys = tuple(stream_key("sample", self.design, self.seed, n) for n in self.names)
         object.__setattr__(self, "_keys", keys)
         perms: tuple[KeyedPermutation, ...] = ()
         if self.design == "lhs":
             perms = tuple(
-                KeyedPermutation(key_bytes("lhs-strata", self.seed, n), self.points)
+                KeyedPermutation(stream_key("lhs-strata", self.seed, n), self.points)
                 for n in self.names
             )
         object.__setattr__(self, "_perms", perms)

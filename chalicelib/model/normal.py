@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 _SQRT2 = math.sqrt(2.0)
-_SQRT2PI = math.sqrt(2.0 * math.pi)
+_LOG_SQRT2PI = 0.5 * math.log(2.0 * math.pi)
 
 _A = (-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.3577518672690,
       -30.66479806614716, 2.506628277459239)  # fmt: skip
@@ -35,23 +35,20 @@ def ppf(p: float) -> float:
     """Phi^-1(p) for 0 < p < 1."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"ppf needs 0 < p < 1, got {p!r}")
+    if p > 0.5:  # by symmetry; 1 - p is exact here (Sterbenz), and the lower tail keeps digits
+        return -ppf(1.0 - p)
     if p < _LOW:
-        q = math.sqrt(-2.0 * math.log(p))
-        x = _tail(q)
-    elif p > 1.0 - _LOW:
-        q = math.sqrt(-2.0 * math.log1p(-p))
-        x = -_tail(q)
+        x = _tail(math.sqrt(-2.0 * math.log(p)))
     else:
         q = p - 0.5
         r = q * q
         num = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
         den = ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0
         x = num / den
-    if abs(x) < 37.0:  # beyond, exp(x^2 / 2) overflows and Acklam's tail is already exact enough
-        e = cdf(x) - p
-        u = e * _SQRT2PI * math.exp(x * x / 2.0)
-        x -= u / (1.0 + x * u / 2.0)
-    return x
+    # Halley's step: u = (Phi(x) - p) / phi(x), written as a relative error times p / phi(x)
+    # taken in logs, so it neither overflows nor loses digits deep in the lower tail.
+    u = (cdf(x) / p - 1.0) * math.exp(math.log(p) + x * x / 2.0 + _LOG_SQRT2PI)
+    return x - u / (1.0 + x * u / 2.0)
 
 
 def _tail(q: float) -> float:
