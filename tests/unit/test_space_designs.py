@@ -166,7 +166,8 @@ def test_lhs_hits_each_stratum_of_each_axis_exactly_once(body: dict[str, Any]) -
         if isinstance(dist, Uniform):  # and visibly so in the values themselves
             width = dist.high - dist.low
             found = sorted(
-                min(int((num(block.point(j)[axis]) - dist.low) / width * n), n - 1) for j in range(n)
+                min(int((num(block.point(j)[axis]) - dist.low) / width * n), n - 1)
+                for j in range(n)
             )
             assert found == list(range(n))
 
