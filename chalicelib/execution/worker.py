@@ -188,7 +188,8 @@ def _evaluate(
                 failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
             ) from None
     params = param_strings(space, shard.start, shard.end)
-    return ResultColumns(space.columns, sim.metrics, range(shard.start, shard.end), params, metrics)
+    indices = range(shard.start, shard.end)
+    return ResultColumns(space.columns, sim.metrics, indices, params, metrics, space.replicates)
 
 
 def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:

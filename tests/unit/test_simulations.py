@@ -127,6 +127,17 @@ def test_different_indexes_give_different_streams() -> None:
     assert OPTION.evaluate(point, 0, 1)["price"] != OPTION.evaluate(point, 0, 2)["price"]
 
 
+def test_a_replicate_changes_the_stream_and_replicate_zero_is_the_plain_point() -> None:
+    point = {"paths": 200}
+    plain = OPTION.evaluate(point, 0, 5)
+    assert OPTION.evaluate(point, 0, 5, replicate=0) == plain
+    prices = {OPTION.evaluate(point, 0, 5, replicate=r)["price"] for r in range(4)}
+    assert len(prices) == 4
+    assert (
+        point_rng("option_pricing", 0, 5, 0).random() == point_rng("option_pricing", 0, 5).random()
+    )
+
+
 def test_streams_are_keyed_by_simulation_seed_and_index() -> None:
     def first(name: str, seed: int, index: int) -> float:
         return float(point_rng(name, seed, index).random())
