@@ -410,6 +410,8 @@ def _distribution_problems(
             )
         ]
     if isinstance(dist, Normal):
+        if not dist.sd > 0:
+            return [Problem(pointer(*where, "sd"), f"sd must be > 0, got {args['sd']!r}")]
         a, b = dist.standard_bounds
         if normal.truncated_mass(a, b) < MIN_NORMAL_MASS:
             return [
@@ -421,6 +423,10 @@ def _distribution_problems(
             ]
         return []
     found = []
+    if dist.kind == "loguniform" and not args["low"] > 0:
+        found.append(
+            Problem(pointer(*where, "low"), f"loguniform needs low > 0, got {args['low']!r}")
+        )
     if not args["low"] < args["high"]:
         found.append(
             Problem(at, f"low must be below high, got {args['low']!r} >= {args['high']!r}")
