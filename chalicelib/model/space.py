@@ -14,6 +14,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from chalicelib.model.designs import SampleBlock, distribution_from_dict
@@ -203,17 +204,22 @@ class ParameterSpace:
         grid = [m for n, a in zip(self.names, self.axes, strict=True) for m in a.members(n)]
         return (*grid, *(self.sample.names if self.sample is not None else ()))
 
-    @property
+    @cached_property
     def cells(self) -> int:
         """Points of the grid alone."""
         return math.prod(a.size for a in self.axes)
+
+    @cached_property
+    def _plain(self) -> bool:
+        """No paired axis: each grid axis sets one parameter, named like the axis."""
+        return all(isinstance(a, Axis) for a in self.axes)
 
     @property
     def block(self) -> int:
         """Points of the sampled block (1 without one)."""
         return self.sample.points if self.sample is not None else 1
 
-    @property
+    @cached_property
     def size(self) -> int:
         return self.cells * self.block * self.replicates
 
@@ -234,7 +240,9 @@ class ParameterSpace:
     def digits(self, i: int) -> list[int]:
         """Mixed-radix digits of point ``i``'s grid cell, first axis first."""
         self._check(i)
-        cell = i // (self.block * self.replicates)
+        return self._cell_digits(i // (self.block * self.replicates))
+
+    def _cell_digits(self, cell: int) -> list[int]:
         digits = [0] * len(self.axes)
         for pos in range(len(self.axes) - 1, -1, -1):
             cell, digits[pos] = divmod(cell, self.axes[pos].size)
@@ -242,51 +250,71 @@ class ParameterSpace:
 
     def point(self, i: int) -> dict[str, Value]:
         """Point ``i``'s parameter values, computed from ``i`` alone."""
-        values = [
-            c for a, d in zip(self.axes, self.digits(i), strict=True) for c in a.coordinates(d)
-        ]
+        self._check(i)
+        rest = i // self.replicates
+        cell, j = divmod(rest, self.block)
+        digits = self._cell_digits(cell)
+        if self._plain and self.sample is None:  # the common grid: one value per axis
+            return {
+                n: a.value(d)  # type: ignore[union-attr]
+                for n, a, d in zip(self.names, self.axes, digits, strict=True)
+            }
+        values = [c for a, d in zip(self.axes, digits, strict=True) for c in a.coordinates(d)]
         if self.sample is not None:
-            values.extend(self.sample.point(self.block_index(i)))
+            values.extend(self.sample.point(j))
         return dict(zip(self.columns, values, strict=True))
 
     def iter_points(self, start: int, end: int) -> Iterator[tuple[int, dict[str, Value], int]]:
         """(index, values, replicate) for points ``[start, end)`` in order, stepping an odometer
-        over the grid instead of decoding each point; a sampled point is computed once for all
-        its replicates."""
+        (replicate, then sample, then the grid axes from the last) instead of decoding each
+        point; a sampled point is computed once for all its replicates."""
         if start >= end:
             return
         self._check(start)
         self._check(end - 1)
         columns = self.columns
-        digits = self.digits(start)
-        sizes = [a.size for a in self.axes]
-        coordinates = [a.coordinates(d) for a, d in zip(self.axes, digits, strict=True)]
-        grid: tuple[Value, ...] = tuple(c for cs in coordinates for c in cs)
+        axes = self.axes
+        widths = [len(a.members(n)) for n, a in zip(self.names, axes, strict=True)]
+        firsts = [sum(widths[:pos]) for pos in range(len(axes))]
+        grid_width = sum(widths)
         replicates, block, sample = self.replicates, self.block, self.sample
-        r, j = start % replicates, (start // replicates) % block
-        sampled = sample.point(j) if sample is not None else ()
-        last = len(self.axes) - 1
+        r = start % replicates
+        rest = start // replicates
+        cell, j = divmod(rest, block)
+        digits = self._cell_digits(cell)
+        sizes = [a.size for a in axes]
+        single = [a.value if isinstance(a, Axis) else None for a in axes]
+        values: list[Value] = [
+            c for a, d in zip(axes, digits, strict=True) for c in a.coordinates(d)
+        ]
+        if sample is not None:
+            values.extend(sample.point(j))
+        last = len(axes) - 1
         for i in range(start, end):
-            yield i, dict(zip(columns, grid + sampled, strict=True)), r
+            yield i, dict(zip(columns, values, strict=True)), r
             r += 1
             if r < replicates:
                 continue
             r = 0
-            j += 1
-            if j == block:
-                j = 0
-                pos = last
-                while pos >= 0:
-                    digits[pos] += 1
-                    if digits[pos] < sizes[pos]:
-                        coordinates[pos] = self.axes[pos].coordinates(digits[pos])
-                        break
-                    digits[pos] = 0
-                    coordinates[pos] = self.axes[pos].coordinates(0)
-                    pos -= 1
-                grid = tuple(c for cs in coordinates for c in cs)
             if sample is not None:
-                sampled = sample.point(j)
+                j = j + 1 if j + 1 < block else 0
+                values[grid_width:] = sample.point(j)
+                if j:
+                    continue
+            pos = last
+            while pos >= 0:
+                digit = digits[pos] + 1
+                if digit == sizes[pos]:
+                    digit = 0
+                digits[pos] = digit
+                first, value = firsts[pos], single[pos]
+                if value is not None:
+                    values[first] = value(digit)
+                else:
+                    values[first : first + widths[pos]] = axes[pos].coordinates(digit)
+                if digit:
+                    break
+                pos -= 1
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The grid axes as the request's ``parameters``."""
