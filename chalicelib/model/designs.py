@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from chalicelib.model import normal
@@ -27,6 +28,7 @@ from chalicelib.model.keyed import KeyedPermutation, stream_key, unit
 from chalicelib.simulations.declarations import Parameter, Value
 
 DESIGNS = ("random", "lhs")
+POINT_CACHE = 65_536  # sampled points remembered per block (a few MB at most)
 # (N - 1 + a uniform just below 1) / N can round up to 1.0; the largest double below 1 instead.
 _BELOW_ONE = math.nextafter(1.0, 0.0)
 
@@ -176,6 +178,7 @@ class SampleBlock:
     seed: int = 0
     _keys: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _perms: tuple[KeyedPermutation, ...] = field(init=False, repr=False, compare=False)
+    _cached: Callable[[int], tuple[Value, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
@@ -189,6 +192,9 @@ class SampleBlock:
                 for n in self.names
             )
         object.__setattr__(self, "_perms", perms)
+        # A worker asks for a point twice (evaluating it, then laying out the shard's parameter
+        # strings), and again in every grid cell its shard spans: remember the latest ones.
+        object.__setattr__(self, "_cached", lru_cache(maxsize=POINT_CACHE)(self._point))
 
     def stratum(self, j: int, axis: int) -> int:
         """LHS: the stratum (0..N-1) of point ``j`` on axis number ``axis``."""
@@ -207,6 +213,9 @@ class SampleBlock:
 
     def point(self, j: int) -> tuple[Value, ...]:
         """Point ``j``'s coordinates, in ``names`` order."""
+        return self._cached(j)
+
+    def _point(self, j: int) -> tuple[Value, ...]:
         return tuple(d.value(u) for d, u in zip(self.distributions, self.units(j), strict=True))
 
     def to_dict(self) -> dict[str, Any]:
