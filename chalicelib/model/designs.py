@@ -28,6 +28,7 @@ from chalicelib.model.keyed import KeyedPermutation, stream_key, unit
 from chalicelib.simulations.declarations import Parameter, Value
 
 DESIGNS = ("random", "lhs")
+_UNIT_STEPS = 1 << 53  # a uniform's resolution (keyed.unit gives multiples of 2^-53, offset)
 POINT_CACHE = 65_536  # sampled points remembered per block (a few MB at most)
 # (N - 1 + a uniform just below 1) / N can round up to 1.0; the largest double below 1 instead.
 _BELOW_ONE = math.nextafter(1.0, 0.0)
@@ -119,7 +120,8 @@ class Integer(Distribution):
 
     def value(self, u: float) -> int:
         count = self.high - self.low + 1
-        return self.low + min(int(u * count), count - 1)
+        # floor(u * count) in integers: exact, and no float overflow for the widest ranges.
+        return self.low + min((int(u * _UNIT_STEPS) * count) // _UNIT_STEPS, count - 1)
 
     def arguments(self) -> dict[str, Any]:
         return {"low": self.low, "high": self.high}
@@ -195,6 +197,10 @@ class SampleBlock:
         # A worker asks for a point twice (evaluating it, then laying out the shard's parameter
         # strings), and again in every grid cell its shard spans: remember the latest ones.
         object.__setattr__(self, "_cached", lru_cache(maxsize=POINT_CACHE)(self._point))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its fields: the keys and the cache are rebuilt, never shipped."""
+        return (SampleBlock, (self.design, self.points, self.names, self.distributions, self.seed))
 
     def stratum(self, j: int, axis: int) -> int:
         """LHS: the stratum (0..N-1) of point ``j`` on axis number ``axis``."""

@@ -18,7 +18,13 @@ from typing import Any
 import jsonschema
 
 from chalicelib.model import normal
-from chalicelib.model.designs import Distribution, Normal, SampleBlock
+from chalicelib.model.designs import (
+    DESIGNS,
+    Distribution,
+    Normal,
+    SampleBlock,
+    distribution_from_dict,
+)
 from chalicelib.model.errors import InvalidRequest, Problem, pointer
 from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.sharding import ShardSpec, shard_count
@@ -29,7 +35,6 @@ from chalicelib.model.space import (
     RangeAxis,
     ZipAxis,
     axis_from_dict,
-    sample_from_dict,
 )
 from chalicelib.simulations.declarations import Parameter, Simulation
 from chalicelib.simulations.registry import REGISTRY
@@ -348,26 +353,30 @@ def _check_sample(
     malformed: set[str],
     problems: list[Problem],
 ) -> SampleBlock | bool | None:
-    """The sampled block if well-formed and valid; False without one; None if unusable."""
+    """The sampled block if well-formed and valid; False without one; None if unusable.
+    Each well-formed axis is checked against its parameter even when others are not."""
     spec = body.get("sample")
     if spec is None:
         return False
     if not isinstance(spec, dict) or not isinstance(spec.get("axes"), dict):
         return None
-    design, points = spec.get("design"), spec.get("points")
-    if design not in ("random", "lhs") or not isinstance(points, int) or isinstance(points, bool):
-        return None
-    if points < 1 or malformed:
-        return None
-    seed = body.get("seed", 0)
-    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
-    block = sample_from_dict(spec, seed, sim.name if sim is not None else None)
-    if sim is None:
-        return block
     before = len(problems)
-    for name, dist in zip(block.names, block.distributions, strict=True):
-        where = ("sample", "axes", name, dist.kind)
-        param = sim.by_name.get(name)
+    distributions: dict[str, Distribution] = {}
+    for name, dist_spec in spec["axes"].items():
+        if name in malformed:
+            continue
+        param = sim.by_name.get(name) if sim is not None else None
+        try:
+            dist = distribution_from_dict(dist_spec, param)
+        except OverflowError:  # a JSON integer beyond the float range
+            kind = next(iter(dist_spec))
+            problems.append(
+                Problem(pointer("sample", "axes", name, kind), "numbers must be finite")
+            )
+            continue
+        distributions[name] = dist
+        if sim is None:
+            continue
         if param is None:
             takes = ", ".join(sim.by_name)
             problems.append(
@@ -377,8 +386,16 @@ def _check_sample(
                 )
             )
             continue
-        problems.extend(_distribution_problems(dist, param, where))
-    return block if len(problems) == before else None
+        problems.extend(_distribution_problems(dist, param, ("sample", "axes", name, dist.kind)))
+    design, points = spec.get("design"), spec.get("points")
+    if design not in DESIGNS or not isinstance(points, int) or isinstance(points, bool):
+        return None
+    if points < 1 or malformed or len(problems) > before:
+        return None
+    seed = body.get("seed", 0)
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+    names = tuple(distributions)
+    return SampleBlock(design, points, names, tuple(distributions.values()), seed)
 
 
 _CONTINUOUS = ("uniform", "loguniform", "normal")

@@ -308,3 +308,32 @@ def test_sample_block_rejects_an_index_outside_it() -> None:
     block = SampleBlock("random", 3, ("x",), (Uniform(0, 1),))
     with pytest.raises(IndexError):
         block.units(3)
+
+
+def test_numbers_beyond_the_float_range_and_malformed_axes_do_not_hide_other_problems() -> None:
+    found = problems(
+        lhs(
+            spot={"uniform": {"low": 10**400, "high": 10**401}},
+            rate={"beta": {"a": 1}},
+            volatility={"uniform": {"low": 0, "high": 1}},
+        )
+    )
+    assert found["/sample/axes/spot/uniform"] == "numbers must be finite"
+    assert "/sample/axes/rate/beta" in found
+    assert "volatility must be > 0" in found["/sample/axes/volatility/uniform/low"]
+
+
+def test_integer_ranges_wider_than_a_float_are_exact() -> None:
+    wide = Integer(0, 10**30)
+    assert wide.value(1e-300) == 0
+    assert wide.value(0.5) == 5 * 10**29
+    assert wide.value(math.nextafter(1.0, 0.0)) <= 10**30
+
+
+def test_a_block_pickles_and_copies_as_its_fields() -> None:
+    import pickle
+
+    request = validate_request(LHS, LIMITS)
+    again = pickle.loads(pickle.dumps(request))
+    assert again == request and again.space.point(7) == request.space.point(7)
+    assert copy.deepcopy(request).space.point(3) == request.space.point(3)
