@@ -20,6 +20,7 @@ from chalicelib.model.errors import InvalidRequest
 from chalicelib.model.keyed import KeyedPermutation, stream_key, unit
 from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.validation import validate_request
+from chalicelib.simulations.registry import REGISTRY
 
 LIMITS = Limits(max_points=10**12, max_shards=10_000, allow_fault_injection=True)
 LHS: dict[str, Any] = json.loads((PROJECT_ROOT / "examples" / "lhs.json").read_text())
@@ -337,3 +338,67 @@ def test_a_block_pickles_and_copies_as_its_fields() -> None:
     again = pickle.loads(pickle.dumps(request))
     assert again == request and again.space.point(7) == request.space.point(7)
     assert copy.deepcopy(request).space.point(3) == request.space.point(3)
+
+
+DESIGNED = [
+    json.loads((PROJECT_ROOT / "examples" / name).read_text())
+    for name in ("paired-axes.json", "lhs.json")
+]
+json_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from([10**400, -(10**400), 0, -1, 0.0, 1e-320, 1e308]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=5),
+)
+json_any = st.recursive(
+    json_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def paths_of(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += paths_of(v, (*prefix, k))
+    elif isinstance(value, list):
+        for k, v in enumerate(value):
+            found += paths_of(v, (*prefix, k))
+    return found
+
+
+DESIGNED_PATHS = [(n, p) for n, body in enumerate(DESIGNED) for p in paths_of(body)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(DESIGNED_PATHS), json_any)
+def test_any_designed_body_is_parsed_or_answered_with_problems(
+    where: tuple[int, tuple[Any, ...]], value: Any
+) -> None:
+    """Replacing any part of the paired or LHS example with any JSON value gives a request
+    whose points can all be decoded, or a 400 with problems; never another exception."""
+    number, path = where
+    body = copy.deepcopy(DESIGNED[number])
+    if path:
+        target = body
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    else:
+        body = value
+    try:
+        request = validate_request(body, LIMITS)
+    except InvalidRequest as error:
+        assert error.problems and all(p.path.startswith("/") for p in error.problems)
+        return
+    space = request.space
+    for i in {0, space.size // 2, space.size - 1}:
+        point = space.point(i)
+        for name, v in point.items():
+            param = REGISTRY["option_pricing"].by_name[name]
+            assert param.type_problem(v) is None and param.domain_problem(v) is None
