@@ -302,11 +302,9 @@ class LocalEngine(QueryEngine):
             has_files = folder.is_dir() and next(folder.rglob("*.parquet"), None) is not None
             if has_files:
                 pattern = (folder.as_posix() + "/**/*.parquet").replace("'", "''")
-                # union_by_name: files written before a column was added (results' replicate)
-                # read it as NULL instead of hiding it from every file, as Athena does.
                 source = (
                     f"read_parquet('{pattern}', hive_partitioning = true, "
-                    "hive_types_autocast = false, union_by_name = true)"
+                    "hive_types_autocast = false)"
                 )
             else:
                 import pyarrow as pa

@@ -262,27 +262,3 @@ def test_paired_sampled_and_replicated_points_are_ordinary_typed_columns(
     # replicates differ in their streams, not in their values
     first, second = result.rows[0], result.rows[1]
     assert first["volatility"] == second["volatility"] and first["price"] != second["price"]
-
-
-def test_results_written_before_the_replicate_column_read_as_replicate_zero(
-    tmp_path: Path,
-) -> None:
-    """A data root from before replicates existed: its files lack the column. The local engine
-    reads them by name (as Athena does), so old and new runs query side by side."""
-    run_sweep(tmp_path, RUNS["monte_carlo_pi"][1], PI_RUN, "2026-03-01")
-    for path in (tmp_path / "results" / f"run_id={PI_RUN}").glob("*.parquet"):
-        table = pq.read_table(path)
-        pq.write_table(table.drop_columns(["replicate"]), path)  # as an older worker wrote it
-    run_sweep(tmp_path, DESIGNED, DESIGNED_RUN, "2026-03-01")
-    engine = LocalEngine(tmp_path)
-    old = engine.run(
-        "SELECT replicate, count(*) AS n FROM results_monte_carlo_pi "
-        "WHERE run_id = '${run_id}' GROUP BY replicate",
-        run_id=PI_RUN,
-    ).rows
-    assert old == [{"replicate": 0, "n": 4}]
-    new = engine.run(
-        "SELECT max(replicate) AS top FROM results_option_pricing WHERE run_id = '${run_id}'",
-        run_id=DESIGNED_RUN,
-    ).rows
-    assert new == [{"top": 1}]
