@@ -80,7 +80,7 @@ def _parameter(p: Parameter) -> str:
 def view_sql(sim: Simulation) -> str:
     """``CREATE OR REPLACE VIEW results_<simulation>`` in Athena SQL."""
     columns(sim)  # names checked
-    # Files written before replicates existed have no such column: they read as replicate 0.
+    # Athena reads files written before replicates existed with the column NULL: replicate 0.
     select = ["r.run_id", "r.point_index", "r.shard_id", "coalesce(r.replicate, 0) AS replicate"]
     select += [_parameter(p) for p in sim.parameters]
     select += [f"element_at(r.metrics, '{m}') AS \"{m}\"" for m in sim.metrics]
