@@ -48,10 +48,6 @@ class Distribution(ABC):
     def to_dict(self) -> dict[str, Any]:
         return {self.kind: self.arguments()}
 
-    @property
-    def discrete(self) -> bool:
-        return False
-
 
 @dataclass(frozen=True)
 class Uniform(Distribution):
@@ -126,10 +122,6 @@ class Integer(Distribution):
     def arguments(self) -> dict[str, Any]:
         return {"low": self.low, "high": self.high}
 
-    @property
-    def discrete(self) -> bool:
-        return True
-
 
 @dataclass(frozen=True)
 class Choice(Distribution):
@@ -144,10 +136,6 @@ class Choice(Distribution):
 
     def arguments(self) -> dict[str, Any]:
         return {"values": list(self.values)}
-
-    @property
-    def discrete(self) -> bool:
-        return True
 
 
 def distribution_from_dict(spec: Mapping[str, Any], param: Parameter | None) -> Distribution:

@@ -232,11 +232,6 @@ class ParameterSpace:
         self._check(i)
         return i % self.replicates
 
-    def block_index(self, i: int) -> int:
-        """Point ``i``'s index j within the sampled block (0 without one)."""
-        self._check(i)
-        return (i // self.replicates) % self.block
-
     def digits(self, i: int) -> list[int]:
         """Mixed-radix digits of point ``i``'s grid cell, first axis first."""
         self._check(i)
