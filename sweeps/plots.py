@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.simulations.declarations import Parameter, Simulation
-from sweeps.query import QueryEngine, QueryError, render, simulation
+from sweeps.engines.base import QueryEngine
+from sweeps.errors import QueryError
+from sweeps.sql import render, simulation
 from sweeps.views import view_name
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 6.0, 100  # 800 x 600 pixels
@@ -144,7 +146,7 @@ def shape_sql(sim: Simulation, spec: PlotSpec) -> str:
 def run_request(engine: QueryEngine, run_id: str) -> dict[str, Any] | None:
     """The run's canonical request where this engine's data holds its manifest (the local
     stage's data root); None elsewhere (Athena reads tables, not manifests)."""
-    from sweeps.query import LocalEngine
+    from sweeps.engines.local import LocalEngine
 
     if not isinstance(engine, LocalEngine):
         return None

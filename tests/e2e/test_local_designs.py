@@ -18,7 +18,7 @@ import requests
 from chalicelib.config import PROJECT_ROOT
 from chalicelib.model.validation import validate_request
 from scripts.local_stack import local_server
-from sweeps.query import LocalEngine
+from sweeps.engines.local import LocalEngine
 
 pytestmark = pytest.mark.e2e
 

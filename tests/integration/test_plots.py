@@ -18,7 +18,7 @@ from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
 from scripts.local_runs import run_sweep
 from sweeps import plots
-from sweeps.query import LocalEngine
+from sweeps.engines.local import LocalEngine
 
 LHS_RUN = ids.new_run_id(datetime(2026, 4, 1, 10, 0, tzinfo=UTC))
 GRID_RUN = ids.new_run_id(datetime(2026, 4, 1, 11, 0, tzinfo=UTC))
