@@ -1,7 +1,7 @@
 """Asynchronous invocation of the project's functions, with backoff on throttles.
 
 The same dispatch logic drives two transports: Lambda's ``Invoke`` API (``InvocationType=
-Event``) on AWS, and a process pool on the local stage (``local_backend``). Both raise
+Event``) on AWS, and a process pool on the local stage (``local_lambda``). Both raise
 ``InvokeError``, which says whether trying again could help.
 """
 
