@@ -68,8 +68,7 @@ from chalicelib.fanout.dispatcher import Dispatcher, Policy
 from chalicelib.fanout.invoking import LambdaInvoker
 from chalicelib.logs import logger
 from chalicelib.model import events
-from chalicelib.model.events import DispatchJob, task_payload
-from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.events import DispatchJob
 from chalicelib.runs.status import status
 from chalicelib.runs.submit import submit
 from chalicelib.storage import manifests
@@ -418,10 +417,7 @@ class Api:
 def worker_payload(root: Path, size: int, run_id: str) -> bytes:
     """A real worker payload of this run (the last shard), for the floor's requests."""
     manifest = manifests.load(LocalStore(root), run_id)
-    request = manifest.request
-    k = size - 1
-    bounds = shard_bounds(request.total_points, request.shards, k)
-    return events.encode(task_payload(run_id, k, bounds, manifest.dt, manifest.request_body))
+    return events.encode(events.run_task_payload(manifest, size - 1))
 
 
 def progress(message: str) -> None:

@@ -42,7 +42,7 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        backoff = Backoff(settings.dispatch_max_attempts, settings.dispatch_backoff_ms)
+        backoff = Backoff.from_settings(settings)
         return cls(
             settings.dispatch_leaf_shards,
             settings.dispatch_width,

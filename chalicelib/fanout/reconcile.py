@@ -139,7 +139,7 @@ def _redrive(
     after = {k: states.latest_failure.get(k, 0) for k in pending}
     if not redrive_lists.create(store, run.run_id, job, pending, after, reason="stalled"):
         return "raced"  # another pass of the reconciler did this step
-    backoff = Backoff(settings.dispatch_max_attempts, settings.dispatch_backoff_ms)
+    backoff = Backoff.from_settings(settings)
     error = send(
         invoker, "dispatcher", DispatchJob(run.run_id, job, 0, len(pending)).to_payload(), backoff
     )

@@ -17,15 +17,15 @@ from typing import Any
 
 import jsonschema
 
+from chalicelib.model import ids
 from chalicelib.model.errors import InvalidRequest, Problem, pointer
-from chalicelib.model.request import Limits, SweepRequest
+from chalicelib.model.request import DEFAULT_SEED, TOLERATE_ALL, Limits, SweepRequest
 from chalicelib.model.sharding import ShardSpec, shard_count
 from chalicelib.model.space import Axis, LinspaceAxis, ParameterSpace, RangeAxis, axis_from_dict
 from chalicelib.simulations.declarations import Simulation
 from chalicelib.simulations.registry import REGISTRY
 
 SCHEMA_PATH = Path(__file__).with_name("request_schema.json")
-NAME_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
 MAX_PROBLEMS = 100
 
 
@@ -100,10 +100,10 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
         simulation=sim.name,
         space=ParameterSpace(tuple(axes), tuple(axes.values())),
         shards=shards,
-        seed=body.get("seed", 0),
+        seed=body.get("seed", DEFAULT_SEED),
         label=body.get("label"),
         fail_shards=tuple(sorted(body.get("fail_shards", []))),
-        tolerated_failure_percentage=body.get("tolerated_failure_percentage", 100),
+        tolerated_failure_percentage=body.get("tolerated_failure_percentage", TOLERATE_ALL),
     )
 
 
@@ -123,7 +123,7 @@ def _schema_problems(errors: list[jsonschema.ValidationError]) -> list[Problem]:
             ]
             for extra in sorted(extras):
                 message = (
-                    f"parameter name {extra!r} must match {NAME_PATTERN}"
+                    f"parameter name {extra!r} must match {ids.NAME_RE.pattern}"
                     if is_params
                     else f"unknown field {extra!r}"
                 )
@@ -168,7 +168,7 @@ def _malformed_axes(body: dict[str, Any], errors: list[jsonschema.ValidationErro
     """Axes the schema rejected (or never checked, their name being invalid)."""
     params = body.get("parameters")
     names = set(params) if isinstance(params, dict) else set()
-    bad = {n for n in names if not re.match(NAME_PATTERN, n)}
+    bad = {n for n in names if not ids.NAME_RE.match(n)}
     for error in errors:
         path = list(error.absolute_path)
         if len(path) >= 2 and path[0] == "parameters":
@@ -295,8 +295,8 @@ def _check_fail_shards(
     limits: Limits | None,
     problems: list[Problem],
 ) -> None:
-    ids = body.get("fail_shards")
-    if not isinstance(ids, list):
+    failing = body.get("fail_shards")
+    if not isinstance(failing, list):
         return
     if limits is not None and not limits.allow_fault_injection:
         problems.append(Problem("/fail_shards", "fault injection is not allowed on this stage"))
@@ -304,7 +304,7 @@ def _check_fail_shards(
     if total is None or shards is None:
         return
     count = shard_count(total, shards)
-    for k, shard_id in enumerate(ids):
+    for k, shard_id in enumerate(failing):
         if isinstance(shard_id, int) and not isinstance(shard_id, bool) and shard_id >= count:
             problems.append(
                 Problem(

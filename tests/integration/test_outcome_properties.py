@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.worker import run_task
 from chalicelib.fanout.local_lambda import destination_record
-from chalicelib.model.events import task_payload
+from chalicelib.model.events import run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits
 from chalicelib.model.validation import validate_request
@@ -48,8 +48,7 @@ EVENTS = st.lists(
 
 def apply(store: ResultsFailingStore, manifest: Manifest, event: Event) -> None:
     kind, shard_id = event
-    start, end = 2 * shard_id, 2 * shard_id + 2
-    payload = task_payload(manifest.run_id, shard_id, (start, end), manifest.dt, REQUEST.to_dict())
+    payload = run_task_payload(manifest, shard_id)
     if kind == "give_up":
         record_destination(destination_record(payload, RuntimeError("crash"), 3), store)
         return

@@ -11,6 +11,7 @@ import urllib3
 from botocore.credentials import Credentials
 
 from chalicelib.aws import LambdaEndpoint
+from chalicelib.config import Settings
 from chalicelib.fanout.invoking import (
     Backoff,
     Function,
@@ -19,6 +20,7 @@ from chalicelib.fanout.invoking import (
     LambdaInvoker,
     send,
 )
+from chalicelib.runs.handoff import API_MAX_ATTEMPTS
 from tests.support.lambda_recorder import Call, RecordingLambda
 
 NAMES = {
@@ -132,3 +134,13 @@ def test_payloads_over_the_async_limit_are_refused_before_sending(
         LambdaInvoker(NAMES, recorder.endpoint).invoke("worker", {"x": "y" * 1_100_000})
     assert caught.value.retryable is False
     assert recorder.accepted == [] and recorder.refused == []
+
+
+def test_the_backoff_is_the_stages_and_the_api_handler_makes_at_most_four_attempts() -> None:
+    env = {"SWEEP_DISPATCH_MAX_ATTEMPTS": "6", "SWEEP_DISPATCH_BACKOFF_MS": "7"}
+    settings = Settings.from_env(env)
+    assert Backoff.from_settings(settings) == Backoff(6, 7)
+    assert Backoff.from_settings(settings, at_most=API_MAX_ATTEMPTS) == Backoff(4, 7)
+    assert Backoff.from_settings(
+        Settings.from_env(env | {"SWEEP_DISPATCH_MAX_ATTEMPTS": "2"}), 4
+    ) == Backoff(2, 7)
