@@ -94,9 +94,9 @@ def baseline_queries() -> list[str]:
 def generated_queries() -> list[str]:
     """Baseline queries generated per simulation over its typed view (``sweeps.views``):
     their text depends on the run's simulation, so they are not files."""
-    from sweeps.views import GENERATED
+    from sweeps.views import PER_SIMULATION_QUERIES
 
-    return sorted(GENERATED)
+    return sorted(PER_SIMULATION_QUERIES)
 
 
 def all_queries() -> list[str]:
@@ -207,12 +207,12 @@ def resolve(query: str) -> str:
 class QueryEngine(ABC):
     def run(self, query: str, run_id: str | None = None, **params: object) -> QueryResult:
         """Run a query by name (a file of athena/ or a generated one) or SQL text."""
-        from sweeps.views import GENERATED
+        from sweeps.views import PER_SIMULATION_QUERIES
 
-        if query in GENERATED:
+        if query in PER_SIMULATION_QUERIES:
             text = self.generated_text(query, run_id)
             if text is None:  # the run has no outcome here, so no points either
-                return QueryResult(list(GENERATED[query][1]), [])
+                return QueryResult(list(PER_SIMULATION_QUERIES[query][1]), [])
         else:
             text = resolve(query)
         return self.execute(strip_header(render(text, {"run_id": run_id, **params})))
@@ -220,12 +220,12 @@ class QueryEngine(ABC):
     def generated_text(self, query: str, run_id: str | None) -> str | None:
         """A generated query's SQL for the simulation of ``run_id``; None if the data has no
         outcome of that run."""
-        from sweeps.views import GENERATED
+        from sweeps.views import PER_SIMULATION_QUERIES
 
         if run_id is None:
             raise QueryError(f"{query} needs run_id")
         name = self.simulation_of(run_id)
-        return None if name is None else GENERATED[query][0](simulation(name))
+        return None if name is None else PER_SIMULATION_QUERIES[query][0](simulation(name))
 
     def simulation_of(self, run_id: str) -> str | None:
         """The simulation a run ran, from its outcomes; None when it has none here yet."""

@@ -143,6 +143,6 @@ ORDER BY parameter, try_cast(parameter_value AS DOUBLE), parameter_value
 
 
 # Queries whose text depends on the run's simulation: {name: (generator, result columns)}.
-GENERATED: dict[str, tuple[Callable[[Simulation], str], list[str]]] = {
+PER_SIMULATION_QUERIES: dict[str, tuple[Callable[[Simulation], str], list[str]]] = {
     "best_points": (best_points_sql, BEST_POINTS_COLUMNS),
 }

@@ -157,10 +157,10 @@ def test_two_interleaved_failure_writers_never_mark_each_others_attempts(
     first_retryable: bool, second_retryable: bool, step: int, earlier_failures: int
 ) -> None:
     """A retry marker always belongs to a retryable attempt of the writer that claimed it."""
-    from chalicelib.execution import failure_codes
+    from chalicelib.execution.failure_codes import FailureCode
     from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 
-    codes = {True: failure_codes.STORAGE_ERROR, False: failure_codes.SIMULATION_ERROR}
+    codes = {True: FailureCode.STORAGE_ERROR, False: FailureCode.SIMULATION_ERROR}
     ref = ShardRef("20261126T000000000Z-0123456789ab", 1, "2026-11-26", 2, 4, "monte_carlo_pi")
     timing = Timing(datetime(2026, 11, 26, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC))
     with tempfile.TemporaryDirectory() as tmp:
