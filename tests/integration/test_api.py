@@ -20,9 +20,9 @@ from chalicelib.model import ids
 from chalicelib.model.errors import ERROR_BODY_SCHEMA
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
+from scripts.invoke_standin import Call, Rule
 from tests.support import CONTRACT_EXAMPLE, destination_record
 from tests.support.harness import FIFTY, JSON, Harness, body_of
-from tests.support.lambda_recorder import Call, Rule
 
 
 def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:

@@ -21,7 +21,7 @@ from chalicelib.fanout.invoking import (
     send,
 )
 from chalicelib.runs.handoff import API_MAX_ATTEMPTS
-from tests.support.lambda_recorder import Call, RecordingLambda
+from scripts.invoke_standin import Call, StandIn
 
 NAMES = {
     "worker": "arn:aws:lambda:us-east-1:123456789012:function:sweeps-dev-worker",
@@ -67,7 +67,7 @@ def test_send_gives_up_after_max_attempts_or_at_once_when_hopeless() -> None:
 
 
 @pytest.fixture
-def recorder() -> Iterator[RecordingLambda]:
+def recorder() -> Iterator[StandIn]:
     answers = {
         "throttle": (429, "TooManyRequestsException"),
         "gone": (404, "ResourceNotFoundException"),
@@ -78,9 +78,9 @@ def recorder() -> Iterator[RecordingLambda]:
     def rule(call: Call, tries: int) -> tuple[int, str] | None:
         return answers.get(call.payload.get("case", ""))
 
-    lam = RecordingLambda(rule)
+    lam = StandIn(rule=rule).start()
     yield lam
-    lam.close()
+    lam.stop()
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def recorder() -> Iterator[RecordingLambda]:
     ],
 )
 def test_lambda_errors_are_classified(
-    recorder: RecordingLambda, case: str, retryable: bool, code: str
+    recorder: StandIn, case: str, retryable: bool, code: str
 ) -> None:
     invoker = LambdaInvoker(NAMES, recorder.endpoint)
     with pytest.raises(InvokeError) as caught:
@@ -101,7 +101,7 @@ def test_lambda_errors_are_classified(
     assert caught.value.retryable is retryable and code in str(caught.value)
 
 
-def test_a_signed_event_invoke_reaches_the_named_function(recorder: RecordingLambda) -> None:
+def test_a_signed_event_invoke_reaches_the_named_function(recorder: StandIn) -> None:
     invoker = LambdaInvoker(NAMES, recorder.endpoint)
     invoker.invoke("worker", {"shard_id": 3})
     invoker.invoke("dispatcher", {"dispatch": {}})
@@ -128,7 +128,7 @@ def test_connection_failures_are_retryable_and_missing_credentials_are_not() -> 
 
 
 def test_payloads_over_the_async_limit_are_refused_before_sending(
-    recorder: RecordingLambda,
+    recorder: StandIn,
 ) -> None:
     with pytest.raises(InvokeError, match="async limit") as caught:
         LambdaInvoker(NAMES, recorder.endpoint).invoke("worker", {"x": "y" * 1_100_000})
