@@ -25,7 +25,9 @@ from chalicelib.simulations.declarations import Simulation
 from chalicelib.simulations.registry import REGISTRY
 from scripts.local_runs import run_sweep
 from sweeps import views
-from sweeps.query import LocalEngine, QueryError, render, to_duckdb
+from sweeps.engines.local import LocalEngine, to_duckdb
+from sweeps.errors import QueryError
+from sweeps.sql import render
 from tests.support.simulation_cases import FAILED_SHARD, sample_request, swept
 
 # One run per registered simulation, from its declaration (tests/support/simulation_cases.py).
