@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import jsonschema
 import pytest
 
@@ -13,6 +14,7 @@ from chalicelib.runs.listing import DEFAULT_LIMIT, MAX_LIMIT
 from deploy import merge
 from deploy.routes import routes
 from scripts import openapi
+from sweeps import cli
 
 
 def test_the_paths_are_the_apps_routes() -> None:
@@ -50,6 +52,11 @@ def test_the_error_schema_is_the_body_the_app_and_the_gateway_send() -> None:
 
 
 def test_the_listing_limits_are_the_listings() -> None:
+    """The document reads them from ``runs.listing``; the CLI (shipped without ``runs``) keeps
+    its own copy, held equal here."""
+    (option,) = [p for p in cli.runs.params if p.name == "limit"]
+    assert isinstance(option.type, click.IntRange)
+    assert (option.type.max, option.default) == (MAX_LIMIT, DEFAULT_LIMIT)
     (limit,) = [
         p
         for p in openapi.document()["paths"]["/sweeps"]["get"]["parameters"]
