@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
-from chalicelib.execution.failure_codes import ErrorCode, bounded
+from chalicelib.execution.failure_codes import FailureCode, bounded
 from chalicelib.model.events import identify
 from chalicelib.storage import layout
 from chalicelib.storage.stores import ObjectStore, StorageError
@@ -134,7 +134,7 @@ class OutcomeWriter:
     def record_failure(
         self,
         ref: ShardRef,
-        error: ErrorCode,
+        error: FailureCode,
         message: str,
         timing: Timing,
         request_id: str,

@@ -17,8 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from chalicelib.execution import failure_codes
-from chalicelib.execution.failure_codes import ErrorCode
+from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
@@ -67,7 +66,7 @@ class CancelPoll:
 
 
 class ShardFailure(Exception):
-    def __init__(self, error: ErrorCode, message: str) -> None:
+    def __init__(self, error: FailureCode, message: str) -> None:
         super().__init__(message)
         self.error = error
         self.message = message
@@ -112,15 +111,13 @@ def _run(
             logger.info("duplicate delivery of a succeeded shard")
             return {"status": "duplicate"}
         if is_cancelled(store, ref.run_id):
-            raise ShardFailure(
-                failure_codes.CANCELLED, "the run was cancelled before this shard ran"
-            )
+            raise ShardFailure(FailureCode.CANCELLED, "the run was cancelled before this shard ran")
         try:
             shard = events.parse_task(payload)
             cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
             rows = _evaluate(shard, _deadline(context, margin_ms), cancelled)
         except events.InvalidTask as exc:
-            raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
+            raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
         data = results_parquet(ref.shard_id, rows)
         attempt = writer.record_success(ref, data, len(rows), Timing.since(started), request_id)
         summary = {"status": "succeeded", "attempt": attempt, "points": len(rows)}
@@ -162,7 +159,7 @@ def _evaluate(
     whole shard at once (``param_strings``), not point by point."""
     if shard.injected_failure:
         raise ShardFailure(
-            failure_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
+            FailureCode.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
         )
     sim = REGISTRY[shard.request.simulation]
     seed = shard.request.seed
@@ -173,20 +170,20 @@ def _evaluate(
     for index, point, replicate in space.iter_points(shard.start, shard.end):
         if out_of_time():
             raise ShardFailure(
-                failure_codes.DEADLINE_EXCEEDED,
+                FailureCode.DEADLINE_EXCEEDED,
                 f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
                 "record this outcome; use smaller shards",
             )
         if cancelled():
             raise ShardFailure(
-                failure_codes.CANCELLED,
+                FailureCode.CANCELLED,
                 f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
             )
         try:
             keep(evaluate(point, seed, index, replicate).values())
         except Exception as exc:  # any error in simulation code fails this shard, never the run
             raise ShardFailure(
-                failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
+                FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
             ) from None
     params = param_strings(space, shard.start, shard.end)
     indices = range(shard.start, shard.end)
@@ -253,7 +250,7 @@ def _record_storage_failure(
 ) -> None:
     try:
         attempt = writer.record_failure(
-            ref, failure_codes.STORAGE_ERROR, message, Timing.since(started), request_id
+            ref, FailureCode.STORAGE_ERROR, message, Timing.since(started), request_id
         )
         logger.warning("storage failed; Lambda will retry", extra={"attempt": attempt})
     except StorageError:
