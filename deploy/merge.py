@@ -4,7 +4,8 @@ Chalice cannot express request validation, IAM auth on routes, gateway responses
 the worker's OnFailure destination or the data plane (aws-facts); ``--merge-template`` deep-merges
 this file into its template, so everything here is derived from the sources:
 
-- the request model from ``chalicelib/model/request_schema.json`` (draft 4, API Gateway's);
+- the request model, a coarse check generated from ``chalicelib/model/request_schema.json``
+  (``deploy.gateway_model``; the app does the full check);
 - routes and their path parameters from ``app.routes`` (a ``parameters`` list replaces
   Chalice's, so path parameters are listed again);
 - the data plane from ``deploy.infra``, names from ``deploy.naming``, IAM from ``deploy.policies``.
@@ -18,14 +19,13 @@ invokes itself, and naming itself through ``!Ref`` would be a circular dependenc
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.model.validation import request_schema
 from deploy import infra, policies
 from deploy.cfn import Tag, dump_yaml
+from deploy.gateway_model import gateway_model
 from deploy.naming import FUNCTIONS, StageNames
 
 # Chalice's logical ids (aws-facts): the routes' function is APIHandler, others CamelCased.
@@ -44,7 +44,6 @@ ROLE_IDS = {
     "reconciler": "ReconcilerRole",
 }
 REQUEST_MODEL = "SweepRequest"
-AXIS_MODEL = "SweepAxis"
 BODY_VALIDATOR = "body-only"
 AUTH = "sigv4"
 # Lambda's async retries for the worker: 3 attempts in all, as the worker's own accounting
@@ -54,6 +53,8 @@ WORKER_MAX_EVENT_AGE = 6 * 3600
 THROTTLE_RATE = 20  # requests per second, the stage's steady state
 THROTTLE_BURST = 40
 LOG_RETENTION_DAYS = 30
+# The DefinitionBody is Swagger 2.0; naming its version is what stops SAM adding a stage.
+OPENAPI_VERSION = "2.0"
 
 # API Gateway's own errors in the contract's body: {"error", "message", "problems"}.
 # $context.error.messageString is already a quoted JSON string.
@@ -86,31 +87,9 @@ def gateway_responses() -> dict[str, Any]:
     }
 
 
-def _rewrite_refs(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {
-            k: (
-                f"#/definitions/{AXIS_MODEL}"
-                if k == "$ref" and v == "#/definitions/axis"
-                else _rewrite_refs(v)
-            )
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_rewrite_refs(v) for v in node]
-    return node
-
-
 def request_models() -> dict[str, dict[str, Any]]:
-    """The request schema as swagger definitions: a model cannot nest ``definitions``, so the
-    axis becomes a model of its own and the reference follows it; nothing else changes."""
-    schema = copy.deepcopy(request_schema())
-    inner = schema.pop("definitions")
-    if set(inner) != {"axis"}:
-        raise ValueError(f"request_schema.json: teach deploy.merge its definitions {set(inner)}")
-    schema.pop("$schema", None)
-    axis = dict(inner["axis"])
-    return {REQUEST_MODEL: _rewrite_refs(schema), AXIS_MODEL: _rewrite_refs(axis)}
+    """The swagger ``definitions``: one model, the coarse gateway check (deploy.gateway_model)."""
+    return {REQUEST_MODEL: gateway_model()}
 
 
 def routes() -> dict[str, dict[str, list[str]]]:
@@ -172,6 +151,8 @@ def rest_api() -> dict[str, Any]:
                 "x-amazon-apigateway-gateway-responses": gateway_responses(),
                 "paths": path_methods(),
             },
+            # Without it SAM adds a second, unthrottled stage named "Stage" (aws/chalice#1655).
+            "OpenApiVersion": OPENAPI_VERSION,
             "MethodSettings": [
                 {
                     "ResourcePath": "/*",

@@ -53,8 +53,11 @@ GRANTS: dict[str, Grant] = {
         list=("runs", "outcomes"),
         invoke=("dispatcher",),
     ),
+    # outcomes/: has_success's HEAD of the success outcome, when a redelivered leaf finds its
+    # run cancelled after some shards succeeded (dispatcher) and before a stalled shard is
+    # closed (reconciler). Without it that HEAD is a 403 in AWS and the shard stays pending.
     "dispatcher": Grant(
-        read=("runs",),
+        read=("runs", "outcomes"),
         write=("runs", "outcomes"),
         list=("runs", "outcomes"),
         invoke=("dispatcher", "worker"),
@@ -79,7 +82,7 @@ GRANTS: dict[str, Grant] = {
     # lists under runs/, LOST/CANCELLED outcomes, an auto-redrive handed to the dispatcher, and
     # the open-run marker of a complete run removed.
     "reconciler": Grant(
-        read=("runs",),
+        read=("runs", "outcomes"),
         write=("runs", "outcomes"),
         list=("runs", "outcomes"),
         invoke=("dispatcher",),

@@ -23,6 +23,7 @@ layer must not import.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -137,6 +138,7 @@ def _redrive(
         "shards": pending,
         "after_attempts": {k: states.latest_failure.get(k, 0) for k in pending},
         "reason": "stalled",
+        "claimed_by": uuid.uuid4().hex,  # exclusive: a create counts equal bytes as its own
     }
     if not store.create(layout.redrive_list(run.run_id, job), json.dumps(record).encode()):
         return "raced"  # another pass of the reconciler did this step
@@ -166,7 +168,7 @@ def _close_shards(
         # One claim per (shard, latest attempt): concurrent passes close a shard once, and a
         # shard redriven by hand after being closed can be closed again.
         claim = layout.closed_claim(run.run_id, shard_id, states.latest_failure.get(shard_id, 0))
-        if not store.create(claim, b""):
+        if not store.create(claim, uuid.uuid4().hex.encode()):  # unique: see stores.create
             continue
         ref = ShardRef.from_payload(run_task_payload(run, shard_id))
         assert ref is not None  # built from the manifest just above

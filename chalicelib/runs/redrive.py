@@ -8,6 +8,7 @@ tree reads it instead of carrying it.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from chalicelib.config import Settings
@@ -36,7 +37,13 @@ def redrive(
     if not ids:
         return {"run_id": run_id, "job": None, "redriven": []}
     record = json.dumps(
-        {"shards": ids, "after_attempts": {k: states.latest_failure.get(k, 0) for k in ids}}
+        {
+            "shards": ids,
+            "after_attempts": {k: states.latest_failure.get(k, 0) for k in ids},
+            # Unique, so two concurrent redrives never both count one list as theirs
+            # (a create treats a stored object equal to its own as created: stores.py).
+            "claimed_by": uuid.uuid4().hex,
+        }
     ).encode()
     number = 1
     while not store.create(layout.redrive_list(run_id, f"redrive-{number}"), record):

@@ -71,6 +71,17 @@ def record(params: dict[str, Any], model: Any, **_: Any) -> None:
 
 
 boto3.DEFAULT_SESSION.events.register("provide-client-params", record)
+# Scenarios below hook into S3 writes; clients copy the session's handlers when they are built
+# (once per process), so the hook is registered now and pointed at a scenario later.
+put_hooks: list[Any] = []
+
+
+def on_put(params: dict[str, Any], **_: Any) -> None:
+    for hook in list(put_hooks):
+        hook(params)
+
+
+boto3.DEFAULT_SESSION.events.register("provide-client-params.s3.PutObject", on_put)
 
 import app  # noqa: E402  (the artifact's app.py)
 
@@ -266,11 +277,17 @@ def reconcile() -> dict[str, int]:
     return result
 
 
+LATE_SHARD = 2  # dropped like shard 1, but delivered while the reconciler closes the run
+held: dict[int, tuple[str, dict[str, Any]]] = {}
+
+
 def drain_dropping(lost_run: str) -> None:
-    """Run every queued event, except the lost run's shard 1 worker event: Lambda drops it."""
+    """Run every queued event, except the lost run's worker events for shards 1 and 2: Lambda
+    drops them (shard 2's is kept, to arrive late)."""
     while calls:
         function, payload = calls.pop(0)
-        if payload.get("run_id") == lost_run and payload.get("shard_id") == 1:
+        if payload.get("run_id") == lost_run and payload.get("shard_id") in (1, LATE_SHARD):
+            held[payload["shard_id"]] = (function, payload)
             continue
         current[0] = "dispatcher" if function.endswith("-dispatcher") else "worker"
         handler = app.dispatcher if current[0] == "dispatcher" else app.worker
@@ -283,11 +300,28 @@ status, second = api(
     "/sweeps",
     {
         "simulation": "monte_carlo_pi",
-        "parameters": {"samples": {"values": [1, 2]}},
-        "shards": {"count": 2},
+        "parameters": {"samples": {"values": [1, 2, 3]}},
+        "shards": {"count": 3},
     },
 )
 assert status == 202, second
+
+
+def deliver_late(params: dict[str, Any]) -> None:
+    """Shard 2 succeeds "meanwhile": between the closing pass's listing and its has_success
+    check, just as the reconciler claims the shard. The pass must then leave it alone."""
+    closing = f"sweeps/runs/{second['run_id']}/closed/shard-{LATE_SHARD:06d}-"
+    claiming = params.get("Key", "").startswith(closing)
+    if current[0] == "reconciler" and claiming and LATE_SHARD in held:
+        function, payload = held.pop(LATE_SHARD)
+        current[0] = "worker"
+        try:
+            app.worker(payload, Context(function))
+        finally:
+            current[0] = "reconciler"
+
+
+put_hooks.append(deliver_late)
 drain_dropping(second["run_id"])
 passes = [reconcile()]
 time.sleep(1.2)
@@ -299,6 +333,40 @@ passes.append(reconcile())  # stalled again, no redrive left: LOST
 passes.append(reconcile())  # complete: out of the index
 current[0] = "api_handler"
 status, lost_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{second['run_id']}")
+
+# A dispatch leaf Lambda delivers twice: the second copy arrives after the run was cancelled and
+# after its shard succeeded, so it records CANCELLED only for shards without a success (it asks
+# has_success, a HEAD under outcomes/). Shards 1 and 2 of this run are still in flight.
+status, third = api(
+    "POST",
+    "/sweeps",
+    "/sweeps",
+    {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [1, 2, 3]}},
+        "shards": {"count": 3},
+    },
+)
+assert status == 202, third
+first_leaf: tuple[str, dict[str, Any]] | None = None
+while calls:
+    function, payload = calls.pop(0)
+    if function.endswith("-dispatcher"):
+        if payload["dispatch"]["lo"] == 0 and payload["dispatch"]["hi"] == 1:
+            first_leaf = (function, payload)
+        current[0] = "dispatcher"
+        app.dispatcher(payload, Context(function))
+    elif payload.get("shard_id") == 0:
+        current[0] = "worker"
+        app.worker(payload, Context(function))
+assert first_leaf is not None, "the run was not split into one-shard leaves"
+status, cancelled = api("POST", "/sweeps/{run_id}/cancel", f"/sweeps/{third['run_id']}/cancel", {})
+assert status == 202, cancelled
+current[0] = "dispatcher"
+redelivered = app.dispatcher(first_leaf[1], Context(first_leaf[0]))
+assert redelivered["cancelled"] == 1, redelivered
+status, cancelled_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{third['run_id']}")
+assert cancelled_state["shards"]["succeeded"] == 1, cancelled_state  # shard 0 left alone
 current[0] = ""
 print(
     json.dumps(
