@@ -25,7 +25,7 @@ from chalicelib.model.errors import InvalidRequest
 from chalicelib.model.validation import request_schema, validate_request
 from deploy import gateway_model, merge
 from tests.support import CONTRACT_EXAMPLE
-from tests.unit.test_validator import BAD, EXAMPLE_PATHS, json_values, replace_at
+from tests.support.requests import BAD, EXAMPLE_PATHS, json_values, replace_at
 
 
 def model_document() -> dict[str, Any]:
