@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from deploy import infra, policies
+from deploy import infra, policies, stage_settings, timeline
 from deploy.cfn import Tag, dump_yaml
 from deploy.gateway_model import gateway_model
 from deploy.naming import FUNCTIONS, StageNames
@@ -47,9 +47,10 @@ REQUEST_MODEL = "SweepRequest"
 BODY_VALIDATOR = "body-only"
 AUTH = "sigv4"
 # Lambda's async retries for the worker: 3 attempts in all, as the worker's own accounting
-# (SWEEP_WORKER_MAX_ATTEMPTS) assumes; an event older than 6 hours goes to the recorder.
-WORKER_RETRIES = 2
-WORKER_MAX_EVENT_AGE = 6 * 3600
+# (SWEEP_WORKER_MAX_ATTEMPTS) assumes; an event older than 6 hours goes to the recorder. The
+# reconciler's stall timeout is tied to them (deploy/timeline.py).
+WORKER_RETRIES = timeline.WORKER_RETRIES
+WORKER_MAX_EVENT_AGE = timeline.WORKER_MAX_EVENT_AGE
 THROTTLE_RATE = 20  # requests per second, the stage's steady state
 THROTTLE_BURST = 40
 LOG_RETENTION_DAYS = 30
@@ -203,6 +204,9 @@ def function_overrides(names: StageNames) -> dict[str, Any]:
                 "RetentionInDays": LOG_RETENTION_DAYS,
             },
         }
+    reserved = stage_settings.settings(names.stage).worker_reserved_concurrency
+    if reserved:
+        resources[LOGICAL_IDS["worker"]]["Properties"]["ReservedConcurrentExecutions"] = reserved
     resources["WorkerEventInvokeConfig"] = {
         "Type": "AWS::Lambda::EventInvokeConfig",
         "Properties": {

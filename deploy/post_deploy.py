@@ -4,6 +4,7 @@ Chalice rewrites the REST API on every deploy and has no setting for a function'
 configuration (aws-facts), so after each ``chalice deploy`` this applies, idempotently:
 
 - the worker's async config: retries, maximum event age, OnFailure → the failure recorder;
+  its reserved concurrency (``SWEEP_WORKER_RESERVED_CONCURRENCY``; removed when unset);
 - on the API: the request model (the coarse gateway check, as path A's) and the body validator
   on ``POST /sweeps``, the gateway responses in the contract's error shape, stage throttling,
   and a deployment so the stage serves all of it.
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deploy import merge
+from deploy import merge, stage_settings
 from deploy.naming import StageNames
 
 API_STAGE = "api"  # .chalice/config.json api_gateway_stage
@@ -44,6 +45,13 @@ def rest_api_id(project: Path, stage: str) -> str:
 
 
 def configure_worker(lambda_client: Any, names: StageNames) -> None:
+    reserved = stage_settings.settings(names.stage).worker_reserved_concurrency
+    if reserved:
+        lambda_client.put_function_concurrency(
+            FunctionName=names.function("worker"), ReservedConcurrentExecutions=reserved
+        )
+    else:  # unset in the config: no reservation left from an earlier deploy either
+        lambda_client.delete_function_concurrency(FunctionName=names.function("worker"))
     recorder = lambda_client.get_function(FunctionName=names.function("failure_recorder"))
     lambda_client.put_function_event_invoke_config(
         FunctionName=names.function("worker"),

@@ -56,7 +56,7 @@ server = ThreadingHTTPServer(("127.0.0.1", 0), InvokeStandIn)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{server.server_address[1]}"
 
-import boto3  # noqa: E402  (the runtime's boto3, after the path is set)
+import boto3  # noqa: E402  (the artifact's boto3, which comes before the runtime's on the path)
 
 boto3.setup_default_session()
 RECORDED = ("Bucket", "Key", "Prefix", "DatabaseName", "TableName")
@@ -225,6 +225,7 @@ late = app.failure_recorder(crash_record(function, payload), Context("late"))
 assert late["status"] == "already_succeeded", late
 status, state = api("GET", "/sweeps/{run_id}", f"/sweeps/{run_id}")
 current[0] = ""  # the checks below are not the functions' calls
+BOTOCORE_DATA = os.path.join(os.path.dirname(str(sys.modules["botocore"].__file__)), "data")
 import numpy  # noqa: E402
 import pyarrow  # noqa: E402
 
@@ -384,6 +385,10 @@ print(
             "pyarrow": pyarrow.__file__,
             "numpy": numpy.__file__,
             "boto3": boto3.__file__,
+            "botocore": sys.modules["botocore"].__file__,
+            "botocore_models": sorted(
+                entry.name for entry in os.scandir(BOTOCORE_DATA) if entry.is_dir()
+            ),
             "app": app.__file__,
         }
     )

@@ -170,3 +170,28 @@ def test_a_method_without_iam_fails_post_deploy_naming_it(aws: tuple[Any, Any, s
     assert method["authorizationType"] == "NONE"  # only checked, never patched
     with pytest.raises(lam.exceptions.ResourceNotFoundException):  # nothing else applied
         lam.get_function_event_invoke_config(FunctionName="sweeps-dev-worker")
+
+
+def test_the_workers_reserved_concurrency_follows_the_stage_setting(
+    aws: tuple[Any, Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deploy import stage_settings
+
+    lam, apigw, api = aws
+    post_deploy.apply("dev", api, lam, apigw)
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(
+        FunctionName="sweeps-dev-worker"
+    )  # unset by default
+    config = stage_settings.chalice_config()
+    config["stages"]["dev"]["environment_variables"]["SWEEP_WORKER_RESERVED_CONCURRENCY"] = "50"
+    monkeypatch.setattr(stage_settings, "chalice_config", lambda: config)
+    post_deploy.apply("dev", api, lam, apigw)
+    concurrency = lam.get_function_concurrency(FunctionName="sweeps-dev-worker")
+    assert concurrency["ReservedConcurrentExecutions"] == 50
+    template = merge.merge_template("dev")
+    assert template["Resources"]["Worker"]["Properties"]["ReservedConcurrentExecutions"] == 50
+    monkeypatch.undo()
+    assert (
+        "ReservedConcurrentExecutions"
+        not in merge.merge_template("dev")["Resources"]["Worker"]["Properties"]
+    )
