@@ -111,6 +111,9 @@ def _run(
         if writer.has_success(ref):
             logger.info("duplicate delivery of a succeeded shard")
             return {"status": "duplicate"}
+        if writer.closed(ref):
+            logger.warning("late delivery of a closed shard; nothing written")
+            return {"status": "closed"}
         if is_cancelled(store, ref.run_id):
             raise ShardFailure(
                 failure_codes.CANCELLED, "the run was cancelled before this shard ran"
