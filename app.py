@@ -86,7 +86,7 @@ def reconciler(event: Any) -> dict[str, int]:
     from chalicelib.fanout.reconcile import reconcile
 
     rt = wiring.current()
-    return reconcile(rt.store, rt.invoker, rt.settings)
+    return reconcile(rt.store, rt.invoker, rt.settings, catalog=rt.catalog)
 
 
 @app.lambda_function(name="failure_recorder")

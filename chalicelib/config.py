@@ -72,7 +72,7 @@ class Settings:
     allow_fault_injection: bool = setting(
         "SWEEP_FAULT_INJECTION",
         True,
-        "whether `fail_shards` is honoured (`false` on prod: 400)",
+        "whether `fail_shards` and `crash_shards` are honoured (`false` on prod: 400)",
     )
     local_root: Path = setting(
         "SWEEP_LOCAL_ROOT",

@@ -78,6 +78,7 @@ GRANTS: dict[str, Grant] = {
         write=("runs", "outcomes"),
         invoke=("dispatcher",),
         delete=("runs/_index/open",),
+        register_partitions=True,  # again, for runs whose dispatch-time registration failed
     ),
 }
 

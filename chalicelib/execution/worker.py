@@ -66,6 +66,10 @@ class CancelPoll:
         return self.check()
 
 
+class InjectedCrash(RuntimeError):
+    """``crash_shards``: the worker dies unhandled, as a crashing simulation would."""
+
+
 class ShardFailure(Exception):
     def __init__(self, error: ErrorCode, message: str) -> None:
         super().__init__(message)
@@ -163,6 +167,8 @@ def _evaluate(
 
     A point's parameters follow from its index, so their strings are made afterwards for the
     whole shard at once (``param_strings``), not point by point."""
+    if shard.injected_crash:  # unhandled on purpose: Lambda retries, then OnFailure
+        raise InjectedCrash(f"shard {shard.shard_id} is in crash_shards")
     if shard.injected_failure:
         raise ShardFailure(
             failure_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"

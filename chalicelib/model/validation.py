@@ -87,7 +87,8 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
     axes = _check_axes(body, sim, _malformed_axes(body, errors), problems)
     total = math.prod(a.size for a in axes.values()) if axes is not None else None
     shards = _check_shards(body, total, limits, problems)
-    _check_fail_shards(body, total, shards, limits, problems)
+    for field in FAULT_FIELDS:
+        _check_fault_shards(field, body, total, shards, limits, problems)
     if problems or sim is None or axes is None or shards is None:
         count = len(problems)
         first = problems[0].message if problems else "invalid request"
@@ -103,6 +104,7 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
         seed=body.get("seed", 0),
         label=body.get("label"),
         fail_shards=tuple(sorted(body.get("fail_shards", []))),
+        crash_shards=tuple(sorted(body.get("crash_shards", []))),
         tolerated_failure_percentage=body.get("tolerated_failure_percentage", 100),
     )
 
@@ -288,18 +290,23 @@ def _check_shards(
     return shards
 
 
-def _check_fail_shards(
+# Fault injection: shard lists honoured only where the stage allows it (else 400).
+FAULT_FIELDS = ("fail_shards", "crash_shards")
+
+
+def _check_fault_shards(
+    field: str,
     body: dict[str, Any],
     total: int | None,
     shards: ShardSpec | None,
     limits: Limits | None,
     problems: list[Problem],
 ) -> None:
-    ids = body.get("fail_shards")
+    ids = body.get(field)
     if not isinstance(ids, list):
         return
     if limits is not None and not limits.allow_fault_injection:
-        problems.append(Problem("/fail_shards", "fault injection is not allowed on this stage"))
+        problems.append(Problem(f"/{field}", "fault injection is not allowed on this stage"))
         return
     if total is None or shards is None:
         return
@@ -307,7 +314,5 @@ def _check_fail_shards(
     for k, shard_id in enumerate(ids):
         if isinstance(shard_id, int) and not isinstance(shard_id, bool) and shard_id >= count:
             problems.append(
-                Problem(
-                    pointer("fail_shards", k), f"shard {shard_id} does not exist (0..{count - 1})"
-                )
+                Problem(pointer(field, k), f"shard {shard_id} does not exist (0..{count - 1})")
             )

@@ -10,7 +10,7 @@ from typing import Any
 
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
-from chalicelib.storage import manifests
+from chalicelib.storage import layout, manifests
 from chalicelib.storage.cancel_marker import cancel_reason
 from chalicelib.storage.shard_states import shard_states
 from chalicelib.storage.stores import ObjectStore
@@ -45,4 +45,6 @@ def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
         "cancelled": reason is not None,
         "cancel_reason": reason,
         "auto_redrives": states.auto_redrives,
+        # Athena sees the run once its partitions are registered (the reconciler retries).
+        "queryable": store.exists(layout.registered_marker(run_id)),
     }

@@ -84,6 +84,11 @@ def cancel_marker(run_id: str) -> str:
     return f"{run_prefix(run_id)}cancel.json"
 
 
+def registered_marker(run_id: str) -> str:
+    """Written once the run's Glue partitions are registered: status's ``queryable``."""
+    return f"{run_prefix(run_id)}registered"
+
+
 def closed_claims_prefix(run_id: str, shard_id: int) -> str:
     return f"{run_prefix(run_id)}closed/shard-{shard_id:06d}-after-"
 

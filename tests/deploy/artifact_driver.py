@@ -82,6 +82,24 @@ def on_put(params: dict[str, Any], **_: Any) -> None:
 
 
 boto3.DEFAULT_SESSION.events.register("provide-client-params.s3.PutObject", on_put)
+glue_outages: list[str] = []  # run ids whose next partition registration Glue fails
+
+
+def glue_outage(params: dict[str, Any], **_: Any) -> Any:
+    """Answer a BatchCreatePartition for a run in ``glue_outages`` with a 500, once."""
+    body = params.get("body") or b""  # before-call sees the serialized request
+    body = body.encode() if isinstance(body, str) else body
+    for run_id in list(glue_outages):
+        if run_id.encode() in body:
+            glue_outages.remove(run_id)
+            from botocore.awsrequest import AWSResponse
+
+            error = {"Code": "InternalServiceException", "Message": "injected Glue outage"}
+            return AWSResponse("https://glue", 500, {}, None), {"Error": error}
+    return None
+
+
+boto3.DEFAULT_SESSION.events.register("before-call.glue.BatchCreatePartition", glue_outage)
 
 import app  # noqa: E402  (the artifact's app.py)
 
@@ -306,6 +324,7 @@ status, second = api(
     },
 )
 assert status == 202, second
+glue_outages.append(second["run_id"])  # its dispatcher's registration fails: the reconciler's
 
 
 def deliver_late(params: dict[str, Any]) -> None:

@@ -296,6 +296,9 @@ def test_the_reconciler_redrives_then_closes_a_lost_shard(
     ]
     lost = report["lost_run"]
     assert lost["complete"] and lost["failed_shards"] == [1] and lost["auto_redrives"] == 1
+    # Glue failed its dispatcher's registration (the driver's outage): the reconciler's first
+    # pass registered it, so it is queryable.
+    assert lost["queryable"] is True
 
 
 def test_the_results_equal_the_local_stages(
