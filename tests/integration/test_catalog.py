@@ -207,7 +207,7 @@ class Accepting(Invoker):
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def invoke(self, function: str, payload: dict[str, Any]) -> None:  # type: ignore[override]
+    def invoke(self, function: str, payload: dict[str, Any]) -> None:
         self.events.append((function, payload))
 
 
@@ -232,6 +232,7 @@ def test_a_failed_registration_is_visible_and_the_reconciler_retries_it(
     Dispatcher(store, invoker, Policy(), catalog).run(DispatchJob.from_payload(job))
     assert len([e for e in invoker.events if e[0] == "worker"]) == 2  # dispatched regardless
     assert run_status.status(store, run_id)["queryable"] is False
+    assert run_status.status(store, run_id, catalog=False)["queryable"] is True  # local stage
 
     glue.create_table(
         DatabaseName=DATABASE,
