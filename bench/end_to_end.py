@@ -72,7 +72,7 @@ def evaluate_shard(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
     start, end = shard_bounds(request.total_points, request.shards, shard_id)
     values: list[float] = []
     keep = values.extend
-    for index, point in request.space.iter_points(start, end):
+    for index, point, _ in request.space.iter_points(start, end):
         keep(sim.evaluate(point, request.seed, index).values())
     return start, np.array(values).reshape(end - start, len(sim.metrics))
 

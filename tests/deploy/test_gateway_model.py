@@ -25,7 +25,7 @@ from chalicelib.model.errors import InvalidRequest
 from chalicelib.model.validation import request_schema, validate_request
 from deploy import gateway_model, merge
 from tests.support import CONTRACT_EXAMPLE
-from tests.support.requests import BAD, EXAMPLE_PATHS, json_values, replace_at
+from tests.support.requests import BAD, EXAMPLE_PATHS, all_paths, json_values, replace_at
 
 
 def model_document() -> dict[str, Any]:
@@ -65,10 +65,20 @@ PROBES: list[Any] = [
 ]
 
 
+# The other kinds of space (paired axes, a sampled block), probed the same way.
+DESIGNED = [
+    json.loads((PROJECT_ROOT / "examples" / name).read_text())
+    for name in ("paired-axes.json", "lhs.json")
+]
+
+
 def cases() -> list[Any]:
-    bodies: list[Any] = [CONTRACT_EXAMPLE, *(b.body for b in BAD)]
+    bodies: list[Any] = [CONTRACT_EXAMPLE, *DESIGNED, *(b.body for b in BAD)]
     for path, probe in itertools.product(EXAMPLE_PATHS, PROBES):
         bodies.append(replace_at(CONTRACT_EXAMPLE, path, probe))
+    for example in DESIGNED:
+        for path, probe in itertools.product(all_paths(example), PROBES):
+            bodies.append(replace_at(example, path, probe))
     for path in EXAMPLE_PATHS:
         if path:
             body = copy.deepcopy(CONTRACT_EXAMPLE)
@@ -83,8 +93,7 @@ def cases() -> list[Any]:
 EXAMPLES = [json.loads(p.read_text()) for p in sorted((PROJECT_ROOT / "examples").glob("*.json"))]
 # A simulation with parameters it declares: what the app checks beyond the schema.
 ANCHORS = [
-    {"simulation": b["simulation"], "parameters": b["parameters"]}
-    for b in (CONTRACT_EXAMPLE, *EXAMPLES)
+    {k: b[k] for k in ("simulation", "parameters") if k in b} for b in (CONTRACT_EXAMPLE, *EXAMPLES)
 ]
 
 
