@@ -6,7 +6,7 @@ handlers, so the API layer never imports the heavy modules the other functions n
 
 from typing import Any
 
-from chalice.app import Chalice, Rate, Response
+from chalice.app import Chalice, IAMAuthorizer, Rate, Response
 
 from chalicelib import wiring
 from chalicelib.api import handlers
@@ -17,33 +17,39 @@ app = Chalice(app_name="sweeps")
 # Read the settings now: a missing or malformed variable fails the cold start, naming it.
 wiring.current()
 
+# SigV4 on every route, in Chalice's own swagger: `chalice deploy` replaces the whole API and
+# deploys it before anything else runs, so auth added afterwards would leave the stage open in
+# between (docs/security.md). `chalice local` admits requests to routes with this authorizer
+# unchecked (it checks only Chalice's own authorizers), so the local stage stays open.
+IAM = IAMAuthorizer()
 
-@app.route("/sweeps", methods=["POST"], content_types=["*/*"])
+
+@app.route("/sweeps", methods=["POST"], content_types=["*/*"], authorizer=IAM)
 def submit_sweep() -> Response:
     return handlers.submit_sweep(app.current_request, wiring.current())
 
 
-@app.route("/sweeps", methods=["GET"])
+@app.route("/sweeps", methods=["GET"], authorizer=IAM)
 def list_sweeps() -> Response:
     return handlers.list_sweeps(app.current_request, wiring.current())
 
 
-@app.route("/sweeps/{run_id}", methods=["GET"])
+@app.route("/sweeps/{run_id}", methods=["GET"], authorizer=IAM)
 def sweep_status(run_id: str) -> Response:
     return handlers.sweep_status(run_id, wiring.current())
 
 
-@app.route("/sweeps/{run_id}/redrive", methods=["POST"], content_types=["*/*"])
+@app.route("/sweeps/{run_id}/redrive", methods=["POST"], content_types=["*/*"], authorizer=IAM)
 def redrive(run_id: str) -> Response:
     return handlers.redrive(run_id, app.current_request, wiring.current())
 
 
-@app.route("/sweeps/{run_id}/cancel", methods=["POST"], content_types=["*/*"])
+@app.route("/sweeps/{run_id}/cancel", methods=["POST"], content_types=["*/*"], authorizer=IAM)
 def cancel(run_id: str) -> Response:
     return handlers.cancel(run_id, wiring.current())
 
 
-@app.route("/simulations", methods=["GET"])
+@app.route("/simulations", methods=["GET"], authorizer=IAM)
 def simulations() -> Response:
     return handlers.simulations()
 
@@ -80,7 +86,7 @@ def reconciler(event: Any) -> dict[str, int]:
     from chalicelib.fanout.reconcile import reconcile
 
     rt = wiring.current()
-    return reconcile(rt.store, rt.invoker, rt.settings)
+    return reconcile(rt.store, rt.invoker, rt.settings, catalog=rt.catalog)
 
 
 @app.lambda_function(name="failure_recorder")

@@ -18,10 +18,51 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.httpsession import get_cert_path
 
 RETRIES = {"mode": "standard", "max_attempts": 5}
+# The services the functions call. The deploy ships botocore with only these models
+# (deploy/sdk.py), so a client of any other service would fail in Lambda: refuse it here too.
+SERVICES = ("s3", "lambda", "glue", "athena")
+# The botocore the tests ran with, shipped in both deploy paths (requirements.txt pins it; a
+# test checks they agree). Conditional writes need PutObject's IfNoneMatch (late 2024 on).
+NEEDED_BOTOCORE = "1.44.8"
+
+
+class SdkMismatch(RuntimeError):
+    """The process imported a botocore other than the one shipped with the functions."""
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
+
+
+def sdk_problem(found: str, where: str, conditional_writes: bool) -> str | None:
+    """Why this botocore will not do, or None."""
+    if _version(found) >= _version(NEEDED_BOTOCORE) and conditional_writes:
+        return None
+    return (
+        f"botocore {found} (from {where}) is not the SDK this package was tested with: it "
+        f"needs botocore >= {NEEDED_BOTOCORE}"
+        + ("" if conditional_writes else ", whose S3 PutObject knows IfNoneMatch")
+        + "; the function zip ships it (requirements.txt) — was it left out of the package?"
+    )
+
+
+def check_sdk() -> None:
+    """At cold start: fail naming the version found and the one needed, rather than with a
+    confusing parameter-validation error on the first conditional write."""
+    import botocore
+    import botocore.session
+
+    s3_model = botocore.session.get_session().get_service_model("s3")
+    members = s3_model.operation_model("PutObject").input_shape.members
+    problem = sdk_problem(botocore.__version__, str(botocore.__file__), "IfNoneMatch" in members)
+    if problem is not None:
+        raise SdkMismatch(problem)
 
 
 def client(service: str, **config: Any) -> Any:
     """A new client with the project's retry policy (``config`` adds to it)."""
+    if service not in SERVICES:
+        raise ValueError(f"{service} is not in aws.SERVICES: its model is not shipped")
     return boto3.client(service, config=Config(retries=RETRIES, **config))
 
 

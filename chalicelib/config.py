@@ -72,7 +72,7 @@ class Settings:
     allow_fault_injection: bool = setting(
         "SWEEP_FAULT_INJECTION",
         True,
-        "whether `fail_shards` is honoured (`false` on prod: 400)",
+        "whether `fail_shards` and `crash_shards` are honoured (`false` on prod: 400)",
     )
     local_root: Path = setting(
         "SWEEP_LOCAL_ROOT",
@@ -155,11 +155,21 @@ class Settings:
     # .chalice/config.json, because chalice local lets the config override the environment.
     stall_timeout_s: int = setting(
         "SWEEP_STALL_TIMEOUT_S",
-        3600,
+        22_800,
         "a run with no progress this long has its shards without an outcome re-dispatched by "
-        "the reconciler; must exceed a worker's timeout plus Lambda's retry schedule "
-        "(900 s x 3 + 3 min)",
+        "the reconciler (then closed as `LOST`); on a deployed stage it must be at least the "
+        "worker's maximum event age plus its timeout (6 h + 900 s), so that no event of a "
+        "closed shard can still arrive (deploy/timeline.py checks it at build time)",
         local_default=120,
+    )
+    worker_reserved_concurrency: int = setting(
+        "SWEEP_WORKER_RESERVED_CONCURRENCY",
+        0,
+        "the worker's reserved concurrency, set on the function at deploy time (0: unset, the "
+        "default). A reservation keeps one large sweep from taking the whole account's "
+        "concurrency from the API; Lambda requires 100 unreserved, so a new account's low "
+        "quota could make a default reservation fail the first deploy (docs/runbook.md)",
+        low=0,
     )
     max_auto_redrives: int = setting(
         "SWEEP_MAX_AUTO_REDRIVES",

@@ -48,6 +48,7 @@ def build(settings: Settings) -> Runtime:
             local_invoker.start_reconciler()
         return Runtime(settings, local, local_invoker)
     assert settings.bucket and settings.worker_function and settings.dispatcher_function
+    aws.check_sdk()  # a deployed function runs the botocore it shipped, or says which it found
     store = S3Store(settings.bucket, settings.prefix, aws.s3)
     pool = settings.dispatch_threads + 4
     invoker = LambdaInvoker(

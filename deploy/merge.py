@@ -4,7 +4,8 @@ Chalice cannot express request validation, IAM auth on routes, gateway responses
 the worker's OnFailure destination or the data plane (aws-facts); ``--merge-template`` deep-merges
 this file into its template, so everything here is derived from the sources:
 
-- the request model from ``chalicelib/model/request_schema.json`` (draft 4, API Gateway's);
+- the request model, a coarse check generated from ``chalicelib/model/request_schema.json``
+  (``deploy.gateway_model``; the app does the full check);
 - routes and their path parameters from ``app.routes`` (a ``parameters`` list replaces
   Chalice's, so path parameters are listed again);
 - the data plane from ``deploy.infra``, names from ``deploy.naming``, IAM from ``deploy.policies``.
@@ -18,16 +19,15 @@ invokes itself, and naming itself through ``!Ref`` would be a circular dependenc
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from chalicelib.model.errors import error_body
-from chalicelib.model.validation import request_schema
-from deploy import infra, policies
+from deploy import infra, policies, stage_settings, timeline
 from deploy.cfn import Tag, dump_yaml
+from deploy.gateway_model import gateway_model
 from deploy.naming import FUNCTIONS, StageNames
 from deploy.routes import routes
 
@@ -50,12 +50,15 @@ REQUEST_MODEL = "SweepRequest"
 BODY_VALIDATOR = "body-only"
 AUTH = "sigv4"
 # Lambda's async retries for the worker: 3 attempts in all, as the worker's own accounting
-# (SWEEP_WORKER_MAX_ATTEMPTS) assumes; an event older than 6 hours goes to the recorder.
-WORKER_RETRIES = 2
-WORKER_MAX_EVENT_AGE = 6 * 3600
+# (SWEEP_WORKER_MAX_ATTEMPTS) assumes; an event older than 6 hours goes to the recorder. The
+# reconciler's stall timeout is tied to them (deploy/timeline.py).
+WORKER_RETRIES = timeline.WORKER_RETRIES
+WORKER_MAX_EVENT_AGE = timeline.WORKER_MAX_EVENT_AGE
 THROTTLE_RATE = 20  # requests per second, the stage's steady state
 THROTTLE_BURST = 40
 LOG_RETENTION_DAYS = 30
+# The DefinitionBody is Swagger 2.0; naming its version is what stops SAM adding a stage.
+OPENAPI_VERSION = "2.0"
 
 # API Gateway's own errors in the contract's body: {"error", "message", "problems"}.
 # $context.error.messageString is already a quoted JSON string.
@@ -89,52 +92,9 @@ def gateway_responses() -> dict[str, Any]:
     }
 
 
-def model_name(definition: str) -> str:
-    """The swagger model of one of the schema's definitions: ``values`` → ``SweepValues``."""
-    return "Sweep" + "".join(part.capitalize() for part in definition.split("_"))
-
-
-def _rewrite_refs(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {
-            k: (
-                f"#/definitions/{model_name(v.removeprefix('#/definitions/'))}"
-                if k == "$ref" and isinstance(v, str) and v.startswith("#/definitions/")
-                else _rewrite_refs(v)
-            )
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_rewrite_refs(v) for v in node]
-    return node
-
-
-def _references(node: Any) -> set[str]:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        found = {ref.removeprefix("#/definitions/")} if isinstance(ref, str) else set()
-        return found.union(*(_references(v) for v in node.values()))
-    if isinstance(node, list):
-        return set().union(*(_references(v) for v in node))
-    return set()
-
-
 def request_models() -> dict[str, dict[str, Any]]:
-    """The request schema as swagger definitions: a model cannot nest ``definitions``, so each
-    definition becomes a model of its own and references follow them; nothing else changes.
-    Ordered so that every model comes after the models it references (API Gateway checks
-    references when a model is created), the request last."""
-    schema = copy.deepcopy(request_schema())
-    inner: dict[str, Any] = schema.pop("definitions")
-    schema.pop("$schema", None)
-    ordered: list[str] = []
-    while len(ordered) < len(inner):
-        ready = [n for n in inner if n not in ordered and _references(inner[n]) <= set(ordered)]
-        if not ready:
-            raise ValueError(f"request_schema.json: cyclic definitions {set(inner) - set(ordered)}")
-        ordered.extend(sorted(ready))
-    models = {model_name(n): _rewrite_refs(inner[n]) for n in ordered}
-    return {**models, REQUEST_MODEL: _rewrite_refs(schema)}
+    """The swagger ``definitions``: one model, the coarse gateway check (deploy.gateway_model)."""
+    return {REQUEST_MODEL: gateway_model()}
 
 
 def path_methods() -> dict[str, Any]:
@@ -186,6 +146,8 @@ def rest_api() -> dict[str, Any]:
                 "x-amazon-apigateway-gateway-responses": gateway_responses(),
                 "paths": path_methods(),
             },
+            # Without it SAM adds a second, unthrottled stage named "Stage" (aws/chalice#1655).
+            "OpenApiVersion": OPENAPI_VERSION,
             "MethodSettings": [
                 {
                     "ResourcePath": "/*",
@@ -236,6 +198,9 @@ def function_overrides(names: StageNames) -> dict[str, Any]:
                 "RetentionInDays": LOG_RETENTION_DAYS,
             },
         }
+    reserved = stage_settings.settings(names.stage).worker_reserved_concurrency
+    if reserved:
+        resources[LOGICAL_IDS["worker"]]["Properties"]["ReservedConcurrentExecutions"] = reserved
     resources["WorkerEventInvokeConfig"] = {
         "Type": "AWS::Lambda::EventInvokeConfig",
         "Properties": {

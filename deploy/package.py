@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.config import PROJECT_ROOT
+from deploy import sdk, timeline
 from deploy.cfn import dump_yaml
 from deploy.merge import merge_template
 from deploy.tools import PackageError, tool
@@ -59,6 +60,11 @@ def cfn_lint(*templates: Path) -> None:
 
 
 def package(stage: str, out: Path) -> Packaged:
+    try:
+        sdk.check_build_python()
+        timeline.check(stage)
+    except (sdk.BuildPythonMismatch, timeline.TimelineError) as exc:
+        raise PackageError(str(exc)) from None
     out = out.resolve()
     if out.exists():
         shutil.rmtree(out)
@@ -76,6 +82,7 @@ def package(stage: str, out: Path) -> Packaged:
     if done.returncode != 0 or DEPENDENCY_FAILURE in output:
         raise PackageError(f"chalice package --stage {stage} failed:\n{output}")
     template, archive = out / "sam.yaml", out / "deployment.zip"
+    sdk.trim(archive)
     cfn_lint(template)
     return Packaged(template, archive, archive.stat().st_size, unzipped_size(archive))
 

@@ -153,7 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.artifacts_bucket:
         parser.error("set ARTIFACTS_BUCKET (a bucket you own for the layer zip)")
-    run(args.stage, args.artifacts_bucket, args.out)
+    try:
+        run(args.stage, args.artifacts_bucket, args.out)
+    except post_deploy.UnsecuredMethods as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,6 @@
 """The IAM policy of every function of every stage, from one table of grants.
 
-``GRANTS`` says what each function does (which S3 prefixes it reads, writes and lists, which
+``GRANTS`` says what each function does (which S3 prefixes it reads and writes, which
 functions it invokes, whether it registers Glue partitions); two renderers turn it into
 policies:
 
@@ -38,7 +38,6 @@ class Grant:
 
     read: tuple[str, ...] = ()  # s3:GetObject (also what HeadObject needs)
     write: tuple[str, ...] = ()  # s3:PutObject
-    list: tuple[str, ...] = ()  # s3:ListBucket, limited to these prefixes
     invoke: tuple[str, ...] = ()  # lambda:InvokeFunction on these functions of the stage
     delete: tuple[str, ...] = ()  # s3:DeleteObject
     register_partitions: bool = False  # glue:BatchCreatePartition on the stage's tables
@@ -50,40 +49,36 @@ GRANTS: dict[str, Grant] = {
     "api_handler": Grant(
         read=("runs",),
         write=("runs",),
-        list=("runs", "outcomes"),
         invoke=("dispatcher",),
     ),
+    # outcomes/: has_success's HEAD of the success outcome, when a redelivered leaf finds its
+    # run cancelled after some shards succeeded (dispatcher) and before a stalled shard is
+    # closed (reconciler). Without it that HEAD is a 403 in AWS and the shard stays pending.
     "dispatcher": Grant(
-        read=("runs",),
+        read=("runs", "outcomes"),
         write=("runs", "outcomes"),
-        list=("runs", "outcomes"),
         invoke=("dispatcher", "worker"),
         register_partitions=True,
     ),
     "worker": Grant(
         read=("runs", "outcomes"),
         write=("runs", "outcomes", "results"),
-        # runs/: the cancel marker's HEAD must answer 404 (not 403) when absent, and the
-        # failure-threshold check lists the run's retry markers, redrives and dispatch records.
-        list=("runs", "outcomes"),
         # Lambda delivers the worker's OnFailure record with the worker's own role.
         invoke=("failure_recorder",),
     ),
     "failure_recorder": Grant(
         read=("runs", "outcomes"),
         write=("outcomes",),  # its failures are final: no retry marker under runs/
-        # runs/<id>/retrying/: whether a shard's last failure was final (call-vs-policy test).
-        list=("runs", "outcomes"),
     ),
     # The schedule's function (chalicelib/fanout/reconcile.py): open-run markers and redrive
     # lists under runs/, LOST/CANCELLED outcomes, an auto-redrive handed to the dispatcher, and
     # the open-run marker of a complete run removed.
     "reconciler": Grant(
-        read=("runs",),
+        read=("runs", "outcomes"),
         write=("runs", "outcomes"),
-        list=("runs", "outcomes"),
         invoke=("dispatcher",),
         delete=("runs/_index/open",),
+        register_partitions=True,  # again, for runs whose dispatch-time registration failed
     ),
 }
 
@@ -157,16 +152,19 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
                     "Resource": [arns.objects(f) for f in folders],
                 }
             )
-    if grant.list:
+    if grant.read:
+        # Every reader lists, and lists the whole bucket: S3 answers a GET/HEAD of a missing
+        # key with 404 only if the caller may ListBucket, else 403 (HeadObject docs), and
+        # whether a ListBucket limited by an s3:prefix condition counts is undocumented. A 403
+        # there would make every absent cancel marker or success lock an error and fail every
+        # shard. The bucket holds one stage's data only (deploy/naming.py), so this widens
+        # nothing across stages (docs/security.md).
         out.append(
             {
-                "Sid": "ListFolders",
+                "Sid": "ListBucket",
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket"],
                 "Resource": [arns.bucket()],
-                "Condition": {
-                    "StringLike": {"s3:prefix": [f"{names.prefix}/{f}/*" for f in grant.list]}
-                },
             }
         )
     if grant.invoke:

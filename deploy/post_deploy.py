@@ -4,9 +4,14 @@ Chalice rewrites the REST API on every deploy and has no setting for a function'
 configuration (aws-facts), so after each ``chalice deploy`` this applies, idempotently:
 
 - the worker's async config: retries, maximum event age, OnFailure → the failure recorder;
-- on the API: the request models (from the request schema, as path A's) and the body validator
-  on ``POST /sweeps``, IAM auth on every method, the gateway responses in the contract's error
-  shape, stage throttling, and a deployment so the stage serves all of it.
+  its reserved concurrency (``SWEEP_WORKER_RESERVED_CONCURRENCY``; removed when unset);
+- on the API: the request model (the coarse gateway check, as path A's) and the body validator
+  on ``POST /sweeps``, the gateway responses in the contract's error shape, stage throttling,
+  and a deployment so the stage serves all of it.
+
+IAM auth is not applied here: it is declared on the routes (``IAMAuthorizer`` in app.py), so
+Chalice's own deploy carries it from the first second. This step only checks it, first, and
+fails naming every method without AWS_IAM.
 
 Running it twice changes nothing the second time (a test checks).
 
@@ -23,11 +28,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deploy import merge
+from deploy import merge, stage_settings
 from deploy.naming import StageNames
 
 API_STAGE = "api"  # .chalice/config.json api_gateway_stage
-MODEL_URL = "https://apigateway.amazonaws.com/restapis/{api}/models/{name}"
+DRAFT_4 = "http://json-schema.org/draft-04/schema#"
 
 
 def rest_api_id(project: Path, stage: str) -> str:
@@ -40,6 +45,13 @@ def rest_api_id(project: Path, stage: str) -> str:
 
 
 def configure_worker(lambda_client: Any, names: StageNames) -> None:
+    reserved = stage_settings.settings(names.stage).worker_reserved_concurrency
+    if reserved:
+        lambda_client.put_function_concurrency(
+            FunctionName=names.function("worker"), ReservedConcurrentExecutions=reserved
+        )
+    else:  # unset in the config: no reservation left from an earlier deploy either
+        lambda_client.delete_function_concurrency(FunctionName=names.function("worker"))
     recorder = lambda_client.get_function(FunctionName=names.function("failure_recorder"))
     lambda_client.put_function_event_invoke_config(
         FunctionName=names.function("worker"),
@@ -49,25 +61,10 @@ def configure_worker(lambda_client: Any, names: StageNames) -> None:
     )
 
 
-def _model_schema(api: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """Swagger-style references become API Gateway model URLs (how models reference models)."""
-    text = json.dumps(schema)
-    for name in merge.request_models():
-        text = text.replace(
-            f'"#/definitions/{name}"', json.dumps(MODEL_URL.format(api=api, name=name))
-        )
-    schema_out: dict[str, Any] = json.loads(text)
-    schema_out["$schema"] = "http://json-schema.org/draft-04/schema#"
-    return schema_out
-
-
 def put_models(apigw: Any, api: str) -> None:
-    existing = {m["name"] for m in apigw.get_models(restApiId=api, limit=500).get("items", [])}
-    # In request_models' order, referenced models first: API Gateway checks references when a
-    # model is created.
-    for name in merge.request_models():
-        schema = json.dumps(_model_schema(api, merge.request_models()[name]), sort_keys=True)
-        if name in existing:
+    for name, model in merge.request_models().items():
+        schema = json.dumps({"$schema": DRAFT_4, **model}, sort_keys=True)
+        if name in {m["name"] for m in apigw.get_models(restApiId=api, limit=500)["items"]}:
             apigw.update_model(
                 restApiId=api,
                 modelName=name,
@@ -92,38 +89,63 @@ def body_validator(apigw: Any, api: str) -> str:
     return str(created["id"])
 
 
-def secure_methods(apigw: Any, api: str, validator: str) -> int:
-    """IAM auth on every method; the validator and model on ``POST /sweeps``."""
-    changed = 0
+class UnsecuredMethods(Exception):
+    """Methods the deployed API serves without SigV4: the deploy must not be called done."""
+
+
+def _methods(apigw: Any, api: str) -> list[tuple[dict[str, Any], str]]:
     resources = apigw.get_resources(restApiId=api, limit=500, embed=["methods"])["items"]
-    for resource in resources:
-        for method in resource.get("resourceMethods") or {}:
-            if method == "OPTIONS":
-                continue
-            current = apigw.get_method(restApiId=api, resourceId=resource["id"], httpMethod=method)
-            ops = []
-            if current.get("authorizationType") != "AWS_IAM":
-                ops.append({"op": "replace", "path": "/authorizationType", "value": "AWS_IAM"})
-            if resource["path"] == "/sweeps" and method == "POST":
-                if current.get("requestValidatorId") != validator:
-                    ops.append({"op": "replace", "path": "/requestValidatorId", "value": validator})
-                models = current.get("requestModels") or {}
-                if models.get("application/json") != merge.REQUEST_MODEL:
-                    ops.append(
-                        {
-                            "op": "add",
-                            "path": "/requestModels/application~1json",
-                            "value": merge.REQUEST_MODEL,
-                        }
-                    )
-            if ops:
-                apigw.update_method(
-                    restApiId=api,
-                    resourceId=resource["id"],
-                    httpMethod=method,
-                    patchOperations=ops,
-                )
-                changed += 1
+    return [
+        (resource, method)
+        for resource in resources
+        for method in resource.get("resourceMethods") or {}
+        if method != "OPTIONS"
+    ]
+
+
+def check_auth(apigw: Any, api: str) -> None:
+    """Every method must already carry AWS_IAM, from the routes' ``IAMAuthorizer`` in Chalice's
+    own swagger. This only looks: patching auth in here would mean the stage served without it
+    from ``chalice deploy`` until now (docs/security.md)."""
+    open_methods = [
+        f"{method} {resource['path']}"
+        for resource, method in _methods(apigw, api)
+        if apigw.get_method(restApiId=api, resourceId=resource["id"], httpMethod=method).get(
+            "authorizationType"
+        )
+        != "AWS_IAM"
+    ]
+    if open_methods:
+        raise UnsecuredMethods(
+            f"REST API {api} serves without AWS_IAM: {', '.join(sorted(open_methods))}; "
+            "declare authorizer=IAM on these routes in app.py and deploy again"
+        )
+
+
+def validate_bodies(apigw: Any, api: str, validator: str) -> int:
+    """The validator and model on ``POST /sweeps``; returns how many methods changed."""
+    changed = 0
+    for resource, method in _methods(apigw, api):
+        if (resource["path"], method) != ("/sweeps", "POST"):
+            continue
+        current = apigw.get_method(restApiId=api, resourceId=resource["id"], httpMethod=method)
+        ops = []
+        if current.get("requestValidatorId") != validator:
+            ops.append({"op": "replace", "path": "/requestValidatorId", "value": validator})
+        models = current.get("requestModels") or {}
+        if models.get("application/json") != merge.REQUEST_MODEL:
+            ops.append(
+                {
+                    "op": "add",
+                    "path": "/requestModels/application~1json",
+                    "value": merge.REQUEST_MODEL,
+                }
+            )
+        if ops:
+            apigw.update_method(
+                restApiId=api, resourceId=resource["id"], httpMethod=method, patchOperations=ops
+            )
+            changed += 1
     return changed
 
 
@@ -155,11 +177,12 @@ def deploy_stage(apigw: Any, api: str) -> None:
 
 
 def apply(stage: str, api: str, lambda_client: Any, apigw: Any) -> None:
+    check_auth(apigw, api)
     names = StageNames(stage)
     configure_worker(lambda_client, names)
     put_models(apigw, api)
     validator = body_validator(apigw, api)
-    secure_methods(apigw, api, validator)
+    validate_bodies(apigw, api, validator)
     put_gateway_responses(apigw, api)
     deploy_stage(apigw, api)
 
@@ -174,7 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import boto3
 
     api = args.rest_api_id or rest_api_id(args.project, args.stage)
-    apply(args.stage, api, boto3.client("lambda"), boto3.client("apigateway"))
+    try:
+        apply(args.stage, api, boto3.client("lambda"), boto3.client("apigateway"))
+    except UnsecuredMethods as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"post-deploy applied to {args.stage} (REST API {api})")
     return 0
 

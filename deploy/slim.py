@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.config import PROJECT_ROOT
+from deploy import sdk, timeline
 from deploy.layer import LAYER_PACKAGES
 from deploy.package import DEPENDENCY_FAILURE, MB, unzipped_size
 from deploy.tools import PackageError, tool
@@ -78,6 +79,11 @@ class Slim:
 
 
 def package(stage: str, out: Path) -> Slim:
+    try:
+        sdk.check_build_python()
+        timeline.check(stage)
+    except (sdk.BuildPythonMismatch, timeline.TimelineError) as exc:
+        raise PackageError(str(exc)) from None
     out = out.resolve()
     project = project_copy(out / "project")
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
@@ -100,6 +106,9 @@ def package(stage: str, out: Path) -> Slim:
     if done.returncode != 0 or DEPENDENCY_FAILURE in output:
         raise PackageError(f"chalice package (slim) --stage {stage} failed:\n{output}")
     archive = out / "package" / "deployment.zip"
+    # chalice deploy, run from the same copy, reuses the zip it cached in .chalice/deployments/.
+    for built in (archive, *(project / ".chalice" / "deployments").glob("*.zip")):
+        sdk.trim(built)
     with zipfile.ZipFile(archive) as zf:
         leaked = {n.split("/")[0] for n in zf.namelist()} & set(LAYER_PACKAGES)
     if leaked:

@@ -6,6 +6,8 @@ objects; nothing here changes what our code sends.
 - ImportRestApi accepts OpenAPI 3 only and requires ``info.description``: Chalice sends
   Swagger 2.0 without one (aws-facts) — the API is built from its paths with moto's calls.
 - PutRestApi (``chalice deploy`` of an existing API, mode=overwrite) has the same gap.
+- Both stand-ins map a method's ``security`` to its authorization type as API Gateway does
+  (``awsSigv4`` → AWS_IAM), so the post-deploy check sees what AWS would.
 - UpdateMethod and UpdateModel are not implemented (NotImplementedError → HTTP 500) — the
   patch paths ``deploy.post_deploy`` sends are applied directly.
 - CloudFormation skips ``AWS::Glue::*`` and ``AWS::Athena::*`` (so their outputs), and gives
@@ -31,6 +33,17 @@ def import_swagger2(backend: Any, doc: dict[str, Any]) -> Any:
     return build_swagger2_paths(backend, api, doc)
 
 
+def authorization_type(doc: dict[str, Any], op: dict[str, Any]) -> str:
+    """As API Gateway imports it: a method whose ``security`` names a scheme of authtype
+    ``awsSigv4`` (what Chalice's ``IAMAuthorizer`` writes) is AWS_IAM; none is NONE."""
+    schemes = doc.get("securityDefinitions", {})
+    for requirement in op.get("security") or []:
+        for name in requirement:
+            if schemes.get(name, {}).get("x-amazon-apigateway-authtype") == "awsSigv4":
+                return "AWS_IAM"
+    return "NONE"
+
+
 def build_swagger2_paths(backend: Any, api: Any, doc: dict[str, Any]) -> Any:
     ids = {"/": api.default.id}
     for path in sorted(doc.get("paths", {}), key=lambda p: p.count("/")):
@@ -41,7 +54,9 @@ def build_swagger2_paths(backend: Any, api: Any, doc: dict[str, Any]) -> Any:
                 parent = "/" + "/".join(parts[: depth - 1]) if depth > 1 else "/"
                 ids[sub] = backend.create_resource(api.id, ids[parent], parts[depth - 1]).id
         for method, op in doc["paths"][path].items():
-            backend.put_method(api.id, ids[path], method.upper(), authorization_type="NONE")
+            backend.put_method(
+                api.id, ids[path], method.upper(), authorization_type=authorization_type(doc, op)
+            )
             integration = op.get("x-amazon-apigateway-integration")
             if integration:
                 backend.put_integration(
@@ -58,9 +73,7 @@ def build_swagger2_paths(backend: Any, api: Any, doc: dict[str, Any]) -> Any:
 def apply_method_patch(method: Any, operations: list[dict[str, Any]]) -> None:
     for op in operations:
         path, value = op["path"], op.get("value")
-        if path == "/authorizationType":
-            method.authorization_type = value
-        elif path == "/requestValidatorId":
+        if path == "/requestValidatorId":
             method.request_validator_id = value
         elif path.startswith("/requestModels/"):
             content_type = path.removeprefix("/requestModels/").replace("~1", "/")

@@ -268,6 +268,11 @@ def summarize(answer: Status, console: Console | None = None) -> None:
     )
     if answer.get("failed_shards"):
         console.print(f"failed shards: {', '.join(map(str, answer['failed_shards']))}")
+    if answer.get("queryable") is False:
+        console.print(
+            "not queryable in Athena yet: its partitions are not registered (the reconciler "
+            "retries every pass)"
+        )
 
 
 # --- queries ----------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
     if writer.has_success(ref):
         logger.info("shard already succeeded; nothing to record", extra=log)
         return {"status": "already_succeeded", **log}
+    if writer.closed(ref):  # the reconciler's LOST/CANCELLED is this shard's final outcome
+        logger.warning("shard already closed; nothing to record", extra=log)
+        return {"status": "already_closed", **log}
     condition = str(context.get("condition", ""))
     error = CONDITIONS.get(condition, FailureCode.RETRIES_EXHAUSTED)
     now = datetime.now(UTC)

@@ -18,7 +18,7 @@ from typing import Any, TypeGuard
 
 from chalicelib.execution.failure_codes import FailureCode, bounded
 from chalicelib.model.events import identify
-from chalicelib.storage import layout
+from chalicelib.storage import layout, redrive_lists
 from chalicelib.storage.stores import ObjectStore, StorageError
 from chalicelib.storage.tables import outcome_parquet
 
@@ -88,6 +88,24 @@ class OutcomeWriter:
         attempt = self.success_attempt(ref)
         return attempt is not None and self.store.exists(
             layout.outcome(ref.run_id, "succeeded", ref.dt, ref.shard_id, attempt)
+        )
+
+    def closed(self, ref: ShardRef) -> bool:
+        """Whether the reconciler closed the shard (LOST/CANCELLED) and no redrive has reopened
+        it since: a delivery that finds it so writes nothing, so a complete run's states stay
+        as they are (contract). One listing, empty for almost every shard."""
+        claims = [
+            after
+            for obj in self.store.list(layout.closed_claims_prefix(ref.run_id, ref.shard_id))
+            if (after := layout.parse_closed_claim(obj.key)) is not None
+        ]
+        if not claims:
+            return False
+        latest = max(claims)
+        return not any(
+            redrive.after_attempts.get(ref.shard_id, -1) > latest
+            for redrive in redrive_lists.every(self.store, ref.run_id)
+            if ref.shard_id in redrive.shards
         )
 
     def next_attempt(self, ref: ShardRef) -> int:

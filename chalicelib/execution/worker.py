@@ -65,6 +65,10 @@ class CancelPoll:
         return self.check()
 
 
+class InjectedCrash(RuntimeError):
+    """``crash_shards``: the worker dies unhandled, as a crashing simulation would."""
+
+
 class ShardFailure(Exception):
     def __init__(self, error: FailureCode, message: str) -> None:
         super().__init__(message)
@@ -110,6 +114,9 @@ def _run(
         if writer.has_success(ref):
             logger.info("duplicate delivery of a succeeded shard")
             return {"status": "duplicate"}
+        if writer.closed(ref):
+            logger.warning("late delivery of a closed shard; nothing written")
+            return {"status": "closed"}
         if is_cancelled(store, ref.run_id):
             raise ShardFailure(FailureCode.CANCELLED, "the run was cancelled before this shard ran")
         try:
@@ -157,6 +164,8 @@ def _evaluate(
 
     A point's parameters follow from its index, so their strings are made afterwards for the
     whole shard at once (``param_strings``), not point by point."""
+    if shard.injected_crash:  # unhandled on purpose: Lambda retries, then OnFailure
+        raise InjectedCrash(f"shard {shard.shard_id} is in crash_shards")
     if shard.injected_failure:
         raise ShardFailure(
             FailureCode.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"

@@ -51,6 +51,20 @@ class Policy:
         )
 
 
+def register_partitions(store: ObjectStore, catalog: Catalog, manifest: Manifest) -> bool:
+    """Register the run's partitions and mark it ``queryable``; False (logged) if Glue failed.
+    The run goes out either way: the reconciler registers it again until it succeeds."""
+    try:
+        catalog.register_run(manifest.run_id, manifest.dt)
+    except Exception:
+        logger.exception(
+            "registering the run's partitions failed", extra={"run_id": manifest.run_id}
+        )
+        return False
+    store.put(layout.registered_marker(manifest.run_id), b"")
+    return True
+
+
 def split(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
     """``width`` contiguous, non-empty ranges covering ``[lo, hi)``; sizes differ by <= 1.
 
@@ -89,12 +103,7 @@ class Dispatcher:
 
     def _register(self, manifest: Manifest) -> None:
         """Partitions exist before the first file lands, so Athena sees outcomes at once."""
-        try:
-            self.catalog.register_run(manifest.run_id, manifest.dt)
-        except Exception:  # the run must still go out; queries can wait for a redrive
-            logger.exception(
-                "registering the run's partitions failed", extra={"run_id": manifest.run_id}
-            )
+        register_partitions(self.store, self.catalog, manifest)
 
     def _split(self, job: DispatchJob) -> dict[str, Any]:
         inline = []

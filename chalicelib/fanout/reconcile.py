@@ -23,14 +23,17 @@ layer must not import.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.analytics.catalog import Catalog, NoCatalog
 from chalicelib.config import Settings
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.fanout.dispatcher import register_partitions
 from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
@@ -50,7 +53,11 @@ def _utcnow() -> datetime:
 
 
 def reconcile(
-    store: ObjectStore, invoker: Invoker, settings: Settings, now: Clock = _utcnow
+    store: ObjectStore,
+    invoker: Invoker,
+    settings: Settings,
+    now: Clock = _utcnow,
+    catalog: Catalog | None = None,
 ) -> dict[str, int]:
     """One pass over the open runs; returns how many runs ended in each action."""
     actions: Counter[str] = Counter()
@@ -59,7 +66,7 @@ def reconcile(
         if run_id is None:
             continue
         try:
-            actions[reconcile_run(store, invoker, settings, run_id, now)] += 1
+            actions[reconcile_run(store, invoker, settings, run_id, now, catalog)] += 1
         except Exception:  # one bad run must not stop the others
             logger.exception("reconciling a run failed", extra={"run_id": run_id})
             actions["error"] += 1
@@ -69,7 +76,12 @@ def reconcile(
 
 
 def reconcile_run(
-    store: ObjectStore, invoker: Invoker, settings: Settings, run_id: str, now: Clock = _utcnow
+    store: ObjectStore,
+    invoker: Invoker,
+    settings: Settings,
+    run_id: str,
+    now: Clock = _utcnow,
+    catalog: Catalog | None = None,
 ) -> str:
     marker = layout.open_run(run_id)
     try:
@@ -77,11 +89,16 @@ def reconcile_run(
     except NotFound:
         store.delete(marker)
         return "orphan"
+    # A run whose partitions are not registered is invisible to Athena: register it again on
+    # every pass, and keep the run open (watched) until that succeeds.
+    registered = store.exists(layout.registered_marker(run_id)) or register_partitions(
+        store, catalog or NoCatalog(), run
+    )
     enforce_threshold(store, run_id)
     states, _ = shard_states(store, run)
     pending = states.ids("pending")
     if not pending:
-        return _close_run(store, run)
+        return _close_run(store, run) if registered else "unregistered"
     seen = _snapshot(store, marker)
     t = now()
     if seen is None or seen[0] != states.objects or invoker.in_flight(run_id):
@@ -165,7 +182,7 @@ def _close_shards(
         # One claim per (shard, latest attempt): concurrent passes close a shard once, and a
         # shard redriven by hand after being closed can be closed again.
         claim = layout.closed_claim(run.run_id, shard_id, states.latest_failure.get(shard_id, 0))
-        if not store.create(claim, b""):
+        if not store.create(claim, uuid.uuid4().hex.encode()):  # unique: see stores.create
             continue
         ref = ShardRef.from_payload(run_task_payload(run, shard_id))
         assert ref is not None  # built from the manifest just above

@@ -44,6 +44,10 @@ class ShardTask:
     def injected_failure(self) -> bool:
         return self.shard_id in self.request.fail_shards
 
+    @property
+    def injected_crash(self) -> bool:
+        return self.shard_id in self.request.crash_shards
+
 
 def task_payload(
     run_id: str, shard_id: int, bounds: tuple[int, int], dt: str, request_body: dict[str, Any]

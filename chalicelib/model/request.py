@@ -36,6 +36,9 @@ class SweepRequest:
     seed: int = DEFAULT_SEED
     label: str | None = None
     fail_shards: tuple[int, ...] = ()
+    # Fault injection (contract): workers of these shards raise an unhandled error on every
+    # attempt, so Lambda retries them and hands them to the failure recorder (OnFailure).
+    crash_shards: tuple[int, ...] = ()
     # Once final failures exceed this share of the shards, the run is cancelled (contract:
     # "Every run finishes"); TOLERATE_ALL never triggers.
     tolerated_failure_percentage: float = TOLERATE_ALL
@@ -64,6 +67,8 @@ class SweepRequest:
             body["label"] = self.label
         if self.fail_shards:
             body["fail_shards"] = list(self.fail_shards)
+        if self.crash_shards:
+            body["crash_shards"] = list(self.crash_shards)
         if self.tolerated_failure_percentage != TOLERATE_ALL:
             body["tolerated_failure_percentage"] = self.tolerated_failure_percentage
         return body
@@ -84,5 +89,6 @@ class SweepRequest:
             seed=body.get("seed", DEFAULT_SEED),
             label=body.get("label"),
             fail_shards=tuple(body.get("fail_shards", ())),
+            crash_shards=tuple(body.get("crash_shards", ())),
             tolerated_failure_percentage=body.get("tolerated_failure_percentage", TOLERATE_ALL),
         )

@@ -113,7 +113,8 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
         space = ParameterSpace(tuple(axes), tuple(axes.values()), block, replicates)
     total = space.size if space is not None else None
     shards = _check_shards(body, total, limits, problems)
-    _check_fail_shards(body, total, shards, limits, problems)
+    for field in FAULT_FIELDS:
+        _check_fault_shards(field, body, total, shards, limits, problems)
     if problems or sim is None or space is None or shards is None:
         count = len(problems)
         first = problems[0].message if problems else "invalid request"
@@ -129,6 +130,7 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
         seed=body.get("seed", DEFAULT_SEED),
         label=body.get("label"),
         fail_shards=tuple(sorted(body.get("fail_shards", []))),
+        crash_shards=tuple(sorted(body.get("crash_shards", []))),
         tolerated_failure_percentage=body.get("tolerated_failure_percentage", TOLERATE_ALL),
     )
 
@@ -514,18 +516,23 @@ def _check_shards(
     return shards
 
 
-def _check_fail_shards(
+# Fault injection: shard lists honoured only where the stage allows it (else 400).
+FAULT_FIELDS = ("fail_shards", "crash_shards")
+
+
+def _check_fault_shards(
+    field: str,
     body: dict[str, Any],
     total: int | None,
     shards: ShardSpec | None,
     limits: Limits | None,
     problems: list[Problem],
 ) -> None:
-    failing = body.get("fail_shards")
+    failing = body.get(field)
     if not isinstance(failing, list):
         return
     if limits is not None and not limits.allow_fault_injection:
-        problems.append(Problem("/fail_shards", "fault injection is not allowed on this stage"))
+        problems.append(Problem(f"/{field}", "fault injection is not allowed on this stage"))
         return
     if total is None or shards is None:
         return
@@ -533,7 +540,5 @@ def _check_fail_shards(
     for k, shard_id in enumerate(failing):
         if isinstance(shard_id, int) and not isinstance(shard_id, bool) and shard_id >= count:
             problems.append(
-                Problem(
-                    pointer("fail_shards", k), f"shard {shard_id} does not exist (0..{count - 1})"
-                )
+                Problem(pointer(field, k), f"shard {shard_id} does not exist (0..{count - 1})")
             )

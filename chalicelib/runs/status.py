@@ -10,13 +10,15 @@ from typing import Any
 
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
-from chalicelib.storage import manifests
+from chalicelib.storage import layout, manifests
 from chalicelib.storage.cancel_marker import cancel_reason
 from chalicelib.storage.shard_states import shard_states
 from chalicelib.storage.stores import ObjectStore
 
 
-def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
+def status(store: ObjectStore, run_id: str, catalog: bool = True) -> dict[str, Any]:
+    """The contract's status body. ``catalog``: whether the stage registers partitions at all
+    (without one, as on the local stage, every run is ``queryable``)."""
     run = manifests.load(store, run_id)
     states, dispatch = shard_states(store, run)
     by_state = {s: states.ids(s) for s in ("succeeded", "failed", "pending")}
@@ -45,4 +47,6 @@ def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
         "cancelled": reason is not None,
         "cancel_reason": reason,
         "auto_redrives": states.auto_redrives,
+        # Athena sees the run once its partitions are registered (the reconciler retries).
+        "queryable": not catalog or store.exists(layout.registered_marker(run_id)),
     }

@@ -8,9 +8,9 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Invoker
 from chalicelib.logs import logger
-from chalicelib.model import ids
-from chalicelib.model.errors import DispatchUnavailable
-from chalicelib.model.events import INITIAL, DispatchJob
+from chalicelib.model import events, ids
+from chalicelib.model.errors import DispatchUnavailable, PayloadTooLarge
+from chalicelib.model.events import INITIAL, DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import handoff
@@ -25,6 +25,7 @@ def submit(settings: Settings, store: ObjectStore, invoker: Invoker, body: Any) 
     request = validate_request(body, limits)
     now = datetime.now(UTC)
     run = Manifest.new(ids.new_run_id(now), now, settings.stage, request, limits)
+    _check_event_size(run)
     manifests.save(store, run)
     job = DispatchJob(run.run_id, INITIAL, 0, request.shard_count)
     error = handoff.to_dispatcher(settings, invoker, job)
@@ -46,3 +47,17 @@ def submit(settings: Settings, store: ObjectStore, invoker: Invoker, body: Any) 
         "total_points": request.total_points,
         "shard_count": request.shard_count,
     }
+
+
+def _check_event_size(run: Manifest) -> None:
+    """Every worker event carries the request; measure one as it will be sent, in bytes. The
+    body limit counts the body's own bytes, but ``json.dumps`` escapes non-ASCII (an emoji's 4
+    bytes become 12), so a body within it can still make events over Lambda's 1 MB: refuse it
+    now, before anything is stored, instead of failing every shard's dispatch later. The last
+    shard's event is the largest (its numbers are)."""
+    try:
+        events.encode(run_task_payload(run, run.request.shard_count - 1))
+    except ValueError as exc:
+        raise PayloadTooLarge(
+            f"{exc} once encoded (non-ASCII text is sent escaped); shorten the request"
+        ) from None

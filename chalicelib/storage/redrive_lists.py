@@ -9,6 +9,7 @@ This module is their one reader and writer.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ def _encode(shards: list[int], after_attempts: dict[int, int], reason: str | Non
     record: dict[str, object] = {
         "shards": shards,
         "after_attempts": {str(k): v for k, v in after_attempts.items()},
+        # Unique, so two concurrent redrives never both count one list as theirs: a create
+        # that finds bytes equal to its own counts as created (stores.py).
+        "claimed_by": uuid.uuid4().hex,
     }
     if reason is not None:
         record["reason"] = reason

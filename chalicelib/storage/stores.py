@@ -3,6 +3,11 @@
 Both give the same guarantees the worker relies on: ``create`` is an atomic create-if-absent
 (S3 ``If-None-Match: *``; a hard link locally), listings are complete (paginated), and every
 failure surfaces as ``StorageError`` after the store's own retries.
+
+``create`` answers "does the key now hold exactly my bytes?", not "did this very request make
+it": botocore retries a PutObject whose response was lost, and the retry gets 412 for the object
+its own first try wrote (aws-facts). So a 412 is followed by a read, and equal bytes count as
+created. Writers whose claim must be exclusive put something unique in it (a token).
 """
 
 from __future__ import annotations
@@ -37,7 +42,15 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def create(self, key: str, data: bytes) -> bool:
-        """Write only if absent; False when the key already exists."""
+        """Write only if absent. True when the key now holds ``data`` (written by this call or
+        by a retry of it); False when it holds other bytes."""
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        """After "already exists": is the stored object the one this create meant to write?"""
+        try:
+            return self.get(key) == data
+        except KeyError:  # deleted since (bookkeeping keys are): someone else's, and gone
+            return False
 
     @abstractmethod
     def get(self, key: str) -> bytes:
@@ -100,7 +113,7 @@ class LocalStore(ObjectStore):
             os.link(tmp, path)  # atomic, and fails if the name exists
             return True
         except FileExistsError:
-            return False
+            return self._holds(key, data)
         except OSError as exc:
             raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
         finally:
@@ -189,7 +202,7 @@ class S3Store(ObjectStore):
                 return True
             except _Answered as answer:
                 if answer.code == "PreconditionFailed":
-                    return False
+                    return self._holds(key, data)
             # A concurrent conditional write is in flight; its outcome decides ours.
             time.sleep(0.05 * (attempt + 1))
         raise StorageError(f"create {key}: ConditionalRequestConflict persisted")

@@ -56,7 +56,7 @@ server = ThreadingHTTPServer(("127.0.0.1", 0), InvokeStandIn)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{server.server_address[1]}"
 
-import boto3  # noqa: E402  (the runtime's boto3, after the path is set)
+import boto3  # noqa: E402  (the artifact's boto3, which comes before the runtime's on the path)
 
 boto3.setup_default_session()
 RECORDED = ("Bucket", "Key", "Prefix", "DatabaseName", "TableName")
@@ -71,6 +71,35 @@ def record(params: dict[str, Any], model: Any, **_: Any) -> None:
 
 
 boto3.DEFAULT_SESSION.events.register("provide-client-params", record)
+# Scenarios below hook into S3 writes; clients copy the session's handlers when they are built
+# (once per process), so the hook is registered now and pointed at a scenario later.
+put_hooks: list[Any] = []
+
+
+def on_put(params: dict[str, Any], **_: Any) -> None:
+    for hook in list(put_hooks):
+        hook(params)
+
+
+boto3.DEFAULT_SESSION.events.register("provide-client-params.s3.PutObject", on_put)
+glue_outages: list[str] = []  # run ids whose next partition registration Glue fails
+
+
+def glue_outage(params: dict[str, Any], **_: Any) -> Any:
+    """Answer a BatchCreatePartition for a run in ``glue_outages`` with a 500, once."""
+    body = params.get("body") or b""  # before-call sees the serialized request
+    body = body.encode() if isinstance(body, str) else body
+    for run_id in list(glue_outages):
+        if run_id.encode() in body:
+            glue_outages.remove(run_id)
+            from botocore.awsrequest import AWSResponse
+
+            error = {"Code": "InternalServiceException", "Message": "injected Glue outage"}
+            return AWSResponse("https://glue", 500, {}, None), {"Error": error}
+    return None
+
+
+boto3.DEFAULT_SESSION.events.register("before-call.glue.BatchCreatePartition", glue_outage)
 
 import app  # noqa: E402  (the artifact's app.py)
 
@@ -214,6 +243,7 @@ late = app.failure_recorder(crash_record(function, payload), Context("late"))
 assert late["status"] == "already_succeeded", late
 status, state = api("GET", "/sweeps/{run_id}", f"/sweeps/{run_id}")
 current[0] = ""  # the checks below are not the functions' calls
+BOTOCORE_DATA = os.path.join(os.path.dirname(str(sys.modules["botocore"].__file__)), "data")
 import numpy  # noqa: E402
 import pyarrow  # noqa: E402
 
@@ -266,11 +296,17 @@ def reconcile() -> dict[str, int]:
     return result
 
 
+LATE_SHARD = 2  # dropped like shard 1, but delivered while the reconciler closes the run
+held: dict[int, tuple[str, dict[str, Any]]] = {}
+
+
 def drain_dropping(lost_run: str) -> None:
-    """Run every queued event, except the lost run's shard 1 worker event: Lambda drops it."""
+    """Run every queued event, except the lost run's worker events for shards 1 and 2: Lambda
+    drops them (shard 2's is kept, to arrive late)."""
     while calls:
         function, payload = calls.pop(0)
-        if payload.get("run_id") == lost_run and payload.get("shard_id") == 1:
+        if payload.get("run_id") == lost_run and payload.get("shard_id") in (1, LATE_SHARD):
+            held[payload["shard_id"]] = (function, payload)
             continue
         current[0] = "dispatcher" if function.endswith("-dispatcher") else "worker"
         handler = app.dispatcher if current[0] == "dispatcher" else app.worker
@@ -283,11 +319,29 @@ status, second = api(
     "/sweeps",
     {
         "simulation": "monte_carlo_pi",
-        "parameters": {"samples": {"values": [1, 2]}},
-        "shards": {"count": 2},
+        "parameters": {"samples": {"values": [1, 2, 3]}},
+        "shards": {"count": 3},
     },
 )
 assert status == 202, second
+glue_outages.append(second["run_id"])  # its dispatcher's registration fails: the reconciler's
+
+
+def deliver_late(params: dict[str, Any]) -> None:
+    """Shard 2 succeeds "meanwhile": between the closing pass's listing and its has_success
+    check, just as the reconciler claims the shard. The pass must then leave it alone."""
+    closing = f"sweeps/runs/{second['run_id']}/closed/shard-{LATE_SHARD:06d}-"
+    claiming = params.get("Key", "").startswith(closing)
+    if current[0] == "reconciler" and claiming and LATE_SHARD in held:
+        function, payload = held.pop(LATE_SHARD)
+        current[0] = "worker"
+        try:
+            app.worker(payload, Context(function))
+        finally:
+            current[0] = "reconciler"
+
+
+put_hooks.append(deliver_late)
 drain_dropping(second["run_id"])
 passes = [reconcile()]
 time.sleep(1.2)
@@ -299,6 +353,42 @@ passes.append(reconcile())  # stalled again, no redrive left: LOST
 passes.append(reconcile())  # complete: out of the index
 current[0] = "api_handler"
 status, lost_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{second['run_id']}")
+
+# A dispatch leaf Lambda delivers twice: the second copy arrives after the run was cancelled and
+# after its shard succeeded, so it records CANCELLED only for shards without a success (it asks
+# has_success, a HEAD under outcomes/). Shards 1 and 2 of this run are still in flight (in the
+# leaf's range [0, hi): 1 shard per leaf under test_artifact, the whole run under make rehearse).
+status, third = api(
+    "POST",
+    "/sweeps",
+    "/sweeps",
+    {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [1, 2, 3]}},
+        "shards": {"count": 3},
+    },
+)
+assert status == 202, third
+first_leaf: tuple[str, dict[str, Any]] | None = None
+while calls:
+    function, payload = calls.pop(0)
+    if function.endswith("-dispatcher"):
+        if payload["dispatch"]["lo"] == 0:  # the root, then its first child, ...: the leaf last
+            first_leaf = (function, payload)
+        current[0] = "dispatcher"
+        app.dispatcher(payload, Context(function))
+    elif payload.get("shard_id") == 0:
+        current[0] = "worker"
+        app.worker(payload, Context(function))
+assert first_leaf is not None
+status, cancelled = api("POST", "/sweeps/{run_id}/cancel", f"/sweeps/{third['run_id']}/cancel", {})
+assert status == 202, cancelled
+current[0] = "dispatcher"
+redelivered = app.dispatcher(first_leaf[1], Context(first_leaf[0]))
+# The leaf hands out none of its shards; each gets CANCELLED except shard 0, which succeeded.
+assert redelivered["cancelled"] == first_leaf[1]["dispatch"]["hi"], redelivered
+status, cancelled_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{third['run_id']}")
+assert cancelled_state["shards"]["succeeded"] == 1, cancelled_state  # shard 0 left alone
 current[0] = ""
 print(
     json.dumps(
@@ -316,6 +406,10 @@ print(
             "pyarrow": pyarrow.__file__,
             "numpy": numpy.__file__,
             "boto3": boto3.__file__,
+            "botocore": sys.modules["botocore"].__file__,
+            "botocore_models": sorted(
+                entry.name for entry in os.scandir(BOTOCORE_DATA) if entry.is_dir()
+            ),
             "app": app.__file__,
         }
     )

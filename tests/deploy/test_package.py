@@ -125,3 +125,43 @@ def test_a_dependency_failure_fails_the_build(
     )
     with pytest.raises(tools.PackageError, match="Could not install dependencies"):
         package.package("dev", tmp_path / "out")
+
+
+def sam_transform(template: dict[str, Any]) -> dict[str, Any]:
+    """What CloudFormation's SAM transform makes of the packaged template (SAM's own library),
+    with the local code paths that ``aws cloudformation package`` would upload given S3 URIs."""
+    from samtranslator.translator.transform import transform
+
+    template = json.loads(json.dumps(template))
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str):
+                props[key] = "s3://artifacts/code.zip"
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    out: dict[str, Any] = transform(template, {}, NoManagedPolicies())
+    return out
+
+
+def test_the_stack_creates_exactly_one_throttled_stage(
+    packaged: tuple[str, dict[str, Any], Any],
+) -> None:
+    """SAM adds a stage named "Stage" unless OpenApiVersion is set (aws/chalice#1655): a second
+    stage would serve the API without the stage's throttling."""
+    _, template, _ = packaged
+    resources = sam_transform(template)["Resources"]
+    stages = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    # A Deployment with a StageName creates that stage too: SAM's "Stage" comes that way.
+    deployments = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Deployment"
+    ]
+    names = [s["StageName"] for s in stages] + [
+        d["StageName"] for d in deployments if "StageName" in d
+    ]
+    assert names == ["api"]
+    (settings,) = stages[0]["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == merge.THROTTLE_RATE

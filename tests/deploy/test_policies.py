@@ -120,3 +120,19 @@ def test_dev_policies_name_nothing_of_prod() -> None:
             render(policies.cfn_policy("dev", fn))
         )
         assert "prod" not in text
+
+
+@pytest.mark.parametrize(("kind", "stage", "fn", "policy"), every_policy())
+def test_every_reader_may_list_its_whole_bucket(
+    kind: str, stage: str, fn: str, policy: dict[str, Any]
+) -> None:
+    """A GET/HEAD of a missing key is 404 only for a caller with s3:ListBucket (else 403); a
+    prefix condition might not count (undocumented), so the grant has none: a reader's absent
+    cancel marker or success lock must read as absent, never as an error."""
+    reads = [s for s in policy["Statement"] if "s3:GetObject" in s["Action"]]
+    lists = [s for s in policy["Statement"] if "s3:ListBucket" in s["Action"]]
+    assert reads and lists
+    for statement in lists:
+        assert "Condition" not in statement
+        (bucket,) = statement["Resource"]
+        assert iam_match(bucket, f"arn:aws:s3:::{StageNames(stage).base}-{ACCOUNT}-{REGION}")

@@ -1,5 +1,7 @@
-"""Path B's post-deploy step against moto: it secures an API shaped like Chalice's and wires the
-worker's OnFailure destination, and a second run changes nothing."""
+"""Path B's post-deploy step against moto: on an API shaped like Chalice's (auth declared on the
+routes, so every method is AWS_IAM from ``chalice deploy`` on) it adds validation and wires the
+worker's OnFailure destination, a second run changes nothing, and a method without AWS_IAM
+fails it, named."""
 
 from __future__ import annotations
 
@@ -55,6 +57,9 @@ def lambda_zip() -> bytes:
     return buffer.getvalue()
 
 
+UNSECURED: list[tuple[str, str]] = []  # (path, method) created without auth, per test
+
+
 @pytest.fixture
 def aws() -> Iterator[tuple[Any, Any, str]]:
     with mock_aws():
@@ -90,7 +95,7 @@ def aws() -> Iterator[tuple[Any, Any, str]]:
                     restApiId=api,
                     resourceId=ids[path],
                     httpMethod=method,
-                    authorizationType="NONE",
+                    authorizationType="NONE" if (path, method) in UNSECURED else "AWS_IAM",
                 )
                 apigw.put_integration(
                     restApiId=api,
@@ -104,7 +109,7 @@ def aws() -> Iterator[tuple[Any, Any, str]]:
         yield lam, apigw, api
 
 
-def test_post_deploy_secures_the_api_and_wires_the_worker(aws: tuple[Any, Any, str]) -> None:
+def test_post_deploy_configures_the_api_and_wires_the_worker(aws: tuple[Any, Any, str]) -> None:
     lam, apigw, api = aws
     post_deploy.apply("dev", api, lam, apigw)
 
@@ -129,8 +134,8 @@ def test_post_deploy_secures_the_api_and_wires_the_worker(aws: tuple[Any, Any, s
     assert post["requestModels"] == {"application/json": merge.REQUEST_MODEL}
     models = {m["name"]: json.loads(m["schema"]) for m in apigw.get_models(restApiId=api)["items"]}
     request = models[merge.REQUEST_MODEL]
-    axis_ref = request["properties"]["parameters"]["patternProperties"]
-    assert next(iter(axis_ref.values()))["$ref"].endswith(f"/restapis/{api}/models/SweepAxis")
+    assert request.pop("$schema") == "http://json-schema.org/draft-04/schema#"
+    assert request == merge.request_models()[merge.REQUEST_MODEL]  # the coarse gateway check
     responses = {r["responseType"] for r in apigw.get_gateway_responses(restApiId=api)["items"]}
     assert set(merge.GATEWAY_ERRORS) <= responses
 
@@ -144,4 +149,49 @@ def test_post_deploy_is_idempotent(aws: tuple[Any, Any, str]) -> None:
     assert len(apigw.get_request_validators(restApiId=api)["items"]) == 1
     assert post_deploy.body_validator(apigw, api) == validator
     assert len(apigw.get_models(restApiId=api)["items"]) == len(models)
-    assert post_deploy.secure_methods(apigw, api, validator) == 0  # nothing left to change
+    assert post_deploy.validate_bodies(apigw, api, validator) == 0  # nothing left to change
+
+
+@pytest.fixture
+def one_open_method() -> Iterator[None]:
+    UNSECURED.append(("/simulations", "GET"))
+    yield
+    UNSECURED.clear()
+
+
+@pytest.mark.usefixtures("one_open_method")
+def test_a_method_without_iam_fails_post_deploy_naming_it(aws: tuple[Any, Any, str]) -> None:
+    lam, apigw, api = aws
+    with pytest.raises(post_deploy.UnsecuredMethods, match=r"without AWS_IAM: GET /simulations;"):
+        post_deploy.apply("dev", api, lam, apigw)
+    resources = apigw.get_resources(restApiId=api)["items"]
+    (simulations,) = [r for r in resources if r["path"] == "/simulations"]
+    method = apigw.get_method(restApiId=api, resourceId=simulations["id"], httpMethod="GET")
+    assert method["authorizationType"] == "NONE"  # only checked, never patched
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):  # nothing else applied
+        lam.get_function_event_invoke_config(FunctionName="sweeps-dev-worker")
+
+
+def test_the_workers_reserved_concurrency_follows_the_stage_setting(
+    aws: tuple[Any, Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deploy import stage_settings
+
+    lam, apigw, api = aws
+    post_deploy.apply("dev", api, lam, apigw)
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(
+        FunctionName="sweeps-dev-worker"
+    )  # unset by default
+    config = stage_settings.chalice_config()
+    config["stages"]["dev"]["environment_variables"]["SWEEP_WORKER_RESERVED_CONCURRENCY"] = "50"
+    monkeypatch.setattr(stage_settings, "chalice_config", lambda: config)
+    post_deploy.apply("dev", api, lam, apigw)
+    concurrency = lam.get_function_concurrency(FunctionName="sweeps-dev-worker")
+    assert concurrency["ReservedConcurrentExecutions"] == 50
+    template = merge.merge_template("dev")
+    assert template["Resources"]["Worker"]["Properties"]["ReservedConcurrentExecutions"] == 50
+    monkeypatch.undo()
+    assert (
+        "ReservedConcurrentExecutions"
+        not in merge.merge_template("dev")["Resources"]["Worker"]["Properties"]
+    )

@@ -123,3 +123,27 @@ def test_bad_requests_over_http_write_nothing(server: Server) -> None:
     assert invalid.json()["problems"][0]["path"] == "/shards/count"
     assert data_files(server.data) == before
     assert server.get("/sweeps/20261126T000000000Z-000000000000").status_code == 404
+
+
+def test_every_route_is_open_on_the_local_stage(server: Server) -> None:
+    """Every route declares IAM auth (app.py, for the deployed stages); chalice local lets such
+    routes through unsigned, so the local stage needs no credentials. A request without any
+    Authorization header reaches the app on each route (the app's own answers, never 401/403)."""
+    from app import app
+
+    expected = {
+        ("POST", "/sweeps"): 400,  # an empty body: the app's own problems list
+        ("GET", "/sweeps"): 200,
+        ("GET", "/sweeps/{run_id}"): 404,
+        ("POST", "/sweeps/{run_id}/redrive"): 404,
+        ("POST", "/sweeps/{run_id}/cancel"): 404,
+        ("GET", "/simulations"): 200,
+    }
+    served = {(m, path) for path, methods in app.routes.items() for m in methods}
+    assert served == set(expected)
+    for (method, path), status in expected.items():
+        url = server.base + path.replace("{run_id}", "no-such-run-0000")
+        answer = requests.request(method, url, json={} if method == "POST" else None, timeout=30)
+        assert "Authorization" not in answer.request.headers
+        assert answer.status_code == status, (method, path, answer.text)
+        assert "error" in answer.json() or status == 200

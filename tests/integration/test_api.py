@@ -445,3 +445,21 @@ def test_an_unhandled_error_answers_the_contracts_body(
         "problems": [],
     }
     jsonschema.validate(body_of(answer), ERROR_BODY_SCHEMA)
+
+
+def test_a_body_whose_events_would_exceed_1_mb_once_encoded_is_413(s3_store: S3Store) -> None:
+    """Within the body limit as sent (about 640 KB, ``80000e9`` style numbers), but each
+    worker event carries the canonical request (``80000000000000.0``), 1.3 MB: refused before
+    anything is stored, not a 202 whose every shard then fails to dispatch."""
+    h = Harness(s3_store, max_body_bytes=768 * 1024)
+    try:
+        spots = ",".join(f"{k}e9" for k in range(1, 80_001))
+        body = json.dumps(CONTRACT_EXAMPLE | {"parameters": {"spot": {"values": [0]}}})
+        body = body.replace('"values": [0]', f'"values": [{spots}]')
+        assert len(body.encode()) < 768 * 1024
+        response = h.post(body)
+        assert response.status_code == 413, body_of(response)
+        assert "once encoded" in body_of(response)["message"]
+        assert h.lambda_.accepted == [] and h.all_keys() == []
+    finally:
+        h.close()

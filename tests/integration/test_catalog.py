@@ -21,6 +21,12 @@ from chalicelib.analytics.catalog import (
     partition_dirs,
 )
 from chalicelib.config import Settings
+from chalicelib.fanout.dispatcher import Dispatcher, Policy
+from chalicelib.fanout.invoking import Invoker
+from chalicelib.fanout.reconcile import reconcile
+from chalicelib.model.events import DispatchJob
+from chalicelib.runs import status as run_status
+from chalicelib.runs.submit import submit
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
 from scripts.local_runs import run_sweep
@@ -193,3 +199,48 @@ def test_layout_and_partition_values_agree() -> None:
     key = layout.outcome(RUN_ID, "succeeded", DT, 7, 2)
     assert key.startswith(succeeded[1]) and succeeded[0] == [RUN_ID, "succeeded", DT]
     assert layout.outcome(RUN_ID, "failed", DT, 7, 2).startswith(failed[1])
+
+
+class Accepting(Invoker):
+    """Lambda's Invoke for this test: takes every event, runs none."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def invoke(self, function: str, payload: dict[str, Any]) -> None:
+        self.events.append((function, payload))
+
+
+def test_a_failed_registration_is_visible_and_the_reconciler_retries_it(
+    glue: Any, tmp_path: Path
+) -> None:
+    """Glue fails the dispatcher's registration (a table is missing): the run still goes out,
+    status says ``queryable: false``; the reconciler's next pass registers it."""
+    settings = Settings(local_root=tmp_path / "data")
+    store = LocalStore(settings.local_root)
+    invoker = Accepting()
+    catalog = GlueCatalog(DATABASE, LOCATION + "/", lambda: glue)
+    body = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [10, 20]}},
+        "shards": {"count": 2},
+    }
+    run_id = submit(settings, store, invoker, body)["run_id"]
+    ((_, job),) = invoker.events
+    saved = glue.get_table(DatabaseName=DATABASE, Name="results")["Table"]
+    glue.delete_table(DatabaseName=DATABASE, Name="results")
+    Dispatcher(store, invoker, Policy(), catalog).run(DispatchJob.from_payload(job))
+    assert len([e for e in invoker.events if e[0] == "worker"]) == 2  # dispatched regardless
+    assert run_status.status(store, run_id)["queryable"] is False
+    assert run_status.status(store, run_id, catalog=False)["queryable"] is True  # local stage
+
+    glue.create_table(
+        DatabaseName=DATABASE,
+        TableInput={
+            k: saved[k]
+            for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType", "Parameters")
+        },
+    )
+    assert reconcile(store, invoker, settings, catalog=catalog) == {"progressing": 1}
+    assert run_status.status(store, run_id)["queryable"] is True
+    assert len(partitions(glue, "results")) == 1

@@ -80,3 +80,28 @@ def test_a_worker_process_killed_mid_shard(tmp_path: Path, attempts: int) -> Non
     else:  # the killed pool's events are recorded as Lambda's destination would
         assert codes and all(c == ["RETRIES_EXHAUSTED"] for c in codes.values())
         assert status["failed_shards"] == sorted(codes)
+
+
+def test_crash_shards_crash_every_attempt_then_reach_the_recorder(tmp_path: Path) -> None:
+    """``crash_shards`` (contract): the worker raises unhandled on every attempt; the stage's
+    Lambda stand-in retries it (3 attempts) and then hands it to the failure recorder."""
+    from tests.support import failed_codes
+
+    settings = Settings(local_root=tmp_path / "data", local_processes=2, worker_max_attempts=3)
+    store = LocalStore(settings.local_root)
+    invoker = LocalInvoker(settings, store)
+    body = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [10, 20, 30, 40]}},
+        "shards": {"count": 4},
+        "crash_shards": [1],
+        "fail_shards": [2],
+    }
+    try:
+        run_id = submit(settings, store, invoker, body)["run_id"]
+        assert invoker.wait_idle(120)
+    finally:
+        invoker.close()
+    assert failed_codes(store, run_id) == {1: ["RETRIES_EXHAUSTED"], 2: ["INJECTED_FAILURE"]}
+    state = run_status.status(store, run_id)
+    assert state["complete"] and state["shards"] == {"succeeded": 2, "failed": 2, "pending": 0}

@@ -210,3 +210,39 @@ def test_a_run_with_events_queued_locally_is_not_stalled(harness: Harness) -> No
     reconcile(rt.store, busy, rt.settings, clock)
     clock.advance(STALL * 10)
     assert reconcile(rt.store, busy, rt.settings, clock) == {"progressing": 1}
+
+
+def test_a_closed_shard_is_final_until_an_explicit_redrive(harness: Harness) -> None:
+    """A delivery (or an OnFailure record) arriving after the reconciler closed its shard writes
+    nothing: the complete run's states and outcome files stay exactly as they were. Only an
+    explicit redrive reopens the shard, and then its new event runs."""
+    from tests.support import destination_record
+
+    clock = Clock()
+    run_id = body_of(harness.post(TEN))["run_id"]
+    harness.run_dispatchers()
+    events = harness.lambda_.take("worker")
+    late = [c for c in events if c.payload["shard_id"] == 3]
+    harness.run_workers([c for c in events if c.payload["shard_id"] != 3])
+    rpass(harness, clock)
+    for _ in range(3):  # two auto redrives, both dropped, then the close
+        clock.advance(STALL)
+        rpass(harness, clock)
+        harness.run_dispatchers()
+        harness.lambda_.take("worker")
+        rpass(harness, clock)
+    closed = status(harness, run_id)
+    assert closed["complete"] and failed_codes(harness.store, run_id) == {3: ["LOST"]}
+    keys = harness.all_keys()
+
+    harness.run_workers(late)  # Lambda delivers the original event after all
+    answer = harness.client.lambda_.invoke("failure_recorder", destination_record(late[0].payload))
+    assert answer.payload["status"] == "already_closed"
+    assert harness.all_keys() == keys  # nothing written
+    assert status(harness, run_id) == closed
+
+    assert harness.post({}, f"/sweeps/{run_id}/redrive").status_code == 202
+    harness.run_dispatchers()
+    harness.run_workers()
+    final = status(harness, run_id)
+    assert final["complete"] and final["shards"]["succeeded"] == 10

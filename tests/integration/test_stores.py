@@ -66,3 +66,65 @@ def test_local_store_hides_temporary_files(local_store: LocalStore) -> None:
     local_store.put("runs/r/a", b"1")
     (local_store.root / "runs/r/.tmp-abc").write_bytes(b"partial")
     assert keys(local_store, "runs/") == ["runs/r/a"]
+
+
+# -- a conditional create whose first response was lost --------------------------------------
+
+
+def lose_first_response(client: Any, operation: str) -> list[int]:
+    """The first ``operation`` reaches S3 (moto stores the object) but its answer is lost:
+    botocore retries it, as it does after a dropped connection. Returns the attempts seen."""
+    seen: list[int] = []
+
+    def needs_retry(attempts: int, **_: Any) -> int | None:
+        seen.append(attempts)
+        return 0 if len(seen) == 1 else None  # retry at once, the first time only
+
+    client.meta.events.register_first(f"needs-retry.s3.{operation}", needs_retry)
+    return seen
+
+
+def test_a_retried_create_that_finds_its_own_object_created_it(s3_store: S3Store) -> None:
+    seen = lose_first_response(s3_store.client, "PutObject")
+    assert s3_store.create("runs/x/manifest.json", b"mine") is True
+    assert seen == [1, 2]  # really retried, and the retry got 412 for the first try's object
+    assert s3_store.get("runs/x/manifest.json") == b"mine"
+
+
+def test_a_retried_create_that_finds_another_object_lost(s3_store: S3Store) -> None:
+    assert s3_store.create("runs/x/claim", b"theirs") is True
+    lose_first_response(s3_store.client, "PutObject")
+    assert s3_store.create("runs/x/claim", b"mine") is False
+
+
+def test_a_stored_manifest_is_a_run_even_if_its_response_was_lost(s3_store: S3Store) -> None:
+    from datetime import UTC, datetime
+
+    from chalicelib.model.manifest import Manifest
+    from chalicelib.model.request import Limits
+    from chalicelib.model.validation import validate_request
+    from chalicelib.storage import manifests
+    from tests.support import CONTRACT_EXAMPLE
+
+    request = validate_request(CONTRACT_EXAMPLE, None)
+    limits = Limits(max_points=10**6, max_shards=100, allow_fault_injection=False)
+    manifest = Manifest.new("lost-response-run", datetime.now(UTC), "dev", request, limits)
+    lose_first_response(s3_store.client, "PutObject")
+    manifests.save(s3_store, manifest)  # was: "already has a manifest" -> a 500
+    assert manifests.load(s3_store, manifest.run_id).run_id == manifest.run_id
+
+
+def test_a_failure_whose_response_was_lost_is_recorded_once(s3_store: S3Store) -> None:
+    from datetime import UTC, datetime
+
+    from chalicelib.execution.failure_codes import FailureCode
+    from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+
+    ref = ShardRef("run-lost-response", 3, "2026-12-01", 0, 10, "monte_carlo_pi")
+    writer = OutcomeWriter(s3_store)
+    lose_first_response(s3_store.client, "PutObject")
+    t = datetime.now(UTC)
+    attempt = writer.record_failure(ref, FailureCode.INJECTED_FAILURE, "boom", Timing(t, t), "r")
+    assert attempt == 1
+    failed = [o.key for o in s3_store.list("outcomes/") if "status=failed" in o.key]
+    assert len(failed) == 1, failed  # was: a second, duplicate attempt

@@ -351,3 +351,23 @@ def test_problems_are_capped_with_a_count_of_the_rest(contract_example: dict[str
     assert len(problems) == 101
     assert problems[-1] == Problem("/", "50 more problems are not listed")
     assert "(and 149 more problems)" in caught.value.message
+
+
+@pytest.mark.parametrize("field", ["fail_shards", "crash_shards"])
+def test_fault_injection_fields_need_a_stage_that_allows_them(field: str) -> None:
+    from chalicelib.model.validation import validate_request
+
+    body = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [10, 20]}},
+        "shards": {"count": 2},
+        field: [1],
+    }
+    allowed = validate_request(body, Limits(100, 10, allow_fault_injection=True))
+    assert getattr(allowed, field) == (1,)
+    with pytest.raises(InvalidRequest) as refused:
+        validate_request(body, Limits(100, 10, allow_fault_injection=False))
+    assert [p.path for p in refused.value.problems] == [f"/{field}"]
+    with pytest.raises(InvalidRequest) as missing:
+        validate_request(body | {field: [5]}, Limits(100, 10, allow_fault_injection=True))
+    assert [p.path for p in missing.value.problems] == [f"/{field}/0"]
