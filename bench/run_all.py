@@ -68,9 +68,12 @@ def _end_to_end(r: Report) -> list[str]:
         f"{r['points']:,} option_pricing points, {r['shards']} shards, {r['processes']} "
         f"processes, {len(r['all_s']['bare'])} round(s), metrics identical",
         f"bare multiprocessing.Pool: {m['bare']:.2f} s median",
+        f"hand-written pool, v1 stream: {m['bare_v1']:.2f} s median",
         f"local stage, POST to complete: {m['local']:.2f} s median",
         f"**local / bare: {r['local_over_bare']:.2f}x** (median of rounds; per round "
         f"{r['per_round']['local_over_bare']})",
+        f"**local / v1 pool: {r['local_over_bare_v1']:.2f}x** (per round "
+        f"{r['per_round']['local_over_bare_v1']})",
     ]
     if "lithops" in m:
         out.append(f"Lithops localhost: {m['lithops']:.2f} s median")
@@ -83,6 +86,12 @@ def _end_to_end(r: Report) -> list[str]:
         + "; ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)}" for k, v in r["all_s"].items())
     )
     return out
+
+
+def _streams(r: Report) -> list[str]:
+    return [f"{x['case']}: {x['us_per_point']} us/point CPU" for x in r["results"]] + [
+        f"fast path bit-identical to point_rng: {r['identical']} (numpy {r['numpy']})"
+    ]
 
 
 def _package_sizes(r: Report) -> list[str]:
@@ -102,6 +111,7 @@ BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "end_to_end": (["--rounds", "3"], _end_to_end),
     "partition_and_decode": ([], _partition_and_decode),
     "worker_throughput": ([], _worker_throughput),
+    "streams": ([], _streams),
     "dispatch": ([], _dispatch),
     "imports": ([], _imports),
     "queries": ([], _queries),

@@ -164,9 +164,8 @@ def _evaluate(
             failure_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
         )
     sim = REGISTRY[shard.request.simulation]
-    seed = shard.request.seed
     space = shard.request.space
-    evaluate = sim.evaluate
+    evaluate = sim.evaluator(shard.request.seed)  # one re-keyed generator (stream v2)
     metrics: list[float] = []
     keep = metrics.extend
     for index, point in space.iter_points(shard.start, shard.end):
@@ -182,7 +181,7 @@ def _evaluate(
                 f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
             )
         try:
-            keep(evaluate(point, seed, index).values())
+            keep(evaluate(point).values())
         except Exception as exc:  # any error in simulation code fails this shard, never the run
             raise ShardFailure(
                 failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"

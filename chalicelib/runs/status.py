@@ -34,6 +34,8 @@ def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
         "run_id": run.run_id,
         "label": request.label,
         "simulation": request.simulation,
+        "simulation_version": run.simulation_version,
+        "request": run.request_body,
         "created_at": run.created_at_text,
         "total_points": request.total_points,
         "shard_count": request.shard_count,

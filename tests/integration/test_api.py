@@ -147,6 +147,9 @@ def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
     assert status["complete"] is True
     assert status["failed_shards"] == [7, 31]
     assert status["points_succeeded"] == 96
+    assert status["simulation_version"] == "1"
+    assert status["request"] == by_shard[0]["request"]  # the normalized request, as sent on
+    assert status["request"]["fail_shards"] == [7, 31]
 
 
 def test_events_delivered_twice_change_nothing(harness: Harness) -> None:
@@ -496,6 +499,7 @@ def test_simulations_come_from_the_registry(harness: Harness) -> None:
     params = {p["name"]: p for p in sims["option_pricing"]["parameters"]}
     assert params["volatility"]["default"] == 0.2 and params["paths"]["type"] == "int"
     assert sims["option_pricing"]["metrics"] == ["price", "stderr", "analytic", "abs_error"]
+    assert sims["option_pricing"]["version"] == "1" and sims["monte_carlo_pi"]["version"] == "1"
 
 
 def test_the_failure_recorder_function_closes_a_crashed_shard(harness: Harness) -> None:

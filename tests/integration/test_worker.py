@@ -247,7 +247,7 @@ def test_success_writes_one_outcome_and_one_results_file_at_the_contract_keys(
         metrics = dict(r["metrics"])
         assert list(metrics) == ["price", "stderr", "analytic", "abs_error"]
         point["volatility"] = float(params["volatility"])
-        assert metrics == sim.evaluate(point, 7, r["point_index"])
+        assert metrics == sim.evaluate(point, 7)
         assert metrics["abs_error"] == abs(metrics["price"] - metrics["analytic"])
         assert metrics["stderr"] > 0
 
