@@ -54,15 +54,18 @@ GRANTS: dict[str, Grant] = {
         invoke=("dispatcher",),
     ),
     "dispatcher": Grant(
-        read=("runs",),
+        # reuse/ and results/: a reusing run's plan reads its family's index, and lists which
+        # source shards still have results (chalicelib/execution/reuse.py).
+        read=("runs", "reuse"),
         write=("runs", "outcomes"),
-        list=("runs", "outcomes"),
+        list=("runs", "outcomes", "reuse", "results"),
         invoke=("dispatcher", "worker"),
         register_partitions=True,
     ),
     "worker": Grant(
         read=("runs", "outcomes"),
-        write=("runs", "outcomes", "results"),
+        # reuse/: the index of the points a succeeded shard evaluated.
+        write=("runs", "outcomes", "results", "reuse"),
         # runs/: the cancel marker's HEAD must answer 404 (not 403) when absent, and the
         # failure-threshold check lists the run's retry markers, redrives and dispatch records.
         list=("runs", "outcomes"),

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from chalicelib.execution import failure_codes
+from chalicelib.execution import failure_codes, reuse
 from chalicelib.execution.failure_codes import ErrorCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
@@ -26,7 +26,7 @@ from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.declarations import Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import progress
-from chalicelib.storage.stores import ObjectStore, StorageError
+from chalicelib.storage.stores import CountingStore, ObjectStore, StorageError
 from chalicelib.storage.tables import ResultColumns, results_parquet
 
 
@@ -105,6 +105,7 @@ def _run(
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
     request_id = getattr(context, "aws_request_id", "") or ""
+    store = CountingStore(store)  # the outcome's s3_requests (the run's cost)
     writer = OutcomeWriter(store)
     try:
         if writer.has_success(ref):
@@ -117,12 +118,22 @@ def _run(
         try:
             shard = events.parse_task(payload)
             cancelled = CancelPoll(lambda: progress.is_cancelled(store, ref.run_id), cancel_poll_s)
-            rows = _evaluate(shard, _deadline(context, margin_ms), cancelled)
+            copied = (
+                reuse.load_plan(store, ref.run_id, ref.shard_id) if shard.request.reuse else None
+            )
+            keys: list[bytes] = []
+            rows = _evaluate(shard, _deadline(context, margin_ms), cancelled, copied, keys)
         except events.InvalidTask as exc:
             raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
         data = results_parquet(ref.shard_id, rows)
-        attempt = writer.record_success(ref, data, len(rows), Timing.since(started), request_id)
+        reused = len(copied) if copied is not None else 0
+        _write_index(store, shard, rows, copied, keys)
+        attempt = writer.record_success(
+            ref, data, len(rows), Timing.since(started), request_id, points_reused=reused
+        )
         summary = {"status": "succeeded", "attempt": attempt, "points": len(rows)}
+        if reused:
+            summary["points_reused"] = reused
     except ShardFailure as failure:
         timing = Timing.since(started)
         attempt = writer.record_failure(ref, failure.error, failure.message, timing, request_id)
@@ -153,9 +164,15 @@ def _check_threshold(store: ObjectStore, run_id: str) -> None:
 
 
 def _evaluate(
-    shard: events.ShardTask, out_of_time: Callable[[], bool], cancelled: Callable[[], bool]
+    shard: events.ShardTask,
+    out_of_time: Callable[[], bool],
+    cancelled: Callable[[], bool],
+    copied: reuse.ShardPlan | None = None,
+    keys: list[bytes] | None = None,
 ) -> ResultColumns:
-    """Evaluate the shard's points; the loop keeps only the metrics of each point.
+    """Evaluate the shard's points; the loop keeps only the metrics of each point. A point in
+    ``copied`` (reuse) takes the stored metrics and the simulation is not called for it; each
+    evaluated point's stream key is appended to ``keys`` (the reuse index).
 
     A point's parameters follow from its index, so their strings are made afterwards for the
     whole shard at once (``param_strings``), not point by point."""
@@ -165,7 +182,8 @@ def _evaluate(
         )
     sim = REGISTRY[shard.request.simulation]
     space = shard.request.space
-    evaluate = sim.evaluator(shard.request.seed)  # one re-keyed generator (stream v2)
+    evaluate = sim.evaluator(shard.request.seed, keys)  # one re-keyed generator (stream v2)
+    reused = copied.points if copied is not None else {}
     metrics: list[float] = []
     keep = metrics.extend
     for index, point in space.iter_points(shard.start, shard.end):
@@ -180,6 +198,9 @@ def _evaluate(
                 failure_codes.CANCELLED,
                 f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
             )
+        if reused and index in reused:
+            keep(reused[index][1])
+            continue
         try:
             keep(evaluate(point).values())
         except Exception as exc:  # any error in simulation code fails this shard, never the run
@@ -187,7 +208,33 @@ def _evaluate(
                 failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
             ) from None
     params = param_strings(space, shard.start, shard.end)
-    return ResultColumns(space.names, sim.metrics, range(shard.start, shard.end), params, metrics)
+    sources = reuse.source_column(copied, shard.start, shard.end) if copied else None
+    indices = range(shard.start, shard.end)
+    return ResultColumns(space.names, sim.metrics, indices, params, metrics, sources)
+
+
+def _write_index(
+    store: ObjectStore,
+    shard: events.ShardTask,
+    rows: ResultColumns,
+    copied: reuse.ShardPlan | None,
+    keys: list[bytes],
+) -> None:
+    """Index the points this shard evaluated, so later runs can reuse them. Best effort: a
+    missing index entry only means a later run evaluates those points again."""
+    sim = REGISTRY[shard.request.simulation]
+    indices = np.arange(shard.start, shard.end, dtype=np.int64)
+    metrics = np.asarray(rows.metrics, dtype=np.float64).reshape(len(indices), len(sim.metrics))
+    if copied:
+        evaluated = ~np.isin(indices, np.fromiter(copied.points, np.int64, len(copied)))
+        indices, metrics = indices[evaluated], metrics[evaluated]
+    if not keys:
+        return
+    fam = reuse.family(sim.name, sim.version, shard.request.seed)
+    try:
+        reuse.write_index(store, fam, shard.run_id, shard.shard_id, keys, indices, metrics)
+    except StorageError:
+        logger.warning("reuse index not written; later runs will evaluate these points")
 
 
 def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:

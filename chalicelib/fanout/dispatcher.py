@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib.analytics.catalog import Catalog
 from chalicelib.config import Settings
-from chalicelib.execution import failure_codes
+from chalicelib.execution import failure_codes, reuse
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
@@ -83,6 +83,8 @@ class Dispatcher:
         ids = self._job_ids(manifest, job)
         if job.lo == 0 and job.hi == len(ids):
             self._register(manifest)
+            if manifest.request.reuse:
+                self._plan_reuse(manifest)
         if job.hi - job.lo > self.policy.leaf_shards:
             return self._split(job)
         return self._leaf(manifest, job, ids[job.lo : job.hi])
@@ -100,6 +102,14 @@ class Dispatcher:
             logger.exception(
                 "registering the run's partitions failed", extra={"run_id": manifest.run_id}
             )
+
+    def _plan_reuse(self, manifest: Manifest) -> None:
+        """Before any worker of a reusing run is invoked: which points each shard copies
+        (``execution.reuse``). If planning fails the run still goes out, evaluating all."""
+        try:
+            reuse.plan(self.store, manifest)
+        except Exception:
+            logger.exception("reuse planning failed", extra={"run_id": manifest.run_id})
 
     def _split(self, job: DispatchJob) -> dict[str, Any]:
         inline = []

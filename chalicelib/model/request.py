@@ -34,6 +34,9 @@ class SweepRequest:
     # Once final failures exceed this share of the shards, the run is cancelled (contract:
     # "Every run finishes"); 100 never triggers.
     tolerated_failure_percentage: float = 100
+    # Take points earlier runs of this stage computed (same simulation, version, seed and
+    # effective parameters) instead of evaluating them (contract: "Reuse").
+    reuse: bool = False
 
     @property
     def total_points(self) -> int:
@@ -57,6 +60,8 @@ class SweepRequest:
             body["fail_shards"] = list(self.fail_shards)
         if self.tolerated_failure_percentage != 100:
             body["tolerated_failure_percentage"] = self.tolerated_failure_percentage
+        if self.reuse:
+            body["reuse"] = True
         return body
 
     @classmethod
@@ -70,4 +75,5 @@ class SweepRequest:
             label=body.get("label"),
             fail_shards=tuple(body.get("fail_shards", ())),
             tolerated_failure_percentage=body.get("tolerated_failure_percentage", 100),
+            reuse=body.get("reuse", False),
         )

@@ -104,6 +104,7 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
         label=body.get("label"),
         fail_shards=tuple(sorted(body.get("fail_shards", []))),
         tolerated_failure_percentage=body.get("tolerated_failure_percentage", 100),
+        reuse=body.get("reuse", False),
     )
 
 

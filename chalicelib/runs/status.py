@@ -11,7 +11,13 @@ from typing import Any
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.storage import manifests
-from chalicelib.storage.progress import ShardStates, cancel_reason, dispatch_counts, shard_states
+from chalicelib.storage.progress import (
+    ShardStates,
+    cancel_reason,
+    dispatch_counts,
+    reuse_counts,
+    shard_states,
+)
 from chalicelib.storage.stores import ObjectStore
 
 __all__ = ["ShardStates", "dispatch_counts", "shard_states", "status"]
@@ -28,6 +34,8 @@ def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
             shard_bounds(request.total_points, request.shards, k) for k in by_state["succeeded"]
         )
     )
+    copied = reuse_counts(store, run_id) if request.reuse else {}
+    reused = sum(copied.get(k, 0) for k in by_state["succeeded"])
     reason = cancel_reason(store, run_id)
     initial = dispatch.get(INITIAL, {"dispatched": 0, "failed": 0})
     return {
@@ -44,6 +52,8 @@ def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
         "complete": not by_state["pending"],
         "failed_shards": by_state["failed"],
         "points_succeeded": points,
+        "points_reused": reused,
+        "points_evaluated": points - reused,
         "redrives": {job: counts for job, counts in sorted(dispatch.items()) if job != INITIAL},
         "cancelled": reason is not None,
         "cancel_reason": reason,

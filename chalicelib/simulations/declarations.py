@@ -139,20 +139,21 @@ class Simulation:
         rng = point_rng(self.name, self.version, seed, params, replicate)
         return self._metrics(self.fn(params, rng))
 
-    def evaluator(self, seed: int) -> Callable[..., Metrics]:
+    def evaluator(self, seed: int, keys: list[bytes] | None = None) -> Callable[..., Metrics]:
         """``evaluate`` for many points of one seed, through one re-keyed generator
-        (``PointStreams``): ``evaluator(seed)(point, replicate=0)``."""
+        (``PointStreams``): ``evaluator(seed)(point, replicate=0)``. With ``keys``, each
+        evaluated point's stream key (its identity for reuse) is appended to it."""
         point_streams = PointStreams(self, seed)
-        rng, effective, fn, metrics = (
-            point_streams.rng,
-            self.effective_params,
-            self.fn,
-            self._metrics,
-        )
+        key_of, rng_at = point_streams.key, point_streams.rng_at
+        effective, fn, metrics = self.effective_params, self.fn, self._metrics
+        record = keys.append if keys is not None else None
 
         def evaluate(point: Mapping[str, Value], replicate: int = 0) -> Metrics:
             params = effective(point)
-            return metrics(fn(params, rng(params, replicate)))
+            key = key_of(params, replicate)
+            if record is not None:
+                record(key)
+            return metrics(fn(params, rng_at(key)))
 
         return evaluate
 
@@ -260,3 +261,7 @@ class PointStreams:
 
     def rng(self, params: Mapping[str, Value], replicate: int = 0) -> np.random.Generator:
         return self._rekeyed.rng(self.key(params, replicate))
+
+    def rng_at(self, key: bytes) -> np.random.Generator:
+        """The generator at the start of the stream whose ``key`` was just computed."""
+        return self._rekeyed.rng(key)

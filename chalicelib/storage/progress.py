@@ -111,6 +111,16 @@ def _dispatch_counts(store: ObjectStore, run_id: str) -> tuple[dict[str, dict[st
     return counts, seen
 
 
+def reuse_counts(store: ObjectStore, run_id: str) -> dict[int, int]:
+    """How many points each shard of a reusing run copies, from its plan (one GET of a small
+    JSON); empty while the plan is not written, or when planning failed."""
+    try:
+        summary = json.loads(store.get(layout.reuse_plan(run_id)))
+    except KeyError:
+        return {}
+    return {int(shard): count for shard, count in summary["shards"].items()}
+
+
 def cancel_reason(store: ObjectStore, run_id: str) -> str | None:
     """Why the run was cancelled, or None if it was not: one GET of the cancel marker."""
     try:

@@ -34,6 +34,8 @@ OUTCOMES = pa.schema(
         pa.field("error_message", pa.string()),
         pa.field("retryable", pa.bool_()),
         pa.field("request_id", pa.string()),
+        pa.field("points_reused", pa.int64()),
+        pa.field("s3_requests", pa.int64()),
     ]
 )
 
@@ -43,6 +45,27 @@ RESULTS = pa.schema(
         pa.field("point_index", pa.int64(), nullable=False),
         pa.field("params", pa.map_(pa.string(), pa.string())),
         pa.field("metrics", pa.map_(pa.string(), pa.float64())),
+        pa.field("source_run_id", pa.string()),
+    ]
+)
+
+# The reuse index (chalicelib/execution/reuse.py): one file per succeeded shard, the points it
+# evaluated, each by its stream key (the 16-byte digest that identifies the point) with its
+# metrics in the simulation's declared order.
+REUSE_INDEX = pa.schema(
+    [
+        pa.field("key", pa.binary(16), nullable=False),
+        pa.field("point_index", pa.int64(), nullable=False),
+        pa.field("metrics", pa.list_(pa.float64()), nullable=False),
+    ]
+)
+
+# A reusing run's plan for one shard: the points it copies instead of evaluating.
+REUSE_PLAN = pa.schema(
+    [
+        pa.field("point_index", pa.int64(), nullable=False),
+        pa.field("source_run_id", pa.string(), nullable=False),
+        pa.field("metrics", pa.list_(pa.float64()), nullable=False),
     ]
 )
 
@@ -83,6 +106,9 @@ class ResultColumns:
     indices: Sequence[int] = field(default_factory=list)
     params: list[str] | pa.Array = field(default_factory=list)
     metrics: list[float] = field(default_factory=list)
+    # Where each row came from: a run id for a point copied from an earlier run (reuse), null
+    # for a point evaluated here; None when every row was evaluated here.
+    source_run_ids: pa.Array | None = None
 
     def add(self, index: int, params: Iterable[str], metrics: Iterable[float]) -> None:
         """One point: its parameter strings and metric values, in the names' order."""
@@ -117,6 +143,11 @@ def results_parquet(shard_id: int, columns: ResultColumns) -> bytes:
             "point_index": pa.array(_int64(columns.indices)),
             "params": _map(columns.param_names, columns.params, rows, pa.string()),
             "metrics": _map(columns.metric_names, columns.metrics, rows, pa.float64()),
+            "source_run_id": (
+                columns.source_run_ids
+                if columns.source_run_ids is not None
+                else pa.nulls(rows, pa.string())
+            ),
         },
         schema=RESULTS,
     )

@@ -285,6 +285,7 @@ status, second = api(
         "simulation": "monte_carlo_pi",
         "parameters": {"samples": {"values": [1, 2]}},
         "shards": {"count": 2},
+        "reuse": True,  # its plan reads the first run's reuse index (the dispatcher's grants)
     },
 )
 assert status == 202, second

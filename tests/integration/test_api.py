@@ -152,6 +152,25 @@ def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
     assert status["request"]["fail_shards"] == [7, 31]
 
 
+def test_a_reusing_run_through_the_dispatcher_tree(harness: Harness) -> None:
+    """The root dispatcher plans before any worker runs (on moto S3), status counts it."""
+    first = body_of(harness.post(FIFTY))["run_id"]
+    harness.run_dispatchers()
+    harness.run_workers()
+    wider = {k: v for k, v in FIFTY.items() if k != "fail_shards"}
+    wider["parameters"] = {"samples": {"range": {"start": 100, "stop": 20100, "step": 100}}}
+    run_id = body_of(harness.post(wider | {"reuse": True, "shards": {"count": 40}}))["run_id"]
+    assert body_of(harness.get(f"/sweeps/{run_id}"))["points_reused"] == 0  # not planned yet
+    harness.run_dispatchers()
+    harness.run_workers()
+    status = body_of(harness.get(f"/sweeps/{run_id}"))
+    # FIFTY's 96 succeeded points are copied; its failed shards' 4 and the 100 new evaluated.
+    assert status["request"]["reuse"] is True
+    assert status["points_reused"] == 96
+    assert status["points_evaluated"] == status["points_succeeded"] - 96
+    assert first != run_id
+
+
 def test_events_delivered_twice_change_nothing(harness: Harness) -> None:
     run_id = body_of(harness.post(FIFTY))["run_id"]
     harness.run_dispatchers()

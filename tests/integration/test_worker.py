@@ -299,12 +299,15 @@ OUTCOME_TYPES = {
     "error_message": "VARCHAR",
     "retryable": "BOOLEAN",
     "request_id": "VARCHAR",
+    "points_reused": "BIGINT",
+    "s3_requests": "BIGINT",
 }
 RESULT_TYPES = {
     "shard_id": "INTEGER",
     "point_index": "BIGINT",
     "params": "MAP(VARCHAR, VARCHAR)",
     "metrics": "MAP(VARCHAR, DOUBLE)",
+    "source_run_id": "VARCHAR",
 }
 
 
