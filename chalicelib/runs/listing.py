@@ -15,7 +15,9 @@ from typing import Any
 
 from chalicelib.model import ids
 from chalicelib.model.errors import InvalidRequest, Problem
-from chalicelib.storage import layout, progress
+from chalicelib.storage import layout
+from chalicelib.storage.cancel_marker import is_cancelled
+from chalicelib.storage.shard_states import shard_states_of
 from chalicelib.storage.stores import ObjectStore
 
 DEFAULT_LIMIT = 20
@@ -58,7 +60,7 @@ def _limit(raw: str | None) -> int:
 def _summary(store: ObjectStore, entry: layout.RunIndexEntry) -> dict[str, Any]:
     complete = True
     if store.exists(layout.open_run(entry.run_id)):
-        states, _ = progress.shard_states_of(store, entry.run_id, entry.shard_count)
+        states, _ = shard_states_of(store, entry.run_id, entry.shard_count)
         complete = not states.ids("pending")
     return {
         "run_id": entry.run_id,
@@ -67,7 +69,7 @@ def _summary(store: ObjectStore, entry: layout.RunIndexEntry) -> dict[str, Any]:
         "created_at": created_at(entry.run_id),
         "shard_count": entry.shard_count,
         "complete": complete,
-        "cancelled": progress.is_cancelled(store, entry.run_id),
+        "cancelled": is_cancelled(store, entry.run_id),
     }
 
 

@@ -11,16 +11,10 @@ from typing import Any
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.storage import manifests
-from chalicelib.storage.progress import (
-    ShardStates,
-    cancel_reason,
-    dispatch_counts,
-    reuse_counts,
-    shard_states,
-)
+from chalicelib.storage.cancel_marker import cancel_reason
+from chalicelib.storage.reuse_plans import reuse_counts
+from chalicelib.storage.shard_states import shard_states
 from chalicelib.storage.stores import ObjectStore
-
-__all__ = ["ShardStates", "dispatch_counts", "shard_states", "status"]
 
 
 def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
