@@ -25,6 +25,7 @@ generate: setup
 	$(PY) -m deploy.infra --write
 	$(PY) -m deploy.policies --write
 	$(PY) -m deploy.settings_doc --write
+	$(PY) -m deploy.function_sizes --write
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -33,6 +34,7 @@ lint: setup
 	$(PY) -m deploy.infra --check
 	$(PY) -m deploy.policies --check
 	$(PY) -m deploy.settings_doc --check
+	$(PY) -m deploy.function_sizes --check
 	$(VENV)/bin/cfn-lint infra/*.yaml
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/vulture

@@ -74,7 +74,9 @@ GRANTS: dict[str, Grant] = {
     ),
     "failure_recorder": Grant(
         read=("runs", "outcomes"),
-        write=("outcomes",),  # its failures are final: no retry marker under runs/
+        # Its failures are final: no retry marker under runs/; runs/<id>/usage/ (not a listed
+        # folder: each run's) holds the crashed attempts' usage records.
+        write=("outcomes", "runs/*/usage"),
         # runs/<id>/retrying/: whether a shard's last failure was final (call-vs-policy test).
         list=("runs", "outcomes"),
     ),

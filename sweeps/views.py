@@ -42,7 +42,12 @@ def view_name(simulation: str) -> str:
 
 def columns(sim: Simulation) -> dict[str, str]:
     """Column → Athena type, in view order: keys, parameters, metrics."""
-    out = {"run_id": "VARCHAR", "point_index": "BIGINT", "shard_id": "INTEGER"}
+    out = {
+        "run_id": "VARCHAR",
+        "point_index": "BIGINT",
+        "shard_id": "INTEGER",
+        "source_run_id": "VARCHAR",
+    }
     named = [(p.name, SQL_TYPES[p.kind]) for p in sim.parameters]
     named += [(m, "DOUBLE") for m in sim.metrics]
     for name, kind in named:
@@ -75,7 +80,7 @@ def _parameter(p: Parameter) -> str:
 def view_sql(sim: Simulation) -> str:
     """``CREATE OR REPLACE VIEW results_<simulation>`` in Athena SQL."""
     columns(sim)  # names checked
-    select = ["r.run_id", "r.point_index", "r.shard_id"]
+    select = ["r.run_id", "r.point_index", "r.shard_id", "r.source_run_id"]
     select += [_parameter(p) for p in sim.parameters]
     select += [f"element_at(r.metrics, '{m}') AS \"{m}\"" for m in sim.metrics]
     body = ",\n    ".join(select)

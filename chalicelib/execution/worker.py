@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from chalicelib.execution import failure_codes, reuse
+from chalicelib.execution import failure_codes, reuse, usage
 from chalicelib.execution.failure_codes import ErrorCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
@@ -89,9 +89,14 @@ def run_task(
         logger.error("task names no shard; nothing can be recorded", extra={"payload": payload})
         return {"status": "rejected"}
     logger.append_keys(run_id=ref.run_id, shard_id=ref.shard_id)
+    counting = CountingStore(store)  # the outcome's s3_requests and the run's cost
+    started = time.monotonic()
+    ended = "raised"
     try:
-        summary = _run(payload, ref, context, store, margin_ms, cancel_poll_s)
+        summary = _run(payload, ref, context, counting, margin_ms, cancel_poll_s)
+        ended = summary["status"]
     finally:
+        usage.record(counting, ref.run_id, "worker", f"shard-{ref.shard_id}-{ended}", started)
         logger.remove_keys(["run_id", "shard_id"])
     return {"run_id": ref.run_id, "shard_id": ref.shard_id, **summary}
 
@@ -106,7 +111,6 @@ def _run(
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
     request_id = getattr(context, "aws_request_id", "") or ""
-    store = CountingStore(store)  # the outcome's s3_requests (the run's cost)
     writer = OutcomeWriter(store)
     try:
         if writer.has_success(ref):

@@ -10,6 +10,7 @@ progress object each, so status can count dispatched shards from a listing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 from chalicelib.analytics.catalog import Catalog
 from chalicelib.config import Settings
-from chalicelib.execution import failure_codes, reuse
+from chalicelib.execution import failure_codes, reuse, usage
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
@@ -28,7 +29,7 @@ from chalicelib.model.sharding import ShardSpec, shard_bounds
 from chalicelib.storage import layout, manifests, redrive_lists
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
-from chalicelib.storage.stores import ObjectStore
+from chalicelib.storage.stores import CountingStore, ObjectStore
 
 CANCEL_CHUNK = 100
 
@@ -202,5 +203,11 @@ def run_event(
     catalog: Catalog,
 ) -> dict[str, Any]:
     """One job of the tree: the dispatcher function's body on Lambda and on the local stage."""
-    dispatcher = Dispatcher(store, invoker, Policy.from_settings(settings), catalog)
-    return dispatcher.run(DispatchJob.from_payload(event))
+    job = DispatchJob.from_payload(event)
+    counting = CountingStore(store)
+    started = time.monotonic()
+    try:
+        return Dispatcher(counting, invoker, Policy.from_settings(settings), catalog).run(job)
+    finally:
+        what = f"{job.job}-{job.lo}-{job.hi}"
+        usage.record(counting, job.run_id, "dispatcher", what, started)

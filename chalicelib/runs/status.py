@@ -10,6 +10,7 @@ from typing import Any
 
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
+from chalicelib.runs.cost import run_cost
 from chalicelib.storage import manifests
 from chalicelib.storage.cancel_marker import cancel_reason
 from chalicelib.storage.reuse_plans import reuse_counts
@@ -52,4 +53,5 @@ def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
         "cancelled": reason is not None,
         "cancel_reason": reason,
         "auto_redrives": states.auto_redrives,
+        "cost": run_cost(store, run_id),
     }

@@ -115,6 +115,54 @@ def reuse_shard_plan(run_id: str, shard_id: int) -> str:
     return f"{run_prefix(run_id)}reuse/shard-{shard_id:06d}.parquet"
 
 
+def usage_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}usage/"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One function invocation a run caused, as billed: all of it is in the key, so a run's
+    cost needs only a listing. ``bound``: the duration is an upper bound (the timeout of a
+    crashed attempt), not a measurement."""
+
+    function: str
+    what: str
+    memory_mb: int
+    duration_ms: int
+    s3_reads: int
+    s3_writes: int
+    bound: bool = False
+
+
+def usage_record(run_id: str, usage: Usage, unique: str) -> str:
+    u = usage
+    return (
+        f"{usage_prefix(run_id)}{u.function}~{u.what}~{u.memory_mb}~{u.duration_ms}~"
+        f"{u.s3_reads}~{u.s3_writes}~{'bound' if u.bound else 'measured'}~{unique}"
+    )
+
+
+_USAGE_RE = re.compile(
+    r"usage/(?P<fn>[a-z_]+)~(?P<what>[a-z0-9-]+)~(?P<mem>\d+)~(?P<ms>\d+)~(?P<r>\d+)~"
+    r"(?P<w>\d+)~(?P<kind>bound|measured)~[A-Za-z0-9-]+$"
+)
+
+
+def parse_usage(key: str) -> Usage | None:
+    m = _USAGE_RE.search(key)
+    if m is None:
+        return None
+    return Usage(
+        m["fn"],
+        m["what"],
+        int(m["mem"]),
+        int(m["ms"]),
+        int(m["r"]),
+        int(m["w"]),
+        m["kind"] == "bound",
+    )
+
+
 REUSE_INDEX = "reuse/"
 
 

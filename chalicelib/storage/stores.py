@@ -242,34 +242,39 @@ class S3Store(ObjectStore):
 
 
 class CountingStore(ObjectStore):
-    """Another store, counting the requests S3 would bill for what is asked of it: one per
-    put, create, get, head and delete, one per page of a listing (1,000 keys). A run's cost
-    (outcomes' ``s3_requests``) comes from it, on the local stage as on AWS."""
+    """Another store, counting the requests S3 would bill for what is asked of it: a write
+    request per put, create and page of a listing (1,000 keys), a read request per get and
+    head; deletes are free. A run's cost (outcomes' ``s3_requests``, usage records) comes from
+    it, on the local stage as on AWS."""
 
     PAGE = 1000
 
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
-        self.requests = 0
+        self.reads = 0
+        self.writes = 0
+
+    @property
+    def requests(self) -> int:
+        return self.reads + self.writes
 
     def put(self, key: str, data: bytes) -> None:
-        self.requests += 1
+        self.writes += 1
         self.inner.put(key, data)
 
     def create(self, key: str, data: bytes) -> bool:
-        self.requests += 1
+        self.writes += 1
         return self.inner.create(key, data)
 
     def get(self, key: str) -> bytes:
-        self.requests += 1
+        self.reads += 1
         return self.inner.get(key)
 
     def exists(self, key: str) -> bool:
-        self.requests += 1
+        self.reads += 1
         return self.inner.exists(key)
 
     def delete(self, key: str) -> None:
-        self.requests += 1
         self.inner.delete(key)
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
@@ -279,10 +284,10 @@ class CountingStore(ObjectStore):
         return self._paged(self.inner.list_after(prefix, start_after))
 
     def _paged(self, objects: Iterator[StoredObject]) -> Iterator[StoredObject]:
-        self.requests += 1
+        self.writes += 1
         for n, obj in enumerate(objects, 1):
             if n % self.PAGE == 0:
-                self.requests += 1
+                self.writes += 1
             yield obj
 
     def describe(self) -> str:

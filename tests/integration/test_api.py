@@ -54,6 +54,13 @@ def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
     assert status["complete"] is True
     assert status["failed_shards"] == [7, 31]
     assert status["points_succeeded"] == 96
+    cost = status["cost"]  # every invocation the run caused, from its usage records
+    assert cost["by_function"]["worker"]["invocations"] == 50
+    assert cost["by_function"]["dispatcher"]["invocations"] == dispatchers
+    assert cost["invocations"] == 50 + dispatchers and cost["upper_bound"] is False
+    assert cost["lambda_gb_s"] >= (50 * 1769 + dispatchers * 1024) / 1024 / 1000  # >= 1 ms each
+    assert cost["s3_requests"] >= 50 * 4 and cost["usd"] > 0
+    assert cost["prices"].startswith("aws-us-east-1-")
     assert status["simulation_version"] == "1"
     assert status["request"] == by_shard[0]["request"]  # the normalized request, as sent on
     assert status["request"]["fail_shards"] == [7, 31]
@@ -446,6 +453,10 @@ def test_the_failure_recorder_function_closes_a_crashed_shard(harness: Harness) 
     status = body_of(harness.get(f"/sweeps/{run_id}"))
     assert status["complete"] is True
     assert status["failed_shards"] == [0, 7, 31]
+    crashed_cost = status["cost"]["by_function"]["worker"]
+    assert status["cost"]["upper_bound"] is True and crashed_cost["bounded"] >= 1
+    # Each crashed try charged the worker's timeout (900 s at 1,769 MB): an upper bound.
+    assert crashed_cost["lambda_gb_s"] >= crashed_cost["bounded"] * 900 * 1769 / 1024
     before = harness.all_keys()
     late = harness.client.lambda_.invoke("failure_recorder", record(rest[0].payload)).payload
     assert late["status"] == "already_succeeded" and harness.all_keys() == before

@@ -418,7 +418,12 @@ def test_duplicate_delivery_of_a_succeeded_task_writes_nothing(
     before = snapshot(store)
     again = run(payload, store, FakeContext(aws_request_id="req-again"))
     assert again["status"] == "duplicate"
-    assert snapshot(store) == before
+    # Nothing but the usage record of the duplicate invocation (it is billed too).
+    added = {k: v for k, v in snapshot(store).items() if k not in before}
+    assert [k.split("~")[:2] for k in added] == [
+        [f"runs/{payload['run_id']}/usage/worker", "shard-4-duplicate"]
+    ]
+    assert {k: v for k, v in snapshot(store).items() if k in before} == before
 
 
 def test_two_failing_deliveries_give_attempts_1_and_2(
