@@ -160,6 +160,7 @@ def estimate(
     logger.setLevel("WARNING")  # the worker's per-shard log lines are not the estimate's output
     try:
         per_point = _sample_cost(request, sample, budget_s)
+        _worker_run(request, 1)  # warm-up: a warm worker has paid its first-call costs
         one_cpu, requests_per_shard, one_bare = _worker_run(request, 1)
         fixed_cpu = max(0.0, one_cpu - one_bare)
         overhead = 0.0

@@ -188,7 +188,9 @@ def test_record_shapes_give_a_final_failure(
     ]
     # Each try Lambda made is charged the worker's timeout, flagged as an upper bound.
     charged = [k.rsplit("~", 1)[0] for k in keys(store, f"runs/{RUN_ID}/usage/")]
-    assert charged == [f"runs/{RUN_ID}/usage/worker~shard-7-crashed~1769~900000~0~0~bound"] * invokes
+    assert (
+        charged == [f"runs/{RUN_ID}/usage/worker~shard-7-crashed~1769~900000~0~0~bound"] * invokes
+    )
     assert keys(store) == sorted(keys(store, "outcomes/") + keys(store, "runs/"))
     row = failed_rows(store, 7)[1]
     assert row["error_code"] == code and row["retryable"] is False

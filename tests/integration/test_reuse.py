@@ -318,3 +318,28 @@ def test_run_cost_query_prices_the_workers_outcomes(runs: Runs) -> None:
     # GET /sweeps/<id>'s cost counts the same worker invocations from the usage records.
     cost = status(runs.store, run.run_id)["cost"]
     assert cost["by_function"]["worker"]["invocations"] == 4
+
+
+def test_estimate_counts_reusable_points_and_warns_about_long_shards(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sweeps import estimate as estimating
+
+    runs.run(grid(VOL9))
+    root = Path(runs.store.describe())
+    wide = estimating.estimate(grid(VOL17, reuse=True), sample=20, data_root=root)
+    assert (wide.points, wide.shards, wide.points_reused) == (153, 4, 81)
+    assert wide.worker_seconds_per_shard > 0 and wide.usd > 0 and wide.warning is None
+    assert wide.invocations == 4 + 1 and wide.s3_requests > 4
+    other_seed = estimating.estimate(grid(VOL17, reuse=True, seed=8), sample=20, data_root=root)
+    assert other_seed.points_reused == 0
+
+    tiny = {"worker": pricing.FunctionSize(512, 1), "dispatcher": pricing.FunctionSize(1024, 900)}
+    monkeypatch.setattr(pricing, "function_sizes", lambda stage: tiny)
+    body = grid(VOL17, shards={"count": 1})
+    body["parameters"]["paths"] = {"values": [200_000]}
+    slow = estimating.estimate(body, sample=3, overhead_points=2)
+    assert slow.cpu_scale == pytest.approx(1769 / 512, abs=1e-4)
+    assert slow.warning is not None and '"shards": {"size": ' in slow.warning
+    size = int(slow.warning.split('{"size": ')[1].split("}")[0])
+    assert 1 <= size < 153
