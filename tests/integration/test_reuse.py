@@ -304,7 +304,7 @@ def test_same_point_same_metrics_in_any_grid_and_sharding(
 
 def test_run_cost_query_prices_the_workers_outcomes(runs: Runs) -> None:
     """athena/run_cost.sql on the local engine against the outcomes the workers wrote."""
-    from sweeps.query import LocalEngine
+    from sweeps.engines.local import LocalEngine
 
     run = runs.run(grid(VOL9, fail_shards=[1]))
     outcomes = runs.outcomes(run)
