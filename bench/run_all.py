@@ -94,6 +94,27 @@ def _streams(r: Report) -> list[str]:
     ]
 
 
+def _reuse(r: Report) -> list[str]:
+    return [
+        f"{r['points']:,} option_pricing points (paths 100), {r['shards']} shards, index from "
+        f"{r['sources']} earlier runs; metrics identical",
+        f"evaluating: {r['evaluating_s']:.2f} s ({r['evaluating_cpu_s']:.2f} s CPU)",
+        f"fully reused: {r['reusing_s']:.2f} s ({r['reusing_cpu_s']:.2f} s CPU)",
+        f"**reused / evaluating: {r['reused_over_evaluating']:.2f}x**",
+    ]
+
+
+def _estimate_accuracy(r: Report) -> list[str]:
+    out = [
+        f"{x['case']}: estimate {x['estimated_s_per_shard']} s/shard, measured "
+        f"{x['measured_s_per_shard']} s wall ({x['ratio']}x), {x['measured_cpu_s_per_shard']} s "
+        f"CPU ({x['ratio_cpu']}x)"
+        for x in r["results"]
+    ]
+    within = f"within +-30 %: wall {r['within_30_percent']}, CPU {r['cpu_within_30_percent']}"
+    return [*out, within]
+
+
 def _package_sizes(r: Report) -> list[str]:
     return [
         f"path A function (stage {r['stage']}, pyarrow + numpy inside): "
@@ -112,6 +133,8 @@ BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "partition_and_decode": ([], _partition_and_decode),
     "worker_throughput": ([], _worker_throughput),
     "streams": ([], _streams),
+    "reuse": (["--points-per-axis", "100", "--sources", "10"], _reuse),
+    "estimate_accuracy": ([], _estimate_accuracy),
     "dispatch": ([], _dispatch),
     "imports": ([], _imports),
     "queries": ([], _queries),
@@ -139,7 +162,20 @@ def run(name: str, extra: list[str]) -> tuple[Report, float]:
     return report, time.monotonic() - started
 
 
-def render(rows: list[tuple[str, str, list[str], float]]) -> str:
+def kept_rows(rerun: set[str]) -> list[str]:
+    """The committed table's rows of benchmarks not run this time (``--only``)."""
+    if not DOC.exists():
+        return []
+    return [
+        line
+        for line in DOC.read_text().splitlines()
+        if line.startswith("| ")
+        and not line.startswith(("| benchmark ", "| --- "))
+        and line.split(" | ")[0][2:] not in rerun
+    ]
+
+
+def render(rows: list[tuple[str, str, list[str], float]], kept: list[str] | None = None) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -157,7 +193,7 @@ def render(rows: list[tuple[str, str, list[str], float]]) -> str:
     for name, command, figures, seconds in rows:
         cell = "<br>".join(figures) + f"<br>(took {seconds:.0f} s)"
         lines.append(f"| {name} | `{command}` | {cell} | {host} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *(kept or [])]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         report, seconds = run(name, extra)
         rows.append((name, command, figures(report), seconds))
         print("\n".join(rows[-1][2]), flush=True)
-    text = render(rows)
+    # --only: the other benchmarks' rows stay as they were measured (their own dates apply).
+    text = render(rows, kept_rows({r[0] for r in rows}) if args.only else [])
     if not args.no_write:
         DOC.write_text(text)
         print(f"\nwrote {DOC.relative_to(PROJECT_ROOT)}")
