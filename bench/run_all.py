@@ -184,7 +184,13 @@ def render(rows: list[tuple[str, str, list[str], float]], kept: list[str] | None
         "Wall-clock figures on a shared machine include the neighbours: compare figures within",
         "one row (measured side by side), not across runs.",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        + (
+            f" ({', '.join(r[0] for r in rows)} only; the other rows are from an earlier run,"
+            " before stream v2 and reuse)."
+            if kept
+            else "."
+        ),
         "",
         "| benchmark | command | figures | machine |",
         "| --- | --- | --- | --- |",
