@@ -5,7 +5,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS results (
   `point_index` bigint,
   `params` map<string,string>,
   `metrics` map<string,double>,
-  `source_run_id` string
+  `source_run_id` string,
+  `replicate` int
 )
 PARTITIONED BY (
   `run_id` string

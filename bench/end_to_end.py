@@ -78,8 +78,8 @@ def evaluate_shard(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
     values: list[float] = []
     keep = values.extend
     evaluate = sim.evaluator(request.seed)
-    for _, point in request.space.iter_points(start, end):
-        keep(evaluate(point).values())
+    for _, point, replicate in request.space.iter_points(start, end):
+        keep(evaluate(point, replicate).values())
     return start, np.array(values).reshape(end - start, len(sim.metrics))
 
 
@@ -93,7 +93,7 @@ def evaluate_shard_v1(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
     start, end = shard_bounds(request.total_points, request.shards, shard_id)
     values: list[float] = []
     keep = values.extend
-    for index, point in request.space.iter_points(start, end):
+    for index, point, _ in request.space.iter_points(start, end):
         rng = v1_rng(request.simulation, request.seed, index)
         metrics = sim.fn(sim.effective_params(point), rng)
         keep(float(metrics[m]) for m in sim.metrics)

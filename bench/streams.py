@@ -53,7 +53,7 @@ def v1_rng(simulation_name: str, seed: int, index: int) -> np.random.Generator:
 
 def cases(n: int) -> dict[str, Callable[[], None]]:
     sim = REGISTRY["option_pricing"]
-    points = [p for _, p in SPACE.iter_points(0, SPACE.size)]
+    points = [p for _, p, _ in SPACE.iter_points(0, SPACE.size)]
     points = (points * (n // len(points) + 1))[:n]
     effective = [sim.effective_params(p) for p in points]
     streams = PointStreams(sim, 7)
@@ -109,7 +109,7 @@ def check_identical(n: int = 200) -> bool:
     """The fast path draws what point_rng draws, point by point (the tests hold it too)."""
     sim = REGISTRY["option_pricing"]
     streams = PointStreams(sim, 7)
-    for _, point in SPACE.iter_points(0, min(n, SPACE.size)):
+    for _, point, _ in SPACE.iter_points(0, min(n, SPACE.size)):
         params: dict[str, Value] = sim.effective_params(point)
         a = point_rng("option_pricing", "1", 7, params).standard_normal(5)
         if not np.array_equal(a, streams.rng(params).standard_normal(5)):

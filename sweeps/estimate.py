@@ -113,8 +113,8 @@ def _worker_run(request: SweepRequest, size: int) -> tuple[float, int, float]:
         requests = sum(u.s3_reads + u.s3_writes for u in usage if u is not None)
     sim = REGISTRY[request.simulation]
     evaluate = sim.evaluator(request.seed)
-    points = [p for _, p in request.space.iter_points(*bounds)]
-    bare = _cpu(lambda: [evaluate(p) for p in points])
+    points = [(p, r) for _, p, r in request.space.iter_points(*bounds)]
+    bare = _cpu(lambda: [evaluate(p, r) for p, r in points])
     return cpu, requests, bare
 
 
@@ -130,8 +130,8 @@ def reusable(request: SweepRequest, data_root: Path) -> int:
         return 0
     streams = PointStreams(sim, request.seed)
     keys = [
-        streams.key(sim.effective_params(p))
-        for _, p in request.space.iter_points(0, request.total_points)
+        streams.key(sim.effective_params(p), r)
+        for _, p, r in request.space.iter_points(0, request.total_points)
     ]
     wanted = pa.table({"key": pa.array(keys, pa.binary(16))})
     con = duckdb.connect()

@@ -174,7 +174,8 @@ def _keys(sim: Simulation, request: SweepRequest) -> list[bytes]:
     point_streams = PointStreams(sim, request.seed)
     key, effective = point_streams.key, sim.effective_params
     space = request.space
-    return [key(effective(point)) for _, point in space.iter_points(0, request.total_points)]
+    points = space.iter_points(0, request.total_points)
+    return [key(effective(point), r) for _, point, r in points]
 
 
 def source_column(plan_: ShardPlan, start: int, end: int) -> pa.Array | None:

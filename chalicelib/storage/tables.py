@@ -46,6 +46,8 @@ RESULTS = pa.schema(
         pa.field("params", pa.map_(pa.string(), pa.string())),
         pa.field("metrics", pa.map_(pa.string(), pa.float64())),
         pa.field("source_run_id", pa.string()),
+        # The point's replicate number r = point_index mod replicates (0 without replicates).
+        pa.field("replicate", pa.int32(), nullable=False),
     ]
 )
 
@@ -106,6 +108,8 @@ class ResultColumns:
     indices: Sequence[int] = field(default_factory=list)
     params: list[str] | pa.Array = field(default_factory=list)
     metrics: list[float] = field(default_factory=list)
+    # The space's replicates: the last factor of its order, so point i is replicate i mod this.
+    replicates: int = 1
     # Where each row came from: a run id for a point copied from an earlier run (reuse), null
     # for a point evaluated here; None when every row was evaluated here.
     source_run_ids: pa.Array | None = None
@@ -137,12 +141,14 @@ def _int64(indices: Sequence[int]) -> Any:
 
 def results_parquet(shard_id: int, columns: ResultColumns) -> bytes:
     rows = len(columns)
+    indices = _int64(columns.indices)
     table = pa.table(
         {
             "shard_id": pa.array(np.full(rows, shard_id, dtype=np.int32)),
-            "point_index": pa.array(_int64(columns.indices)),
+            "point_index": pa.array(indices),
             "params": _map(columns.param_names, columns.params, rows, pa.string()),
             "metrics": _map(columns.metric_names, columns.metrics, rows, pa.float64()),
+            "replicate": pa.array((indices % columns.replicates).astype(np.int32)),
             "source_run_id": (
                 columns.source_run_ids
                 if columns.source_run_ids is not None

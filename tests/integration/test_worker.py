@@ -308,6 +308,7 @@ RESULT_TYPES = {
     "params": "MAP(VARCHAR, VARCHAR)",
     "metrics": "MAP(VARCHAR, DOUBLE)",
     "source_run_id": "VARCHAR",
+    "replicate": "INTEGER",
 }
 
 

@@ -55,7 +55,7 @@ def evaluate_sharded(sim: Simulation, space: ParameterSpace, spec: ShardSpec, se
     """What the workers do together: each shard decodes and evaluates its own index range."""
     results: Results = {}
     for k in range(shard_count(space.size, spec)):
-        for i, point in space.iter_points(*shard_bounds(space.size, spec, k)):
+        for i, point, _ in space.iter_points(*shard_bounds(space.size, spec, k)):
             assert i not in results
             results[i] = sim.evaluate(point, seed)
     return results
@@ -156,6 +156,14 @@ def test_streams_are_keyed_by_simulation_version_seed_params_and_replicate() -> 
     assert first("monte_carlo_pi", "1", 1, {"samples": 23}) != first(
         "monte_carlo_pi", "1", 12, {"samples": 3}
     )
+
+
+def test_a_replicate_changes_the_stream_and_replicate_zero_is_the_plain_point() -> None:
+    point = {"paths": 200}
+    plain = OPTION.evaluate(point, 0)
+    assert OPTION.evaluate(point, 0, replicate=0) == plain
+    prices = {OPTION.evaluate(point, 0, replicate=r)["price"] for r in range(4)}
+    assert len(prices) == 4
 
 
 def test_key_text_is_canonical() -> None:
