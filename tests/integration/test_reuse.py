@@ -343,3 +343,19 @@ def test_estimate_counts_reusable_points_and_warns_about_long_shards(
     assert slow.warning is not None and '"shards": {"size": ' in slow.warning
     size = int(slow.warning.split('{"size": ')[1].split("}")[0])
     assert 1 <= size < 153
+
+
+def test_replicates_are_points_of_their_own(runs: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replicate r > 0 joins the stream key: reused per replicate, never across them."""
+    counted = Counted(monkeypatch)
+    first = runs.run(grid(VOL9, replicates=2))
+    assert len(counted.calls) == 162
+    counted.calls.clear()
+    again = runs.run(grid(VOL9, replicates=3, reuse=True))
+    assert len(counted.calls) == 81  # only replicate 2 is new
+    rows = runs.results(again)
+    by_replicate = {r: [x for x in rows.values() if x["replicate"] == r] for r in range(3)}
+    assert {x["source_run_id"] for x in by_replicate[0] + by_replicate[1]} == {first.run_id}
+    assert {x["source_run_id"] for x in by_replicate[2]} == {None}
+    zero, one = by_replicate[0][0], by_replicate[1][0]
+    assert zero["params"] == one["params"] and zero["metrics"] != one["metrics"]
