@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from chalicelib.execution import failure_codes, reuse, usage
-from chalicelib.execution.failure_codes import ErrorCode
+from chalicelib.execution import reuse, usage
+from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
@@ -67,7 +67,7 @@ class CancelPoll:
 
 
 class ShardFailure(Exception):
-    def __init__(self, error: ErrorCode, message: str) -> None:
+    def __init__(self, error: FailureCode, message: str) -> None:
         super().__init__(message)
         self.error = error
         self.message = message
@@ -117,9 +117,7 @@ def _run(
             logger.info("duplicate delivery of a succeeded shard")
             return {"status": "duplicate"}
         if is_cancelled(store, ref.run_id):
-            raise ShardFailure(
-                failure_codes.CANCELLED, "the run was cancelled before this shard ran"
-            )
+            raise ShardFailure(FailureCode.CANCELLED, "the run was cancelled before this shard ran")
         try:
             shard = events.parse_task(payload)
             cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
@@ -129,7 +127,7 @@ def _run(
             keys: list[bytes] = []
             rows = _evaluate(shard, _deadline(context, margin_ms), cancelled, copied, keys)
         except events.InvalidTask as exc:
-            raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
+            raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
         data = results_parquet(ref.shard_id, rows)
         reused = len(copied) if copied is not None else 0
         _write_index(store, shard, rows, copied, keys)
@@ -183,7 +181,7 @@ def _evaluate(
     whole shard at once (``param_strings``), not point by point."""
     if shard.injected_failure:
         raise ShardFailure(
-            failure_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
+            FailureCode.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
         )
     sim = REGISTRY[shard.request.simulation]
     space = shard.request.space
@@ -194,13 +192,13 @@ def _evaluate(
     for index, point, replicate in space.iter_points(shard.start, shard.end):
         if out_of_time():
             raise ShardFailure(
-                failure_codes.DEADLINE_EXCEEDED,
+                FailureCode.DEADLINE_EXCEEDED,
                 f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
                 "record this outcome; use smaller shards",
             )
         if cancelled():
             raise ShardFailure(
-                failure_codes.CANCELLED,
+                FailureCode.CANCELLED,
                 f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
             )
         if reused and index in reused:
@@ -210,7 +208,7 @@ def _evaluate(
             keep(evaluate(point, replicate).values())
         except Exception as exc:  # any error in simulation code fails this shard, never the run
             raise ShardFailure(
-                failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
+                FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
             ) from None
     params = param_strings(space, shard.start, shard.end)
     sources = reuse.source_column(copied, shard.start, shard.end) if copied else None
@@ -304,7 +302,7 @@ def _record_storage_failure(
 ) -> None:
     try:
         attempt = writer.record_failure(
-            ref, failure_codes.STORAGE_ERROR, message, Timing.since(started), request_id
+            ref, FailureCode.STORAGE_ERROR, message, Timing.since(started), request_id
         )
         logger.warning("storage failed; Lambda will retry", extra={"attempt": attempt})
     except StorageError:

@@ -19,7 +19,8 @@ from typing import Any
 
 from chalicelib.analytics.catalog import Catalog
 from chalicelib.config import Settings
-from chalicelib.execution import failure_codes, reuse, usage
+from chalicelib.execution import reuse, usage
+from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
@@ -43,7 +44,7 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        backoff = Backoff(settings.dispatch_max_attempts, settings.dispatch_backoff_ms)
+        backoff = Backoff.from_settings(settings)
         return cls(
             settings.dispatch_leaf_shards,
             settings.dispatch_width,
@@ -153,7 +154,7 @@ class Dispatcher:
             assert ref is not None  # built from the manifest just above
             writer.record_failure(
                 ref,
-                failure_codes.DISPATCH_FAILED,
+                FailureCode.DISPATCH_FAILED,
                 f"Invoke failed: {error}",
                 Timing.since(started),
                 "",
@@ -188,7 +189,7 @@ class Dispatcher:
                 continue
             writer.record_failure(
                 ref,
-                failure_codes.CANCELLED,
+                FailureCode.CANCELLED,
                 "the run was cancelled before this shard was dispatched",
                 Timing.since(started),
                 "",
