@@ -5,9 +5,9 @@ queue. Runs on a schedule (``@app.schedule`` in deployed stages, a timer thread 
 stage) and looks only at open runs (``layout.OPEN_RUNS``: one key per run, written with the
 manifest and removed once the run is complete), never at every run.
 
-Per open run, from listings (``storage.progress``):
+Per open run, from listings (``storage.progress``, the read status and ``GET /sweeps`` use):
 
-- complete: its open marker is removed;
+- complete: its summary is written (``storage.summary``) and its open marker removed;
 - progress since the last pass (any new outcome, marker, redrive list or dispatch record): the
   marker remembers the count and when it was first seen;
 - no progress for ``stall_timeout_s``: the shards without a final outcome are re-dispatched as a
@@ -36,7 +36,7 @@ from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
 from chalicelib.model.events import DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
-from chalicelib.storage import layout, manifests, progress
+from chalicelib.storage import layout, manifests, progress, summary
 from chalicelib.storage.stores import ObjectStore
 
 Clock = Callable[[], datetime]
@@ -74,6 +74,8 @@ def reconcile_run(
     except NotFound:
         store.delete(marker)
         return "orphan"
+    if summary.read(store, run_id) is not None:  # found complete before, by anyone
+        return _close_run(store, run)
     progress.enforce_threshold(store, run_id)
     states, _ = progress.shard_states(store, run)
     pending = states.ids("pending")
@@ -101,11 +103,11 @@ def reconcile_run(
 
 def _close_run(store: ObjectStore, run: Manifest) -> str:
     """Remove the open marker; put it back if a redrive reopened the run meanwhile (a redrive
-    writes its list before the marker, so whichever order the two race in, one is seen)."""
+    writes its list before the marker, so whichever order the two race in, one is seen). The
+    re-read is the shared one (``progress.run_progress``), so it leaves the run's summary."""
     marker = layout.open_run(run.run_id)
     store.delete(marker)
-    states, _ = progress.shard_states(store, run)
-    if states.ids("pending"):
+    if not progress.run_progress(store, run.run_id, run.request.shard_count).complete:
         store.put(marker, b"{}")
         return "reopened"
     return "complete"

@@ -20,8 +20,7 @@ def cancel(store: ObjectStore, run_id: str) -> dict[str, Any]:
     run = manifests.load(store, run_id)
     reason = progress.cancel_reason(store, run_id)
     if reason is None:
-        states, _ = progress.shard_states(store, run)
-        if not states.ids("pending"):
+        if progress.run_progress(store, run_id, run.request.shard_count).complete:
             raise Conflict(f"run {run_id} is complete; there is nothing to cancel")
         if progress.mark_cancelled(store, run_id, progress.USER):
             logger.info("run cancelled", extra={"run_id": run_id})

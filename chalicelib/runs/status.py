@@ -1,7 +1,7 @@
 """A run's status, derived from key listings alone: no Parquet is read on the API path.
 
-The run folder is listed by its narrow sub-folders, not whole: it also holds a success lock
-per shard, which status does not need.
+A complete run's comes from its summary (``storage.summary``: a GET and a short listing); a
+running run's from its listings, the large ones in key ranges at once (``storage.key_ranges``).
 """
 
 from __future__ import annotations
@@ -11,25 +11,26 @@ from typing import Any
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.storage import manifests
-from chalicelib.storage.progress import ShardStates, cancel_reason, dispatch_counts, shard_states
+from chalicelib.storage.progress import ShardStates, cancel_reason, run_progress, shard_states
 from chalicelib.storage.stores import ObjectStore
 
-__all__ = ["ShardStates", "dispatch_counts", "shard_states", "status"]
+__all__ = ["ShardStates", "shard_states", "status"]
 
 
 def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
     run = manifests.load(store, run_id)
-    states, dispatch = shard_states(store, run)
-    by_state = {s: states.ids(s) for s in ("succeeded", "failed", "pending")}
     request = run.request
-    points = sum(
+    progress = run_progress(store, run_id, request.shard_count)
+    # Points from the shards that did not succeed: a complete run has few or none of them.
+    missing = sum(
         end - start
         for start, end in (
-            shard_bounds(request.total_points, request.shards, k) for k in by_state["succeeded"]
+            shard_bounds(request.total_points, request.shards, k)
+            for k in (*progress.failed, *progress.pending)
         )
     )
     reason = cancel_reason(store, run_id)
-    initial = dispatch.get(INITIAL, {"dispatched": 0, "failed": 0})
+    initial = progress.dispatch.get(INITIAL, {"dispatched": 0, "failed": 0})
     return {
         "run_id": run.run_id,
         "label": request.label,
@@ -38,12 +39,18 @@ def status(store: ObjectStore, run_id: str) -> dict[str, Any]:
         "total_points": request.total_points,
         "shard_count": request.shard_count,
         "dispatch": initial,
-        "shards": {s: len(ids) for s, ids in by_state.items()},
-        "complete": not by_state["pending"],
-        "failed_shards": by_state["failed"],
-        "points_succeeded": points,
-        "redrives": {job: counts for job, counts in sorted(dispatch.items()) if job != INITIAL},
+        "shards": {
+            "succeeded": progress.succeeded,
+            "failed": len(progress.failed),
+            "pending": len(progress.pending),
+        },
+        "complete": progress.complete,
+        "failed_shards": progress.failed,
+        "points_succeeded": request.total_points - missing,
+        "redrives": {
+            job: counts for job, counts in sorted(progress.dispatch.items()) if job != INITIAL
+        },
         "cancelled": reason is not None,
         "cancel_reason": reason,
-        "auto_redrives": states.auto_redrives,
+        "auto_redrives": progress.auto_redrives,
     }

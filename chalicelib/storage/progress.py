@@ -14,8 +14,9 @@ from typing import Any
 
 from chalicelib.logs import logger
 from chalicelib.model.manifest import Manifest
-from chalicelib.storage import layout, manifests
+from chalicelib.storage import key_ranges, layout, manifests, summary
 from chalicelib.storage.stores import ObjectStore
+from chalicelib.storage.summary import RunProgress
 
 USER = "USER"
 FAILURE_THRESHOLD = "FAILURE_THRESHOLD"
@@ -31,6 +32,7 @@ class ShardStates:
     retrying: set[tuple[int, int]] = field(default_factory=set)
     redriven_after: dict[int, int] = field(default_factory=dict)
     auto_redrives: int = 0
+    redrive_jobs: list[str] = field(default_factory=list)
     objects: int = 0  # outcome, marker and dispatch keys seen: grows whenever anything happens
 
     def state(self, shard_id: int) -> str:
@@ -44,14 +46,22 @@ class ShardStates:
         return "failed"
 
     def ids(self, state: str) -> list[int]:
-        return [k for k in range(self.count) if self.state(k) == state]
+        return self.by_state()[state]
+
+    def by_state(self) -> dict[str, list[int]]:
+        """Every shard id under its state, in one pass."""
+        found: dict[str, list[int]] = {"succeeded": [], "failed": [], "pending": []}
+        for k in range(self.count):
+            found[self.state(k)].append(k)
+        return found
 
 
 def shard_states(store: ObjectStore, run: Manifest) -> tuple[ShardStates, dict[str, Any]]:
     """Each shard's state and the dispatch counts per job, from four listings.
 
     The run folder is listed by its narrow sub-folders, not whole: it also holds a success lock
-    per shard, which status does not need."""
+    per shard, which status does not need. The two that grow with the shard count (outcomes,
+    retry markers) are listed in key ranges at once (``key_ranges``)."""
     return shard_states_of(store, run.run_id, run.request.shard_count)
 
 
@@ -61,8 +71,18 @@ def shard_states_of(
     """``shard_states`` for a run known by id and shard count (the run index carries both), so
     a listing page needs no manifest."""
     states = ShardStates(shard_count)
-    for obj in store.list(layout.outcomes_prefix(run_id)):
-        key = layout.parse_outcome(obj.key)
+    outcomes = layout.outcomes_prefix(run_id)
+    dt = layout.run_dt(run_id)
+    cuts = [
+        cut
+        for status in ("failed", "succeeded")
+        for cut in key_ranges.shard_boundaries(
+            f"{outcomes}status={status}/" + (f"dt={dt}/" if dt else ""), shard_count
+        )
+    ]
+    cuts.append(f"{outcomes}status=succeeded/")  # between the two statuses
+    for found in key_ranges.list_keys(store, outcomes, cuts):
+        key = layout.parse_outcome(found)
         if key is None or key.shard_id >= states.count:
             continue
         states.objects += 1
@@ -70,12 +90,16 @@ def shard_states_of(
             states.succeeded.add(key.shard_id)
         elif key.attempt > states.latest_failure.get(key.shard_id, 0):
             states.latest_failure[key.shard_id] = key.attempt
-    for obj in store.list(layout.retry_markers_prefix(run_id)):
-        if (marker := layout.parse_retry_marker(obj.key)) is not None:
+    markers = layout.retry_markers_prefix(run_id)
+    for found in key_ranges.list_keys(
+        store, markers, key_ranges.shard_boundaries(markers, shard_count)
+    ):
+        if (marker := layout.parse_retry_marker(found)) is not None:
             states.objects += 1
             states.retrying.add(marker)
     for obj in store.list(layout.redrive_lists_prefix(run_id)):
         states.objects += 1
+        states.redrive_jobs.append(layout.parse_redrive_list(obj.key))
         if obj.key.rsplit("/", 1)[-1].startswith(layout.auto_redrive_job(0)[:-1]):
             states.auto_redrives += 1
         redrive = json.loads(store.get(obj.key))
@@ -88,9 +112,30 @@ def shard_states_of(
     return states, counts
 
 
-def dispatch_counts(store: ObjectStore, run_id: str) -> dict[str, dict[str, int]]:
-    """Shards handed over and refused, per dispatch job, from the leaves' progress records."""
-    return _dispatch_counts(store, run_id)[0]
+def run_progress(store: ObjectStore, run_id: str, shard_count: int) -> RunProgress:
+    """The one read of a run's progress that status, ``GET /sweeps`` and the reconciler share:
+    the stored summary of a complete run (a GET and a short listing), else the listings, and
+    a run they find complete gets its summary written."""
+    stored = summary.read(store, run_id)
+    if stored is not None:
+        return stored
+    states, dispatch = shard_states_of(store, run_id, shard_count)
+    found = progress_of(states, dispatch)
+    if found.complete:
+        summary.write(store, run_id, found)
+    return found
+
+
+def progress_of(states: ShardStates, dispatch: dict[str, dict[str, int]]) -> RunProgress:
+    by_state = states.by_state()
+    return RunProgress(
+        states.count,
+        by_state["failed"],
+        by_state["pending"],
+        dispatch,
+        states.auto_redrives,
+        tuple(sorted(states.redrive_jobs)),
+    )
 
 
 def _dispatch_counts(store: ObjectStore, run_id: str) -> tuple[dict[str, dict[str, int]], int]:

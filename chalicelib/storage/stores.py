@@ -31,6 +31,10 @@ class StoredObject:
 
 
 class ObjectStore(ABC):
+    # How many listings are worth running at once: one for a folder (the walk is CPU-bound and
+    # the GIL serialises it), more for a store where each page is a round trip.
+    list_parallelism = 1
+
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
         """Write or overwrite."""
@@ -58,6 +62,19 @@ class ObjectStore(ABC):
         """Objects under ``prefix`` whose keys sort after ``start_after``: one page of an
         index without walking what came before (S3 starts the listing there)."""
         return (o for o in self.list(prefix) if o.key > start_after)
+
+    def list_range(
+        self, prefix: str, after: str | None, until: str | None
+    ) -> Iterator[StoredObject]:
+        """Objects under ``prefix`` with ``after < key <= until`` (None: unbounded), in key
+        order: one slice of a listing, so several slices can be listed at once. On S3 the
+        listing starts at ``after`` (``list_after``: StartAfter) and stops paging at ``until``,
+        so a slice costs the pages it holds, not the pages before it."""
+        listing = self.list(prefix) if after is None else self.list_after(prefix, after)
+        for obj in listing:
+            if until is not None and obj.key > until:
+                return
+            yield obj
 
     @abstractmethod
     def describe(self) -> str:
@@ -148,6 +165,7 @@ class S3Store(ObjectStore):
     """A bucket and key prefix; the client is built on first use, once per process."""
 
     CONFLICT_RETRIES = 5
+    list_parallelism = 32  # the client's connection pool (aws.s3)
 
     def __init__(self, bucket: str, prefix: str, client_factory: Callable[[], Any]) -> None:
         self.bucket = bucket
