@@ -32,8 +32,8 @@ class SettingsError(Exception):
 class Settings:
     stage: str = "local"
     backend: Literal["local", "aws"] = "local"
-    max_points: int = 10_000_000
-    max_shards: int = 10_000
+    max_points: int = 100_000_000
+    max_shards: int = 100_000
     max_body_bytes: int = 256 * 1024
     allow_fault_injection: bool = True
     local_root: Path = PROJECT_ROOT / ".sweep-data"
