@@ -10,9 +10,11 @@ Per open run, from listings (``storage.progress``, the read status and ``GET /sw
 - complete: its summary is written (``storage.summary``) and its open marker removed;
 - progress since the last pass (any new outcome, marker, redrive list or dispatch record): the
   marker remembers the count and when it was first seen;
-- no progress for ``stall_timeout_s``: the shards without a final outcome are re-dispatched as a
-  redrive job ``auto-<n>`` (at most ``max_auto_redrives`` times; a cancelled run never), and
-  after that each gets a final failure ``LOST`` (``CANCELLED`` for a cancelled run).
+- no progress for ``stall_timeout_s`` (or at once, when the invoker knows the run's events are
+  gone: a restarted local stage, ``Invoker.orphaned``): the shards without a final outcome are
+  re-dispatched as a redrive job ``auto-<n>`` (at most ``max_auto_redrives`` times; a
+  cancelled run never), and after that each gets a final failure ``LOST`` (``CANCELLED`` for
+  a cancelled run).
 
 Safe to run concurrently with itself: the ``auto-<n>`` list and each shard's closing claim are
 conditional creates, so one pass wins each step, and a shard that succeeded is never touched.
@@ -83,11 +85,12 @@ def reconcile_run(
         return _close_run(store, run)
     seen = _snapshot(store, marker)
     t = now()
-    if seen is None or seen[0] != states.objects or invoker.in_flight(run_id):
-        _remember(store, marker, states.objects, t)
-        return "progressing"
-    if (t - seen[1]).total_seconds() < settings.stall_timeout_s:
-        return "waiting"
+    if not invoker.orphaned(run_id, run.created_at):  # else stalled now: its events are gone
+        if seen is None or seen[0] != states.objects or invoker.in_flight(run_id):
+            _remember(store, marker, states.objects, t)
+            return "progressing"
+        if (t - seen[1]).total_seconds() < settings.stall_timeout_s:
+            return "waiting"
     cancelled = progress.is_cancelled(store, run_id)
     if not cancelled and states.auto_redrives < settings.max_auto_redrives:
         return _redrive(store, invoker, settings, run, states, pending)
