@@ -4,11 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup test unit integration e2e lint typecheck leakcheck demo bench clean package layer slim deploy rehearse fuzz load api-fuzz
+.PHONY: setup test unit integration e2e deploy-tests generate lint typecheck leakcheck demo bench clean package layer slim deploy rehearse fuzz load api-fuzz
 
 setup: $(STAMP)
 
-# Then the `sweep` command (package client/ only), editable in compat mode: that puts this
+# Then the `sweep` command (package sweeps/ only), editable in compat mode: that puts this
 # folder on the venv's path, so the command finds chalicelib/ and athena/ from any directory.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -n "$(PYTHON_BOOT)" || { echo "error: Python >= 3.12 is required; see scripts/find-python" >&2; exit 1; }
@@ -18,12 +18,21 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 		--config-settings editable_mode=compat -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# Every committed file generated from a source of truth (DDL, infra templates, per-stage policy
+# files, the settings table in docs/configuration.md); `make lint` fails while any is stale.
+generate: setup
+	$(PY) -m deploy.ddl --write
+	$(PY) -m deploy.infra --write
+	$(PY) -m deploy.policies --write
+	$(PY) -m deploy.settings_doc --write
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m deploy.ddl --check
 	$(PY) -m deploy.infra --check
 	$(PY) -m deploy.policies --check
+	$(PY) -m deploy.settings_doc --check
 	$(VENV)/bin/cfn-lint infra/*.yaml
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/vulture
@@ -40,7 +49,8 @@ typecheck: setup
 test: lint typecheck leakcheck
 	$(VENV)/bin/pytest
 
-# One tier at a time: no I/O beyond temp files / moto and chalice.test / real chalice local.
+# One tier at a time: no I/O beyond temp files / moto and chalice.test / real chalice local /
+# the deploy tier. `make test` runs all four.
 unit: setup
 	$(VENV)/bin/pytest tests/unit
 
@@ -49,6 +59,11 @@ integration: setup
 
 e2e: setup
 	$(VENV)/bin/pytest tests/e2e
+
+# The deploy tier (the cookbook's tests/infrastructure): generators, policies, the gateway model,
+# both packaged artifacts and the artifact run. Offline; `make package` needs PyPI.
+deploy-tests: setup
+	$(VENV)/bin/pytest tests/deploy
 
 # Path A: `chalice package` with the generated merge template into build/$(STAGE)/, failing on
 # a dependency chalice could not install and on any cfn-lint finding (docs/runbook.md).

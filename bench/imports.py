@@ -24,16 +24,9 @@ import time
 from typing import Any
 
 from chalicelib.config import PROJECT_ROOT
+from scripts.fake_stage import AWS_ENV
 
 HEAVY = ("pyarrow", "numpy", "duckdb")
-AWS_ENV = {
-    "SWEEP_BACKEND": "aws",
-    "SWEEP_BUCKET": "b",
-    "SWEEP_WORKER_FUNCTION": "w",
-    "SWEEP_DISPATCHER_FUNCTION": "d",
-    "SWEEP_GLUE_DATABASE": "g",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 # Runs in a clean interpreter (cwd = project root); prints one JSON object.
 PROBE = """

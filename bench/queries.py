@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.local_runs import run_sweep
 from chalicelib.storage import layout
-from client.query import LocalEngine, all_queries
+from scripts.local_runs import run_sweep
+from sweeps.query import LocalEngine, all_queries
 
 SHARDS = 1000
 FAIL_SHARDS = list(range(0, SHARDS, 100))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,130 +20,229 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_BODY_LIMIT = 768 * 1024
 
 
-LOCAL_STALL_TIMEOUT_S = 120
-LOCAL_RECONCILE_INTERVAL_S = 10
-
-
 class SettingsError(Exception):
     pass
 
 
+def setting(
+    env: str,
+    default: Any,
+    meaning: str,
+    *,
+    low: int = 1,
+    local_default: Any = None,
+    shown: str | None = None,
+) -> Any:
+    """One row of the settings table: its variable, default, lower bound (integers) and meaning.
+
+    ``local_default`` replaces the default on the ``local`` backend (its workers have no timeout
+    and no retry delays); ``shown`` is the default as docs/configuration.md prints it, where the
+    value depends on the machine. The table is read in one loop (``Settings.from_env``) and
+    rendered into docs/configuration.md (``deploy.settings_doc``)."""
+    return field(
+        default=default,
+        metadata={
+            "env": env,
+            "meaning": meaning,
+            "low": low,
+            "local_default": local_default,
+            "shown": shown,
+        },
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
-    stage: str = "local"
-    backend: Literal["local", "aws"] = "local"
-    max_points: int = 100_000_000
-    max_shards: int = 100_000
-    max_body_bytes: int = 256 * 1024
-    allow_fault_injection: bool = True
-    local_root: Path = PROJECT_ROOT / ".sweep-data"
-    local_processes: int = max(os.cpu_count() or 1, 1)
-    local_warm_pool: bool = False
-    bucket: str | None = None
-    prefix: str = ""
-    worker_function: str | None = None
-    dispatcher_function: str | None = None
-    glue_database: str | None = None
-    athena_workgroup: str | None = None
-    dispatch_threads: int = 32
-    dispatch_leaf_shards: int = 1000
-    dispatch_width: int = 10
-    dispatch_max_attempts: int = 8
-    dispatch_backoff_ms: int = 50
-    worker_max_attempts: int = 3
-    deadline_margin_ms: int = 10_000
-    # The reconciler (contract: "Every run finishes"). The stall timeout must exceed a worker's
-    # timeout plus Lambda's retry schedule (900 s x 3 attempts + 1 + 2 min of retry delays):
-    # a run that made no progress for that long has lost events, not slow workers.
-    # The local stage's defaults are short (LOCAL_STALL_TIMEOUT_S, LOCAL_RECONCILE_INTERVAL_S):
-    # its workers have no timeout and no retry delays. They are set in code, not in
+    stage: str = setting("SWEEP_STAGE", "local", "stage name, recorded in manifests")
+    backend: Literal["local", "aws"] = setting(
+        "SWEEP_BACKEND", "local", "`local` (folder + process pool) or `aws` (S3 + Lambda)"
+    )
+    max_points: int = setting(
+        "SWEEP_MAX_POINTS",
+        100_000_000,
+        "most points a sweep may have (400 beyond): 1,000 for each of 100,000 shards. Bounded by "
+        "what a run stores and costs, not by the service: a worker's memory is flat in its shard "
+        "size (results stream to Parquet in row groups)",
+    )
+    max_shards: int = setting(
+        "SWEEP_MAX_SHARDS",
+        100_000,
+        "most shards a sweep may have (400 beyond). The dispatcher tree (3 levels at 100,000), "
+        "the reconciler and status hold at that size: a complete run's status is constant work, "
+        "a running one's lists its keys in ranges of 1,000 shards at once (docs/architecture.md)",
+    )
+    max_body_bytes: int = setting(
+        "SWEEP_MAX_BODY_BYTES",
+        256 * 1024,
+        f"largest request body (413 beyond); at most {MAX_BODY_LIMIT:,}, so a task (which "
+        "carries the request) stays below Lambda's 1 MB async limit",
+    )
+    allow_fault_injection: bool = setting(
+        "SWEEP_FAULT_INJECTION",
+        True,
+        "whether `fail_shards` is honoured (`false` on prod: 400)",
+    )
+    local_root: Path = setting(
+        "SWEEP_LOCAL_ROOT",
+        PROJECT_ROOT / ".sweep-data",
+        "local data root; set it in the environment that starts `chalice local` (never in "
+        "config.json, so yours always wins)",
+        shown="`.sweep-data/` at the project root",
+    )
+    local_processes: int = setting(
+        "SWEEP_LOCAL_PROCESSES",
+        max(os.cpu_count() or 1, 1),
+        "local worker processes",
+        shown="cores",
+    )
+    local_warm_pool: bool = setting(
+        "SWEEP_LOCAL_WARM_POOL",
+        False,
+        "start the worker processes, and import the worker in them, when the local stage "
+        "starts rather than at its first shard (`true` in the local stage's config)",
+    )
+    bucket: str | None = setting(
+        "SWEEP_BUCKET",
+        None,
+        "bucket of runs, outcomes and results (required on `aws`); `.chalice/config.json` holds "
+        "the placeholder `SET_BY_DEPLOY`, replaced at deploy time by the stack's bucket "
+        "(`deploy/naming.py` derives every name; docs/runbook.md)",
+    )
+    prefix: str = setting("SWEEP_PREFIX", "", "key prefix inside the bucket")
+    worker_function: str | None = setting(
+        "SWEEP_WORKER_FUNCTION",
+        None,
+        "worker function name (required on `aws`; derived by `deploy/naming.py`)",
+    )
+    dispatcher_function: str | None = setting(
+        "SWEEP_DISPATCHER_FUNCTION",
+        None,
+        "dispatcher function name (required on `aws`; derived by `deploy/naming.py`)",
+    )
+    glue_database: str | None = setting(
+        "SWEEP_GLUE_DATABASE",
+        None,
+        "Glue database whose tables get each run's partitions; unset: no registration",
+    )
+    athena_workgroup: str | None = setting(
+        "SWEEP_ATHENA_WORKGROUP", None, "workgroup for `sweep query --engine athena`"
+    )
+    dispatch_threads: int = setting(
+        "SWEEP_DISPATCH_THREADS", 32, "invoke threads per leaf dispatcher"
+    )
+    dispatch_leaf_shards: int = setting(
+        "SWEEP_DISPATCH_LEAF_SHARDS", 1000, "most shards one dispatcher invokes itself"
+    )
+    dispatch_width: int = setting(
+        "SWEEP_DISPATCH_WIDTH", 10, "children per split dispatcher", low=2
+    )
+    dispatch_max_attempts: int = setting(
+        "SWEEP_DISPATCH_MAX_ATTEMPTS",
+        8,
+        "Invoke attempts per shard before `DISPATCH_FAILED` (the API handler uses at most 4)",
+    )
+    dispatch_backoff_ms: int = setting(
+        "SWEEP_DISPATCH_BACKOFF_MS",
+        50,
+        "base of the capped (5 s) exponential backoff with full jitter",
+        low=0,
+    )
+    worker_max_attempts: int = setting(
+        "SWEEP_WORKER_MAX_ATTEMPTS",
+        3,
+        "local stage: attempts per worker event (Lambda's own is 1 + 2 retries)",
+    )
+    deadline_margin_ms: int = setting(
+        "SWEEP_DEADLINE_MARGIN_MS",
+        10_000,
+        "time a worker keeps in hand to record `DEADLINE_EXCEEDED`",
+        low=0,
+    )
+    # The reconciler (contract: "Every run finishes"). The local stage's defaults are short: its
+    # workers have no timeout and no retry delays. They are defaults here, not values in
     # .chalice/config.json, because chalice local lets the config override the environment.
-    stall_timeout_s: int = 3600
-    max_auto_redrives: int = 2
-    reconcile_interval_s: int = 300
-    local_reconciler: bool = False
+    stall_timeout_s: int = setting(
+        "SWEEP_STALL_TIMEOUT_S",
+        3600,
+        "a run with no progress this long has its shards without an outcome re-dispatched by "
+        "the reconciler; must exceed a worker's timeout plus Lambda's retry schedule "
+        "(900 s x 3 + 3 min)",
+        local_default=120,
+    )
+    max_auto_redrives: int = setting(
+        "SWEEP_MAX_AUTO_REDRIVES",
+        2,
+        "automatic re-dispatches per run before the shards still without an outcome are closed "
+        "as `LOST` (0: close at the first stall)",
+        low=0,
+    )
+    reconcile_interval_s: int = setting(
+        "SWEEP_RECONCILE_INTERVAL_S",
+        300,
+        "how often the reconciler runs: the `@app.schedule` rate (whole minutes, at least 1; "
+        "read when the app is packaged) and the local timer's period",
+        local_default=10,
+    )
+    local_reconciler: bool = setting(
+        "SWEEP_LOCAL_RECONCILER",
+        False,
+        "start the reconciler's timer thread in the local stage's process (`chalice local` "
+        "runs no schedules; `true` in the local stage's config)",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        reader = _Reader(env)
-        backend = reader.choice("SWEEP_BACKEND", ("local", "aws"), cls.backend)
-        settings = cls(
-            stage=reader.text("SWEEP_STAGE", cls.stage),
-            backend=backend,  # type: ignore[arg-type]
-            max_points=reader.integer("SWEEP_MAX_POINTS", cls.max_points),
-            max_shards=reader.integer("SWEEP_MAX_SHARDS", cls.max_shards),
-            max_body_bytes=reader.integer("SWEEP_MAX_BODY_BYTES", cls.max_body_bytes),
-            allow_fault_injection=reader.flag("SWEEP_FAULT_INJECTION", cls.allow_fault_injection),
-            local_root=Path(reader.text("SWEEP_LOCAL_ROOT", str(cls.local_root))),
-            local_processes=reader.integer("SWEEP_LOCAL_PROCESSES", cls.local_processes),
-            local_warm_pool=reader.flag("SWEEP_LOCAL_WARM_POOL", cls.local_warm_pool),
-            bucket=reader.optional("SWEEP_BUCKET"),
-            prefix=reader.text("SWEEP_PREFIX", cls.prefix).strip("/"),
-            worker_function=reader.optional("SWEEP_WORKER_FUNCTION"),
-            dispatcher_function=reader.optional("SWEEP_DISPATCHER_FUNCTION"),
-            glue_database=reader.optional("SWEEP_GLUE_DATABASE"),
-            athena_workgroup=reader.optional("SWEEP_ATHENA_WORKGROUP"),
-            dispatch_threads=reader.integer("SWEEP_DISPATCH_THREADS", cls.dispatch_threads),
-            dispatch_leaf_shards=reader.integer(
-                "SWEEP_DISPATCH_LEAF_SHARDS", cls.dispatch_leaf_shards
-            ),
-            dispatch_width=reader.integer("SWEEP_DISPATCH_WIDTH", cls.dispatch_width, low=2),
-            dispatch_max_attempts=reader.integer(
-                "SWEEP_DISPATCH_MAX_ATTEMPTS", cls.dispatch_max_attempts
-            ),
-            dispatch_backoff_ms=reader.integer(
-                "SWEEP_DISPATCH_BACKOFF_MS", cls.dispatch_backoff_ms, low=0
-            ),
-            worker_max_attempts=reader.integer(
-                "SWEEP_WORKER_MAX_ATTEMPTS", cls.worker_max_attempts
-            ),
-            deadline_margin_ms=reader.integer(
-                "SWEEP_DEADLINE_MARGIN_MS", cls.deadline_margin_ms, low=0
-            ),
-            stall_timeout_s=reader.integer(
-                "SWEEP_STALL_TIMEOUT_S",
-                LOCAL_STALL_TIMEOUT_S if backend == "local" else cls.stall_timeout_s,
-            ),
-            max_auto_redrives=reader.integer(
-                "SWEEP_MAX_AUTO_REDRIVES", cls.max_auto_redrives, low=0
-            ),
-            reconcile_interval_s=reader.integer(
-                "SWEEP_RECONCILE_INTERVAL_S",
-                LOCAL_RECONCILE_INTERVAL_S if backend == "local" else cls.reconcile_interval_s,
-            ),
-            local_reconciler=reader.flag("SWEEP_LOCAL_RECONCILER", cls.local_reconciler),
-        )
+        hints = get_type_hints(cls)
+        backend = _parse(_field("backend"), hints["backend"], env, "local")
+        values = {f.name: _parse(f, hints[f.name], env, backend) for f in fields(cls) if f.init}
+        settings = cls(**values)
         if settings.max_body_bytes > MAX_BODY_LIMIT:
             raise SettingsError(
                 f"SWEEP_MAX_BODY_BYTES must be <= {MAX_BODY_LIMIT} (task payloads ride in "
                 f"Lambda's 1 MB async events), got {settings.max_body_bytes}"
             )
         if backend == "aws":
-            for name, value in (
-                ("SWEEP_BUCKET", settings.bucket),
-                ("SWEEP_WORKER_FUNCTION", settings.worker_function),
-                ("SWEEP_DISPATCHER_FUNCTION", settings.dispatcher_function),
-            ):
-                if not value:
-                    raise SettingsError(f"{name} must be set when SWEEP_BACKEND=aws")
+            for name in ("bucket", "worker_function", "dispatcher_function"):
+                if not getattr(settings, name):
+                    raise SettingsError(f"{env_name(name)} must be set when SWEEP_BACKEND=aws")
         return settings
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
+def env_name(field_name: str) -> str:
+    """The environment variable of a ``Settings`` field."""
+    return str(_field(field_name).metadata["env"])
 
-    def optional(self, name: str) -> str | None:
-        return self.env.get(name) or None
 
-    def text(self, name: str, default: str) -> str:
-        return self.env.get(name) or default
+def table() -> list[Field[Any]]:
+    """The settings table, in declaration order."""
+    return list(fields(Settings))
 
-    def integer(self, name: str, default: int, low: int = 1) -> int:
-        raw = self.env.get(name)
-        if raw is None or raw == "":
-            return default
+
+def _field(name: str) -> Field[Any]:
+    return next(f for f in fields(Settings) if f.name == name)
+
+
+def _parse(f: Field[Any], kind: Any, env: Mapping[str, str], backend: str) -> Any:
+    """``f``'s value from ``env``: its default when unset or empty, else parsed by its type."""
+    name, low = f.metadata["env"], f.metadata["low"]
+    local_default = f.metadata["local_default"]
+    default = local_default if backend == "local" and local_default is not None else f.default
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if get_origin(kind) is Literal:
+        options = get_args(kind)
+        if raw not in options:
+            raise SettingsError(f"{name} must be one of {', '.join(options)}, got {raw!r}")
+        return raw
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes"):
+            return True
+        if raw.lower() in ("0", "false", "no"):
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    if kind is int:
         try:
             value = int(raw)
         except ValueError:
@@ -151,19 +250,8 @@ class _Reader:
         if value < low:
             raise SettingsError(f"{name} must be >= {low}, got {value}")
         return value
-
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.env.get(name)
-        if raw is None or raw == "":
-            return default
-        if raw.lower() in ("1", "true", "yes"):
-            return True
-        if raw.lower() in ("0", "false", "no"):
-            return False
-        raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
-        raw = self.env.get(name) or default
-        if raw not in options:
-            raise SettingsError(f"{name} must be one of {', '.join(options)}, got {raw!r}")
-        return raw
+    if kind is Path:
+        return Path(raw)
+    if f.name == "prefix":
+        return raw.strip("/")
+    return raw

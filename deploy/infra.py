@@ -37,9 +37,9 @@ _QUERY_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 def baseline_queries() -> dict[str, str]:
     """``athena/*.sql`` except the generated DDL, by file stem, and the queries generated per
-    simulation over its typed view (``client.views``) as ``<query>_<simulation>``."""
+    simulation over its typed view (``sweeps.views``) as ``<query>_<simulation>``."""
     from chalicelib.simulations.registry import REGISTRY
-    from client.views import GENERATED
+    from sweeps.views import GENERATED
 
     queries = {}
     for path in sorted(ATHENA_DIR.glob("*.sql")):

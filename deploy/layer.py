@@ -5,7 +5,7 @@ Python 3.12 on x86_64, trimmed of what writing Parquet does not need.
 (aws-facts). In a layer published from S3 they are not capped at 50 MB, and trimmed they leave
 room under the 250 MB (function + layers, unzipped) limit for a user's own dependencies.
 
-Trimmed (each rule names why it is safe; ``tests/integration/test_artifact.py`` imports the
+Trimmed (each rule names why it is safe; ``tests/deploy/test_artifact.py`` imports the
 result in a clean interpreter and runs the handlers on it):
 
 - Flight, the Substrait bindings, and the S3/GCS/Azure/HDFS filesystems: boto3 does all I/O

@@ -7,7 +7,7 @@
    resources: they are created directly), all the way through ``chalice deploy`` and the
    post-deploy step.
 3. Download the function code and the layer *as deployed* from moto's Lambda, unpack them into
-   an empty folder, and run ``tests/integration/artifact_driver.py`` in a clean Python 3.12
+   an empty folder, and run ``tests/deploy/artifact_driver.py`` in a clean Python 3.12
    against the same server: the API handler, dispatcher, worker and failure recorder handlers
    drive a sweep with an injected failure, a crashing worker, a refused invoke, a
    duplicate delivery and a redrive. moto cannot run Lambda code
@@ -34,7 +34,7 @@ from chalicelib.config import PROJECT_ROOT
 REGION = "us-east-1"
 ARTIFACTS = "sweeps-rehearsal-artifacts"
 FAKE_CREDENTIAL = "testing"
-DRIVER = PROJECT_ROOT / "tests" / "integration" / "artifact_driver.py"
+DRIVER = PROJECT_ROOT / "tests" / "deploy" / "artifact_driver.py"
 # The Lambda runtime's Python: the check is only meaningful under the same version.
 LAMBDA_PYTHON = Path(sys.base_prefix) / "bin" / "python3.12"
 

@@ -12,9 +12,8 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
-from tests.support import CONTRACT_EXAMPLE
-
-BUCKET = "sweeps-test"
+from tests.support import BUCKET, CONTRACT_EXAMPLE
+from tests.support.harness import Harness
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +55,10 @@ def store(request: pytest.FixtureRequest) -> ObjectStore:
     name = "local_store" if request.param == "local" else "s3_store"
     result: ObjectStore = request.getfixturevalue(name)
     return result
+
+
+@pytest.fixture
+def harness(s3_store: S3Store) -> Iterator[Harness]:
+    h = Harness(s3_store)
+    yield h
+    h.close()

@@ -58,8 +58,7 @@ def partition_dirs(run_id: str, dt: str) -> dict[str, list[tuple[list[str], str]
     check_run(run_id, dt)
     outcomes = []
     for status in STATUSES:
-        # The folder of any outcome file of this (run, status, dt).
-        folder = layout.outcome(run_id, status, dt, 0, 1).rsplit("/", 1)[0] + "/"
+        folder = layout.outcomes_partition(run_id, status, dt)
         values = {"run_id": run_id, "status": status, "dt": dt}
         outcomes.append(([values[k] for k in PARTITIONS["outcomes"]], folder))
     results = [([run_id], layout.results_prefix(run_id))]

@@ -25,7 +25,8 @@ from chalicelib.model import events
 from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.declarations import Value
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import progress
+from chalicelib.storage.cancel_marker import is_cancelled
+from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.stores import ObjectStore, StorageError
 from chalicelib.storage.tables import ResultColumns, results_parquet
 
@@ -110,13 +111,13 @@ def _run(
         if writer.has_success(ref):
             logger.info("duplicate delivery of a succeeded shard")
             return {"status": "duplicate"}
-        if progress.is_cancelled(store, ref.run_id):
+        if is_cancelled(store, ref.run_id):
             raise ShardFailure(
                 failure_codes.CANCELLED, "the run was cancelled before this shard ran"
             )
         try:
             shard = events.parse_task(payload)
-            cancelled = CancelPoll(lambda: progress.is_cancelled(store, ref.run_id), cancel_poll_s)
+            cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
             rows = _evaluate(shard, _deadline(context, margin_ms), cancelled)
         except events.InvalidTask as exc:
             raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
@@ -147,7 +148,7 @@ def _check_threshold(store: ObjectStore, run_id: str) -> None:
     """After a final failure: cancel the run if it now fails more than it tolerates. Best
     effort: the outcome is recorded, and the reconciler checks again."""
     try:
-        progress.enforce_threshold(store, run_id)
+        enforce_threshold(store, run_id)
     except Exception:
         logger.exception("failure threshold check failed", extra={"run_id": run_id})
 

@@ -10,7 +10,6 @@ progress object each, so status can count dispatched shards from a listing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,8 +25,9 @@ from chalicelib.logs import logger
 from chalicelib.model.events import INITIAL, DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.sharding import ShardSpec, shard_bounds
-from chalicelib.storage import layout, manifests
-from chalicelib.storage.progress import enforce_threshold, is_cancelled
+from chalicelib.storage import layout, manifests, redrive_lists
+from chalicelib.storage.cancel_marker import is_cancelled
+from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.stores import ObjectStore
 
 CANCEL_CHUNK = 100
@@ -60,11 +60,6 @@ def split(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
     return [(lo + a, lo + b) for a, b in (shard_bounds(n, spec, k) for k in range(spec.value))]
 
 
-def redrive_ids(store: ObjectStore, run_id: str, job: str) -> list[int]:
-    ids: list[int] = json.loads(store.get(layout.redrive_list(run_id, job)))["shards"]
-    return ids
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -90,7 +85,7 @@ class Dispatcher:
     def _job_ids(self, manifest: Manifest, job: DispatchJob) -> Sequence[int]:
         if job.job == INITIAL:
             return range(manifest.request.shard_count)
-        return redrive_ids(self.store, job.run_id, job.job)
+        return redrive_lists.shards(self.store, job.run_id, job.job)
 
     def _register(self, manifest: Manifest) -> None:
         """Partitions exist before the first file lands, so Athena sees outcomes at once."""

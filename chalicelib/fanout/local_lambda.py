@@ -88,7 +88,8 @@ class LocalInvoker(Invoker):
         self._idle = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
-        self._started_at = datetime.now(UTC)
+        now = datetime.now(UTC)  # to the millisecond, as manifests record creation times
+        self._started_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
         if settings.local_warm_pool:
             threading.Thread(target=self._warm, daemon=True, name="warm-pool").start()
 

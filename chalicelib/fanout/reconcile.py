@@ -5,7 +5,8 @@ queue. Runs on a schedule (``@app.schedule`` in deployed stages, a timer thread 
 stage) and looks only at open runs (``layout.OPEN_RUNS``: one key per run, written with the
 manifest and removed once the run is complete), never at every run.
 
-Per open run, from listings (``storage.progress``, the read status and ``GET /sweeps`` use):
+Per open run, from listings (``storage.shard_states``; the read status and ``GET /sweeps`` use,
+``storage.summary.run_progress``):
 
 - complete: its summary is written (``storage.summary``) and its open marker removed;
 - progress since the last pass (any new outcome, marker, redrive list or dispatch record): the
@@ -38,7 +39,10 @@ from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
 from chalicelib.model.events import DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
-from chalicelib.storage import layout, manifests, progress, summary
+from chalicelib.storage import layout, manifests, redrive_lists, summary
+from chalicelib.storage.cancel_marker import is_cancelled
+from chalicelib.storage.failure_threshold import enforce_threshold
+from chalicelib.storage.shard_states import ShardStates, shard_states
 from chalicelib.storage.stores import ObjectStore
 
 Clock = Callable[[], datetime]
@@ -78,8 +82,8 @@ def reconcile_run(
         return "orphan"
     if summary.read(store, run_id) is not None:  # found complete before, by anyone
         return _close_run(store, run)
-    progress.enforce_threshold(store, run_id)
-    states, _ = progress.shard_states(store, run)
+    enforce_threshold(store, run_id)
+    states, _ = shard_states(store, run)
     pending = states.ids("pending")
     if not pending:
         return _close_run(store, run)
@@ -91,12 +95,12 @@ def reconcile_run(
             return "progressing"
         if (t - seen[1]).total_seconds() < settings.stall_timeout_s:
             return "waiting"
-    cancelled = progress.is_cancelled(store, run_id)
+    cancelled = is_cancelled(store, run_id)
     if not cancelled and states.auto_redrives < settings.max_auto_redrives:
         return _redrive(store, invoker, settings, run, states, pending)
     code = failure_codes.CANCELLED if cancelled else failure_codes.LOST
     closed = _close_shards(store, run, states, pending, code, t)
-    progress.enforce_threshold(store, run_id)
+    enforce_threshold(store, run_id)
     logger.warning(
         "stalled shards closed",
         extra={"run_id": run_id, "code": code.code, "shards": len(pending), "closed": closed},
@@ -107,10 +111,10 @@ def reconcile_run(
 def _close_run(store: ObjectStore, run: Manifest) -> str:
     """Remove the open marker; put it back if a redrive reopened the run meanwhile (a redrive
     writes its list before the marker, so whichever order the two race in, one is seen). The
-    re-read is the shared one (``progress.run_progress``), so it leaves the run's summary."""
+    re-read is the shared one (``summary.run_progress``), so it leaves the run's summary."""
     marker = layout.open_run(run.run_id)
     store.delete(marker)
-    if not progress.run_progress(store, run.run_id, run.request.shard_count).complete:
+    if not summary.run_progress(store, run.run_id, run.request.shard_count).complete:
         store.put(marker, b"{}")
         return "reopened"
     return "complete"
@@ -133,17 +137,13 @@ def _redrive(
     invoker: Invoker,
     settings: Settings,
     run: Manifest,
-    states: progress.ShardStates,
+    states: ShardStates,
     pending: list[int],
 ) -> str:
     number = states.auto_redrives + 1
     job = layout.auto_redrive_job(number)
-    record = {
-        "shards": pending,
-        "after_attempts": {k: states.latest_failure.get(k, 0) for k in pending},
-        "reason": "stalled",
-    }
-    if not store.create(layout.redrive_list(run.run_id, job), json.dumps(record).encode()):
+    after = {k: states.latest_failure.get(k, 0) for k in pending}
+    if not redrive_lists.create(store, run.run_id, job, pending, after, reason="stalled"):
         return "raced"  # another pass of the reconciler did this step
     backoff = Backoff(settings.dispatch_max_attempts, settings.dispatch_backoff_ms)
     error = send(
@@ -160,7 +160,7 @@ def _redrive(
 def _close_shards(
     store: ObjectStore,
     run: Manifest,
-    states: progress.ShardStates,
+    states: ShardStates,
     pending: list[int],
     code: failure_codes.ErrorCode,
     t: datetime,

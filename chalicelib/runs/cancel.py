@@ -11,20 +11,22 @@ from typing import Any
 
 from chalicelib.logs import logger
 from chalicelib.model.errors import Conflict
-from chalicelib.storage import manifests, progress
+from chalicelib.storage import manifests
+from chalicelib.storage.cancel_marker import USER, cancel_reason, mark_cancelled
 from chalicelib.storage.stores import ObjectStore
+from chalicelib.storage.summary import run_progress
 
 
 def cancel(store: ObjectStore, run_id: str) -> dict[str, Any]:
     """The 202's body. Twice is harmless (the first reason stands); a complete run is 409."""
     run = manifests.load(store, run_id)
-    reason = progress.cancel_reason(store, run_id)
+    reason = cancel_reason(store, run_id)
     if reason is None:
-        if progress.run_progress(store, run_id, run.request.shard_count).complete:
+        if run_progress(store, run_id, run.request.shard_count).complete:
             raise Conflict(f"run {run_id} is complete; there is nothing to cancel")
-        if progress.mark_cancelled(store, run_id, progress.USER):
+        if mark_cancelled(store, run_id, USER):
             logger.info("run cancelled", extra={"run_id": run_id})
-        reason = progress.cancel_reason(store, run_id)
+        reason = cancel_reason(store, run_id)
     return {
         "run_id": run_id,
         "cancelled": True,

@@ -4,7 +4,7 @@ The index holds one empty object per run whose key sorts newest first and carrie
 listing shows (``layout.run_index``), so a page costs one listing that stops after ``limit``
 keys (S3 starts it at the page token with ``StartAfter``), plus, for each run on the page
 (the runs at once where the store gains from it), a HEAD of its cancel marker and the progress
-read status uses (``progress.run_progress``: a complete run's summary, else its listings). No
+read status uses (``summary.run_progress``: a complete run's summary, else its listings). No
 manifest is read.
 """
 
@@ -17,8 +17,10 @@ from typing import Any
 
 from chalicelib.model import ids
 from chalicelib.model.errors import InvalidRequest, Problem
-from chalicelib.storage import layout, progress
+from chalicelib.storage import layout
+from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.stores import ObjectStore
+from chalicelib.storage.summary import run_progress
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -60,7 +62,7 @@ def _limit(raw: str | None) -> int:
 
 
 def _summary(store: ObjectStore, entry: layout.RunIndexEntry) -> dict[str, Any]:
-    complete = progress.run_progress(store, entry.run_id, entry.shard_count).complete
+    complete = run_progress(store, entry.run_id, entry.shard_count).complete
     return {
         "run_id": entry.run_id,
         "label": entry.label,
@@ -68,7 +70,7 @@ def _summary(store: ObjectStore, entry: layout.RunIndexEntry) -> dict[str, Any]:
         "created_at": created_at(entry.run_id),
         "shard_count": entry.shard_count,
         "complete": complete,
-        "cancelled": progress.is_cancelled(store, entry.run_id),
+        "cancelled": is_cancelled(store, entry.run_id),
     }
 
 

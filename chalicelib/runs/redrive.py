@@ -7,7 +7,6 @@ tree reads it instead of carrying it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from chalicelib.config import Settings
@@ -16,7 +15,9 @@ from chalicelib.logs import logger
 from chalicelib.model.errors import Conflict, DispatchUnavailable
 from chalicelib.model.events import DispatchJob
 from chalicelib.runs import handoff
-from chalicelib.storage import layout, manifests, progress
+from chalicelib.storage import layout, manifests, redrive_lists
+from chalicelib.storage.cancel_marker import is_cancelled
+from chalicelib.storage.shard_states import shard_states
 from chalicelib.storage.stores import ObjectStore
 
 
@@ -28,21 +29,17 @@ def redrive(
     include_pending: bool,
 ) -> dict[str, Any]:
     run = manifests.load(store, run_id)
-    if progress.is_cancelled(store, run_id):
+    if is_cancelled(store, run_id):
         raise Conflict(f"run {run_id} is cancelled; submit it again instead")
-    states, _ = progress.shard_states(store, run)
+    states, _ = shard_states(store, run)
     ids = states.ids("failed") + (states.ids("pending") if include_pending else [])
     ids.sort()
     if not ids:
         return {"run_id": run_id, "job": None, "redriven": []}
-    record = json.dumps(
-        {"shards": ids, "after_attempts": {k: states.latest_failure.get(k, 0) for k in ids}}
-    ).encode()
-    number = 1
-    while not store.create(layout.redrive_list(run_id, f"redrive-{number}"), record):
-        number += 1
+    after = {k: states.latest_failure.get(k, 0) for k in ids}
+    name = redrive_lists.create_manual(store, run_id, ids, after)
     store.put(layout.open_run(run_id), b"{}")  # the reconciler watches it again
-    job = DispatchJob(run_id, f"redrive-{number}", 0, len(ids))
+    job = DispatchJob(run_id, name, 0, len(ids))
     error = handoff.to_dispatcher(settings, invoker, job)
     if error is not None:
         raise DispatchUnavailable(f"redrive of {len(ids)} shards could not be dispatched: {error}")

@@ -11,10 +11,9 @@ from typing import Any
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.storage import manifests
-from chalicelib.storage.progress import ShardStates, cancel_reason, run_progress, shard_states
+from chalicelib.storage.cancel_marker import cancel_reason
 from chalicelib.storage.stores import ObjectStore
-
-__all__ = ["ShardStates", "shard_states", "status"]
+from chalicelib.storage.summary import run_progress
 
 
 def status(store: ObjectStore, run_id: str) -> dict[str, Any]:

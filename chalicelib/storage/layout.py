@@ -70,9 +70,13 @@ def redrive_list(run_id: str, job: str) -> str:
     return f"{redrive_lists_prefix(run_id)}{job}.json"
 
 
-def parse_redrive_list(key: str) -> str:
-    """The job name of a redrive list's key."""
-    return key.rsplit("/", 1)[-1].removesuffix(".json")
+def parse_redrive_list(key: str) -> str | None:
+    """The job name of a redrive list's key, or None for any other key."""
+    folder, _, name = key.rpartition("/")
+    if not folder.endswith("/redrives") or not name.endswith(".json"):
+        return None
+    job = name.removesuffix(".json")
+    return job if ids.is_job(job) else None
 
 
 def summary(run_id: str) -> str:
@@ -97,9 +101,18 @@ def closed_claim(run_id: str, shard_id: int, after_attempt: int) -> str:
     return f"{run_prefix(run_id)}closed/shard-{shard_id:06d}-after-{after_attempt}"
 
 
+AUTO_REDRIVE = "auto-"
+MANUAL_REDRIVE = "redrive-"
+
+
 def auto_redrive_job(number: int) -> str:
     """The job name of the reconciler's ``number``-th re-dispatch of a stalled run."""
-    return f"auto-{number}"
+    return f"{AUTO_REDRIVE}{number}"
+
+
+def manual_redrive_job(number: int) -> str:
+    """The job name of the ``number``-th ``POST /sweeps/{id}/redrive``."""
+    return f"{MANUAL_REDRIVE}{number}"
 
 
 OPEN_RUNS = "runs/_index/open/"  # "_" is in no run id: never a run folder
@@ -169,15 +182,17 @@ def outcomes_prefix(run_id: str) -> str:
     return f"{table_root('outcomes')}run_id={_run(run_id)}/"
 
 
+def outcomes_partition(run_id: str, status: Status, dt: str) -> str:
+    """The folder of one (run, status, dt) partition of the outcomes table."""
+    return f"{outcomes_prefix(run_id)}status={status}/dt={dt}/"
+
+
 def outcome(run_id: str, status: Status, dt: str, shard_id: int, attempt: int) -> str:
-    return (
-        f"{outcomes_prefix(run_id)}status={status}/dt={dt}/"
-        f"shard-{shard_id:06d}-attempt-{attempt}.parquet"
-    )
+    return f"{shard_outcomes_prefix(run_id, status, dt, shard_id)}{attempt}.parquet"
 
 
 def shard_outcomes_prefix(run_id: str, status: Status, dt: str, shard_id: int) -> str:
-    return f"{outcomes_prefix(run_id)}status={status}/dt={dt}/shard-{shard_id:06d}-attempt-"
+    return f"{outcomes_partition(run_id, status, dt)}shard-{shard_id:06d}-attempt-"
 
 
 def results_prefix(run_id: str) -> str:

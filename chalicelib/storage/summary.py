@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 from chalicelib.storage import layout
+from chalicelib.storage.shard_states import ShardStates, shard_states_of
 from chalicelib.storage.stores import ObjectStore
 
 FORMAT = 1
@@ -40,10 +41,39 @@ class RunProgress:
         return self.shard_count - len(self.failed) - len(self.pending)
 
 
+def run_progress(store: ObjectStore, run_id: str, shard_count: int) -> RunProgress:
+    """The one read of a run's progress that status, ``GET /sweeps`` and the reconciler share:
+    the stored summary of a complete run (a GET and a short listing), else the listings, and
+    a run they find complete gets its summary written."""
+    stored = read(store, run_id)
+    if stored is not None:
+        return stored
+    states, dispatch = shard_states_of(store, run_id, shard_count)
+    found = progress_of(states, dispatch)
+    if found.complete:
+        write(store, run_id, found)
+    return found
+
+
+def progress_of(states: ShardStates, dispatch: dict[str, dict[str, int]]) -> RunProgress:
+    by_state = states.by_state()
+    return RunProgress(
+        states.count,
+        by_state["failed"],
+        by_state["pending"],
+        dispatch,
+        states.auto_redrives,
+        tuple(sorted(states.redrive_jobs)),
+    )
+
+
 def redrive_jobs(store: ObjectStore, run_id: str) -> tuple[str, ...]:
-    """The run's redrive jobs, from one listing of its redrive lists."""
-    found = store.list(layout.redrive_lists_prefix(run_id))
-    return tuple(sorted(layout.parse_redrive_list(obj.key) for obj in found))
+    """The run's redrive jobs, from one listing of its redrive lists (no list is read)."""
+    found = (
+        layout.parse_redrive_list(obj.key)
+        for obj in store.list(layout.redrive_lists_prefix(run_id))
+    )
+    return tuple(sorted(job for job in found if job is not None))
 
 
 def read(store: ObjectStore, run_id: str) -> RunProgress | None:

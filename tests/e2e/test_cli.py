@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from client import cli
-from client.query import LocalEngine
 from scripts.local_stack import local_server
+from sweeps import cli
+from sweeps.query import LocalEngine
 from tests.support import CONTRACT_EXAMPLE
 
 pytestmark = pytest.mark.e2e

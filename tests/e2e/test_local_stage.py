@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from client.query import LocalEngine
 from scripts.local_stack import local_server
+from sweeps.query import LocalEngine
 from tests.support import CONTRACT_EXAMPLE
 
 pytestmark = pytest.mark.e2e

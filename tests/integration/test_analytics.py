@@ -9,7 +9,8 @@ Three runs go through the worker into one data root:
 - C (same day, monte_carlo_pi, 5 shards): all succeed.
 - B (2026-01-02, monte_carlo_pi, 10 shards): shard 0 fails by injection.
 Every number a query returns is checked against what these runs must have produced, and the
-view shard_status against the API's own rule (chalicelib.runs.status.ShardStates) on the same files.
+view shard_status against the API's own rule (chalicelib.storage.shard_states.ShardStates) on
+the same files.
 """
 
 from __future__ import annotations
@@ -29,20 +30,20 @@ from click.testing import CliRunner
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from bench.local_runs import run_shards, run_sweep, shard_payload
 from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.worker import run_task
 from chalicelib.model import ids
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.validation import validate_request
-from chalicelib.runs.status import shard_states
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
+from chalicelib.storage.shard_states import shard_states
 from chalicelib.storage.stores import LocalStore, StorageError
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
-from client import cli, query
-from client.query import LocalEngine, QueryError
+from scripts.local_runs import run_shards, run_sweep, shard_payload
+from sweeps import cli, query
+from sweeps.query import LocalEngine, QueryError
 from tests.support import FirstCreateFailingStore, destination_record
 
 RUN_A = ids.new_run_id(datetime(2026, 1, 1, 10, 0, tzinfo=UTC))

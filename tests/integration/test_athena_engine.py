@@ -17,8 +17,8 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
 
 from chalicelib import aws
-from client import cli, query
-from client.query import AthenaEngine, QueryError, QueryFailed, QueryTimeout
+from sweeps import cli, query
+from sweeps.query import AthenaEngine, QueryError, QueryFailed, QueryTimeout
 
 REGION = "us-east-1"
 WORKGROUP = "sweeps"

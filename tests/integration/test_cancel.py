@@ -12,8 +12,8 @@ import pytest
 from chalicelib.execution.worker import CancelPoll, run_task
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
-from tests.integration.test_api import FIFTY, Harness, body_of
 from tests.support import failed_codes
+from tests.support.harness import FIFTY, Harness, body_of
 
 TEN = {
     "simulation": "monte_carlo_pi",

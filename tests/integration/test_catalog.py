@@ -12,7 +12,6 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from bench.local_runs import run_sweep
 from chalicelib.analytics import glue_schema
 from chalicelib.analytics.catalog import (
     CatalogError,
@@ -24,6 +23,7 @@ from chalicelib.analytics.catalog import (
 from chalicelib.config import Settings
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
+from scripts.local_runs import run_sweep
 
 DATABASE = "sweeps_test"
 LOCATION = "s3://sweeps-data/stage/dev"

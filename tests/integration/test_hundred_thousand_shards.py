@@ -2,7 +2,7 @@
 its plan's bounds, status counts them from key-range listings, the reconciler re-dispatches
 the few whose events were dropped, and the complete run's status comes from its summary.
 
-The API, dispatcher and reconciler are the deployed code (``tests.inline``) on a store with
+The API, dispatcher and reconciler are the deployed code (``tests.support.inline``) on a store with
 S3's semantics and pages (``S3LatencyStore`` without latency). Workers are replaced by what a
 success leaves behind in the keys status reads (the shard's success lock and outcome, written
 through the layout): 100,000 real worker runs would take minutes, and what is under test here
@@ -20,8 +20,8 @@ from chalicelib.model.sharding import ShardSpec, shard_bounds
 from chalicelib.runs.listing import list_runs
 from chalicelib.runs.status import status
 from chalicelib.storage import layout
-from tests.inline import Inline
-from tests.store_models import S3LatencyStore
+from tests.support.inline import Inline
+from tests.support.store_models import S3LatencyStore
 
 SHARDS = 100_000
 POINTS = 250_000

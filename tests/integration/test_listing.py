@@ -10,7 +10,7 @@ import pytest
 from chalicelib.runs.listing import created_at
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore, S3Store
-from tests.integration.test_api import Harness, body_of
+from tests.support.harness import Harness, body_of
 
 ONE = {
     "simulation": "monte_carlo_pi",

@@ -17,8 +17,8 @@ import pytest
 from chalicelib import wiring
 from chalicelib.fanout.reconcile import reconcile
 from chalicelib.storage.stores import S3Store
-from tests.integration.test_api import Harness, body_of
 from tests.support import failed_codes
+from tests.support.harness import Harness, body_of
 
 TEN = {
     "simulation": "monte_carlo_pi",

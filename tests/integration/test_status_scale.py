@@ -2,8 +2,8 @@
 summary in constant work, a redrive makes that summary stale, and status still equals what
 the Parquet says, shard by shard.
 
-Runs go through the deployed code paths in-process (``tests.inline``) on stores with S3's
-semantics (``tests.store_models``).
+Runs go through the deployed code paths in-process (``tests.support.inline``) on stores with S3's
+semantics (``tests.support.store_models``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from chalicelib.runs.redrive import redrive
 from chalicelib.runs.status import status
 from chalicelib.storage import key_ranges, layout, summary
 from chalicelib.storage.stores import ObjectStore
-from tests.inline import Inline
-from tests.store_models import MemoryStore, S3LatencyStore
+from tests.support.inline import Inline
+from tests.support.store_models import MemoryStore, S3LatencyStore
 
 
 def sweep(shards: int, fail: list[int] | None = None) -> dict[str, object]:

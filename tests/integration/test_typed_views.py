@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 import sqlglot
 
-from bench.local_runs import run_sweep
 from chalicelib.model import ids
 from chalicelib.simulations.declarations import Simulation
 from chalicelib.simulations.registry import REGISTRY
-from client import views
-from client.query import LocalEngine, QueryError, render, to_duckdb
+from scripts.local_runs import run_sweep
+from sweeps import views
+from sweeps.query import LocalEngine, QueryError, render, to_duckdb
 
 OPTION_RUN = ids.new_run_id(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
 PI_RUN = ids.new_run_id(datetime(2026, 3, 1, 11, 0, tzinfo=UTC))

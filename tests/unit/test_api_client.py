@@ -13,8 +13,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from client import api
-from client.api import Api, ApiError, Signer
+from sweeps import api
+from sweeps.api import Api, ApiError, Signer
 
 DEPLOYED = "https://abc123defg.execute-api.eu-west-3.amazonaws.com/api"
 FIXED = datetime.datetime(2026, 11, 26, 12, 30, 45)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.imports import AWS_ENV
 from chalicelib.config import PROJECT_ROOT
+from scripts.fake_stage import AWS_ENV
 
 HEAVY = ("pyarrow", "duckdb")
 

@@ -19,7 +19,7 @@ from chalicelib.fanout.invoking import (
     LambdaInvoker,
     send,
 )
-from tests.lambda_recorder import Call, RecordingLambda
+from tests.support.lambda_recorder import Call, RecordingLambda
 
 NAMES = {
     "worker": "arn:aws:lambda:us-east-1:123456789012:function:sweeps-dev-worker",

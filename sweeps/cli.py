@@ -30,8 +30,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from client.api import API_ENV, DEFAULT_API, Api, ApiError
-from client.query import (
+from sweeps.api import API_ENV, DEFAULT_API, Api, ApiError
+from sweeps.query import (
     AthenaEngine,
     LocalEngine,
     QueryEngine,
@@ -469,7 +469,7 @@ def plot(
     database: str | None,
 ) -> None:
     """Draw a metric of RUN over one or two parameters into a PNG, via results_<simulation>."""
-    from client import plots
+    from sweeps import plots
 
     filters: dict[str, str] = {}
     for item in where:

@@ -68,7 +68,7 @@ def test_one_named_query_per_baseline_query(stage: str) -> None:
     """Each file of athena/ (but the DDL) as is, and each generated query once per simulation,
     its text exactly what ``sweep query`` runs for that simulation."""
     from chalicelib.simulations.registry import REGISTRY
-    from client.views import GENERATED
+    from sweeps.views import GENERATED
 
     resources = load(stage)["Resources"]
     named = {

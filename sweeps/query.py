@@ -16,7 +16,7 @@ so no input is ever interpolated raw.
   ``create_views()`` creates (or replaces) the views of ``athena/view_*.sql``: a deploy step,
   not something each query does.
 
-``sweep query`` (``client.cli``) runs them from the command line.
+``sweep query`` (``sweeps.cli``) runs them from the command line.
 """
 
 from __future__ import annotations
@@ -92,9 +92,9 @@ def baseline_queries() -> list[str]:
 
 
 def generated_queries() -> list[str]:
-    """Baseline queries generated per simulation over its typed view (``client.views``):
+    """Baseline queries generated per simulation over its typed view (``sweeps.views``):
     their text depends on the run's simulation, so they are not files."""
-    from client.views import GENERATED
+    from sweeps.views import GENERATED
 
     return sorted(GENERATED)
 
@@ -117,8 +117,8 @@ def view_sql(name: str) -> str:
 def all_views() -> list[tuple[str, str]]:
     """(name, Athena statement) of every view, in creation order: the files of
     ``athena/view_*.sql`` (file-name order), then the typed ``results_<simulation>`` views
-    generated from the registry (``client.views``), which read the tables only."""
-    from client.views import typed_views
+    generated from the registry (``sweeps.views``), which read the tables only."""
+    from sweeps.views import typed_views
 
     return [(name, view_sql(name)) for name in view_names()] + list(typed_views().items())
 
@@ -207,7 +207,7 @@ def resolve(query: str) -> str:
 class QueryEngine(ABC):
     def run(self, query: str, run_id: str | None = None, **params: object) -> QueryResult:
         """Run a query by name (a file of athena/ or a generated one) or SQL text."""
-        from client.views import GENERATED
+        from sweeps.views import GENERATED
 
         if query in GENERATED:
             text = self.generated_text(query, run_id)
@@ -220,7 +220,7 @@ class QueryEngine(ABC):
     def generated_text(self, query: str, run_id: str | None) -> str | None:
         """A generated query's SQL for the simulation of ``run_id``; None if the data has no
         outcome of that run."""
-        from client.views import GENERATED
+        from sweeps.views import GENERATED
 
         if run_id is None:
             raise QueryError(f"{query} needs run_id")

@@ -20,6 +20,7 @@ CONTRACT_EXAMPLE: dict[str, Any] = json.loads(
     (PROJECT_ROOT / "examples" / "option-pricing.json").read_text()
 )
 
+BUCKET = "sweeps-test"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:sweeps-dev-worker:$LATEST"
 REQUEST_ID = "c0ffee00-0000-4000-8000-000000000001"
 

@@ -31,7 +31,7 @@ from chalicelib.simulations.registry import REGISTRY
 from deploy import layer, policies, slim
 from deploy.naming import FUNCTIONS
 from scripts.rehearse import LAMBDA_PYTHON, run_driver
-from tests.unit.test_policies import iam_match, render
+from tests.support.policies import iam_match, render
 
 # What the Lambda Python runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from chalicelib.model.validation import request_schema
 from deploy import merge
 from tests.support import CONTRACT_EXAMPLE
-from tests.unit.test_validator import BAD, EXAMPLE_PATHS, json_values, replace_at
+from tests.support.requests import BAD, EXAMPLE_PATHS, json_values, replace_at
 
 
 def model_document() -> dict[str, Any]:

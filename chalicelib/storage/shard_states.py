@@ -1,4 +1,5 @@
-"""A run's progress from key listings alone: each shard's state, dispatch counts, cancel state.
+"""The read model of a run's progress, from key listings alone: each shard's state and the
+dispatch counts.
 
 It lives in the storage layer because every layer above needs the same answer: status and
 redrive (API), the reconciler (fan-out) and the failure-threshold check (execution). Nothing
@@ -7,19 +8,12 @@ here reads Parquet.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.logs import logger
 from chalicelib.model.manifest import Manifest
-from chalicelib.storage import key_ranges, layout, manifests, summary
+from chalicelib.storage import key_ranges, layout, redrive_lists
 from chalicelib.storage.stores import ObjectStore
-from chalicelib.storage.summary import RunProgress
-
-USER = "USER"
-FAILURE_THRESHOLD = "FAILURE_THRESHOLD"
 
 
 @dataclass
@@ -97,48 +91,20 @@ def shard_states_of(
         if (marker := layout.parse_retry_marker(found)) is not None:
             states.objects += 1
             states.retrying.add(marker)
-    for obj in store.list(layout.redrive_lists_prefix(run_id)):
+    for redrive in redrive_lists.every(store, run_id):
         states.objects += 1
-        states.redrive_jobs.append(layout.parse_redrive_list(obj.key))
-        if obj.key.rsplit("/", 1)[-1].startswith(layout.auto_redrive_job(0)[:-1]):
-            states.auto_redrives += 1
-        redrive = json.loads(store.get(obj.key))
-        for shard, attempt in redrive["after_attempts"].items():
-            states.redriven_after[int(shard)] = max(
-                attempt, states.redriven_after.get(int(shard), 0)
-            )
+        states.redrive_jobs.append(redrive.job)
+        states.auto_redrives += redrive.automatic
+        for shard, attempt in redrive.after_attempts.items():
+            states.redriven_after[shard] = max(attempt, states.redriven_after.get(shard, 0))
     counts, records = _dispatch_counts(store, run_id)
     states.objects += records
     return states, counts
 
 
-def run_progress(store: ObjectStore, run_id: str, shard_count: int) -> RunProgress:
-    """The one read of a run's progress that status, ``GET /sweeps`` and the reconciler share:
-    the stored summary of a complete run (a GET and a short listing), else the listings, and
-    a run they find complete gets its summary written."""
-    stored = summary.read(store, run_id)
-    if stored is not None:
-        return stored
-    states, dispatch = shard_states_of(store, run_id, shard_count)
-    found = progress_of(states, dispatch)
-    if found.complete:
-        summary.write(store, run_id, found)
-    return found
-
-
-def progress_of(states: ShardStates, dispatch: dict[str, dict[str, int]]) -> RunProgress:
-    by_state = states.by_state()
-    return RunProgress(
-        states.count,
-        by_state["failed"],
-        by_state["pending"],
-        dispatch,
-        states.auto_redrives,
-        tuple(sorted(states.redrive_jobs)),
-    )
-
-
 def _dispatch_counts(store: ObjectStore, run_id: str) -> tuple[dict[str, dict[str, int]], int]:
+    """Shards handed over and refused, per dispatch job, from the leaves' progress records; and
+    how many records were seen."""
     leaves: dict[tuple[str, int, int], layout.DispatchRecord] = {}
     seen = 0
     for obj in store.list(layout.dispatch_records_prefix(run_id)):
@@ -154,54 +120,3 @@ def _dispatch_counts(store: ObjectStore, run_id: str) -> tuple[dict[str, dict[st
         job["dispatched"] += record.dispatched
         job["failed"] += record.failed
     return counts, seen
-
-
-def cancel_reason(store: ObjectStore, run_id: str) -> str | None:
-    """Why the run was cancelled, or None if it was not: one GET of the cancel marker."""
-    try:
-        data = json.loads(store.get(layout.cancel_marker(run_id)))
-    except KeyError:
-        return None
-    return str(data.get("reason", USER))
-
-
-def is_cancelled(store: ObjectStore, run_id: str) -> bool:
-    """One HEAD: what workers and dispatch leaves ask before doing work."""
-    return store.exists(layout.cancel_marker(run_id))
-
-
-def mark_cancelled(store: ObjectStore, run_id: str, reason: str) -> bool:
-    """Record the cancel once; False if the run was already cancelled (the first reason
-    stands)."""
-    record = {"reason": reason, "at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
-    return store.create(layout.cancel_marker(run_id), json.dumps(record).encode())
-
-
-def over_threshold(states: ShardStates, tolerated_percentage: float) -> bool:
-    """True once final failures exceed the run's tolerated share of its shards."""
-    if tolerated_percentage >= 100:
-        return False
-    return len(states.ids("failed")) * 100 > tolerated_percentage * states.count
-
-
-def enforce_threshold(store: ObjectStore, run_id: str) -> bool:
-    """Cancel the run with reason FAILURE_THRESHOLD if its final failures exceed what it
-    tolerates; True if this call cancelled it.
-
-    Called after every final failure and by the reconciler. A run that tolerates 100 % (the
-    default) costs one manifest GET here; only runs that set a lower tolerance pay for the
-    listings that count their failures."""
-    run = manifests.load(store, run_id)
-    tolerated = run.request.tolerated_failure_percentage
-    if tolerated >= 100 or is_cancelled(store, run_id):
-        return False
-    states, _ = shard_states(store, run)
-    if not over_threshold(states, tolerated):
-        return False
-    if mark_cancelled(store, run_id, FAILURE_THRESHOLD):
-        logger.warning(
-            "run cancelled: failures exceed the tolerated percentage",
-            extra={"run_id": run_id, "failed": len(states.ids("failed")), "tolerated": tolerated},
-        )
-        return True
-    return False

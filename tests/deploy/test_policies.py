@@ -4,35 +4,15 @@ policy that reaches a prod resource."""
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from typing import Any
 
 import pytest
 
 from deploy import policies
-from deploy.cfn import Tag
 from deploy.generated import sync
 from deploy.naming import FUNCTIONS, STAGES, StageNames
-
-ACCOUNT = "123456789012"
-REGION = "eu-west-1"
-
-
-def render(value: Any, account: str = ACCOUNT, region: str = REGION) -> Any:
-    """A CloudFormation policy as it reads once deployed in ``account``/``region``."""
-    if isinstance(value, Tag):
-        assert value.name == "Sub" and isinstance(value.value, str)
-        return (
-            value.value.replace("${AWS::Partition}", "aws")
-            .replace("${AWS::Region}", region)
-            .replace("${AWS::AccountId}", account)
-        )
-    if isinstance(value, dict):
-        return {k: render(v, account, region) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render(v, account, region) for v in value]
-    return value
+from tests.support.policies import ACCOUNT, REGION, iam_match, render
 
 
 def every_policy() -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -63,12 +43,6 @@ def stage_resources(stage: str) -> list[str]:
     arns += [f"arn:aws:glue:{REGION}:{ACCOUNT}:database/{db}"]
     arns += [f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{db}/{t}" for t in ("outcomes", "results")]
     return arns
-
-
-def iam_match(pattern: str, arn: str) -> bool:
-    """IAM resource matching: ``*`` any run of characters, ``?`` any one; nothing else."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, arn) is not None
 
 
 def test_committed_policy_files_are_the_generated_ones() -> None:

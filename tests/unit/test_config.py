@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
-from chalicelib.config import Settings, SettingsError
+from chalicelib.config import Settings, SettingsError, table
+from deploy import settings_doc
+from deploy.generated import sync
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS = {
@@ -73,3 +76,25 @@ def test_a_bad_setting_fails_the_cold_start() -> None:
     )
     assert result.returncode != 0
     assert "SettingsError: SWEEP_MAX_SHARDS must be an integer" in result.stderr
+
+
+def test_every_setting_is_read_from_its_variable() -> None:
+    """Each row of the table is read by the one loop: a value set in its variable arrives."""
+    for row in table():
+        kind = get_type_hints(Settings)[row.name]
+        raw, expected = {
+            bool: ("false", False) if row.default else ("true", True),
+            int: ("7", 7),
+            Path: ("/tmp/x", Path("/tmp/x")),
+        }.get(
+            kind, ("aws" if row.name == "backend" else "v", "aws" if row.name == "backend" else "v")
+        )
+        got = getattr(Settings.from_env(AWS | {row.metadata["env"]: raw}), row.name)
+        assert got == expected, row.metadata["env"]
+
+
+def test_docs_table_is_the_settings_table() -> None:
+    """docs/configuration.md lists exactly the table's rows (rendered by deploy.settings_doc)."""
+    assert sync(settings_doc.generated_files(), write=False) == []
+    text = settings_doc.DOC.read_text()
+    assert [f"`{row.metadata['env']}`" in text for row in table()] == [True] * len(table())

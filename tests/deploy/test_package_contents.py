@@ -2,7 +2,7 @@
 
 Chalice's own ``AppOnlyDeploymentPackager`` (the file selection ``chalice deploy`` uses, without
 the dependency download) packs a copy of the tracked project, so the test sees exactly the files
-the real zip would hold, and proves ``client/``, ``deploy/``, ``athena/`` and the rest stay out.
+the real zip would hold, and proves ``sweeps/``, ``deploy/``, ``athena/`` and the rest stay out.
 """
 
 from __future__ import annotations
@@ -55,5 +55,5 @@ def test_the_lambda_package_holds_app_code_and_no_tooling(tmp_path: Path) -> Non
     for marker in ("argparse", "import duckdb", "import sqlglot", "__main__"):
         assert [n for n, source in ours.items() if marker in source] == [], marker
     # every module of the tooling packages exists in the project, yet none was shipped
-    for package in ("client", "deploy"):
+    for package in ("sweeps", "deploy"):
         assert any((PROJECT_ROOT / package).glob("*.py"))

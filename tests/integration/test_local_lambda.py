@@ -29,7 +29,7 @@ from chalicelib.runs import status as run_status
 from chalicelib.runs.submit import submit as submit_run
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
-from tests.inline import QueueInvoker
+from tests.support.inline import QueueInvoker
 
 RUN_ID = "20261126T000000000Z-0123456789ab"
 SWEEP = {

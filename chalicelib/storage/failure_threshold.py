@@ -1,0 +1,44 @@
+"""The run's failure threshold (``tolerated_failure_percentage``): the policy that cancels a
+run that fails too much.
+
+It sits in the storage layer beside the read model it counts with, because the worker, the
+dispatch leaves and the reconciler (three layers) all apply it after a final failure.
+"""
+
+from __future__ import annotations
+
+from chalicelib.logs import logger
+from chalicelib.storage import manifests
+from chalicelib.storage.cancel_marker import FAILURE_THRESHOLD, is_cancelled, mark_cancelled
+from chalicelib.storage.shard_states import ShardStates, shard_states
+from chalicelib.storage.stores import ObjectStore
+
+
+def over_threshold(states: ShardStates, tolerated_percentage: float) -> bool:
+    """True once final failures exceed the run's tolerated share of its shards."""
+    if tolerated_percentage >= 100:
+        return False
+    return len(states.ids("failed")) * 100 > tolerated_percentage * states.count
+
+
+def enforce_threshold(store: ObjectStore, run_id: str) -> bool:
+    """Cancel the run with reason FAILURE_THRESHOLD if its final failures exceed what it
+    tolerates; True if this call cancelled it.
+
+    Called after every final failure and by the reconciler. A run that tolerates 100 % (the
+    default) costs one manifest GET here; only runs that set a lower tolerance pay for the
+    listings that count their failures."""
+    run = manifests.load(store, run_id)
+    tolerated = run.request.tolerated_failure_percentage
+    if tolerated >= 100 or is_cancelled(store, run_id):
+        return False
+    states, _ = shard_states(store, run)
+    if not over_threshold(states, tolerated):
+        return False
+    if mark_cancelled(store, run_id, FAILURE_THRESHOLD):
+        logger.warning(
+            "run cancelled: failures exceed the tolerated percentage",
+            extra={"run_id": run_id, "failed": len(states.ids("failed")), "tolerated": tolerated},
+        )
+        return True
+    return False

@@ -1,0 +1,345 @@
+"""Request validation: each contract rule, with the JSON pointer a client needs to fix it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib.model.errors import InvalidRequest, Problem
+from chalicelib.model.request import Limits
+from chalicelib.model.sharding import ShardSpec
+from chalicelib.model.validation import SCHEMA_PATH, request_schema, validate_request
+from tests.support import CONTRACT_EXAMPLE
+from tests.support.requests import (
+    BAD,
+    EXAMPLE_PATHS,
+    LIMITS,
+    Bad,
+    Body,
+    example,
+    json_values,
+    mutate,
+    pi_body,
+    problems_of,
+    replace_at,
+    with_params,
+)
+
+
+def test_the_table_is_big_enough() -> None:
+    assert len(BAD) >= 30
+    assert len({b.id for b in BAD}) == len(BAD)
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[b.id for b in BAD])
+def test_bad_body_names_the_path(bad: Bad) -> None:
+    problems = problems_of(bad.body, bad.limits)
+    paths = [p.path for p in problems]
+    assert bad.path in paths, f"expected {bad.path} among {problems}"
+
+
+WITHOUT_STAGE_LIMITS = [b for b in BAD if b.limits is LIMITS]
+
+
+@pytest.mark.parametrize("bad", WITHOUT_STAGE_LIMITS, ids=[b.id for b in WITHOUT_STAGE_LIMITS])
+def test_bad_body_is_rejected_by_the_worker_parse_too(bad: Bad) -> None:
+    """Without limits (the worker's re-parse) everything but stage limits is still a 400,
+    naming the same path."""
+    assert bad.path in [p.path for p in problems_of(bad.body, None)]
+
+
+def test_bad_bodies_were_not_changed() -> None:
+    """validate_request never edits the body it was given."""
+    body = with_params(option={"values": ["call", "straddle"]})
+    before = copy.deepcopy(body)
+    problems_of(body)
+    assert body == before
+
+
+def test_several_problems_are_reported_at_once() -> None:
+    body = example()
+    body["extra"] = True
+    body["parameters"]["strike"] = {"range": {"start": 80, "stop": 121, "step": 0}}
+    body["parameters"]["volatility"] = {"values": [0.2, -0.1]}
+    body["parameters"]["option"] = {"values": ["straddle"]}
+    body["parameters"]["colour"] = {"values": ["red"]}
+    body["shards"] = {"count": 0}
+    body["seed"] = -3
+    body["label"] = "not ok"
+    paths = {p.path for p in problems_of(body)}
+    assert {
+        "/extra",
+        "/parameters/strike/range/step",
+        "/parameters/volatility/values/1",
+        "/parameters/option/values/0",
+        "/parameters/colour",
+        "/shards/count",
+        "/seed",
+        "/label",
+    } <= paths
+
+
+def test_message_summarises_the_count() -> None:
+    body = mutate(lambda b: b.update(seed=-1, label="bad label"))
+    with pytest.raises(InvalidRequest) as caught:
+        validate_request(body, LIMITS)
+    assert "1 more problem" in caught.value.message
+    assert caught.value.body()["error"] == "invalid_request"
+
+
+def test_a_schema_error_in_one_axis_does_not_hide_a_domain_error_in_another() -> None:
+    body = with_params(
+        strike={"range": {"start": 80, "stop": 121, "step": 0}},
+        option={"values": ["straddle"]},
+    )
+    paths = {p.path for p in problems_of(body)}
+    assert {"/parameters/strike/range/step", "/parameters/option/values/0"} <= paths
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(EXAMPLE_PATHS), json_values)
+def test_any_body_is_parsed_or_answered_with_problems(path: tuple[Any, ...], value: Any) -> None:
+    """Replacing any part of a valid body with any JSON value never raises anything but a 400."""
+    body = replace_at(CONTRACT_EXAMPLE, path, value)
+    for limits in (LIMITS, None):
+        try:
+            validate_request(body, limits)
+        except InvalidRequest as error:
+            assert error.problems
+            assert all(p.path.startswith("/") and p.message for p in error.problems)
+
+
+numbers = (
+    st.integers()
+    | st.sampled_from([10**400, -(10**400), 2**64])
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+axis_specs = st.one_of(
+    st.builds(lambda vs: {"values": vs}, st.lists(numbers | st.text(max_size=4), max_size=3)),
+    st.builds(
+        lambda a, b, c: {"range": {"start": a, "stop": b, "step": c}},
+        st.integers(),
+        st.integers(),
+        st.integers(),
+    ),
+    st.builds(
+        lambda a, b, n: {"linspace": {"start": a, "stop": b, "num": n}},
+        numbers,
+        numbers,
+        st.integers(-1, 10**20),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["spot", "strike", "rate", "volatility", "maturity", "option", "paths"]),
+        axis_specs,
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(1, 10**6),
+)
+def test_any_axes_are_parsed_or_answered_with_problems(axes: Body, count: int) -> None:
+    body = {"simulation": "option_pricing", "parameters": axes, "shards": {"count": count}}
+    for limits in (LIMITS, None):
+        try:
+            request = validate_request(body, limits)
+        except InvalidRequest as error:
+            assert error.problems
+            continue
+        assert 1 <= count <= request.total_points
+
+
+# --- valid bodies ----------------------------------------------------------------------------
+
+
+def test_contract_example_is_valid(contract_example: Body) -> None:
+    request = validate_request(contract_example, LIMITS)
+    assert request.simulation == "option_pricing"
+    assert request.total_points == 162
+    assert request.shard_count == 12
+    assert request.shards == ShardSpec("count", 12)
+    assert request.seed == 7
+    assert request.label == "vol-strike-grid"
+    assert request.fail_shards == (3, 5)
+    assert request.space.names == ("volatility", "strike", "option", "paths")
+    assert request.space.point(0) == {
+        "volatility": 0.1,
+        "strike": 80,
+        "option": "call",
+        "paths": 2000,
+    }
+
+
+def test_canonical_form_round_trips(contract_example: Body) -> None:
+    request = validate_request(contract_example, LIMITS)
+    again = validate_request(json.loads(json.dumps(request.to_dict())), None)
+    assert again == request
+    assert request.to_dict() == contract_example
+
+
+def test_monte_carlo_pi_is_valid() -> None:
+    request = validate_request(pi_body(), LIMITS)
+    assert request.simulation == "monte_carlo_pi"
+    assert request.total_points == 2
+    assert request.seed == 0
+    assert request.label is None
+    assert request.fail_shards == ()
+
+
+def test_shards_by_size(contract_example: Body) -> None:
+    contract_example["shards"] = {"size": 50}
+    contract_example["fail_shards"] = [3]
+    request = validate_request(contract_example, LIMITS)
+    assert request.shards == ShardSpec("size", 50)
+    assert request.shard_count == 4
+
+
+def test_seed_defaults_to_zero_and_label_is_optional(contract_example: Body) -> None:
+    del contract_example["seed"]
+    del contract_example["label"]
+    del contract_example["fail_shards"]
+    request = validate_request(contract_example, LIMITS)
+    assert request.seed == 0
+    assert request.label is None
+    assert "label" not in request.to_dict()
+    assert request.to_dict()["seed"] == 0
+
+
+def test_defaults_need_no_axis() -> None:
+    """Only `paths` is swept; spot, strike, ... take their defaults."""
+    body = {
+        "simulation": "option_pricing",
+        "parameters": {"paths": {"range": {"start": 100, "stop": 1001, "step": 100}}},
+        "shards": {"count": 10},
+    }
+    assert validate_request(body, LIMITS).total_points == 10
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(pi_body(seed=2**64 - 1, label="a" * 64), id="largest-seed-longest-label"),
+        pytest.param(pi_body(shards={"count": 2}, fail_shards=[0, 1]), id="every-shard-fails"),
+        pytest.param(pi_body(fail_shards=[]), id="no-fail-shards"),
+        pytest.param(
+            with_params(strike={"range": {"start": 120, "stop": 79, "step": -5}}),
+            id="negative-step",
+        ),
+        pytest.param(
+            with_params(volatility={"linspace": {"start": 0.5, "stop": 0.1, "num": 1}}),
+            id="single-point-linspace",
+        ),
+        pytest.param(
+            with_params(spot={"values": [100, 100.5]}, option={"values": ["put"]}),
+            id="mixed-int-float-values",
+        ),
+        pytest.param(pi_body(shards={"count": 2}, label="A.b_c-9"), id="label-charset"),
+        pytest.param(
+            mutate(lambda b: b.update(shards={"count": 162}, fail_shards=[161])),
+            id="one-point-per-shard",
+        ),
+    ],
+)
+def test_other_valid_bodies(body: Body) -> None:
+    validate_request(body, LIMITS)
+
+
+def test_limits_at_the_boundary_pass(contract_example: Body) -> None:
+    exact = Limits(max_points=162, max_shards=12, allow_fault_injection=True)
+    assert validate_request(contract_example, exact).total_points == 162
+
+
+def test_fault_injection_without_fail_shards_is_fine(contract_example: Body) -> None:
+    del contract_example["fail_shards"]
+    closed = Limits(max_points=10**6, max_shards=100, allow_fault_injection=False)
+    assert validate_request(contract_example, closed).fail_shards == ()
+
+
+def test_worker_parse_ignores_stage_limits(contract_example: Body) -> None:
+    contract_example["shards"] = {"size": 1}
+    assert validate_request(contract_example, None).shard_count == 162
+
+
+def test_huge_space_validates_without_materialising() -> None:
+    body = {
+        "simulation": "option_pricing",
+        "parameters": {
+            "spot": {"linspace": {"start": 50, "stop": 150, "num": 10_000}},
+            "strike": {"range": {"start": 1, "stop": 100_001, "step": 1}},
+            "volatility": {"linspace": {"start": 0.05, "stop": 1.0, "num": 500}},
+            "option": {"values": ["call", "put"]},
+        },
+        "shards": {"count": 10_000},
+    }
+    request = validate_request(body, LIMITS)
+    assert request.total_points == 10**12
+    assert request.shard_count == 10_000
+
+
+# --- the schema ------------------------------------------------------------------------------
+
+
+def test_schema_is_valid_draft4() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-04/schema#"
+    jsonschema.Draft4Validator.check_schema(schema)
+    assert request_schema() == schema
+
+
+def test_schema_accepts_the_contract_example() -> None:
+    jsonschema.Draft4Validator(request_schema()).validate(CONTRACT_EXAMPLE)
+
+
+def test_unique_items_follow_json_equality(contract_example: dict[str, Any]) -> None:
+    def values_problems(values: list[Any]) -> list[Problem]:
+        body = copy.deepcopy(contract_example)
+        body["parameters"]["strike"] = {"values": values}
+        try:
+            validate_request(body, None)
+        except InvalidRequest as exc:
+            return exc.problems
+        return []
+
+    assert values_problems([80, 90.5, 100]) == []
+    dup = values_problems([80, 90, 80.0])
+    assert [p.path for p in dup] == ["/parameters/strike/values"]
+    assert "more than once" in dup[0].message
+    # true is not 1 in JSON: no duplicate, but a type problem
+    assert [p.path for p in values_problems([1, True])] == ["/parameters/strike/values/1"]
+
+
+def test_unique_items_never_compare_every_pair(
+    contract_example: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jsonschema's own check compares all pairs of unsortable (mixed) items: quadratic."""
+    import jsonschema._keywords
+
+    def refuse(*_: Any) -> bool:
+        raise AssertionError("jsonschema's pairwise uniq was used")
+
+    monkeypatch.setattr(jsonschema._keywords, "uniq", refuse)
+    body = copy.deepcopy(contract_example)
+    body["parameters"]["option"] = {"values": [i if i % 2 else str(i) for i in range(20_000)]}
+    with pytest.raises(InvalidRequest) as caught:
+        validate_request(body, None)
+    assert all(p.path.startswith("/parameters/option/values/") for p in caught.value.problems[:-1])
+
+
+def test_problems_are_capped_with_a_count_of_the_rest(contract_example: dict[str, Any]) -> None:
+    body = copy.deepcopy(contract_example)
+    body["parameters"]["option"] = {"values": [f"v{i}" for i in range(150)]}
+    with pytest.raises(InvalidRequest) as caught:
+        validate_request(body, None)
+    problems = caught.value.problems
+    assert len(problems) == 101
+    assert problems[-1] == Problem("/", "50 more problems are not listed")
+    assert "(and 149 more problems)" in caught.value.message
