@@ -8,10 +8,14 @@ run out, the failure recorder writes the final outcome.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,7 +32,7 @@ from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.stores import ObjectStore, StorageError
-from chalicelib.storage.tables import ResultColumns, results_parquet
+from chalicelib.storage.tables import ROW_GROUP_POINTS, ResultColumns, ResultsFile
 
 
 class LambdaContext(Protocol):
@@ -117,13 +121,18 @@ def _run(
             )
         try:
             shard = events.parse_task(payload)
-            cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
-            rows = _evaluate(shard, _deadline(context, margin_ms), cancelled)
         except events.InvalidTask as exc:
             raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
-        data = results_parquet(ref.shard_id, rows)
-        attempt = writer.record_success(ref, data, len(rows), Timing.since(started), request_id)
-        summary = {"status": "succeeded", "attempt": attempt, "points": len(rows)}
+        cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
+        with _scratch_file(store) as path:
+            results = ResultsFile(path, ref.shard_id)
+            try:
+                _evaluate(shard, _deadline(context, margin_ms), cancelled, results.write)
+            finally:
+                results.close()
+            timing = Timing.since(started)
+            attempt = writer.record_success(ref, path, results.rows, timing, request_id)
+        summary = {"status": "succeeded", "attempt": attempt, "points": results.rows}
     except ShardFailure as failure:
         timing = Timing.since(started)
         attempt = writer.record_failure(ref, failure.error, failure.message, timing, request_id)
@@ -154,12 +163,16 @@ def _check_threshold(store: ObjectStore, run_id: str) -> None:
 
 
 def _evaluate(
-    shard: events.ShardTask, out_of_time: Callable[[], bool], cancelled: Callable[[], bool]
-) -> ResultColumns:
-    """Evaluate the shard's points; the loop keeps only the metrics of each point.
+    shard: events.ShardTask,
+    out_of_time: Callable[[], bool],
+    cancelled: Callable[[], bool],
+    emit: Callable[[ResultColumns], None],
+) -> None:
+    """Evaluate the shard's points, handing ``emit`` one row group (``ROW_GROUP_POINTS``) at a
+    time, so memory is flat in the shard's size; the loop keeps only the metrics of each point.
 
     A point's parameters follow from its index, so their strings are made afterwards for the
-    whole shard at once (``param_strings``), not point by point."""
+    whole group at once (``param_strings``), not point by point."""
     if shard.injected_failure:
         raise ShardFailure(
             failure_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
@@ -168,28 +181,42 @@ def _evaluate(
     seed = shard.request.seed
     space = shard.request.space
     evaluate = sim.evaluate
-    metrics: list[float] = []
-    keep = metrics.extend
-    for index, point in space.iter_points(shard.start, shard.end):
-        if out_of_time():
-            raise ShardFailure(
-                failure_codes.DEADLINE_EXCEEDED,
-                f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
-                "record this outcome; use smaller shards",
-            )
-        if cancelled():
-            raise ShardFailure(
-                failure_codes.CANCELLED,
-                f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
-            )
-        try:
-            keep(evaluate(point, seed, index).values())
-        except Exception as exc:  # any error in simulation code fails this shard, never the run
-            raise ShardFailure(
-                failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
-            ) from None
-    params = param_strings(space, shard.start, shard.end)
-    return ResultColumns(space.names, sim.metrics, range(shard.start, shard.end), params, metrics)
+    for lo in range(shard.start, shard.end, ROW_GROUP_POINTS):
+        hi = min(shard.end, lo + ROW_GROUP_POINTS)
+        metrics: list[float] = []
+        keep = metrics.extend
+        for index, point in space.iter_points(lo, hi):
+            if out_of_time():
+                raise ShardFailure(
+                    failure_codes.DEADLINE_EXCEEDED,
+                    f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
+                    "record this outcome; use smaller shards",
+                )
+            if cancelled():
+                raise ShardFailure(
+                    failure_codes.CANCELLED,
+                    f"the run was cancelled; stopped at point {index} of "
+                    f"[{shard.start}, {shard.end})",
+                )
+            try:
+                keep(evaluate(point, seed, index).values())
+            except Exception as exc:  # any error in simulation code fails this shard, not the run
+                raise ShardFailure(
+                    failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
+                ) from None
+        params = param_strings(space, lo, hi)
+        emit(ResultColumns(space.names, sim.metrics, range(lo, hi), params, metrics))
+
+
+@contextmanager
+def _scratch_file(store: ObjectStore) -> Iterator[Path]:
+    """A temp file for the shard's results, removed afterwards (the store links or uploads it)."""
+    fd, name = tempfile.mkstemp(dir=store.scratch(), prefix=".tmp-results-", suffix=".parquet")
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:

@@ -25,6 +25,15 @@ class StorageError(Exception):
     """The store failed after its own retries; the attempt is worth retrying later."""
 
 
+class SlowDown(StorageError):
+    """The store is throttling this prefix (S3's 503 SlowDown): try again after a pause
+    (``storage.pacing``)."""
+
+
+# S3's answers to a request rate above what a prefix sustains yet.
+SLOW_DOWN_CODES = frozenset({"SlowDown", "503", "RequestLimitExceeded"})
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -42,6 +51,15 @@ class ObjectStore(ABC):
     @abstractmethod
     def create(self, key: str, data: bytes) -> bool:
         """Write only if absent; False when the key already exists."""
+
+    def create_file(self, key: str, path: Path) -> bool:
+        """``create`` from a file, so a large object is never held in memory whole (the local
+        folder links it; S3 streams it)."""
+        return self.create(key, path.read_bytes())
+
+    def scratch(self) -> Path:
+        """A folder for files on their way into ``create_file``."""
+        return Path(tempfile.gettempdir())
 
     @abstractmethod
     def get(self, key: str) -> bytes:
@@ -123,6 +141,26 @@ class LocalStore(ObjectStore):
         finally:
             os.unlink(tmp)
 
+    def create_file(self, key: str, path: Path) -> bool:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
+        try:
+            os.link(path, target)  # atomic, fails if the name exists, copies nothing
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
+
+    def scratch(self) -> Path:
+        """The data root itself (files named ``.tmp-…``, which listings skip): a link into the
+        store never crosses file systems."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root
+
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
@@ -184,6 +222,8 @@ class S3Store(ObjectStore):
         except ClientError as exc:
             if (code := aws.error_code(exc)) in expected:
                 raise _Answered(code) from None
+            if code in SLOW_DOWN_CODES:
+                raise SlowDown(f"{what}: {aws.describe(exc)}") from exc
             raise StorageError(f"{what}: {aws.describe(exc)}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"{what}: {aws.describe(exc)}") from exc
@@ -195,12 +235,24 @@ class S3Store(ObjectStore):
         )
 
     def create(self, key: str, data: bytes) -> bool:
+        return self._create(key, lambda: data)
+
+    def create_file(self, key: str, path: Path) -> bool:
+        with path.open("rb") as f:  # botocore streams a file (and rewinds it on its retries)
+
+            def body() -> Any:
+                f.seek(0)
+                return f
+
+            return self._create(key, body)
+
+    def _create(self, key: str, body: Callable[[], Any]) -> bool:
         for attempt in range(self.CONFLICT_RETRIES):
             try:
                 self._call(
                     f"create {key}",
                     lambda: self.client.put_object(
-                        Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+                        Bucket=self.bucket, Key=self.prefix + key, Body=body(), IfNoneMatch="*"
                     ),
                     expected=("PreconditionFailed", "ConditionalRequestConflict"),
                 )

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from chalicelib.storage.stores import ObjectStore, StorageError, StoredObject
+from chalicelib.storage.stores import ObjectStore, SlowDown, StoredObject
 
 
 class MemoryStore(ObjectStore):
@@ -124,10 +124,10 @@ class S3LatencyStore(MemoryStore):
 
 
 class SlowDownStore(MemoryStore):
-    """Answers SlowDown (a ``StorageError``, as ``S3Store`` raises it once botocore's own
+    """Answers SlowDown (``stores.SlowDown``, as ``S3Store`` raises it once botocore's own
     retries are spent) for every request above ``rate`` per second on one prefix (the key up
-    to its last ``/``), over a sliding one-second window: what S3 does while it scales a
-    prefix up. Counts how many requests it refused."""
+    to its last ``/``; listings count on their prefix), over a sliding one-second window: what
+    S3 does while it scales a prefix up. Counts how many requests it refused."""
 
     def __init__(self, rate: int, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -146,7 +146,7 @@ class SlowDownStore(MemoryStore):
                 recent.popleft()
             if len(recent) >= self.rate:
                 self.refused += 1
-                raise StorageError(f"{key}: SlowDown (Please reduce your request rate.)")
+                raise SlowDown(f"{key}: SlowDown (Please reduce your request rate.)")
             recent.append(now)
 
     def put(self, key: str, data: bytes) -> None:
@@ -164,3 +164,11 @@ class SlowDownStore(MemoryStore):
     def exists(self, key: str) -> bool:
         self._admit(key)
         return super().exists(key)
+
+    def delete(self, key: str) -> None:
+        self._admit(key)
+        super().delete(key)
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
+        self._admit(prefix + "*")
+        return super().list_after(prefix, start_after)
