@@ -24,7 +24,8 @@ from typing import Any
 
 from chalicelib.storage import layout
 from scripts.local_runs import run_sweep
-from sweeps.query import LocalEngine, all_queries
+from sweeps.engines.local import LocalEngine
+from sweeps.sql import all_queries
 
 SHARDS = 1000
 FAIL_SHARDS = list(range(0, SHARDS, 100))

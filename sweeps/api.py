@@ -1,4 +1,4 @@
-"""The HTTP API as the ``sweep`` command sees it: JSON in and out, the contract's error body
+"""The HTTP API as the client sees it: JSON in and out, the contract's error body
 turned into ``ApiError``, and SigV4 signing for deployed stages.
 
 Deployed stages require IAM auth on every route and the local stage none, so a request is
@@ -13,38 +13,18 @@ import ipaddress
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from sweeps.errors import ApiError
 
 DEFAULT_API = "http://127.0.0.1:8000"
 API_ENV = "SWEEP_API_URL"
 # <api-id>.execute-api.<region>.amazonaws.com[.cn]
 _EXECUTE_API_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
-
-
-@dataclass
-class ApiError(Exception):
-    """A non-2xx answer (or no answer at all); ``problems`` as the contract's error body has."""
-
-    status: int | None
-    code: str
-    message: str
-    problems: list[dict[str, Any]] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        where = f"HTTP {self.status} " if self.status else ""
-        return f"{where}{self.code}: {self.message}"
-
-    def lines(self) -> list[str]:
-        """What the CLI prints: the error, then one line per problem."""
-        return [
-            str(self),
-            *(f"{p.get('path') or '/'}: {p.get('message', '')}" for p in self.problems),
-        ]
 
 
 def is_local(url: str) -> bool:

@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
-from urllib.parse import quote
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -30,21 +29,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sweeps.api import API_ENV, DEFAULT_API, Api, ApiError
-from sweeps.query import (
-    AthenaEngine,
-    LocalEngine,
-    QueryEngine,
-    QueryError,
-    QueryResult,
-    all_queries,
-    all_views,
-    generated_queries,
-    placeholders,
-    render,
-    resolve,
-    to_duckdb,
-)
+from sweeps.api import API_ENV, DEFAULT_API
+from sweeps.client import Client, Engine, Run, Status
+from sweeps.errors import ApiError, QueryError
+from sweeps.sql import all_queries, all_views
+
+if TYPE_CHECKING:  # the engines load DuckDB, sqlglot or boto3: only a query needs them
+    from sweeps.engines.athena import AthenaEngine
+    from sweeps.engines.base import QueryEngine, QueryResult
 
 FORMATS = ("table", "csv", "json")
 
@@ -54,8 +46,12 @@ class Context:
     api_url: str | None
 
     @property
-    def api(self) -> Api:
-        return Api(self.api_url)
+    def client(self) -> Client:
+        """Built when a command runs (inside ``reported``: a malformed URL is an ApiError)."""
+        return Client(self.api_url)
+
+    def run(self, run_id: str) -> Run:
+        return self.client.run(run_id)
 
 
 def out() -> Console:
@@ -111,9 +107,9 @@ pass_context = click.make_pass_decorator(Context)
 def simulations(ctx: Context) -> None:
     """List the simulations, their parameters and metrics."""
     with reported():
-        answer = ctx.api.get("/simulations")
+        simulations = ctx.client.simulations()
     table = Table("simulation", "parameters", "metrics", title="simulations", title_justify="left")
-    for sim in answer["simulations"]:
+    for sim in simulations:
         params = []
         for p in sim["parameters"]:
             default = "" if p.get("default") is None else f"={p['default']}"
@@ -134,13 +130,14 @@ def submit(ctx: Context, file: IO[str], wait: bool, interval: float) -> None:
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
     with reported():
-        accepted = ctx.api.post("/sweeps", body)
-        click.echo(accepted["run_id"])
+        run = ctx.client.submit(body)
+        click.echo(run.run_id)
+        accepted = run.accepted
         err().print(
             f"accepted: {accepted['total_points']} points in {accepted['shard_count']} shards"
         )
         if wait:
-            summarize(follow(ctx.api, accepted["run_id"], interval))
+            summarize(follow(run, interval))
 
 
 @main.command()
@@ -149,28 +146,28 @@ def submit(ctx: Context, file: IO[str], wait: bool, interval: float) -> None:
 @pass_context
 def runs(ctx: Context, limit: int, token: str | None) -> None:
     """List the runs, newest first."""
-    path = f"/sweeps?limit={limit}" + (f"&next={quote(token, safe='')}" if token else "")
     with reported():
-        answer = ctx.api.get(path)
+        page = ctx.client.runs_page(limit, token)
     table = Table("run_id", "label", "simulation", "created_at", "shards", "complete", "cancelled")
-    for run in answer.get("runs", []):
+    for run in page.runs:
+        created = run.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         table.add_row(
-            *(
-                str(run.get(k, ""))
-                for k in (
-                    "run_id",
-                    "label",
-                    "simulation",
-                    "created_at",
-                    "shard_count",
-                    "complete",
-                    "cancelled",
-                )
+            *map(
+                str,
+                (
+                    run.run_id,
+                    run.label,
+                    run.simulation,
+                    created,
+                    run.shard_count,
+                    run.complete,
+                    run.cancelled,
+                ),
             )
         )
     out().print(table)
-    if answer.get("next"):
-        err().print(f"more: sweep runs --next {answer['next']}")
+    if page.next:
+        err().print(f"more: sweep runs --next {page.next}")
 
 
 @main.command()
@@ -182,7 +179,7 @@ def runs(ctx: Context, limit: int, token: str | None) -> None:
 def status(ctx: Context, run: str, watch: bool, as_json: bool, interval: float) -> None:
     """Show a run's status."""
     with reported():
-        answer = follow(ctx.api, run, interval) if watch else ctx.api.get(f"/sweeps/{run}")
+        answer = follow(ctx.run(run), interval) if watch else ctx.run(run).status()
     if as_json:
         click.echo(json.dumps(answer, indent=2))
     else:
@@ -195,7 +192,7 @@ def status(ctx: Context, run: str, watch: bool, as_json: bool, interval: float) 
 def cancel(ctx: Context, run: str) -> None:
     """Cancel a run: no further shard starts."""
     with reported():
-        answer = ctx.api.post(f"/sweeps/{run}/cancel", {})
+        answer = ctx.run(run).cancel()
     click.echo(json.dumps(answer))
 
 
@@ -208,20 +205,19 @@ def cancel(ctx: Context, run: str) -> None:
 def redrive(ctx: Context, run: str, include_pending: bool, wait: bool, interval: float) -> None:
     """Re-dispatch a run's failed shards as new attempts."""
     with reported():
-        answer = ctx.api.post(f"/sweeps/{run}/redrive", {"include_pending": include_pending})
+        target = ctx.run(run)
+        answer = target.redrive(include_pending)
         redriven = answer.get("redriven", [])
         click.echo(json.dumps(answer))
         err().print(f"redriven: {len(redriven)} shard(s) {redriven}")
         if wait and redriven:
-            summarize(follow(ctx.api, run, interval))
+            summarize(follow(target, interval))
 
 
-def follow(api: Api, run: str, interval: float) -> dict[str, Any]:
-    """Poll the run until complete, with a progress bar on stderr; returns the last status."""
-    answer: dict[str, Any] = api.get(f"/sweeps/{run}")
-    total = answer["shard_count"]
+def follow(run: Run, interval: float) -> Status:
+    """Wait for the run with a progress bar on stderr; returns the last status."""
     started = time.monotonic()
-    first_done = _done(answer)
+    first_done: list[int] = []  # the shards already done at the first poll
     with Progress(
         TextColumn("shards"),
         BarColumn(),
@@ -233,30 +229,30 @@ def follow(api: Api, run: str, interval: float) -> dict[str, Any]:
         TimeRemainingColumn(),
         console=err(),
     ) as progress:
-        bar = progress.add_task("run", total=total, failed=0, rate="")
-        while True:
+        bar = progress.add_task("run", total=None, failed=0, rate="")
+
+        def show(answer: Status) -> None:
             done = _done(answer)
+            first_done[:] = first_done or [done]
             elapsed = time.monotonic() - started
-            rate = (done - first_done) / elapsed if elapsed > 0 else 0.0
+            rate = (done - first_done[0]) / elapsed if elapsed > 0 else 0.0
             progress.update(
                 bar,
+                total=answer["shard_count"],
                 completed=done,
                 failed=answer["shards"]["failed"],
                 rate=f"{rate:.1f} shards/s",
             )
-            if answer["complete"]:
-                break
-            time.sleep(interval)
-            answer = api.get(f"/sweeps/{run}")
-    return answer
+
+        return run.wait(poll=interval, on_status=show)
 
 
-def _done(answer: dict[str, Any]) -> int:
+def _done(answer: Status) -> int:
     shards = answer["shards"]
     return int(shards["succeeded"] + shards["failed"])
 
 
-def summarize(answer: dict[str, Any], console: Console | None = None) -> None:
+def summarize(answer: Status, console: Console | None = None) -> None:
     console = console or err()
     shards = answer["shards"]
     state = "complete" if answer.get("complete") else "running"
@@ -323,20 +319,28 @@ def engine_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def make_engine(
-    engine: str, root: Path | None, workgroup: str | None, database: str | None
-) -> QueryEngine:
-    if engine == "local":
-        return LocalEngine(root or _setting("local_root")())
-    return athena_engine(workgroup, database)
-
-
-def athena_engine(workgroup: str | None, database: str | None) -> AthenaEngine:
-    if not (workgroup and database):
+def client_for(
+    ctx: Context, engine: str, root: Path | None, workgroup: str | None, database: str | None
+) -> Client:
+    """The client a query runs through, with the command's engine options."""
+    if engine == "athena" and not (workgroup and database):
         raise click.UsageError("--engine athena needs --workgroup and --database")
-    from chalicelib import aws
+    local_root = (root or _setting("local_root")()) if engine == "local" else None
+    return Client(ctx.api_url, local_root=local_root, workgroup=workgroup, database=database)
 
-    return AthenaEngine(workgroup, database, aws.athena)
+
+def make_engine(
+    ctx: Context, engine: Engine, root: Path | None, workgroup: str | None, database: str | None
+) -> QueryEngine:
+    return client_for(ctx, engine, root, workgroup, database).engine(engine)
+
+
+def athena_engine(ctx: Context, workgroup: str | None, database: str | None) -> AthenaEngine:
+    from sweeps.engines.athena import AthenaEngine
+
+    engine = make_engine(ctx, "athena", None, workgroup, database)
+    assert isinstance(engine, AthenaEngine)
+    return engine
 
 
 @main.command()
@@ -364,40 +368,36 @@ def query(
     list_: bool,
     show_sql: bool,
     create_views: bool,
-    engine: str,
+    engine: Engine,
     root: Path | None,
     workgroup: str | None,
     database: str | None,
 ) -> None:
     """Run NAME (a query of athena/, or SQL text) on the local data or on Athena."""
     if create_views:
-        create_all_views(name, engine, show_sql, workgroup, database)
+        create_all_views(ctx, name, engine, show_sql, workgroup, database)
         return
     if list_ or not name:
         click.echo("\n".join(all_queries()))
         click.echo("\n".join(v for v, _ in all_views()))
         return
     with reported():
-        runner = make_engine(engine, root, workgroup, database)
-        params: dict[str, object] = {"metric": metric}
-        generated = name in generated_queries()
-        text = runner.generated_text(name, run_id) if generated else resolve(name)
-        if text is not None and "shard_count" in placeholders(text):
-            if shard_count is None and run_id:
-                shard_count = ctx.api.get(f"/sweeps/{run_id}")["shard_count"]
-            params["shard_count"] = shard_count
+        client = client_for(ctx, engine, root, workgroup, database)
+        params = {"metric": metric, "shard_count": shard_count}
         if show_sql:
-            if text is None:
-                raise QueryError(f"no outcome of run {run_id} here: its simulation is unknown")
-            sql = render(text, {"run_id": run_id, **params})
-            click.echo(to_duckdb(sql) if engine == "local" else sql)
+            click.echo(client.sql(name, run_id, engine, **params))
             return
-        result = runner.run(name, run_id, **params)
+        result = client.query_result(name, run_id, engine, **params)
     emit(result, fmt)
 
 
 def create_all_views(
-    name: str | None, engine: str, show_sql: bool, workgroup: str | None, database: str | None
+    ctx: Context,
+    name: str | None,
+    engine: str,
+    show_sql: bool,
+    workgroup: str | None,
+    database: str | None,
 ) -> None:
     if engine != "athena":
         raise click.UsageError("--create-views needs --engine athena (local creates its own)")
@@ -407,7 +407,7 @@ def create_all_views(
         click.echo("\n".join(f"-- {view}\n{sql.rstrip()};" for view, sql in all_views()))
         return
     with reported():
-        created = athena_engine(workgroup, database).create_views()
+        created = athena_engine(ctx, workgroup, database).create_views()
     for view, query_id in created.items():
         click.echo(f"{view}: created (query {query_id})")
 
@@ -455,7 +455,9 @@ def _cell(value: Any) -> str:
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="PNG file to write."
 )
 @engine_options
+@pass_context
 def plot(
+    ctx: Context,
     run: str,
     x: str,
     y: str | None,
@@ -463,7 +465,7 @@ def plot(
     by: str | None,
     where: tuple[str, ...],
     output: Path | None,
-    engine: str,
+    engine: Engine,
     root: Path | None,
     workgroup: str | None,
     database: str | None,
@@ -482,7 +484,7 @@ def plot(
     path = output or Path(f"{run}-{metric}.png")
     with reported():
         spec = plots.PlotSpec(run, x, y, metric, by, filters)
-        written = plots.draw(make_engine(engine, root, workgroup, database), spec, path)
+        written = plots.draw(make_engine(ctx, engine, root, workgroup, database), spec, path)
     err().print(f"wrote {written.path} ({written.points} points, {written.width}x{written.height})")
     click.echo(str(written.path))
 

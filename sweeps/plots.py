@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.simulations.declarations import Parameter, Simulation
-from sweeps.query import QueryEngine, QueryError, render, simulation
+from sweeps.engines.base import QueryEngine
+from sweeps.errors import QueryError
+from sweeps.sql import render, simulation
 from sweeps.views import view_name
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 6.0, 100  # 800 x 600 pixels

@@ -21,7 +21,7 @@ from PIL import Image
 
 from scripts.local_stack import local_server
 from sweeps import cli
-from sweeps.query import LocalEngine
+from sweeps.engines.local import LocalEngine
 from tests.support import CONTRACT_EXAMPLE
 
 pytestmark = pytest.mark.e2e

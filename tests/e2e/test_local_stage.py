@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from scripts.local_stack import local_server
-from sweeps.query import LocalEngine
+from sweeps.engines.local import LocalEngine
 from tests.support import CONTRACT_EXAMPLE
 
 pytestmark = pytest.mark.e2e

@@ -42,8 +42,9 @@ from chalicelib.storage.shard_states import shard_states
 from chalicelib.storage.stores import LocalStore, StorageError
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 from scripts.local_runs import run_shards, run_sweep, shard_payload
-from sweeps import cli, query
-from sweeps.query import LocalEngine, QueryError
+from sweeps import cli, sql
+from sweeps.engines.local import LocalEngine, to_duckdb
+from sweeps.errors import QueryError
 from tests.support import FirstCreateFailingStore, destination_record
 
 RUN_A = ids.new_run_id(datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
@@ -143,9 +144,9 @@ def outcome_rows(root: Path, run_id: str) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------ every file
 
 
-@pytest.mark.parametrize("name", query.query_names())
+@pytest.mark.parametrize("name", sql.query_names())
 def test_every_file_parses_as_athena_sql_and_transpiles(name: str) -> None:
-    text = query.load_query(name)
+    text = sql.load_query(name)
     statements = sqlglot.parse(text, read="athena")
     assert len(statements) == 1 and statements[0] is not None
     level = ErrorLevel.IGNORE if name.startswith("ddl_") else ErrorLevel.RAISE
@@ -159,7 +160,7 @@ def test_ddl_runs_on_duckdb_with_the_columns_duckdb_reads_from_real_files(
 ) -> None:
     """The DDL (minus Hive-only clauses) creates a DuckDB table with the files' own columns."""
     table = name.removeprefix("ddl_")
-    rendered = query.render(query.load_query(name), {"location": "s3://bucket/prefix"})
+    rendered = sql.render(sql.load_query(name), {"location": "s3://bucket/prefix"})
     duck = sqlglot.transpile(
         rendered, read="athena", write="duckdb", unsupported_level=ErrorLevel.IGNORE
     )
@@ -181,25 +182,25 @@ def test_ddl_runs_on_duckdb_with_the_columns_duckdb_reads_from_real_files(
 def _view_relations() -> set[str]:
     """The relation each view file creates."""
     names = set()
-    for name in query.view_names():
-        create = sqlglot.parse_one(query.load_query(name), read="athena")
+    for name in sql.view_names():
+        create = sqlglot.parse_one(sql.load_query(name), read="athena")
         assert isinstance(create, exp.Create) and create.kind == "VIEW"
         names.add(create.this.name)
     return names
 
 
-@pytest.mark.parametrize("name", query.baseline_queries())
+@pytest.mark.parametrize("name", sql.baseline_queries())
 def test_per_run_queries_filter_every_scan_on_the_run_partition(name: str) -> None:
     """Athena prunes partitions only if each scan of a table has ``run_id = <the run>``.
 
     A scan of the view shard_status counts as a scan of outcomes: run_id is one of its grouping
     keys, so the filter is pushed through it to outcomes (checked on DuckDB's plan below)."""
-    text = query.load_query(name)
+    text = sql.load_query(name)
     tree = sqlglot.parse_one(text, read="athena")
     relations = {"outcomes", "results", *_view_relations()}
     scans = [t for t in tree.find_all(exp.Table) if t.name in relations]
     assert scans
-    per_run = "run_id" in query.placeholders(text)
+    per_run = "run_id" in sql.placeholders(text)
     for scan in scans:
         select = scan.find_ancestor(exp.Select)
         assert select is not None
@@ -215,19 +216,19 @@ def test_per_run_queries_filter_every_scan_on_the_run_partition(name: str) -> No
 
 
 def test_all_baseline_queries_are_covered_by_this_module() -> None:
-    assert set(query.baseline_queries()) == {
+    assert set(sql.baseline_queries()) == {
         "run_summary",
         "failure_rate",
         "failure_by_error",
         "coverage",
         "daily_failure_rate",
     }
-    assert query.generated_queries() == ["best_points"]  # over the typed views: test_typed_views
-    assert query.view_names() == ["view_shard_status"]
+    assert sql.generated_queries() == ["best_points"]  # over the typed views: test_typed_views
+    assert sql.view_names() == ["view_shard_status"]
     assert _view_relations() == {"shard_status"}
-    assert set(query.query_names()) == {
-        *query.baseline_queries(),
-        *query.view_names(),
+    assert set(sql.query_names()) == {
+        *sql.baseline_queries(),
+        *sql.view_names(),
         "ddl_outcomes",
         "ddl_results",
     }
@@ -235,12 +236,12 @@ def test_all_baseline_queries_are_covered_by_this_module() -> None:
 
 def _code(name: str) -> str:
     """A file's SQL without its comments, lowercased."""
-    return "\n".join(line.split("--")[0] for line in query.load_query(name).splitlines()).lower()
+    return "\n".join(line.split("--")[0] for line in sql.load_query(name).splitlines()).lower()
 
 
 def test_the_final_status_rule_is_written_only_in_the_view() -> None:
     """No query repeats the rule: none looks at retryable or counts success outcomes itself."""
-    for name in query.baseline_queries():
+    for name in sql.baseline_queries():
         code = _code(name)
         assert "retryable" not in code, name
         assert not re.search(r"\bstatus\s*=\s*'succeeded'", code), name
@@ -328,7 +329,7 @@ def test_the_view_columns_against_the_files(engine: LocalEngine, dataset: Datase
 
 @pytest.mark.parametrize(
     "name",
-    [n for n in query.baseline_queries() if "run_id" in query.placeholders(query.load_query(n))],
+    [n for n in sql.baseline_queries() if "run_id" in sql.placeholders(sql.load_query(n))],
 )
 def test_per_run_queries_read_only_the_runs_files_on_duckdb(
     engine: LocalEngine, dataset: Dataset, name: str
@@ -337,7 +338,7 @@ def test_per_run_queries_read_only_the_runs_files_on_duckdb(
     (5 of each table), out of every run's."""
     params: dict[str, object] = {"run_id": RUN_C}
     params |= {"shard_count": 5} if name == "coverage" else {}
-    duck = query.to_duckdb(query.strip_header(query.render(query.load_query(name), params)))
+    duck = to_duckdb(sql.strip_header(sql.render(sql.load_query(name), params)))
     engine.refresh_views()
     plan = engine.connection.sql("EXPLAIN " + duck).fetchall()[0][1]
     scanned = [(int(a), int(b)) for a, b in re.findall(r"Scanning Files: (\d+)/(\d+)", plan)]
@@ -548,9 +549,9 @@ def test_sql_text_runs_too_and_what_duckdb_lacks_is_an_error(engine: LocalEngine
 KNOWN_GAPS = ("map_agg", "at_timezone", "format_datetime", "parse_datetime", "date_diff", "$path")
 
 
-@pytest.mark.parametrize("name", [*query.baseline_queries(), *query.view_names()])
+@pytest.mark.parametrize("name", [*sql.baseline_queries(), *sql.view_names()])
 def test_queries_stay_in_the_subset_both_engines_agree_on(name: str) -> None:
-    text = query.load_query(name)
+    text = sql.load_query(name)
     code = _code(name)
     assert not [g for g in KNOWN_GAPS if g in code]
     # Trino's integer / truncates, DuckDB's does not: every division must be over doubles.
@@ -583,5 +584,5 @@ def test_cli_leaves_views_to_the_local_engine() -> None:
     assert answer.exit_code == 2
     assert "--create-views needs --engine athena" in answer.stderr
     listed = runner.invoke(cli.main, ["query", "--list"]).stdout.split()
-    assert listed == [*query.all_queries(), *(name for name, _ in query.all_views())]
+    assert listed == [*sql.all_queries(), *(name for name, _ in sql.all_views())]
     assert "results_option_pricing" in listed

@@ -3,12 +3,13 @@ moto cannot produce (reasons, AthenaError) with botocore's Stubber."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import boto3
 import pytest
+from botocore import xform_name
 from botocore.stub import Stubber
 from click.testing import CliRunner
 from moto import mock_aws
@@ -17,8 +18,9 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
 
 from chalicelib import aws
-from sweeps import cli, query
-from sweeps.query import AthenaEngine, QueryError, QueryFailed, QueryTimeout
+from sweeps import cli, sql
+from sweeps.engines.athena import AthenaEngine
+from sweeps.errors import QueryError, QueryFailed, QueryTimeout
 
 REGION = "us-east-1"
 WORKGROUP = "sweeps"
@@ -27,20 +29,19 @@ RUN_ID = "20260101T100000000Z-0123456789ab"
 
 
 class Recorder:
-    """Wraps a client and records (operation, parameters) of every call, in order."""
+    """Wraps a client and records (operation, parameters) of every API call, in order, from
+    botocore's own events: calls made through a paginator are recorded too."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        client.meta.events.register("before-parameter-build.athena", self._record)
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.client, name)
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self.calls.append((xform_name(model.name), dict(params)))
 
-        def call(**kwargs: Any) -> Any:
-            self.calls.append((name, kwargs))
-            return method(**kwargs)
-
-        return call
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
 
     @property
     def operations(self) -> list[str]:
@@ -120,6 +121,14 @@ def test_a_query_runs_in_the_workgroup_polls_and_reads_typed_rows(athena: Record
         {"status": "succeeded", "shards": 36, "avg_duration_ms": 4.5, "done": True},
         {"status": "failed", "shards": 3, "avg_duration_ms": None, "done": False},
     ]
+    types = {f.name: str(f.type) for f in result.table.schema}  # typed by ColumnInfo
+    assert types == {
+        "status": "string",
+        "shards": "int64",
+        "avg_duration_ms": "double",
+        "done": "bool",
+    }
+    assert result.table.to_pylist() == result.rows
     execution = backend().executions[result.query_id]
     assert execution.workgroup.name == WORKGROUP
     assert execution.context == {"Database": DATABASE}
@@ -197,8 +206,8 @@ def test_create_views_runs_each_view_file_once_in_the_workgroup(athena: Recorder
     sleeps: list[float] = []
     created = make_engine(athena, sleeps).create_views()
 
-    assert query.view_names() == ["view_shard_status"]
-    views = [name for name, _ in query.all_views()]
+    assert sql.view_names() == ["view_shard_status"]
+    views = [name for name, _ in sql.all_views()]
     # The file's view first (the typed views read only the tables), then one per simulation.
     assert views == ["view_shard_status", "results_option_pricing", "results_monte_carlo_pi"]
     assert list(created) == views
@@ -209,15 +218,15 @@ def test_create_views_runs_each_view_file_once_in_the_workgroup(athena: Recorder
         "get_query_execution",
     ] * len(views)
     starts = [kwargs for name, kwargs in athena.calls if name == "start_query_execution"]
-    for (view, sql), start in zip(query.all_views(), starts, strict=True):
+    for (view, text), start in zip(sql.all_views(), starts, strict=True):
         assert start["WorkGroup"] == WORKGROUP
         assert start["QueryExecutionContext"] == {"Database": DATABASE}
-        assert start["QueryString"] == sql
+        assert start["QueryString"] == text
         # The Athena text, header comment dropped: not DuckDB's translation of it.
         assert "--" not in start["QueryString"]
         if view.startswith("results_"):
             assert start["QueryString"].startswith(f"CREATE OR REPLACE VIEW {view} AS\n")
-    assert starts[0]["QueryString"] == query.view_sql("view_shard_status")
+    assert starts[0]["QueryString"] == sql.view_sql("view_shard_status")
     assert starts[0]["QueryString"].startswith("CREATE OR REPLACE VIEW shard_status AS\n")
     assert "max_by(retryable, attempt)" in starts[0]["QueryString"]
     polled = [kwargs for name, kwargs in athena.calls if name == "get_query_execution"]
@@ -253,7 +262,7 @@ def test_cli_creates_the_views_on_athena(athena: Recorder, monkeypatch: pytest.M
     assert answer.exit_code == 0, answer.output
     assert "view_shard_status: created (query " in answer.stdout
     assert "results_option_pricing: created (query " in answer.stdout
-    assert athena.operations.count("start_query_execution") == len(query.all_views())
+    assert athena.operations.count("start_query_execution") == len(sql.all_views())
     answer = CliRunner().invoke(cli.main, [*argv, "--create-views", "run_summary"])
     assert answer.exit_code == 2 and "--create-views takes no query" in answer.stderr
 

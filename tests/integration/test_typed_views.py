@@ -22,7 +22,9 @@ from chalicelib.simulations.declarations import Simulation
 from chalicelib.simulations.registry import REGISTRY
 from scripts.local_runs import run_sweep
 from sweeps import views
-from sweeps.query import LocalEngine, QueryError, render, to_duckdb
+from sweeps.engines.local import LocalEngine, to_duckdb
+from sweeps.errors import QueryError
+from sweeps.sql import render
 
 OPTION_RUN = ids.new_run_id(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
 PI_RUN = ids.new_run_id(datetime(2026, 3, 1, 11, 0, tzinfo=UTC))

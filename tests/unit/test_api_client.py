@@ -14,7 +14,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from sweeps import api
-from sweeps.api import Api, ApiError, Signer
+from sweeps.api import Api, Signer
+from sweeps.errors import ApiError
 
 DEPLOYED = "https://abc123defg.execute-api.eu-west-3.amazonaws.com/api"
 FIXED = datetime.datetime(2026, 11, 26, 12, 30, 45)

@@ -1,4 +1,5 @@
-"""The API handler's cold start stays light: its path never imports pyarrow or duckdb.
+"""Cold paths stay light: the API handler's never imports pyarrow or duckdb, and a status poll
+of the ``sweep`` command (or ``import sweeps``) loads none of pyarrow, numpy, duckdb, sqlglot.
 
 Each check runs in a clean interpreter (cwd = the project root), because this test process has
 long since imported everything.
@@ -18,14 +19,17 @@ from chalicelib.config import PROJECT_ROOT
 from scripts.fake_stage import AWS_ENV
 
 HEAVY = ("pyarrow", "duckdb")
+CLIENT_HEAVY = ("pyarrow", "numpy", "duckdb", "sqlglot")
 
 
-def loaded_after(code: str, extra_env: dict[str, str]) -> dict[str, bool]:
-    """Run ``code`` in a fresh interpreter; which of HEAVY are in sys.modules afterwards."""
+def loaded_after(
+    code: str, extra_env: dict[str, str], heavy: tuple[str, ...] = HEAVY
+) -> dict[str, bool]:
+    """Run ``code`` in a fresh interpreter; which of ``heavy`` are in sys.modules afterwards."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWEEP_", "PYTHON"))}
     env |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"} | extra_env
     probe = (
-        f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
+        f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {heavy!r}}}))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
@@ -78,3 +82,54 @@ def test_the_check_can_fail_dispatcher_imports_pyarrow() -> None:
     """Sanity: the probe does see pyarrow when a module that needs it is imported."""
     loaded = loaded_after("import chalicelib.fanout.dispatcher", AWS_ENV)
     assert loaded["pyarrow"] is True
+
+
+# The status commands against a loopback HTTP server that answers as the API does (the
+# contract's GET /sweeps/{run_id} and GET /sweeps bodies): what is measured is the import set
+# of the command's code path, not the API, which tests/e2e/test_cli.py runs for real.
+STATUS_PATH = """
+import json, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+RUN = "20261126T100000000Z-0123456789ab"
+STATUS = {"run_id": RUN, "label": "x", "simulation": "option_pricing",
+    "created_at": "2026-11-26T10:00:00.000Z", "total_points": 162, "shard_count": 12,
+    "dispatch": {"dispatched": 12, "failed": 0},
+    "shards": {"succeeded": 10, "failed": 2, "pending": 0}, "complete": True,
+    "failed_shards": [3, 5], "points_succeeded": 134, "cancelled": False}
+LISTING = {"runs": [{k: STATUS[k] for k in ("run_id", "label", "simulation", "created_at",
+    "shard_count", "complete", "cancelled")}], "next": None}
+
+class Answer(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps(LISTING if self.path.startswith("/sweeps?") else STATUS).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+base = f"http://127.0.0.1:{server.server_port}"
+from click.testing import CliRunner
+from sweeps import Client, cli
+for argv in (["status", RUN], ["status", RUN, "--watch"], ["status", RUN, "--json"], ["runs"]):
+    answer = CliRunner().invoke(cli.main, ["--api", base, *argv], catch_exceptions=False)
+    assert answer.exit_code == 0, answer.output
+    assert RUN in answer.output, answer.output
+assert Client(base).run(RUN).status()["complete"]
+assert [r.shard_count for r in Client(base).runs()] == [12]
+"""
+
+
+def test_a_status_poll_of_the_client_loads_no_heavy_library() -> None:
+    loaded = loaded_after(STATUS_PATH, {}, CLIENT_HEAVY)
+    assert loaded == dict.fromkeys(CLIENT_HEAVY, False)
+
+
+def test_the_client_check_can_fail_a_query_loads_duckdb(tmp_path: Path) -> None:
+    code = f"from sweeps import Client\nClient(local_root={str(tmp_path)!r}).query('SELECT 1 AS n')"
+    loaded = loaded_after(code, {}, CLIENT_HEAVY)
+    assert loaded["duckdb"] and loaded["sqlglot"] and loaded["pyarrow"]

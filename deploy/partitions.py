@@ -1,6 +1,6 @@
 """Re-register a run's partitions in Glue by hand, e.g. after registration failed at dispatch.
 
-    python -m sweeps.partitions <run_id> <dt>
+    python -m deploy.partitions <run_id> <dt>
 
 Uses the same settings (``SWEEP_BUCKET``, ``SWEEP_PREFIX``, ``SWEEP_GLUE_DATABASE``) as the
 functions, and the same idempotent registration the dispatcher runs.
@@ -17,7 +17,7 @@ from chalicelib.config import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sweeps.partitions", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m deploy.partitions", description=__doc__)
     parser.add_argument("run_id")
     parser.add_argument("dt", help="the run's creation date, YYYY-MM-DD (UTC)")
     args = parser.parse_args(argv)
