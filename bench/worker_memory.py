@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(one(args.one)))
         return 0
+    began = time.monotonic()
     rows = []
     for points in args.sizes:
         done = subprocess.run(
@@ -77,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print(rows[-1], flush=True)
     by = {r["points"]: r["peak_rss_mb"] for r in rows}
-    report = {"sizes": rows, "growth_mb": round(by[max(by)] - by[min(by)], 1)}
+    report = {
+        "sizes": rows,
+        "growth_mb": round(by[max(by)] - by[min(by)], 1),
+        "command": " ".join(
+            [".venv/bin/python", "-m", "bench.worker_memory", "--sizes", *map(str, args.sizes)]
+        ),
+        "took_s": round(time.monotonic() - began, 1),
+    }
     if args.json:
         print(json.dumps(report))
     else:
