@@ -124,14 +124,15 @@ def _run(
         except events.InvalidTask as exc:
             raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
         cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
-        with _scratch_file(store) as path:
-            results = ResultsFile(path, ref.shard_id)
+        with _results_sink(store, shard.end - shard.start) as sink:
+            results = ResultsFile(sink, ref.shard_id)
             try:
                 _evaluate(shard, _deadline(context, margin_ms), cancelled, results.write)
             finally:
                 results.close()
+            data = sink if isinstance(sink, Path) else sink.getvalue().to_pybytes()
             timing = Timing.since(started)
-            attempt = writer.record_success(ref, path, results.rows, timing, request_id)
+            attempt = writer.record_success(ref, data, results.rows, timing, request_id)
         summary = {"status": "succeeded", "attempt": attempt, "points": results.rows}
     except ShardFailure as failure:
         timing = Timing.since(started)
@@ -209,8 +210,13 @@ def _evaluate(
 
 
 @contextmanager
-def _scratch_file(store: ObjectStore) -> Iterator[Path]:
-    """A temp file for the shard's results, removed afterwards (the store links or uploads it)."""
+def _results_sink(store: ObjectStore, points: int) -> Iterator[Path | pa.BufferOutputStream]:
+    """Where the shard's results are written: memory for a shard of one row group (small, and
+    a file would cost a create, a link and an unlink per shard), else a temp file, removed
+    afterwards (the store links or uploads it)."""
+    if points <= ROW_GROUP_POINTS:
+        yield pa.BufferOutputStream()
+        return
     fd, name = tempfile.mkstemp(dir=store.scratch(), prefix=".tmp-results-", suffix=".parquet")
     os.close(fd)
     try:

@@ -124,12 +124,11 @@ class ResultsFile:
     """A shard's results written to a Parquet file one row group at a time, as they are
     computed; the same schema and encoding as ``results_parquet``."""
 
-    def __init__(self, path: Path, shard_id: int) -> None:
-        self.path = path
+    def __init__(self, sink: Path | pa.NativeFile, shard_id: int) -> None:
         self.shard_id = shard_id
         self.rows = 0
         self._writer = pq.ParquetWriter(
-            path,
+            sink,
             RESULTS,
             compression="snappy",
             coerce_timestamps="ms",

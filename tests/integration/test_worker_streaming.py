@@ -56,7 +56,10 @@ def test_a_shard_is_written_in_row_groups_in_point_order(
     assert streamed.equals(pq.read_table(io.BytesIO(results_parquet(0, whole[0]))))
 
 
-def test_no_scratch_file_is_left_behind(local_store: LocalStore) -> None:
+def test_no_scratch_file_is_left_behind(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "ROW_GROUP_POINTS", 7)  # a shard of 3 groups: streamed to a file
     assert worker.run_task(payload(), None, local_store, 0)["status"] == "succeeded"
     failing = dict(SWEEP, fail_shards=[0])
     again = payload(failing) | {"run_id": RUN_ID.replace("0123", "4567")}
