@@ -4,7 +4,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS results (
   `shard_id` int,
   `point_index` bigint,
   `params` map<string,string>,
-  `metrics` map<string,double>
+  `metrics` map<string,double>,
+  `replicate` int
 )
 PARTITIONED BY (
   `run_id` string

@@ -6,7 +6,10 @@
 Cases:
 - shard_bounds for all 10,000 shard ids (what workers do to check the bounds they were sent);
 - ParameterSpace.point(i) for 10^6 random indices of a 4-axis space of 1.25 * 10^12 points;
-- iter_points over 10^6 consecutive points of that space (what a worker does for its shard).
+- iter_points over 10^6 consecutive points of that space (what a worker does for its shard);
+- iter_points over 10^5 consecutive points from the middle of sampled blocks of 10^7 points
+  (random and LHS, three axes: uniform, loguniform, truncated normal), where every point's
+  coordinates are computed from its block index (docs/spaces.md).
 """
 
 from __future__ import annotations
@@ -36,6 +39,19 @@ SPACE_REQUEST: dict[str, dict[str, Any]] = {
     "volatility": {"linspace": {"start": 0.05, "stop": 1.0, "num": 500}},
     "maturity": {"values": [0.25, 0.5, 1.0, 2.0, 5.0]},
 }
+
+
+SAMPLE_AXES: dict[str, Any] = {
+    "spot": {"uniform": {"low": 80, "high": 120}},
+    "volatility": {"loguniform": {"low": 0.05, "high": 0.8}},
+    "rate": {"normal": {"mean": 0.02, "sd": 0.01}},
+}
+SAMPLE_POINTS = 10**7
+
+
+def sampled_space(design: str) -> ParameterSpace:
+    sample = {"design": design, "points": SAMPLE_POINTS, "axes": SAMPLE_AXES}
+    return ParameterSpace.from_request({}, sample, 1, 7, "option_pricing")
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,19 @@ def bench_iterate(space: ParameterSpace, points: int, repeats: int, seed: int) -
     return timed(f"iter_points x {points:,} consecutive", points, repeats, run)
 
 
+def bench_sampled(design: str, points: int, repeats: int) -> Result:
+    space = sampled_space(design)
+    start = SAMPLE_POINTS // 2
+
+    def run() -> None:
+        n = 0
+        for _ in space.iter_points(start, start + points):
+            n += 1
+        assert n == points
+
+    return timed(f"{design} block, iter_points x {points:,}", points, repeats, run)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -123,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_bounds(args.repeats),
         bench_decode(space, args.points, args.repeats, args.seed),
         bench_iterate(space, args.points, args.repeats, args.seed),
+        bench_sampled("random", args.points // 10, args.repeats),
+        bench_sampled("lhs", args.points // 10, args.repeats),
     ]
 
     if args.json:

@@ -174,7 +174,7 @@ def payload_for(request: SweepRequest) -> dict[str, Any]:
 
 
 def points_of(request: SweepRequest) -> list[tuple[int, dict[str, Value]]]:
-    return list(request.space.iter_points(0, request.total_points))
+    return [(i, p) for i, p, _ in request.space.iter_points(0, request.total_points)]
 
 
 def time_bare(request: SweepRequest, points: list[tuple[int, dict[str, Value]]]) -> Timed:
@@ -212,7 +212,7 @@ def fixed_costs(payload: dict[str, Any], scratch: Path) -> tuple[float, float, f
     shard = events.parse_task(payload)
     sim = REGISTRY[shard.request.simulation]
     rows = ResultColumns(shard.request.space.names, sim.metrics)
-    for i, p in shard.request.space.iter_points(shard.start, shard.end):
+    for i, p, _ in shard.request.space.iter_points(shard.start, shard.end):
         rows.add(i, map(format_value, p.values()), sim.evaluate(p, 0, i).values())
     validate = parquet = store_ms = float("inf")
     size = 0

@@ -44,7 +44,6 @@ ROLE_IDS = {
     "reconciler": "ReconcilerRole",
 }
 REQUEST_MODEL = "SweepRequest"
-AXIS_MODEL = "SweepAxis"
 BODY_VALIDATOR = "body-only"
 AUTH = "sigv4"
 # Lambda's async retries for the worker: 3 attempts in all, as the worker's own accounting
@@ -86,12 +85,17 @@ def gateway_responses() -> dict[str, Any]:
     }
 
 
+def model_name(definition: str) -> str:
+    """The swagger model of one of the schema's definitions: ``values`` → ``SweepValues``."""
+    return "Sweep" + "".join(part.capitalize() for part in definition.split("_"))
+
+
 def _rewrite_refs(node: Any) -> Any:
     if isinstance(node, dict):
         return {
             k: (
-                f"#/definitions/{AXIS_MODEL}"
-                if k == "$ref" and v == "#/definitions/axis"
+                f"#/definitions/{model_name(v.removeprefix('#/definitions/'))}"
+                if k == "$ref" and isinstance(v, str) and v.startswith("#/definitions/")
                 else _rewrite_refs(v)
             )
             for k, v in node.items()
@@ -101,16 +105,32 @@ def _rewrite_refs(node: Any) -> Any:
     return node
 
 
+def _references(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        found = {ref.removeprefix("#/definitions/")} if isinstance(ref, str) else set()
+        return found.union(*(_references(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_references(v) for v in node))
+    return set()
+
+
 def request_models() -> dict[str, dict[str, Any]]:
-    """The request schema as swagger definitions: a model cannot nest ``definitions``, so the
-    axis becomes a model of its own and the reference follows it; nothing else changes."""
+    """The request schema as swagger definitions: a model cannot nest ``definitions``, so each
+    definition becomes a model of its own and references follow them; nothing else changes.
+    Ordered so that every model comes after the models it references (API Gateway checks
+    references when a model is created), the request last."""
     schema = copy.deepcopy(request_schema())
-    inner = schema.pop("definitions")
-    if set(inner) != {"axis"}:
-        raise ValueError(f"request_schema.json: teach deploy.merge its definitions {set(inner)}")
+    inner: dict[str, Any] = schema.pop("definitions")
     schema.pop("$schema", None)
-    axis = dict(inner["axis"])
-    return {REQUEST_MODEL: _rewrite_refs(schema), AXIS_MODEL: _rewrite_refs(axis)}
+    ordered: list[str] = []
+    while len(ordered) < len(inner):
+        ready = [n for n in inner if n not in ordered and _references(inner[n]) <= set(ordered)]
+        if not ready:
+            raise ValueError(f"request_schema.json: cyclic definitions {set(inner) - set(ordered)}")
+        ordered.extend(sorted(ready))
+    models = {model_name(n): _rewrite_refs(inner[n]) for n in ordered}
+    return {**models, REQUEST_MODEL: _rewrite_refs(schema)}
 
 
 def routes() -> dict[str, dict[str, list[str]]]:

@@ -63,8 +63,9 @@ def _model_schema(api: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def put_models(apigw: Any, api: str) -> None:
     existing = {m["name"] for m in apigw.get_models(restApiId=api, limit=500).get("items", [])}
-    # Referenced models first: API Gateway checks references when a model is created.
-    for name in sorted(merge.request_models(), key=lambda n: n != merge.AXIS_MODEL):
+    # In request_models' order, referenced models first: API Gateway checks references when a
+    # model is created.
+    for name in merge.request_models():
         schema = json.dumps(_model_schema(api, merge.request_models()[name]), sort_keys=True)
         if name in existing:
             apigw.update_model(

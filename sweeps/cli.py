@@ -452,6 +452,16 @@ def _cell(value: Any) -> str:
     help="Keep only points with this parameter value; repeatable.",
 )
 @click.option(
+    "--logx/--no-logx",
+    default=None,
+    help="Log horizontal axis (default: on for a loguniform axis or one spanning > 2 decades).",
+)
+@click.option(
+    "--logy/--no-logy",
+    default=None,
+    help="Log vertical axis (default: on for a loguniform axis or one spanning > 2 decades).",
+)
+@click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="PNG file to write."
 )
 @engine_options
@@ -464,13 +474,16 @@ def plot(
     metric: str,
     by: str | None,
     where: tuple[str, ...],
+    logx: bool | None,
+    logy: bool | None,
     output: Path | None,
     engine: Engine,
     root: Path | None,
     workgroup: str | None,
     database: str | None,
 ) -> None:
-    """Draw a metric of RUN over one or two parameters into a PNG, via results_<simulation>."""
+    """Draw a metric of RUN over one or two parameters into a PNG, via results_<simulation>:
+    a heatmap or lines for gridded axes, a scatter coloured by the metric for sampled ones."""
     from sweeps import plots
 
     filters: dict[str, str] = {}
@@ -483,9 +496,12 @@ def plot(
         raise click.UsageError("--by is for line plots (no --y)")
     path = output or Path(f"{run}-{metric}.png")
     with reported():
-        spec = plots.PlotSpec(run, x, y, metric, by, filters)
+        spec = plots.PlotSpec(run, x, y, metric, by, filters, logx, logy)
         written = plots.draw(make_engine(ctx, engine, root, workgroup, database), spec, path)
-    err().print(f"wrote {written.path} ({written.points} points, {written.width}x{written.height})")
+    err().print(
+        f"wrote {written.path} ({written.kind}, {written.points} points, "
+        f"{written.width}x{written.height})"
+    )
     click.echo(str(written.path))
 
 

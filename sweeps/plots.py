@@ -6,6 +6,14 @@ every value is converted to the parameter's type before it becomes a literal, so
 types reaches the SQL unchecked. Points that differ in a parameter neither plotted nor fixed
 with ``--where`` share a cell (or a line point): the cell shows their mean, and the title says
 how many points each cell holds.
+
+Sampled axes (a ``sample`` block: every point has its own coordinates) are drawn as a scatter of
+the points themselves, coloured by the metric, since cells would each hold one point and a
+heatmap would be mostly blank. An axis counts as sampled when the run's request says so (the
+manifest, where the engine can read it: the local stage), else when the points fill less than
+half the cells of the grid their (x, y) values span (or, without ``--y``, when more than half
+the points have an x of their own). Log axes default on for a ``loguniform`` axis and for
+positive values spanning more than two decades.
 """
 
 from __future__ import annotations
@@ -32,6 +40,14 @@ class PlotSpec:
     metric: str
     by: str | None = None
     where: dict[str, str] = field(default_factory=dict)
+    logx: bool | None = None  # None: decide from the axis (loguniform, or > 2 decades)
+    logy: bool | None = None
+
+
+# Positive values whose largest is more than this times their smallest get a log axis.
+LOG_SPAN = 100.0
+# At most this many points are drawn in a scatter (the first, in point order).
+SCATTER_LIMIT = 200_000
 
 
 @dataclass
@@ -40,6 +56,9 @@ class Written:
     points: int
     width: int
     height: int
+    kind: str = "lines"  # "lines", "heatmap" or "scatter"
+    logx: bool = False
+    logy: bool = False
 
 
 def simulation_of(engine: QueryEngine, run_id: str) -> Simulation:
@@ -73,24 +92,97 @@ def _column(sim: Simulation, name: str, what: str) -> str:
     return f'"{name}"'
 
 
-def build_sql(sim: Simulation, spec: PlotSpec, series: str | None) -> str:
+def _conditions(sim: Simulation, spec: PlotSpec) -> str:
     if spec.metric not in sim.metrics:
         raise QueryError(
             f"metric {spec.metric!r} is not one of {sim.name}'s ({', '.join(sim.metrics)})"
         )
-    axes = [_column(sim, spec.x, "--x")]
-    if series:
-        axes.append(_column(sim, series, "--y" if spec.y else "--by"))
     conditions = [f"run_id = {run_literal(spec.run_id)}", f'"{spec.metric}" IS NOT NULL']
     for name, value in spec.where.items():
         conditions.append(f"{_column(sim, name, '--where')} = {literal(sim.by_name[name], value)}")
+    return " AND ".join(conditions)
+
+
+def build_sql(sim: Simulation, spec: PlotSpec, series: str | None) -> str:
+    where = _conditions(sim, spec)
+    axes = [_column(sim, spec.x, "--x")]
+    if series:
+        axes.append(_column(sim, series, "--y" if spec.y else "--by"))
     keys = ", ".join(axes)
     return (
         f'SELECT {keys}, avg("{spec.metric}") AS value, count(*) AS points\n'
         f"FROM {view_name(sim.name)}\n"
-        f"WHERE {' AND '.join(conditions)}\n"
+        f"WHERE {where}\n"
         f"GROUP BY {keys}\nORDER BY {keys}"
     )
+
+
+def scatter_sql(sim: Simulation, spec: PlotSpec) -> str:
+    """Every point itself (no cells): x, y when given, and the metric as ``value``."""
+    where = _conditions(sim, spec)
+    axes = [_column(sim, spec.x, "--x")]
+    if spec.y:
+        axes.append(_column(sim, spec.y, "--y"))
+    return (
+        f'SELECT {", ".join(axes)}, "{spec.metric}" AS value\n'
+        f"FROM {view_name(sim.name)}\n"
+        f"WHERE {where}\n"
+        f"ORDER BY point_index\nLIMIT {SCATTER_LIMIT}"
+    )
+
+
+def shape_sql(sim: Simulation, spec: PlotSpec) -> str:
+    """How the plotted points spread: points, distinct x, distinct y, distinct (x, y)."""
+    where = _conditions(sim, spec)
+    x = _column(sim, spec.x, "--x")
+    y = _column(sim, spec.y, "--y") if spec.y else x
+    return (
+        f"WITH pts AS (SELECT {x} AS px, {y} AS py FROM {view_name(sim.name)} WHERE {where})\n"
+        "SELECT count(*) AS points, count(DISTINCT px) AS nx, count(DISTINCT py) AS ny, "
+        "(SELECT count(*) FROM (SELECT DISTINCT px, py FROM pts) AS cells) AS nxy\nFROM pts"
+    )
+
+
+def run_request(engine: QueryEngine, run_id: str) -> dict[str, Any] | None:
+    """The run's canonical request where this engine's data holds its manifest (the local
+    stage's data root); None elsewhere (Athena reads tables, not manifests)."""
+    from sweeps.engines.local import LocalEngine
+
+    if not isinstance(engine, LocalEngine):
+        return None
+    from chalicelib.storage import manifests
+    from chalicelib.storage.stores import LocalStore
+
+    try:
+        return manifests.load(LocalStore(engine.root), run_id).request_body
+    except Exception:  # no manifest here (data copied without it): decide from the data
+        return None
+
+
+def is_sampled(engine: QueryEngine, sim: Simulation, spec: PlotSpec, request: Any) -> bool:
+    """Draw the points themselves? Yes when a plotted axis is sampled (see the module doc)."""
+    if isinstance(request, dict):
+        sampled = set(request.get("sample", {}).get("axes", {}))
+        return spec.x in sampled or (spec.y is not None and spec.y in sampled)
+    shape = engine.execute(shape_sql(sim, spec)).rows[0]
+    if spec.y:
+        return bool(shape["nx"] * shape["ny"] > 2 * shape["nxy"])
+    return bool(shape["nx"] * 2 > shape["points"] and shape["nx"] > 20)
+
+
+def log_axis(choice: bool | None, axis: str | None, values: list[Any], request: Any) -> bool:
+    """``--logx``/``--logy`` as given; by default on for a loguniform axis and for positive
+    numbers spanning more than two decades."""
+    if choice is not None:
+        return choice
+    if isinstance(request, dict) and axis is not None:
+        dist = request.get("sample", {}).get("axes", {}).get(axis, {})
+        if "loguniform" in dist:
+            return True
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if not numbers or min(numbers) <= 0:
+        return False
+    return max(numbers) > LOG_SPAN * min(numbers)
 
 
 def run_literal(run_id: str) -> str:
@@ -116,8 +208,11 @@ def pick_series(engine: QueryEngine, sim: Simulation, spec: PlotSpec) -> str | N
 
 def draw(engine: QueryEngine, spec: PlotSpec, path: Path) -> Written:
     sim = simulation_of(engine, spec.run_id)
-    series = pick_series(engine, sim, spec)
-    rows = engine.execute(build_sql(sim, spec, series)).rows
+    request = run_request(engine, spec.run_id)
+    scatter = is_sampled(engine, sim, spec, request)
+    series = None if scatter else pick_series(engine, sim, spec)
+    sql = scatter_sql(sim, spec) if scatter else build_sql(sim, spec, series)
+    rows = engine.execute(sql).rows
     if not rows:
         raise QueryError(f"no points of run {spec.run_id} with a {spec.metric} to plot")
 
@@ -127,21 +222,33 @@ def draw(engine: QueryEngine, spec: PlotSpec, path: Path) -> Written:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
-    per_cell = max(r["points"] for r in rows)
     scope = f"run {spec.run_id}" + "".join(f", {k}={v}" for k, v in spec.where.items())
+    per_cell = 1 if scatter else max(r["points"] for r in rows)
     note = f" (mean of up to {per_cell} points per cell)" if per_cell > 1 else ""
-    if spec.y:
+    vertical = spec.y or "value"
+    logx = log_axis(spec.logx, spec.x, [r[spec.x] for r in rows], request)
+    logy = log_axis(spec.logy, spec.y, [r[vertical] for r in rows], request)
+    if scatter:
+        _scatter(fig, ax, rows, spec, logx, logy)
+        over = f"{spec.x} x {spec.y}" if spec.y else spec.x
+        ax.set_title(f"{spec.metric} over sampled {over}\n{scope}, {len(rows)} points", fontsize=10)
+    elif spec.y:
         _heatmap(fig, ax, rows, spec.x, spec.y, spec.metric)
         ax.set_title(f"{spec.metric} over {spec.x} x {spec.y}\n{scope}{note}", fontsize=10)
     else:
         _lines(ax, rows, spec.x, series, spec.metric)
+        _log_scales(ax, logx, logy)
         ax.set_title(f"{spec.metric} over {spec.x}\n{scope}{note}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, format="png")
     width, height = (round(v) for v in fig.get_size_inches() * DPI)
     plt.close(fig)
-    return Written(path, sum(r["points"] for r in rows), width, height)
+    points = len(rows) if scatter else sum(r["points"] for r in rows)
+    kind = "scatter" if scatter else "heatmap" if spec.y else "lines"
+    return Written(
+        path, points, width, height, kind, logx and kind != "heatmap", logy and kind != "heatmap"
+    )
 
 
 def _label(value: Any) -> str:
@@ -166,6 +273,29 @@ def _heatmap(fig: Any, ax: Any, rows: list[dict[str, Any]], x: str, y: str, metr
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     fig.colorbar(image, ax=ax, label=metric)
+
+
+def _log_scales(ax: Any, logx: bool, logy: bool) -> None:
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+
+
+def _scatter(
+    fig: Any, ax: Any, rows: list[dict[str, Any]], spec: PlotSpec, logx: bool, logy: bool
+) -> None:
+    """The points themselves: x against y (or against the metric), coloured by the metric."""
+    vertical = spec.y or "value"
+    xs = [r[spec.x] for r in rows]
+    ys = [r[vertical] for r in rows]
+    values = [r["value"] for r in rows]
+    image = ax.scatter(xs, ys, c=values, cmap="viridis", s=14, edgecolors="none")
+    _log_scales(ax, logx, logy)
+    ax.set_xlabel(spec.x)
+    ax.set_ylabel(spec.y or spec.metric)
+    ax.grid(True, alpha=0.3)
+    fig.colorbar(image, ax=ax, label=spec.metric)
 
 
 def _thin(labels: list[Any], most: int = 20) -> None:

@@ -26,7 +26,7 @@ from chalicelib.simulations.declarations import Parameter, Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
 
 SQL_TYPES = {"float": "DOUBLE", "int": "BIGINT", "str": "VARCHAR", "bool": "BOOLEAN"}
-KEY_COLUMNS = ("run_id", "point_index", "shard_id")
+KEY_COLUMNS = ("run_id", "point_index", "shard_id", "replicate")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -42,7 +42,12 @@ def view_name(simulation: str) -> str:
 
 def columns(sim: Simulation) -> dict[str, str]:
     """Column → Athena type, in view order: keys, parameters, metrics."""
-    out = {"run_id": "VARCHAR", "point_index": "BIGINT", "shard_id": "INTEGER"}
+    out = {
+        "run_id": "VARCHAR",
+        "point_index": "BIGINT",
+        "shard_id": "INTEGER",
+        "replicate": "INTEGER",
+    }
     named = [(p.name, SQL_TYPES[p.kind]) for p in sim.parameters]
     named += [(m, "DOUBLE") for m in sim.metrics]
     for name, kind in named:
@@ -75,7 +80,8 @@ def _parameter(p: Parameter) -> str:
 def view_sql(sim: Simulation) -> str:
     """``CREATE OR REPLACE VIEW results_<simulation>`` in Athena SQL."""
     columns(sim)  # names checked
-    select = ["r.run_id", "r.point_index", "r.shard_id"]
+    # Athena reads files written before replicates existed with the column NULL: replicate 0.
+    select = ["r.run_id", "r.point_index", "r.shard_id", "coalesce(r.replicate, 0) AS replicate"]
     select += [_parameter(p) for p in sim.parameters]
     select += [f"element_at(r.metrics, '{m}') AS \"{m}\"" for m in sim.metrics]
     body = ",\n    ".join(select)

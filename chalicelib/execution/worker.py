@@ -186,7 +186,7 @@ def _evaluate(
         hi = min(shard.end, lo + ROW_GROUP_POINTS)
         metrics: list[float] = []
         keep = metrics.extend
-        for index, point in space.iter_points(lo, hi):
+        for index, point, replicate in space.iter_points(lo, hi):
             if out_of_time():
                 raise ShardFailure(
                     failure_codes.DEADLINE_EXCEEDED,
@@ -200,13 +200,14 @@ def _evaluate(
                     f"[{shard.start}, {shard.end})",
                 )
             try:
-                keep(evaluate(point, seed, index).values())
+                keep(evaluate(point, seed, index, replicate).values())
             except Exception as exc:  # any error in simulation code fails this shard, not the run
                 raise ShardFailure(
                     failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
                 ) from None
         params = param_strings(space, lo, hi)
-        emit(ResultColumns(space.names, sim.metrics, range(lo, hi), params, metrics))
+        columns = space.columns
+        emit(ResultColumns(columns, sim.metrics, range(lo, hi), params, metrics, space.replicates))
 
 
 @contextmanager
@@ -226,22 +227,38 @@ def _results_sink(store: ObjectStore, points: int) -> Iterator[Path | pa.BufferO
 
 
 def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:
-    """Every point's parameter strings (``format_value``), row-major, as one Arrow array.
+    """Every point's parameter strings (``format_value``), row-major in ``space.columns``
+    order, as one Arrow array.
 
-    Each axis's digit of point i is ``(i // stride) % size`` (the last axis varies fastest, as
-    ``iter_points`` steps them); only the distinct values the shard uses are formatted, and
-    Arrow's ``take`` lays them out, so the cost per point is a few array operations in C."""
+    Each grid axis's digit of point i is ``(cell // stride) % size`` with ``cell = i //
+    (block * replicates)`` (the last factor varies fastest, as ``iter_points`` steps them),
+    and a sampled point's block index is ``(i // replicates) % block``; only the distinct
+    coordinates the shard uses are formatted, and Arrow's ``take`` lays them out, so the cost
+    per point is a few array operations in C (plus, for a sampled block, its points)."""
     index = np.arange(start, end, dtype=np.int64)
-    codes = np.empty((end - start, len(space.axes)), dtype=np.int64)
+    codes = np.empty((end - start, len(space.columns)), dtype=np.int64)
     distinct: list[str] = []
+
+    def lay_out(first: int, width: int, inverse: Any, coordinates: list[tuple[Value, ...]]) -> None:
+        for m in range(width):
+            codes[:, first + m] = inverse + len(distinct)
+            distinct.extend(format_value(c[m]) for c in coordinates)
+
+    widths = [len(a.members(n)) for n, a in zip(space.names, space.axes, strict=True)]
+    firsts = np.cumsum([0, *widths]).tolist()
+    cell = index // (space.block * space.replicates)
     stride = 1
     for position in range(len(space.axes) - 1, -1, -1):
         axis = space.axes[position]
-        digits = (index // stride) % axis.size
-        used, inverse = np.unique(digits, return_inverse=True)
-        codes[:, position] = inverse + len(distinct)
-        distinct.extend(format_value(axis.value(int(d))) for d in used)
+        used, inverse = np.unique((cell // stride) % axis.size, return_inverse=True)
+        lay_out(
+            firsts[position], widths[position], inverse, [axis.coordinates(int(d)) for d in used]
+        )
         stride *= axis.size
+    if space.sample is not None:
+        sample = space.sample
+        used, inverse = np.unique((index // space.replicates) % sample.points, return_inverse=True)
+        lay_out(firsts[-1], len(sample.names), inverse, [sample.point(int(j)) for j in used])
     return pa.array(distinct, pa.string()).take(pa.array(codes.reshape(-1)))
 
 

@@ -51,6 +51,10 @@ class SweepRequest:
             "shards": self.shards.to_dict(),
             "seed": self.seed,
         }
+        if self.space.sample is not None:
+            body["sample"] = self.space.sample.to_dict()
+        if self.space.replicates != 1:
+            body["replicates"] = self.space.replicates
         if self.label is not None:
             body["label"] = self.label
         if self.fail_shards:
@@ -64,7 +68,13 @@ class SweepRequest:
         """The canonical form back into a request; for data this project wrote itself."""
         return cls(
             simulation=body["simulation"],
-            space=ParameterSpace.from_request(body["parameters"]),
+            space=ParameterSpace.from_request(
+                body["parameters"],
+                body.get("sample"),
+                body.get("replicates", 1),
+                body.get("seed", 0),
+                body["simulation"],
+            ),
             shards=ShardSpec.from_dict(body["shards"]),
             seed=body.get("seed", 0),
             label=body.get("label"),

@@ -1,8 +1,11 @@
-"""The parameter space: the cartesian product of a request's axes, addressed by a point index.
+"""The parameter space: an ordered list of points, addressed by a point index.
 
-Points are never materialised: a space of 10^12 points costs as much memory as its axes. Point
-``i`` is decoded in mixed radix with the last axis varying fastest, so shards (contiguous index
-ranges) map to contiguous runs of the grid and any worker can decode any point on its own.
+The space is the cartesian product of the request's grid axes in request order (a ``zip`` axis
+is one factor whose members move together), then the sampled block (``designs.SampleBlock``),
+then the replicates; the last factor varies fastest. Points are never materialised: a space of
+10^12 points costs as much memory as its axes. Point ``i`` is decoded in mixed radix, so shards
+(contiguous index ranges) map to contiguous runs of the order and any worker can decode any
+point on its own.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from chalicelib.model.designs import SampleBlock, distribution_from_dict
 from chalicelib.simulations.declarations import Value
+from chalicelib.simulations.registry import REGISTRY
 
 
 class Axis(ABC):
@@ -29,12 +35,18 @@ class Axis(ABC):
     def value(self, k: int) -> Value: ...
 
     @abstractmethod
-    @abstractmethod
     def to_dict(self) -> dict[str, Any]: ...
 
     def bounds(self) -> tuple[Value, Value]:
         """First and last values; for monotone axes these bracket every value."""
         return self.value(0), self.value(self.size - 1)
+
+    def members(self, name: str) -> tuple[str, ...]:
+        """The parameters this axis sets when listed under ``name``: itself."""
+        return (name,)
+
+    def coordinates(self, k: int) -> tuple[Value, ...]:
+        return (self.value(k),)
 
 
 @dataclass(frozen=True)
@@ -112,65 +124,193 @@ class LinspaceAxis(Axis):
         return (min(self.start, self.stop), max(self.start, self.stop))
 
 
-def axis_from_dict(spec: Mapping[str, Any]) -> Axis:
+@dataclass(frozen=True)
+class ZipAxis:
+    """Paired axes: one factor of ``size`` points whose members move together, so point ``k``
+    sets every member to its ``k``-th value. Listed under a group name of its own."""
+
+    names: tuple[str, ...]
+    columns: tuple[tuple[Value, ...], ...]
+    kind = "zip"
+
+    @property
+    def size(self) -> int:
+        return len(self.columns[0])
+
+    def members(self, name: str) -> tuple[str, ...]:
+        return self.names
+
+    def coordinates(self, k: int) -> tuple[Value, ...]:
+        return tuple(column[k] for column in self.columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"zip": {n: list(c) for n, c in zip(self.names, self.columns, strict=True)}}
+
+
+GridAxis = Axis | ZipAxis
+
+
+def axis_from_dict(spec: Mapping[str, Any]) -> GridAxis:
     """Build an axis from its (schema-valid) request form."""
     if "values" in spec:
         return ValuesAxis(tuple(spec["values"]))
     if "range" in spec:
         r = spec["range"]
         return RangeAxis(r["start"], r["stop"], r["step"])
+    if "zip" in spec:
+        members = spec["zip"]
+        return ZipAxis(tuple(members), tuple(tuple(v) for v in members.values()))
     ls = spec["linspace"]
     return LinspaceAxis(float(ls["start"]), float(ls["stop"]), ls["num"])
 
 
+def sample_from_dict(spec: Mapping[str, Any], seed: int, simulation: str | None) -> SampleBlock:
+    """A (schema-valid) ``sample``; normals are truncated to the simulation's domains."""
+    sim = REGISTRY.get(simulation) if simulation is not None else None
+    names = tuple(spec["axes"])
+    distributions = tuple(
+        distribution_from_dict(d, sim.by_name.get(n) if sim is not None else None)
+        for n, d in spec["axes"].items()
+    )
+    return SampleBlock(spec["design"], spec["points"], names, distributions, seed)
+
+
 @dataclass(frozen=True)
 class ParameterSpace:
-    """Named axes in request order; the last one varies fastest."""
+    """Grid axes in request order, then the sampled block, then the replicates; the last
+    factor varies fastest. ``names`` are the grid axes' keys (a zip axis's group name);
+    ``columns`` the parameters a point sets, in the order of its dict."""
 
     names: tuple[str, ...]
-    axes: tuple[Axis, ...]
+    axes: tuple[GridAxis, ...]
+    sample: SampleBlock | None = None
+    replicates: int = 1
 
     @classmethod
-    def from_request(cls, parameters: Mapping[str, Mapping[str, Any]]) -> ParameterSpace:
-        return cls(tuple(parameters), tuple(axis_from_dict(a) for a in parameters.values()))
+    def from_request(
+        cls,
+        parameters: Mapping[str, Mapping[str, Any]],
+        sample: Mapping[str, Any] | None = None,
+        replicates: int = 1,
+        seed: int = 0,
+        simulation: str | None = None,
+    ) -> ParameterSpace:
+        block = sample_from_dict(sample, seed, simulation) if sample is not None else None
+        axes = tuple(axis_from_dict(a) for a in parameters.values())
+        return cls(tuple(parameters), axes, block, replicates)
 
     @property
-    def size(self) -> int:
+    def columns(self) -> tuple[str, ...]:
+        grid = [m for n, a in zip(self.names, self.axes, strict=True) for m in a.members(n)]
+        return (*grid, *(self.sample.names if self.sample is not None else ()))
+
+    @cached_property
+    def cells(self) -> int:
+        """Points of the grid alone."""
         return math.prod(a.size for a in self.axes)
 
-    def digits(self, i: int) -> list[int]:
-        """Mixed-radix digits of point ``i``, first axis first."""
+    @cached_property
+    def _plain(self) -> bool:
+        """No paired axis: each grid axis sets one parameter, named like the axis."""
+        return all(isinstance(a, Axis) for a in self.axes)
+
+    @property
+    def block(self) -> int:
+        """Points of the sampled block (1 without one)."""
+        return self.sample.points if self.sample is not None else 1
+
+    @cached_property
+    def size(self) -> int:
+        return self.cells * self.block * self.replicates
+
+    def _check(self, i: int) -> None:
         if not 0 <= i < self.size:
             raise IndexError(f"point {i} outside a space of {self.size}")
+
+    def replicate(self, i: int) -> int:
+        """Point ``i``'s replicate number r (0 ... replicates - 1)."""
+        self._check(i)
+        return i % self.replicates
+
+    def digits(self, i: int) -> list[int]:
+        """Mixed-radix digits of point ``i``'s grid cell, first axis first."""
+        self._check(i)
+        return self._cell_digits(i // (self.block * self.replicates))
+
+    def _cell_digits(self, cell: int) -> list[int]:
         digits = [0] * len(self.axes)
         for pos in range(len(self.axes) - 1, -1, -1):
-            i, digits[pos] = divmod(i, self.axes[pos].size)
+            cell, digits[pos] = divmod(cell, self.axes[pos].size)
         return digits
 
     def point(self, i: int) -> dict[str, Value]:
-        return {
-            n: a.value(d) for n, a, d in zip(self.names, self.axes, self.digits(i), strict=True)
-        }
+        """Point ``i``'s parameter values, computed from ``i`` alone."""
+        self._check(i)
+        rest = i // self.replicates
+        cell, j = divmod(rest, self.block)
+        digits = self._cell_digits(cell)
+        if self._plain and self.sample is None:  # the common grid: one value per axis
+            return {
+                n: a.value(d)  # type: ignore[union-attr]
+                for n, a, d in zip(self.names, self.axes, digits, strict=True)
+            }
+        values = [c for a, d in zip(self.axes, digits, strict=True) for c in a.coordinates(d)]
+        if self.sample is not None:
+            values.extend(self.sample.point(j))
+        return dict(zip(self.columns, values, strict=True))
 
-    def iter_points(self, start: int, end: int) -> Iterator[tuple[int, dict[str, Value]]]:
-        """Points ``[start, end)`` in order, stepping an odometer instead of decoding each one."""
+    def iter_points(self, start: int, end: int) -> Iterator[tuple[int, dict[str, Value], int]]:
+        """(index, values, replicate) for points ``[start, end)`` in order, stepping an odometer
+        (replicate, then sample, then the grid axes from the last) instead of decoding each
+        point; a sampled point is computed once for all its replicates."""
         if start >= end:
             return
-        digits = self.digits(start)
-        sizes = [a.size for a in self.axes]
-        values: list[Value] = [a.value(d) for a, d in zip(self.axes, digits, strict=True)]
-        last = len(self.axes) - 1
+        self._check(start)
+        self._check(end - 1)
+        columns = self.columns
+        axes = self.axes
+        widths = [len(a.members(n)) for n, a in zip(self.names, axes, strict=True)]
+        firsts = [sum(widths[:pos]) for pos in range(len(axes))]
+        grid_width = sum(widths)
+        replicates, block, sample = self.replicates, self.block, self.sample
+        r = start % replicates
+        rest = start // replicates
+        cell, j = divmod(rest, block)
+        digits = self._cell_digits(cell)
+        sizes = [a.size for a in axes]
+        single = [a.value if isinstance(a, Axis) else None for a in axes]
+        values: list[Value] = [
+            c for a, d in zip(axes, digits, strict=True) for c in a.coordinates(d)
+        ]
+        if sample is not None:
+            values.extend(sample.point(j))
+        last = len(axes) - 1
         for i in range(start, end):
-            yield i, dict(zip(self.names, values, strict=True))
+            yield i, dict(zip(columns, values, strict=True)), r
+            r += 1
+            if r < replicates:
+                continue
+            r = 0
+            if sample is not None:
+                j = j + 1 if j + 1 < block else 0
+                values[grid_width:] = sample.point(j)
+                if j:
+                    continue
             pos = last
             while pos >= 0:
-                digits[pos] += 1
-                if digits[pos] < sizes[pos]:
-                    values[pos] = self.axes[pos].value(digits[pos])
+                digit = digits[pos] + 1
+                if digit == sizes[pos]:
+                    digit = 0
+                digits[pos] = digit
+                first, value = firsts[pos], single[pos]
+                if value is not None:
+                    values[first] = value(digit)
+                else:
+                    values[first : first + widths[pos]] = axes[pos].coordinates(digit)
+                if digit:
                     break
-                digits[pos] = 0
-                values[pos] = self.axes[pos].value(0)
                 pos -= 1
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The grid axes as the request's ``parameters``."""
         return {n: a.to_dict() for n, a in zip(self.names, self.axes, strict=True)}

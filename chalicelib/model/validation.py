@@ -17,16 +17,34 @@ from typing import Any
 
 import jsonschema
 
+from chalicelib.model import normal
+from chalicelib.model.designs import (
+    DESIGNS,
+    Distribution,
+    Normal,
+    SampleBlock,
+    distribution_from_dict,
+)
 from chalicelib.model.errors import InvalidRequest, Problem, pointer
 from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.sharding import ShardSpec, shard_count
-from chalicelib.model.space import Axis, LinspaceAxis, ParameterSpace, RangeAxis, axis_from_dict
-from chalicelib.simulations.declarations import Simulation
+from chalicelib.model.space import (
+    GridAxis,
+    LinspaceAxis,
+    ParameterSpace,
+    RangeAxis,
+    ZipAxis,
+    axis_from_dict,
+)
+from chalicelib.simulations.declarations import Parameter, Simulation
 from chalicelib.simulations.registry import REGISTRY
 
 SCHEMA_PATH = Path(__file__).with_name("request_schema.json")
 NAME_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
 MAX_PROBLEMS = 100
+# A truncated normal with less probability than this inside the domain is a mistake (a mean
+# far outside it), not a distribution: its values would all sit on the domain's edge.
+MIN_NORMAL_MASS = 1e-9
 
 
 @cache
@@ -84,11 +102,20 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object", problems)
     sim = _check_simulation(body, problems)
-    axes = _check_axes(body, sim, _malformed_axes(body, errors), problems)
-    total = math.prod(a.size for a in axes.values()) if axes is not None else None
+    axes = _check_axes(body, sim, _malformed(body, errors, "parameters"), problems)
+    sample = _check_sample(body, sim, _malformed(body, errors, "sample", "axes"), problems)
+    _check_coverage(body, sim, problems)
+    replicates = body.get("replicates", 1)
+    if not isinstance(replicates, int) or isinstance(replicates, bool) or replicates < 1:
+        replicates = None
+    space = None
+    if axes is not None and sample is not None and replicates is not None:
+        block = sample if isinstance(sample, SampleBlock) else None
+        space = ParameterSpace(tuple(axes), tuple(axes.values()), block, replicates)
+    total = space.size if space is not None else None
     shards = _check_shards(body, total, limits, problems)
     _check_fail_shards(body, total, shards, limits, problems)
-    if problems or sim is None or axes is None or shards is None:
+    if problems or sim is None or space is None or shards is None:
         count = len(problems)
         first = problems[0].message if problems else "invalid request"
         more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
@@ -98,7 +125,7 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
         raise InvalidRequest(first + more, problems)
     return SweepRequest(
         simulation=sim.name,
-        space=ParameterSpace(tuple(axes), tuple(axes.values())),
+        space=space,
         shards=shards,
         seed=body.get("seed", 0),
         label=body.get("label"),
@@ -164,15 +191,21 @@ def _check_simulation(body: dict[str, Any], problems: list[Problem]) -> Simulati
     return sim
 
 
-def _malformed_axes(body: dict[str, Any], errors: list[jsonschema.ValidationError]) -> set[str]:
-    """Axes the schema rejected (or never checked, their name being invalid)."""
-    params = body.get("parameters")
-    names = set(params) if isinstance(params, dict) else set()
+def _malformed(
+    body: dict[str, Any], errors: list[jsonschema.ValidationError], *at: str
+) -> set[str]:
+    """Names under ``at`` (parameters, sample/axes) that the schema rejected (or never
+    checked, their name being invalid)."""
+    node: Any = body
+    for key in at:
+        node = node.get(key) if isinstance(node, dict) else None
+    names = set(node) if isinstance(node, dict) else set()
     bad = {n for n in names if not re.match(NAME_PATTERN, n)}
+    depth = len(at)
     for error in errors:
         path = list(error.absolute_path)
-        if len(path) >= 2 and path[0] == "parameters":
-            bad.add(str(path[1]))
+        if len(path) > depth and tuple(path[:depth]) == at:
+            bad.add(str(path[depth]))
     return bad
 
 
@@ -181,12 +214,12 @@ def _check_axes(
     sim: Simulation | None,
     malformed: set[str],
     problems: list[Problem],
-) -> dict[str, Axis] | None:
-    """The well-formed axes, checked against the simulation; None if any axis is unusable."""
+) -> dict[str, GridAxis] | None:
+    """The well-formed grid axes, checked against the simulation; None if any is unusable."""
     params = body.get("parameters")
     if not isinstance(params, dict):
         return None
-    axes: dict[str, Axis] = {}
+    axes: dict[str, GridAxis] = {}
     complete = True
     for name, spec in params.items():
         where = ("parameters", name)
@@ -197,6 +230,12 @@ def _check_axes(
             axis = None
         if axis is None:
             complete = False
+            continue
+        if isinstance(axis, ZipAxis):
+            if not _zip_problems(axis, name, sim, where, problems):
+                complete = False
+                continue
+            axes[name] = axis
             continue
         if axis.size == 0:
             problems.append(Problem(pointer(*where, "range"), "this range has no values"))
@@ -213,23 +252,83 @@ def _check_axes(
             )
             continue
         problems.extend(_axis_domain_problems(axis, param, where))
-    if sim is not None:
-        for param in sim.parameters:
-            if param.required and param.name not in params:
+    if not params and not isinstance(body.get("sample"), dict):
+        problems.append(Problem("/parameters", "give at least one axis (or a sample)"))
+        return None
+    return axes if complete else None
+
+
+def _zip_problems(
+    axis: ZipAxis,
+    group: str,
+    sim: Simulation | None,
+    where: tuple[Any, ...],
+    problems: list[Problem],
+) -> bool:
+    """Paired axes: one common length, a group name that is no parameter, members that are
+    parameters with values of their type and domain. False if the axis has no one size."""
+    lengths = {len(c) for c in axis.columns}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{n} {len(c)}" for n, c in zip(axis.names, axis.columns, strict=True))
+        problems.append(
+            Problem(pointer(*where, "zip"), f"paired lists must have one length; got {sizes}")
+        )
+    if len(lengths) == 1:
+        first: dict[tuple[Any, ...], int] = {}
+        for k, pair in enumerate(zip(*axis.columns, strict=True)):
+            key = tuple(_json_key(v) for v in pair)
+            if key in first:
                 problems.append(
-                    Problem("/parameters", f"{sim.name} needs an axis for {param.name!r}")
+                    Problem(
+                        pointer(*where, "zip"),
+                        f"point {k} repeats point {first[key]} (every member's value the same)",
+                    )
                 )
-    return axes if complete and axes else None
+                break
+            first[key] = k
+    if sim is None:
+        return len(lengths) == 1
+    if group in sim.by_name:
+        problems.append(
+            Problem(
+                pointer(*where),
+                f"{group!r} is a parameter of {sim.name}; a zip group needs a name of its own",
+            )
+        )
+    for member, column in zip(axis.names, axis.columns, strict=True):
+        at = (*where, "zip", member)
+        param = sim.by_name.get(member)
+        if param is None:
+            takes = ", ".join(sim.by_name)
+            problems.append(
+                Problem(pointer(*at), f"{sim.name} takes no parameter {member!r} (takes: {takes})")
+            )
+            continue
+        problems.extend(
+            _value_problems(param, [(pointer(*at, k), v) for k, v in enumerate(column)])
+        )
+    return len(lengths) == 1
 
 
-def _build_axis(spec: Any) -> Axis | None:
+def _build_axis(spec: Any) -> GridAxis | None:
     try:
         return axis_from_dict(spec)
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def _axis_domain_problems(axis: Axis, param: Any, where: tuple[Any, ...]) -> list[Problem]:
+def _value_problems(param: Parameter, candidates: list[tuple[str, Any]]) -> list[Problem]:
+    found = []
+    for path, value in candidates:
+        message = param.type_problem(value) or param.domain_problem(value)
+        if message:
+            found.append(Problem(path, message))
+    return list(dict.fromkeys(found))
+
+
+def _axis_domain_problems(
+    axis: GridAxis, param: Parameter, where: tuple[Any, ...]
+) -> list[Problem]:
     """Values are checked one by one for ``values``; monotone axes by their two ends."""
     if isinstance(axis, LinspaceAxis) and param.kind == "int":
         return [
@@ -245,12 +344,140 @@ def _axis_domain_problems(axis: Axis, param: Any, where: tuple[Any, ...]) -> lis
         candidates = [
             (pointer(*where, "values", k), v) for k, v in enumerate(axis.to_dict()["values"])
         ]
+    return _value_problems(param, candidates)
+
+
+def _check_sample(
+    body: dict[str, Any],
+    sim: Simulation | None,
+    malformed: set[str],
+    problems: list[Problem],
+) -> SampleBlock | bool | None:
+    """The sampled block if well-formed and valid; False without one; None if unusable.
+    Each well-formed axis is checked against its parameter even when others are not."""
+    spec = body.get("sample")
+    if spec is None:
+        return False
+    if not isinstance(spec, dict) or not isinstance(spec.get("axes"), dict):
+        return None
+    before = len(problems)
+    distributions: dict[str, Distribution] = {}
+    for name, dist_spec in spec["axes"].items():
+        if name in malformed:
+            continue
+        param = sim.by_name.get(name) if sim is not None else None
+        try:
+            dist = distribution_from_dict(dist_spec, param)
+        except OverflowError:  # a JSON integer beyond the float range
+            kind = next(iter(dist_spec))
+            problems.append(
+                Problem(pointer("sample", "axes", name, kind), "numbers must be finite")
+            )
+            continue
+        distributions[name] = dist
+        if sim is None:
+            continue
+        if param is None:
+            takes = ", ".join(sim.by_name)
+            problems.append(
+                Problem(
+                    pointer("sample", "axes", name),
+                    f"{sim.name} takes no parameter {name!r} (takes: {takes})",
+                )
+            )
+            continue
+        problems.extend(_distribution_problems(dist, param, ("sample", "axes", name, dist.kind)))
+    design, points = spec.get("design"), spec.get("points")
+    if design not in DESIGNS or not isinstance(points, int) or isinstance(points, bool):
+        return None
+    if points < 1 or malformed or len(problems) > before:
+        return None
+    seed = body.get("seed", 0)
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+    names = tuple(distributions)
+    return SampleBlock(design, points, names, tuple(distributions.values()), seed)
+
+
+_CONTINUOUS = ("uniform", "loguniform", "normal")
+
+
+def _distribution_problems(
+    dist: Distribution, param: Parameter, where: tuple[Any, ...]
+) -> list[Problem]:
+    """A distribution against its parameter: a type it can give, ends inside the domain."""
+    args = dist.arguments()
+    at = pointer(*where)
+    if dist.kind == "choice":
+        candidates = [(pointer(*where, "values", k), v) for k, v in enumerate(args["values"])]
+        return _value_problems(param, candidates)
+    if dist.kind in _CONTINUOUS and param.kind != "float":
+        use = "integer or choice" if param.kind == "int" else "choice"
+        return [
+            Problem(
+                at, f"{param.name} takes {param.kind} values; {dist.kind} gives floats (use {use})"
+            )
+        ]
+    if dist.kind == "integer" and param.kind != "int":
+        use = "uniform" if param.kind == "float" else "choice"
+        return [
+            Problem(
+                at,
+                f"integer is for int parameters; {param.name} takes {param.kind} values "
+                f"(use {use})",
+            )
+        ]
+    if isinstance(dist, Normal):
+        if not dist.sd > 0:
+            return [Problem(pointer(*where, "sd"), f"sd must be > 0, got {args['sd']!r}")]
+        a, b = dist.standard_bounds
+        if normal.truncated_mass(a, b) < MIN_NORMAL_MASS:
+            return [
+                Problem(
+                    at,
+                    f"normal(mean={dist.mean:g}, sd={dist.sd:g}) puts almost no probability "
+                    f"inside {param.name}'s domain; move the mean or widen sd",
+                )
+            ]
+        return []
     found = []
-    for path, value in candidates:
-        message = param.type_problem(value) or param.domain_problem(value)
-        if message:
-            found.append(Problem(path, message))
-    return list(dict.fromkeys(found))
+    if dist.kind == "loguniform" and not args["low"] > 0:
+        found.append(
+            Problem(pointer(*where, "low"), f"loguniform needs low > 0, got {args['low']!r}")
+        )
+    if not args["low"] < args["high"]:
+        found.append(
+            Problem(at, f"low must be below high, got {args['low']!r} >= {args['high']!r}")
+        )
+    found += _value_problems(param, [(pointer(*where, end), args[end]) for end in ("low", "high")])
+    return found
+
+
+def _check_coverage(body: dict[str, Any], sim: Simulation | None, problems: list[Problem]) -> None:
+    """Each parameter set at most once (a plain axis, a zip member or a sampled axis), and
+    every required one set."""
+    setters: dict[str, list[str]] = {}
+    params = body.get("parameters")
+    for name, spec in params.items() if isinstance(params, dict) else ():
+        members = spec.get("zip") if isinstance(spec, dict) else None
+        if isinstance(members, dict):
+            for member in members:
+                setters.setdefault(member, []).append(pointer("parameters", name, "zip", member))
+        else:
+            setters.setdefault(name, []).append(pointer("parameters", name))
+    sample = body.get("sample")
+    sampled = sample.get("axes") if isinstance(sample, dict) else None
+    for name in sampled if isinstance(sampled, dict) else ():
+        setters.setdefault(name, []).append(pointer("sample", "axes", name))
+    for name, paths in setters.items():
+        for path in paths[1:]:
+            problems.append(
+                Problem(path, f"{name!r} is set more than once ({', '.join(paths)}); set it once")
+            )
+    if sim is None:
+        return
+    for param in sim.parameters:
+        if param.required and param.name not in setters:
+            problems.append(Problem("/parameters", f"{sim.name} needs an axis for {param.name!r}"))
 
 
 def _check_shards(

@@ -107,12 +107,17 @@ class Simulation:
         params.update(point)
         return params
 
-    def evaluate(self, point: Mapping[str, Value], seed: int, index: int) -> Metrics:
-        """Metrics of point ``index``; the same inputs give the same numbers in any process.
+    def evaluate(
+        self, point: Mapping[str, Value], seed: int, index: int, replicate: int = 0
+    ) -> Metrics:
+        """Metrics of point ``index`` (replicate ``replicate``); the same inputs give the same
+        numbers in any process.
 
         Exceptions propagate as raised: the worker records any of them as the shard's
         ``SIMULATION_ERROR`` with the exception's own type, which is what an author debugs."""
-        metrics = self.fn(self.effective_params(point), point_rng(self.name, seed, index))
+        metrics = self.fn(
+            self.effective_params(point), point_rng(self.name, seed, index, replicate)
+        )
         return {m: float(metrics[m]) for m in self.metrics}
 
     def describe(self) -> dict[str, Any]:
@@ -141,10 +146,14 @@ def simulation(
     return register
 
 
-def point_rng(simulation_name: str, seed: int, index: int) -> np.random.Generator:
+def point_rng(
+    simulation_name: str, seed: int, index: int, replicate: int = 0
+) -> np.random.Generator:
     """A random stream owned by one point: keyed by a stable hash, never by Python's ``hash()``
-    (salted per process) nor by position within a shard."""
-    digest = hashlib.blake2b(
-        f"{simulation_name}\x1f{seed}\x1f{index}".encode(), digest_size=16
-    ).digest()
+    (salted per process) nor by position within a shard. A replicate r > 0 joins the key (r = 0
+    is the plain point, so streams without replicates are unchanged)."""
+    key = f"{simulation_name}\x1f{seed}\x1f{index}"
+    if replicate:
+        key += f"\x1freplicate={replicate}"
+    digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
     return np.random.Generator(np.random.PCG64(int.from_bytes(digest, "big")))

@@ -44,6 +44,8 @@ RESULTS = pa.schema(
         pa.field("point_index", pa.int64(), nullable=False),
         pa.field("params", pa.map_(pa.string(), pa.string())),
         pa.field("metrics", pa.map_(pa.string(), pa.float64())),
+        # The point's replicate number r = point_index mod replicates (0 without replicates).
+        pa.field("replicate", pa.int32(), nullable=False),
     ]
 )
 
@@ -84,6 +86,8 @@ class ResultColumns:
     indices: Sequence[int] = field(default_factory=list)
     params: list[str] | pa.Array = field(default_factory=list)
     metrics: list[float] = field(default_factory=list)
+    # The space's replicates: the last factor of its order, so point i is replicate i mod this.
+    replicates: int = 1
 
     def add(self, index: int, params: Iterable[str], metrics: Iterable[float]) -> None:
         """One point: its parameter strings and metric values, in the names' order."""
@@ -146,12 +150,14 @@ class ResultsFile:
 
 def _results_table(shard_id: int, columns: ResultColumns) -> pa.Table:
     rows = len(columns)
+    indices = _int64(columns.indices)
     return pa.table(
         {
             "shard_id": pa.array(np.full(rows, shard_id, dtype=np.int32)),
-            "point_index": pa.array(_int64(columns.indices)),
+            "point_index": pa.array(indices),
             "params": _map(columns.param_names, columns.params, rows, pa.string()),
             "metrics": _map(columns.metric_names, columns.metrics, rows, pa.float64()),
+            "replicate": pa.array((indices % columns.replicates).astype(np.int32)),
         },
         schema=RESULTS,
     )

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from typing import Any
 
 import jsonschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chalicelib.config import PROJECT_ROOT
 from chalicelib.model.validation import request_schema
 from deploy import merge
 from tests.support import CONTRACT_EXAMPLE
-from tests.support.requests import BAD, EXAMPLE_PATHS, json_values, replace_at
+from tests.support.requests import BAD, EXAMPLE_PATHS, all_paths, json_values, replace_at
 
 
 def model_document() -> dict[str, Any]:
@@ -73,10 +75,20 @@ PROBES: list[Any] = [
 ]
 
 
+# The other kinds of space (paired axes, a sampled block), probed the same way.
+DESIGNED = [
+    json.loads((PROJECT_ROOT / "examples" / name).read_text())
+    for name in ("paired-axes.json", "lhs.json")
+]
+
+
 def cases() -> list[Any]:
-    bodies: list[Any] = [CONTRACT_EXAMPLE, *(b.body for b in BAD)]
+    bodies: list[Any] = [CONTRACT_EXAMPLE, *DESIGNED, *(b.body for b in BAD)]
     for path, probe in itertools.product(EXAMPLE_PATHS, PROBES):
         bodies.append(replace_at(CONTRACT_EXAMPLE, path, probe))
+    for example in DESIGNED:
+        for path, probe in itertools.product(all_paths(example), PROBES):
+            bodies.append(replace_at(example, path, probe))
     for path in EXAMPLE_PATHS:
         if path:
             body = copy.deepcopy(CONTRACT_EXAMPLE)

@@ -143,6 +143,26 @@ def test_plots_are_pngs_of_the_expected_size(sweep: Sweep, run_id: str, tmp_path
     assert "'nope' is not a parameter of option_pricing" in wrong.stderr
 
 
+def test_the_readme_tour_of_spaces(sweep: Sweep, tmp_path: Path) -> None:
+    """The paired-axes and LHS examples submitted from their files, as the README shows, and
+    the LHS run plotted: a scatter, volatility (loguniform) on a log axis."""
+    examples = Path(cli.__file__).resolve().parent.parent / "examples"
+    paired = sweep("submit", str(examples / "paired-axes.json"), "--wait", "--interval", "0.2")
+    assert paired.exit_code == 0, paired.output
+    assert "3 succeeded, 0 failed, 0 pending of 3" in paired.stderr
+    lhs = sweep("submit", str(examples / "lhs.json"), "--wait", "--interval", "0.2")
+    assert lhs.exit_code == 0, lhs.output
+    picture = tmp_path / "lhs.png"
+    answer = sweep.local(
+        "plot", lhs.stdout.strip(), "--x", "spot", "--y", "volatility", "--metric", "price",
+        "--where", "option=call", "-o", str(picture),
+    )  # fmt: skip
+    assert answer.exit_code == 0, answer.output
+    assert "(scatter, 100 points, 800x600)" in answer.stderr
+    with Image.open(picture) as image:
+        assert image.size == (800, 600)
+
+
 def test_a_rejected_request_prints_its_problems_and_exits_1(sweep: Sweep) -> None:
     bad = dict(CONTRACT_EXAMPLE, shards={"count": 0}, seed=-1)
     answer = sweep("submit", "-", stdin=json.dumps(bad))

@@ -79,6 +79,7 @@ def expected_rows(root: Path, sim: Simulation, run_id: str) -> list[dict[str, An
                 "run_id": run_id,
                 "point_index": row["point_index"],
                 "shard_id": row["shard_id"],
+                "replicate": row["replicate"],
             }
             for p in sim.parameters:
                 text = params.get(p.name)
@@ -219,3 +220,47 @@ def test_generated_best_points_filters_its_scan_and_prunes(engine: LocalEngine, 
     plan = engine.connection.sql("EXPLAIN " + duck).fetchall()[0][1]
     scanned = [(int(a), int(b)) for a, b in re.findall(r"Scanning Files: (\d+)/(\d+)", plan)]
     assert scanned and all(read < total for read, total in scanned), scanned
+
+
+DESIGNED_RUN = ids.new_run_id(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+DESIGNED: dict[str, Any] = {
+    "simulation": "option_pricing",
+    "parameters": {
+        "scenario": {"zip": {"spot": [90, 110], "rate": [0.01, 0.03]}},
+        "paths": {"values": [20]},
+    },
+    "sample": {
+        "design": "lhs",
+        "points": 5,
+        "axes": {
+            "volatility": {"loguniform": {"low": 0.05, "high": 0.8}},
+            "option": {"choice": {"values": ["call", "put"]}},
+        },
+    },
+    "replicates": 2,
+    "shards": {"count": 3},
+    "seed": 5,
+}
+
+
+def test_paired_sampled_and_replicated_points_are_ordinary_typed_columns(
+    tmp_path: Path,
+) -> None:
+    request = run_sweep(tmp_path, DESIGNED, DESIGNED_RUN, "2026-03-01")
+    engine = LocalEngine(tmp_path)
+    sim = REGISTRY["option_pricing"]
+    result = engine.run(
+        "SELECT * FROM results_option_pricing WHERE run_id = '${run_id}' ORDER BY point_index",
+        run_id=DESIGNED_RUN,
+    )
+    assert result.rows == expected_rows(tmp_path, sim, DESIGNED_RUN)
+    assert len(result.rows) == request.total_points == 2 * 5 * 2
+    space = request.space
+    for row in result.rows:
+        i = row["point_index"]
+        assert row["replicate"] == i % 2 == space.replicate(i)
+        point = space.point(i)
+        assert {k: row[k] for k in point} == point  # the typed value is the value evaluated
+    # replicates differ in their streams, not in their values
+    first, second = result.rows[0], result.rows[1]
+    assert first["volatility"] == second["volatility"] and first["price"] != second["price"]

@@ -305,6 +305,7 @@ RESULT_TYPES = {
     "point_index": "BIGINT",
     "params": "MAP(VARCHAR, VARCHAR)",
     "metrics": "MAP(VARCHAR, DOUBLE)",
+    "replicate": "INTEGER",
 }
 
 

@@ -25,6 +25,15 @@ def test_columns_round_trip_as_one_map_per_row() -> None:
     assert rows[0]["metrics"] == [("m", 0.5)]
 
 
+def test_the_replicate_column_is_the_index_modulo_the_replicates() -> None:
+    plain = ResultColumns(("a",), ("m",), range(4, 9), ["x"] * 5, [0.0] * 5)
+    replicated = ResultColumns(("a",), ("m",), range(4, 9), ["x"] * 5, [0.0] * 5, replicates=3)
+    read = [pq.read_table(io.BytesIO(results_parquet(0, c))) for c in (plain, replicated)]
+    assert read[0].column("replicate").to_pylist() == [0] * 5
+    assert read[1].column("replicate").to_pylist() == [1, 2, 0, 1, 2]
+    assert read[1].schema.field("replicate").type == pa.int32()
+
+
 def test_an_empty_shard_writes_an_empty_table() -> None:
     table = pq.read_table(io.BytesIO(results_parquet(0, ResultColumns(("a",), ("m",)))))
     assert table.num_rows == 0 and table.schema.equals(RESULTS)
@@ -66,7 +75,7 @@ def test_the_workers_whole_shard_params_equal_point_by_point_formatting(
     space = validate_request(SPACE_BODY, None).space
     assert space.size == 2 * 3 * 3 * 3 * 2 * 1
     by_point = ResultColumns(space.names, ("m",))
-    for index, point in space.iter_points(start, end):
+    for index, point, _ in space.iter_points(start, end):
         by_point.add(index, map(format_value, point.values()), [float(index)])
     whole = ResultColumns(
         space.names,

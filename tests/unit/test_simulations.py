@@ -53,7 +53,7 @@ def evaluate_sharded(sim: Simulation, space: ParameterSpace, spec: ShardSpec, se
     """What the workers do together: each shard decodes and evaluates its own index range."""
     results: Results = {}
     for k in range(shard_count(space.size, spec)):
-        for i, point in space.iter_points(*shard_bounds(space.size, spec, k)):
+        for i, point, _ in space.iter_points(*shard_bounds(space.size, spec, k)):
             assert i not in results
             results[i] = sim.evaluate(point, seed, i)
     return results
@@ -125,6 +125,17 @@ def test_different_indexes_give_different_streams() -> None:
     """Two points with the same parameters but different indexes draw different numbers."""
     point = {"paths": 200}
     assert OPTION.evaluate(point, 0, 1)["price"] != OPTION.evaluate(point, 0, 2)["price"]
+
+
+def test_a_replicate_changes_the_stream_and_replicate_zero_is_the_plain_point() -> None:
+    point = {"paths": 200}
+    plain = OPTION.evaluate(point, 0, 5)
+    assert OPTION.evaluate(point, 0, 5, replicate=0) == plain
+    prices = {OPTION.evaluate(point, 0, 5, replicate=r)["price"] for r in range(4)}
+    assert len(prices) == 4
+    assert (
+        point_rng("option_pricing", 0, 5, 0).random() == point_rng("option_pricing", 0, 5).random()
+    )
 
 
 def test_streams_are_keyed_by_simulation_seed_and_index() -> None:

@@ -106,10 +106,10 @@ def test_contract_example_is_the_cartesian_product(contract_example: dict[str, A
     import itertools
 
     space = example_space(contract_example)
-    columns = [[a.value(k) for k in range(a.size)] for a in space.axes]
+    columns = [[a.coordinates(k)[0] for k in range(a.size)] for a in space.axes]
     expected = [dict(zip(space.names, combo, strict=True)) for combo in itertools.product(*columns)]
     assert [space.point(i) for i in range(space.size)] == expected
-    assert [p for _, p in space.iter_points(0, space.size)] == expected
+    assert [p for _, p, _ in space.iter_points(0, space.size)] == expected
 
 
 @FAST
@@ -128,10 +128,10 @@ def test_every_point_of_small_spaces_is_the_product_order(space: ParameterSpace)
     import itertools
 
     assume(space.size <= 2000)
-    columns = [[a.value(k) for k in range(a.size)] for a in space.axes]
+    columns = [[a.coordinates(k)[0] for k in range(a.size)] for a in space.axes]
     expected = [dict(zip(space.names, combo, strict=True)) for combo in itertools.product(*columns)]
     assert [space.point(i) for i in range(space.size)] == expected
-    assert [p for _, p in space.iter_points(0, space.size)] == expected
+    assert [p for _, p, _ in space.iter_points(0, space.size)] == expected
 
 
 # --- iteration -------------------------------------------------------------------------------
@@ -142,7 +142,9 @@ def test_every_point_of_small_spaces_is_the_product_order(space: ParameterSpace)
 def test_iter_points_equals_point_by_point(space: ParameterSpace, data: st.DataObject) -> None:
     start = data.draw(st.integers(0, space.size - 1))
     end = data.draw(st.integers(start, min(space.size, start + 300)))
-    assert list(space.iter_points(start, end)) == [(i, space.point(i)) for i in range(start, end)]
+    assert list(space.iter_points(start, end)) == [
+        (i, space.point(i), 0) for i in range(start, end)
+    ]
 
 
 def test_iter_points_empty_range(contract_example: dict[str, Any]) -> None:
@@ -187,6 +189,7 @@ def test_linspace_ends_are_exact(num: int) -> None:
 
 def test_linspace_from_request_takes_integer_ends() -> None:
     axis = axis_from_dict({"linspace": {"start": 1, "stop": 3, "num": 5}})
+    assert isinstance(axis, LinspaceAxis)
     assert [axis.value(k) for k in range(axis.size)] == [1.0, 1.5, 2.0, 2.5, 3.0]
     assert all(type(axis.value(k)) is float for k in range(axis.size))
 
@@ -241,7 +244,7 @@ def test_trillion_point_space_decodes_without_materialising() -> None:
         tracemalloc.stop()
     assert peak < 1_000_000
     assert last == {"spot": 150.0, "strike": 1, "volatility": 1.0, "option": "put", "maturity": 2.0}
-    assert near_end[-1] == (space.size - 1, last)
+    assert near_end[-1] == (space.size - 1, last, 0)
     # 10**12 - 1 in the radices (10_000, 100_000, 1_000, 2, 5) has digits 999, 99_999, 999, 1, 4
     spot = float(np.linspace(50, 150, 10_000)[999])
     assert middle == {

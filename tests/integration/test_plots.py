@@ -1,0 +1,117 @@
+"""``sweep plot`` picks the picture that fits the design: a scatter coloured by the metric for
+sampled axes, heatmaps and lines for gridded ones, log axes where the values ask for them."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from chalicelib.config import PROJECT_ROOT
+from chalicelib.model import ids
+from chalicelib.simulations.registry import REGISTRY
+from chalicelib.storage import layout
+from scripts.local_runs import run_sweep
+from sweeps import plots
+from sweeps.engines.local import LocalEngine
+
+LHS_RUN = ids.new_run_id(datetime(2026, 4, 1, 10, 0, tzinfo=UTC))
+GRID_RUN = ids.new_run_id(datetime(2026, 4, 1, 11, 0, tzinfo=UTC))
+
+
+def example(name: str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((PROJECT_ROOT / "examples" / name).read_text())
+    return body
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("plots")
+    lhs = example("lhs.json")
+    lhs["sample"]["points"] = 40
+    run_sweep(root, lhs, LHS_RUN, "2026-04-01")
+    grid = copy.deepcopy(example("option-pricing.json"))
+    grid["fail_shards"] = []
+    grid["parameters"]["paths"] = {"values": [200]}
+    run_sweep(root, grid, GRID_RUN, "2026-04-01")
+    return root
+
+
+def draw(root: Path, tmp: Path, **spec: Any) -> plots.Written:
+    spec.setdefault("y", None)
+    written = plots.draw(LocalEngine(root), plots.PlotSpec(**spec), tmp / "plot.png")
+    with Image.open(written.path) as image:
+        assert (image.format, image.size) == ("PNG", (800, 600))
+    return written
+
+
+def test_sampled_axes_are_a_scatter_with_the_loguniform_axis_on_a_log_scale(
+    root: Path, tmp_path: Path
+) -> None:
+    written = draw(root, tmp_path, run_id=LHS_RUN, x="spot", y="volatility", metric="price")
+    assert (written.kind, written.points) == ("scatter", 80)
+    assert (written.logx, written.logy) == (False, True)  # volatility is loguniform
+    forced = draw(
+        root,
+        tmp_path,
+        run_id=LHS_RUN,
+        x="spot",
+        y="volatility",
+        metric="price",
+        logy=False,
+        logx=True,
+    )
+    assert (forced.logx, forced.logy) == (True, False)
+    one_axis = draw(
+        root, tmp_path, run_id=LHS_RUN, x="rate", metric="price", where={"option": "put"}
+    )
+    assert (one_axis.kind, one_axis.points) == ("scatter", 40)
+
+
+def test_without_the_manifest_the_shape_of_the_points_decides(root: Path, tmp_path: Path) -> None:
+    manifest = root / layout.manifest(LHS_RUN)
+    saved = manifest.read_bytes()
+    manifest.unlink()
+    try:
+        engine = LocalEngine(root)
+        assert plots.run_request(engine, LHS_RUN) is None
+        written = draw(root, tmp_path, run_id=LHS_RUN, x="spot", y="volatility", metric="price")
+        assert written.kind == "scatter"
+        assert written.logy is False  # 0.05..0.8 spans barely more than a decade
+    finally:
+        manifest.write_bytes(saved)
+
+
+def test_gridded_axes_stay_heatmaps_and_lines(root: Path, tmp_path: Path) -> None:
+    heat = draw(root, tmp_path, run_id=GRID_RUN, x="strike", y="volatility", metric="price")
+    assert (heat.kind, heat.points) == ("heatmap", 162)
+    lines = draw(root, tmp_path, run_id=GRID_RUN, x="strike", metric="price")
+    assert lines.kind == "lines" and not lines.logx
+    errors = draw(root, tmp_path, run_id=GRID_RUN, x="strike", metric="abs_error", logy=None)
+    values = [
+        r["value"]
+        for r in LocalEngine(root)
+        .execute(
+            plots.build_sql(
+                REGISTRY["option_pricing"],
+                plots.PlotSpec(GRID_RUN, "strike", None, "abs_error"),
+                "volatility",
+            )
+        )
+        .rows
+    ]
+    assert errors.logy == (min(values) > 0 and max(values) > 100 * min(values))
+
+
+def test_log_defaults_follow_the_span_of_positive_values() -> None:
+    assert plots.log_axis(None, "x", [1.0, 50.0], None) is False
+    assert plots.log_axis(None, "x", [1.0, 101.0], None) is True
+    assert plots.log_axis(None, "x", [0.0, 1e6], None) is False  # a log axis cannot show 0
+    assert plots.log_axis(False, "x", [1.0, 1e6], None) is False
+    loguniform = {"sample": {"axes": {"x": {"loguniform": {"low": 1, "high": 2}}}}}
+    assert plots.log_axis(None, "x", [1.0, 2.0], loguniform) is True
