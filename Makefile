@@ -18,21 +18,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 		--config-settings editable_mode=compat -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# Every committed file generated from a source of truth (DDL, infra templates, per-stage policy
-# files, the settings table in docs/configuration.md); `make lint` fails while any is stale.
+# Every committed file generated from a source of truth (DDL, infra templates with each
+# simulation's named queries, per-stage policy files, the settings table in
+# docs/configuration.md; deploy/generate.py lists them); `make lint` fails while any is stale.
 generate: setup
-	$(PY) -m deploy.ddl --write
-	$(PY) -m deploy.infra --write
-	$(PY) -m deploy.policies --write
-	$(PY) -m deploy.settings_doc --write
+	$(PY) -m deploy.generate --write
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m deploy.ddl --check
-	$(PY) -m deploy.infra --check
-	$(PY) -m deploy.policies --check
-	$(PY) -m deploy.settings_doc --check
+	$(PY) -m deploy.generate --check
 	$(VENV)/bin/cfn-lint infra/*.yaml
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/vulture

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.dispatch                              # 1,000 / 10,000 / 100,000
     .venv/bin/python -m bench.dispatch --sizes 1000 --latency-ms 30 --json
 
-The stand-in (``bench.invoke_standin``, its own process, 127.0.0.1 only) answers every Invoke
+The stand-in (``scripts.invoke_standin``, its own process, 127.0.0.1 only) answers every Invoke
 202 after ``--latency-ms``. ``LambdaInvoker`` is pointed at it by its ``LambdaEndpoint``;
 everything else is the project's code: ``submit`` (validate, store the manifest, invoke the
 dispatcher once) and ``Dispatcher.run`` for every dispatcher job, with ``LambdaInvoker``
@@ -60,7 +60,6 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from bench.invoke_standin import fetch_state
 from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.aws import LambdaEndpoint
 from chalicelib.config import PROJECT_ROOT, Settings
@@ -68,13 +67,13 @@ from chalicelib.fanout.dispatcher import Dispatcher, Policy
 from chalicelib.fanout.invoking import LambdaInvoker
 from chalicelib.logs import logger
 from chalicelib.model import events
-from chalicelib.model.events import DispatchJob, task_payload
-from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.events import DispatchJob
 from chalicelib.runs.status import status
 from chalicelib.runs.submit import submit
 from chalicelib.storage import manifests
 from chalicelib.storage.stores import LocalStore
 from chalicelib.wiring import Runtime
+from scripts.invoke_standin import fetch_state
 
 WORKER = "sweeps-bench-worker"
 DISPATCHER = "sweeps-bench-dispatcher"
@@ -109,7 +108,7 @@ def lambda_endpoint(endpoint: str, threads: int) -> LambdaEndpoint:
 
 
 class RemoteStandIn:
-    """``bench.invoke_standin`` in a child process, so its CPU is not the dispatchers'."""
+    """``scripts.invoke_standin`` in a child process, so its CPU is not the dispatchers'."""
 
     def __init__(self, latency_ms: float, max_kept: int) -> None:
         self.latency_ms = latency_ms
@@ -121,7 +120,7 @@ class RemoteStandIn:
         cmd = [
             sys.executable,
             "-m",
-            "bench.invoke_standin",
+            "scripts.invoke_standin",
             "--latency-ms",
             str(self.latency_ms),
             "--keep",
@@ -418,10 +417,7 @@ class Api:
 def worker_payload(root: Path, size: int, run_id: str) -> bytes:
     """A real worker payload of this run (the last shard), for the floor's requests."""
     manifest = manifests.load(LocalStore(root), run_id)
-    request = manifest.request
-    k = size - 1
-    bounds = shard_bounds(request.total_points, request.shards, k)
-    return events.encode(task_payload(run_id, k, bounds, manifest.dt, manifest.request_body))
+    return events.encode(events.run_task_payload(manifest, size - 1))
 
 
 def progress(message: str) -> None:

@@ -43,12 +43,12 @@ from chalicelib.execution.worker import format_value, run_task
 from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.request import SweepRequest
-from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.simulations.declarations import Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage.stores import LocalStore
 from chalicelib.storage.tables import ResultColumns, results_parquet
+from scripts.local_runs import shard_payload
 
 RUN_ID = "20261126T000000000Z-000000bench0"
 DT = "2026-11-26"
@@ -161,16 +161,7 @@ class Result:
 
 
 def payload_for(request: SweepRequest) -> dict[str, Any]:
-    start, end = shard_bounds(request.total_points, request.shards, 0)
-    return {
-        "version": events.VERSION,
-        "run_id": RUN_ID,
-        "shard_id": 0,
-        "start": start,
-        "end": end,
-        "dt": DT,
-        "request": request.to_dict(),
-    }
+    return shard_payload(request, RUN_ID, DT, 0)
 
 
 def points_of(request: SweepRequest) -> list[tuple[int, dict[str, Value]]]:

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from chalicelib.model.errors import error_body
 from chalicelib.model.validation import request_schema
 from deploy import infra, policies
 from deploy.cfn import Tag, dump_yaml
 from deploy.naming import FUNCTIONS, StageNames
+from deploy.routes import routes
 
 # Chalice's logical ids (aws-facts): the routes' function is APIHandler, others CamelCased.
 LOGICAL_IDS = {
@@ -72,12 +75,13 @@ GATEWAY_ERRORS = {
 
 
 def gateway_responses() -> dict[str, Any]:
+    """The contract's body (``errors.error_body``) with the gateway's own message in it."""
+    marker = json.dumps("MESSAGE")
     return {
         kind: {
             "responseTemplates": {
-                "application/json": (
-                    f'{{"error": "{code}", "message": $context.error.messageString, '
-                    '"problems": []}'
+                "application/json": json.dumps(error_body(code, "MESSAGE")).replace(
+                    marker, "$context.error.messageString"
                 )
             }
         }
@@ -131,16 +135,6 @@ def request_models() -> dict[str, dict[str, Any]]:
         ordered.extend(sorted(ready))
     models = {model_name(n): _rewrite_refs(inner[n]) for n in ordered}
     return {**models, REQUEST_MODEL: _rewrite_refs(schema)}
-
-
-def routes() -> dict[str, dict[str, list[str]]]:
-    """Path → method (lowercase) → path parameters, as app.py declares them."""
-    from app import app
-
-    return {
-        path: {method.lower(): list(entry.view_args) for method, entry in methods.items()}
-        for path, methods in app.routes.items()
-    }
 
 
 def path_methods() -> dict[str, Any]:

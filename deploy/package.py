@@ -25,14 +25,10 @@ from pathlib import Path
 from chalicelib.config import PROJECT_ROOT
 from deploy.cfn import dump_yaml
 from deploy.merge import merge_template
+from deploy.tools import PackageError, tool
 
-TOOLS = Path(sys.executable).parent
 DEPENDENCY_FAILURE = "Could not install dependencies"
 MB = 1_000_000
-
-
-class PackageError(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -54,16 +50,9 @@ def unzipped_size(path: Path) -> int:
         return sum(info.file_size for info in archive.infolist())
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name, path=str(TOOLS)) or shutil.which(name)
-    if not found:
-        raise PackageError(f"{name} is not installed (make setup)")
-    return found
-
-
 def cfn_lint(*templates: Path) -> None:
     done = subprocess.run(
-        [_tool("cfn-lint"), *map(str, templates)], capture_output=True, text=True, check=False
+        [tool("cfn-lint"), *map(str, templates)], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise PackageError(f"cfn-lint found problems:\n{done.stdout}{done.stderr}")
@@ -96,7 +85,7 @@ def _chalice_package(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
-            _tool("chalice"),
+            tool("chalice"),
             "--project-dir",
             str(PROJECT_ROOT),
             "package",

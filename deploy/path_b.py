@@ -21,14 +21,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from chalicelib.config import PROJECT_ROOT
 from deploy import infra, layer, post_deploy, slim
 from deploy.naming import StageNames
-from deploy.package import PackageError, _tool
+from deploy.tools import PackageError, tool
 
 # Stack output → the stage's environment variable it fills (infra.data_outputs describes each).
 OUTPUT_VARIABLES = {
@@ -100,44 +100,9 @@ def stage_config(config: dict[str, Any], stage: str, outputs: dict[str, str]) ->
     return updated
 
 
-def fill_moto_gaps(outputs: dict[str, str], stage: str, glue: Any) -> dict[str, str]:
-    """Rehearsal only: moto's CloudFormation skips AWS::Glue::* and AWS::Athena::* resources
-    (and so their outputs). Create the Glue catalog directly and name the rest as the template
-    would; against AWS a missing output stays an error."""
-    from chalicelib.analytics.glue_schema import TABLES, table_input
-
-    names = StageNames(stage)
-    filled = dict(outputs)
-    if "GlueDatabaseName" not in filled:
-        try:
-            glue.create_database(DatabaseInput={"Name": names.glue_database})
-            for table in TABLES:
-                location = f"s3://{filled['DataBucketName']}/{names.prefix}/{table}/"
-                glue.create_table(
-                    DatabaseName=names.glue_database, TableInput=table_input(table, location)
-                )
-        except glue.exceptions.AlreadyExistsException:
-            pass
-        filled["GlueDatabaseName"] = names.glue_database
-    filled.setdefault("AthenaWorkGroupName", names.workgroup)
-    return filled
-
-
-def moto_layer_arn(lambda_client: Any, stage: str, bucket: str, key: str) -> str:
-    """Rehearsal only: moto drops the layer output when a stack update changes nothing."""
-    name = f"{StageNames(stage).base}-pyarrow"
-    versions = lambda_client.list_layer_versions(LayerName=name).get("LayerVersions", [])
-    if versions:
-        return str(versions[0]["LayerVersionArn"])
-    published = lambda_client.publish_layer_version(
-        LayerName=name, Content={"S3Bucket": bucket, "S3Key": key}
-    )
-    return str(published["LayerVersionArn"])
-
-
 def chalice_deploy(project: Path, stage: str) -> None:
     done = subprocess.run(
-        [_tool("chalice"), "--project-dir", str(project), "deploy", "--stage", stage],
+        [tool("chalice"), "--project-dir", str(project), "deploy", "--stage", stage],
         capture_output=True,
         text=True,
         check=False,
@@ -147,7 +112,15 @@ def chalice_deploy(project: Path, stage: str) -> None:
         raise PackageError(f"chalice deploy --stage {stage} failed:\n{done.stdout}{done.stderr}")
 
 
-def run(stage: str, artifacts_bucket: str, out: Path, on_moto: bool = False) -> None:
+# Given the stack's outputs and the layer's key, the outputs to configure the stage with.
+OutputsHook = Callable[[dict[str, str], str], dict[str, str]]
+
+
+def run(
+    stage: str, artifacts_bucket: str, out: Path, adjust_outputs: OutputsHook | None = None
+) -> None:
+    """The five steps against the account in the environment. ``adjust_outputs`` is for a
+    rehearsal whose emulator leaves outputs out (``scripts.moto_gaps``); AWS needs none."""
     import boto3
 
     built = layer.build(out / "layer")
@@ -155,14 +128,8 @@ def run(stage: str, artifacts_bucket: str, out: Path, on_moto: bool = False) -> 
     key = upload_layer(boto3.client("s3"), artifacts_bucket, built.zip)
     outputs = deploy_stack(boto3.client("cloudformation"), stage, artifacts_bucket, key)
     print(f"stack {stack_name(stage)}: {sorted(outputs)}")
-    if on_moto:
-        outputs = fill_moto_gaps(outputs, stage, boto3.client("glue"))
-        # moto: no output after a no-op update, and !Ref gives the layer's name, not its ARN.
-        if not outputs.get("LayerVersionArn", "").startswith("arn:"):
-            print(f"moto gap: LayerVersionArn output is {outputs.get('LayerVersionArn')!r}")
-            outputs["LayerVersionArn"] = moto_layer_arn(
-                boto3.client("lambda"), stage, artifacts_bucket, key
-            )
+    if adjust_outputs is not None:
+        outputs = adjust_outputs(outputs, key)
     function = slim.package(stage, out / f"slim-{stage}")
     print(function.summary())
     config_path = function.project / ".chalice" / "config.json"
@@ -183,15 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stage", required=True)
     parser.add_argument("--artifacts-bucket", default=os.environ.get("ARTIFACTS_BUCKET"))
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "build")
-    parser.add_argument(
-        "--on-moto",
-        action="store_true",
-        help="rehearsal against moto_server (AWS_ENDPOINT_URL): work around its gaps",
-    )
     args = parser.parse_args(argv)
     if not args.artifacts_bucket:
         parser.error("set ARTIFACTS_BUCKET (a bucket you own for the layer zip)")
-    run(args.stage, args.artifacts_bucket, args.out, args.on_moto)
+    run(args.stage, args.artifacts_bucket, args.out)
     return 0
 
 

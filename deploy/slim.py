@@ -22,7 +22,8 @@ from pathlib import Path
 
 from chalicelib.config import PROJECT_ROOT
 from deploy.layer import LAYER_PACKAGES
-from deploy.package import DEPENDENCY_FAILURE, MB, PackageError, _tool, unzipped_size
+from deploy.package import DEPENDENCY_FAILURE, MB, unzipped_size
+from deploy.tools import PackageError, tool
 
 # Lambda's own limits (aws-facts): a directly uploaded zip, and function + layers unzipped.
 DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
@@ -82,7 +83,7 @@ def package(stage: str, out: Path) -> Slim:
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     done = subprocess.run(
         [
-            _tool("chalice"),
+            tool("chalice"),
             "--project-dir",
             str(project),
             "package",

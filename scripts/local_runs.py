@@ -13,18 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.execution.worker import run_task
-from chalicelib.model.events import task_payload
+from chalicelib.model.events import run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits, SweepRequest
-from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.storage import layout, manifests
 from chalicelib.storage.stores import LocalStore, ObjectStore
 
 
+def manifest_of(request: SweepRequest, run_id: str, dt: str) -> Manifest:
+    """The manifest the API would store for this request, created at midnight UTC of ``dt``,
+    with limits that admit it (fault injection allowed)."""
+    created = datetime.fromisoformat(dt).replace(tzinfo=UTC)
+    limits = Limits(request.total_points, request.shard_count, allow_fault_injection=True)
+    return Manifest.new(run_id, created, "bench", request, limits)
+
+
 def shard_payload(request: SweepRequest, run_id: str, dt: str, shard_id: int) -> dict[str, Any]:
-    bounds = shard_bounds(request.total_points, request.shards, shard_id)
-    return task_payload(run_id, shard_id, bounds, dt, request.to_dict())
+    """Shard ``shard_id``'s event, as a dispatcher builds it (``events.run_task_payload``)."""
+    return run_task_payload(manifest_of(request, run_id, dt), shard_id)
 
 
 def run_shards(
@@ -71,9 +78,7 @@ def run_sweep(
     request = validate_request(body, None)
     store = LocalStore(root)
     if not store.exists(layout.manifest(run_id)):
-        created = datetime.fromisoformat(dt).replace(tzinfo=UTC)
-        limits = Limits(request.total_points, request.shard_count, allow_fault_injection=True)
-        manifests.save(store, Manifest.new(run_id, created, "bench", request, limits))
+        manifests.save(store, manifest_of(request, run_id, dt))
     ids = list(range(request.shard_count))
     if processes <= 1:
         run_shards(store, request, run_id, dt)

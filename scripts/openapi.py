@@ -3,35 +3,28 @@
 ``python -m scripts.openapi`` prints it. The request body of ``POST /sweeps`` is
 ``chalicelib/model/request_schema.json`` itself (OpenAPI 3.1 takes JSON Schema as is; only
 ``definitions`` move to ``components``), so this document, the validator and the gateway model
-cannot disagree. Used by ``make api-fuzz`` (schemathesis against a running local stage).
+cannot disagree. The paths and their parameters are the app's routes (``deploy.routes``, as the
+gateway's template has them), the error body is ``errors.ERROR_BODY_SCHEMA`` and the
+listing's limits are ``runs.listing``'s; only each operation's answers are written here. Used by
+``make api-fuzz`` (schemathesis against a running local stage).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
+from chalicelib.model.errors import ERROR_BODY_SCHEMA
 from chalicelib.model.validation import request_schema
+from chalicelib.runs.listing import DEFAULT_LIMIT, MAX_LIMIT
+from deploy.routes import routes
 
-ERROR = {
-    "type": "object",
-    "required": ["error", "message", "problems"],
-    "additionalProperties": False,
-    "properties": {
-        "error": {"type": "string"},
-        "message": {"type": "string"},
-        "problems": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["path", "message"],
-                "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
-RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
 OBJECT = {"type": "object"}
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +41,7 @@ def _responses(ok: int, ok_schema: dict[str, Any], *errors: int) -> dict[str, An
 
 
 def document() -> dict[str, Any]:
-    request = request_schema()
+    request = copy.deepcopy(request_schema())  # the validator's own, cached copy
     definitions = request.pop("definitions", {})
     request.pop("$schema", None)
     text = json.dumps(request).replace("#/definitions/", "#/components/schemas/")
@@ -70,41 +63,47 @@ def document() -> dict[str, Any]:
     limit = {
         "name": "limit",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
     }
     token = {"name": "next", "in": "query", "schema": {"type": "string"}}
+    # What each route answers; the routes themselves come from the app.
+    operations: dict[tuple[str, str], dict[str, Any]] = {
+        ("/sweeps", "post"): {
+            "requestBody": body,
+            "responses": _responses(202, OBJECT, 400, 413, 415, 503),
+        },
+        ("/sweeps", "get"): {
+            "parameters": [limit, token],
+            "responses": _responses(200, listing, 400),
+        },
+        ("/sweeps/{run_id}", "get"): {"responses": _responses(200, status, 400, 404)},
+        ("/sweeps/{run_id}/cancel", "post"): {
+            "requestBody": optional_body,
+            "responses": _responses(202, OBJECT, 400, 404, 409),
+        },
+        ("/sweeps/{run_id}/redrive", "post"): {
+            "requestBody": optional_body,
+            "responses": _responses(202, OBJECT, 400, 404, 409, 413, 415, 503),
+        },
+        ("/simulations", "get"): {"responses": _responses(200, OBJECT)},
+    }
+    served = {(path, method) for path, methods in routes().items() for method in methods}
+    if served != set(operations):
+        raise ValueError(f"describe the answers of {sorted(served ^ set(operations))}")
+    paths: dict[str, dict[str, Any]] = {}
+    for path, methods in routes().items():
+        for method, args in methods.items():
+            op = dict(operations[path, method])
+            in_path = [_path_parameter(a) for a in args]
+            if in_path or "parameters" in op:
+                op["parameters"] = in_path + op.get("parameters", [])
+            paths.setdefault(path, {})[method] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "sweeps", "version": "1", "description": "Serverless parameter sweeps"},
-        "paths": {
-            "/sweeps": {
-                "post": {
-                    "requestBody": body,
-                    "responses": _responses(202, OBJECT, 400, 413, 415, 503),
-                },
-                "get": {"parameters": [limit, token], "responses": _responses(200, listing, 400)},
-            },
-            "/sweeps/{run_id}": {
-                "get": {"parameters": [RUN_ID], "responses": _responses(200, status, 400, 404)}
-            },
-            "/sweeps/{run_id}/cancel": {
-                "post": {
-                    "parameters": [RUN_ID],
-                    "requestBody": optional_body,
-                    "responses": _responses(202, OBJECT, 400, 404, 409),
-                }
-            },
-            "/sweeps/{run_id}/redrive": {
-                "post": {
-                    "parameters": [RUN_ID],
-                    "requestBody": optional_body,
-                    "responses": _responses(202, OBJECT, 400, 404, 409, 413, 415, 503),
-                }
-            },
-            "/simulations": {"get": {"responses": _responses(200, OBJECT)}},
-        },
+        "paths": paths,
         "components": {
-            "schemas": {"SweepRequest": json.loads(text), "Error": ERROR}
+            "schemas": {"SweepRequest": json.loads(text), "Error": ERROR_BODY_SCHEMA}
             | json.loads(json.dumps(definitions).replace("#/definitions/", "#/components/schemas/"))
         },
     }

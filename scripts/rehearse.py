@@ -3,9 +3,9 @@
 1. Start moto's server in this process (S3, Glue, IAM, Lambda, API Gateway, CloudFormation),
    with one patch: moto 5.2.5's ImportRestApi requires ``info.description``, which Chalice's
    swagger lacks (aws-facts) — the patch supplies an empty one.
-2. ``deploy.path_b`` with ``--on-moto`` (moto's CloudFormation skips Glue and Athena
-   resources: they are created directly), all the way through ``chalice deploy`` and the
-   post-deploy step.
+2. ``deploy.path_b.run``, given ``moto_gaps.path_b_outputs`` (moto's CloudFormation skips Glue
+   and Athena resources: they are created directly), all the way through ``chalice deploy``
+   and the post-deploy step.
 3. Download the function code and the layer *as deployed* from moto's Lambda, unpack them into
    an empty folder, and run ``tests/deploy/artifact_driver.py`` in a clean Python 3.12
    against the same server: the API handler, dispatcher, worker and failure recorder handlers
@@ -137,6 +137,7 @@ def deployed_state(stage: str) -> dict[str, Any]:
 def main() -> int:
     from deploy import path_b
     from deploy.naming import StageNames
+    from scripts import moto_gaps
 
     stage = "dev"
     url = start_moto()
@@ -155,7 +156,9 @@ def main() -> int:
         for round_ in ("first deploy", "same deploy again (idempotent)"):
             print(f"--- {round_}")
             try:
-                path_b.run(stage, ARTIFACTS, out / "build", on_moto=True)
+                path_b.run(
+                    stage, ARTIFACTS, out / "build", moto_gaps.path_b_outputs(stage, ARTIFACTS)
+                )
             except Exception as exc:
                 print(f"FAILED in path B deploy ({round_}): {type(exc).__name__}: {exc}")
                 return 1

@@ -385,9 +385,9 @@ def query(
         client = client_for(ctx, engine, root, workgroup, database)
         params = {"metric": metric, "shard_count": shard_count}
         if show_sql:
-            click.echo(client.sql(name, run_id, engine, **params))
+            click.echo(client.sql(name, run=run_id, engine=engine, **params))
             return
-        result = client.query_result(name, run_id, engine, **params)
+        result = client.query_result(name, run=run_id, engine=engine, **params)
     emit(result, fmt)
 
 

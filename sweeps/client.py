@@ -242,7 +242,13 @@ class Client:
         if name == "local":
             from sweeps.engines.local import LocalEngine
 
-            return LocalEngine(self.local_root)
+            root = self.local_root
+            if self._local_root is None and not root.is_dir():  # e.g. installed elsewhere
+                raise QueryError(
+                    f"no local data root at {root}: set SWEEP_LOCAL_ROOT (or "
+                    "Client(local_root=...)) to the folder the local stage writes to"
+                )
+            return LocalEngine(root)
         if name != "athena":
             raise QueryError(f"no engine {name!r}: local or athena")
         workgroup = self._workgroup or _settings().athena_workgroup
@@ -262,7 +268,12 @@ class Client:
         return self._local_root or _settings().local_root
 
     def query_text(
-        self, query: str, run: Run | str | None = None, engine: Engine | None = None, **params: Any
+        self,
+        query: str,
+        *,
+        run: Run | str | None = None,
+        engine: Engine | None = None,
+        **params: Any,
     ) -> tuple[str | None, dict[str, Any]]:
         """The Athena SQL of ``query`` (a name or SQL text) before rendering, and its
         parameters: ``run_id`` from ``run``, ``shard_count`` from the run's status when the
@@ -282,10 +293,15 @@ class Client:
         return text, values
 
     def sql(
-        self, query: str, run: Run | str | None = None, engine: Engine | None = None, **params: Any
+        self,
+        query: str,
+        *,
+        run: Run | str | None = None,
+        engine: Engine | None = None,
+        **params: Any,
     ) -> str:
         """The SQL ``query`` runs as, on that engine (DuckDB's dialect for the local one)."""
-        text, values = self.query_text(query, run, engine, **params)
+        text, values = self.query_text(query, run=run, engine=engine, **params)
         if text is None:
             run_id = values["run_id"]
             raise QueryError(f"no outcome of run {run_id} here: its simulation is unknown")
@@ -297,22 +313,32 @@ class Client:
         return rendered
 
     def query_result(
-        self, query: str, run: Run | str | None = None, engine: Engine | None = None, **params: Any
+        self,
+        query: str,
+        *,
+        run: Run | str | None = None,
+        engine: Engine | None = None,
+        **params: Any,
     ) -> QueryResult:
         """``query`` with rows for printing and ``.table`` for analysis (see ``query``)."""
-        text, values = self.query_text(query, run, engine, **params)
+        text, values = self.query_text(query, run=run, engine=engine, **params)
         runner = self.engine(engine)
         if text is None:  # a generated query of a run with no outcome here: no rows
             return runner.run(query, values["run_id"])
         return runner.execute(strip_header(render(text, values)))
 
     def query(
-        self, query: str, run: Run | str | None = None, engine: Engine | None = None, **params: Any
+        self,
+        query: str,
+        *,
+        run: Run | str | None = None,
+        engine: Engine | None = None,
+        **params: Any,
     ) -> pa.Table:
         """Run a query by name (``sweep query --list``) or SQL text (Athena SQL, placeholders
         like ``'${run_id}'``); ``run`` fills ``run_id``, other placeholders come as keywords
         (``metric="abs_error"``). Answers a ``pyarrow.Table``."""
-        return self.query_result(query, run, engine, **params).table
+        return self.query_result(query, run=run, engine=engine, **params).table
 
 
 class Run:
@@ -376,7 +402,7 @@ class Run:
 
         view = view_name(self.status()["simulation"])
         sql = f"SELECT * FROM {view} WHERE run_id = '${{run_id}}' ORDER BY point_index"
-        return self.client.query(sql, self, engine)
+        return self.client.query(sql, run=self, engine=engine)
 
 
 def _settings() -> Settings:

@@ -38,7 +38,6 @@ QUERY_DIR = _query_dir()
 MAX_SHARD_COUNT = 10_000_000  # coverage.sql builds shard ids as hi * 1000 + lo, hi < 10,000
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)\}")
-_METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 # --- query files ------------------------------------------------------------------------------
@@ -58,9 +57,9 @@ def baseline_queries() -> list[str]:
 def generated_queries() -> list[str]:
     """Baseline queries generated per simulation over its typed view (``sweeps.views``):
     their text depends on the run's simulation, so they are not files."""
-    from sweeps.views import GENERATED
+    from sweeps.views import PER_SIMULATION_QUERIES
 
-    return sorted(GENERATED)
+    return sorted(PER_SIMULATION_QUERIES)
 
 
 def all_queries() -> list[str]:
@@ -138,8 +137,8 @@ def _shard_count(value: object) -> str:
 
 
 def _metric(value: object) -> str:
-    if not (isinstance(value, str) and _METRIC_RE.match(value)):
-        raise QueryError(f"metric must match {_METRIC_RE.pattern}, got {value!r}")
+    if not (isinstance(value, str) and ids.NAME_RE.match(value)):
+        raise QueryError(f"metric must match {ids.NAME_RE.pattern}, got {value!r}")
     return value
 
 

@@ -19,15 +19,14 @@ The SQL is Athena SQL, like the files in ``athena/``; the local engine transpile
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
+from chalicelib.model import ids
 from chalicelib.simulations.declarations import Parameter, Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
 
 SQL_TYPES = {"float": "DOUBLE", "int": "BIGINT", "str": "VARCHAR", "bool": "BOOLEAN"}
 KEY_COLUMNS = ("run_id", "point_index", "shard_id", "replicate")
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 class ViewError(ValueError):
@@ -35,7 +34,7 @@ class ViewError(ValueError):
 
 
 def view_name(simulation: str) -> str:
-    if not _IDENTIFIER.match(simulation):
+    if not ids.NAME_RE.match(simulation):
         raise ViewError(f"simulation name {simulation!r} is not a SQL identifier")
     return f"results_{simulation}"
 
@@ -51,7 +50,7 @@ def columns(sim: Simulation) -> dict[str, str]:
     named = [(p.name, SQL_TYPES[p.kind]) for p in sim.parameters]
     named += [(m, "DOUBLE") for m in sim.metrics]
     for name, kind in named:
-        if not _IDENTIFIER.match(name):
+        if not ids.NAME_RE.match(name):
             raise ViewError(f"{sim.name}: {name!r} is not a SQL identifier")
         if name in out:
             raise ViewError(f"{sim.name}: two columns named {name!r}")
@@ -150,6 +149,6 @@ ORDER BY parameter, try_cast(parameter_value AS DOUBLE), parameter_value
 
 
 # Queries whose text depends on the run's simulation: {name: (generator, result columns)}.
-GENERATED: dict[str, tuple[Callable[[Simulation], str], list[str]]] = {
+PER_SIMULATION_QUERIES: dict[str, tuple[Callable[[Simulation], str], list[str]]] = {
     "best_points": (best_points_sql, BEST_POINTS_COLUMNS),
 }

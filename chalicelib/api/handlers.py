@@ -46,8 +46,8 @@ def _answer(status_code: int, call: Callable[[], Any]) -> Response:
         return Response(body=exc.body(), status_code=exc.status, headers=JSON)
     except Exception:
         logger.exception("unhandled error")
-        body = {"error": "internal_error", "message": "internal error", "problems": []}
-        return Response(body=body, status_code=500, headers=JSON)
+        internal = SweepError("internal error")
+        return Response(body=internal.body(), status_code=internal.status, headers=JSON)
 
 
 def _raw(request: Request | None) -> tuple[bytes | str | None, str | None]:

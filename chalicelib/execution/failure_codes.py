@@ -1,4 +1,4 @@
-"""Failure codes an outcome can carry; docs/error-codes.md explains each to operators.
+"""Failure codes an outcome can carry; docs/failure-codes.md explains each to operators.
 
 ``retryable`` says whether Lambda's async retry will run the shard again: deterministic
 failures would fail the same way, so the worker records them as final and returns normally.
@@ -6,40 +6,34 @@ failures would fail the same way, so the worker records them as final and return
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from enum import Enum
 
 MAX_MESSAGE = 1000
 
 
-@dataclass(frozen=True)
-class ErrorCode:
-    code: str
-    retryable: bool
+class FailureCode(Enum):
+    """Why a shard's attempt failed: the outcome's ``error_code`` column (the contract's name)
+    holds the value."""
 
+    INJECTED_FAILURE = "INJECTED_FAILURE"
+    SIMULATION_ERROR = "SIMULATION_ERROR"
+    INVALID_TASK = "INVALID_TASK"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    STORAGE_ERROR = "STORAGE_ERROR"
+    RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
+    EVENT_AGE_EXCEEDED = "EVENT_AGE_EXCEEDED"
+    DISPATCH_FAILED = "DISPATCH_FAILED"
+    CANCELLED = "CANCELLED"
+    LOST = "LOST"
 
-INJECTED_FAILURE = ErrorCode("INJECTED_FAILURE", retryable=False)
-SIMULATION_ERROR = ErrorCode("SIMULATION_ERROR", retryable=False)
-INVALID_TASK = ErrorCode("INVALID_TASK", retryable=False)
-DEADLINE_EXCEEDED = ErrorCode("DEADLINE_EXCEEDED", retryable=False)
-STORAGE_ERROR = ErrorCode("STORAGE_ERROR", retryable=True)
-RETRIES_EXHAUSTED = ErrorCode("RETRIES_EXHAUSTED", retryable=False)
-EVENT_AGE_EXCEEDED = ErrorCode("EVENT_AGE_EXCEEDED", retryable=False)
-DISPATCH_FAILED = ErrorCode("DISPATCH_FAILED", retryable=False)
-CANCELLED = ErrorCode("CANCELLED", retryable=False)
-LOST = ErrorCode("LOST", retryable=False)
+    @property
+    def code(self) -> str:
+        return self.value
 
-ALL = (
-    INJECTED_FAILURE,
-    SIMULATION_ERROR,
-    INVALID_TASK,
-    DEADLINE_EXCEEDED,
-    STORAGE_ERROR,
-    RETRIES_EXHAUSTED,
-    EVENT_AGE_EXCEEDED,
-    DISPATCH_FAILED,
-    CANCELLED,
-    LOST,
-)
+    @property
+    def retryable(self) -> bool:
+        """Whether Lambda's retry may help: only storage errors are not deterministic."""
+        return self is FailureCode.STORAGE_ERROR
 
 
 def bounded(message: str) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.execution import failure_codes
+from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.storage.stores import ObjectStore
 
 CONDITIONS = {
-    "RetriesExhausted": failure_codes.RETRIES_EXHAUSTED,
-    "EventAgeExceeded": failure_codes.EVENT_AGE_EXCEEDED,
+    "RetriesExhausted": FailureCode.RETRIES_EXHAUSTED,
+    "EventAgeExceeded": FailureCode.EVENT_AGE_EXCEEDED,
 }
 
 
@@ -35,7 +35,7 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
         logger.info("shard already succeeded; nothing to record", extra=log)
         return {"status": "already_succeeded", **log}
     condition = str(context.get("condition", ""))
-    error = CONDITIONS.get(condition, failure_codes.RETRIES_EXHAUSTED)
+    error = CONDITIONS.get(condition, FailureCode.RETRIES_EXHAUSTED)
     now = datetime.now(UTC)
     attempt = writer.record_failure(
         ref,

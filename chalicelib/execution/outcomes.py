@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from chalicelib.execution.failure_codes import ErrorCode, bounded
+from chalicelib.execution.failure_codes import FailureCode, bounded
 from chalicelib.model.events import identify
 from chalicelib.storage import layout
 from chalicelib.storage.stores import ObjectStore, StorageError
@@ -141,7 +141,7 @@ class OutcomeWriter:
     def record_failure(
         self,
         ref: ShardRef,
-        error: ErrorCode,
+        error: FailureCode,
         message: str,
         timing: Timing,
         request_id: str,

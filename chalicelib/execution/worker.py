@@ -21,8 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from chalicelib.execution import failure_codes
-from chalicelib.execution.failure_codes import ErrorCode
+from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
@@ -71,7 +70,7 @@ class CancelPoll:
 
 
 class ShardFailure(Exception):
-    def __init__(self, error: ErrorCode, message: str) -> None:
+    def __init__(self, error: FailureCode, message: str) -> None:
         super().__init__(message)
         self.error = error
         self.message = message
@@ -116,13 +115,11 @@ def _run(
             logger.info("duplicate delivery of a succeeded shard")
             return {"status": "duplicate"}
         if is_cancelled(store, ref.run_id):
-            raise ShardFailure(
-                failure_codes.CANCELLED, "the run was cancelled before this shard ran"
-            )
+            raise ShardFailure(FailureCode.CANCELLED, "the run was cancelled before this shard ran")
         try:
             shard = events.parse_task(payload)
         except events.InvalidTask as exc:
-            raise ShardFailure(failure_codes.INVALID_TASK, str(exc)) from None
+            raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
         cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
         with _results_sink(store, shard.end - shard.start) as sink:
             results = ResultsFile(sink, ref.shard_id)
@@ -176,7 +173,7 @@ def _evaluate(
     whole group at once (``param_strings``), not point by point."""
     if shard.injected_failure:
         raise ShardFailure(
-            failure_codes.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
+            FailureCode.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
         )
     sim = REGISTRY[shard.request.simulation]
     seed = shard.request.seed
@@ -189,13 +186,13 @@ def _evaluate(
         for index, point, replicate in space.iter_points(lo, hi):
             if out_of_time():
                 raise ShardFailure(
-                    failure_codes.DEADLINE_EXCEEDED,
+                    FailureCode.DEADLINE_EXCEEDED,
                     f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
                     "record this outcome; use smaller shards",
                 )
             if cancelled():
                 raise ShardFailure(
-                    failure_codes.CANCELLED,
+                    FailureCode.CANCELLED,
                     f"the run was cancelled; stopped at point {index} of "
                     f"[{shard.start}, {shard.end})",
                 )
@@ -203,7 +200,7 @@ def _evaluate(
                 keep(evaluate(point, seed, index, replicate).values())
             except Exception as exc:  # any error in simulation code fails this shard, not the run
                 raise ShardFailure(
-                    failure_codes.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
+                    FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
                 ) from None
         params = param_strings(space, lo, hi)
         columns = space.columns
@@ -286,7 +283,7 @@ def _record_storage_failure(
 ) -> None:
     try:
         attempt = writer.record_failure(
-            ref, failure_codes.STORAGE_ERROR, message, Timing.since(started), request_id
+            ref, FailureCode.STORAGE_ERROR, message, Timing.since(started), request_id
         )
         logger.warning("storage failed; Lambda will retry", extra={"attempt": attempt})
     except StorageError:

@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib.analytics.catalog import Catalog
 from chalicelib.config import Settings
-from chalicelib.execution import failure_codes
+from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
@@ -42,7 +42,7 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        backoff = Backoff(settings.dispatch_max_attempts, settings.dispatch_backoff_ms)
+        backoff = Backoff.from_settings(settings)
         return cls(
             settings.dispatch_leaf_shards,
             settings.dispatch_width,
@@ -142,7 +142,7 @@ class Dispatcher:
             assert ref is not None  # built from the manifest just above
             writer.record_failure(
                 ref,
-                failure_codes.DISPATCH_FAILED,
+                FailureCode.DISPATCH_FAILED,
                 f"Invoke failed: {error}",
                 Timing.since(started),
                 "",
@@ -177,7 +177,7 @@ class Dispatcher:
                 continue
             writer.record_failure(
                 ref,
-                failure_codes.CANCELLED,
+                FailureCode.CANCELLED,
                 "the run was cancelled before this shard was dispatched",
                 Timing.since(started),
                 "",

@@ -1,7 +1,7 @@
 """Asynchronous invocation of the project's functions, with backoff on throttles.
 
 The same dispatch logic drives two transports: Lambda's ``Invoke`` API (``InvocationType=
-Event``) on AWS, and a process pool on the local stage (``local_backend``). Both raise
+Event``) on AWS, and a process pool on the local stage (``local_lambda``). Both raise
 ``InvokeError``, which says whether trying again could help.
 """
 
@@ -22,6 +22,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from chalicelib.aws import LambdaEndpoint
+from chalicelib.config import Settings
 from chalicelib.model import events
 
 Function = Literal["worker", "dispatcher"]
@@ -67,6 +68,15 @@ class Backoff:
     max_attempts: int = 8
     base_ms: int = 50
     cap_ms: int = 5_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings, at_most: int | None = None) -> Backoff:
+        """The stage's (``SWEEP_DISPATCH_MAX_ATTEMPTS``, ``SWEEP_DISPATCH_BACKOFF_MS``), with
+        at most ``at_most`` attempts for a caller that cannot wait that long."""
+        attempts = settings.dispatch_max_attempts
+        if at_most is not None:
+            attempts = min(at_most, attempts)
+        return cls(attempts, settings.dispatch_backoff_ms)
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         return rand() * min(self.cap_ms, self.base_ms * (1 << attempt)) / 1000

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.config import Settings
-from chalicelib.execution import failure_codes
+from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
@@ -98,7 +98,7 @@ def reconcile_run(
     cancelled = is_cancelled(store, run_id)
     if not cancelled and states.auto_redrives < settings.max_auto_redrives:
         return _redrive(store, invoker, settings, run, states, pending)
-    code = failure_codes.CANCELLED if cancelled else failure_codes.LOST
+    code = FailureCode.CANCELLED if cancelled else FailureCode.LOST
     closed = _close_shards(store, run, states, pending, code, t)
     enforce_threshold(store, run_id)
     logger.warning(
@@ -145,7 +145,7 @@ def _redrive(
     after = {k: states.latest_failure.get(k, 0) for k in pending}
     if not redrive_lists.create(store, run.run_id, job, pending, after, reason="stalled"):
         return "raced"  # another pass of the reconciler did this step
-    backoff = Backoff(settings.dispatch_max_attempts, settings.dispatch_backoff_ms)
+    backoff = Backoff.from_settings(settings)
     error = send(
         invoker, "dispatcher", DispatchJob(run.run_id, job, 0, len(pending)).to_payload(), backoff
     )
@@ -162,7 +162,7 @@ def _close_shards(
     run: Manifest,
     states: ShardStates,
     pending: list[int],
-    code: failure_codes.ErrorCode,
+    code: FailureCode,
     t: datetime,
 ) -> int:
     writer = OutcomeWriter(store)
@@ -179,7 +179,7 @@ def _close_shards(
             continue
         message = (
             "the run was cancelled and this shard never reported"
-            if code is failure_codes.CANCELLED
+            if code is FailureCode.CANCELLED
             else f"no outcome after {states.auto_redrives} automatic re-dispatches and the "
             "stall timeout; the event was lost"
         )

@@ -27,11 +27,32 @@ class SweepError(Exception):
         self.problems = problems or []
 
     def body(self) -> dict[str, Any]:
-        return {
-            "error": self.code,
-            "message": self.message,
-            "problems": [p.to_dict() for p in self.problems],
-        }
+        return error_body(self.code, self.message, self.problems)
+
+
+def error_body(code: str, message: str, problems: list[Problem] | None = None) -> dict[str, Any]:
+    """The contract's error body; every error answer (ours and API Gateway's) has this shape."""
+    return {"error": code, "message": message, "problems": [p.to_dict() for p in problems or []]}
+
+
+# The same body as JSON Schema, for the OpenAPI document (``scripts/openapi.py``).
+ERROR_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message", "problems"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {"type": "string"},
+        "message": {"type": "string"},
+        "problems": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["path", "message"],
+                "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
 
 
 class InvalidRequest(SweepError):

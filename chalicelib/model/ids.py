@@ -1,4 +1,5 @@
-"""The identifiers that reach storage keys: run ids, dispatch job names, run dates.
+"""The identifiers that reach storage keys (run ids, dispatch job names, run dates) and the
+names that become SQL columns.
 
 Each is checked here, once, before it is ever formatted into a key, so no client value can
 name a key outside its run's prefixes.
@@ -11,9 +12,13 @@ import secrets
 from datetime import UTC, date, datetime
 from typing import TypeGuard
 
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+RUN_ID = r"[A-Za-z0-9-]{8,64}"  # also inside the run index's keys (``layout``)
+RUN_ID_RE = re.compile(f"^{RUN_ID}$")
 JOB_RE = re.compile(r"^[a-z0-9-]{1,40}$")
 DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A parameter's name in a request (``request_schema.json`` says the same; a test compares them)
+# and a column of a typed view: a lowercase SQL identifier Athena and DuckDB take unquoted.
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 def new_run_id(now: datetime) -> str:

@@ -13,6 +13,11 @@ from typing import Any
 from chalicelib.model.sharding import ShardSpec, shard_count
 from chalicelib.model.space import ParameterSpace
 
+# The defaults of the request's optional fields, here only: the dataclass, its canonical form
+# and the validator all read them.
+DEFAULT_SEED = 0
+TOLERATE_ALL = 100  # tolerated_failure_percentage that never cancels a run
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -28,12 +33,12 @@ class SweepRequest:
     simulation: str
     space: ParameterSpace
     shards: ShardSpec
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     label: str | None = None
     fail_shards: tuple[int, ...] = ()
     # Once final failures exceed this share of the shards, the run is cancelled (contract:
-    # "Every run finishes"); 100 never triggers.
-    tolerated_failure_percentage: float = 100
+    # "Every run finishes"); TOLERATE_ALL never triggers.
+    tolerated_failure_percentage: float = TOLERATE_ALL
 
     @property
     def total_points(self) -> int:
@@ -59,7 +64,7 @@ class SweepRequest:
             body["label"] = self.label
         if self.fail_shards:
             body["fail_shards"] = list(self.fail_shards)
-        if self.tolerated_failure_percentage != 100:
+        if self.tolerated_failure_percentage != TOLERATE_ALL:
             body["tolerated_failure_percentage"] = self.tolerated_failure_percentage
         return body
 
@@ -76,8 +81,8 @@ class SweepRequest:
                 body["simulation"],
             ),
             shards=ShardSpec.from_dict(body["shards"]),
-            seed=body.get("seed", 0),
+            seed=body.get("seed", DEFAULT_SEED),
             label=body.get("label"),
             fail_shards=tuple(body.get("fail_shards", ())),
-            tolerated_failure_percentage=body.get("tolerated_failure_percentage", 100),
+            tolerated_failure_percentage=body.get("tolerated_failure_percentage", TOLERATE_ALL),
         )

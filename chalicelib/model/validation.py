@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema
 
-from chalicelib.model import normal
+from chalicelib.model import ids, normal
 from chalicelib.model.designs import (
     DESIGNS,
     Distribution,
@@ -26,7 +26,7 @@ from chalicelib.model.designs import (
     distribution_from_dict,
 )
 from chalicelib.model.errors import InvalidRequest, Problem, pointer
-from chalicelib.model.request import Limits, SweepRequest
+from chalicelib.model.request import DEFAULT_SEED, TOLERATE_ALL, Limits, SweepRequest
 from chalicelib.model.sharding import ShardSpec, shard_count
 from chalicelib.model.space import (
     GridAxis,
@@ -40,7 +40,6 @@ from chalicelib.simulations.declarations import Parameter, Simulation
 from chalicelib.simulations.registry import REGISTRY
 
 SCHEMA_PATH = Path(__file__).with_name("request_schema.json")
-NAME_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
 MAX_PROBLEMS = 100
 # A truncated normal with less probability than this inside the domain is a mistake (a mean
 # far outside it), not a distribution: its values would all sit on the domain's edge.
@@ -127,10 +126,10 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
         simulation=sim.name,
         space=space,
         shards=shards,
-        seed=body.get("seed", 0),
+        seed=body.get("seed", DEFAULT_SEED),
         label=body.get("label"),
         fail_shards=tuple(sorted(body.get("fail_shards", []))),
-        tolerated_failure_percentage=body.get("tolerated_failure_percentage", 100),
+        tolerated_failure_percentage=body.get("tolerated_failure_percentage", TOLERATE_ALL),
     )
 
 
@@ -150,7 +149,7 @@ def _schema_problems(errors: list[jsonschema.ValidationError]) -> list[Problem]:
             ]
             for extra in sorted(extras):
                 message = (
-                    f"parameter name {extra!r} must match {NAME_PATTERN}"
+                    f"parameter name {extra!r} must match {ids.NAME_RE.pattern}"
                     if is_params
                     else f"unknown field {extra!r}"
                 )
@@ -200,7 +199,7 @@ def _malformed(
     for key in at:
         node = node.get(key) if isinstance(node, dict) else None
     names = set(node) if isinstance(node, dict) else set()
-    bad = {n for n in names if not re.match(NAME_PATTERN, n)}
+    bad = {n for n in names if not ids.NAME_RE.match(n)}
     depth = len(at)
     for error in errors:
         path = list(error.absolute_path)
@@ -522,8 +521,8 @@ def _check_fail_shards(
     limits: Limits | None,
     problems: list[Problem],
 ) -> None:
-    ids = body.get("fail_shards")
-    if not isinstance(ids, list):
+    failing = body.get("fail_shards")
+    if not isinstance(failing, list):
         return
     if limits is not None and not limits.allow_fault_injection:
         problems.append(Problem("/fail_shards", "fault injection is not allowed on this stage"))
@@ -531,7 +530,7 @@ def _check_fail_shards(
     if total is None or shards is None:
         return
     count = shard_count(total, shards)
-    for k, shard_id in enumerate(ids):
+    for k, shard_id in enumerate(failing):
         if isinstance(shard_id, int) and not isinstance(shard_id, bool) and shard_id >= count:
             problems.append(
                 Problem(

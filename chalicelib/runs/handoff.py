@@ -11,6 +11,9 @@ from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.model.events import DispatchJob
 from chalicelib.model.request import Limits
 
+# Invoke attempts the API handler makes at most (SWEEP_DISPATCH_MAX_ATTEMPTS may allow more).
+API_MAX_ATTEMPTS = 4
+
 
 def limits(settings: Settings) -> Limits:
     return Limits(settings.max_points, settings.max_shards, settings.allow_fault_injection)
@@ -19,5 +22,5 @@ def limits(settings: Settings) -> Limits:
 def to_dispatcher(settings: Settings, invoker: Invoker, job: DispatchJob) -> str | None:
     """None once handed over, else why not. Few attempts: the client is waiting, and API
     Gateway gives up after 29 s."""
-    backoff = Backoff(min(4, settings.dispatch_max_attempts), settings.dispatch_backoff_ms)
+    backoff = Backoff.from_settings(settings, at_most=API_MAX_ATTEMPTS)
     return send(invoker, "dispatcher", job.to_payload(), backoff)

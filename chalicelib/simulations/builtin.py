@@ -1,4 +1,4 @@
-"""The built-in simulations. Adding one is one decorated function here (docs/simulations.md)."""
+"""The built-in simulations; a new one is a module of its own here (docs/simulations.md)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,24 @@
-"""The simulations a sweep can name: the built-ins, and any module added to the imports below.
+"""The simulations a sweep can name: every module of the ``chalicelib.simulations`` package.
 
 Kept apart from ``declarations`` so that declaring a simulation never needs the list of all of
-them, and importing the list always registers every one.
+them, and importing the list always registers every one. The package's modules are found with
+``pkgutil`` (in name order, so the registry's order is the same in every process): a new
+simulation is one new file in ``chalicelib/simulations/`` and no import to add anywhere
+(docs/simulations.md).
 """
 
-from chalicelib.simulations import builtin  # noqa: F401  (registers on import)
+import importlib
+import pkgutil
+
+from chalicelib import simulations
 from chalicelib.simulations.declarations import REGISTERED, Simulation
 
+# The package's own machinery: every other module declares simulations.
+NOT_SIMULATIONS = frozenset({"declarations", "registry"})
+
+for _module in sorted(pkgutil.iter_modules(simulations.__path__), key=lambda m: m.name):
+    if _module.name not in NOT_SIMULATIONS:
+        importlib.import_module(f"{simulations.__name__}.{_module.name}")  # registers on import
+
 REGISTRY: dict[str, Simulation] = REGISTERED
+"""Every declared simulation, by name, in the order of their modules' names."""

@@ -159,7 +159,7 @@ def run_index_after(run_id: str) -> str:
 
 
 _INDEX_RE = re.compile(
-    r"^runs/_index/all/[A-Za-z0-9-]+~(?P<run_id>[A-Za-z0-9-]{8,64})~(?P<shards>\d+)~"
+    rf"^runs/_index/all/[A-Za-z0-9-]+~(?P<run_id>{ids.RUN_ID})~(?P<shards>\d+)~"
     r"(?P<sim>[a-z0-9_]+)~(?P<label>[A-Za-z0-9._-]{0,64})$"
 )
 

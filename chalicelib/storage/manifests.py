@@ -31,7 +31,7 @@ def load(store: ObjectStore, run_id: str) -> Manifest:
     """The run's manifest; 400 for a malformed id (it never reaches a key), 404 if unknown."""
     if not ids.is_run_id(run_id):
         raise InvalidRequest(
-            "malformed run id", [Problem("/run_id", "run ids match ^[A-Za-z0-9-]{8,64}$")]
+            "malformed run id", [Problem("/run_id", f"run ids match {ids.RUN_ID_RE.pattern}")]
         )
     try:
         return Manifest.from_dict(json.loads(store.get(layout.manifest(run_id))))

@@ -59,12 +59,12 @@ class QueryResult:
 class QueryEngine(ABC):
     def run(self, query: str, run_id: str | None = None, **params: object) -> QueryResult:
         """Run a query by name (a file of athena/ or a generated one) or SQL text."""
-        from sweeps.views import GENERATED
+        from sweeps.views import PER_SIMULATION_QUERIES
 
-        if query in GENERATED:
+        if query in PER_SIMULATION_QUERIES:
             text = self.generated_text(query, run_id)
             if text is None:  # the run has no outcome here, so no points either
-                return QueryResult(list(GENERATED[query][1]), [])
+                return QueryResult(list(PER_SIMULATION_QUERIES[query][1]), [])
         else:
             text = resolve(query)
         return self.execute(strip_header(render(text, {"run_id": run_id, **params})))
@@ -72,12 +72,12 @@ class QueryEngine(ABC):
     def generated_text(self, query: str, run_id: str | None) -> str | None:
         """A generated query's SQL for the simulation of ``run_id``; None if the data has no
         outcome of that run."""
-        from sweeps.views import GENERATED
+        from sweeps.views import PER_SIMULATION_QUERIES
 
         if run_id is None:
             raise QueryError(f"{query} needs run_id")
         name = self.simulation_of(run_id)
-        return None if name is None else GENERATED[query][0](simulation(name))
+        return None if name is None else PER_SIMULATION_QUERIES[query][0](simulation(name))
 
     def simulation_of(self, run_id: str) -> str | None:
         """The simulation a run ran, from its outcomes; None when it has none here yet."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -15,11 +13,9 @@ from chalicelib.analytics import glue_schema
 from chalicelib.config import PROJECT_ROOT
 from chalicelib.storage import tables
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
-from deploy import ddl
-from deploy.cfn import Tag, load_yaml
-
-# PyYAML (installed with Chalice) ships no type hints; it is only used here to read the template.
-yaml: Any = importlib.import_module("yaml")
+from deploy import ddl, infra
+from deploy.cfn import Tag, dump_yaml, load_yaml
+from deploy.naming import STAGES
 
 
 def arrow_type(dtype: exp.DataType) -> pa.DataType:
@@ -93,8 +89,9 @@ def test_a_column_added_to_a_schema_reaches_every_definition(
         "Columns"
     ]
     assert columns[-1] == {"Name": "memory_mb", "Type": "int"}
-    assert "memory_mb" in ddl.cloudformation_yaml()
+    assert "memory_mb" in dump_yaml(infra.data_template("dev"))
     assert ddl.main(["--check"]) == 1  # the committed files are now stale
+    assert infra.main(["--check"]) == 1
 
 
 def test_write_rewrites_stale_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -131,15 +128,11 @@ def test_a_type_with_no_hive_equivalent_is_refused() -> None:
 # ------------------------------------------------------------------------------ CloudFormation
 
 
-def load_template() -> dict[str, Any]:
-    text = (PROJECT_ROOT / "infra" / "analytics.yaml").read_text()
-    assert text == ddl.cloudformation_yaml(), "run: python -m deploy.ddl --write"
-    template: dict[str, Any] = load_yaml(text)
-    return template
-
-
-def test_template_tables_are_the_pyarrow_schemas() -> None:
-    resources = load_template()["Resources"]
+@pytest.mark.parametrize("stage", STAGES)
+def test_stack_tables_are_the_pyarrow_schemas(stage: str) -> None:
+    """The data stack (the one place the Glue tables are written, path A merges it) against the
+    pyarrow schemas, column by column."""
+    resources = load_yaml(infra.template_path(stage).read_text())["Resources"]
     for table in ("outcomes", "results"):
         resource = resources[f"{table.capitalize()}Table"]
         assert resource["Type"] == "AWS::Glue::Table"
@@ -162,27 +155,14 @@ def test_template_tables_are_the_pyarrow_schemas() -> None:
         assert table_input["PartitionKeys"] == [
             {"Name": p, "Type": "string"} for p in PARTITIONS[table]
         ]
-        with_prefix = sd["Location"].value[1].value
-        assert with_prefix == f"s3://${{DataBucket}}/${{DataPrefix}}/{table}/"
-
-
-def test_template_database_and_workgroup() -> None:
-    template = load_template()
-    resources = template["Resources"]
     database = resources["AnalyticsDatabase"]
     assert database["Type"] == "AWS::Glue::Database"
-    assert database["Properties"]["DatabaseInput"]["Name"] == Tag("Ref", "DatabaseName")
-    assert template["Parameters"]["DatabaseName"]["AllowedPattern"] == "^[a-z0-9_]{1,255}$"
-    workgroup = resources["AnalyticsWorkGroup"]
-    assert workgroup["Type"] == "AWS::Athena::WorkGroup"
-    config = workgroup["Properties"]["WorkGroupConfiguration"]
-    assert config["EnforceWorkGroupConfiguration"] is True
-    assert config["BytesScannedCutoffPerQuery"] == Tag("Ref", "BytesScannedCutoffPerQuery")
-    assert config["ResultConfiguration"]["OutputLocation"] == Tag(
-        "Sub", "s3://${DataBucket}/${QueryResultsPrefix}/"
-    )
+    assert resources["AnalyticsWorkGroup"]["Type"] == "AWS::Athena::WorkGroup"
+    config = resources["AnalyticsWorkGroup"]["Properties"]["WorkGroupConfiguration"]
     assert config["EngineVersion"]["SelectedEngineVersion"] == "Athena engine version 3"
-    for name in ("DataBucket", "DataPrefix", "WorkGroupName", "QueryResultsPrefix"):
-        assert name in template["Parameters"]
-    policy = resources["PartitionRegistrationPolicy"]["Properties"]["PolicyDocument"]
-    assert policy["Statement"][0]["Action"] == ["glue:BatchCreatePartition", "glue:GetTable"]
+
+
+def test_no_second_analytics_stack() -> None:
+    """The analytics resources are written once (``deploy.infra``); no stand-alone template."""
+    assert not (PROJECT_ROOT / "infra" / "analytics.yaml").exists()
+    assert all(p.parent.name == "athena" for p in ddl.generated_files())

@@ -68,7 +68,7 @@ def test_one_named_query_per_baseline_query(stage: str) -> None:
     """Each file of athena/ (but the DDL) as is, and each generated query once per simulation,
     its text exactly what ``sweep query`` runs for that simulation."""
     from chalicelib.simulations.registry import REGISTRY
-    from sweeps.views import GENERATED
+    from sweeps.views import PER_SIMULATION_QUERIES
 
     resources = load(stage)["Resources"]
     named = {
@@ -83,7 +83,7 @@ def test_one_named_query_per_baseline_query(stage: str) -> None:
     }
     generated = {
         f"{query}_{name}": build(sim)
-        for query, (build, _) in GENERATED.items()
+        for query, (build, _) in PER_SIMULATION_QUERIES.items()
         for name, sim in REGISTRY.items()
     }
     assert files and generated

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from deploy import merge, package, policies
+from deploy import merge, package, policies, tools
 from deploy.cfn import Tag, load_yaml
 from deploy.naming import FUNCTIONS, STAGES, StageNames
 
@@ -120,7 +120,8 @@ def test_a_dependency_failure_fails_the_build(
         "#!/bin/sh\necho 'Could not install dependencies:\npyarrow==26.0.1' >&2\nexit 0\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    real = package._tool
-    monkeypatch.setattr(package, "_tool", lambda n: str(fake) if n == "chalice" else real(n))
-    with pytest.raises(package.PackageError, match="Could not install dependencies"):
+    monkeypatch.setattr(
+        "deploy.package.tool", lambda n: str(fake) if n == "chalice" else tools.tool(n)
+    )
+    with pytest.raises(tools.PackageError, match="Could not install dependencies"):
         package.package("dev", tmp_path / "out")

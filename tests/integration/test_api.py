@@ -12,15 +12,17 @@ import io
 import json
 from typing import Any
 
+import jsonschema
 import pyarrow.parquet as pq
 import pytest
 
 from chalicelib.model import ids
+from chalicelib.model.errors import ERROR_BODY_SCHEMA
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
+from scripts.invoke_standin import Call, Rule
 from tests.support import CONTRACT_EXAMPLE, destination_record
 from tests.support.harness import FIFTY, JSON, Harness, body_of
-from tests.support.lambda_recorder import Call, Rule
 
 
 def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
@@ -426,3 +428,20 @@ def test_the_failure_recorder_function_closes_a_crashed_shard(harness: Harness) 
     before = harness.all_keys()
     late = harness.client.lambda_.invoke("failure_recorder", record(rest[0].payload)).payload
     assert late["status"] == "already_succeeded" and harness.all_keys() == before
+
+
+def test_an_unhandled_error_answers_the_contracts_body(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*_: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("chalicelib.api.handlers.list_runs", boom)
+    answer = harness.get("/sweeps")
+    assert answer.status_code == 500
+    assert body_of(answer) == {
+        "error": "internal_error",
+        "message": "internal error",
+        "problems": [],
+    }
+    jsonschema.validate(body_of(answer), ERROR_BODY_SCHEMA)

@@ -4,7 +4,6 @@ Lambda Invoke API on loopback, and the dispatcher and worker functions fed by ha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,13 +20,6 @@ TEN = {
     "shards": {"count": 10},
     "seed": 1,
 }
-
-
-@pytest.fixture
-def harness(s3_store: S3Store) -> Iterator[Harness]:
-    h = Harness(s3_store)
-    yield h
-    h.close()
 
 
 def test_cancel_before_dispatch_hands_out_nothing(harness: Harness) -> None:

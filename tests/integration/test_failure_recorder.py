@@ -15,11 +15,10 @@ import pytest
 from chalicelib.execution.failure_codes import MAX_MESSAGE
 from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.worker import run_task
-from chalicelib.model.events import VERSION
-from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.storage import layout
 from chalicelib.storage.stores import ObjectStore, StorageError, StoredObject
+from scripts.local_runs import shard_payload
 from tests import support
 from tests.support import REQUEST_ID
 
@@ -72,17 +71,7 @@ class FailingResults(ObjectStore):
 
 
 def task_payload(body: dict[str, Any], shard_id: int) -> dict[str, Any]:
-    request = validate_request(body, limits=None)
-    start, end = shard_bounds(request.total_points, request.shards, shard_id)
-    return {
-        "version": VERSION,
-        "run_id": RUN_ID,
-        "shard_id": shard_id,
-        "start": start,
-        "end": end,
-        "dt": DT,
-        "request": request.to_dict(),
-    }
+    return shard_payload(validate_request(body, limits=None), RUN_ID, DT, shard_id)
 
 
 CRASH = {

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chalicelib.runs.listing import created_at
 from chalicelib.storage import layout
-from chalicelib.storage.stores import LocalStore, S3Store
+from chalicelib.storage.stores import LocalStore
 from tests.support.harness import Harness, body_of
 
 ONE = {
@@ -17,13 +16,6 @@ ONE = {
     "parameters": {"samples": {"values": [100, 200]}},
     "shards": {"count": 2},
 }
-
-
-@pytest.fixture
-def harness(s3_store: S3Store) -> Iterator[Harness]:
-    h = Harness(s3_store)
-    yield h
-    h.close()
 
 
 def test_pages_newest_first_without_reading_manifests(harness: Harness) -> None:

@@ -23,12 +23,12 @@ from chalicelib.execution.worker import run_task
 from chalicelib.fanout.local_lambda import LocalInvoker
 from chalicelib.fanout.reconcile import reconcile_run
 from chalicelib.logs import logger
-from chalicelib.model.events import task_payload
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import status as run_status
 from chalicelib.runs.submit import submit as submit_run
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
+from scripts.local_runs import shard_payload
 from tests.support.inline import QueueInvoker
 
 RUN_ID = "20261126T000000000Z-0123456789ab"
@@ -114,9 +114,7 @@ def captured_logs() -> Iterator[list[dict[str, Any]]]:
 
 
 def shard_task(shard_id: int = 0) -> dict[str, Any]:
-    request = validate_request(SWEEP, None)
-    bounds = (2 * shard_id, 2 * shard_id + 2)
-    return task_payload(RUN_ID, shard_id, bounds, "2026-11-26", request.to_dict())
+    return shard_payload(validate_request(SWEEP, None), RUN_ID, "2026-11-26", shard_id)
 
 
 def test_each_finished_shard_logs_one_json_line_naming_its_shard_only_while_it_runs(

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.worker import run_task
 from chalicelib.fanout.local_lambda import destination_record
-from chalicelib.model.events import task_payload
+from chalicelib.model.events import run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits
 from chalicelib.model.validation import validate_request
@@ -48,8 +48,7 @@ EVENTS = st.lists(
 
 def apply(store: ResultsFailingStore, manifest: Manifest, event: Event) -> None:
     kind, shard_id = event
-    start, end = 2 * shard_id, 2 * shard_id + 2
-    payload = task_payload(manifest.run_id, shard_id, (start, end), manifest.dt, REQUEST.to_dict())
+    payload = run_task_payload(manifest, shard_id)
     if kind == "give_up":
         record_destination(destination_record(payload, RuntimeError("crash"), 3), store)
         return
@@ -158,10 +157,10 @@ def test_two_interleaved_failure_writers_never_mark_each_others_attempts(
     first_retryable: bool, second_retryable: bool, step: int, earlier_failures: int
 ) -> None:
     """A retry marker always belongs to a retryable attempt of the writer that claimed it."""
-    from chalicelib.execution import failure_codes
+    from chalicelib.execution.failure_codes import FailureCode
     from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 
-    codes = {True: failure_codes.STORAGE_ERROR, False: failure_codes.SIMULATION_ERROR}
+    codes = {True: FailureCode.STORAGE_ERROR, False: FailureCode.SIMULATION_ERROR}
     ref = ShardRef("20261126T000000000Z-0123456789ab", 1, "2026-11-26", 2, 4, "monte_carlo_pi")
     timing = Timing(datetime(2026, 11, 26, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC))
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,9 +1,10 @@
 """The typed views ``results_<simulation>`` against the map columns they are built from.
 
-One run of each built-in simulation goes through the real worker into one data root, with an
-injected failure (whose shard has no results), every parameter type the registry uses, and
-unswept parameters (which read as their defaults). Every row of each view must equal its row of
-``results`` read with pyarrow, with the declared types; views must not mix simulations.
+One run of each registered simulation (``tests.support.simulation_cases``) goes through the
+real worker into one data root, with an injected failure (whose shard has no results), each
+parameter type the simulation declares, and unswept parameters (which read as their defaults).
+Every row of each view must equal its row of ``results`` read with pyarrow, with the declared
+types; views must not mix simulations.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pytest
 import sqlglot
 
 from chalicelib.model import ids
+from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.validation import validate_request
 from chalicelib.simulations.declarations import Simulation
 from chalicelib.simulations.registry import REGISTRY
 from scripts.local_runs import run_sweep
@@ -25,40 +28,14 @@ from sweeps import views
 from sweeps.engines.local import LocalEngine, to_duckdb
 from sweeps.errors import QueryError
 from sweeps.sql import render
+from tests.support.simulation_cases import FAILED_SHARD, sample_request, swept
 
-OPTION_RUN = ids.new_run_id(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
-PI_RUN = ids.new_run_id(datetime(2026, 3, 1, 11, 0, tzinfo=UTC))
+# One run per registered simulation, from its declaration (tests/support/simulation_cases.py).
 RUNS: dict[str, tuple[str, dict[str, Any]]] = {
-    "option_pricing": (
-        OPTION_RUN,
-        {
-            "simulation": "option_pricing",
-            "parameters": {
-                "volatility": {"linspace": {"start": 0.1, "stop": 0.3, "num": 3}},
-                "strike": {"range": {"start": 90, "stop": 111, "step": 10}},
-                "option": {"values": ["call", "put"]},
-                "paths": {"values": [50, 100]},
-                "spot": {"values": [100.5]},
-            },
-            "shards": {"count": 6},
-            "seed": 3,
-            "fail_shards": [2],
-        },
-    ),
-    "monte_carlo_pi": (
-        PI_RUN,
-        {
-            "simulation": "monte_carlo_pi",
-            "parameters": {"samples": {"range": {"start": 10, "stop": 30, "step": 5}}},
-            "shards": {"size": 2},
-        },
-    ),
+    name: (ids.new_run_id(datetime(2026, 3, 1, 10, i, tzinfo=UTC)), sample_request(sim))
+    for i, (name, sim) in enumerate(REGISTRY.items())
 }
 PY_TYPES = {"float": float, "int": int, "str": str, "bool": bool}
-
-
-def test_every_builtin_simulation_is_covered() -> None:
-    assert set(RUNS) == set(REGISTRY)
 
 
 @pytest.fixture(scope="module")
@@ -114,22 +91,30 @@ def test_each_view_row_equals_the_map_columns(engine: LocalEngine, name: str) ->
     assert everything == [{"run_id": run_id}]
 
 
-def test_the_failed_shard_and_the_defaults(engine: LocalEngine) -> None:
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_the_failed_shard_and_the_defaults(engine: LocalEngine, name: str) -> None:
+    sim = REGISTRY[name]
+    run_id, body = RUNS[name]
+    request = validate_request(body, None)
+    start, end = shard_bounds(request.total_points, request.shards, FAILED_SHARD)
+    unswept = [p for p in sim.parameters if p not in swept(sim)]
+    columns = ", ".join(["shard_id", *(p.name for p in unswept)])
     rows = engine.run(
-        "SELECT shard_id, spot, rate, maturity FROM results_option_pricing "
-        "WHERE run_id = '${run_id}'",
-        run_id=OPTION_RUN,
+        f"SELECT {columns} FROM {views.view_name(name)} WHERE run_id = '${{run_id}}'",
+        run_id=run_id,
     ).rows
-    assert len(rows) == 3 * 3 * 2 * 2 - 6  # shard 2 of 6 (6 points) failed
-    assert 2 not in {r["shard_id"] for r in rows}
-    assert {(r["spot"], r["rate"], r["maturity"]) for r in rows} == {(100.5, 0.01, 1.0)}
+    assert len(rows) == request.total_points - (end - start)
+    assert FAILED_SHARD not in {r["shard_id"] for r in rows}
+    for p in unswept:
+        assert {r[p.name] for r in rows} == {p.default}, p.name
 
 
-def test_declared_types_on_duckdb(engine: LocalEngine) -> None:
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_declared_types_on_duckdb(engine: LocalEngine, name: str) -> None:
     engine.refresh_views()
-    described = engine.connection.execute("DESCRIBE results_option_pricing").fetchall()
-    duck = {"DOUBLE": "DOUBLE", "BIGINT": "BIGINT", "VARCHAR": "VARCHAR", "INTEGER": "INTEGER"}
-    declared = views.columns(REGISTRY["option_pricing"])
+    described = engine.connection.execute(f"DESCRIBE {views.view_name(name)}").fetchall()
+    duck = {t: t for t in ("DOUBLE", "BIGINT", "VARCHAR", "INTEGER", "BOOLEAN")}
+    declared = views.columns(REGISTRY[name])
     assert [(c[0], c[1]) for c in described] == [(n, duck[t]) for n, t in declared.items()]
 
 
@@ -176,7 +161,7 @@ def _number_or_text(value: Any) -> Any:
 def test_best_points_against_the_files(engine: LocalEngine, name: str) -> None:
     sim = REGISTRY[name]
     run_id, _ = RUNS[name]
-    metric = "abs_error"
+    metric = sim.metrics[0]
     result = engine.run("best_points", run_id=run_id, metric=metric)
     assert result.columns == views.BEST_POINTS_COLUMNS
     best: dict[tuple[str, Any], tuple[float, int]] = {}
@@ -215,7 +200,7 @@ def test_generated_best_points_filters_its_scan_and_prunes(engine: LocalEngine, 
     assert select is not None and "run_id = '${run_id}'" in select.args["where"].sql()
     assert not [g for g in ("map_agg", "element_at", "/") if g in text]
     run_id, _ = RUNS[name]
-    duck = to_duckdb(render(text, {"run_id": run_id, "metric": "abs_error"}))
+    duck = to_duckdb(render(text, {"run_id": run_id, "metric": REGISTRY[name].metrics[0]}))
     engine.refresh_views()
     plan = engine.connection.sql("EXPLAIN " + duck).fetchall()[0][1]
     scanned = [(int(a), int(b)) for a, b in re.findall(r"Scanning Files: (\d+)/(\d+)", plan)]

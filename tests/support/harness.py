@@ -1,7 +1,7 @@
 """The API, dispatchers and workers driven through ``chalice.test.Client`` on moto S3.
 
-Lambda's Invoke is the loopback recorder (``lambda_recorder``): dispatcher and worker events are
-fed back by hand, so the same code paths run as on Lambda.
+Lambda's Invoke is the loopback stand-in (``scripts.invoke_standin``): dispatcher and worker
+events are fed back by hand, so the same code paths run as on Lambda.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from chalicelib.fanout.invoking import LambdaInvoker
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
 from chalicelib.wiring import Runtime
+from scripts.invoke_standin import Call, Rule, StandIn
 from tests.support import BUCKET
-from tests.support.lambda_recorder import Call, RecordingLambda, Rule
 
 JSON = {"Content-Type": "application/json"}
 FIFTY = {
@@ -54,7 +54,7 @@ class Harness:
         self.store = s3_store
         self.order: list[tuple[str, bool]] = []
         self.dispatched: list[dict[str, Any]] = []
-        self.lambda_ = RecordingLambda(rule, on_call=self._seen)
+        self.lambda_ = StandIn(rule=rule, on_call=self._seen).start()
         self.settings = settings(**overrides)
         endpoint = self.lambda_.endpoint()
         invoker = LambdaInvoker(
@@ -66,7 +66,7 @@ class Harness:
 
     def close(self) -> None:
         wiring.use(None)
-        self.lambda_.close()
+        self.lambda_.stop()
 
     def _seen(self, call: Call) -> None:
         run_id = call.payload.get("run_id") or call.payload.get("dispatch", {}).get("run_id")

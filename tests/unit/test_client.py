@@ -1,9 +1,15 @@
-"""Which engine ``sweeps.Client`` queries through, chosen by the stage its URL names, and where
-the Athena engine's workgroup and database come from. No request is made."""
+"""``sweeps.Client`` without a stage: which engine it queries through (chosen by the stage its
+URL names, the Athena workgroup and database from the settings), how it reads requests and
+listing items, and ``Run.wait``'s timeout against a loopback server that always answers
+"pending" (a run that never completes cannot be made on a real stage on purpose)."""
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +17,7 @@ from sweeps import Client, QueryError
 from sweeps.client import RunRecord, read_request
 from sweeps.engines.athena import AthenaEngine
 from sweeps.engines.local import LocalEngine
-from sweeps.errors import ApiError
+from sweeps.errors import ApiError, WaitTimeout
 
 DEPLOYED = "https://abc123.execute-api.eu-west-1.amazonaws.com/api"
 
@@ -20,6 +26,17 @@ def test_the_local_stage_queries_its_data_root_with_duckdb(tmp_path: Path) -> No
     engine = Client("http://127.0.0.1:8000", local_root=tmp_path).engine()
     assert isinstance(engine, LocalEngine)
     assert engine.root == tmp_path
+
+
+def test_a_default_data_root_that_does_not_exist_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed client's default root is not the stage's: say so rather than answer empty
+    tables. A root given explicitly is the caller's choice and may be empty."""
+    monkeypatch.setenv("SWEEP_LOCAL_ROOT", str(tmp_path / "missing"))
+    with pytest.raises(QueryError, match="SWEEP_LOCAL_ROOT"):
+        Client("http://127.0.0.1:8000").engine()
+    assert isinstance(Client(local_root=tmp_path / "missing").engine("local"), LocalEngine)
 
 
 def test_a_deployed_stage_queries_athena_with_the_settings(
@@ -70,3 +87,46 @@ def test_a_listing_item_becomes_a_typed_record() -> None:
     assert (record.label, record.shard_count, record.complete) == (None, 3, False)
     with pytest.raises(AttributeError):
         record.label = "x"  # type: ignore[misc]
+
+
+class PendingStatus(BaseHTTPRequestHandler):
+    """Answers every GET as a run with one shard still pending would be answered."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {
+                "run_id": RUN,
+                "simulation": "pi",
+                "shard_count": 2,
+                "shards": {"succeeded": 1, "failed": 0, "pending": 1},
+                "complete": False,
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+RUN = "20261126T100000000Z-0123456789ab"
+
+
+def test_wait_gives_up_after_its_timeout_and_shows_each_status() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), PendingStatus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    seen: list[int] = []
+    try:
+        run = Client(f"http://127.0.0.1:{server.server_port}").run(RUN)
+        with pytest.raises(WaitTimeout, match=f"run {RUN} not complete after 0.3 s"):
+            run.wait(
+                timeout=0.3, poll=0.05, on_status=lambda s: seen.append(s["shards"]["pending"])
+            )
+    finally:
+        server.shutdown()
+        thread.join()
+    assert len(seen) >= 2 and set(seen) == {1}

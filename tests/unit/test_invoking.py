@@ -11,6 +11,7 @@ import urllib3
 from botocore.credentials import Credentials
 
 from chalicelib.aws import LambdaEndpoint
+from chalicelib.config import Settings
 from chalicelib.fanout.invoking import (
     Backoff,
     Function,
@@ -19,7 +20,8 @@ from chalicelib.fanout.invoking import (
     LambdaInvoker,
     send,
 )
-from tests.support.lambda_recorder import Call, RecordingLambda
+from chalicelib.runs.handoff import API_MAX_ATTEMPTS
+from scripts.invoke_standin import Call, StandIn
 
 NAMES = {
     "worker": "arn:aws:lambda:us-east-1:123456789012:function:sweeps-dev-worker",
@@ -65,7 +67,7 @@ def test_send_gives_up_after_max_attempts_or_at_once_when_hopeless() -> None:
 
 
 @pytest.fixture
-def recorder() -> Iterator[RecordingLambda]:
+def recorder() -> Iterator[StandIn]:
     answers = {
         "throttle": (429, "TooManyRequestsException"),
         "gone": (404, "ResourceNotFoundException"),
@@ -76,9 +78,9 @@ def recorder() -> Iterator[RecordingLambda]:
     def rule(call: Call, tries: int) -> tuple[int, str] | None:
         return answers.get(call.payload.get("case", ""))
 
-    lam = RecordingLambda(rule)
+    lam = StandIn(rule=rule).start()
     yield lam
-    lam.close()
+    lam.stop()
 
 
 @pytest.mark.parametrize(
@@ -91,7 +93,7 @@ def recorder() -> Iterator[RecordingLambda]:
     ],
 )
 def test_lambda_errors_are_classified(
-    recorder: RecordingLambda, case: str, retryable: bool, code: str
+    recorder: StandIn, case: str, retryable: bool, code: str
 ) -> None:
     invoker = LambdaInvoker(NAMES, recorder.endpoint)
     with pytest.raises(InvokeError) as caught:
@@ -99,7 +101,7 @@ def test_lambda_errors_are_classified(
     assert caught.value.retryable is retryable and code in str(caught.value)
 
 
-def test_a_signed_event_invoke_reaches_the_named_function(recorder: RecordingLambda) -> None:
+def test_a_signed_event_invoke_reaches_the_named_function(recorder: StandIn) -> None:
     invoker = LambdaInvoker(NAMES, recorder.endpoint)
     invoker.invoke("worker", {"shard_id": 3})
     invoker.invoke("dispatcher", {"dispatch": {}})
@@ -126,9 +128,19 @@ def test_connection_failures_are_retryable_and_missing_credentials_are_not() -> 
 
 
 def test_payloads_over_the_async_limit_are_refused_before_sending(
-    recorder: RecordingLambda,
+    recorder: StandIn,
 ) -> None:
     with pytest.raises(InvokeError, match="async limit") as caught:
         LambdaInvoker(NAMES, recorder.endpoint).invoke("worker", {"x": "y" * 1_100_000})
     assert caught.value.retryable is False
     assert recorder.accepted == [] and recorder.refused == []
+
+
+def test_the_backoff_is_the_stages_and_the_api_handler_makes_at_most_four_attempts() -> None:
+    env = {"SWEEP_DISPATCH_MAX_ATTEMPTS": "6", "SWEEP_DISPATCH_BACKOFF_MS": "7"}
+    settings = Settings.from_env(env)
+    assert Backoff.from_settings(settings) == Backoff(6, 7)
+    assert Backoff.from_settings(settings, at_most=API_MAX_ATTEMPTS) == Backoff(4, 7)
+    assert Backoff.from_settings(
+        Settings.from_env(env | {"SWEEP_DISPATCH_MAX_ATTEMPTS": "2"}), 4
+    ) == Backoff(2, 7)

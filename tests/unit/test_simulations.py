@@ -28,6 +28,7 @@ from chalicelib.simulations.declarations import (
     simulation,
 )
 from chalicelib.simulations.registry import REGISTRY
+from tests.support.simulation_cases import sample_request
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTION = REGISTRY["option_pricing"]
@@ -46,7 +47,13 @@ SMALL_OPTION_SPACE = ParameterSpace.from_request(
 SMALL_PI_SPACE = ParameterSpace.from_request(
     {"samples": {"range": {"start": 100, "stop": 2100, "step": 100}}}
 )
-CASES = [(OPTION, SMALL_OPTION_SPACE), (PI, SMALL_PI_SPACE)]
+# Every registered simulation: the built-ins on the spaces above, any other on the small sweep
+# its declaration gives (a new simulation module is covered with no edit here).
+SPACES = {OPTION.name: SMALL_OPTION_SPACE, PI.name: SMALL_PI_SPACE}
+CASES = [
+    (sim, SPACES.get(name) or ParameterSpace.from_request(sample_request(sim)["parameters"]))
+    for name, sim in REGISTRY.items()
+]
 
 
 def evaluate_sharded(sim: Simulation, space: ParameterSpace, spec: ShardSpec, seed: int) -> Results:

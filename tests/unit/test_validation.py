@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chalicelib.model import ids
 from chalicelib.model.errors import InvalidRequest, Problem
 from chalicelib.model.request import Limits
 from chalicelib.model.sharding import ShardSpec
@@ -293,6 +294,13 @@ def test_schema_is_valid_draft4() -> None:
     assert schema["$schema"] == "http://json-schema.org/draft-04/schema#"
     jsonschema.Draft4Validator.check_schema(schema)
     assert request_schema() == schema
+
+
+def test_the_schema_names_parameters_as_ids_does() -> None:
+    """The schema cannot import the pattern; this keeps its one copy equal to ``ids.NAME_RE``."""
+    assert list(request_schema()["properties"]["parameters"]["patternProperties"]) == [
+        ids.NAME_RE.pattern
+    ]
 
 
 def test_schema_accepts_the_contract_example() -> None:

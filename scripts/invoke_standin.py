@@ -1,13 +1,18 @@
-"""A local stand-in for Lambda's ``Invoke`` API, for benchmarks: loopback only, bounded.
+"""The one local stand-in for Lambda's ``Invoke`` API (tests and benchmarks): loopback only,
+bounded.
 
-    .venv/bin/python -m bench.invoke_standin --latency-ms 30 --keep sweeps-bench-dispatcher
+    .venv/bin/python -m scripts.invoke_standin --latency-ms 30 --keep sweeps-bench-dispatcher
 
-``POST /2015-03-31/functions/<name>/invocations`` waits the configured latency, then answers
-202 with an empty body, as Lambda does for ``InvocationType=Event``. It counts calls per
-function and keeps the payloads sent to the functions named with ``--keep`` (the dispatcher),
-so a benchmark can run the dispatcher tree's child jobs itself. ``GET /_standin/state``
-(``?drain=1`` hands the kept payloads over once) reports counts, kept payloads and the
-server's own CPU time.
+Everything of ours runs for real against it: payload encoding, SigV4 signing, the HTTP request,
+error parsing; only Lambda itself is replaced (tests cannot have an AWS account).
+``POST /2015-03-31/functions/<name>/invocations`` must be SigV4-signed (with the ``testing``
+credentials of ``endpoint()``) and ``InvocationType=Event``, else it is Lambda's 403. It waits
+the configured latency, then answers 202 with an empty body, as Lambda does, or the throttle
+or error a test's ``rule`` asks for. It counts calls per function and keeps the calls to the
+functions named with ``--keep`` (the dispatcher; in process, ``keep=None`` keeps every call),
+so a benchmark can run the dispatcher tree's child jobs itself and a test can feed events back
+(``take``). ``GET /_standin/state`` (``?drain=1`` hands the kept payloads over once) reports
+counts, kept payloads and the server's own CPU time, for a stand-in in another process.
 
 Bounds: it listens on 127.0.0.1 only; bodies over Lambda's 1 MB async limit get Lambda's 413
 ``RequestTooLargeException``; at most ``max_kept`` payloads are held (the rest are counted as
@@ -25,16 +30,35 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socket import socket
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import urllib3
+from botocore.credentials import Credentials
+
+from chalicelib.aws import LambdaEndpoint
+
 HOST = "127.0.0.1"
+REGION = "us-east-1"
+SIGNED = "AWS4-HMAC-SHA256 Credential=testing/"
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations$")
 STATE_PATH = "/_standin/state"
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    payload: Any
+
+
+# Decides the answer to one call (and its try number): None to accept (202), else
+# (HTTP status, error code).
+Rule = Callable[[Call, int], tuple[int, str] | None]
 
 
 class _Server(ThreadingHTTPServer):
@@ -44,16 +68,26 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, latency_s: float, keep: Iterable[str], max_kept: int, max_connections: int
+        self,
+        latency_s: float,
+        keep: Iterable[str] | None,
+        max_kept: int,
+        max_connections: int,
+        rule: Rule | None = None,
+        on_call: Callable[[Call], None] | None = None,
     ) -> None:
         super().__init__((HOST, 0), _Handler)
         self.latency_s = latency_s
-        self.keep = frozenset(keep)
+        self.keep = None if keep is None else frozenset(keep)
         self.max_kept = max_kept
+        self.rule = rule
+        self.on_call = on_call
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-        self.kept: dict[str, list[Any]] = {name: [] for name in self.keep}
-        self.kept_total = 0
+        self.kept: list[Call] = []  # accepted calls to kept functions, in arrival order
+        self.refused: list[Call] = []
+        self.tries: Counter[str] = Counter()
+        self.unsigned = 0
         self.dropped = 0
         self.connections = threading.BoundedSemaphore(max_connections)
 
@@ -73,24 +107,44 @@ class _Server(ThreadingHTTPServer):
         finally:
             self.connections.release()
 
-    def record(self, function: str, body: bytes) -> None:
+    def keeps(self, function: str) -> bool:
+        return self.keep is None or function in self.keep
+
+    def record(self, function: str, body: bytes) -> tuple[int, str] | None:
+        """The rule's refusal, or None once the call is counted (and kept)."""
+        wanted = self.rule is not None or self.on_call is not None or self.keeps(function)
+        call = Call(function, json.loads(body) if wanted else None)  # ValueError: not JSON
         with self.lock:
+            if self.rule is not None:
+                key = json.dumps(call.payload, sort_keys=True)
+                self.tries[key] += 1
+                answer = self.rule(call, self.tries[key])
+                if answer is not None:
+                    self.refused.append(call)
+                    return answer
             self.counts[function] += 1
-            if function not in self.keep:
-                return
-            if self.kept_total >= self.max_kept:
-                self.dropped += 1
-                return
-            self.kept[function].append(json.loads(body))
-            self.kept_total += 1
+            if self.keeps(function):
+                if len(self.kept) >= self.max_kept:
+                    self.dropped += 1
+                else:
+                    self.kept.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
+        return None
+
+    def take(self, function: str) -> list[Call]:
+        """Kept calls to a function whose name ends with ``function``, not taken before."""
+        with self.lock:
+            mine = [c for c in self.kept if c.function.endswith(function)]
+            self.kept = [c for c in self.kept if not c.function.endswith(function)]
+        return mine
 
     def state(self, drain: bool) -> dict[str, Any]:
         with self.lock:
-            kept = {name: list(items) for name, items in self.kept.items()}
+            names = sorted(self.keep if self.keep is not None else {c.function for c in self.kept})
+            kept = {n: [c.payload for c in self.kept if c.function == n] for n in names}
             if drain:
-                for items in self.kept.values():
-                    items.clear()
-                self.kept_total = 0
+                self.kept = []
             return {
                 "counts": dict(self.counts),
                 "payloads": kept,
@@ -144,12 +198,22 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None:
             self._error(404, "UnknownOperationException", "not an Invoke path")
             return
+        signed = self.headers.get("Authorization", "").startswith(SIGNED)
+        if not signed or self.headers.get("X-Amz-Invocation-Type") != "Event":
+            with self.server.lock:
+                self.server.unsigned += 1
+            self._error(403, "AccessDeniedException", "not a signed Event invoke")
+            return
         function = unquote(match.group(1))
         time.sleep(self.server.latency_s)
         try:
-            self.server.record(function, body)
+            refused = self.server.record(function, body)
         except ValueError:
             self._error(400, "InvalidRequestContentException", "could not parse the payload")
+            return
+        if refused is not None:
+            status, code = refused
+            self._error(status, f"{code}:http://internal.amazon.com/", code)
             return
         self._answer(202)
 
@@ -164,16 +228,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class StandIn:
-    """The server on a background thread of this process; a context manager."""
+    """The server on a background thread of this process; a context manager. A test's
+    stand-in answers at once and keeps every call (the defaults)."""
 
     def __init__(
         self,
-        latency_s: float = 0.03,
-        keep: Iterable[str] = (),
+        latency_s: float = 0.0,
+        keep: Iterable[str] | None = None,
         max_kept: int = 100_000,
         max_connections: int = 1024,
+        rule: Rule | None = None,
+        on_call: Callable[[Call], None] | None = None,
     ) -> None:
-        self._server = _Server(latency_s, keep, max_kept, max_connections)
+        self._server = _Server(latency_s, keep, max_kept, max_connections, rule, on_call)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="invoke-standin", daemon=True
         )
@@ -194,6 +261,30 @@ class StandIn:
 
     def state(self, drain: bool = False) -> dict[str, Any]:
         return self._server.state(drain)
+
+    def endpoint(self) -> LambdaEndpoint:
+        """What ``LambdaInvoker`` needs to reach this stand-in, signing as it expects."""
+        return LambdaEndpoint(
+            self.url, REGION, Credentials("testing", "testing"), urllib3.PoolManager(maxsize=16)
+        )
+
+    def take(self, function: str) -> list[Call]:
+        return self._server.take(function)
+
+    @property
+    def accepted(self) -> list[Call]:
+        """The kept calls not taken yet."""
+        with self._server.lock:
+            return list(self._server.kept)
+
+    @property
+    def refused(self) -> list[Call]:
+        with self._server.lock:
+            return list(self._server.refused)
+
+    @property
+    def unsigned(self) -> int:
+        return self._server.unsigned
 
     def __enter__(self) -> StandIn:
         return self.start()
