@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from chalicelib.config import PROJECT_ROOT
@@ -127,6 +128,29 @@ def _package_sizes(r: Report) -> list[str]:
     ]
 
 
+def _worker_memory(r: Report) -> list[str]:
+    out = [
+        f"{x['points']:,} points: peak RSS {x['peak_rss_mb']} MB ({x['results_mb']} MB of results)"
+        for x in r["sizes"]
+    ]
+    return [*out, f"**peak(largest) - peak(smallest): {r['growth_mb']} MB** (goal <= 64)"]
+
+
+def _scale(r: Report) -> list[str]:
+    out = [
+        "shards: POST ms / complete s / per-shard ms / status local complete, running ms / "
+        "status S3 model complete, running ms / run_summary s / files"
+    ]
+    for x in r["rows"]:
+        out.append(
+            f"{x['shards']:,}: {x['post_ms']} / {x['complete_s']} / {x.get('per_shard_ms', '-')} "
+            f"/ {x['status_local_complete_ms']}, {x['status_local_running_ms']} / "
+            f"{x['status_s3_complete_ms']}, {x['status_s3_running_ms']} / "
+            f"{x['query_run_summary_s']} / {x['files']:,}"
+        )
+    return out
+
+
 # name → (extra arguments, figures from its JSON report)
 BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "end_to_end": (["--rounds", "3"], _end_to_end),
@@ -139,6 +163,8 @@ BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "imports": ([], _imports),
     "queries": ([], _queries),
     "package_sizes": ([], _package_sizes),
+    "worker_memory": ([], _worker_memory),
+    "scale": ([], _scale),
 }
 
 
@@ -196,6 +222,7 @@ def render(rows: list[tuple[str, str, list[str], float]], kept: list[str] | None
         "| --- | --- | --- | --- |",
     ]
     host = machine()
+    lines += kept_rows({name for name, *_ in rows})
     for name, command, figures, seconds in rows:
         cell = "<br>".join(figures) + f"<br>(took {seconds:.0f} s)"
         lines.append(f"| {name} | `{command}` | {cell} | {host} |")
@@ -206,12 +233,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=sorted(BENCHES))
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="take NAME's JSON report from FILE (saved from `python -m bench.NAME ... --json`, "
+        "whose report names its own command) instead of running it",
+    )
     args = parser.parse_args(argv)
+    reused = dict(item.split("=", 1) for item in args.reuse)
     rows = []
     for name, (extra, figures) in BENCHES.items():
-        if args.only and name not in args.only:
+        if args.only and name not in args.only and name not in reused:
             continue
         command = " ".join([".venv/bin/python", "-m", f"bench.{name}", *extra])
+        if name in reused:
+            report = json.loads(Path(reused[name]).read_text())
+            command, seconds = report["command"], float(report["took_s"])
+            rows.append((name, command, figures(report), seconds))
+            continue
         print(f"\n=== {command}", flush=True)
         report, seconds = run(name, extra)
         rows.append((name, command, figures(report), seconds))

@@ -58,10 +58,18 @@ class Settings:
         "SWEEP_BACKEND", "local", "`local` (folder + process pool) or `aws` (S3 + Lambda)"
     )
     max_points: int = setting(
-        "SWEEP_MAX_POINTS", 10_000_000, "most points a sweep may have (400 beyond)"
+        "SWEEP_MAX_POINTS",
+        100_000_000,
+        "most points a sweep may have (400 beyond): 1,000 for each of 100,000 shards. Bounded by "
+        "what a run stores and costs, not by the service: a worker's memory is flat in its shard "
+        "size (results stream to Parquet in row groups)",
     )
     max_shards: int = setting(
-        "SWEEP_MAX_SHARDS", 10_000, "most shards a sweep may have (400 beyond)"
+        "SWEEP_MAX_SHARDS",
+        100_000,
+        "most shards a sweep may have (400 beyond). The dispatcher tree (3 levels at 100,000), "
+        "the reconciler and status hold at that size: a complete run's status is constant work, "
+        "a running one's lists its keys in ranges of 1,000 shards at once (docs/architecture.md)",
     )
     max_body_bytes: int = setting(
         "SWEEP_MAX_BODY_BYTES",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from chalicelib import aws
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Invoker, LambdaInvoker
+from chalicelib.storage.pacing import PacedStore
 from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def build(settings: Settings) -> Runtime:
         return Runtime(settings, local, local_invoker)
     assert settings.bucket and settings.worker_function and settings.dispatcher_function
     aws.check_sdk()  # a deployed function runs the botocore it shipped, or says which it found
-    store = S3Store(settings.bucket, settings.prefix, aws.s3)
+    store = PacedStore(S3Store(settings.bucket, settings.prefix, aws.s3))
     pool = settings.dispatch_threads + 4
     invoker = LambdaInvoker(
         {"worker": settings.worker_function, "dispatcher": settings.dispatcher_function},

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeGuard
 
 from chalicelib.execution.failure_codes import FailureCode, bounded
@@ -133,23 +134,29 @@ class OutcomeWriter:
     def record_success(
         self,
         ref: ShardRef,
-        results: bytes,
+        results: bytes | Path,
         rows: int,
         timing: Timing,
         request_id: str,
         points_reused: int = 0,
     ) -> int:
-        """Store the results and the one success outcome; returns its attempt number."""
+        """Store the results (Parquet bytes, or a Parquet file streamed from disk) and the one
+        success outcome; returns its attempt number."""
         attempt = self.next_attempt(ref)
         lock = layout.success_lock(ref.run_id, ref.shard_id)
         if not self.store.create(lock, json.dumps({"attempt": attempt}).encode()):
             attempt = self.success_attempt(ref) or attempt
         results_key = layout.results(ref.run_id, ref.shard_id)
-        self.store.create(results_key, results)
+        if isinstance(results, Path):
+            self.store.create_file(results_key, results)
+            size = results.stat().st_size
+        else:
+            self.store.create(results_key, results)
+            size = len(results)
         row = _row(ref, attempt, timing, request_id) | {
             "results_key": results_key,
             "results_rows": rows,
-            "results_bytes": len(results),
+            "results_bytes": size,
             "points_reused": points_reused,
         }
         key = layout.outcome(ref.run_id, "succeeded", ref.dt, ref.shard_id, attempt)

@@ -8,10 +8,16 @@ run out, the failure recorder writes the final outcome.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,7 +34,7 @@ from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.stores import CountingStore, ObjectStore, StorageError
-from chalicelib.storage.tables import ResultColumns, results_parquet
+from chalicelib.storage.tables import ROW_GROUP_POINTS, ResultColumns, ResultsFile
 
 
 class LambdaContext(Protocol):
@@ -127,21 +133,31 @@ def _run(
             raise ShardFailure(FailureCode.CANCELLED, "the run was cancelled before this shard ran")
         try:
             shard = events.parse_task(payload)
-            cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
-            copied = (
-                reuse.load_plan(store, ref.run_id, ref.shard_id) if shard.request.reuse else None
-            )
-            keys: list[bytes] = []
-            rows = _evaluate(shard, _deadline(context, margin_ms), cancelled, copied, keys)
         except events.InvalidTask as exc:
             raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
-        data = results_parquet(ref.shard_id, rows)
-        reused = len(copied) if copied is not None else 0
-        _write_index(store, shard, rows, copied, keys)
-        attempt = writer.record_success(
-            ref, data, len(rows), Timing.since(started), request_id, points_reused=reused
-        )
-        summary = {"status": "succeeded", "attempt": attempt, "points": len(rows)}
+        cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
+        copied = reuse.load_plan(store, ref.run_id, ref.shard_id) if shard.request.reuse else None
+        evaluated = EvaluatedPoints()
+        with _results_sink(store, shard.end - shard.start) as sink:
+            results = ResultsFile(sink, ref.shard_id)
+            try:
+                _evaluate(
+                    shard,
+                    _deadline(context, margin_ms),
+                    cancelled,
+                    results.write,
+                    copied,
+                    evaluated,
+                )
+            finally:
+                results.close()
+            data = sink if isinstance(sink, Path) else sink.getvalue().to_pybytes()
+            reused = len(copied) if copied is not None else 0
+            _write_index(store, shard, evaluated)
+            attempt = writer.record_success(
+                ref, data, results.rows, Timing.since(started), request_id, points_reused=reused
+            )
+        summary = {"status": "succeeded", "attempt": attempt, "points": results.rows}
         if reused:
             summary["points_reused"] = reused
     except ShardFailure as failure:
@@ -177,15 +193,18 @@ def _evaluate(
     shard: events.ShardTask,
     out_of_time: Callable[[], bool],
     cancelled: Callable[[], bool],
+    emit: Callable[[ResultColumns], None],
     copied: reuse.ShardPlan | None = None,
-    keys: list[bytes] | None = None,
-) -> ResultColumns:
-    """Evaluate the shard's points; the loop keeps only the metrics of each point. A point in
-    ``copied`` (reuse) takes the stored metrics and the simulation is not called for it; each
-    evaluated point's stream key is appended to ``keys`` (the reuse index).
+    evaluated: EvaluatedPoints | None = None,
+) -> None:
+    """Evaluate the shard's points, handing ``emit`` one row group (``ROW_GROUP_POINTS``) at a
+    time, so memory is flat in the shard's size; the loop keeps only the metrics of each point.
+    A point in ``copied`` (reuse) takes the stored metrics and the simulation is not called for
+    it; each evaluated point's stream key, index and metrics go to ``evaluated`` (the reuse
+    index).
 
     A point's parameters follow from its index, so their strings are made afterwards for the
-    whole shard at once (``param_strings``), not point by point."""
+    whole group at once (``param_strings``), not point by point."""
     if shard.injected_crash:  # unhandled on purpose: Lambda retries, then OnFailure
         raise InjectedCrash(f"shard {shard.shard_id} is in crash_shards")
     if shard.injected_failure:
@@ -194,61 +213,92 @@ def _evaluate(
         )
     sim = REGISTRY[shard.request.simulation]
     space = shard.request.space
-    evaluate = sim.evaluator(shard.request.seed, keys)  # one re-keyed generator (stream v2)
+    record = evaluated if evaluated is not None else EvaluatedPoints()
+    evaluate = sim.evaluator(shard.request.seed, record.keys)  # one re-keyed generator (v2)
     reused = copied.points if copied is not None else {}
-    metrics: list[float] = []
-    keep = metrics.extend
-    for index, point, replicate in space.iter_points(shard.start, shard.end):
-        if out_of_time():
-            raise ShardFailure(
-                FailureCode.DEADLINE_EXCEEDED,
-                f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
-                "record this outcome; use smaller shards",
+    for lo in range(shard.start, shard.end, ROW_GROUP_POINTS):
+        hi = min(shard.end, lo + ROW_GROUP_POINTS)
+        metrics: list[float] = []
+        keep = metrics.extend
+        for index, point, replicate in space.iter_points(lo, hi):
+            if out_of_time():
+                raise ShardFailure(
+                    FailureCode.DEADLINE_EXCEEDED,
+                    f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
+                    "record this outcome; use smaller shards",
+                )
+            if cancelled():
+                raise ShardFailure(
+                    FailureCode.CANCELLED,
+                    f"the run was cancelled; stopped at point {index} of "
+                    f"[{shard.start}, {shard.end})",
+                )
+            if reused and index in reused:
+                keep(reused[index][1])
+                continue
+            try:
+                values = evaluate(point, replicate).values()
+            except Exception as exc:  # any error in simulation code fails this shard, not the run
+                raise ShardFailure(
+                    FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
+                ) from None
+            keep(values)
+            record.indices.append(index)
+            record.metrics.extend(values)
+        params = param_strings(space, lo, hi)
+        sources = reuse.source_column(copied, lo, hi) if copied else None
+        emit(
+            ResultColumns(
+                space.columns,
+                sim.metrics,
+                range(lo, hi),
+                params,
+                metrics,
+                space.replicates,
+                sources,
             )
-        if cancelled():
-            raise ShardFailure(
-                FailureCode.CANCELLED,
-                f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
-            )
-        if reused and index in reused:
-            keep(reused[index][1])
-            continue
-        try:
-            keep(evaluate(point, replicate).values())
-        except Exception as exc:  # any error in simulation code fails this shard, never the run
-            raise ShardFailure(
-                FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
-            ) from None
-    params = param_strings(space, shard.start, shard.end)
-    sources = reuse.source_column(copied, shard.start, shard.end) if copied else None
-    indices = range(shard.start, shard.end)
-    return ResultColumns(
-        space.columns, sim.metrics, indices, params, metrics, space.replicates, sources
-    )
+        )
 
 
-def _write_index(
-    store: ObjectStore,
-    shard: events.ShardTask,
-    rows: ResultColumns,
-    copied: reuse.ShardPlan | None,
-    keys: list[bytes],
-) -> None:
+@dataclass
+class EvaluatedPoints:
+    """The points a shard evaluated (not copied): their stream keys, indices and metrics, for
+    the reuse index. About 40 bytes a point beside the row group the worker streams out."""
+
+    keys: list[bytes] = field(default_factory=list)
+    indices: array[int] = field(default_factory=lambda: array("q"))
+    metrics: array[float] = field(default_factory=lambda: array("d"))
+
+
+def _write_index(store: ObjectStore, shard: events.ShardTask, points: EvaluatedPoints) -> None:
     """Index the points this shard evaluated, so later runs can reuse them. Best effort: a
     missing index entry only means a later run evaluates those points again."""
-    sim = REGISTRY[shard.request.simulation]
-    indices = np.arange(shard.start, shard.end, dtype=np.int64)
-    metrics = np.asarray(rows.metrics, dtype=np.float64).reshape(len(indices), len(sim.metrics))
-    if copied:
-        evaluated = ~np.isin(indices, np.fromiter(copied.points, np.int64, len(copied)))
-        indices, metrics = indices[evaluated], metrics[evaluated]
-    if not keys:
+    if not points.keys:
         return
+    sim = REGISTRY[shard.request.simulation]
+    indices = np.frombuffer(points.indices, dtype=np.int64)
+    metrics = np.frombuffer(points.metrics, dtype=np.float64).reshape(len(indices), -1)
     fam = reuse.family(sim.name, sim.version, shard.request.seed)
     try:
-        reuse.write_index(store, fam, shard.run_id, shard.shard_id, keys, indices, metrics)
+        reuse.write_index(store, fam, shard.run_id, shard.shard_id, points.keys, indices, metrics)
     except StorageError:
         logger.warning("reuse index not written; later runs will evaluate these points")
+
+
+@contextmanager
+def _results_sink(store: ObjectStore, points: int) -> Iterator[Path | pa.BufferOutputStream]:
+    """Where the shard's results are written: memory for a shard of one row group (small, and
+    a file would cost a create, a link and an unlink per shard), else a temp file, removed
+    afterwards (the store links or uploads it)."""
+    if points <= ROW_GROUP_POINTS:
+        yield pa.BufferOutputStream()
+        return
+    fd, name = tempfile.mkstemp(dir=store.scratch(), prefix=".tmp-results-", suffix=".parquet")
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:

@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -52,6 +53,11 @@ class Invoker(ABC):
     def in_flight(self, run_id: str) -> bool:
         """Whether this invoker knows an event of the run to be queued or running. Lambda does
         not tell, so only the local stage's invoker answers True."""
+        return False
+
+    def orphaned(self, run_id: str, created_at: datetime) -> bool:
+        """Whether every event the run ever had is known to be gone, so its pending shards can
+        be re-dispatched without waiting out a stall. Lambda does not tell: False."""
         return False
 
 

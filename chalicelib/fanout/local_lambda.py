@@ -88,6 +88,8 @@ class LocalInvoker(Invoker):
         self._idle = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
+        now = datetime.now(UTC)  # to the millisecond, as manifests record creation times
+        self._started_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
         if settings.local_warm_pool:
             threading.Thread(target=self._warm, daemon=True, name="warm-pool").start()
 
@@ -157,6 +159,13 @@ class LocalInvoker(Invoker):
         a run waiting behind another's work in the pool for a stalled one."""
         with self._lock:
             return self._runs[run_id] > 0
+
+    def orphaned(self, run_id: str, created_at: datetime) -> bool:
+        """A run made before this process started, with nothing of it queued or running here:
+        its events lived in the queue and pool of a process that is gone (a killed stage), and
+        the local stage has no other queue. The reconciler re-dispatches it at once instead
+        of waiting out the stall timeout."""
+        return created_at < self._started_at and not self.in_flight(run_id)
 
     def _started(self, event: dict[str, Any]) -> None:
         with self._lock:

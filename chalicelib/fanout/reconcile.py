@@ -5,14 +5,17 @@ queue. Runs on a schedule (``@app.schedule`` in deployed stages, a timer thread 
 stage) and looks only at open runs (``layout.OPEN_RUNS``: one key per run, written with the
 manifest and removed once the run is complete), never at every run.
 
-Per open run, from listings (``storage.shard_states``):
+Per open run, from listings (``storage.shard_states``; the read status and ``GET /sweeps`` use,
+``storage.summary.run_progress``):
 
-- complete: its open marker is removed;
+- complete: its summary is written (``storage.summary``) and its open marker removed;
 - progress since the last pass (any new outcome, marker, redrive list or dispatch record): the
   marker remembers the count and when it was first seen;
-- no progress for ``stall_timeout_s``: the shards without a final outcome are re-dispatched as a
-  redrive job ``auto-<n>`` (at most ``max_auto_redrives`` times; a cancelled run never), and
-  after that each gets a final failure ``LOST`` (``CANCELLED`` for a cancelled run).
+- no progress for ``stall_timeout_s`` (or at once, when the invoker knows the run's events are
+  gone: a restarted local stage, ``Invoker.orphaned``): the shards without a final outcome are
+  re-dispatched as a redrive job ``auto-<n>`` (at most ``max_auto_redrives`` times; a
+  cancelled run never), and after that each gets a final failure ``LOST`` (``CANCELLED`` for
+  a cancelled run).
 
 Safe to run concurrently with itself: the ``auto-<n>`` list and each shard's closing claim are
 conditional creates, so one pass wins each step, and a shard that succeeded is never touched.
@@ -39,7 +42,7 @@ from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
 from chalicelib.model.events import DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
-from chalicelib.storage import layout, manifests, redrive_lists
+from chalicelib.storage import layout, manifests, redrive_lists, summary
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.shard_states import ShardStates, shard_states
@@ -94,6 +97,8 @@ def reconcile_run(
     registered = store.exists(layout.registered_marker(run_id)) or register_partitions(
         store, catalog or NoCatalog(), run
     )
+    if registered and summary.read(store, run_id) is not None:  # found complete before, by anyone
+        return _close_run(store, run)
     enforce_threshold(store, run_id)
     states, _ = shard_states(store, run)
     pending = states.ids("pending")
@@ -101,11 +106,12 @@ def reconcile_run(
         return _close_run(store, run) if registered else "unregistered"
     seen = _snapshot(store, marker)
     t = now()
-    if seen is None or seen[0] != states.objects or invoker.in_flight(run_id):
-        _remember(store, marker, states.objects, t)
-        return "progressing"
-    if (t - seen[1]).total_seconds() < settings.stall_timeout_s:
-        return "waiting"
+    if not invoker.orphaned(run_id, run.created_at):  # else stalled now: its events are gone
+        if seen is None or seen[0] != states.objects or invoker.in_flight(run_id):
+            _remember(store, marker, states.objects, t)
+            return "progressing"
+        if (t - seen[1]).total_seconds() < settings.stall_timeout_s:
+            return "waiting"
     cancelled = is_cancelled(store, run_id)
     if not cancelled and states.auto_redrives < settings.max_auto_redrives:
         return _redrive(store, invoker, settings, run, states, pending)
@@ -121,11 +127,11 @@ def reconcile_run(
 
 def _close_run(store: ObjectStore, run: Manifest) -> str:
     """Remove the open marker; put it back if a redrive reopened the run meanwhile (a redrive
-    writes its list before the marker, so whichever order the two race in, one is seen)."""
+    writes its list before the marker, so whichever order the two race in, one is seen). The
+    re-read is the shared one (``summary.run_progress``), so it leaves the run's summary."""
     marker = layout.open_run(run.run_id)
     store.delete(marker)
-    states, _ = shard_states(store, run)
-    if states.ids("pending"):
+    if not summary.run_progress(store, run.run_id, run.request.shard_count).complete:
         store.put(marker, b"{}")
         return "reopened"
     return "complete"

@@ -13,8 +13,8 @@ from chalicelib.logs import logger
 from chalicelib.model.errors import Conflict
 from chalicelib.storage import manifests
 from chalicelib.storage.cancel_marker import USER, cancel_reason, mark_cancelled
-from chalicelib.storage.shard_states import shard_states
 from chalicelib.storage.stores import ObjectStore
+from chalicelib.storage.summary import run_progress
 
 
 def cancel(store: ObjectStore, run_id: str) -> dict[str, Any]:
@@ -22,8 +22,7 @@ def cancel(store: ObjectStore, run_id: str) -> dict[str, Any]:
     run = manifests.load(store, run_id)
     reason = cancel_reason(store, run_id)
     if reason is None:
-        states, _ = shard_states(store, run)
-        if not states.ids("pending"):
+        if run_progress(store, run_id, run.request.shard_count).complete:
             raise Conflict(f"run {run_id} is complete; there is nothing to cancel")
         if mark_cancelled(store, run_id, USER):
             logger.info("run cancelled", extra={"run_id": run_id})

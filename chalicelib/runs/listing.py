@@ -2,14 +2,16 @@
 
 The index holds one empty object per run whose key sorts newest first and carries what the
 listing shows (``layout.run_index``), so a page costs one listing that stops after ``limit``
-keys (S3 starts it at the page token with ``StartAfter``), plus, for each run on the page, a
-HEAD of its cancel marker and of its open-run marker, and the shard listings of the runs that
-are still open. No manifest is read.
+keys (S3 starts it at the page token with ``StartAfter``), plus, for each run on the page
+(the runs at once where the store gains from it), a HEAD of its cancel marker and the progress
+read status uses (``summary.run_progress``: a complete run's summary, else its listings). No
+manifest is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +19,8 @@ from chalicelib.model import ids
 from chalicelib.model.errors import InvalidRequest, Problem
 from chalicelib.storage import layout
 from chalicelib.storage.cancel_marker import is_cancelled
-from chalicelib.storage.shard_states import shard_states_of
 from chalicelib.storage.stores import ObjectStore
+from chalicelib.storage.summary import run_progress
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -41,8 +43,10 @@ def list_runs(store: ObjectStore, params: Mapping[str, str] | None) -> dict[str,
             if len(entries) > limit:
                 break
     page = entries[:limit]
+    with ThreadPoolExecutor(max(1, min(store.list_parallelism, len(page)))) as pool:
+        runs = list(pool.map(lambda entry: _summary(store, entry), page))
     return {
-        "runs": [_summary(store, entry) for entry in page],
+        "runs": runs,
         "next": page[-1].run_id if len(entries) > limit else None,
     }
 
@@ -58,10 +62,7 @@ def _limit(raw: str | None) -> int:
 
 
 def _summary(store: ObjectStore, entry: layout.RunIndexEntry) -> dict[str, Any]:
-    complete = True
-    if store.exists(layout.open_run(entry.run_id)):
-        states, _ = shard_states_of(store, entry.run_id, entry.shard_count)
-        complete = not states.ids("pending")
+    complete = run_progress(store, entry.run_id, entry.shard_count).complete
     return {
         "run_id": entry.run_id,
         "label": entry.label,

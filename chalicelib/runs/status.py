@@ -1,7 +1,7 @@
 """A run's status, derived from key listings alone: no Parquet is read on the API path.
 
-The run folder is listed by its narrow sub-folders, not whole: it also holds a success lock
-per shard, which status does not need.
+A complete run's comes from its summary (``storage.summary``: a GET and a short listing); a
+running run's from its listings, the large ones in key ranges at once (``storage.key_ranges``).
 """
 
 from __future__ import annotations
@@ -14,27 +14,30 @@ from chalicelib.runs.cost import run_cost
 from chalicelib.storage import layout, manifests
 from chalicelib.storage.cancel_marker import cancel_reason
 from chalicelib.storage.reuse_plans import reuse_counts
-from chalicelib.storage.shard_states import shard_states
 from chalicelib.storage.stores import ObjectStore
+from chalicelib.storage.summary import run_progress
 
 
 def status(store: ObjectStore, run_id: str, catalog: bool = True) -> dict[str, Any]:
     """The contract's status body. ``catalog``: whether the stage registers partitions at all
     (without one, as on the local stage, every run is ``queryable``)."""
     run = manifests.load(store, run_id)
-    states, dispatch = shard_states(store, run)
-    by_state = {s: states.ids(s) for s in ("succeeded", "failed", "pending")}
     request = run.request
-    points = sum(
+    progress = run_progress(store, run_id, request.shard_count)
+    # Points from the shards that did not succeed: a complete run has few or none of them.
+    missing = sum(
         end - start
         for start, end in (
-            shard_bounds(request.total_points, request.shards, k) for k in by_state["succeeded"]
+            shard_bounds(request.total_points, request.shards, k)
+            for k in (*progress.failed, *progress.pending)
         )
     )
+    points = request.total_points - missing
+    unsucceeded = {*progress.failed, *progress.pending}
     copied = reuse_counts(store, run_id) if request.reuse else {}
-    reused = sum(copied.get(k, 0) for k in by_state["succeeded"])
+    reused = sum(n for k, n in copied.items() if k not in unsucceeded)
     reason = cancel_reason(store, run_id)
-    initial = dispatch.get(INITIAL, {"dispatched": 0, "failed": 0})
+    initial = progress.dispatch.get(INITIAL, {"dispatched": 0, "failed": 0})
     return {
         "run_id": run.run_id,
         "label": request.label,
@@ -45,16 +48,22 @@ def status(store: ObjectStore, run_id: str, catalog: bool = True) -> dict[str, A
         "total_points": request.total_points,
         "shard_count": request.shard_count,
         "dispatch": initial,
-        "shards": {s: len(ids) for s, ids in by_state.items()},
-        "complete": not by_state["pending"],
-        "failed_shards": by_state["failed"],
+        "shards": {
+            "succeeded": progress.succeeded,
+            "failed": len(progress.failed),
+            "pending": len(progress.pending),
+        },
+        "complete": progress.complete,
+        "failed_shards": progress.failed,
         "points_succeeded": points,
         "points_reused": reused,
         "points_evaluated": points - reused,
-        "redrives": {job: counts for job, counts in sorted(dispatch.items()) if job != INITIAL},
+        "redrives": {
+            job: counts for job, counts in sorted(progress.dispatch.items()) if job != INITIAL
+        },
         "cancelled": reason is not None,
         "cancel_reason": reason,
-        "auto_redrives": states.auto_redrives,
+        "auto_redrives": progress.auto_redrives,
         # Athena sees the run once its partitions are registered (the reconciler retries).
         "queryable": not catalog or store.exists(layout.registered_marker(run_id)),
         "cost": run_cost(store, run_id),

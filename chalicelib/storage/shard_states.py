@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.model.manifest import Manifest
-from chalicelib.storage import layout, redrive_lists
+from chalicelib.storage import key_ranges, layout, redrive_lists
 from chalicelib.storage.stores import ObjectStore
 
 
@@ -26,6 +26,7 @@ class ShardStates:
     retrying: set[tuple[int, int]] = field(default_factory=set)
     redriven_after: dict[int, int] = field(default_factory=dict)
     auto_redrives: int = 0
+    redrive_jobs: list[str] = field(default_factory=list)
     objects: int = 0  # outcome, marker and dispatch keys seen: grows whenever anything happens
 
     def state(self, shard_id: int) -> str:
@@ -39,14 +40,22 @@ class ShardStates:
         return "failed"
 
     def ids(self, state: str) -> list[int]:
-        return [k for k in range(self.count) if self.state(k) == state]
+        return self.by_state()[state]
+
+    def by_state(self) -> dict[str, list[int]]:
+        """Every shard id under its state, in one pass."""
+        found: dict[str, list[int]] = {"succeeded": [], "failed": [], "pending": []}
+        for k in range(self.count):
+            found[self.state(k)].append(k)
+        return found
 
 
 def shard_states(store: ObjectStore, run: Manifest) -> tuple[ShardStates, dict[str, Any]]:
     """Each shard's state and the dispatch counts per job, from four listings.
 
     The run folder is listed by its narrow sub-folders, not whole: it also holds a success lock
-    per shard, which status does not need."""
+    per shard, which status does not need. The two that grow with the shard count (outcomes,
+    retry markers) are listed in key ranges at once (``key_ranges``)."""
     return shard_states_of(store, run.run_id, run.request.shard_count)
 
 
@@ -56,8 +65,18 @@ def shard_states_of(
     """``shard_states`` for a run known by id and shard count (the run index carries both), so
     a listing page needs no manifest."""
     states = ShardStates(shard_count)
-    for obj in store.list(layout.outcomes_prefix(run_id)):
-        key = layout.parse_outcome(obj.key)
+    outcomes = layout.outcomes_prefix(run_id)
+    dt = layout.run_dt(run_id)
+    cuts = [
+        cut
+        for status in ("failed", "succeeded")
+        for cut in key_ranges.shard_boundaries(
+            f"{outcomes}status={status}/" + (f"dt={dt}/" if dt else ""), shard_count
+        )
+    ]
+    cuts.append(f"{outcomes}status=succeeded/")  # between the two statuses
+    for found in key_ranges.list_keys(store, outcomes, cuts):
+        key = layout.parse_outcome(found)
         if key is None or key.shard_id >= states.count:
             continue
         states.objects += 1
@@ -65,12 +84,16 @@ def shard_states_of(
             states.succeeded.add(key.shard_id)
         elif key.attempt > states.latest_failure.get(key.shard_id, 0):
             states.latest_failure[key.shard_id] = key.attempt
-    for obj in store.list(layout.retry_markers_prefix(run_id)):
-        if (marker := layout.parse_retry_marker(obj.key)) is not None:
+    markers = layout.retry_markers_prefix(run_id)
+    for found in key_ranges.list_keys(
+        store, markers, key_ranges.shard_boundaries(markers, shard_count)
+    ):
+        if (marker := layout.parse_retry_marker(found)) is not None:
             states.objects += 1
             states.retrying.add(marker)
     for redrive in redrive_lists.every(store, run_id):
         states.objects += 1
+        states.redrive_jobs.append(redrive.job)
         states.auto_redrives += redrive.automatic
         for shard, attempt in redrive.after_attempts.items():
             states.redriven_after[shard] = max(attempt, states.redriven_after.get(shard, 0))

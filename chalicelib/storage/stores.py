@@ -30,12 +30,25 @@ class StorageError(Exception):
     """The store failed after its own retries; the attempt is worth retrying later."""
 
 
+class SlowDown(StorageError):
+    """The store is throttling this prefix (S3's 503 SlowDown): try again after a pause
+    (``storage.pacing``)."""
+
+
+# S3's answers to a request rate above what a prefix sustains yet.
+SLOW_DOWN_CODES = frozenset({"SlowDown", "503", "RequestLimitExceeded"})
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
 
 
 class ObjectStore(ABC):
+    # How many listings are worth running at once: one for a folder (the walk is CPU-bound and
+    # the GIL serialises it), more for a store where each page is a round trip.
+    list_parallelism = 1
+
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
         """Write or overwrite."""
@@ -51,6 +64,15 @@ class ObjectStore(ABC):
             return self.get(key) == data
         except KeyError:  # deleted since (bookkeeping keys are): someone else's, and gone
             return False
+
+    def create_file(self, key: str, path: Path) -> bool:
+        """``create`` from a file, so a large object is never held in memory whole (the local
+        folder links it; S3 streams it)."""
+        return self.create(key, path.read_bytes())
+
+    def scratch(self) -> Path:
+        """A folder for files on their way into ``create_file``."""
+        return Path(tempfile.gettempdir())
 
     @abstractmethod
     def get(self, key: str) -> bytes:
@@ -71,6 +93,19 @@ class ObjectStore(ABC):
         """Objects under ``prefix`` whose keys sort after ``start_after``: one page of an
         index without walking what came before (S3 starts the listing there)."""
         return (o for o in self.list(prefix) if o.key > start_after)
+
+    def list_range(
+        self, prefix: str, after: str | None, until: str | None
+    ) -> Iterator[StoredObject]:
+        """Objects under ``prefix`` with ``after < key <= until`` (None: unbounded), in key
+        order: one slice of a listing, so several slices can be listed at once. On S3 the
+        listing starts at ``after`` (``list_after``: StartAfter) and stops paging at ``until``,
+        so a slice costs the pages it holds, not the pages before it."""
+        listing = self.list(prefix) if after is None else self.list_after(prefix, after)
+        for obj in listing:
+            if until is not None and obj.key > until:
+                return
+            yield obj
 
     @abstractmethod
     def describe(self) -> str:
@@ -119,6 +154,26 @@ class LocalStore(ObjectStore):
         finally:
             os.unlink(tmp)
 
+    def create_file(self, key: str, path: Path) -> bool:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
+        try:
+            os.link(path, target)  # atomic, fails if the name exists, copies nothing
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
+
+    def scratch(self) -> Path:
+        """The data root itself (files named ``.tmp-…``, which listings skip): a link into the
+        store never crosses file systems."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root
+
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
@@ -161,6 +216,7 @@ class S3Store(ObjectStore):
     """A bucket and key prefix; the client is built on first use, once per process."""
 
     CONFLICT_RETRIES = 5
+    list_parallelism = 32  # the client's connection pool (aws.s3)
 
     def __init__(self, bucket: str, prefix: str, client_factory: Callable[[], Any]) -> None:
         self.bucket = bucket
@@ -179,6 +235,8 @@ class S3Store(ObjectStore):
         except ClientError as exc:
             if (code := aws.error_code(exc)) in expected:
                 raise _Answered(code) from None
+            if code in SLOW_DOWN_CODES:
+                raise SlowDown(f"{what}: {aws.describe(exc)}") from exc
             raise StorageError(f"{what}: {aws.describe(exc)}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"{what}: {aws.describe(exc)}") from exc
@@ -190,19 +248,32 @@ class S3Store(ObjectStore):
         )
 
     def create(self, key: str, data: bytes) -> bool:
+        return self._create(key, lambda: data, lambda: data)
+
+    def create_file(self, key: str, path: Path) -> bool:
+        with path.open("rb") as f:  # botocore streams a file (and rewinds it on its retries)
+
+            def body() -> Any:
+                f.seek(0)
+                return f
+
+            return self._create(key, body, path.read_bytes)
+
+    def _create(self, key: str, body: Callable[[], Any], meant: Callable[[], bytes]) -> bool:
+        """``meant`` gives the bytes this create writes, read only after a 412 (``_holds``)."""
         for attempt in range(self.CONFLICT_RETRIES):
             try:
                 self._call(
                     f"create {key}",
                     lambda: self.client.put_object(
-                        Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+                        Bucket=self.bucket, Key=self.prefix + key, Body=body(), IfNoneMatch="*"
                     ),
                     expected=("PreconditionFailed", "ConditionalRequestConflict"),
                 )
                 return True
             except _Answered as answer:
                 if answer.code == "PreconditionFailed":
-                    return self._holds(key, data)
+                    return self._holds(key, meant())
             # A concurrent conditional write is in flight; its outcome decides ours.
             time.sleep(0.05 * (attempt + 1))
         raise StorageError(f"create {key}: ConditionalRequestConflict persisted")
@@ -278,6 +349,13 @@ class CountingStore(ObjectStore):
     def create(self, key: str, data: bytes) -> bool:
         self.writes += 1
         return self.inner.create(key, data)
+
+    def create_file(self, key: str, path: Path) -> bool:
+        self.writes += 1
+        return self.inner.create_file(key, path)  # streamed by the inner store, never read whole
+
+    def scratch(self) -> Path:
+        return self.inner.scratch()
 
     def get(self, key: str) -> bytes:
         self.reads += 1

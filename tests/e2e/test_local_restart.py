@@ -1,9 +1,11 @@
 """The whole local stage killed mid-run (SIGKILL: no clean-up at all) and started again on the
 same data root: the run finishes with no manual step, every shard succeeding exactly once.
 
-The restarted stage's reconciler timer finds the open run, sees no progress for the stall
-timeout (5 s here, via SWEEP_STALL_TIMEOUT_S) and re-dispatches the shards without an outcome.
-The stall-to-complete time is printed (run with -s to see it; docs/reliability.md quotes it).
+With the local defaults (stall timeout 120 s, timer 10 s): the restarted stage's first
+reconciler pass finds the open run, made before it started and with nothing of it in its own
+queue or pool (``LocalInvoker.orphaned``), and re-dispatches the shards without an outcome at
+once rather than after the stall timeout. The restart-to-complete time is printed (run with -s
+to see it; docs/reliability.md and docs/benchmarks.md quote it; the goal is <= 15 s).
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ SLOW = {
     },
     "shards": {"count": 40},
 }
-# RESTART_STALL_S / RESTART_INTERVAL_S measure other settings (e.g. the local defaults, 120/10).
-STALL = os.environ.get("RESTART_STALL_S", "5")
+# RESTART_STALL_S / RESTART_INTERVAL_S measure other settings (the local defaults are 120/10).
+STALL = os.environ.get("RESTART_STALL_S", "120")
 ENV = {
     "SWEEP_STALL_TIMEOUT_S": STALL,
-    "SWEEP_RECONCILE_INTERVAL_S": os.environ.get("RESTART_INTERVAL_S", "1"),
+    "SWEEP_RECONCILE_INTERVAL_S": os.environ.get("RESTART_INTERVAL_S", "10"),
     "SWEEP_LOCAL_PROCESSES": "2",
 }
 
@@ -54,18 +56,20 @@ def test_a_killed_stage_restarted_finishes_its_run(tmp_path: Path) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     time.sleep(2)  # the orphaned pool processes notice their parent is gone (watch_parent)
+    began = time.monotonic()  # the restart itself counts: start-up, then the first pass
     with local_stage(data, log, settings=ENV) as (base, _):
         restarted = time.monotonic()
         before = status(base, run_id)
         assert before["shards"]["pending"] > 0  # the kill really left work undone
-        deadline = restarted + 180 + int(STALL)
+        deadline = restarted + 180
         while not (after := status(base, run_id))["complete"]:
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.2)
-        took = time.monotonic() - restarted
+        took, serving = time.monotonic() - began, restarted - began
     print(
         f"\nkilled with {before['shards']['pending']} shards pending; complete {took:.1f} s "
-        f"after restart (stall timeout {STALL} s, timer {ENV['SWEEP_RECONCILE_INTERVAL_S']} s)"
+        f"after the restart began ({serving:.1f} s to serve; stall timeout {STALL} s, timer "
+        f"{ENV['SWEEP_RECONCILE_INTERVAL_S']} s)"
     )
     assert after["shards"] == {"succeeded": 40, "failed": 0, "pending": 0}
     assert after["auto_redrives"] >= 1

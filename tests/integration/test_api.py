@@ -345,7 +345,7 @@ INVALID: list[tuple[str, Any, int, str]] = [
         "too many shards",
         mutate(["shards"], {"size": 1})
         | {
-            "parameters": {"paths": {"range": {"start": 1, "stop": 20001, "step": 1}}},
+            "parameters": {"paths": {"range": {"start": 1, "stop": 200001, "step": 1}}},
             "fail_shards": [],
         },
         400,

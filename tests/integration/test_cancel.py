@@ -129,7 +129,7 @@ def test_a_worker_stops_between_points_once_cancelled(s3_store: S3Store) -> None
     store = CancelledMidway(s3_store.bucket, s3_store.prefix, s3_store._client_factory)
     summary = run_task(payload, None, store, 0, cancel_poll_s=0)
     assert summary["status"] == "failed" and summary["error_code"] == "CANCELLED"
-    assert failed_codes(s3_store, run_id) == {0: ["CANCELLED"]}
+    assert failed_codes(s3_store, run_id) == {payload["shard_id"]: ["CANCELLED"]}
 
 
 def test_cancel_poll_asks_the_store_at_most_once_per_interval() -> None:

@@ -21,6 +21,7 @@ import pytest
 from chalicelib.config import PROJECT_ROOT, Settings
 from chalicelib.execution.worker import run_task
 from chalicelib.fanout.local_lambda import LocalInvoker
+from chalicelib.fanout.reconcile import reconcile_run
 from chalicelib.logs import logger
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import status as run_status
@@ -28,6 +29,7 @@ from chalicelib.runs.submit import submit as submit_run
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
 from scripts.local_runs import shard_payload
+from tests.support.inline import QueueInvoker
 
 RUN_ID = "20261126T000000000Z-0123456789ab"
 SWEEP = {
@@ -192,3 +194,30 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_restarted_stage_redrives_the_runs_of_the_stage_it_replaced_at_once(
+    tmp_path: Path,
+) -> None:
+    """A run whose events died with the process that queued them (here: queued on an invoker
+    nobody runs) is re-dispatched by the next process's first reconciler pass, with the
+    stall timeout at the local default: that process knows nothing of the run is in flight.
+    A run of its own with nothing in flight is not orphaned (its events may be on their way)."""
+    settings = Settings.from_env({"SWEEP_LOCAL_ROOT": str(tmp_path / "data")})
+    assert settings.stall_timeout_s == 120  # the local default
+    store = LocalStore(settings.local_root)
+    old = submit_run(settings, store, QueueInvoker(), SWEEP)["run_id"]
+    time.sleep(0.01)
+    invoker = LocalInvoker(settings, store)
+    try:
+        mine = submit_run(settings, store, QueueInvoker(), SWEEP)["run_id"]
+        actions = {
+            run_id: reconcile_run(store, invoker, settings, run_id) for run_id in (old, mine)
+        }
+        assert actions == {old: "redriven", mine: "progressing"}
+        assert invoker.wait_idle(120)
+        after = run_status.status(store, old)
+        assert after["complete"] and after["auto_redrives"] == 1
+        assert after["shards"] == {"succeeded": 2, "failed": 1, "pending": 0}
+    finally:
+        invoker.close()

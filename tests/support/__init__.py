@@ -63,6 +63,11 @@ class ResultsFailingStore(LocalStore):
             raise StorageError(f"create {key}: injected")
         return super().create(key, data)
 
+    def create_file(self, key: str, path: Path) -> bool:
+        if self.failing and key.startswith("results/"):
+            raise StorageError(f"create {key}: injected")
+        return super().create_file(key, path)
+
 
 class FirstCreateFailingStore(LocalStore):
     """Fails the first create of each given key, as S3 sometimes does (SlowDown)."""
@@ -76,6 +81,12 @@ class FirstCreateFailingStore(LocalStore):
             self.keys.discard(key)
             raise StorageError(f"create {key}: SlowDown")
         return super().create(key, data)
+
+    def create_file(self, key: str, path: Path) -> bool:
+        if key in self.keys:
+            self.keys.discard(key)
+            raise StorageError(f"create {key}: SlowDown")
+        return super().create_file(key, path)
 
 
 def failed_codes(store: ObjectStore, run_id: str) -> dict[int, list[str]]:

@@ -26,7 +26,7 @@ AWS = {
 def test_defaults_are_the_local_stage() -> None:
     settings = Settings.from_env({})
     assert settings.backend == "local" and settings.allow_fault_injection is True
-    assert (settings.max_points, settings.max_shards) == (10_000_000, 10_000)
+    assert (settings.max_points, settings.max_shards) == (100_000_000, 100_000)
     assert settings.local_root.name == ".sweep-data"
 
 

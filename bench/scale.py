@@ -1,0 +1,160 @@
+"""The scale table: the same points in 100 / 1,000 / 10,000 / 100,000 shards on the local stage.
+
+    .venv/bin/python -m bench.scale                          # every size (100,000 takes minutes)
+    .venv/bin/python -m bench.scale --shards 100 1000 --json
+    make bench-scale                                          # just this table
+
+The work: 100,000 option_pricing points (strike x volatility, paths = 10, seed 1), issue 16's
+workload. Per size, on a fresh ``chalice local --stage local`` (2 worker processes, a temp data
+root):
+
+- **POST**: the latency of ``POST /sweeps``;
+- **complete**: from just before the POST until ``GET /sweeps/<id>`` first says complete
+  (polled every 0.2 s);
+- **per-shard overhead**: (complete(n) - complete(smallest n)) / (n - smallest n): the wall time
+  each extra shard costs for the same points;
+- **status, local**: ``GET /sweeps/<id>`` over HTTP, median of 5, once complete (from the
+  summary) and **running** (the same run with its summary removed, so status takes the
+  listing path a running run takes);
+- **status, S3 model**: ``runs.status.status`` on ``S3LatencyStore`` (20 ms a request, pages of
+  1,000 keys, <= 32 in flight) holding the run's keys (bookkeeping objects with their content,
+  outcome and results files as empty objects: status reads no Parquet), complete and running;
+- **query**: ``run_summary`` on the local engine (DuckDB over the data root), median of 3;
+- **files**: Parquet files of the run (outcomes + results).
+
+Compaction (issue 16) is not implemented yet, so there is no "after compaction" column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from chalicelib.runs.status import status
+from chalicelib.storage import layout
+from scripts.local_stack import local_stage
+from sweeps.engines.local import LocalEngine
+from tests.support.store_models import MemoryStore, S3LatencyStore
+
+POINTS_PER_AXIS = (1000, 100)  # strike x volatility = 100,000 points
+
+
+def body(shards: int) -> dict[str, Any]:
+    return {
+        "simulation": "option_pricing",
+        "parameters": {
+            "strike": {"linspace": {"start": 50, "stop": 150, "num": POINTS_PER_AXIS[0]}},
+            "volatility": {"linspace": {"start": 0.1, "stop": 0.5, "num": POINTS_PER_AXIS[1]}},
+            "paths": {"values": [10]},
+        },
+        "shards": {"count": shards},
+        "seed": 1,
+    }
+
+
+def median_of(times: int, fn: Any) -> float:
+    samples = []
+    for _ in range(times):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def s3_model(data: Path, run_id: str) -> S3LatencyStore:
+    """The run's keys in the S3 cost model: small objects with content, Parquet empty."""
+    model = S3LatencyStore(latency_s=0)
+    for path in data.rglob("*"):
+        if path.is_file() and not path.name.startswith(".tmp-"):
+            key = path.relative_to(data).as_posix()
+            if run_id in key or key.startswith("runs/_index/"):
+                small = not key.endswith(".parquet")
+                model.put(key, path.read_bytes() if small else b"")
+    model.latency_s = 0.020
+    return model
+
+
+def one(shards: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        data = Path(tmp) / "data"
+        settings = {"SWEEP_LOCAL_PROCESSES": "2"}
+        with local_stage(data, Path(tmp) / "server.log", settings=settings) as (base, _):
+            session = requests.Session()
+            started = time.perf_counter()
+            answer = session.post(base + "/sweeps", json=body(shards), timeout=120)
+            post_s = time.perf_counter() - started
+            answer.raise_for_status()
+            run_id = answer.json()["run_id"]
+            url = f"{base}/sweeps/{run_id}"
+            while not (state := session.get(url, timeout=120).json())["complete"]:
+                time.sleep(0.2)
+            complete_s = time.perf_counter() - started
+            assert state["shards"]["succeeded"] == shards, state
+            status_done = median_of(5, lambda: session.get(url, timeout=120).json())
+            summary = data / layout.summary(run_id)
+            kept = summary.read_bytes()
+
+            def running() -> None:
+                summary.unlink(missing_ok=True)
+                session.get(url, timeout=120).json()
+
+            status_running = median_of(5, running)
+            summary.write_bytes(kept)
+        model = s3_model(data, run_id)
+        s3_done = median_of(3, lambda: status(model, run_id))
+
+        def s3_listing() -> None:
+            MemoryStore.delete(model, layout.summary(run_id))  # free: not a modelled request
+            status(model, run_id)
+
+        s3_running = median_of(3, s3_listing)
+        engine = LocalEngine(data)
+        query_s = median_of(3, lambda: engine.run("run_summary", run_id=run_id))
+        files = sum(1 for _ in data.glob(f"*/run_id={run_id}/**/*.parquet"))
+    return {
+        "shards": shards,
+        "post_ms": round(post_s * 1000, 1),
+        "complete_s": round(complete_s, 2),
+        "status_local_complete_ms": round(status_done * 1000, 1),
+        "status_local_running_ms": round(status_running * 1000, 1),
+        "status_s3_complete_ms": round(s3_done * 1000, 1),
+        "status_s3_running_ms": round(s3_running * 1000, 1),
+        "query_run_summary_s": round(query_s, 3),
+        "files": files,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shards", type=int, nargs="+", default=[100, 1000, 10_000, 100_000])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    began = time.monotonic()
+    rows = []
+    for shards in args.shards:
+        rows.append(one(shards))
+        if not args.json:
+            print(rows[-1], flush=True)
+    base = rows[0]
+    for row in rows[1:]:
+        extra = row["shards"] - base["shards"]
+        row["per_shard_ms"] = round((row["complete_s"] - base["complete_s"]) * 1000 / extra, 2)
+    if args.json:
+        command = " ".join(
+            [".venv/bin/python", "-m", "bench.scale", "--shards", *map(str, args.shards)]
+        )
+        took = round(time.monotonic() - began, 1)
+        print(json.dumps({"rows": rows, "command": command, "took_s": took}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

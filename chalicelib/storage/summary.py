@@ -1,0 +1,113 @@
+"""A complete run's progress, written once, so its status costs the same at 100 or 100,000 shards.
+
+Once a run is complete its shard states change only through an explicit redrive (contract), so
+whoever first finds it complete from the listings (status, ``GET /sweeps``, the reconciler)
+stores what it found here, and every later read is one GET. A summary is valid only for the
+redrive lists it was made after: a reader lists the run's redrive lists (a handful of keys,
+whatever the shard count) and ignores a summary that misses one, so a redrive accepted while a
+summary was being written can never be hidden by it; the next reader that finds the redriven
+run complete again rewrites it (nothing is deleted: no function needs a new grant).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from chalicelib.storage import layout
+from chalicelib.storage.shard_states import ShardStates, shard_states_of
+from chalicelib.storage.stores import ObjectStore
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """What status, the run listing and the reconciler need of a run's shards."""
+
+    shard_count: int
+    failed: list[int]
+    pending: list[int]
+    dispatch: dict[str, dict[str, int]] = field(default_factory=dict)
+    auto_redrives: int = 0
+    redrive_jobs: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending
+
+    @property
+    def succeeded(self) -> int:
+        return self.shard_count - len(self.failed) - len(self.pending)
+
+
+def run_progress(store: ObjectStore, run_id: str, shard_count: int) -> RunProgress:
+    """The one read of a run's progress that status, ``GET /sweeps`` and the reconciler share:
+    the stored summary of a complete run (a GET and a short listing), else the listings, and
+    a run they find complete gets its summary written."""
+    stored = read(store, run_id)
+    if stored is not None:
+        return stored
+    states, dispatch = shard_states_of(store, run_id, shard_count)
+    found = progress_of(states, dispatch)
+    if found.complete:
+        write(store, run_id, found)
+    return found
+
+
+def progress_of(states: ShardStates, dispatch: dict[str, dict[str, int]]) -> RunProgress:
+    by_state = states.by_state()
+    return RunProgress(
+        states.count,
+        by_state["failed"],
+        by_state["pending"],
+        dispatch,
+        states.auto_redrives,
+        tuple(sorted(states.redrive_jobs)),
+    )
+
+
+def redrive_jobs(store: ObjectStore, run_id: str) -> tuple[str, ...]:
+    """The run's redrive jobs, from one listing of its redrive lists (no list is read)."""
+    found = (
+        layout.parse_redrive_list(obj.key)
+        for obj in store.list(layout.redrive_lists_prefix(run_id))
+    )
+    return tuple(sorted(job for job in found if job is not None))
+
+
+def read(store: ObjectStore, run_id: str) -> RunProgress | None:
+    """The stored summary, if there is one made after every redrive of the run."""
+    try:
+        data = json.loads(store.get(layout.summary(run_id)))
+    except KeyError:
+        return None
+    if data.get("format") != FORMAT:
+        return None
+    jobs = tuple(data["redrive_jobs"])
+    if jobs != redrive_jobs(store, run_id):
+        return None  # a redrive came after it: the run is being re-run
+    return RunProgress(
+        int(data["shard_count"]),
+        [int(k) for k in data["failed"]],
+        [],
+        data["dispatch"],
+        int(data["auto_redrives"]),
+        jobs,
+    )
+
+
+def write(store: ObjectStore, run_id: str, progress: RunProgress) -> None:
+    """Store a complete run's progress. Writers that race write the same facts (each from a
+    listing of the complete run), so the last one standing is as good as the first."""
+    if not progress.complete:
+        raise ValueError(f"run {run_id} is not complete; its progress is not final")
+    record = {
+        "format": FORMAT,
+        "shard_count": progress.shard_count,
+        "failed": progress.failed,
+        "dispatch": progress.dispatch,
+        "auto_redrives": progress.auto_redrives,
+        "redrive_jobs": list(progress.redrive_jobs),
+    }
+    store.put(layout.summary(run_id), json.dumps(record, separators=(",", ":")).encode())

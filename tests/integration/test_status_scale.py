@@ -1,0 +1,129 @@
+"""Status at scale: key-range listings hold every key once, a complete run's status comes from its
+summary in constant work, a redrive makes that summary stale, and status still equals what
+the Parquet says, shard by shard.
+
+Runs go through the deployed code paths in-process (``tests.support.inline``) on stores with S3's
+semantics (``tests.support.store_models``).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pyarrow.parquet as pq
+
+from chalicelib.runs.listing import list_runs
+from chalicelib.runs.redrive import redrive
+from chalicelib.runs.status import status
+from chalicelib.storage import key_ranges, layout, summary
+from chalicelib.storage.stores import ObjectStore
+from tests.support.inline import Inline
+from tests.support.store_models import MemoryStore, S3LatencyStore
+
+
+def sweep(shards: int, fail: list[int] | None = None) -> dict[str, object]:
+    return {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"range": {"start": 10, "stop": 10 + shards, "step": 1}}},
+        "shards": {"count": shards},
+        "fail_shards": fail or [],
+    }
+
+
+def on_disk(store: ObjectStore, run_id: str, shards: int) -> dict[int, str]:
+    """Each shard's state from the outcome Parquet alone (a success wins, else the latest
+    failure's final flag)."""
+    succeeded: set[int] = set()
+    latest: dict[int, int] = {}
+    for obj in store.list(layout.outcomes_prefix(run_id)):
+        key = layout.parse_outcome(obj.key)
+        assert key is not None
+        row = pq.read_table(io.BytesIO(store.get(obj.key))).to_pylist()[0]
+        assert row["shard_id"] == key.shard_id
+        if key.status == "succeeded":
+            assert key.shard_id not in succeeded
+            succeeded.add(key.shard_id)
+        else:
+            latest[key.shard_id] = max(latest.get(key.shard_id, 0), row["attempt"])
+    return {
+        k: "succeeded" if k in succeeded else "failed" if k in latest else "pending"
+        for k in range(shards)
+    }
+
+
+def agrees(answer: dict[str, object], disk: dict[int, str]) -> None:
+    failed = sorted(k for k, s in disk.items() if s == "failed")
+    counts = {
+        s: sum(1 for v in disk.values() if v == s) for s in ("succeeded", "failed", "pending")
+    }
+    assert answer["shards"] == counts
+    assert answer["failed_shards"] == failed
+
+
+def test_key_ranges_hold_every_key_exactly_once() -> None:
+    rng = random.Random(5)
+    store = S3LatencyStore(latency_s=0, page=7)
+    keys = sorted(
+        {f"p/status={rng.choice('ab')}/shard-{rng.randrange(5000):06d}" for _ in range(900)}
+    )
+    for key in keys:
+        store.put(key, b"")
+    store.put("q/outside", b"")
+    for trial in range(20):
+        cuts = key_ranges.shard_boundaries("p/status=a/", 5000, rng.randrange(1, 900))
+        cuts += rng.sample(keys, trial) + ["p/", "p/zzz", "elsewhere", keys[0]] * (trial % 2)
+        assert key_ranges.list_keys(store, "p/", cuts) == keys
+
+
+def test_a_complete_run_reads_its_summary_in_constant_work() -> None:
+    requests = {}
+    for shards in (50, 2500):
+        store = S3LatencyStore(latency_s=0)
+        inline = Inline(store)
+        run_id = inline.submit(sweep(shards, fail=[3]))
+        inline.drain()
+        listed = status(store, run_id)  # finds the run complete from listings, stores summary
+        assert listed["complete"] and store.exists(layout.summary(run_id))
+        agrees(listed, on_disk(store, run_id, shards))
+        before = store.requests
+        assert status(store, run_id) == listed  # now from the summary
+        requests[shards] = store.requests - before
+    assert requests[50] == requests[2500] <= 4  # manifest, summary, redrive lists, cancel
+
+
+def test_a_redrive_makes_the_summary_stale_and_the_rerun_visible() -> None:
+    store = MemoryStore()
+    inline = Inline(store)
+    run_id = inline.submit(sweep(30, fail=[4, 9]))
+    inline.drain()
+    first = status(store, run_id)
+    assert first["complete"] and first["failed_shards"] == [4, 9]
+    assert summary.read(store, run_id) is not None
+
+    # A redrive list that lands after a summary was made hides nothing: the summary names
+    # the redrive lists it was made after.
+    redrive(inline.settings, store, inline.invoker, run_id, include_pending=False)
+    assert store.exists(layout.summary(run_id)) and summary.read(store, run_id) is None
+    running = status(store, run_id)
+    assert not running["complete"] and running["shards"]["pending"] == 2
+    agrees(
+        running, on_disk(store, run_id, 30) | {4: "pending", 9: "pending"}
+    )  # redriven shards are pending until a new attempt lands
+    inline.drain()
+    again = status(store, run_id)
+    assert again["complete"] and again["failed_shards"] == [4, 9]  # injected: fail again
+    assert again["redrives"] == {"redrive-1": {"dispatched": 2, "failed": 0}}
+    assert summary.read(store, run_id) is not None
+    agrees(again, on_disk(store, run_id, 30))
+
+
+def test_the_run_listing_shares_the_summary() -> None:
+    store = S3LatencyStore(latency_s=0)
+    inline = Inline(store)
+    done = inline.submit(sweep(20))
+    inline.drain()
+    running = inline.submit(sweep(20))
+    runs = {r["run_id"]: r for r in list_runs(store, {})["runs"]}
+    assert runs[done]["complete"] and not runs[running]["complete"]
+    assert store.exists(layout.summary(done)) and not store.exists(layout.summary(running))

@@ -1,0 +1,174 @@
+"""Stores that behave like S3 where it matters for scale, for tests and benchmarks.
+
+``MemoryStore`` is a dict with S3's semantics (conditional create, ordered listings);
+``S3LatencyStore`` adds S3's cost model (each request a round trip, listings in pages of 1,000
+keys, a bounded number of requests in flight: what the client's connection pool allows);
+``SlowDownStore`` answers SlowDown, as S3 does while a prefix scales, for every request above a
+sustained rate per prefix.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from chalicelib.storage.stores import ObjectStore, SlowDown, StoredObject
+
+
+class MemoryStore(ObjectStore):
+    """Objects in a dict; listings sort the keys once per change, not once per call."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._sorted: list[str] | None = None
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._lock:
+            if key not in self.objects:
+                self._sorted = None
+            self.objects[key] = data
+
+    def create(self, key: str, data: bytes) -> bool:
+        with self._lock:
+            if key in self.objects:
+                return False
+            self.objects[key] = data
+            self._sorted = None
+            return True
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.objects[key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def _keys(self) -> list[str]:
+        with self._lock:
+            if self._sorted is None:
+                self._sorted = sorted(self.objects)
+            return self._sorted
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        return self.list_after(prefix, "")
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
+        keys = self._keys()  # a snapshot: writes replace the sorted list, never change it
+        at = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, start_after))
+        for key in itertools.islice(keys, at, None):
+            if not key.startswith(prefix):
+                return
+            yield StoredObject(key)
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            if self.objects.pop(key, None) is not None:
+                self._sorted = None
+
+    def describe(self) -> str:
+        return "memory"
+
+
+class S3LatencyStore(MemoryStore):
+    """S3's cost model: every request takes ``latency_s``, a listing page holds ``page`` keys,
+    and at most ``in_flight`` requests run at once (the client's connection pool)."""
+
+    def __init__(self, latency_s: float = 0.020, page: int = 1000, in_flight: int = 32) -> None:
+        super().__init__()
+        self.latency_s = latency_s
+        self.page = page
+        self.list_parallelism = in_flight
+        self._slots = threading.BoundedSemaphore(in_flight)
+        self.requests = 0
+
+    def _request(self) -> None:
+        with self._slots:
+            self.requests += 1
+            time.sleep(self.latency_s)
+
+    def put(self, key: str, data: bytes) -> None:
+        self._request()
+        super().put(key, data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        self._request()
+        return super().create(key, data)
+
+    def get(self, key: str) -> bytes:
+        self._request()
+        return super().get(key)
+
+    def exists(self, key: str) -> bool:
+        self._request()
+        return super().exists(key)
+
+    def delete(self, key: str) -> None:
+        self._request()
+        super().delete(key)
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
+        listing = super().list_after(prefix, start_after)
+        while True:
+            self._request()  # one page, fetched when the caller wants its first key
+            batch = list(itertools.islice(listing, self.page))
+            yield from batch
+            if len(batch) < self.page:
+                return
+
+
+class SlowDownStore(MemoryStore):
+    """Answers SlowDown (``stores.SlowDown``, as ``S3Store`` raises it once botocore's own
+    retries are spent) for every request above ``rate`` per second on one prefix (the key up
+    to its last ``/``; listings count on their prefix), over a sliding one-second window: what
+    S3 does while it scales a prefix up. Counts how many requests it refused."""
+
+    def __init__(self, rate: int, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.rate = rate
+        self.clock = clock
+        self._recent: dict[str, deque[float]] = {}
+        self._gate = threading.Lock()
+        self.refused = 0
+
+    def _admit(self, key: str) -> None:
+        prefix = key.rsplit("/", 1)[0]
+        now = self.clock()
+        with self._gate:
+            recent = self._recent.setdefault(prefix, deque())
+            while recent and recent[0] <= now - 1.0:
+                recent.popleft()
+            if len(recent) >= self.rate:
+                self.refused += 1
+                raise SlowDown(f"{key}: SlowDown (Please reduce your request rate.)")
+            recent.append(now)
+
+    def put(self, key: str, data: bytes) -> None:
+        self._admit(key)
+        super().put(key, data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        self._admit(key)
+        return super().create(key, data)
+
+    def get(self, key: str) -> bytes:
+        self._admit(key)
+        return super().get(key)
+
+    def exists(self, key: str) -> bool:
+        self._admit(key)
+        return super().exists(key)
+
+    def delete(self, key: str) -> None:
+        self._admit(key)
+        super().delete(key)
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
+        self._admit(prefix + "*")
+        return super().list_after(prefix, start_after)
