@@ -1,7 +1,8 @@
 """`make smoke STAGE=dev`: after a deploy, check what only the deployed stage can answer.
 
 Prints a checklist, one line per check: ``ok``, ``FAIL: <why>``, or ``not checkable offline``
-(only where the emulator cannot answer: the gateway's own 403 and 400); exits 1 if any check
+(only where the emulator cannot answer: the gateway's own 403 and 400, Athena running
+SQL); exits 1 if any check
 fails. The checks run against a ``Target``: the live API signed with the credentials of the
 usual chain (this module's ``main``), or the deployed handlers driven the way Lambda would run
 them (``tests/deploy/artifact_driver.py``, under ``make rehearse``). So that the driver can load
@@ -77,6 +78,9 @@ class Target(Protocol):
     def s3(self) -> Any: ...
 
     def glue(self) -> Any: ...
+
+    def count_rows(self, sql: str) -> int:
+        """The first column of the first row of an Athena query (live targets only)."""
 
 
 def exit_code(checks: Sequence[Check]) -> int:
@@ -243,6 +247,27 @@ def check_partitions(target: Target, run_id: str | None, state: dict[str, Any]) 
     return Check(name, OK)
 
 
+def check_athena(target: Target, run_id: str | None, state: dict[str, Any]) -> Check:
+    """The run's rows through its simulation's typed view, counted by Athena itself."""
+    name = "the run's rows come back from Athena through its typed view"
+    if target.offline:
+        return Check(name, OFFLINE)
+    if run_id is None:
+        return Check(name, FAIL, "no run")
+    from sweeps.views import view_name
+
+    sql = f"SELECT count(*) AS n FROM {view_name(SIMULATION)} WHERE run_id = '{run_id}'"
+    try:
+        count = target.count_rows(sql)
+    except Exception as error:  # any failure is the line's answer, named
+        hint = "the views are a deploy step: AthenaEngine.create_views"
+        return Check(name, FAIL, f"{type(error).__name__}: {error} ({hint})")
+    want = state.get("points_succeeded")
+    if count != want:
+        return Check(name, FAIL, f"{count} rows, status says {want} points succeeded")
+    return Check(name, OK)
+
+
 def check_cleanup(
     target: Target, before: dict[str, Any], made: list[str], state: dict[str, Any]
 ) -> Check:
@@ -267,6 +292,7 @@ def run_checks(target: Target, label: str, polls: int) -> list[Check]:
     checks.append(check_sweep(state, why))
     checks.append(check_crash(target, run_id))
     checks.append(check_partitions(target, run_id, state))
+    checks.append(check_athena(target, run_id, state))
     checks.append(check_cleanup(target, before, [run_id] if run_id else [], state))
     return checks
 
@@ -280,6 +306,7 @@ class LiveTarget:
     bucket: str
     prefix: str
     database: str
+    workgroup: str
     interval: float = 10.0
     offline: bool = False
 
@@ -325,6 +352,17 @@ class LiveTarget:
 
         return boto3.client("glue", region_name=self.region)
 
+    def count_rows(self, sql: str) -> int:
+        import boto3
+
+        from sweeps.engines.athena import AthenaEngine
+
+        def client() -> Any:
+            return boto3.client("athena", region_name=self.region)
+
+        result = AthenaEngine(self.workgroup, self.database, client).execute(sql)
+        return int(next(iter(result.rows[0].values())))
+
 
 def live_target(stage: str, project: Path, api_url: str | None) -> LiveTarget:
     """The stage's names from its data stack's outputs, the API's URL from what ``chalice
@@ -346,6 +384,7 @@ def live_target(stage: str, project: Path, api_url: str | None) -> LiveTarget:
         bucket=outputs["DataBucketName"],
         prefix=outputs["DataPrefix"],
         database=outputs["GlueDatabaseName"],
+        workgroup=outputs["AthenaWorkGroupName"],
     )
 
 

@@ -400,6 +400,7 @@ if len(sys.argv) > 3:
     spec = importlib.util.spec_from_file_location("smoke", sys.argv[3])
     assert spec is not None and spec.loader is not None
     smoke_module = importlib.util.module_from_spec(spec)
+    sys.modules["smoke"] = smoke_module  # dataclasses look their module up while decorating
     spec.loader.exec_module(smoke_module)
 
     class DriverTarget:

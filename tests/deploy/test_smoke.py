@@ -70,6 +70,9 @@ class FakeApi:
     def glue(self) -> Any:
         raise AssertionError("not used")
 
+    def count_rows(self, sql: str) -> int:
+        raise AssertionError("not used")
+
 
 PROBLEMS = {
     "error": "invalid_request",
@@ -91,6 +94,7 @@ def test_offline_only_the_gateways_answers_are_skipped(s3_client: Any) -> None:
     api = FakeApi(s3_client, 400, PROBLEMS)
     assert smoke.check_unsigned(api).status == OFFLINE
     assert smoke.check_gateway_400(api).status == OFFLINE
+    assert smoke.check_athena(api, "r", {}).status == OFFLINE
     api.offline = False
     assert smoke.check_unsigned(api).status == FAIL  # 400, not 403
     assert smoke.check_gateway_400(api).status == OK
