@@ -16,7 +16,9 @@ CREATE EXTERNAL TABLE IF NOT EXISTS outcomes (
   `error_code` string,
   `error_message` string,
   `retryable` boolean,
-  `request_id` string
+  `request_id` string,
+  `points_reused` bigint,
+  `s3_requests` bigint
 )
 PARTITIONED BY (
   `run_id` string,

@@ -5,6 +5,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS results (
   `point_index` bigint,
   `params` map<string,string>,
   `metrics` map<string,double>,
+  `source_run_id` string,
   `replicate` int
 )
 PARTITIONED BY (

@@ -14,7 +14,11 @@ each, 100 by default: 10^6 points) with ``paths = 100``, in 100 shards, seed 1.
   outcome, and the polling itself.
 - **bare pool**: ``multiprocessing.Pool(<cores>)`` mapping the same 100 shards to a function that
   evaluates each point with ``Simulation.evaluate`` (the simulation function, with the same
-  per-point random stream) and returns the metrics as an array. Pool start-up is included.
+  per-point random stream, through the worker's ``evaluator``) and returns the metrics as an
+  array. Pool start-up is included.
+- **bare pool, v1 stream**: the same pool with what a user would hand-write with the old stream
+  (a fresh BLAKE2b-seeded ``PCG64`` generator per point index; ``evaluate_shard_v1``). Timed
+  only: its numbers differ from stream v2's by design.
 - **lithops**: Lithops' localhost backend (``bench/requirements.txt``) mapping the same shard
   function; its workers are the ``python`` on PATH, so this venv goes first on PATH.
 
@@ -41,6 +45,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import requests
 
+from bench.streams import v1_rng
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.simulations.registry import REGISTRY
@@ -72,8 +77,26 @@ def evaluate_shard(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
     start, end = shard_bounds(request.total_points, request.shards, shard_id)
     values: list[float] = []
     keep = values.extend
+    evaluate = sim.evaluator(request.seed)
+    for _, point, replicate in request.space.iter_points(start, end):
+        keep(evaluate(point, replicate).values())
+    return start, np.array(values).reshape(end - start, len(sim.metrics))
+
+
+def evaluate_shard_v1(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
+    """The same shard as a user would hand-write it with the old (v1) stream: a fresh
+    ``Generator(PCG64(blake2b(simulation, seed, index)))`` per point. Its numbers differ from
+    stream v2's by design, so it is timed, not compared."""
+    request_body, shard_id = args
+    request = validate_request(request_body, None)
+    sim = REGISTRY[request.simulation]
+    start, end = shard_bounds(request.total_points, request.shards, shard_id)
+    values: list[float] = []
+    keep = values.extend
     for index, point, _ in request.space.iter_points(start, end):
-        keep(sim.evaluate(point, request.seed, index).values())
+        rng = v1_rng(request.simulation, request.seed, index)
+        metrics = sim.fn(sim.effective_params(point), rng)
+        keep(float(metrics[m]) for m in sim.metrics)
     return start, np.array(values).reshape(end - start, len(sim.metrics))
 
 
@@ -84,11 +107,12 @@ def assemble(parts: list[tuple[int, Any]], total: int, width: int) -> Any:
     return metrics
 
 
-def bare_pool(request_body: dict[str, Any], processes: int) -> tuple[float, Any]:
+def bare_pool(request_body: dict[str, Any], processes: int, v1: bool = False) -> tuple[float, Any]:
     total = validate_request(request_body, None).total_points
     started = time.perf_counter()
     with Pool(processes) as pool:
-        parts = pool.map(evaluate_shard, [(request_body, k) for k in range(SHARDS)], chunksize=1)
+        shard_fn = evaluate_shard_v1 if v1 else evaluate_shard
+        parts = pool.map(shard_fn, [(request_body, k) for k in range(SHARDS)], chunksize=1)
     elapsed = time.perf_counter() - started
     return elapsed, assemble(parts, total, 4)
 
@@ -157,10 +181,11 @@ def main(argv: list[str] | None = None) -> int:
 
     request_body = body(args.points_per_axis)
     total = args.points_per_axis**3
-    times: dict[str, list[float]] = {"bare": [], "local": [], "lithops": []}
+    times: dict[str, list[float]] = {"bare": [], "bare_v1": [], "local": [], "lithops": []}
     for round_ in range(args.rounds):
         bare_s, expected = bare_pool(request_body, args.processes)
         times["bare"].append(bare_s)
+        times["bare_v1"].append(bare_pool(request_body, args.processes, v1=True)[0])
         local_s, got, extra = local_stage(request_body, args.poll)
         if not np.array_equal(got, expected):
             raise AssertionError("the local stage's metrics differ from the bare pool's")
@@ -187,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     per_round = {
         "local_over_bare": [
             round(a / b, 3) for a, b in zip(times["local"], times["bare"], strict=True)
+        ],
+        "local_over_bare_v1": [
+            round(a / b, 3) for a, b in zip(times["local"], times["bare_v1"], strict=True)
         ],
         "lithops_over_local": [
             round(a / b, 3) for a, b in zip(times["lithops"], times["local"], strict=False)

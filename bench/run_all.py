@@ -68,9 +68,12 @@ def _end_to_end(r: Report) -> list[str]:
         f"{r['points']:,} option_pricing points, {r['shards']} shards, {r['processes']} "
         f"processes, {len(r['all_s']['bare'])} round(s), metrics identical",
         f"bare multiprocessing.Pool: {m['bare']:.2f} s median",
+        f"hand-written pool, v1 stream: {m['bare_v1']:.2f} s median",
         f"local stage, POST to complete: {m['local']:.2f} s median",
         f"**local / bare: {r['local_over_bare']:.2f}x** (median of rounds; per round "
         f"{r['per_round']['local_over_bare']})",
+        f"**local / v1 pool: {r['local_over_bare_v1']:.2f}x** (per round "
+        f"{r['per_round']['local_over_bare_v1']})",
     ]
     if "lithops" in m:
         out.append(f"Lithops localhost: {m['lithops']:.2f} s median")
@@ -83,6 +86,33 @@ def _end_to_end(r: Report) -> list[str]:
         + "; ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)}" for k, v in r["all_s"].items())
     )
     return out
+
+
+def _streams(r: Report) -> list[str]:
+    return [f"{x['case']}: {x['us_per_point']} us/point CPU" for x in r["results"]] + [
+        f"fast path bit-identical to point_rng: {r['identical']} (numpy {r['numpy']})"
+    ]
+
+
+def _reuse(r: Report) -> list[str]:
+    return [
+        f"{r['points']:,} option_pricing points (paths 100), {r['shards']} shards, index from "
+        f"{r['sources']} earlier runs; metrics identical",
+        f"evaluating: {r['evaluating_s']:.2f} s ({r['evaluating_cpu_s']:.2f} s CPU)",
+        f"fully reused: {r['reusing_s']:.2f} s ({r['reusing_cpu_s']:.2f} s CPU)",
+        f"**reused / evaluating: {r['reused_over_evaluating']:.2f}x**",
+    ]
+
+
+def _estimate_accuracy(r: Report) -> list[str]:
+    out = [
+        f"{x['case']}: estimate {x['estimated_s_per_shard']} s/shard, measured "
+        f"{x['measured_s_per_shard']} s wall ({x['ratio']}x), {x['measured_cpu_s_per_shard']} s "
+        f"CPU ({x['ratio_cpu']}x)"
+        for x in r["results"]
+    ]
+    within = f"within +-30 %: wall {r['within_30_percent']}, CPU {r['cpu_within_30_percent']}"
+    return [*out, within]
 
 
 def _package_sizes(r: Report) -> list[str]:
@@ -102,6 +132,9 @@ BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "end_to_end": (["--rounds", "3"], _end_to_end),
     "partition_and_decode": ([], _partition_and_decode),
     "worker_throughput": ([], _worker_throughput),
+    "streams": ([], _streams),
+    "reuse": (["--points-per-axis", "100", "--sources", "10"], _reuse),
+    "estimate_accuracy": ([], _estimate_accuracy),
     "dispatch": ([], _dispatch),
     "imports": ([], _imports),
     "queries": ([], _queries),
@@ -129,7 +162,20 @@ def run(name: str, extra: list[str]) -> tuple[Report, float]:
     return report, time.monotonic() - started
 
 
-def render(rows: list[tuple[str, str, list[str], float]]) -> str:
+def kept_rows(rerun: set[str]) -> list[str]:
+    """The committed table's rows of benchmarks not run this time (``--only``)."""
+    if not DOC.exists():
+        return []
+    return [
+        line
+        for line in DOC.read_text().splitlines()
+        if line.startswith("| ")
+        and not line.startswith(("| benchmark ", "| --- "))
+        and line.split(" | ")[0][2:] not in rerun
+    ]
+
+
+def render(rows: list[tuple[str, str, list[str], float]], kept: list[str] | None = None) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -138,7 +184,13 @@ def render(rows: list[tuple[str, str, list[str], float]]) -> str:
         "Wall-clock figures on a shared machine include the neighbours: compare figures within",
         "one row (measured side by side), not across runs.",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        + (
+            f" ({', '.join(r[0] for r in rows)} only; the other rows are from an earlier run,"
+            " before stream v2 and reuse)."
+            if kept
+            else "."
+        ),
         "",
         "| benchmark | command | figures | machine |",
         "| --- | --- | --- | --- |",
@@ -147,7 +199,7 @@ def render(rows: list[tuple[str, str, list[str], float]]) -> str:
     for name, command, figures, seconds in rows:
         cell = "<br>".join(figures) + f"<br>(took {seconds:.0f} s)"
         lines.append(f"| {name} | `{command}` | {cell} | {host} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *(kept or [])]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         report, seconds = run(name, extra)
         rows.append((name, command, figures(report), seconds))
         print("\n".join(rows[-1][2]), flush=True)
-    text = render(rows)
+    # --only: the other benchmarks' rows stay as they were measured (their own dates apply).
+    text = render(rows, kept_rows({r[0] for r in rows}) if args.only else [])
     if not args.no_write:
         DOC.write_text(text)
         print(f"\nwrote {DOC.relative_to(PROJECT_ROOT)}")

@@ -10,7 +10,8 @@ seconds) is run two ways:
 - worker: ``run_task`` on a fresh ``LocalStore`` in a temp dir, with a Lambda-like context
   (so the deadline check runs before every point, as on Lambda): task re-validation, point
   decoding, evaluation, the results Parquet file, the success lock and the outcome row;
-- bare: a loop calling ``Simulation.evaluate`` on the same points, decoded beforehand.
+- bare: a loop calling ``Simulation.evaluator(seed)`` (the stream fast path) on the same
+  points, decoded beforehand.
 
 Reported: points/s both ways, the ratio worker/bare, the absolute overhead per shard
 (worker - bare, also per point), and parts of it timed on their own: validating the task and
@@ -170,10 +171,10 @@ def points_of(request: SweepRequest) -> list[tuple[int, dict[str, Value]]]:
 
 def time_bare(request: SweepRequest, points: list[tuple[int, dict[str, Value]]]) -> Timed:
     sim = REGISTRY[request.simulation]
-    seed = request.seed
+    evaluate = sim.evaluator(request.seed)  # the worker's own stream fast path
     watch = Stopwatch()
-    for index, point in points:
-        sim.evaluate(point, seed, index)
+    for _, point in points:
+        evaluate(point)
     return watch.read()
 
 
@@ -203,8 +204,8 @@ def fixed_costs(payload: dict[str, Any], scratch: Path) -> tuple[float, float, f
     shard = events.parse_task(payload)
     sim = REGISTRY[shard.request.simulation]
     rows = ResultColumns(shard.request.space.names, sim.metrics)
-    for i, p, _ in shard.request.space.iter_points(shard.start, shard.end):
-        rows.add(i, map(format_value, p.values()), sim.evaluate(p, 0, i).values())
+    for i, p, r in shard.request.space.iter_points(shard.start, shard.end):
+        rows.add(i, map(format_value, p.values()), sim.evaluate(p, 0, replicate=r).values())
     validate = parquet = store_ms = float("inf")
     size = 0
     for _ in range(3):

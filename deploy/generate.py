@@ -17,7 +17,13 @@ from pathlib import Path
 from deploy import generated
 
 # Each module has ``generated_files()`` and its own ``--write``/``--check`` for one family.
-GENERATORS = ("deploy.ddl", "deploy.infra", "deploy.policies", "deploy.settings_doc")
+GENERATORS = (
+    "deploy.ddl",
+    "deploy.infra",
+    "deploy.policies",
+    "deploy.settings_doc",
+    "deploy.function_sizes",
+)
 
 
 def generated_files() -> dict[Path, str]:

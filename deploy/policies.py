@@ -55,20 +55,24 @@ GRANTS: dict[str, Grant] = {
     # run cancelled after some shards succeeded (dispatcher) and before a stalled shard is
     # closed (reconciler). Without it that HEAD is a 403 in AWS and the shard stays pending.
     "dispatcher": Grant(
-        read=("runs", "outcomes"),
+        # reuse/: a reusing run's plan reads its family's index (chalicelib/execution/reuse.py).
+        read=("runs", "outcomes", "reuse"),
         write=("runs", "outcomes"),
         invoke=("dispatcher", "worker"),
         register_partitions=True,
     ),
     "worker": Grant(
         read=("runs", "outcomes"),
-        write=("runs", "outcomes", "results"),
+        # reuse/: the index of the points a succeeded shard evaluated.
+        write=("runs", "outcomes", "results", "reuse"),
         # Lambda delivers the worker's OnFailure record with the worker's own role.
         invoke=("failure_recorder",),
     ),
     "failure_recorder": Grant(
         read=("runs", "outcomes"),
-        write=("outcomes",),  # its failures are final: no retry marker under runs/
+        # Its failures are final: no retry marker under runs/; runs/<id>/usage/ (not a listed
+        # folder: each run's) holds the crashed attempts' usage records.
+        write=("outcomes", "runs/*/usage"),
     ),
     # The schedule's function (chalicelib/fanout/reconcile.py): open-run markers and redrive
     # lists under runs/, LOST/CANCELLED outcomes, an auto-redrive handed to the dispatcher, and

@@ -3,8 +3,9 @@
 Each step prints the command a user would type and runs the installed ``sweep`` with it, so the
 demo is also the CLI tour: start ``chalice local --stage local`` on a free port, submit the
 demo sweep (two injected shard failures) and follow it, redrive (the injected failures fail
-again), show the run's status, summary, failure rate and best points, draw a heatmap, stop the
-server, and say where the data and the picture are.
+again), show the run's status, summary, failure rate and best points, estimate and submit a
+widened grid that reuses the first run's points (its status shows how many were reused and the
+run's cost), draw a heatmap, stop the server, and say where the data and the picture are.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from chalicelib.config import PROJECT_ROOT, Settings
 from scripts.local_stack import local_server
 
 SWEEP_FILE = PROJECT_ROOT / "examples" / "option-pricing.json"  # the contract's example
+# The same grid with twice the volatilities (17 linspace values holding the 9 exactly) and
+# "reuse": true: only the new points are evaluated.
+WIDER_FILE = PROJECT_ROOT / "examples" / "option-pricing-wider.json"
 SWEEP = Path(sys.executable).with_name("sweep")
 
 
@@ -69,6 +73,10 @@ def main() -> int:
             sweep(env, "query", "failure_rate")
             sweep(env, "query", "failure_by_error", "--run", run_id)
             sweep(env, "query", "best_points", "--run", run_id, "--metric", "abs_error")
+            sweep(env, "estimate", shown(WIDER_FILE))
+            wider = sweep(env, "submit", shown(WIDER_FILE), "--wait", capture=True)
+            sweep(env, "status", wider)  # points reused / evaluated, and the run's cost
+            sweep(env, "query", "run_cost", "--run", wider)
             sweep(
                 env,
                 "plot", run_id, "--x", "strike", "--y", "volatility", "--metric", "abs_error",

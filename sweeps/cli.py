@@ -122,13 +122,15 @@ def simulations(ctx: Context) -> None:
 @click.argument("file", type=click.File("r"))
 @click.option("--wait", is_flag=True, help="Follow the run with a progress bar until complete.")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between polls.")
+@click.option(
+    "--estimate", "with_estimate", is_flag=True, help="Print `sweep estimate` first (stderr)."
+)
 @pass_context
-def submit(ctx: Context, file: IO[str], wait: bool, interval: float) -> None:
+def submit(ctx: Context, file: IO[str], wait: bool, interval: float, with_estimate: bool) -> None:
     """Submit the sweep in FILE (JSON; - for stdin) and print its run id."""
-    try:
-        body = json.load(file)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
+    body = _load_body(file)
+    if with_estimate:
+        _print_estimate(body, err())
     with reported():
         run = ctx.client.submit(body)
         click.echo(run.run_id)
@@ -138,6 +140,42 @@ def submit(ctx: Context, file: IO[str], wait: bool, interval: float) -> None:
         )
         if wait:
             summarize(follow(run, interval))
+
+
+def _load_body(file: IO[str]) -> Any:
+    try:
+        return json.load(file)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
+
+
+def _print_estimate(body: Any, console: Console) -> dict[str, Any]:
+    from chalicelib.config import Settings
+    from chalicelib.model.errors import InvalidRequest
+    from sweeps.estimate import estimate, lines
+
+    settings = Settings.from_env()
+    try:
+        result = estimate(body, stage=settings.stage, data_root=settings.local_root)
+    except InvalidRequest as exc:
+        for problem in exc.problems:
+            err().print(f"{problem.path}: {problem.message}")
+        raise SystemExit(1) from None
+    for line in lines(result):
+        console.print(line)
+    return result.to_dict()
+
+
+@main.command("estimate")
+@click.argument("file", type=click.File("r"))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pass_context
+def estimate_command(ctx: Context, file: IO[str], as_json: bool) -> None:
+    """Estimate what the sweep in FILE would cost (evaluates a small sample locally)."""
+    body = _load_body(file)
+    figures = _print_estimate(body, err() if as_json else out())
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
 
 
 @main.command()
@@ -223,13 +261,14 @@ def follow(run: Run, interval: float) -> Status:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("[red]{task.fields[failed]} failed[/]"),
+        TextColumn("{task.fields[points]}"),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=err(),
     ) as progress:
-        bar = progress.add_task("run", total=None, failed=0, rate="")
+        bar = progress.add_task("run", total=None, failed=0, rate="", points="")
 
         def show(answer: Status) -> None:
             done = _done(answer)
@@ -241,6 +280,8 @@ def follow(run: Run, interval: float) -> Status:
                 total=answer["shard_count"],
                 completed=done,
                 failed=answer["shards"]["failed"],
+                points=f"points {answer.get('points_reused', 0)} reused, "
+                f"{answer.get('points_evaluated', 0)} evaluated",
                 rate=f"{rate:.1f} shards/s",
             )
 
@@ -250,6 +291,16 @@ def follow(run: Run, interval: float) -> Status:
 def _done(answer: Status) -> int:
     shards = answer["shards"]
     return int(shards["succeeded"] + shards["failed"])
+
+
+def cost_line(cost: dict[str, Any]) -> str:
+    """The run's cost as status reports it, on one line."""
+    bound = " (upper bound: crashed attempts charged their timeout)" if cost["upper_bound"] else ""
+    return (
+        f"cost ${cost['usd']:.6f}{bound}: {cost['lambda_gb_s']:.3f} Lambda GB-s, "
+        f"{cost['invocations']} invocations, {cost['s3_requests']} S3 requests "
+        f"(prices {cost['prices']})"
+    )
 
 
 def summarize(answer: Status, console: Console | None = None) -> None:
@@ -265,7 +316,14 @@ def summarize(answer: Status, console: Console | None = None) -> None:
         f"{state}; shards {shards['succeeded']} succeeded, {shards['failed']} failed, "
         f"{shards['pending']} pending of {answer['shard_count']}; "
         f"points {answer.get('points_succeeded')} of {answer['total_points']}"
+        + (
+            f" ({answer['points_reused']} reused, {answer.get('points_evaluated')} evaluated)"
+            if answer.get("points_reused")
+            else ""
+        )
     )
+    if answer.get("cost"):
+        console.print(cost_line(answer["cost"]))
     if answer.get("failed_shards"):
         console.print(f"failed shards: {', '.join(map(str, answer['failed_shards']))}")
     if answer.get("queryable") is False:

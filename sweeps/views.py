@@ -45,6 +45,7 @@ def columns(sim: Simulation) -> dict[str, str]:
         "run_id": "VARCHAR",
         "point_index": "BIGINT",
         "shard_id": "INTEGER",
+        "source_run_id": "VARCHAR",
         "replicate": "INTEGER",
     }
     named = [(p.name, SQL_TYPES[p.kind]) for p in sim.parameters]
@@ -80,7 +81,13 @@ def view_sql(sim: Simulation) -> str:
     """``CREATE OR REPLACE VIEW results_<simulation>`` in Athena SQL."""
     columns(sim)  # names checked
     # Athena reads files written before replicates existed with the column NULL: replicate 0.
-    select = ["r.run_id", "r.point_index", "r.shard_id", "coalesce(r.replicate, 0) AS replicate"]
+    select = [
+        "r.run_id",
+        "r.point_index",
+        "r.shard_id",
+        "r.source_run_id",
+        "coalesce(r.replicate, 0) AS replicate",
+    ]
     select += [_parameter(p) for p in sim.parameters]
     select += [f"element_at(r.metrics, '{m}') AS \"{m}\"" for m in sim.metrics]
     body = ",\n    ".join(select)

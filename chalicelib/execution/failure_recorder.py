@@ -7,12 +7,16 @@ it such a shard would have no outcome at all, and "every shard is represented" w
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.execution import usage
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
+from chalicelib.pricing import function_sizes
+from chalicelib.storage import layout
 from chalicelib.storage.stores import ObjectStore
 
 CONDITIONS = {
@@ -48,9 +52,23 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
         str(context.get("requestId", "")),
     )
     logger.warning("final failure recorded", extra=log | {"attempt": attempt, "code": error.code})
+    _record_crashes(store, ref, context.get("approximateInvokeCount"))
     # The failure threshold is not checked here: the recorder may not write under runs/
     # (deploy/policies.py); the reconciler's next pass applies it to this failure too.
     return {"status": "failed", "attempt": attempt, "error_code": error.code, **log}
+
+
+def _record_crashes(store: ObjectStore, ref: ShardRef, tries: Any) -> None:
+    """The attempts Lambda gave up on, for the run's cost: their durations are unknown, so
+    each is charged the worker's timeout, flagged as an upper bound."""
+    size = function_sizes(os.environ.get("SWEEP_STAGE", "local"))["worker"]
+    # Lambda's count of tries (0: the event expired unrun); unknown counts as one.
+    count = min(tries, 10) if isinstance(tries, int) and tries >= 0 else 1
+    entry = layout.Usage(
+        "worker", f"shard-{ref.shard_id}-crashed", size.memory_mb, size.timeout_s * 1000, 0, 0, True
+    )
+    for _ in range(count):
+        usage.write(store, ref.run_id, entry)
 
 
 def _message(record: dict[str, Any], condition: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any, TypeGuard
 from chalicelib.execution.failure_codes import FailureCode, bounded
 from chalicelib.model.events import identify
 from chalicelib.storage import layout, redrive_lists
-from chalicelib.storage.stores import ObjectStore, StorageError
+from chalicelib.storage.stores import CountingStore, ObjectStore, StorageError
 from chalicelib.storage.tables import outcome_parquet
 
 
@@ -74,6 +74,11 @@ class Timing:
 class OutcomeWriter:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
+
+    def _s3_requests(self) -> int | None:
+        """The requests this task made so far, this outcome's own write included; None when
+        the store does not count them (the dispatcher's and the failure recorder's rows)."""
+        return self.store.requests + 1 if isinstance(self.store, CountingStore) else None
 
     def success_attempt(self, ref: ShardRef) -> int | None:
         """The attempt number fixed by the success lock, if a success was ever claimed."""
@@ -132,6 +137,7 @@ class OutcomeWriter:
         rows: int,
         timing: Timing,
         request_id: str,
+        points_reused: int = 0,
     ) -> int:
         """Store the results and the one success outcome; returns its attempt number."""
         attempt = self.next_attempt(ref)
@@ -144,9 +150,10 @@ class OutcomeWriter:
             "results_key": results_key,
             "results_rows": rows,
             "results_bytes": len(results),
+            "points_reused": points_reused,
         }
         key = layout.outcome(ref.run_id, "succeeded", ref.dt, ref.shard_id, attempt)
-        self.store.create(key, outcome_parquet(row))
+        self.store.create(key, outcome_parquet(row | {"s3_requests": self._s3_requests()}))
         return attempt
 
     def record_failure(
@@ -166,7 +173,7 @@ class OutcomeWriter:
         }
         while not self.store.create(
             layout.outcome(ref.run_id, "failed", ref.dt, ref.shard_id, attempt),
-            outcome_parquet(row | {"attempt": attempt}),
+            outcome_parquet(row | {"attempt": attempt, "s3_requests": self._s3_requests()}),
         ):
             attempt += 1
         # Marked only once the attempt number is ours: a writer that lost the claim must never
@@ -188,4 +195,5 @@ def _row(ref: ShardRef, attempt: int, timing: Timing, request_id: str) -> dict[s
         "finished_at": timing.finished_at,
         "duration_ms": timing.duration_ms,
         "request_id": request_id or None,
+        "s3_requests": None,
     }

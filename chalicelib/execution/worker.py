@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from chalicelib.execution import reuse, usage
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
@@ -26,7 +27,7 @@ from chalicelib.simulations.declarations import Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
-from chalicelib.storage.stores import ObjectStore, StorageError
+from chalicelib.storage.stores import CountingStore, ObjectStore, StorageError
 from chalicelib.storage.tables import ResultColumns, results_parquet
 
 
@@ -92,9 +93,14 @@ def run_task(
         logger.error("task names no shard; nothing can be recorded", extra={"payload": payload})
         return {"status": "rejected"}
     logger.append_keys(run_id=ref.run_id, shard_id=ref.shard_id)
+    counting = CountingStore(store)  # the outcome's s3_requests and the run's cost
+    started = time.monotonic()
+    ended = "raised"
     try:
-        summary = _run(payload, ref, context, store, margin_ms, cancel_poll_s)
+        summary = _run(payload, ref, context, counting, margin_ms, cancel_poll_s)
+        ended = summary["status"]
     finally:
+        usage.record(counting, ref.run_id, "worker", f"shard-{ref.shard_id}-{ended}", started)
         logger.remove_keys(["run_id", "shard_id"])
     return {"run_id": ref.run_id, "shard_id": ref.shard_id, **summary}
 
@@ -122,12 +128,22 @@ def _run(
         try:
             shard = events.parse_task(payload)
             cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
-            rows = _evaluate(shard, _deadline(context, margin_ms), cancelled)
+            copied = (
+                reuse.load_plan(store, ref.run_id, ref.shard_id) if shard.request.reuse else None
+            )
+            keys: list[bytes] = []
+            rows = _evaluate(shard, _deadline(context, margin_ms), cancelled, copied, keys)
         except events.InvalidTask as exc:
             raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
         data = results_parquet(ref.shard_id, rows)
-        attempt = writer.record_success(ref, data, len(rows), Timing.since(started), request_id)
+        reused = len(copied) if copied is not None else 0
+        _write_index(store, shard, rows, copied, keys)
+        attempt = writer.record_success(
+            ref, data, len(rows), Timing.since(started), request_id, points_reused=reused
+        )
         summary = {"status": "succeeded", "attempt": attempt, "points": len(rows)}
+        if reused:
+            summary["points_reused"] = reused
     except ShardFailure as failure:
         timing = Timing.since(started)
         attempt = writer.record_failure(ref, failure.error, failure.message, timing, request_id)
@@ -158,9 +174,15 @@ def _check_threshold(store: ObjectStore, run_id: str) -> None:
 
 
 def _evaluate(
-    shard: events.ShardTask, out_of_time: Callable[[], bool], cancelled: Callable[[], bool]
+    shard: events.ShardTask,
+    out_of_time: Callable[[], bool],
+    cancelled: Callable[[], bool],
+    copied: reuse.ShardPlan | None = None,
+    keys: list[bytes] | None = None,
 ) -> ResultColumns:
-    """Evaluate the shard's points; the loop keeps only the metrics of each point.
+    """Evaluate the shard's points; the loop keeps only the metrics of each point. A point in
+    ``copied`` (reuse) takes the stored metrics and the simulation is not called for it; each
+    evaluated point's stream key is appended to ``keys`` (the reuse index).
 
     A point's parameters follow from its index, so their strings are made afterwards for the
     whole shard at once (``param_strings``), not point by point."""
@@ -171,9 +193,9 @@ def _evaluate(
             FailureCode.INJECTED_FAILURE, f"shard {shard.shard_id} is in fail_shards"
         )
     sim = REGISTRY[shard.request.simulation]
-    seed = shard.request.seed
     space = shard.request.space
-    evaluate = sim.evaluate
+    evaluate = sim.evaluator(shard.request.seed, keys)  # one re-keyed generator (stream v2)
+    reused = copied.points if copied is not None else {}
     metrics: list[float] = []
     keep = metrics.extend
     for index, point, replicate in space.iter_points(shard.start, shard.end):
@@ -188,15 +210,45 @@ def _evaluate(
                 FailureCode.CANCELLED,
                 f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
             )
+        if reused and index in reused:
+            keep(reused[index][1])
+            continue
         try:
-            keep(evaluate(point, seed, index, replicate).values())
+            keep(evaluate(point, replicate).values())
         except Exception as exc:  # any error in simulation code fails this shard, never the run
             raise ShardFailure(
                 FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
             ) from None
     params = param_strings(space, shard.start, shard.end)
+    sources = reuse.source_column(copied, shard.start, shard.end) if copied else None
     indices = range(shard.start, shard.end)
-    return ResultColumns(space.columns, sim.metrics, indices, params, metrics, space.replicates)
+    return ResultColumns(
+        space.columns, sim.metrics, indices, params, metrics, space.replicates, sources
+    )
+
+
+def _write_index(
+    store: ObjectStore,
+    shard: events.ShardTask,
+    rows: ResultColumns,
+    copied: reuse.ShardPlan | None,
+    keys: list[bytes],
+) -> None:
+    """Index the points this shard evaluated, so later runs can reuse them. Best effort: a
+    missing index entry only means a later run evaluates those points again."""
+    sim = REGISTRY[shard.request.simulation]
+    indices = np.arange(shard.start, shard.end, dtype=np.int64)
+    metrics = np.asarray(rows.metrics, dtype=np.float64).reshape(len(indices), len(sim.metrics))
+    if copied:
+        evaluated = ~np.isin(indices, np.fromiter(copied.points, np.int64, len(copied)))
+        indices, metrics = indices[evaluated], metrics[evaluated]
+    if not keys:
+        return
+    fam = reuse.family(sim.name, sim.version, shard.request.seed)
+    try:
+        reuse.write_index(store, fam, shard.run_id, shard.shard_id, keys, indices, metrics)
+    except StorageError:
+        logger.warning("reuse index not written; later runs will evaluate these points")
 
 
 def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:

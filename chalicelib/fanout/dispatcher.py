@@ -10,6 +10,7 @@ progress object each, so status can count dispatched shards from a listing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 from chalicelib.analytics.catalog import Catalog
 from chalicelib.config import Settings
+from chalicelib.execution import reuse, usage
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout.invoking import Backoff, Invoker, send
@@ -28,7 +30,7 @@ from chalicelib.model.sharding import ShardSpec, shard_bounds
 from chalicelib.storage import layout, manifests, redrive_lists
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
-from chalicelib.storage.stores import ObjectStore
+from chalicelib.storage.stores import CountingStore, ObjectStore
 
 CANCEL_CHUNK = 100
 
@@ -92,6 +94,8 @@ class Dispatcher:
         ids = self._job_ids(manifest, job)
         if job.lo == 0 and job.hi == len(ids):
             self._register(manifest)
+            if manifest.request.reuse:
+                self._plan_reuse(manifest)
         if job.hi - job.lo > self.policy.leaf_shards:
             return self._split(job)
         return self._leaf(manifest, job, ids[job.lo : job.hi])
@@ -104,6 +108,14 @@ class Dispatcher:
     def _register(self, manifest: Manifest) -> None:
         """Partitions exist before the first file lands, so Athena sees outcomes at once."""
         register_partitions(self.store, self.catalog, manifest)
+
+    def _plan_reuse(self, manifest: Manifest) -> None:
+        """Before any worker of a reusing run is invoked: which points each shard copies
+        (``execution.reuse``). If planning fails the run still goes out, evaluating all."""
+        try:
+            reuse.plan(self.store, manifest)
+        except Exception:
+            logger.exception("reuse planning failed", extra={"run_id": manifest.run_id})
 
     def _split(self, job: DispatchJob) -> dict[str, Any]:
         inline = []
@@ -201,5 +213,11 @@ def run_event(
     catalog: Catalog,
 ) -> dict[str, Any]:
     """One job of the tree: the dispatcher function's body on Lambda and on the local stage."""
-    dispatcher = Dispatcher(store, invoker, Policy.from_settings(settings), catalog)
-    return dispatcher.run(DispatchJob.from_payload(event))
+    job = DispatchJob.from_payload(event)
+    counting = CountingStore(store)
+    started = time.monotonic()
+    try:
+        return Dispatcher(counting, invoker, Policy.from_settings(settings), catalog).run(job)
+    finally:
+        what = f"{job.job}-{job.lo}-{job.hi}"
+        usage.record(counting, job.run_id, "dispatcher", what, started)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.model.request import Limits, SweepRequest
+from chalicelib.simulations.registry import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,15 @@ class Manifest:
     request: SweepRequest
     limits: Limits
     request_body: dict[str, Any]  # the request's canonical form, as stored and sent on
+    # The simulation's version when the run was accepted: part of every point's stream key.
+    simulation_version: str = "1"
 
     @classmethod
     def new(
         cls, run_id: str, created_at: datetime, stage: str, request: SweepRequest, limits: Limits
     ) -> Manifest:
-        return cls(run_id, created_at, stage, request, limits, request.to_dict())
+        version = REGISTRY[request.simulation].version
+        return cls(run_id, created_at, stage, request, limits, request.to_dict(), version)
 
     @property
     def dt(self) -> str:
@@ -45,6 +49,7 @@ class Manifest:
             "created_at": self.created_at_text,
             "dt": self.dt,
             "stage": self.stage,
+            "simulation_version": self.simulation_version,
             "request": self.request_body,
             "plan": {
                 "total_points": self.request.total_points,
@@ -67,4 +72,5 @@ class Manifest:
             request=SweepRequest.from_dict(data["request"]),
             limits=Limits(**data["limits"]),
             request_body=data["request"],
+            simulation_version=data.get("simulation_version", "1"),
         )

@@ -42,6 +42,9 @@ class SweepRequest:
     # Once final failures exceed this share of the shards, the run is cancelled (contract:
     # "Every run finishes"); TOLERATE_ALL never triggers.
     tolerated_failure_percentage: float = TOLERATE_ALL
+    # Take points earlier runs of this stage computed (same simulation, version, seed and
+    # effective parameters) instead of evaluating them (contract: "Reuse").
+    reuse: bool = False
 
     @property
     def total_points(self) -> int:
@@ -71,6 +74,8 @@ class SweepRequest:
             body["crash_shards"] = list(self.crash_shards)
         if self.tolerated_failure_percentage != TOLERATE_ALL:
             body["tolerated_failure_percentage"] = self.tolerated_failure_percentage
+        if self.reuse:
+            body["reuse"] = True
         return body
 
     @classmethod
@@ -91,4 +96,5 @@ class SweepRequest:
             fail_shards=tuple(body.get("fail_shards", ())),
             crash_shards=tuple(body.get("crash_shards", ())),
             tolerated_failure_percentage=body.get("tolerated_failure_percentage", TOLERATE_ALL),
+            reuse=body.get("reuse", False),
         )

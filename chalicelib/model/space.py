@@ -111,6 +111,11 @@ class LinspaceAxis(Axis):
     def value(self, k: int) -> float:
         if k == self.num - 1 and self.num > 1:
             return float(self.stop)
+        if self.num == 1:
+            # numpy computes 0 * (stop - start) + start, whose sign of zero follows the span
+            # (start -0.0, stop < 0 gives -0.0); the signed zero is part of the value's text.
+            span = self.stop - self.start
+            return 0.0 * span + self.start if math.isfinite(span) else float(self.start)
         step = self.step
         if step == 0 and self.num > 1:
             # numpy's special case for a step that underflows to 0 (subnormal delta, gh-5437).

@@ -132,6 +132,7 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
         fail_shards=tuple(sorted(body.get("fail_shards", []))),
         crash_shards=tuple(sorted(body.get("crash_shards", []))),
         tolerated_failure_percentage=body.get("tolerated_failure_percentage", TOLERATE_ALL),
+        reuse=body.get("reuse", False),
     )
 
 

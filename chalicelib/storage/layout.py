@@ -119,6 +119,90 @@ def manual_redrive_job(number: int) -> str:
     return f"{MANUAL_REDRIVE}{number}"
 
 
+def reuse_plan(run_id: str) -> str:
+    """A reusing run's plan summary (JSON): how many points each shard copies. Written last,
+    once per run, by the root dispatcher; a shard reads its plan only once this exists."""
+    return f"{run_prefix(run_id)}reuse/plan.json"
+
+
+def reuse_shard_plan(run_id: str, shard_id: int) -> str:
+    """The points shard ``shard_id`` of a reusing run copies (Parquet, tables.REUSE_PLAN)."""
+    return f"{run_prefix(run_id)}reuse/shard-{shard_id:06d}.parquet"
+
+
+def usage_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}usage/"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One function invocation a run caused, as billed: all of it is in the key, so a run's
+    cost needs only a listing. ``bound``: the duration is an upper bound (the timeout of a
+    crashed attempt), not a measurement."""
+
+    function: str
+    what: str
+    memory_mb: int
+    duration_ms: int
+    s3_reads: int
+    s3_writes: int
+    bound: bool = False
+
+
+def usage_record(run_id: str, usage: Usage, unique: str) -> str:
+    u = usage
+    return (
+        f"{usage_prefix(run_id)}{u.function}~{u.what}~{u.memory_mb}~{u.duration_ms}~"
+        f"{u.s3_reads}~{u.s3_writes}~{'bound' if u.bound else 'measured'}~{unique}"
+    )
+
+
+_USAGE_RE = re.compile(
+    r"usage/(?P<fn>[a-z_]+)~(?P<what>[a-z0-9-]+)~(?P<mem>\d+)~(?P<ms>\d+)~(?P<r>\d+)~"
+    r"(?P<w>\d+)~(?P<kind>bound|measured)~[A-Za-z0-9-]+$"
+)
+
+
+def parse_usage(key: str) -> Usage | None:
+    m = _USAGE_RE.search(key)
+    if m is None:
+        return None
+    return Usage(
+        m["fn"],
+        m["what"],
+        int(m["mem"]),
+        int(m["ms"]),
+        int(m["r"]),
+        int(m["w"]),
+        m["kind"] == "bound",
+    )
+
+
+REUSE_INDEX = "reuse/"
+
+
+def reuse_family(family: str) -> str:
+    """The reuse index of one (simulation, version, seed): ``family`` is a hex digest of it."""
+    if not re.fullmatch(r"[0-9a-f]{32}", family):
+        raise ValueError(f"malformed reuse family {family!r}")
+    return f"{REUSE_INDEX}{family}/"
+
+
+def reuse_index(family: str, run_id: str, shard_id: int) -> str:
+    """The points one succeeded shard evaluated, by stream key (tables.REUSE_INDEX)."""
+    return f"{reuse_family(family)}run_id={_run(run_id)}/shard-{shard_id:06d}.parquet"
+
+
+_REUSE_INDEX_RE = re.compile(
+    r"/run_id=(?P<run_id>[A-Za-z0-9-]{8,64})/shard-(?P<shard>\d{6,})\.parquet$"
+)
+
+
+def parse_reuse_index(key: str) -> tuple[str, int] | None:
+    m = _REUSE_INDEX_RE.search(key)
+    return (m["run_id"], int(m["shard"])) if m and key.startswith(REUSE_INDEX) else None
+
+
 OPEN_RUNS = "runs/_index/open/"  # "_" is in no run id: never a run folder
 RUN_INDEX = "runs/_index/all/"
 

@@ -254,6 +254,59 @@ class S3Store(ObjectStore):
         return f"s3://{self.bucket}/{self.prefix}"
 
 
+class CountingStore(ObjectStore):
+    """Another store, counting the requests S3 would bill for what is asked of it: a write
+    request per put, create and page of a listing (1,000 keys), a read request per get and
+    head; deletes are free. A run's cost (outcomes' ``s3_requests``, usage records) comes from
+    it, on the local stage as on AWS."""
+
+    PAGE = 1000
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.reads = 0
+        self.writes = 0
+
+    @property
+    def requests(self) -> int:
+        return self.reads + self.writes
+
+    def put(self, key: str, data: bytes) -> None:
+        self.writes += 1
+        self.inner.put(key, data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        self.writes += 1
+        return self.inner.create(key, data)
+
+    def get(self, key: str) -> bytes:
+        self.reads += 1
+        return self.inner.get(key)
+
+    def exists(self, key: str) -> bool:
+        self.reads += 1
+        return self.inner.exists(key)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        return self._paged(self.inner.list(prefix))
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
+        return self._paged(self.inner.list_after(prefix, start_after))
+
+    def _paged(self, objects: Iterator[StoredObject]) -> Iterator[StoredObject]:
+        self.writes += 1
+        for n, obj in enumerate(objects, 1):
+            if n % self.PAGE == 0:
+                self.writes += 1
+            yield obj
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
 class _Answered(Exception):
     """An S3 error code that answers the caller's question (absent, exists, lost a race)."""
 

@@ -34,6 +34,8 @@ OUTCOMES = pa.schema(
         pa.field("error_message", pa.string()),
         pa.field("retryable", pa.bool_()),
         pa.field("request_id", pa.string()),
+        pa.field("points_reused", pa.int64()),
+        pa.field("s3_requests", pa.int64()),
     ]
 )
 
@@ -43,8 +45,29 @@ RESULTS = pa.schema(
         pa.field("point_index", pa.int64(), nullable=False),
         pa.field("params", pa.map_(pa.string(), pa.string())),
         pa.field("metrics", pa.map_(pa.string(), pa.float64())),
+        pa.field("source_run_id", pa.string()),
         # The point's replicate number r = point_index mod replicates (0 without replicates).
         pa.field("replicate", pa.int32(), nullable=False),
+    ]
+)
+
+# The reuse index (chalicelib/execution/reuse.py): one file per succeeded shard, the points it
+# evaluated, each by its stream key (the 16-byte digest that identifies the point) with its
+# metrics in the simulation's declared order.
+REUSE_INDEX = pa.schema(
+    [
+        pa.field("key", pa.binary(16), nullable=False),
+        pa.field("point_index", pa.int64(), nullable=False),
+        pa.field("metrics", pa.list_(pa.float64()), nullable=False),
+    ]
+)
+
+# A reusing run's plan for one shard: the points it copies instead of evaluating.
+REUSE_PLAN = pa.schema(
+    [
+        pa.field("point_index", pa.int64(), nullable=False),
+        pa.field("source_run_id", pa.string(), nullable=False),
+        pa.field("metrics", pa.list_(pa.float64()), nullable=False),
     ]
 )
 
@@ -87,6 +110,9 @@ class ResultColumns:
     metrics: list[float] = field(default_factory=list)
     # The space's replicates: the last factor of its order, so point i is replicate i mod this.
     replicates: int = 1
+    # Where each row came from: a run id for a point copied from an earlier run (reuse), null
+    # for a point evaluated here; None when every row was evaluated here.
+    source_run_ids: pa.Array | None = None
 
     def add(self, index: int, params: Iterable[str], metrics: Iterable[float]) -> None:
         """One point: its parameter strings and metric values, in the names' order."""
@@ -123,6 +149,11 @@ def results_parquet(shard_id: int, columns: ResultColumns) -> bytes:
             "params": _map(columns.param_names, columns.params, rows, pa.string()),
             "metrics": _map(columns.metric_names, columns.metrics, rows, pa.float64()),
             "replicate": pa.array((indices % columns.replicates).astype(np.int32)),
+            "source_run_id": (
+                columns.source_run_ids
+                if columns.source_run_ids is not None
+                else pa.nulls(rows, pa.string())
+            ),
         },
         schema=RESULTS,
     )

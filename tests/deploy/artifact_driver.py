@@ -322,6 +322,7 @@ status, second = api(
         "simulation": "monte_carlo_pi",
         "parameters": {"samples": {"values": [1, 2, 3]}},
         "shards": {"count": 3},
+        "reuse": True,  # its plan reads the first run's reuse index (the dispatcher's grants)
     },
 )
 assert status == 202, second

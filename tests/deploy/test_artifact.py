@@ -206,7 +206,7 @@ def test_the_unpacked_artifacts_run_a_sweep(run: tuple[dict[str, Any], Path, Pat
     for index, params, metrics, _ in report["results"]:
         samples = SAMPLES[index]
         assert params == {"samples": str(samples)}
-        assert metrics == sim.evaluate({"samples": samples}, seed=0, index=index)
+        assert metrics == sim.evaluate({"samples": samples}, 0)
 
 
 # -- every AWS call each function made, against that function's policy ----------------------

@@ -33,7 +33,10 @@ def stage_resources(stage: str) -> list[str]:
     names = StageNames(stage)
     bucket = f"{names.base}-{ACCOUNT}-{REGION}"
     arns = [f"arn:aws:s3:::{bucket}"]
-    arns += [f"arn:aws:s3:::{bucket}/sweeps/{f}/x" for f in ("runs", "outcomes", "results")]
+    arns += [
+        f"arn:aws:s3:::{bucket}/sweeps/{f}/x" for f in ("runs", "outcomes", "results", "reuse")
+    ]
+    arns.append(f"arn:aws:s3:::{bucket}/sweeps/runs/20261126T100000000Z-0123456789ab/usage/x")
     arns.append(f"arn:aws:s3:::{bucket}/sweeps/runs/_index/open/x")  # the open-runs index
     for fn in FUNCTIONS:
         arns.append(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{names.function(fn)}")

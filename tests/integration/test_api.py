@@ -56,6 +56,35 @@ def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
     assert status["complete"] is True
     assert status["failed_shards"] == [7, 31]
     assert status["points_succeeded"] == 96
+    cost = status["cost"]  # every invocation the run caused, from its usage records
+    assert cost["by_function"]["worker"]["invocations"] == 50
+    assert cost["by_function"]["dispatcher"]["invocations"] == dispatchers
+    assert cost["invocations"] == 50 + dispatchers and cost["upper_bound"] is False
+    assert cost["lambda_gb_s"] >= (50 * 1769 + dispatchers * 1024) / 1024 / 1000  # >= 1 ms each
+    assert cost["s3_requests"] >= 50 * 4 and cost["usd"] > 0
+    assert cost["prices"].startswith("aws-us-east-1-")
+    assert status["simulation_version"] == "1"
+    assert status["request"] == by_shard[0]["request"]  # the normalized request, as sent on
+    assert status["request"]["fail_shards"] == [7, 31]
+
+
+def test_a_reusing_run_through_the_dispatcher_tree(harness: Harness) -> None:
+    """The root dispatcher plans before any worker runs (on moto S3), status counts it."""
+    first = body_of(harness.post(FIFTY))["run_id"]
+    harness.run_dispatchers()
+    harness.run_workers()
+    wider = {k: v for k, v in FIFTY.items() if k != "fail_shards"}
+    wider["parameters"] = {"samples": {"range": {"start": 100, "stop": 20100, "step": 100}}}
+    run_id = body_of(harness.post(wider | {"reuse": True, "shards": {"count": 40}}))["run_id"]
+    assert body_of(harness.get(f"/sweeps/{run_id}"))["points_reused"] == 0  # not planned yet
+    harness.run_dispatchers()
+    harness.run_workers()
+    status = body_of(harness.get(f"/sweeps/{run_id}"))
+    # FIFTY's 96 succeeded points are copied; its failed shards' 4 and the 100 new evaluated.
+    assert status["request"]["reuse"] is True
+    assert status["points_reused"] == 96
+    assert status["points_evaluated"] == status["points_succeeded"] - 96
+    assert first != run_id
 
 
 def test_events_delivered_twice_change_nothing(harness: Harness) -> None:
@@ -405,6 +434,7 @@ def test_simulations_come_from_the_registry(harness: Harness) -> None:
     params = {p["name"]: p for p in sims["option_pricing"]["parameters"]}
     assert params["volatility"]["default"] == 0.2 and params["paths"]["type"] == "int"
     assert sims["option_pricing"]["metrics"] == ["price", "stderr", "analytic", "abs_error"]
+    assert sims["option_pricing"]["version"] == "1" and sims["monte_carlo_pi"]["version"] == "1"
 
 
 def test_the_failure_recorder_function_closes_a_crashed_shard(harness: Harness) -> None:
@@ -425,6 +455,10 @@ def test_the_failure_recorder_function_closes_a_crashed_shard(harness: Harness) 
     status = body_of(harness.get(f"/sweeps/{run_id}"))
     assert status["complete"] is True
     assert status["failed_shards"] == [0, 7, 31]
+    crashed_cost = status["cost"]["by_function"]["worker"]
+    assert status["cost"]["upper_bound"] is True and crashed_cost["bounded"] >= 1
+    # Each crashed try charged the worker's timeout (900 s at 1,769 MB): an upper bound.
+    assert crashed_cost["lambda_gb_s"] >= crashed_cost["bounded"] * 900 * 1769 / 1024
     before = harness.all_keys()
     late = harness.client.lambda_.invoke("failure_recorder", record(rest[0].payload)).payload
     assert late["status"] == "already_succeeded" and harness.all_keys() == before

@@ -56,6 +56,7 @@ def expected_rows(root: Path, sim: Simulation, run_id: str) -> list[dict[str, An
                 "run_id": run_id,
                 "point_index": row["point_index"],
                 "shard_id": row["shard_id"],
+                "source_run_id": row["source_run_id"],
                 "replicate": row["replicate"],
             }
             for p in sim.parameters:

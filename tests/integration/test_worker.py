@@ -247,7 +247,7 @@ def test_success_writes_one_outcome_and_one_results_file_at_the_contract_keys(
         metrics = dict(r["metrics"])
         assert list(metrics) == ["price", "stderr", "analytic", "abs_error"]
         point["volatility"] = float(params["volatility"])
-        assert metrics == sim.evaluate(point, 7, r["point_index"])
+        assert metrics == sim.evaluate(point, 7)
         assert metrics["abs_error"] == abs(metrics["price"] - metrics["analytic"])
         assert metrics["stderr"] > 0
 
@@ -299,12 +299,15 @@ OUTCOME_TYPES = {
     "error_message": "VARCHAR",
     "retryable": "BOOLEAN",
     "request_id": "VARCHAR",
+    "points_reused": "BIGINT",
+    "s3_requests": "BIGINT",
 }
 RESULT_TYPES = {
     "shard_id": "INTEGER",
     "point_index": "BIGINT",
     "params": "MAP(VARCHAR, VARCHAR)",
     "metrics": "MAP(VARCHAR, DOUBLE)",
+    "source_run_id": "VARCHAR",
     "replicate": "INTEGER",
 }
 
@@ -416,7 +419,12 @@ def test_duplicate_delivery_of_a_succeeded_task_writes_nothing(
     before = snapshot(store)
     again = run(payload, store, FakeContext(aws_request_id="req-again"))
     assert again["status"] == "duplicate"
-    assert snapshot(store) == before
+    # Nothing but the usage record of the duplicate invocation (it is billed too).
+    added = {k: v for k, v in snapshot(store).items() if k not in before}
+    assert [k.split("~")[:2] for k in added] == [
+        [f"runs/{payload['run_id']}/usage/worker", "shard-4-duplicate"]
+    ]
+    assert {k: v for k, v in snapshot(store).items() if k in before} == before
 
 
 def test_two_failing_deliveries_give_attempts_1_and_2(

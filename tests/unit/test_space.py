@@ -164,6 +164,7 @@ any_finite = st.floats(allow_nan=False, allow_infinity=False)
 @example(0.0, 1e-323, 5)  # the step underflows to 0: numpy scales k / (num - 1) instead
 @example(5e-324, 1.5e-323, 5)
 @example(-0.0, -0.0, 3)
+@example(-0.0, -1.0, 1)  # one point: numpy's 0 * span + start keeps the negative zero
 @example(-8e307, 8e307, 7)  # a span near the largest float
 def test_linspace_matches_numpy_exactly(start: float, stop: float, num: int) -> None:
     assume(math.isfinite(stop - start))  # numpy itself yields NaN/inf when the span overflows

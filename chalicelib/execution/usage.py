@@ -1,0 +1,45 @@
+"""Usage records: each invocation a run causes leaves one key saying what it was billed for.
+
+A worker, dispatcher or failure-recorder invocation writes ``runs/<id>/usage/<key>`` with its
+function, memory, measured duration (rounded up to 1 ms) and S3 requests in the key itself
+(``layout.Usage``), so a run's cost is one listing (``runs.cost``). Recording is best effort: a
+record that cannot be written makes the cost an underestimate, never fails the work.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+
+from chalicelib.logs import logger
+from chalicelib.pricing import function_sizes
+from chalicelib.storage import layout
+from chalicelib.storage.stores import CountingStore, ObjectStore
+
+
+def memory_mb(function: str) -> int:
+    """The running function's configured memory: Lambda's own variable, else the stage
+    config (the local stage, whose stand-in runs each function in a plain process)."""
+    own = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    if own and own.isdigit():
+        return int(own)
+    return function_sizes(os.environ.get("SWEEP_STAGE", "local"))[function].memory_mb
+
+
+def record(store: CountingStore, run_id: str, function: str, what: str, started: float) -> None:
+    """This invocation's record; ``started`` is its ``time.monotonic()`` at the start."""
+    duration_ms = max(1, math.ceil((time.monotonic() - started) * 1000))
+    store.writes += 1  # the record's own PUT
+    entry = layout.Usage(
+        function, what, memory_mb(function), duration_ms, store.reads, store.writes
+    )
+    write(store.inner, run_id, entry)
+
+
+def write(store: ObjectStore, run_id: str, entry: layout.Usage) -> None:
+    try:
+        store.put(layout.usage_record(run_id, entry, uuid.uuid4().hex[:12]), b"")
+    except Exception:
+        logger.warning("usage record not written; the run's cost misses it", exc_info=True)
