@@ -2,7 +2,7 @@
 
 Prints a checklist, one line per check: ``ok``, ``FAIL: <why>``, or ``not checkable offline``
 (only where the emulator cannot answer: the gateway's own 403 and 400, Athena running
-SQL); exits 1 if any check
+SQL, Lambda's account settings); exits 1 if any check
 fails. The checks run against a ``Target``: the live API signed with the credentials of the
 usual chain (this module's ``main``), or the deployed handlers driven the way Lambda would run
 them (``tests/deploy/artifact_driver.py``, under ``make rehearse``). So that the driver can load
@@ -57,7 +57,9 @@ class Check:
     why: str = ""
 
     def line(self) -> str:
-        return f"{self.name}: {'FAIL: ' + self.why if self.status == FAIL else self.status}"
+        if self.status == FAIL:
+            return f"{self.name}: FAIL: {self.why}"
+        return f"{self.name}: {self.status}" + (f" ({self.why})" if self.why else "")
 
 
 class Target(Protocol):
@@ -81,6 +83,9 @@ class Target(Protocol):
 
     def count_rows(self, sql: str) -> int:
         """The first column of the first row of an Athena query (live targets only)."""
+
+    def account_settings(self) -> dict[str, Any]:
+        """Lambda's ``GetAccountSettings`` (live targets only: moto does not implement it)."""
 
 
 def exit_code(checks: Sequence[Check]) -> int:
@@ -268,6 +273,20 @@ def check_athena(target: Target, run_id: str | None, state: dict[str, Any]) -> C
     return Check(name, OK)
 
 
+def check_concurrency(target: Target) -> Check:
+    """The account's Lambda concurrency, for choosing the worker's reserved concurrency
+    (docs/runbook.md, "Worker concurrency"); fails only if the call itself fails."""
+    name = "account concurrency reported"
+    if target.offline:
+        return Check(name, OFFLINE)
+    try:
+        limit = target.account_settings()["AccountLimit"]
+    except Exception as error:  # the caller may lack lambda:GetAccountSettings
+        return Check(name, FAIL, f"{type(error).__name__}: {error}")
+    total, unreserved = limit["ConcurrentExecutions"], limit["UnreservedConcurrentExecutions"]
+    return Check(name, OK, f"limit {total}, unreserved {unreserved}")
+
+
 def check_cleanup(
     target: Target, before: dict[str, Any], made: list[str], state: dict[str, Any]
 ) -> Check:
@@ -285,7 +304,7 @@ def check_cleanup(
 
 
 def run_checks(target: Target, label: str, polls: int) -> list[Check]:
-    checks = [check_unsigned(target), check_signed(target)]
+    checks = [check_concurrency(target), check_unsigned(target), check_signed(target)]
     before = _runs(target)
     checks += [check_gateway_400(target), check_app_400(target)]
     run_id, state, why = run_sweep(target, label, polls)
@@ -362,6 +381,14 @@ class LiveTarget:
 
         result = AthenaEngine(self.workgroup, self.database, client).execute(sql)
         return int(next(iter(result.rows[0].values())))
+
+    def account_settings(self) -> dict[str, Any]:
+        import boto3
+
+        settings: dict[str, Any] = boto3.client(
+            "lambda", region_name=self.region
+        ).get_account_settings()
+        return settings
 
 
 def live_target(stage: str, project: Path, api_url: str | None) -> LiveTarget:

@@ -73,6 +73,9 @@ class FakeApi:
     def count_rows(self, sql: str) -> int:
         raise AssertionError("not used")
 
+    def account_settings(self) -> dict[str, Any]:
+        return {"AccountLimit": {"ConcurrentExecutions": 10, "UnreservedConcurrentExecutions": 10}}
+
 
 PROBLEMS = {
     "error": "invalid_request",
@@ -95,9 +98,12 @@ def test_offline_only_the_gateways_answers_are_skipped(s3_client: Any) -> None:
     assert smoke.check_unsigned(api).status == OFFLINE
     assert smoke.check_gateway_400(api).status == OFFLINE
     assert smoke.check_athena(api, "r", {}).status == OFFLINE
+    assert smoke.check_concurrency(api).status == OFFLINE
     api.offline = False
     assert smoke.check_unsigned(api).status == FAIL  # 400, not 403
     assert smoke.check_gateway_400(api).status == OK
+    concurrency = smoke.check_concurrency(api)
+    assert concurrency.line() == "account concurrency reported: ok (limit 10, unreserved 10)"
 
 
 def test_the_sweep_check_wants_every_shard_represented() -> None:
