@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: bench-scale setup test unit integration e2e deploy-tests generate lint typecheck leakcheck demo bench clean package layer slim deploy rehearse fuzz load api-fuzz
+.PHONY: bench-scale setup test unit integration e2e deploy-tests generate lint typecheck leakcheck demo bench clean package layer slim deploy smoke rehearse fuzz load api-fuzz
 
 setup: $(STAMP)
 
@@ -78,6 +78,11 @@ slim: setup
 # its outputs, chalice deploy, post-deploy step. ARTIFACTS_BUCKET: a bucket you own.
 deploy: setup
 	$(PY) -m deploy.path_b --stage $(STAGE)
+
+# Right after any deploy: the checklist of what only the deployed stage can answer
+# (docs/runbook.md); credentials from the usual chain, names from the stage's data stack.
+smoke: setup
+	$(PY) -m deploy.smoke --stage $(STAGE)
 
 # Offline: path B deployed to an in-process moto server (scripts/moto_gaps.py lists the
 # workarounds), then the deployed worker code + layer run a sweep in a clean python3.12.

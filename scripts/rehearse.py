@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +36,25 @@ REGION = "us-east-1"
 ARTIFACTS = "sweeps-rehearsal-artifacts"
 FAKE_CREDENTIAL = "testing"
 DRIVER = PROJECT_ROOT / "tests" / "deploy" / "artifact_driver.py"
+SMOKE = PROJECT_ROOT / "deploy" / "smoke.py"
 # The Lambda runtime's Python: the check is only meaningful under the same version.
 LAMBDA_PYTHON = Path(sys.base_prefix) / "bin" / "python3.12"
 
 
 def run_driver(
-    artifact: Path, boto: Path, env: dict[str, str], cwd: Path, timeout: float
+    artifact: Path,
+    boto: Path,
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    extra: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """``artifact_driver.py`` in a clean python3.12 (-S -E -s: no site-packages, no
     PYTHON* variables) whose path it sets to the unpacked artifact and boto3 alone; its report
-    is the last line of stdout. Shared by ``make rehearse`` and ``test_artifact``."""
+    is the last line of stdout. Shared by ``make rehearse`` (``extra``: the smoke's file) and
+    ``test_artifact``."""
     return subprocess.run(
-        [str(LAMBDA_PYTHON), "-S", "-E", "-s", str(DRIVER), str(artifact), str(boto)],
+        [str(LAMBDA_PYTHON), "-S", "-E", "-s", str(DRIVER), str(artifact), str(boto), *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -183,7 +191,7 @@ def main() -> int:
             "SWEEP_WORKER_FUNCTION": names.function("worker"),
             "SWEEP_DISPATCHER_FUNCTION": names.function("dispatcher"),
         }
-        done = run_driver(artifact, boto, child_env, out, timeout=300)
+        done = run_driver(artifact, boto, child_env, out, timeout=300, extra=[str(SMOKE)])
         if done.returncode != 0:
             print(f"FAILED running the deployed artifacts:\n{done.stderr[-4000:]}")
             return 1
@@ -192,8 +200,26 @@ def main() -> int:
         state = report["state"]
         # artifact_driver: shard 0 succeeds; 1 injected, 2 crashes (→ recorder), 3 refused.
         ok = state["complete"] and state["shards"] == {"succeeded": 1, "failed": 3, "pending": 0}
-        print("rehearsal: OK" if ok else "rehearsal: UNEXPECTED STATE")
-        return 0 if ok else 1
+        if not ok:
+            print("rehearsal: UNEXPECTED STATE")
+            return 1
+        return smoke_verdict(report["smoke"])
+
+
+def smoke_verdict(lines: Sequence[Sequence[str]], out: Any = print) -> int:
+    """`make smoke`'s checklist as the deployed artifacts answered it: 1 if a line failed or a
+    line the rehearsal must run (``smoke.REQUIRED_OFFLINE``) is missing or was skipped."""
+    from deploy.smoke import Check, rehearsal_problems
+
+    checks = [Check(name, status, why) for name, status, why in lines]  # type: ignore[arg-type]
+    out("make smoke, against the rehearsal's deployment:")
+    for check in checks:
+        out(f"  {check.line()}")
+    problems = rehearsal_problems(checks)
+    for problem in problems:
+        out(f"FAILED: {problem}")
+    out("rehearsal: OK" if not problems else "rehearsal: SMOKE FAILED")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
