@@ -6,12 +6,13 @@ running run's from its listings, the large ones in key ranges at once (``storage
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.runs.cost import run_cost
-from chalicelib.storage import layout, manifests
+from chalicelib.storage import layout, manifests, summary
 from chalicelib.storage.cancel_marker import cancel_reason
 from chalicelib.storage.reuse_plans import reuse_counts
 from chalicelib.storage.stores import ObjectStore
@@ -36,6 +37,11 @@ def status(store: ObjectStore, run_id: str, catalog: bool = True) -> dict[str, A
     unsucceeded = {*progress.failed, *progress.pending}
     copied = reuse_counts(store, run_id) if request.reuse else {}
     reused = sum(n for k, n in copied.items() if k not in unsucceeded)
+    cost = progress.cost
+    if cost is None:
+        cost = run_cost(store, run_id)  # one listing of the run's usage records
+        if progress.complete:  # kept with the summary: a complete run's status stays constant
+            summary.write(store, run_id, replace(progress, cost=cost))
     reason = cancel_reason(store, run_id)
     initial = progress.dispatch.get(INITIAL, {"dispatched": 0, "failed": 0})
     return {
@@ -66,5 +72,5 @@ def status(store: ObjectStore, run_id: str, catalog: bool = True) -> dict[str, A
         "auto_redrives": progress.auto_redrives,
         # Athena sees the run once its partitions are registered (the reconciler retries).
         "queryable": not catalog or store.exists(layout.registered_marker(run_id)),
-        "cost": run_cost(store, run_id),
+        "cost": cost,
     }

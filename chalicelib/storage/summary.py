@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from chalicelib.storage import layout
 from chalicelib.storage.shard_states import ShardStates, shard_states_of
@@ -31,6 +32,9 @@ class RunProgress:
     dispatch: dict[str, dict[str, int]] = field(default_factory=dict)
     auto_redrives: int = 0
     redrive_jobs: tuple[str, ...] = ()
+    # The run's cost once complete (runs.cost), kept with the summary so a complete run's status
+    # lists no usage records; None until status has stored it.
+    cost: dict[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
@@ -94,6 +98,7 @@ def read(store: ObjectStore, run_id: str) -> RunProgress | None:
         data["dispatch"],
         int(data["auto_redrives"]),
         jobs,
+        data.get("cost"),
     )
 
 
@@ -110,4 +115,6 @@ def write(store: ObjectStore, run_id: str, progress: RunProgress) -> None:
         "auto_redrives": progress.auto_redrives,
         "redrive_jobs": list(progress.redrive_jobs),
     }
+    if progress.cost is not None:
+        record["cost"] = progress.cost
     store.put(layout.summary(run_id), json.dumps(record, separators=(",", ":")).encode())

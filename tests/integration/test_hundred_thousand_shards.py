@@ -77,9 +77,13 @@ def test_a_hundred_thousand_shard_run_dispatches_completes_and_reports() -> None
     assert reconcile(store, inline.invoker, settings, lambda: later) == {"complete": 1}
     assert not store.exists(layout.open_run(run_id))
 
+    first = status(store, run_id)  # from the reconciler's summary, adding the run's cost to it
     before = store.requests
     done = status(store, run_id)
-    assert store.requests - before <= 4  # from the summary the reconciler wrote
+    assert done == first
+    # manifest, summary, redrive lists, cancel, and the registered marker (queryable may still
+    # change by itself, so it is read, not kept).
+    assert store.requests - before <= 5
     assert done["complete"] and done["shards"]["succeeded"] == SHARDS
     assert done["points_succeeded"] == POINTS and done["auto_redrives"] == 1
     assert list_runs(store, {})["runs"][0]["complete"]

@@ -238,7 +238,14 @@ def test_a_closed_shard_is_final_until_an_explicit_redrive(harness: Harness) -> 
     harness.run_workers(late)  # Lambda delivers the original event after all
     answer = harness.client.lambda_.invoke("failure_recorder", destination_record(late[0].payload))
     assert answer.payload["status"] == "already_closed"
-    assert harness.all_keys() == keys  # nothing written
+
+    # Nothing of the shard or the run is written: each late invocation leaves only its usage
+    # record (it is billed, so the run's cost counts it) and the run's index entry may be
+    # rewritten by the listing that status does.
+    def state(all_keys: list[str]) -> list[str]:
+        return [k for k in all_keys if "/usage/" not in k and not k.startswith("runs/_index/")]
+
+    assert state(harness.all_keys()) == state(keys)
     assert status(harness, run_id) == closed
 
     assert harness.post({}, f"/sweeps/{run_id}/redrive").status_code == 202
