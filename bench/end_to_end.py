@@ -12,10 +12,10 @@ each, 100 by default: 10^6 points) with ``paths = 100``, in 100 shards, seed 1.
   says ``complete`` (polled every ``--poll`` seconds, which bounds the resolution). It includes
   validation, dispatch, the spawned worker pool's start, every worker writing Parquet and its
   outcome, and the polling itself.
-- **bare pool**: ``multiprocessing.Pool(<cores>)`` mapping the same 100 shards to a function that
-  evaluates each point with ``Simulation.evaluate`` (the simulation function, with the same
-  per-point random stream, through the worker's ``evaluator``) and returns the metrics as an
-  array. Pool start-up is included.
+- **bare pool**: ``multiprocessing.Pool(<cores>)`` mapping the same 100 shards to a hand-written
+  function (what a user writes instead of us): points decoded by hand from the grid, the
+  simulation function called directly with the public fast path's stream (``PointStreams``),
+  metrics returned as an array. Pool start-up is included.
 - **bare pool, v1 stream**: the same pool with what a user would hand-write with the old stream
   (a fresh BLAKE2b-seeded ``PCG64`` generator per point index; ``evaluate_shard_v1``). Timed
   only: its numbers differ from stream v2's by design.
@@ -46,8 +46,10 @@ import pyarrow.parquet as pq
 import requests
 
 from bench.streams import v1_rng
-from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.sharding import ShardSpec, shard_bounds
 from chalicelib.model.validation import validate_request
+from chalicelib.simulations.builtin import option_pricing
+from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 from scripts.local_stack import local_server
 
@@ -70,17 +72,38 @@ def body(per_axis: int) -> dict[str, Any]:
 
 
 def evaluate_shard(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
-    """The bare work of one shard: each point through the simulation, nothing else."""
+    """What a user writes instead of us: the shard's points decoded by hand from the grid (numpy
+    ``linspace``, the last axis fastest), each passed to the simulation function itself with its
+    random stream from the public fast path (``PointStreams``, bit-identical to ``point_rng``).
+    None of our per-point code runs: no ``iter_points``, no ``evaluate``, no defaults merge."""
     request_body, shard_id = args
-    request = validate_request(request_body, None)
-    sim = REGISTRY[request.simulation]
-    start, end = shard_bounds(request.total_points, request.shards, shard_id)
-    values: list[float] = []
-    keep = values.extend
-    evaluate = sim.evaluator(request.seed)
-    for _, point, replicate in request.space.iter_points(start, end):
-        keep(evaluate(point, replicate).values())
-    return start, np.array(values).reshape(end - start, len(sim.metrics))
+    axes = request_body["parameters"]
+    strikes, vols, maturities = (
+        np.linspace(**axes[name]["linspace"]).tolist()
+        for name in ("strike", "volatility", "maturity")
+    )
+    sim = REGISTRY["option_pricing"]
+    streams = PointStreams(sim, request_body["seed"])
+    total = len(strikes) * len(vols) * len(maturities)
+    start, end = shard_bounds(total, ShardSpec("count", SHARDS), shard_id)
+    out = np.empty((end - start, 4))
+    params: dict[str, Any] = {
+        "spot": 100.0,
+        "rate": 0.01,
+        "option": "call",
+        "paths": axes["paths"]["values"][0],
+    }
+    for row, index in enumerate(range(start, end)):
+        i, rest = divmod(index, len(vols) * len(maturities))
+        j, k = divmod(rest, len(maturities))
+        params["strike"], params["volatility"], params["maturity"] = (
+            strikes[i],
+            vols[j],
+            maturities[k],
+        )
+        m = option_pricing(params, streams.rng(params))
+        out[row] = (m["price"], m["stderr"], m["analytic"], m["abs_error"])
+    return start, out
 
 
 def evaluate_shard_v1(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
