@@ -214,13 +214,15 @@ def _evaluate(
     sim = REGISTRY[shard.request.simulation]
     space = shard.request.space
     record = evaluated if evaluated is not None else EvaluatedPoints()
-    evaluate = sim.evaluator(shard.request.seed, record.keys)  # one re-keyed generator (v2)
+    # One re-keyed generator (stream v2); points decoded straight into effective parameters.
+    evaluate = sim.values_evaluator(shard.request.seed, record.keys)
+    base, floats = sim.defaults, sim.float_names
     reused = copied.points if copied is not None else {}
     for lo in range(shard.start, shard.end, ROW_GROUP_POINTS):
         hi = min(shard.end, lo + ROW_GROUP_POINTS)
         metrics: list[float] = []
         keep = metrics.extend
-        for index, point, replicate in space.iter_points(lo, hi):
+        for index, point, replicate in space.iter_points(lo, hi, base, floats):
             if out_of_time():
                 raise ShardFailure(
                     FailureCode.DEADLINE_EXCEEDED,
@@ -237,7 +239,7 @@ def _evaluate(
                 keep(reused[index][1])
                 continue
             try:
-                values = evaluate(point, replicate).values()
+                values = evaluate(point, replicate)
             except Exception as exc:  # any error in simulation code fails this shard, not the run
                 raise ShardFailure(
                     FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"

@@ -143,19 +143,44 @@ class Simulation:
         """``evaluate`` for many points of one seed, through one re-keyed generator
         (``PointStreams``): ``evaluator(seed)(point, replicate=0)``. With ``keys``, each
         evaluated point's stream key (its identity for reuse) is appended to it."""
-        point_streams = PointStreams(self, seed)
-        key_of, rng_at = point_streams.key, point_streams.rng_at
-        effective, fn, metrics = self.effective_params, self.fn, self._metrics
-        record = keys.append if keys is not None else None
+        values_of = self.values_evaluator(seed, keys)
+        effective, names = self.effective_params, self.metrics
 
         def evaluate(point: Mapping[str, Value], replicate: int = 0) -> Metrics:
-            params = effective(point)
+            return dict(zip(names, values_of(effective(point), replicate), strict=True))
+
+        return evaluate
+
+    @property
+    def defaults(self) -> Mapping[str, Value]:
+        """The declared defaults, a float parameter's as a float (what ``effective_params``
+        overlays the point on)."""
+        return self._defaults
+
+    @property
+    def float_names(self) -> frozenset[str]:
+        """The float parameters, whose values the function always receives as floats."""
+        return self._floats
+
+    def values_evaluator(
+        self, seed: int, keys: list[bytes] | None = None
+    ) -> Callable[[dict[str, Value], int], list[float]]:
+        """The worker's per-point call: effective parameters in (``effective_params``, or
+        ``ParameterSpace.iter_points`` with ``base=defaults, floats=float_names``), the metric
+        values out as floats in declared order, no dict made per point. ``keys`` as for
+        ``evaluator``."""
+        point_streams = PointStreams(self, seed)
+        key_of, rng_at, fn, names = point_streams.key, point_streams.rng_at, self.fn, self.metrics
+        record = keys.append if keys is not None else None
+
+        def values(params: dict[str, Value], replicate: int) -> list[float]:
             key = key_of(params, replicate)
             if record is not None:
                 record(key)
-            return metrics(fn(params, rng_at(key)))
+            raw = fn(params, rng_at(key))
+            return [float(raw[m]) for m in names]
 
-        return evaluate
+        return values
 
     def _metrics(self, raw: Mapping[str, float]) -> Metrics:
         return {m: float(raw[m]) for m in self.metrics}

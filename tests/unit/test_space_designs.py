@@ -302,3 +302,24 @@ def test_the_same_request_gives_the_same_points_in_another_process() -> None:
     )
     assert outputs[0] == outputs[1] == mine
     assert len(outputs[2]) == 12
+
+
+@FAST
+@given(bodies(), st.data())
+def test_points_decoded_as_effective_parameters_are_effective_params_exactly(
+    body: dict[str, Any], data: st.DataObject
+) -> None:
+    """The worker's decoding (``iter_points`` with the defaults and float names) gives what
+    ``effective_params`` makes of each plain point: same values, same types (an int swept for
+    a float parameter arrives as a float), same key order, a fresh dict per point."""
+    sim = REGISTRY["option_pricing"]
+    space = space_of(body)
+    start = data.draw(st.integers(0, space.size - 1))
+    end = data.draw(st.integers(start, space.size))
+    fast = list(space.iter_points(start, end, sim.defaults, sim.float_names))
+    slow = [(i, sim.effective_params(p), r) for i, p, r in space.iter_points(start, end)]
+    assert fast == slow
+    for (_, got, _), (_, want, _) in zip(fast, slow, strict=True):
+        assert list(got.items()) == list(want.items())
+        assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
+    assert len({id(p) for _, p, _ in fast}) == len(fast)
