@@ -245,8 +245,7 @@ def _evaluate(
                     FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
                 ) from None
             keep(values)
-            record.indices.append(index)
-            record.metrics.extend(values)
+        record.add_group(lo, hi, metrics, reused)
         params = param_strings(space, lo, hi)
         sources = reuse.source_column(copied, lo, hi) if copied else None
         emit(
@@ -270,6 +269,24 @@ class EvaluatedPoints:
     keys: list[bytes] = field(default_factory=list)
     indices: array[int] = field(default_factory=lambda: array("q"))
     metrics: array[float] = field(default_factory=lambda: array("d"))
+
+    def add_group(
+        self, lo: int, hi: int, metrics: list[float], copied: dict[int, tuple[str, list[float]]]
+    ) -> None:
+        """Points ``[lo, hi)`` of a row group, whose ``metrics`` are in point order, minus
+        those ``copied`` from an earlier run: whole groups at once, not point by point (two
+        appends a point were a tenth of the worker's own per-point time)."""
+        skipped = [i for i in copied if lo <= i < hi] if copied else []
+        if not skipped:
+            self.indices.extend(range(lo, hi))
+            self.metrics.extend(metrics)
+            return
+        width = len(metrics) // (hi - lo)
+        gone = set(skipped)
+        for row, index in enumerate(range(lo, hi)):
+            if index not in gone:
+                self.indices.append(index)
+                self.metrics.extend(metrics[row * width : (row + 1) * width])
 
 
 def _write_index(store: ObjectStore, shard: events.ShardTask, points: EvaluatedPoints) -> None:
