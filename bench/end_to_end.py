@@ -16,9 +16,10 @@ each, 100 by default: 10^6 points) with ``paths = 100``, in 100 shards, seed 1.
   function (what a user writes instead of us): points decoded by hand from the grid, the
   simulation function called directly with the public fast path's stream (``PointStreams``),
   metrics returned as an array. Pool start-up is included.
-- **bare pool, v1 stream**: the same pool with what a user would hand-write with the old stream
-  (a fresh BLAKE2b-seeded ``PCG64`` generator per point index; ``evaluate_shard_v1``). Timed
-  only: its numbers differ from stream v2's by design.
+- **bare pool, v1 stream**: the same hand-written loop with the old stream (a fresh
+  BLAKE2b-seeded ``PCG64`` generator per point index, as the worker built it before stream v2;
+  ``evaluate_shard_v1``): issue 17's baseline. Timed only: its numbers differ from stream
+  v2's by design.
 - **lithops**: Lithops' localhost backend (``bench/requirements.txt``) mapping the same shard
   function; its workers are the ``python`` on PATH, so this venv goes first on PATH.
 
@@ -37,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -71,19 +73,21 @@ def body(per_axis: int) -> dict[str, Any]:
     }
 
 
-def evaluate_shard(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
-    """What a user writes instead of us: the shard's points decoded by hand from the grid (numpy
-    ``linspace``, the last axis fastest), each passed to the simulation function itself with its
-    random stream from the public fast path (``PointStreams``, bit-identical to ``point_rng``).
-    None of our per-point code runs: no ``iter_points``, no ``evaluate``, no defaults merge."""
-    request_body, shard_id = args
+def hand_written(
+    request_body: dict[str, Any],
+    shard_id: int,
+    rng_for: Callable[[dict[str, Any], int], np.random.Generator],
+) -> tuple[int, Any]:
+    """What a user writes instead of us: the shard's points decoded by hand from the grid
+    (numpy ``linspace``, the last axis fastest) into one parameter dict updated in place, each
+    passed to the simulation function itself with ``rng_for(params, index)``, the metrics kept
+    in an array. None of our per-point code runs: no ``iter_points``, no evaluator, no
+    defaults merge."""
     axes = request_body["parameters"]
     strikes, vols, maturities = (
         np.linspace(**axes[name]["linspace"]).tolist()
         for name in ("strike", "volatility", "maturity")
     )
-    sim = REGISTRY["option_pricing"]
-    streams = PointStreams(sim, request_body["seed"])
     total = len(strikes) * len(vols) * len(maturities)
     start, end = shard_bounds(total, ShardSpec("count", SHARDS), shard_id)
     out = np.empty((end - start, 4))
@@ -101,26 +105,27 @@ def evaluate_shard(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
             vols[j],
             maturities[k],
         )
-        m = option_pricing(params, streams.rng(params))
+        m = option_pricing(params, rng_for(params, index))
         out[row] = (m["price"], m["stderr"], m["analytic"], m["abs_error"])
     return start, out
 
 
-def evaluate_shard_v1(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
-    """The same shard as a user would hand-write it with the old (v1) stream: a fresh
-    ``Generator(PCG64(blake2b(simulation, seed, index)))`` per point. Its numbers differ from
-    stream v2's by design, so it is timed, not compared."""
+def evaluate_shard(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
+    """The hand-written shard with stream v2 by its public fast path (``PointStreams``,
+    bit-identical to ``point_rng``): the baseline whose metrics every way must equal."""
     request_body, shard_id = args
-    request = validate_request(request_body, None)
-    sim = REGISTRY[request.simulation]
-    start, end = shard_bounds(request.total_points, request.shards, shard_id)
-    values: list[float] = []
-    keep = values.extend
-    for index, point, _ in request.space.iter_points(start, end):
-        rng = v1_rng(request.simulation, request.seed, index)
-        metrics = sim.fn(sim.effective_params(point), rng)
-        keep(float(metrics[m]) for m in sim.metrics)
-    return start, np.array(values).reshape(end - start, len(sim.metrics))
+    streams = PointStreams(REGISTRY["option_pricing"], request_body["seed"])
+    return hand_written(request_body, shard_id, lambda params, _: streams.rng(params))
+
+
+def evaluate_shard_v1(args: tuple[dict[str, Any], int]) -> tuple[int, Any]:
+    """The same hand-written shard with the old (v1) stream, as the worker built it before
+    stream v2 (git: ``point_rng`` before commit bb64c40): a fresh
+    ``Generator(PCG64(blake2b(simulation, seed, index)))`` per point (``bench.streams.v1_rng``).
+    Its numbers differ from stream v2's by design, so it is timed, not compared."""
+    request_body, shard_id = args
+    seed = request_body["seed"]
+    return hand_written(request_body, shard_id, lambda _, i: v1_rng("option_pricing", seed, i))
 
 
 def assemble(parts: list[tuple[int, Any]], total: int, width: int) -> Any:

@@ -151,6 +151,16 @@ def _scale(r: Report) -> list[str]:
     return out
 
 
+def _restart(r: Report) -> list[str]:
+    per_round = [x["restart_to_complete_s"] for x in r["rounds"]]
+    pending = [x["pending_at_restart"] for x in r["rounds"]]
+    return [
+        f"killed mid-run (shards pending at restart: {pending}), restarted on its data root",
+        f"**restart to complete: {r['median_s']:.1f} s median** (goal <= {r['goal_s']}; "
+        f"rounds {per_round}); baseline: the stall timeout, {r['stall_timeout_s']} s",
+    ]
+
+
 # name → (extra arguments, figures from its JSON report)
 BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "end_to_end": (["--rounds", "3"], _end_to_end),
@@ -165,6 +175,7 @@ BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "package_sizes": ([], _package_sizes),
     "worker_memory": ([], _worker_memory),
     "scale": ([], _scale),
+    "restart": (["--rounds", "2"], _restart),
 }
 
 

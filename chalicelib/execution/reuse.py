@@ -70,7 +70,7 @@ def write_index(
         },
         schema=REUSE_INDEX,
     )
-    store.put(layout.reuse_index(fam, run_id, shard_id), to_parquet(table))
+    store.put(layout.reuse_index(fam, run_id, shard_id), to_parquet(table, dictionary=False))
 
 
 def _lists(metrics: np.ndarray) -> pa.Array:
