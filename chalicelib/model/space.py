@@ -155,8 +155,11 @@ class ZipAxis:
 GridAxis = Axis | ZipAxis
 
 
-def _float_of(value: Callable[[int], Value]) -> Callable[[int], Value]:
-    """An axis's ``value`` made float (a float parameter swept by a ``range`` or ``values``)."""
+def _float_of(axis: Axis) -> Callable[[int], Value]:
+    """The axis's ``value`` for a float parameter: made float unless it always is one."""
+    if isinstance(axis, LinspaceAxis):
+        return axis.value
+    value = axis.value
     return lambda k: float(value(k))
 
 
@@ -309,7 +312,7 @@ class ParameterSpace:
         ]
         sample_mask = tuple(c in floats for c in columns[grid_width:])
         single = [
-            None if not isinstance(a, Axis) else _float_of(a.value) if mask[0] else a.value
+            None if not isinstance(a, Axis) else _float_of(a) if mask[0] else a.value
             for a, mask in zip(axes, masks, strict=True)
         ]
 

@@ -146,7 +146,7 @@ class LocalStore(ObjectStore):
         except OSError as exc:
             raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
 
-    EMPTY = ".tmp-empty"  # in the root; listings skip ``.tmp-`` names
+    EMPTY = ".empty-object"  # in the root, never listed: the file empty objects link to
 
     def _link_empty(self, path: Path) -> bool:
         """An empty object (a usage record, a retry marker: the key is the data) as a hard
@@ -231,7 +231,7 @@ class LocalStore(ObjectStore):
             head = "" if folder == "." else folder + "/"
             for name in files:
                 key = head + name
-                if key.startswith(prefix) and not name.startswith(".tmp-"):
+                if key.startswith(prefix) and not name.startswith(".tmp-") and key != self.EMPTY:
                     found.append(StoredObject(key))
         yield from sorted(found, key=lambda o: o.key)
 

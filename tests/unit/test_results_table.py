@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,7 +11,13 @@ import pytest
 
 from chalicelib.execution.worker import format_value, param_strings
 from chalicelib.model.validation import validate_request
-from chalicelib.storage.tables import RESULTS, ResultColumns, results_parquet
+from chalicelib.storage.tables import (
+    RESULTS,
+    RESULTS_DICTIONARY,
+    ResultColumns,
+    ResultsFile,
+    results_parquet,
+)
 
 
 def test_columns_round_trip_as_one_map_per_row() -> None:
@@ -89,3 +96,24 @@ def test_the_workers_whole_shard_params_equal_point_by_point_formatting(
     old = pq.read_table(io.BytesIO(results_parquet(2, by_point)))
     new = pq.read_table(io.BytesIO(results_parquet(2, whole)))
     assert new.equals(old) and new.schema.equals(RESULTS)
+
+
+def test_only_repeating_columns_are_dictionary_encoded_in_both_writers(tmp_path: Path) -> None:
+    """Distinct values (point_index, the metric doubles) are written plain: a dictionary there
+    is built, found too large and dropped, for nothing. Both writers encode alike, and every
+    name in RESULTS_DICTIONARY is a real column (pyarrow ignores unknown ones)."""
+    columns = ResultColumns(("a",), ("m", "n"))
+    for k in range(500):
+        columns.add(k, [str(k % 3)], [k / 7, k / 11])
+    streamed = tmp_path / "streamed.parquet"
+    writer = ResultsFile(streamed, 3)
+    writer.write(columns)
+    writer.close()
+    for source in (io.BytesIO(results_parquet(3, columns)), streamed):
+        group = pq.ParquetFile(source).metadata.row_group(0)
+        encoded = {
+            group.column(i).path_in_schema
+            for i in range(group.num_columns)
+            if "RLE_DICTIONARY" in group.column(i).encodings
+        }
+        assert encoded == set(RESULTS_DICTIONARY)
