@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
+    began, load_before = time.monotonic(), os.getloadavg()[0]
     request_body = body(args.points_per_axis)
     total = args.points_per_axis**3
     times: dict[str, list[float]] = {"bare": [], "bare_v1": [], "local": [], "lithops": []}
@@ -249,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
     }
     summary["per_round"] = {k: v for k, v in per_round.items() if v}
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--json"]
+    summary["command"] = " ".join([".venv/bin/python", "-m", "bench.end_to_end", *given])
+    summary["took_s"] = round(time.monotonic() - began, 1)
+    summary["load_1min"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     for name, ratios in summary["per_round"].items():
         summary[name] = statistics.median(ratios)
     if args.json:

@@ -86,8 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    began, load_before = time.monotonic(), os.getloadavg()[0]
     rounds = [one_round() for _ in range(args.rounds)]
     summary = {
+        "command": f".venv/bin/python -m bench.restart --rounds {args.rounds}",
+        "took_s": round(time.monotonic() - began, 1),
+        "load_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "rounds": rounds,
         "median_s": statistics.median(r["restart_to_complete_s"] for r in rounds),
         "goal_s": 15,

@@ -161,6 +161,14 @@ def _restart(r: Report) -> list[str]:
     ]
 
 
+def _load(r: Report) -> list[str]:
+    """The machine's load while a benchmark ran, when its report measured it."""
+    if "load_1min" not in r:
+        return []
+    before, after = r["load_1min"]
+    return [f"machine load (1-min average): {before} at start, {after} at end"]
+
+
 # name → (extra arguments, figures from its JSON report)
 BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "end_to_end": (["--rounds", "3"], _end_to_end),
@@ -262,11 +270,11 @@ def main(argv: list[str] | None = None) -> int:
         if name in reused:
             report = json.loads(Path(reused[name]).read_text())
             command, seconds = report["command"], float(report["took_s"])
-            rows.append((name, command, figures(report), seconds))
+            rows.append((name, command, figures(report) + _load(report), seconds))
             continue
         print(f"\n=== {command}", flush=True)
         report, seconds = run(name, extra)
-        rows.append((name, command, figures(report), seconds))
+        rows.append((name, command, figures(report) + _load(report), seconds))
         print("\n".join(rows[-1][2]), flush=True)
     # --only: the other benchmarks' rows stay as they were measured (their own dates apply).
     text = render(rows, kept_rows({r[0] for r in rows}) if args.only else [])

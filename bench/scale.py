@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, nargs="+", default=[100, 1000, 10_000, 100_000])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    began = time.monotonic()
+    began, load_before = time.monotonic(), os.getloadavg()[0]
     rows = []
     for shards in args.shards:
         rows.append(one(shards))
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             [".venv/bin/python", "-m", "bench.scale", "--shards", *map(str, args.shards)]
         )
         took = round(time.monotonic() - began, 1)
-        print(json.dumps({"rows": rows, "command": command, "took_s": took}))
+        load = [round(load_before, 1), round(os.getloadavg()[0], 1)]
+        print(json.dumps({"rows": rows, "command": command, "took_s": took, "load_1min": load}))
     return 0
 
 

@@ -126,7 +126,7 @@ class LocalStore(ObjectStore):
         cost more than the rest of the store's Python. A key is ours to name, so ``..`` and
         absolute keys are what is refused; links inside the root are the user's choice."""
         path = os.path.normpath(os.path.join(self._base, key))
-        if not path.startswith(self._base + os.sep):
+        if path != self._base and not path.startswith(self._base + os.sep):
             raise ValueError(f"key {key!r} escapes the data root")
         return Path(path)
 
