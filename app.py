@@ -64,7 +64,8 @@ def dispatcher(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib.fanout.dispatcher import run_event
 
     rt = wiring.current()
-    return run_event(event, rt.store, rt.invoker, rt.settings, rt.catalog)
+    remaining = context.get_remaining_time_in_millis
+    return run_event(event, rt.store, rt.invoker, rt.settings, rt.catalog, remaining)
 
 
 @app.lambda_function(name="worker")

@@ -28,6 +28,16 @@ aws_calls: list[dict[str, Any]] = []
 
 
 class InvokeStandIn(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        """GetAccountSettings (moto has none): the unreserved concurrency pacing reads."""
+        aws_calls.append({"fn": current[0], "service": "lambda", "op": "GetAccountSettings"})
+        limit = {"ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}
+        body = json.dumps({"AccountLimit": limit}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_POST(self) -> None:
         size = int(self.headers.get("Content-Length", "0"))
         payload = json.loads(self.rfile.read(size) or b"{}")
