@@ -32,6 +32,12 @@ from deploy.naming import FUNCTIONS, STAGES, StageNames
 CHALICE_DIR = PROJECT_ROOT / ".chalice"
 
 
+# The only actions granted on "*": IAM defines no resource for them (the Service Authorization
+# Reference lists no resource type for lambda:GetAccountSettings), and they read account-wide
+# limits only, nothing of any stage.
+ACCOUNT_WIDE_ACTIONS = frozenset({"lambda:GetAccountSettings"})
+
+
 @dataclass(frozen=True)
 class Grant:
     """What one function does in AWS. Prefixes are folders under the stage's data prefix."""
