@@ -202,7 +202,8 @@ class Settings:
         600,
         "longest one dispatcher invocation paces (it also stops a margin before its remaining "
         "time) before it hands the rest of the job to a continuation event (0: hand out what "
-        "the window allows, then continue at once)",
+        "the window allows, then continue at once: for tests that run events in one thread; on "
+        "a stage it would make continuations follow each other while the window is full)",
         local_default=30,
         low=0,
     )

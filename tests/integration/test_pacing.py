@@ -17,7 +17,9 @@ from chalicelib.fanout.invoking import LambdaInvoker
 from chalicelib.fanout.reconcile import reconcile
 from chalicelib.runs.status import status
 from chalicelib.storage import layout
+from chalicelib.storage.stores import S3Store
 from scripts.invoke_standin import StandIn
+from tests.support.harness import FIFTY, Harness, body_of
 from tests.support.inline import Inline, QueueInvoker
 from tests.support.store_models import S3LatencyStore
 
@@ -148,3 +150,29 @@ def test_the_deployed_concurrency_is_the_reservation_else_the_account_else_the_f
         nowhere = closed.endpoint()
     gone = LambdaInvoker(NAMES, lambda: nowhere, fallback_concurrency=11)
     assert gone.worker_concurrency() == 11
+
+
+def test_the_deployed_dispatcher_paces_within_its_invocation(s3_store: S3Store) -> None:
+    """The dispatcher function (app.py) through chalice.test, whose context has 3 s to live:
+    with a reservation of 5 the 50-shard run is paced, each invocation stops within its time
+    (the budget is what is left less the margin) and continues; workers run between rounds of
+    dispatcher events, as Lambda would run them meanwhile. Never more than 5 in flight."""
+    harness = Harness(s3_store, worker_reserved_concurrency=5, pacing_poll_ms=100)
+    try:
+        run_id = body_of(harness.post(FIFTY))["run_id"]
+        most = 0
+        for _ in range(200):  # bounded: each round hands out at least one slice or ends
+            for call in harness.lambda_.take("dispatcher"):
+                answer = harness.client.lambda_.invoke("dispatcher", call.payload)
+                assert answer.payload.get("paced") != "duplicate"
+            workers = harness.lambda_.take("worker")
+            most = max(most, len(workers))
+            if not workers and not harness.lambda_.accepted:
+                break
+            harness.run_workers(workers)
+        done = body_of(harness.get(f"/sweeps/{run_id}"))
+    finally:
+        harness.close()
+    assert done["complete"] and done["shards"] == {"succeeded": 48, "failed": 2, "pending": 0}
+    assert 0 < most <= 5
+    assert harness.lambda_.account_reads == 0  # the reservation: no GetAccountSettings
