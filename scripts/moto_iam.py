@@ -13,7 +13,7 @@ roles trust lambda.amazonaws.com only, and that is not widened (an operator cann
 
 What moto's enforcement does not model (moto/iam/access_control.py, moto 5.2.5), so the first
 judge (tests/deploy/test_policies.py) stays: resource-based policies (bucket policies, Lambda
-permissions); Conditions outside AssumeRole trust policies; S3's 403-for-absent-keys without
+permissions); Conditions outside AssumeRole (treated as met); S3's 403-for-absent-keys without
 ListBucket (moto answers 404 whenever GetObject is allowed); resources for services without a
 ``_determine_resource`` (everything but S3, STS, IAM, SQS: a Glue call is checked against "*",
 so ``install_patches`` names the table of a BatchCreatePartition); Lambda's Invoke (the
