@@ -161,11 +161,11 @@ def main() -> int:
     os.environ.pop("AWS_PROFILE", None)
     import boto3
 
-    print(f"[1/3] moto server at {url}")
+    print(f"[1/4] moto server at {url}")
     boto3.client("s3").create_bucket(Bucket=ARTIFACTS)
     with tempfile.TemporaryDirectory(prefix="sweeps-rehearsal-") as tmp:
         out = Path(tmp)
-        print("[2/3] path B deploy (layer, data stack, chalice deploy, post-deploy)")
+        print("[2/4] path B deploy (layer, data stack, chalice deploy, post-deploy)")
         states = []
         for round_ in ("first deploy", "same deploy again (idempotent)"):
             print(f"--- {round_}")
