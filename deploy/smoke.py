@@ -332,6 +332,8 @@ def check_probe(target: Target, function: str) -> Check:
         answer = target.invoke(function, dict(PROBE))
     except Exception as error:  # the invoke's failure is the line's answer, named
         return Check(name, FAIL, f"invoke failed: {type(error).__name__}: {error}")
+    if isinstance(answer, dict) and answer.get("probe") == "refused":
+        return Check(name, FAIL, f"the function refused the probe event: {answer.get('problems')}")
     if not isinstance(answer, dict) or answer.get("probe") != ACTION:
         return Check(name, FAIL, f"not the probe's answer (is this deploy older?): {answer}")
     if answer.get("status") == 404:

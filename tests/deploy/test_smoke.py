@@ -161,4 +161,5 @@ def test_the_probe_line_passes_only_on_the_probes_404(s3_client: Any) -> None:
     assert all(checks[fn].status == FAIL for fn in FUNCTIONS if fn != "api_handler")
     assert "s3:ListBucket" in checks["dispatcher"].why and denied in checks["dispatcher"].why
     assert "invoke failed: RuntimeError" in checks["failure_recorder"].why
+    assert "refused the probe event" in checks["worker"].why
     assert "not the probe's answer" in checks["reconciler"].why
