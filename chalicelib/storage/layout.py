@@ -236,6 +236,17 @@ def parse_reuse_index(key: str) -> tuple[str, int] | None:
     return (m["run_id"], int(m["shard"])) if m and key.startswith(REUSE_INDEX) else None
 
 
+PROBES = "runs/_probe/"  # never written: the probe HEADs a random key here and expects 404
+
+
+def probe_key(token: str) -> str:
+    """A key nothing ever writes, under ``runs/``, which every function may read
+    (deploy/policies.py): the probe's HEAD of it answers 404 with the caller's own grants."""
+    if not token or not all(c in string.hexdigits for c in token):
+        raise ValueError(f"a probe token is hex digits, got {token!r}")
+    return f"{PROBES}{token}"
+
+
 OPEN_RUNS = "runs/_index/open/"  # "_" is in no run id: never a run folder
 RUN_INDEX = "runs/_index/all/"
 
