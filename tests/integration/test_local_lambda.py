@@ -221,3 +221,29 @@ def test_a_restarted_stage_redrives_the_runs_of_the_stage_it_replaced_at_once(
         assert after["shards"] == {"succeeded": 2, "failed": 1, "pending": 0}
     finally:
         invoker.close()
+
+
+def test_a_crashed_shard_is_billed_once_per_try_at_the_timeout_and_flagged(
+    local: tuple[Settings, LocalStore, LocalInvoker],
+) -> None:
+    """crash_shards on the local stand-in: every try raises (the worker's own record) and then
+    the failure recorder charges each try the timeout. The cost counts each try once."""
+    settings, store, invoker = local
+    body = {k: v for k, v in SWEEP.items() if k != "fail_shards"} | {"crash_shards": [1]}
+    run_id = submit_run(settings, store, invoker, body)["run_id"]
+    assert invoker.wait_idle(120)
+    status = run_status.status(store, run_id)
+    assert status["complete"] and status["failed_shards"] == [1]
+    tries = settings.worker_max_attempts
+    raised = [k for k in keys_under(store, layout.usage_prefix(run_id)) if "-raised~" in k]
+    assert len(raised) == tries  # the double count's source: each try also recorded itself
+
+    worker = status["cost"]["by_function"]["worker"]
+    assert worker["invocations"] == 2 + tries and worker["bounded"] == tries
+    assert status["cost"]["upper_bound"] is True
+    timeout = 900 * 1769 / 1024  # the local stage's worker: 900 s at 1,769 MB
+    assert tries * timeout <= worker["lambda_gb_s"] < (tries + 1) * timeout
+
+
+def keys_under(store: LocalStore, prefix: str) -> list[str]:
+    return [o.key for o in store.list(prefix)]
