@@ -60,7 +60,8 @@ import json, sys
 from sweeps import Client
 status = Client().run(sys.argv[1]).status()
 heavy = ("pyarrow", "numpy", "duckdb", "sqlglot", "chalicelib.execution")
-print(json.dumps({"complete": status["complete"], "loaded": [m for m in heavy if m in sys.modules]}))
+loaded = [m for m in heavy if m in sys.modules]
+print(json.dumps({"complete": status["complete"], "loaded": loaded}))
 """
 
 
