@@ -112,7 +112,11 @@ def _estimate_accuracy(r: Report) -> list[str]:
         f"CPU ({x['ratio_cpu']}x)"
         for x in r["results"]
     ]
-    within = f"within +-30 %: wall {r['within_30_percent']}, CPU {r['cpu_within_30_percent']}"
+    within = (
+        f"within +-30 %: wall {r['within_30_percent']}, CPU {r['cpu_within_30_percent']} "
+        f"(load average {', '.join(map(str, r['load_average']))}: wall also measures the "
+        "neighbours)"
+    )
     return [*out, within]
 
 

@@ -10,7 +10,7 @@ How it measures (all CPU time of this process, so neighbours on a shared machine
    Parquet, outcome and reuse index writes) on a 1-point shard and, when points are cheap
    (< 2 ms), on a 200-point shard of the request's first points, in a throw-away local store.
    Each run less its bare evaluation gives the fixed cost per shard and the worker's own cost
-   per point (negligible next to points of 2 ms or more).
+   per point (negligible next to points of 2 ms or more); each is the median of five runs.
    The same runs give the S3 requests a shard makes (their usage records).
 3. **Scaling to Lambda**: Lambda gives a function CPU in proportion to its memory, one full vCPU
    at 1,769 MB (``pricing.FULL_VCPU_MB``). Single-threaded work runs ``1769 / memory`` times
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -51,6 +52,9 @@ RUN_ID = "20000101T000000000Z-estimate0000"
 LEAF_SHARDS = 1000  # Settings.dispatch_leaf_shards' default: one dispatcher per 1,000 shards
 DISPATCHER_S = 0.25
 CHEAP_POINT_S = 0.002
+# Each worker timing is a median of this many runs: one run of a few ms varies by 2x or more
+# (a collection, a neighbour's burst), and the fixed cost is most of a cheap shard's seconds.
+REPEATS = 5
 
 
 @dataclass(frozen=True)
@@ -161,13 +165,16 @@ def estimate(
     try:
         per_point = _sample_cost(request, sample, budget_s)
         _worker_run(request, 1)  # warm-up: a warm worker has paid its first-call costs
-        one_cpu, requests_per_shard, one_bare = _worker_run(request, 1)
-        fixed_cpu = max(0.0, one_cpu - one_bare)
+        ones = [_worker_run(request, 1) for _ in range(REPEATS)]
+        requests_per_shard = ones[0][1]
+        fixed_cpu = statistics.median(max(0.0, cpu - bare) for cpu, _, bare in ones)
         overhead = 0.0
         if per_point < CHEAP_POINT_S:  # else the worker's own cost per point is negligible
             m = min(overhead_points, total)
-            cpu_m, _, bare_m = _worker_run(request, m)
-            overhead = max(0.0, (cpu_m - fixed_cpu - bare_m) / m)
+            overhead = statistics.median(
+                max(0.0, (cpu_m - fixed_cpu - bare_m) / m)
+                for cpu_m, _, bare_m in (_worker_run(request, m) for _ in range(REPEATS))
+            )
     finally:
         logger.setLevel(level)
     reused = reusable(request, data_root) if request.reuse and data_root is not None else 0
