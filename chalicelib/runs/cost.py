@@ -7,7 +7,6 @@ passes serve every run and are charged to none. One listing, no Parquet: it is p
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import replace
 from typing import Any
@@ -16,9 +15,9 @@ from chalicelib.pricing import PRICES, gb_seconds, usd
 from chalicelib.storage import layout
 from chalicelib.storage.stores import ObjectStore
 
-# What a worker's record says of a try that ended in an unhandled error (its own ``finally``),
-# and what the failure recorder's says of each try Lambda made of a shard it gave up on.
-_CRASH_TRY = re.compile(r"^shard-(?P<shard>\d+)-(?P<end>raised|crashed)$")
+# How a worker's record says a try ended in an unhandled error (its own ``finally``), and how
+# the failure recorder's says Lambda made a try of a shard it gave up on.
+CRASH_TRY_ENDS = ("raised", "crashed")
 
 
 def charged(entries: list[layout.Usage]) -> list[layout.Usage]:
@@ -32,14 +31,14 @@ def charged(entries: list[layout.Usage]) -> list[layout.Usage]:
     with the S3 requests the raised tries counted. That is right whichever way a try died,
     and whether or not Lambda's retries share a request id. A ``raised`` try of a shard with
     no ``crashed`` record (a retry then succeeded) keeps its measured duration."""
-    groups: dict[tuple[str, str], list[layout.Usage]] = defaultdict(list)
+    groups: dict[tuple[str, int], list[layout.Usage]] = defaultdict(list)
     out: list[layout.Usage] = []
     for e in entries:
-        m = _CRASH_TRY.match(e.what)
-        if m is None:
+        shard = layout.what_shard(e.what)
+        if shard is None or shard[1] not in CRASH_TRY_ENDS:
             out.append(e)
         else:
-            groups[(e.function, m["shard"])].append(e)
+            groups[(e.function, shard[0])].append(e)
     for group in groups.values():
         raised = [e for e in group if not e.bound]
         bound = [e for e in group if e.bound]
