@@ -11,7 +11,8 @@ How it measures (all CPU time of this process, so neighbours on a shared machine
    (< 2 ms), on a 200-point shard of the request's first points, in a throw-away local store.
    Each run less its bare evaluation gives the fixed cost per shard and the worker's own cost
    per point (negligible next to points of 2 ms or more); each is the median of five runs.
-   The same runs give the S3 requests a shard makes (their usage records).
+   The same runs give the S3 requests a shard makes, reads and writes (their usage records),
+   each priced as its kind.
 3. **Scaling to Lambda**: Lambda gives a function CPU in proportion to its memory, one full vCPU
    at 1,769 MB (``pricing.FULL_VCPU_MB``). Single-threaded work runs ``1769 / memory`` times
    longer below that and no faster above it, so local CPU seconds are multiplied by
@@ -102,8 +103,9 @@ def _sample_cost(request: SweepRequest, sample: int, budget_s: float) -> float:
     return spent / done
 
 
-def _worker_run(request: SweepRequest, size: int) -> tuple[float, int, float]:
-    """(CPU s of run_task, its S3 requests, bare evaluation CPU s) for shard 0 of ``size``."""
+def _worker_run(request: SweepRequest, size: int) -> tuple[float, tuple[int, int], float]:
+    """(CPU s of run_task, its S3 (reads, writes), bare evaluation CPU s) for shard 0 of
+    ``size``."""
     body = request.to_dict() | {"shards": {"size": size}}
     body.pop("fail_shards", None)
     body.pop("reuse", None)
@@ -114,7 +116,8 @@ def _worker_run(request: SweepRequest, size: int) -> tuple[float, int, float]:
         store = LocalStore(Path(tmp))
         cpu = _cpu(lambda: run_task(payload, None, store, 0))
         usage = [layout.parse_usage(o.key) for o in store.list(layout.usage_prefix(RUN_ID))]
-        requests = sum(u.s3_reads + u.s3_writes for u in usage if u is not None)
+        found = [u for u in usage if u is not None]
+        requests = (sum(u.s3_reads for u in found), sum(u.s3_writes for u in found))
     sim = REGISTRY[request.simulation]
     evaluate = sim.evaluator(request.seed)
     points = [(p, r) for _, p, r in request.space.iter_points(*bounds)]
@@ -166,7 +169,7 @@ def estimate(
         per_point = _sample_cost(request, sample, budget_s)
         _worker_run(request, 1)  # warm-up: a warm worker has paid its first-call costs
         ones = [_worker_run(request, 1) for _ in range(REPEATS)]
-        requests_per_shard = ones[0][1]
+        reads_per_shard, writes_per_shard = ones[0][1]
         fixed_cpu = statistics.median(max(0.0, cpu - bare) for cpu, _, bare in ones)
         overhead = 0.0
         if per_point < CHEAP_POINT_S:  # else the worker's own cost per point is negligible
@@ -195,8 +198,12 @@ def estimate(
     dispatcher_ms = round(DISPATCHER_S * 1000)
     gb_s = worker_gb_s + dispatchers * pricing.gb_seconds(dispatcher_ms, dispatcher.memory_mb)
     invocations = shards + dispatchers
-    s3 = shards * requests_per_shard + dispatchers * 4
-    usd = pricing.usd(gb_s, invocations, 0, s3)  # S3 requests priced as writes: an upper bound
+    # A dispatcher's few requests (manifest, listings, its record) are taken as writes, the
+    # dearer kind; a worker's are priced by kind as its usage record counts them.
+    s3_reads = shards * reads_per_shard
+    s3_writes = shards * writes_per_shard + dispatchers * 4
+    s3 = s3_reads + s3_writes
+    usd = pricing.usd(gb_s, invocations, s3_reads, s3_writes)
     warning = None
     limit_s = size.timeout_s * 0.8  # room for the deadline margin and a slow neighbour
     if seconds_max > limit_s:

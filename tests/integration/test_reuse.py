@@ -313,6 +313,11 @@ def test_estimate_counts_reusable_points_and_warns_about_long_shards(
     assert (wide.points, wide.shards, wide.points_reused) == (153, 4, 81)
     assert wide.worker_seconds_per_shard > 0 and wide.usd > 0 and wide.warning is None
     assert wide.invocations == 4 + 1 and wide.s3_requests > 4
+    # A worker's reads (GET, HEAD) are priced as reads: less than all its requests as writes.
+    as_writes = pricing.usd(wide.lambda_gb_s, wide.invocations, 0, wide.s3_requests)
+    assert wide.usd < as_writes - 4 * (
+        pricing.PRICES.s3_write_request - pricing.PRICES.s3_read_request
+    )
     other_seed = estimating.estimate(grid(VOL17, reuse=True, seed=8), sample=20, data_root=root)
     assert other_seed.points_reused == 0
 
