@@ -1,8 +1,10 @@
 """A run's cost from what it did: its usage records (``execution.usage``), priced once.
 
-Each worker, dispatcher and crashed-worker record is one invocation billed as its duration
-rounded up to 1 ms times its function's memory, plus its S3 requests; API calls and reconciler
-passes serve every run and are charged to none. One listing, no Parquet: it is part of status.
+Each worker and dispatcher record is one invocation billed as its duration rounded up to 1 ms
+times its function's memory, plus its S3 requests (reads and writes at their own prices); a
+shard Lambda gave up on is billed once per try at the timeout (``charged``). API calls and
+reconciler passes serve every run and are charged to none. One listing, no Parquet: it is part
+of status. ``athena/run_cost.sql`` computes the same from the table ``usage``.
 """
 
 from __future__ import annotations
