@@ -226,11 +226,11 @@ def render(rows: list[tuple[str, str, list[str], float]], kept: list[str] | None
         "| --- | --- | --- | --- |",
     ]
     host = machine()
-    lines += kept_rows({name for name, *_ in rows})
+    lines += kept or []  # --only: the rows not rerun, once (main passes them)
     for name, command, figures, seconds in rows:
         cell = "<br>".join(figures) + f"<br>(took {seconds:.0f} s)"
         lines.append(f"| {name} | `{command}` | {cell} | {host} |")
-    return "\n".join([*lines, *(kept or [])]) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
