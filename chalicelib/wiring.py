@@ -55,6 +55,8 @@ def build(settings: Settings) -> Runtime:
     invoker = LambdaInvoker(
         {"worker": settings.worker_function, "dispatcher": settings.dispatcher_function},
         lambda: aws.lambda_endpoint(pool),
+        settings.worker_reserved_concurrency,
+        settings.worker_concurrency_fallback,
     )
     return Runtime(settings, store, invoker)
 
