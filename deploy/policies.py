@@ -65,7 +65,7 @@ GRANTS: dict[str, Grant] = {
     "dispatcher": Grant(
         # reuse/: a reusing run's plan reads its family's index (chalicelib/execution/reuse.py).
         read=("runs", "outcomes", "reuse"),
-        write=("runs", "outcomes"),
+        write=("runs", "outcomes", "usage"),
         invoke=("dispatcher", "worker"),
         register_partitions=True,
         # Pacing reads the account's unreserved concurrency (chalicelib/fanout/pacing.py).
@@ -74,15 +74,16 @@ GRANTS: dict[str, Grant] = {
     "worker": Grant(
         read=("runs", "outcomes"),
         # reuse/: the index of the points a succeeded shard evaluated.
-        write=("runs", "outcomes", "results", "reuse"),
+        # usage/: each invocation's usage record (chalicelib/execution/usage.py), for cost.
+        write=("runs", "outcomes", "results", "reuse", "usage"),
         # Lambda delivers the worker's OnFailure record with the worker's own role.
         invoke=("failure_recorder",),
     ),
     "failure_recorder": Grant(
         read=("runs", "outcomes"),
-        # Its failures are final: no retry marker under runs/; runs/<id>/usage/ (not a listed
-        # folder: each run's) holds the crashed attempts' usage records.
-        write=("outcomes", "runs/*/usage"),
+        # Its failures are final: no retry marker under runs/; usage/ holds the crashed
+        # attempts' usage records.
+        write=("outcomes", "usage"),
     ),
     # The schedule's function (chalicelib/fanout/reconcile.py): open-run markers and redrive
     # lists under runs/, LOST/CANCELLED outcomes, an auto-redrive handed to the dispatcher, and
