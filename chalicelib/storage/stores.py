@@ -12,7 +12,6 @@ created. Writers whose claim must be exclusive put something unique in it (a tok
 
 from __future__ import annotations
 
-import errno
 import os
 import tempfile
 import time
@@ -140,39 +139,9 @@ class LocalStore(ObjectStore):
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
-            if not data and self._link_empty(path):
-                return
             os.replace(self._temp(path, data), path)
         except OSError as exc:
             raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
-
-    EMPTY = ".empty-object"  # in the root, never listed: the file empty objects link to
-
-    def _link_empty(self, path: Path) -> bool:
-        """An empty object (a usage record, a retry marker: the key is the data) as a hard
-        link to the root's one empty file. A link is a directory entry, where a new file
-        costs an inode: about 0.25 ms of kernel time on this machine's ext4, a sixth of a
-        small shard's worker time. Every write here makes a new file (temp, then rename or
-        link), so no write ever goes through the shared one. False when ``path`` exists (then
-        ``put`` replaces it as any other write); a missing or full (EMLINK) shared file is
-        made anew."""
-        shared = os.path.join(self._base, self.EMPTY)
-        for _ in range(2):
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                os.link(shared, path)
-            except FileExistsError:
-                return False
-            except OSError as exc:
-                if exc.errno not in (errno.ENOENT, errno.EMLINK):
-                    raise
-                os.replace(self._temp(Path(shared), b""), shared)
-                continue
-            if os.stat(path).st_size == 0:
-                return True
-            os.unlink(path)  # someone wrote into the shared file: never hand that out
-            os.replace(self._temp(Path(shared), b""), shared)
-        return False
 
     def create(self, key: str, data: bytes) -> bool:
         path = self._path(key)
@@ -231,7 +200,7 @@ class LocalStore(ObjectStore):
             head = "" if folder == "." else folder + "/"
             for name in files:
                 key = head + name
-                if key.startswith(prefix) and not name.startswith(".tmp-") and key != self.EMPTY:
+                if key.startswith(prefix) and not name.startswith(".tmp-"):
                     found.append(StoredObject(key))
         yield from sorted(found, key=lambda o: o.key)
 

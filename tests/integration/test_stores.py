@@ -3,9 +3,7 @@ listings are complete and ordered (past S3's 1,000-key pages), keys cannot escap
 
 from __future__ import annotations
 
-import errno
 import itertools
-import os
 from typing import Any
 
 import pytest
@@ -130,41 +128,3 @@ def test_a_failure_whose_response_was_lost_is_recorded_once(s3_store: S3Store) -
     assert attempt == 1
     failed = [o.key for o in s3_store.list("outcomes/") if "status=failed" in o.key]
     assert len(failed) == 1, failed  # was: a second, duplicate attempt
-
-
-def test_local_empty_objects_share_one_inode_and_stay_empty(local_store: LocalStore) -> None:
-    """Empty objects (usage records, retry markers) are links to one empty file, not a new
-    inode each; writing one key afterwards changes no other."""
-    local_store.put("runs/r/usage/a", b"")
-    local_store.put("runs/r/usage/b", b"")
-    a, b = (local_store.root / "runs/r/usage" / n for n in "ab")
-    assert a.stat().st_ino == b.stat().st_ino
-    local_store.put("runs/r/usage/a", b"now full")
-    local_store.put("runs/r/usage/c", b"")
-    assert local_store.get("runs/r/usage/a") == b"now full"
-    assert local_store.get("runs/r/usage/b") == local_store.get("runs/r/usage/c") == b""
-    assert keys(local_store, "runs/") == [f"runs/r/usage/{n}" for n in "abc"]
-    assert keys(local_store, "") == keys(local_store, "runs/")  # the shared file is hidden
-
-
-def test_local_empty_object_when_the_shared_file_is_full_or_spoiled(
-    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A shared file at its link limit (EMLINK) is replaced by a fresh one; one that somebody
-    wrote into is never handed out."""
-    local_store.put("m/first", b"")
-    real_link = os.link
-    calls = itertools.count()
-
-    def full_once(src: str, dst: str) -> None:
-        if next(calls) == 0:
-            raise OSError(errno.EMLINK, "Too many links")
-        real_link(src, dst)
-
-    monkeypatch.setattr(os, "link", full_once)
-    local_store.put("m/second", b"")
-    monkeypatch.setattr(os, "link", real_link)
-    assert local_store.get("m/second") == b""
-    (local_store.root / LocalStore.EMPTY).write_bytes(b"spoiled")  # through the shared inode
-    local_store.put("m/third", b"")
-    assert local_store.get("m/third") == b""
