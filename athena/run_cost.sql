@@ -7,7 +7,8 @@
 -- ms) x memory. A RETRIES_EXHAUSTED row (the failure recorder's) is a crashed attempt of unknown
 -- duration, charged the timeout: an upper bound, counted in crashed_upper_bound. S3 requests
 -- are priced as write requests (the dearer class). GET /sweeps/<run_id>'s cost also counts the
--- dispatcher invocations and each try of a crashed attempt, which outcomes do not record.
+-- dispatcher and compactor invocations and each try of a crashed attempt, which outcomes do not
+-- record.
 WITH run_rows AS (
     SELECT duration_ms, s3_requests, error_code
     FROM outcomes

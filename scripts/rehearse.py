@@ -190,6 +190,8 @@ def main() -> int:
             **env,
             "SWEEP_WORKER_FUNCTION": names.function("worker"),
             "SWEEP_DISPATCHER_FUNCTION": names.function("dispatcher"),
+            "SWEEP_COMPACTOR_FUNCTION": names.function("compactor"),
+            "SWEEP_COMPACTION_GRACE_S": "0",  # the run's compaction is cleaned up within it
         }
         done = run_driver(artifact, boto, child_env, out, timeout=300, extra=[str(SMOKE)])
         if done.returncode != 0:

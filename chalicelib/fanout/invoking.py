@@ -23,9 +23,10 @@ from botocore.awsrequest import AWSRequest
 
 from chalicelib.aws import LambdaEndpoint
 from chalicelib.config import Settings
+from chalicelib.logs import logger
 from chalicelib.model import events
 
-Function = Literal["worker", "dispatcher"]
+Function = Literal["worker", "dispatcher", "compactor"]
 
 # Lambda's answers that mean "not now" rather than "never" (aws-facts: invoke errors).
 RETRYABLE_CODES = frozenset(
@@ -49,6 +50,10 @@ class Invoker(ABC):
     @abstractmethod
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
         """Hand ``payload`` to ``function`` without waiting for it to run."""
+
+    def can_invoke(self, function: Function) -> bool:
+        """Whether the stage has this function (a deployed stage may name no compactor)."""
+        return True
 
     def in_flight(self, run_id: str) -> bool:
         """Whether this invoker knows an event of the run to be queued or running. Lambda does
@@ -101,6 +106,21 @@ def send(
     return "no attempt was made"
 
 
+def request_compaction(invoker: Invoker, run_id: str) -> bool:
+    """Hand a complete run to the compactor, once and best effort: whoever wrote the run's
+    summary calls this, and the reconciler retries a run not compacted yet, so a lost event
+    only delays compaction. True if handed over."""
+    try:
+        invoker.invoke("compactor", {"run_id": run_id})
+        return True
+    except InvokeError as exc:
+        logger.warning(
+            "compaction not requested; the reconciler retries",
+            extra={"run_id": run_id, "error": str(exc)},
+        )
+        return False
+
+
 def encode(payload: dict[str, Any]) -> bytes:
     """The event as Lambda receives it; one over the async size limit can never be sent."""
     try:
@@ -128,7 +148,12 @@ class LambdaInvoker(Invoker):
         }
         self._endpoint_factory = endpoint_factory
 
+    def can_invoke(self, function: Function) -> bool:
+        return function in self.paths
+
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
+        if function not in self.paths:
+            raise InvokeError(f"the stage names no {function} function", retryable=False)
         endpoint = self._endpoint_factory()
         if endpoint.credentials is None:
             raise InvokeError("no AWS credentials to sign with", retryable=False)

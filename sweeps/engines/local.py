@@ -8,10 +8,12 @@ Parquet files with partition values kept as strings, as in the Glue catalog, and
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+from chalicelib.model import ids
 from chalicelib.storage import layout
 from sweeps.engines.base import QueryEngine, QueryResult
 from sweeps.errors import QueryError
@@ -35,6 +37,34 @@ def to_duckdb(sql: str) -> str:
     return statements[0]
 
 
+def table_files(root: Path, table: str) -> list[str]:
+    """Every file under the data root that holds rows of ``table``, each row in exactly one:
+    per run, its latest compaction generation's parts and the per-shard files that generation
+    did not absorb (``storage.compaction``), so a query during, after or between compactions
+    sees every point once."""
+    from chalicelib.storage import compaction
+    from chalicelib.storage.stores import LocalStore
+
+    store = LocalStore(root)
+    runs: set[str] = set()
+    for folder in (root / layout.table_root(table), root / layout.COMPACTED / table):
+        if folder.is_dir():
+            runs.update(
+                entry.name.removeprefix("run_id=")
+                for entry in os.scandir(folder)
+                if entry.is_dir() and entry.name.startswith("run_id=")
+            )
+    files: list[str] = []
+    listing = compaction.results_files if table == "results" else compaction.outcome_files
+    for run_id in sorted(runs):
+        if not ids.is_run_id(run_id):
+            continue
+        compacted = (root / layout.compacted_run_prefixes(run_id)[table == "results"]).is_dir()
+        gen = compaction.latest(store, run_id) if compacted else None
+        files.extend((root / key).as_posix() for key in listing(store, run_id, gen))
+    return files
+
+
 class LocalEngine(QueryEngine):
     """DuckDB over ``<root>/outcomes`` and ``<root>/results`` (the local stage's data root), and
     the views of ``athena/view_*.sql`` over them."""
@@ -55,30 +85,31 @@ class LocalEngine(QueryEngine):
         return self._con
 
     def refresh_views(self, force: bool = False) -> None:
-        """Create the views ``outcomes`` and ``results`` in catalog column order, then the views
-        of ``athena/view_*.sql`` over them.
+        """Point the views ``outcomes`` and ``results`` (catalog column order) at the files that
+        hold each table's rows now, then create the views of ``athena/view_*.sql`` over them.
 
-        A view over files globs at every query, so it sees files that land later; a table with
-        no file yet gets an empty view typed from its pyarrow schema, re-checked at each query
-        until its first file lands. Columns are listed in catalog order (file columns, then
-        partition columns, kept as strings). Whenever a table's view is (re)created, the views
-        of ``athena/`` are created again after it, with the SQL sqlglot transpiled for them once.
-        """
+        The file list is made again at every query (``table_files``): a compacted run is read
+        from its latest generation plus the per-shard files that generation did not absorb,
+        never from both, and files that land later are seen by the next query. A table with no
+        file yet gets an empty view typed from its pyarrow schema. Columns are listed in catalog
+        order (file columns, then partition columns, kept as strings). The views of ``athena/``
+        are created once the tables' views exist, and again when a table gets its first file
+        (its view's types then come from the files), with the SQL sqlglot transpiled once.
+        ``force`` is kept for the retry after a file vanished under a query: the list is made
+        again either way."""
         from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 
         con = self.connection
         created = False
         for table, schema in SCHEMAS.items():
-            if self._reads_files.get(table) and not force:
-                continue
             parts = PARTITIONS[table]
             names = ", ".join(f'"{n}"' for n in [*schema.names, *parts])
-            folder = self.root / layout.table_root(table)
-            has_files = folder.is_dir() and next(folder.rglob("*.parquet"), None) is not None
+            files = table_files(self.root, table)
+            has_files = bool(files)
             if has_files:
-                pattern = (folder.as_posix() + "/**/*.parquet").replace("'", "''")
+                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
                 source = (
-                    f"read_parquet('{pattern}', hive_partitioning = true, "
+                    f"read_parquet([{listed}], hive_partitioning = true, "
                     "hive_types_autocast = false)"
                 )
             else:
@@ -88,8 +119,9 @@ class LocalEngine(QueryEngine):
                 con.register(f"_{table}_empty", empty.empty_table())
                 source = f"_{table}_empty"
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {names} FROM {source}")
+            if self._reads_files.get(table) != has_files or force:
+                created = True
             self._reads_files[table] = has_files
-            created = True
         if created:
             self._create_views()
 

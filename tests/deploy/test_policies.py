@@ -34,9 +34,13 @@ def stage_resources(stage: str) -> list[str]:
     bucket = f"{names.base}-{ACCOUNT}-{REGION}"
     arns = [f"arn:aws:s3:::{bucket}"]
     arns += [
-        f"arn:aws:s3:::{bucket}/sweeps/{f}/x" for f in ("runs", "outcomes", "results", "reuse")
+        f"arn:aws:s3:::{bucket}/sweeps/{f}/x"
+        for f in ("runs", "outcomes", "results", "reuse", "compacted")
     ]
-    arns.append(f"arn:aws:s3:::{bucket}/sweeps/runs/20261126T100000000Z-0123456789ab/usage/x")
+    arns += [
+        f"arn:aws:s3:::{bucket}/sweeps/runs/20261126T100000000Z-0123456789ab/{f}/x"
+        for f in ("usage", "compaction")
+    ]
     arns.append(f"arn:aws:s3:::{bucket}/sweeps/runs/_index/open/x")  # the open-runs index
     for fn in FUNCTIONS:
         arns.append(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{names.function(fn)}")
