@@ -388,3 +388,17 @@ def test_athena_partitions_never_lose_a_file_under_a_query(s3_store: S3Store, gl
     assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "cleaned"
     assert not s3_store.exists(layout.results(run_id, 0))
     assert {t: athena_reads(s3_store, glue, t) for t in before} == before
+
+
+def test_a_compacted_source_run_is_still_reused(local_store: LocalStore) -> None:
+    """Its per-shard results files are gone after the grace period; its generation holds them."""
+    inline = Inline(local_store, settings())
+    source = complete_run(inline, sweep())
+    clock = Clock()
+    compact(local_store, source, inline.settings, NoCatalog(), clock)
+    clock.advance(GRACE + 1)
+    assert compact(local_store, source, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
+    assert not any(local_store.list(layout.results_prefix(source)))
+    again = complete_run(inline, sweep() | {"reuse": True})
+    answer = status(local_store, again)
+    assert answer["points_reused"] == POINTS and answer["points_evaluated"] == 0
