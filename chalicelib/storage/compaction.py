@@ -140,22 +140,32 @@ def partition_of(key: layout.OutcomeKey) -> str:
 
 def results_files(store: ObjectStore, run_id: str, gen: Generation | None) -> list[str]:
     """Every file holding the run's results rows, each row in exactly one of them."""
-    loose = [
-        obj.key
-        for obj in store.list(layout.results_prefix(run_id))
-        if (shard := shard_of_results(obj.key)) is not None
-        and (gen is None or shard not in gen.results_shards)
-    ]
-    return [*(gen.parts.get(RESULTS, ()) if gen else ()), *loose]
+    listed = (obj.key for obj in store.list(layout.results_prefix(run_id)))
+    return readable("results", gen, listed)
 
 
 def outcome_files(store: ObjectStore, run_id: str, gen: Generation | None) -> list[str]:
     """Every file holding the run's outcome rows, each row in exactly one of them."""
+    listed = (obj.key for obj in store.list(layout.outcomes_prefix(run_id)))
+    return readable("outcomes", gen, listed)
+
+
+def readable(table: str, gen: Generation | None, keys: Iterable[str]) -> list[str]:
+    """The one rule: of a run's per-shard ``keys`` of ``table``, those its latest generation
+    ``gen`` did not absorb, after the generation's own parts."""
+    if table == "results":
+        loose = [
+            key
+            for key in keys
+            if (shard := shard_of_results(key)) is not None
+            and (gen is None or shard not in gen.results_shards)
+        ]
+        return [*(gen.parts.get(RESULTS, ()) if gen else ()), *loose]
     loose = [
-        obj.key
-        for obj in store.list(layout.outcomes_prefix(run_id))
-        if (key := layout.parse_outcome(obj.key)) is not None
-        and (gen is None or not gen.holds_outcome(key))
+        key
+        for key in keys
+        if (parsed := layout.parse_outcome(key)) is not None
+        and (gen is None or not gen.holds_outcome(parsed))
     ]
     parts = [k for p in PARTITIONS[1:] for k in (gen.parts.get(p, ()) if gen else ())]
     return [*parts, *loose]

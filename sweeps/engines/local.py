@@ -37,15 +37,64 @@ def to_duckdb(sql: str) -> str:
     return statements[0]
 
 
-def table_files(root: Path, table: str) -> list[str]:
+class Listings:
+    """Folder listings kept between queries while the folders are unchanged: a query over a
+    10,000-shard run would otherwise walk its 10,000 per-shard outcome files each time, files
+    compaction keeps (status reads them) and the engine then skips.
+
+    A folder's listing is reused only if its mtime is what it was, and was already ``SETTLE_S``
+    old when it was listed: adding or removing a file sets the folder's mtime to the current
+    time, so with a timestamp granularity well under ``SETTLE_S`` no change can hide."""
+
+    SETTLE_S = 1.0
+
+    def __init__(self) -> None:
+        self._folders: dict[str, tuple[int, list[str], list[str]]] = {}
+        # (run, table) -> (generation, the files to read), while its folders are unchanged.
+        self.readable: dict[tuple[str, str], tuple[int, list[str]]] = {}
+
+    def walk(self, root: Path, prefix: str) -> tuple[list[str], bool]:
+        """The keys of the files under the folder ``prefix``, skipping temp files, and whether
+        every folder's listing was the kept one (nothing changed under ``prefix``)."""
+        keys: list[str] = []
+        return keys, self._walk(root, prefix, keys)
+
+    def _walk(self, root: Path, prefix: str, keys: list[str]) -> bool:
+        path = f"{root.as_posix()}/{prefix}"
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            return False
+        kept = self._folders.get(path)
+        unchanged = kept is not None and kept[0] == mtime
+        if kept is not None and unchanged:
+            files, folders = kept[1], kept[2]
+        else:
+            listed_at = time.time_ns()
+            files, folders = [], []
+            for entry in os.scandir(path):
+                if entry.is_dir():
+                    folders.append(entry.name)
+                elif not entry.name.startswith(".tmp-"):
+                    files.append(entry.name)
+            if listed_at - mtime > self.SETTLE_S * 1e9:
+                self._folders[path] = (mtime, files, folders)
+        keys += [prefix + name for name in files]
+        for name in folders:
+            unchanged = self._walk(root, f"{prefix}{name}/", keys) and unchanged
+        return unchanged
+
+
+def table_files(root: Path, table: str, listings: Listings | None = None) -> list[str]:
     """Every file under the data root that holds rows of ``table``, each row in exactly one:
     per run, its latest compaction generation's parts and the per-shard files that generation
-    did not absorb (``storage.compaction``), so a query during, after or between compactions
-    sees every point once."""
+    did not absorb (``storage.compaction.readable``), so a query during, after or between
+    compactions sees every point once."""
     from chalicelib.storage import compaction
     from chalicelib.storage.stores import LocalStore
 
     store = LocalStore(root)
+    listings = listings or Listings()
     runs: set[str] = set()
     for folder in (root / layout.table_root(table), root / layout.COMPACTED / table):
         if folder.is_dir():
@@ -55,13 +104,22 @@ def table_files(root: Path, table: str) -> list[str]:
                 if entry.is_dir() and entry.name.startswith("run_id=")
             )
     files: list[str] = []
-    listing = compaction.results_files if table == "results" else compaction.outcome_files
     for run_id in sorted(runs):
         if not ids.is_run_id(run_id):
             continue
         compacted = (root / layout.compacted_run_prefixes(run_id)[table == "results"]).is_dir()
         gen = compaction.latest(store, run_id) if compacted else None
-        files.extend((root / key).as_posix() for key in listing(store, run_id, gen))
+        prefix = (
+            layout.outcomes_prefix(run_id) if table == "outcomes" else layout.results_prefix(run_id)
+        )
+        listed, unchanged = listings.walk(root, prefix)
+        number = gen.number if gen is not None else 0
+        kept = listings.readable.get((run_id, table))
+        if not (unchanged and kept is not None and kept[0] == number):
+            keys = compaction.readable(table, gen, listed)
+            kept = number, [f"{root.as_posix()}/{key}" for key in keys]
+            listings.readable[(run_id, table)] = kept
+        files.extend(kept[1])
     return files
 
 
@@ -74,6 +132,7 @@ class LocalEngine(QueryEngine):
         self._con: Any = None
         self._reads_files: dict[str, bool] = {}
         self._views: list[tuple[str, str]] | None = None  # (file name, DuckDB statement)
+        self._listings = Listings()
 
     @property
     def connection(self) -> Any:
@@ -104,7 +163,7 @@ class LocalEngine(QueryEngine):
         for table, schema in SCHEMAS.items():
             parts = PARTITIONS[table]
             names = ", ".join(f'"{n}"' for n in [*schema.names, *parts])
-            files = table_files(self.root, table)
+            files = table_files(self.root, table, self._listings)
             has_files = bool(files)
             if has_files:
                 listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,7 @@ from chalicelib.runs.redrive import redrive
 from chalicelib.runs.status import status
 from chalicelib.storage import compaction, layout, summary
 from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
-from sweeps.engines.local import LocalEngine, table_files
+from sweeps.engines.local import Listings, LocalEngine, table_files
 from tests.support.inline import Inline
 
 SHARDS = 24
@@ -402,3 +403,24 @@ def test_a_compacted_source_run_is_still_reused(local_store: LocalStore) -> None
     again = complete_run(inline, sweep() | {"reuse": True})
     answer = status(local_store, again)
     assert answer["points_reused"] == POINTS and answer["points_evaluated"] == 0
+
+
+def test_the_engine_keeps_listings_only_while_nothing_changes(local_store: LocalStore) -> None:
+    """A kept listing (``Listings``) is dropped when a folder's mtime moves or the run gets a
+    new generation: a query after either sees the change."""
+    inline = Inline(local_store, settings())
+    run_id = complete_run(inline, sweep())
+    root = local_store.root
+    listings = Listings()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Listings, "SETTLE_S", -1.0)  # keep every listing, however fresh
+        first = table_files(root, "results", listings)
+        assert table_files(root, "results", listings) == first and len(first) == SHARDS
+        compact(local_store, run_id, inline.settings, NoCatalog())
+        (part,) = table_files(root, "results", listings)  # a new generation: filtered again
+        assert "/compacted/" in part
+        extra = root / layout.results(run_id, SHARDS)  # a file the generation lacks
+        extra.write_bytes((root / layout.results(run_id, 0)).read_bytes())
+        folder = extra.parent
+        os.utime(folder, ns=(folder.stat().st_atime_ns, folder.stat().st_mtime_ns + 10**9))
+        assert table_files(root, "results", listings) == [part, extra.as_posix()]
