@@ -105,7 +105,7 @@ def compact(
         return {"status": "clean", "generation": latest.number}
     if not compaction.cleanup_due(pointed, settings.compaction_grace_s, now()):
         return {"status": "compacted", "generation": latest.number}
-    replaced = compaction.replaced_keys(latest)
+    replaced = compaction.replaced_keys(store, latest)
     for key in replaced:
         store.delete(key)
     store.put(layout.compaction_cleaned(run_id, latest.number), b"")
@@ -192,7 +192,6 @@ def _write_generation(
         parts,
         sizes,
         frozenset(absorbed),
-        tuple(k for keys in previous_parts.values() for k in keys),
     )
     if not compaction.commit(store, gen):
         for part in (k for keys in parts.values() for k in keys):

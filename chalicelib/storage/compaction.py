@@ -69,7 +69,6 @@ class Generation:
     parts: dict[str, tuple[str, ...]]  # PARTITIONS -> its part keys, in point_index order
     part_bytes: dict[str, int] = field(default_factory=dict)
     absorbed: frozenset[int] = frozenset()  # results files it absorbed first (to delete)
-    replaced_parts: tuple[str, ...] = ()  # the previous generation's parts (to delete)
 
     def to_json(self) -> bytes:
         record = {
@@ -85,7 +84,6 @@ class Generation:
             "parts": {p: list(keys) for p, keys in self.parts.items()},
             "part_bytes": self.part_bytes,
             "absorbed": ranges(self.absorbed),
-            "replaced_parts": list(self.replaced_parts),
         }
         return json.dumps(record, separators=(",", ":")).encode()
 
@@ -106,7 +104,6 @@ class Generation:
             {p: tuple(keys) for p, keys in r["parts"].items()},
             {p: int(n) for p, n in r.get("part_bytes", {}).items()},
             from_ranges(r["absorbed"]),
-            tuple(r["replaced_parts"]),
         )
 
     def holds_outcome(self, key: layout.OutcomeKey) -> bool:
@@ -202,10 +199,17 @@ def cleanup_due(pointed: datetime, grace_s: int, now: datetime) -> bool:
     return now - pointed >= timedelta(seconds=grace_s)
 
 
-def replaced_keys(gen: Generation) -> list[str]:
-    """What generation ``gen`` made obsolete: the per-shard results files it absorbed and the
-    previous generation's parts. Never a per-shard outcome file (see the module docstring)."""
-    return [
-        *(layout.results(gen.run_id, k) for k in sorted(gen.absorbed)),
-        *gen.replaced_parts,
+def replaced_keys(store: ObjectStore, gen: Generation) -> list[str]:
+    """What generation ``gen`` made obsolete: the per-shard results files it absorbed, and every
+    part of the run's earlier generations or of a compactor that never committed (crashed, or
+    lost the race) up to ``gen``'s number. Never a part of a later generation (one being
+    written after a redrive), never a per-shard outcome file (see the module docstring)."""
+    stale = [
+        obj.key
+        for prefix in layout.compacted_run_prefixes(gen.run_id)
+        for obj in store.list(prefix)
+        if (found := layout.parse_compacted_part(obj.key)) is not None
+        and found[0] <= gen.number
+        and found[1] != gen.token
     ]
+    return [*(layout.results(gen.run_id, k) for k in sorted(gen.absorbed)), *stale]

@@ -350,6 +350,15 @@ def compacted_folder(
     raise ValueError(f"no compacted folder for {table!r} {status!r} {dt!r}")
 
 
+_COMPACTED_RE = re.compile(r"/gen-(?P<gen>\d{6,})-(?P<token>[0-9a-f]{8,32})/part-\d{5,}\.parquet$")
+
+
+def parse_compacted_part(key: str) -> tuple[int, str] | None:
+    """(generation, token) of a compacted part's key, or None for any other key."""
+    m = _COMPACTED_RE.search(key)
+    return (int(m["gen"]), m["token"]) if m and key.startswith(COMPACTED) else None
+
+
 def compacted_part(folder: str, number: int) -> str:
     return f"{folder}part-{number:05d}.parquet"
 

@@ -424,3 +424,29 @@ def test_the_engine_keeps_listings_only_while_nothing_changes(local_store: Local
         folder = extra.parent
         os.utime(folder, ns=(folder.stat().st_atime_ns, folder.stat().st_mtime_ns + 10**9))
         assert table_files(root, "results", listings) == [part, extra.as_posix()]
+
+
+def test_a_crashed_compactors_parts_are_never_read_and_go_at_clean_up(
+    local_store: LocalStore,
+) -> None:
+    inline = Inline(local_store, settings())
+    run_id = complete_run(inline, sweep())
+    before = counts(local_store.root, run_id)
+
+    def crash(_store: ObjectStore, _gen: compaction.Generation) -> bool:
+        raise RuntimeError("killed before its commit")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compaction, "commit", crash)
+        with pytest.raises(RuntimeError):
+            compact(local_store, run_id, inline.settings, NoCatalog())
+    orphans = [o.key for o in local_store.list(layout.COMPACTED)]
+    assert orphans and compaction.latest(local_store, run_id) is None
+    assert counts(local_store.root, run_id) == before  # uncommitted parts are not read
+    clock = Clock()
+    compact(local_store, run_id, inline.settings, NoCatalog(), clock)
+    assert counts(local_store.root, run_id) == before
+    clock.advance(GRACE + 1)
+    assert compact(local_store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
+    assert not any(local_store.exists(k) for k in orphans)
+    assert counts(local_store.root, run_id) == before
