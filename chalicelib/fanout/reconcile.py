@@ -158,6 +158,8 @@ def _compaction_step(
     """What the complete run's compaction still needs: ``compact`` (no generation for its
     latest redrive, or the catalog not pointed at it), ``grace`` (waiting to delete what it
     replaced), ``clean`` (that wait is over), or None (done)."""
+    if layout.run_dt(run_id) is None:
+        return None  # not a server-made id: no dt to compact its partitions under
     progress = summary.read(store, run_id)
     gen = compaction.latest(store, run_id)
     if progress is None or gen is None or gen.redrive_jobs != progress.redrive_jobs:
