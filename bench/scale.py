@@ -19,7 +19,8 @@ root):
 - **status, S3 model**: ``runs.status.status`` on ``S3LatencyStore`` (20 ms a request, pages of
   1,000 keys, <= 32 in flight) holding the run's keys (bookkeeping objects with their content,
   outcome and results files as empty objects: status reads no Parquet), complete and running;
-- **query**: ``run_summary`` on the local engine (DuckDB over the data root), median of 3;
+- **query**: ``run_summary`` on the local engine (DuckDB over the data root), median of 3,
+  once the run is compacted (the local stage compacts it as soon as status sees it complete);
 - **files**: Parquet files of the run (outcomes + results), per-shard, before compaction;
 - **compaction**: the local stage compacts the run in the background once status finds it
   complete (``execution.compaction``); the bench waits for its generation record
