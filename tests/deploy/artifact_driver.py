@@ -379,15 +379,16 @@ status, _ = api("GET", "/sweeps/{run_id}", f"/sweeps/{second['run_id']}")  # com
 drain()
 status, recompacted_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{second['run_id']}")
 current[0] = ""
-compaction_records = sorted(
-    o["Key"].rsplit("/", 1)[1]
-    for o in boto3.client("s3")
-    .list_objects_v2(
+
+
+def compaction_records(of_run: str) -> list[str]:
+    """The run's compaction records (runs/<id>/compaction/), as the checks below see them."""
+    listing = boto3.client("s3").list_objects_v2(
         Bucket=os.environ["SWEEP_BUCKET"],
-        Prefix=f"{os.environ['SWEEP_PREFIX']}/runs/{second['run_id']}/compaction/",
+        Prefix=f"{os.environ['SWEEP_PREFIX']}/runs/{of_run}/compaction/",
     )
-    .get("Contents", [])
-)
+    return sorted(o["Key"].rsplit("/", 1)[1] for o in listing.get("Contents", []))
+
 
 # A dispatch leaf Lambda delivers twice: the second copy arrives after the run was cancelled and
 # after its shard succeeded, so it records CANCELLED only for shards without a success (it asks
@@ -473,7 +474,8 @@ print(
             "reconciler_passes": passes,
             "lost_run": lost_state,
             "recompacted_run": recompacted_state,
-            "compaction_records": compaction_records,
+            "compaction_records": compaction_records(second["run_id"]),
+            "first_compaction_records": compaction_records(run_id),
             "handled": handled,
             "partitions": partitions,
             "results": sorted(rows),

@@ -307,6 +307,8 @@ def test_the_reconciler_redrives_then_closes_a_lost_shard(
     again = report["recompacted_run"]
     assert again["complete"] and again["failed_shards"] == []
     assert again["cost"]["by_function"]["compactor"]["invocations"] >= 2
+    first = report["first_compaction_records"]  # status's trigger; no grace period here
+    assert {"gen-000001.json", "gen-000001.pointed", "gen-000001.cleaned"} <= set(first), first
     records = report["compaction_records"]
     assert {"gen-000001.json", "gen-000002.json", "gen-000002.cleaned"} <= set(records), records
 
