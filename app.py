@@ -4,6 +4,7 @@ This file is the composition root: it alone joins the wiring (``chalicelib.wirin
 handlers, so the API layer never imports the heavy modules the other functions need.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from chalice.app import Chalice, IAMAuthorizer, Rate, Response
@@ -11,8 +12,31 @@ from chalice.app import Chalice, IAMAuthorizer, Rate, Response
 from chalicelib import wiring
 from chalicelib.api import handlers
 from chalicelib.logs import logger
+from chalicelib.storage import probe
+from chalicelib.storage.stores import ObjectStore
 
-app = Chalice(app_name="sweeps")
+
+def _store() -> ObjectStore:
+    return wiring.current().store
+
+
+def probed[Handler: Callable[..., Any]](handler: Handler) -> Handler:
+    """Every function answers `make smoke`'s probe event (chalicelib/storage/probe.py): a direct
+    Invoke with it reaches the probe, and nothing else does. Outermost, so that Lambda's handler
+    (``app.<name>``) sees the probe before Chalice's event classes would reject its shape."""
+    return probe.answering(handler, _store)
+
+
+class SweepsApp(Chalice):
+    """Chalice, plus the probe for the routes' function: API Gateway sends it proxy events, which
+    never carry the probe's field, so only a direct Invoke reaches the probe; no route is added
+    (the HTTP API is the contract's)."""
+
+    def __call__(self, event: Any, context: Any) -> Any:
+        return probed(super().__call__)(event, context)
+
+
+app = SweepsApp(app_name="sweeps")
 
 # Read the settings now: a missing or malformed variable fails the cold start, naming it.
 wiring.current()
@@ -58,15 +82,18 @@ def simulations() -> Response:
 # handler (same package, separate Lambda function) must not pay for at cold start.
 
 
+@probed
 @app.lambda_function(name="dispatcher")
 @logger.inject_lambda_context
 def dispatcher(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib.fanout.dispatcher import run_event
 
     rt = wiring.current()
-    return run_event(event, rt.store, rt.invoker, rt.settings, rt.catalog)
+    remaining = context.get_remaining_time_in_millis
+    return run_event(event, rt.store, rt.invoker, rt.settings, rt.catalog, remaining)
 
 
+@probed
 @app.lambda_function(name="worker")
 @logger.inject_lambda_context
 def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -76,6 +103,7 @@ def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return run_task(event, context, rt.store, rt.settings.deadline_margin_ms)
 
 
+@probed
 @app.lambda_function(name="compactor")
 @logger.inject_lambda_context
 def compactor(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -87,6 +115,7 @@ def compactor(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 # Deployed stages only: `chalice local` runs no schedules, so the local stage runs the same pass
 # on a timer thread (SWEEP_LOCAL_RECONCILER, started by the wiring).
+@probed
 @app.schedule(
     Rate(max(1, wiring.current().settings.reconcile_interval_s // 60), unit=Rate.MINUTES),
     name="reconciler",
@@ -98,6 +127,7 @@ def reconciler(event: Any) -> dict[str, int]:
     return reconcile(rt.store, rt.invoker, rt.settings, catalog=rt.catalog)
 
 
+@probed
 @app.lambda_function(name="failure_recorder")
 @logger.inject_lambda_context
 def failure_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:

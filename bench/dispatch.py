@@ -168,13 +168,16 @@ class RemoteStandIn:
 
 # --- what runs in each dispatching process (a Lambda instance of the dispatcher) --------------
 
+# The tree's own speed is measured: as if the worker could run every shard at once (a
+# reservation this large), so no job is paced (chalicelib/fanout/pacing.py).
+UNPACED = 1_000_000
 _PROCESS: dict[str, Any] = {}
 
 
 def _init_process(endpoint: str, root: str, threads: int) -> None:
     logger.setLevel("WARNING")
     target = lambda_endpoint(endpoint, threads)
-    _PROCESS["invoker"] = LambdaInvoker(NAMES, lambda: target)
+    _PROCESS["invoker"] = LambdaInvoker(NAMES, lambda: target, UNPACED)
     _PROCESS["store"] = LocalStore(Path(root))
     _PROCESS["endpoint"] = endpoint
 
@@ -380,7 +383,7 @@ class Api:
         )
         self.store = LocalStore(root)
         target = lambda_endpoint(endpoint, threads)
-        self.invoker = LambdaInvoker(NAMES, lambda: target)
+        self.invoker = LambdaInvoker(NAMES, lambda: target, UNPACED)
         self._route: Callable[[bytes], dict[str, Any]] | None = None
 
     def submit(self, raw: bytes) -> tuple[float, dict[str, Any]]:

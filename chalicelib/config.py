@@ -185,6 +185,58 @@ class Settings:
         "quota could make a default reservation fail the first deploy (docs/runbook.md)",
         low=0,
     )
+    # Pacing (chalicelib/fanout/pacing.py): a run never has more worker events outstanding than
+    # the worker can run at once, times this factor, so none waits near its maximum age.
+    pacing_factor: int = setting(
+        "SWEEP_PACING_FACTOR",
+        1,
+        "a paced run keeps at most this many times the worker's concurrency of its shards "
+        "handed out and unfinished; a run with no more shards than that is not paced. 1: no "
+        "event of a run ever waits for another of the same run, whatever order Lambda serves "
+        "throttled events in; deploy/timeline.py checks that factor x (retries + 1) x the "
+        "worker's timeout + Lambda's retry interval stays below the maximum event age",
+    )
+    pacing_poll_ms: int = setting(
+        "SWEEP_PACING_POLL_MS",
+        5_000,
+        "how often a paced dispatcher re-reads its run's progress (one listing) while its "
+        "window is full",
+        local_default=200,
+    )
+    pacing_max_wait_s: int = setting(
+        "SWEEP_PACING_MAX_WAIT_S",
+        600,
+        "longest one dispatcher invocation paces (it also stops a margin before its remaining "
+        "time) before it hands the rest of the job to a continuation event (0: hand out what "
+        "the window allows, then continue at once: for tests that run events in one thread; on "
+        "a stage it would make continuations follow each other while the window is full)",
+        local_default=30,
+        low=0,
+    )
+    pacing_resume_s: int = setting(
+        "SWEEP_PACING_RESUME_S",
+        1_800,
+        "a paced job whose state has not moved this long (its continuation event was lost, or "
+        "its dispatcher died) is resumed by the reconciler from its cursor; at least twice the "
+        "dispatcher's timeout, so a live pacer is never doubled (deploy/timeline.py checks it)",
+        local_default=30,
+    )
+    worker_concurrency_fallback: int = setting(
+        "SWEEP_WORKER_CONCURRENCY_FALLBACK",
+        100,
+        "the worker concurrency pacing assumes on a deployed stage when neither "
+        "`SWEEP_WORKER_RESERVED_CONCURRENCY` is set nor Lambda's `GetAccountSettings` answers "
+        "(its `UnreservedConcurrentExecutions` is used otherwise)",
+    )
+    local_max_event_age_s: int = setting(
+        "SWEEP_LOCAL_MAX_EVENT_AGE_S",
+        0,
+        "local stage: a worker event that waited in the pool longer than this is dropped to the "
+        "failure recorder as `EVENT_AGE_EXCEEDED`, as Lambda drops one older than its "
+        "`MaximumEventAgeInSeconds` (0: never). When set, dispatch is paced against the pool "
+        "(`SWEEP_LOCAL_PROCESSES` events at once)",
+        low=0,
+    )
     max_auto_redrives: int = setting(
         "SWEEP_MAX_AUTO_REDRIVES",
         2,

@@ -55,7 +55,12 @@ def build(settings: Settings) -> Runtime:
     names = {"worker": settings.worker_function, "dispatcher": settings.dispatcher_function}
     if settings.compactor_function:
         names["compactor"] = settings.compactor_function
-    invoker = LambdaInvoker(names, lambda: aws.lambda_endpoint(pool))
+    invoker = LambdaInvoker(
+        names,
+        lambda: aws.lambda_endpoint(pool),
+        settings.worker_reserved_concurrency,
+        settings.worker_concurrency_fallback,
+    )
     return Runtime(settings, store, invoker)
 
 

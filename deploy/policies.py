@@ -32,6 +32,12 @@ from deploy.naming import FUNCTIONS, STAGES, StageNames
 CHALICE_DIR = PROJECT_ROOT / ".chalice"
 
 
+# The only actions granted on "*": IAM defines no resource for them (the Service Authorization
+# Reference lists no resource type for lambda:GetAccountSettings), and they read account-wide
+# limits only, nothing of any stage.
+ACCOUNT_WIDE_ACTIONS = frozenset({"lambda:GetAccountSettings"})
+
+
 @dataclass(frozen=True)
 class Grant:
     """What one function does in AWS. Prefixes are folders under the stage's data prefix."""
@@ -42,6 +48,8 @@ class Grant:
     delete: tuple[str, ...] = ()  # s3:DeleteObject
     register_partitions: bool = False  # glue:BatchCreatePartition on the stage's tables
     point_partitions: bool = False  # glue:BatchUpdatePartition on the stage's tables
+    # lambda:GetAccountSettings (resource "*": the action has no resource-level permission).
+    account_settings: bool = False
 
 
 # The calls each function makes (chalicelib/storage/stores.py, fanout/invoking.py,
@@ -62,6 +70,8 @@ GRANTS: dict[str, Grant] = {
         write=("runs", "outcomes"),
         invoke=("dispatcher", "worker"),
         register_partitions=True,
+        # Pacing reads the account's unreserved concurrency (chalicelib/fanout/pacing.py).
+        account_settings=True,
     ),
     "worker": Grant(
         read=("runs", "outcomes"),
@@ -191,6 +201,15 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
                 "Effect": "Allow",
                 "Action": ["lambda:InvokeFunction"],
                 "Resource": [arns.function(f) for f in grant.invoke],
+            }
+        )
+    if grant.account_settings:
+        out.append(
+            {
+                "Sid": "ReadAccountLimits",
+                "Effect": "Allow",
+                "Action": ["lambda:GetAccountSettings"],
+                "Resource": ["*"],
             }
         )
     glue = (

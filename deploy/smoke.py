@@ -3,7 +3,11 @@
 Prints a checklist, one line per check: ``ok``, ``FAIL: <why>``, or ``not checkable offline``
 (only where the emulator cannot answer: the gateway's own 403 and 400, Athena running
 SQL, Lambda's account settings); exits 1 if any check
-fails. The checks run against a ``Target``: the live API signed with the credentials of the
+fails. One line per deployed function is its probe: the function, invoked synchronously with
+the probe event (chalicelib/storage/probe.py), HEADs a missing key with its own role and says
+what S3 answered.
+
+The checks run against a ``Target``: the live API signed with the credentials of the
 usual chain (this module's ``main``), or the deployed handlers driven the way Lambda would run
 them (``tests/deploy/artifact_driver.py``, under ``make rehearse``). So that the driver can load
 this file inside the bare artifact, it imports nothing at module level beyond the standard
@@ -38,6 +42,22 @@ REQUIRED_OFFLINE = (
     "Glue partitions of the run registered",
     "cleanup: only the smoke's own runs touched",
 )
+
+
+def probe_line(function: str) -> str:
+    """The name of a function's probe line (one per function of ``deploy.naming.FUNCTIONS``;
+    each is required in the rehearsal too: ``required_offline``)."""
+    return f"probe of {function}: HEAD of a missing key answers 404"
+
+
+def required_offline() -> tuple[str, ...]:
+    """``REQUIRED_OFFLINE`` and every deployed function's probe line. Tooling side only: the
+    artifact has no ``deploy`` package."""
+    from deploy.naming import FUNCTIONS
+
+    return REQUIRED_OFFLINE + tuple(probe_line(fn) for fn in FUNCTIONS)
+
+
 SIMULATION = "monte_carlo_pi"
 FAILING, CRASHING = 1, 2  # of 3 shards: shard 0 succeeds
 # A body the gateway's coarse model accepts and the app refuses: a parameter the simulation
@@ -70,6 +90,14 @@ class Target(Protocol):
     prefix: str
     database: str
 
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The deployed functions, by their names in ``deploy.naming.FUNCTIONS``."""
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """A synchronous Invoke of the deployed ``function``: its decoded answer; raises if it
+        answered with a function error."""
+
     def call(
         self, method: str, path: str, body: Any = None, signed: bool = True
     ) -> tuple[int, Any]: ...
@@ -97,7 +125,7 @@ def rehearsal_problems(checks: Sequence[Check]) -> list[str]:
     is missing or was skipped as not checkable offline."""
     by_name = {c.name: c for c in checks}
     problems = [c.line() for c in checks if c.status == FAIL]
-    for name in REQUIRED_OFFLINE:
+    for name in required_offline():
         check = by_name.get(name)
         if check is None:
             problems.append(f"{name}: missing")
@@ -287,6 +315,34 @@ def check_concurrency(target: Target) -> Check:
     return Check(name, OK, f"limit {total}, unreserved {unreserved}")
 
 
+PROBE_HINTS = {
+    "403": "S3 refused to say the key is absent: the role lacks s3:ListBucket on the bucket "
+    "without a prefix condition, or s3:GetObject on runs/ (docs/security.md)",
+    "AccessDenied": "the role's policy does not grant the HEAD (deploy/policies.py)",
+}
+
+
+def check_probe(target: Target, function: str) -> Check:
+    """The function, invoked with the probe event, HEADs a random missing key under its own
+    role: S3 must answer 404 (not 403). Nothing is written."""
+    from chalicelib.storage.probe import ACTION, PROBE
+
+    name = probe_line(function)
+    try:
+        answer = target.invoke(function, dict(PROBE))
+    except Exception as error:  # the invoke's failure is the line's answer, named
+        return Check(name, FAIL, f"invoke failed: {type(error).__name__}: {error}")
+    if isinstance(answer, dict) and answer.get("probe") == "refused":
+        return Check(name, FAIL, f"the function refused the probe event: {answer.get('problems')}")
+    if not isinstance(answer, dict) or answer.get("probe") != ACTION:
+        return Check(name, FAIL, f"not the probe's answer (is this deploy older?): {answer}")
+    if answer.get("status") == 404:
+        return Check(name, OK)
+    said = str(answer.get("error") or f"status {answer.get('status')}")
+    hints = [hint for code, hint in PROBE_HINTS.items() if code in said]
+    return Check(name, FAIL, "; ".join([said, *hints]))
+
+
 def check_cleanup(
     target: Target, before: dict[str, Any], made: list[str], state: dict[str, Any]
 ) -> Check:
@@ -313,6 +369,7 @@ def run_checks(target: Target, label: str, polls: int) -> list[Check]:
     checks.append(check_partitions(target, run_id, state))
     checks.append(check_athena(target, run_id, state))
     checks.append(check_cleanup(target, before, [run_id] if run_id else [], state))
+    checks += [check_probe(target, fn) for fn in target.functions]
     return checks
 
 
@@ -326,8 +383,27 @@ class LiveTarget:
     prefix: str
     database: str
     workgroup: str
+    function_names: dict[str, str]  # deploy.naming's name of each function → its deployed name
     interval: float = 10.0
     offline: bool = False
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        return tuple(self.function_names)
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        import boto3
+
+        client = boto3.client("lambda", region_name=self.region)
+        response = client.invoke(
+            FunctionName=self.function_names[function],
+            InvocationType="RequestResponse",
+            Payload=json.dumps(event).encode(),
+        )
+        answer = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            raise RuntimeError(f"{response['FunctionError']}: {answer}")
+        return answer
 
     def call(
         self, method: str, path: str, body: Any = None, signed: bool = True
@@ -397,6 +473,7 @@ def live_target(stage: str, project: Path, api_url: str | None) -> LiveTarget:
     import boto3
 
     from deploy import path_b, post_deploy
+    from deploy.naming import FUNCTIONS, StageNames
 
     session = boto3.Session()
     region = session.region_name or "us-east-1"
@@ -412,6 +489,7 @@ def live_target(stage: str, project: Path, api_url: str | None) -> LiveTarget:
         prefix=outputs["DataPrefix"],
         database=outputs["GlueDatabaseName"],
         workgroup=outputs["AthenaWorkGroupName"],
+        function_names={fn: StageNames(stage).function(fn) for fn in FUNCTIONS},
     )
 
 

@@ -33,9 +33,14 @@ def settings(stage: str, config: dict[str, Any] | None = None) -> Settings:
 
 
 def worker_timeout_s(stage: str, config: dict[str, Any] | None = None) -> int:
+    return timeout_s(stage, "worker", config)
+
+
+def timeout_s(stage: str, fn: str, config: dict[str, Any] | None = None) -> int:
+    """A function's ``lambda_timeout`` on the stage (Chalice's default: 60 s)."""
     config = chalice_config() if config is None else config
-    worker = {
-        **config.get("lambda_functions", {}).get("worker", {}),
-        **config["stages"][stage].get("lambda_functions", {}).get("worker", {}),
+    function = {
+        **config.get("lambda_functions", {}).get(fn, {}),
+        **config["stages"][stage].get("lambda_functions", {}).get(fn, {}),
     }
-    return int(worker.get("lambda_timeout", 60))
+    return int(function.get("lambda_timeout", 60))

@@ -8,7 +8,9 @@ error parsing; only Lambda itself is replaced (tests cannot have an AWS account)
 ``POST /2015-03-31/functions/<name>/invocations`` must be SigV4-signed (with the ``testing``
 credentials of ``endpoint()``) and ``InvocationType=Event``, else it is Lambda's 403. It waits
 the configured latency, then answers 202 with an empty body, as Lambda does, or the throttle
-or error a test's ``rule`` asks for. It counts calls per function and keeps the calls to the
+or error a test's ``rule`` asks for. ``GET /2016-08-19/account-settings/`` (GetAccountSettings,
+signed) answers the account's limits: ``unreserved`` concurrency, default Lambda's 1,000.
+It counts calls per function and keeps the calls to the
 functions named with ``--keep`` (the dispatcher; in process, ``keep=None`` keeps every call),
 so a benchmark can run the dispatcher tree's child jobs itself and a test can feed events back
 (``take``). ``GET /_standin/state`` (``?drain=1`` hands the kept payloads over once) reports
@@ -47,6 +49,8 @@ REGION = "us-east-1"
 SIGNED = "AWS4-HMAC-SHA256 Credential=testing/"
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations$")
 STATE_PATH = "/_standin/state"
+ACCOUNT_SETTINGS_PATH = "/2016-08-19/account-settings/"
+UNRESERVED = 1000  # Lambda's default account concurrency (aws-facts)
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 
 
@@ -75,8 +79,11 @@ class _Server(ThreadingHTTPServer):
         max_connections: int,
         rule: Rule | None = None,
         on_call: Callable[[Call], None] | None = None,
+        unreserved: int = UNRESERVED,
     ) -> None:
         super().__init__((HOST, 0), _Handler)
+        self.unreserved = unreserved
+        self.account_reads = 0
         self.latency_s = latency_s
         self.keep = None if keep is None else frozenset(keep)
         self.max_kept = max_kept
@@ -219,11 +226,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
+        if url.path == ACCOUNT_SETTINGS_PATH:
+            self._account_settings()
+            return
         if url.path != STATE_PATH:
             self._error(404, "ResourceNotFoundException", "unknown path")
             return
         drain = parse_qs(url.query).get("drain", ["0"])[0] == "1"
         body = json.dumps(self.server.state(drain)).encode()
+        self._answer(200, body, {"Content-Type": "application/json"})
+
+    def _account_settings(self) -> None:
+        """GetAccountSettings, signed like every call: the limits pacing reads."""
+        if not self.headers.get("Authorization", "").startswith(SIGNED):
+            self._error(403, "AccessDeniedException", "not signed")
+            return
+        with self.server.lock:
+            self.server.account_reads += 1
+        limit = {"ConcurrentExecutions": UNRESERVED, "UnreservedConcurrentExecutions": 0}
+        limit["UnreservedConcurrentExecutions"] = self.server.unreserved
+        body = json.dumps({"AccountLimit": limit, "AccountUsage": {}}).encode()
         self._answer(200, body, {"Content-Type": "application/json"})
 
 
@@ -239,8 +261,11 @@ class StandIn:
         max_connections: int = 1024,
         rule: Rule | None = None,
         on_call: Callable[[Call], None] | None = None,
+        unreserved: int = UNRESERVED,
     ) -> None:
-        self._server = _Server(latency_s, keep, max_kept, max_connections, rule, on_call)
+        self._server = _Server(
+            latency_s, keep, max_kept, max_connections, rule, on_call, unreserved
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="invoke-standin", daemon=True
         )
@@ -281,6 +306,11 @@ class StandIn:
     def refused(self) -> list[Call]:
         with self._server.lock:
             return list(self._server.refused)
+
+    @property
+    def account_reads(self) -> int:
+        """How many GetAccountSettings calls were answered."""
+        return self._server.account_reads
 
     @property
     def unsigned(self) -> int:

@@ -6,12 +6,17 @@
 2. ``deploy.path_b.run``, given ``moto_gaps.path_b_outputs`` (moto's CloudFormation skips Glue
    and Athena resources: they are created directly), all the way through ``chalice deploy``
    and the post-deploy step.
-3. Download the function code and the layer *as deployed* from moto's Lambda, unpack them into
+3. Switch moto's IAM enforcement on (``scripts/moto_iam.py``), with credentials of each
+   function's generated role, so a call outside a function's policy is an AccessDenied. Then
+   download the function code and the layer *as deployed* from moto's Lambda, unpack them into
    an empty folder, and run ``tests/deploy/artifact_driver.py`` in a clean Python 3.12
-   against the same server: the API handler, dispatcher, worker and failure recorder handlers
-   drive a sweep with an injected failure, a crashing worker, a refused invoke, a
-   duplicate delivery and a redrive. moto cannot run Lambda code
-   without Docker, so the driver stands in for Lambda's Invoke.
+   against the same server: the API handler, dispatcher, worker and failure recorder handlers,
+   each under its own role, drive a sweep with an injected failure, a crashing worker, a
+   refused invoke, a duplicate delivery and a redrive, then ``make smoke``'s checklist
+   (each function's probe included). moto cannot run Lambda code without Docker, so the driver
+   stands in for Lambda's Invoke.
+4. The enforcement bites: the worker's role with its read grant on ``runs/`` removed makes the
+   probe fail with AccessDenied; restored, it answers 404 again.
 
 Prints each step and what it reached; exits 1 at the first failure.
 """
@@ -70,9 +75,10 @@ RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "
 def start_moto() -> str:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-    from scripts import moto_gaps
+    from scripts import moto_gaps, moto_iam
 
     moto_gaps.install_server_patches()
+    moto_iam.install_patches()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -155,11 +161,11 @@ def main() -> int:
     os.environ.pop("AWS_PROFILE", None)
     import boto3
 
-    print(f"[1/3] moto server at {url}")
+    print(f"[1/4] moto server at {url}")
     boto3.client("s3").create_bucket(Bucket=ARTIFACTS)
     with tempfile.TemporaryDirectory(prefix="sweeps-rehearsal-") as tmp:
         out = Path(tmp)
-        print("[2/3] path B deploy (layer, data stack, chalice deploy, post-deploy)")
+        print("[2/4] path B deploy (layer, data stack, chalice deploy, post-deploy)")
         states = []
         for round_ in ("first deploy", "same deploy again (idempotent)"):
             print(f"--- {round_}")
@@ -179,7 +185,8 @@ def main() -> int:
             (out / "build" / f"slim-{stage}" / "project" / ".chalice" / "config.json").read_text()
         )
         env = config["stages"][stage]["environment_variables"]
-        print("[3/3] the deployed artifacts run a sweep in a clean python3.12")
+        print("[3/4] IAM enforced; the deployed artifacts run a sweep in a clean python3.12")
+        roles = enforce_iam(url, stage)
         artifact = deployed_artifact(stage, out)
         boto = runtime_boto(out / "runtime")
         names = StageNames(stage)
@@ -192,17 +199,15 @@ def main() -> int:
             "SWEEP_DISPATCHER_FUNCTION": names.function("dispatcher"),
             "SWEEP_COMPACTOR_FUNCTION": names.function("compactor"),
             "SWEEP_COMPACTION_GRACE_S": "0",  # the run's compaction is cleaned up within it
+            "SWEEP_REHEARSAL_ROLES": json.dumps(roles),
         }
         done = run_driver(artifact, boto, child_env, out, timeout=300, extra=[str(SMOKE)])
         if done.returncode != 0:
             print(f"FAILED running the deployed artifacts:\n{done.stderr[-4000:]}")
             return 1
         report = json.loads(done.stdout.strip().splitlines()[-1])
-        shown = ("state", "handled", "partitions", "first_compaction_records")
-        print(json.dumps({k: report[k] for k in shown}, indent=2))
-        compacted = {"gen-000001.json", "gen-000001.pointed", "gen-000001.cleaned"}
-        if not compacted <= set(report["first_compaction_records"]):
-            print("rehearsal: the deployed compactor did not compact, point and clean the run")
+        print(json.dumps({k: report[k] for k in SHOWN}, indent=2))
+        if not compaction_ok(report):
             return 1
         state = report["state"]
         # artifact_driver: shard 0 succeeds; 1 injected, 2 crashes (→ recorder), 3 refused.
@@ -210,7 +215,88 @@ def main() -> int:
         if not ok:
             print("rehearsal: UNEXPECTED STATE")
             return 1
-        return smoke_verdict(report["smoke"])
+        verdict = smoke_verdict(report["smoke"])
+        # A HEAD moto refuses answers a bare 403 (no body): the worker's role is not the operator.
+        print(f"the worker's role reading results/: {report['role_check']} (want 403)")
+        if report["role_check"] != "403":
+            verdict = 1
+        print("[4/4] a narrowed policy makes the worker's probe fail")
+        problem = narrowed_policy_bites(stage, roles["worker"], env["SWEEP_BUCKET"])
+        print(f"FAILED: {problem}" if problem else "narrowed policy refused, restored: ok")
+        return verdict or (1 if problem else 0)
+
+
+SHOWN = ("state", "handled", "partitions", "first_compaction_records")
+
+
+def compaction_ok(report: dict[str, Any]) -> bool:
+    """The deployed compactor compacted the driver's first run, pointed Glue at it and (with
+    no grace period) deleted what it replaced."""
+    compacted = {"gen-000001.json", "gen-000001.pointed", "gen-000001.cleaned"}
+    if compacted <= set(report["first_compaction_records"]):
+        return True
+    print("rehearsal: the deployed compactor did not compact, point and clean the run")
+    return False
+
+
+def enforce_iam(url: str, stage: str) -> dict[str, dict[str, str]]:
+    """Each function's role credentials, then moto's IAM enforcement on; from here this process
+    (and the driver, between handlers) acts as the operator user."""
+    import boto3
+
+    from scripts import moto_iam
+
+    operator = moto_iam.operator_environment(boto3.client("iam"))
+    roles = moto_iam.role_credentials(stage, boto3.client("lambda"), boto3.client("sts"))
+    moto_iam.enforce(url)
+    os.environ.update(operator)
+    boto3.setup_default_session()
+    return roles
+
+
+def narrowed_policy_bites(stage: str, role: dict[str, str], bucket: str) -> str | None:
+    """The probe's own code, under the worker's deployed role: 404; with the role's policy
+    narrowed (no read of ``runs/``), an AccessDenied; restored, 404. None when all three hold."""
+    import boto3
+
+    from chalicelib.storage import probe
+    from chalicelib.storage.stores import S3Store
+    from deploy.naming import StageNames
+    from scripts import moto_iam
+
+    iam = boto3.client("iam")
+    names = StageNames(stage)
+    role_name = role["RoleArn"].split("/")[-1]
+    (policy_name,) = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    policy = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+    client = boto3.client(
+        "s3",
+        aws_access_key_id=role["AccessKeyId"],
+        aws_secret_access_key=role["SecretAccessKey"],
+        aws_session_token=role["SessionToken"],
+    )
+    store = S3Store(bucket, names.prefix, lambda: client)
+
+    def status() -> Any:
+        answer = probe.answer(dict(probe.PROBE), store, role["function"])
+        return answer.get("status", answer.get("error"))
+
+    narrowed = moto_iam.without_read(policy, "runs")
+    answers = [status()]
+    iam.put_role_policy(
+        RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(narrowed)
+    )
+    try:
+        answers.append(status())
+    finally:
+        iam.put_role_policy(
+            RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(policy)
+        )
+    answers.append(status())
+    denied = isinstance(answers[1], str) and ("AccessDenied" in answers[1] or "403" in answers[1])
+    if answers[0] == 404 and denied and answers[2] == 404:
+        return None
+    return f"probe answers (granted, narrowed, restored): {answers}"
 
 
 def smoke_verdict(lines: Sequence[Sequence[str]], out: Any = print) -> int:

@@ -11,7 +11,7 @@ progress object each, so status can count dispatched shards from a listing.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ from chalicelib.config import Settings
 from chalicelib.execution import reuse, usage
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.fanout import pacing
 from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
 from chalicelib.model.events import INITIAL, DispatchJob, run_task_payload
@@ -31,6 +32,9 @@ from chalicelib.storage import layout, manifests, redrive_lists
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.stores import CountingStore, ObjectStore
+
+# What ``run_event`` is told of its invocation: the milliseconds it has left (Lambda's context).
+Remaining = Callable[[], int]
 
 CANCEL_CHUNK = 100
 
@@ -83,19 +87,28 @@ class Dispatcher:
         invoker: Invoker,
         policy: Policy,
         catalog: Catalog,
+        settings: Settings | None = None,
+        remaining: Remaining | None = None,
     ) -> None:
         self.store = store
         self.invoker = invoker
         self.policy = policy
         self.catalog = catalog
+        self.settings = settings or Settings()
+        self.remaining = remaining
 
     def run(self, job: DispatchJob) -> dict[str, Any]:
         manifest = manifests.load(self.store, job.run_id)
         ids = self._job_ids(manifest, job)
+        if job.step is not None:  # a paced job's continuation
+            return self._pace(manifest, job, ids)
         if job.lo == 0 and job.hi == len(ids):
             self._register(manifest)
             if manifest.request.reuse:
                 self._plan_reuse(manifest)
+            size = pacing.window(self.settings, self.invoker)
+            if size is not None and len(ids) > size:  # only a job larger than its window
+                return self._pace(manifest, job, ids, size)
         if job.hi - job.lo > self.policy.leaf_shards:
             return self._split(job)
         return self._leaf(manifest, job, ids[job.lo : job.hi])
@@ -116,6 +129,32 @@ class Dispatcher:
             reuse.plan(self.store, manifest)
         except Exception:
             logger.exception("reuse planning failed", extra={"run_id": manifest.run_id})
+
+    def _pace(
+        self, manifest: Manifest, job: DispatchJob, ids: Sequence[int], size: int | None = None
+    ) -> dict[str, Any]:
+        """Hand the job out no faster than the worker runs it (``fanout.pacing``), within this
+        invocation's time: at most ``pacing_max_wait_s``, and a margin before its end."""
+        if size is None:
+            size = pacing.window(self.settings, self.invoker) or len(ids)
+        budget = float(self.settings.pacing_max_wait_s)
+        if self.remaining is not None:
+            left = (self.remaining() - self.settings.deadline_margin_ms) / 1000
+            budget = max(0.0, min(budget, left))
+        pacer = pacing.Pacer(
+            self.store, self.invoker, self.settings, self.policy.backoff, self._hand_out, budget
+        )
+        return pacer.run(manifest, job, ids, size)
+
+    def _hand_out(self, child: DispatchJob) -> None:
+        """A slice of a job to another dispatcher invocation, or inline if it cannot be sent."""
+        error = send(self.invoker, "dispatcher", child.to_payload(), self.policy.backoff)
+        if error is not None:
+            logger.warning(
+                "child dispatcher not invoked; dispatching inline",
+                extra={"run_id": child.run_id, "lo": child.lo, "hi": child.hi, "error": error},
+            )
+            self.run(child)
 
     def _split(self, job: DispatchJob) -> dict[str, Any]:
         inline = []
@@ -211,13 +250,17 @@ def run_event(
     invoker: Invoker,
     settings: Settings,
     catalog: Catalog,
+    remaining: Remaining | None = None,
 ) -> dict[str, Any]:
-    """One job of the tree: the dispatcher function's body on Lambda and on the local stage."""
+    """One job of the tree: the dispatcher function's body on Lambda and on the local stage.
+    ``remaining``: the invocation's time left (None locally, where there is no limit)."""
     job = DispatchJob.from_payload(event)
     counting = CountingStore(store)
     started = time.monotonic()
     try:
-        return Dispatcher(counting, invoker, Policy.from_settings(settings), catalog).run(job)
+        policy = Policy.from_settings(settings)
+        dispatcher = Dispatcher(counting, invoker, policy, catalog, settings, remaining)
+        return dispatcher.run(job)
     finally:
         what = f"{job.job}-{job.lo}-{job.hi}"
         usage.record(counting, job.run_id, "dispatcher", what, started)

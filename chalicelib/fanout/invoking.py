@@ -65,6 +65,12 @@ class Invoker(ABC):
         be re-dispatched without waiting out a stall. Lambda does not tell: False."""
         return False
 
+    def worker_concurrency(self) -> int | None:
+        """How many worker events can run at once, where events beyond that wait in a queue
+        that drops them once too old (Lambda's async queue); dispatch is paced against it
+        (``fanout.pacing``). None: no such queue (a test's queue of events), no pacing."""
+        return None
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -140,13 +146,62 @@ class LambdaInvoker(Invoker):
     """
 
     def __init__(
-        self, function_names: dict[str, str], endpoint_factory: Callable[[], LambdaEndpoint]
+        self,
+        function_names: dict[str, str],
+        endpoint_factory: Callable[[], LambdaEndpoint],
+        reserved_concurrency: int = 0,
+        fallback_concurrency: int = 100,
     ) -> None:
         self.paths = {
             fn: f"/2015-03-31/functions/{quote(name, safe='')}/invocations"
             for fn, name in function_names.items()
         }
         self._endpoint_factory = endpoint_factory
+        self._reserved = reserved_concurrency
+        self._fallback = fallback_concurrency
+        self._account: tuple[float, int] | None = None  # (when read, unreserved concurrency)
+
+    def worker_concurrency(self) -> int:
+        """The worker's reserved concurrency when the stage sets one; else the account's
+        unreserved concurrency (``GetAccountSettings``, re-read every ``ACCOUNT_TTL_S``), which
+        every function without a reservation shares; else the stage's fallback (logged)."""
+        if self._reserved:
+            return self._reserved
+        now = time.monotonic()
+        if self._account is None or now - self._account[0] > ACCOUNT_TTL_S:
+            try:
+                self._account = (now, self._unreserved())
+            except InvokeError as exc:
+                logger.warning(
+                    "GetAccountSettings failed; pacing assumes the fallback concurrency",
+                    extra={"error": str(exc), "fallback": self._fallback},
+                )
+                return self._fallback
+        return self._account[1]
+
+    def _unreserved(self) -> int:
+        endpoint = self._endpoint_factory()
+        if endpoint.credentials is None:
+            raise InvokeError("no AWS credentials to sign with", retryable=False)
+        url = endpoint.url + ACCOUNT_SETTINGS_PATH
+        request = AWSRequest("GET", url)
+        credentials = endpoint.credentials.get_frozen_credentials()
+        SigV4Auth(credentials, "lambda", endpoint.region).add_auth(request)
+        try:
+            response = endpoint.http.request(
+                "GET", url, headers=dict(request.headers.items()), retries=False
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise InvokeError(f"{type(exc).__name__}: {exc}", retryable=True) from None
+        if response.status != 200:
+            raise _invoke_error(response.status, response.headers, response.data)
+        try:
+            value = json.loads(response.data)["AccountLimit"]["UnreservedConcurrentExecutions"]
+        except (ValueError, KeyError, TypeError):
+            raise InvokeError("GetAccountSettings: no unreserved concurrency", False) from None
+        if not isinstance(value, int) or value < 1:
+            raise InvokeError(f"GetAccountSettings: unreserved concurrency {value!r}", False)
+        return value
 
     def can_invoke(self, function: Function) -> bool:
         return function in self.paths
@@ -172,6 +227,8 @@ class LambdaInvoker(Invoker):
             raise _invoke_error(response.status, response.headers, response.data)
 
 
+ACCOUNT_SETTINGS_PATH = "/2016-08-19/account-settings/"  # Lambda's GetAccountSettings
+ACCOUNT_TTL_S = 300.0
 INVOKE_HEADERS = {"X-Amz-Invocation-Type": "Event", "Content-Type": "application/json"}
 
 

@@ -4,7 +4,9 @@ Dispatcher invocations run on a few threads (they only hand out tasks); worker i
 to a process pool sized to the cores, because simulations are CPU-bound. Lambda's async
 semantics are kept where they matter: an event is fire-and-forget, a worker that raises is
 retried up to the configured number of attempts, and then the failure recorder gets the same
-destination record Lambda would send.
+destination record Lambda would send. With ``SWEEP_LOCAL_MAX_EVENT_AGE_S`` the pool is Lambda's
+async queue too: its size is the worker's concurrency, and an event that waited longer than the
+age before a process took it is dropped to the recorder as ``EventAgeExceeded``.
 """
 
 from __future__ import annotations
@@ -45,10 +47,20 @@ def warm_worker_process() -> None:
     import chalicelib.execution.worker  # noqa: F401
 
 
-def run_worker_process(payload: dict[str, Any], root: str, margin_ms: int) -> dict[str, Any]:
-    """Entry point in a pool process: the worker function's code path, on the local store."""
+# A pool process's answer for an event that waited too long to start: it never ran.
+EXPIRED = "event_age_exceeded"
+
+
+def run_worker_process(
+    payload: dict[str, Any], root: str, margin_ms: int, expires_at: float | None = None
+) -> dict[str, Any]:
+    """Entry point in a pool process: the worker function's code path, on the local store.
+    An event picked up after ``expires_at`` (wall clock; Lambda's maximum event age, counted
+    from the first hand-over) is not run, as Lambda drops it."""
     from chalicelib.execution.worker import run_task
 
+    if expires_at is not None and time.time() > expires_at:
+        return {EXPIRED: True}
     return run_task(payload, None, LocalStore(Path(root)), margin_ms)
 
 
@@ -62,22 +74,25 @@ def run_compactor_process(payload: dict[str, Any], settings: Settings) -> dict[s
 
 
 def destination_record(
-    payload: dict[str, Any], error: BaseException, attempts: int
+    payload: dict[str, Any], error: BaseException | None, attempts: int
 ) -> dict[str, Any]:
-    """What Lambda sends the OnFailure destination once retries are exhausted."""
-    return {
+    """What Lambda sends the OnFailure destination once retries are exhausted, or (``error``
+    None) once the event is too old: then no ``responsePayload``, as when it never ran."""
+    record: dict[str, Any] = {
         "version": "1.0",
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "requestContext": {
             "requestId": f"local-{time.time_ns()}",
             "functionArn": "local:worker",
-            "condition": "RetriesExhausted",
+            "condition": "RetriesExhausted" if error is not None else "EventAgeExceeded",
             "approximateInvokeCount": attempts,
         },
         "requestPayload": payload,
         "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-        "responsePayload": {"errorType": type(error).__name__, "errorMessage": str(error)},
     }
+    if error is not None:
+        record["responsePayload"] = {"errorType": type(error).__name__, "errorMessage": str(error)}
+    return record
 
 
 def _run_of(event: dict[str, Any]) -> str:
@@ -140,7 +155,8 @@ class LocalInvoker(Invoker):
         elif function == "compactor":
             self._submit_compactor(event)
         else:
-            self._submit_worker(event, attempt=1)
+            age = self.settings.local_max_event_age_s
+            self._submit_worker(event, attempt=1, expires_at=time.time() + age if age else None)
 
     def wait_idle(self, timeout: float) -> bool:
         """True once every event handed out so far (and what it spawned) has finished."""
@@ -164,6 +180,11 @@ class LocalInvoker(Invoker):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+    def worker_concurrency(self) -> int | None:
+        """The pool's size, when events expire (``SWEEP_LOCAL_MAX_EVENT_AGE_S``): only then
+        can waiting in the pool's queue lose one, and dispatch is paced against it."""
+        return self.settings.local_processes if self.settings.local_max_event_age_s else None
 
     def in_flight(self, run_id: str) -> bool:
         """Whether an event of this run is queued or running here: the reconciler must not take
@@ -229,7 +250,9 @@ class LocalInvoker(Invoker):
 
         future.add_done_callback(done)
 
-    def _submit_worker(self, event: dict[str, Any], attempt: int) -> None:
+    def _submit_worker(
+        self, event: dict[str, Any], attempt: int, expires_at: float | None = None
+    ) -> None:
         pool = self._worker_pool()
         try:
             future = pool.submit(
@@ -237,12 +260,13 @@ class LocalInvoker(Invoker):
                 event,
                 str(self.settings.local_root),
                 self.settings.deadline_margin_ms,
+                expires_at,
             )
         except (BrokenProcessPool, RuntimeError) as exc:  # broken, or shut down meanwhile
             self._reset_pool(pool)
-            self._after_worker_error(event, attempt, exc)
+            self._after_worker_error(event, attempt, exc, expires_at)
             return
-        future.add_done_callback(lambda f: self._after_worker(f, event, attempt, pool))
+        future.add_done_callback(lambda f: self._after_worker(f, event, attempt, pool, expires_at))
 
     def _after_worker(
         self,
@@ -250,25 +274,34 @@ class LocalInvoker(Invoker):
         event: dict[str, Any],
         attempt: int,
         pool: ProcessPoolExecutor,
+        expires_at: float | None = None,
     ) -> None:
         error = future.exception()
         if error is None:
+            if future.result().get(EXPIRED):  # never ran: attempts before this one did
+                self._dispatchers.submit(self._record_final, event, attempt - 1, None)
+                return
             self._finished(event)
             return
         # This may run on the pool's own manager thread, which holds the pool's shutdown lock
         # while it fails the futures of a broken pool: shutting the pool down from here
         # deadlocks (seen with a worker process SIGKILLed mid-shard). Hand it to a thread.
-        self._dispatchers.submit(self._after_worker_failed, event, attempt, error, pool)
+        self._dispatchers.submit(self._after_worker_failed, event, attempt, error, pool, expires_at)
 
     def _after_worker_failed(
-        self, event: dict[str, Any], attempt: int, error: BaseException, pool: ProcessPoolExecutor
+        self,
+        event: dict[str, Any],
+        attempt: int,
+        error: BaseException,
+        pool: ProcessPoolExecutor,
+        expires_at: float | None,
     ) -> None:
         if isinstance(error, BrokenProcessPool):
             self._reset_pool(pool)
-        self._after_worker_error(event, attempt, error)
+        self._after_worker_error(event, attempt, error, expires_at)
 
     def _after_worker_error(
-        self, event: dict[str, Any], attempt: int, error: BaseException
+        self, event: dict[str, Any], attempt: int, error: BaseException, expires_at: float | None
     ) -> None:
         logger.warning(
             "local worker attempt failed",
@@ -276,12 +309,15 @@ class LocalInvoker(Invoker):
         )
         # Off the pool's result thread: resubmitting and recording both do I/O.
         if attempt < self.settings.worker_max_attempts:
-            self._dispatchers.submit(self._submit_worker, event, attempt + 1)
+            self._dispatchers.submit(self._submit_worker, event, attempt + 1, expires_at)
         else:
             self._dispatchers.submit(self._record_final, event, attempt, error)
 
-    def _record_final(self, event: dict[str, Any], attempt: int, error: BaseException) -> None:
-        """What Lambda's OnFailure destination would do once retries are exhausted."""
+    def _record_final(
+        self, event: dict[str, Any], attempt: int, error: BaseException | None
+    ) -> None:
+        """What Lambda's OnFailure destination would do once retries are exhausted (or, with
+        no error, once the event is too old)."""
         from chalicelib.execution.failure_recorder import record_destination
 
         try:

@@ -14,6 +14,8 @@ Per open run, from listings (``storage.shard_states``; the read status and ``GET
   is removed;
 - progress since the last pass (any new outcome, marker, redrive list or dispatch record): the
   marker remembers the count and when it was first seen;
+- a paced job whose state has been quiet for ``pacing_resume_s`` (its continuation event was
+  lost): resumed from its cursor (``fanout.pacing.resume_quiet``);
 - no progress for ``stall_timeout_s`` (or at once, when the invoker knows the run's events are
   gone: a restarted local stage, ``Invoker.orphaned``): the shards without a final outcome are
   re-dispatched as a redrive job ``auto-<n>`` (at most ``max_auto_redrives`` times; a
@@ -39,6 +41,7 @@ from chalicelib.analytics.catalog import Catalog, NoCatalog
 from chalicelib.config import Settings
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.fanout import pacing
 from chalicelib.fanout.dispatcher import register_partitions
 from chalicelib.fanout.invoking import Backoff, Invoker, request_compaction, send
 from chalicelib.logs import logger
@@ -109,6 +112,8 @@ def reconcile_run(
         return _finish_run(store, invoker, settings, run, now) if registered else "unregistered"
     seen = _snapshot(store, marker)
     t = now()
+    if pacing.resume_quiet(store, invoker, settings, run_id, t):
+        return "resumed-pacing"
     if not invoker.orphaned(run_id, run.created_at):  # else stalled now: its events are gone
         if seen is None or seen[0] != states.objects or invoker.in_flight(run_id):
             _remember(store, marker, states.objects, t)

@@ -138,16 +138,23 @@ class DispatchJob:
     job: str
     lo: int
     hi: int
+    # Set on a paced job's continuation (``fanout.pacing``): its step number; ``lo`` is then the
+    # cursor, everything of the job before it handed out already.
+    step: int | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        return {"dispatch": {"run_id": self.run_id, "job": self.job, "lo": self.lo, "hi": self.hi}}
+        d: dict[str, Any] = {"run_id": self.run_id, "job": self.job, "lo": self.lo, "hi": self.hi}
+        if self.step is not None:
+            d["step"] = self.step
+        return {"dispatch": d}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> DispatchJob:
         d = payload["dispatch"]
-        job = cls(str(d["run_id"]), str(d["job"]), int(d["lo"]), int(d["hi"]))
+        step = None if d.get("step") is None else int(d["step"])
+        job = cls(str(d["run_id"]), str(d["job"]), int(d["lo"]), int(d["hi"]), step)
         if not (ids.is_run_id(job.run_id) and ids.is_job(job.job)):
             raise ValueError(f"malformed dispatch job {job.run_id!r}/{job.job!r}")
-        if not 0 <= job.lo <= job.hi:
+        if not 0 <= job.lo <= job.hi or (step is not None and step < 0):
             raise ValueError(f"bad dispatch range [{job.lo}, {job.hi})")
         return job

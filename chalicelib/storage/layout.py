@@ -116,6 +116,28 @@ def closed_claim(run_id: str, shard_id: int, after_attempt: int) -> str:
     return f"{run_prefix(run_id)}closed/shard-{shard_id:06d}-after-{after_attempt}"
 
 
+def pacing_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}pacing/"
+
+
+def pacing_state(run_id: str, job: str) -> str:
+    """A paced job's cursor (JSON: step, cursor, hi, at), rewritten by its pacer at every
+    hand-out and poll; the reconciler resumes a pacer whose state has gone quiet."""
+    return f"{pacing_prefix(run_id)}{job}.json"
+
+
+def parse_pacing_state(key: str, run_id: str) -> str | None:
+    """The job of a pacing state key, or None (a step claim, or not under the run's folder)."""
+    job = key.removeprefix(pacing_prefix(run_id)).removesuffix(".json")
+    return job if key.endswith(".json") and ids.is_job(job) else None
+
+
+def pacing_claim(run_id: str, job: str, step: int) -> str:
+    """Taken by conditional create when a pacer starts ``step``: a duplicate delivery of the
+    same step finds it and stops."""
+    return f"{pacing_prefix(run_id)}{job}/step-{step:06d}"
+
+
 AUTO_REDRIVE = "auto-"
 MANUAL_REDRIVE = "redrive-"
 
@@ -217,6 +239,17 @@ _REUSE_INDEX_RE = re.compile(
 def parse_reuse_index(key: str) -> tuple[str, int] | None:
     m = _REUSE_INDEX_RE.search(key)
     return (m["run_id"], int(m["shard"])) if m and key.startswith(REUSE_INDEX) else None
+
+
+PROBES = "runs/_probe/"  # never written: the probe HEADs a random key here and expects 404
+
+
+def probe_key(token: str) -> str:
+    """A key nothing ever writes, under ``runs/``, which every function may read
+    (deploy/policies.py): the probe's HEAD of it answers 404 with the caller's own grants."""
+    if not token or not all(c in string.hexdigits for c in token):
+        raise ValueError(f"a probe token is hex digits, got {token!r}")
+    return f"{PROBES}{token}"
 
 
 OPEN_RUNS = "runs/_index/open/"  # "_" is in no run id: never a run folder

@@ -5,6 +5,12 @@ stand-in for Lambda's Invoke API, and prints what happened as one JSON line.
 
 argv: artifact folder, boto folder, and optionally deploy/smoke.py: its checklist then runs
 with these handlers as the deployed stage (``make rehearse``), and the report carries its lines.
+
+Under ``make rehearse`` moto enforces IAM, and ``SWEEP_REHEARSAL_ROLES`` maps each function
+(deploy.naming's names) to its deployed name and the credentials of its own role
+(``scripts/moto_iam.py``): every call a handler makes is signed as that function's role, so a
+call outside its policy is refused as AWS would; the driver's own checks use the operator's
+credentials from the environment.
 """
 
 from __future__ import annotations
@@ -28,6 +34,16 @@ aws_calls: list[dict[str, Any]] = []
 
 
 class InvokeStandIn(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        """GetAccountSettings (moto has none): the unreserved concurrency pacing reads."""
+        aws_calls.append({"fn": current[0], "service": "lambda", "op": "GetAccountSettings"})
+        limit = {"ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}
+        body = json.dumps({"AccountLimit": limit}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_POST(self) -> None:
         size = int(self.headers.get("Content-Length", "0"))
         payload = json.loads(self.rfile.read(size) or b"{}")
@@ -59,7 +75,42 @@ os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{server.server_addres
 
 import boto3  # noqa: E402  (the artifact's boto3, which comes before the runtime's on the path)
 
-boto3.setup_default_session()
+# function → {"function": deployed name, "AccessKeyId", "SecretAccessKey", "SessionToken"}
+ROLES: dict[str, dict[str, str]] = json.loads(os.environ.get("SWEEP_REHEARSAL_ROLES", "{}"))
+
+
+def signing_session() -> Any:
+    """A botocore session whose credentials are, at each signature, those of the function
+    whose handler is running (``current``), or the operator's between handlers."""
+    import botocore.session
+    from botocore.credentials import CredentialProvider, Credentials, ReadOnlyCredentials
+
+    class AsCurrentFunction(Credentials):  # type: ignore[misc]
+        def get_frozen_credentials(self) -> ReadOnlyCredentials:
+            if not current[0]:
+                return super().get_frozen_credentials()
+            role = ROLES[current[0]]  # a function without a role is a driver bug: KeyError
+            return ReadOnlyCredentials(
+                role["AccessKeyId"], role["SecretAccessKey"], role["SessionToken"]
+            )
+
+    class Roles(CredentialProvider):  # type: ignore[misc]
+        METHOD = "rehearsal-roles"
+
+        def load(self) -> Credentials:
+            return AsCurrentFunction(
+                os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+            )
+
+    session = botocore.session.get_session()
+    session.get_component("credential_provider").insert_before("env", Roles())
+    return session
+
+
+if ROLES:
+    boto3.setup_default_session(botocore_session=signing_session())
+else:
+    boto3.setup_default_session()
 RECORDED = ("Bucket", "Key", "Prefix", "DatabaseName", "TableName")
 
 
@@ -426,6 +477,20 @@ assert redelivered["cancelled"] == first_leaf[1]["dispatch"]["hi"], redelivered
 status, cancelled_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{third['run_id']}")
 assert cancelled_state["shards"]["succeeded"] == 1, cancelled_state  # shard 0 left alone
 current[0] = ""
+# Under enforcement, the handlers above really ran as their roles: the worker's role may not
+# read results/ (no function reads it), and moto refuses it the way AWS would.
+role_check = "no roles"
+if ROLES:
+    from botocore.exceptions import ClientError
+
+    current[0] = "worker"
+    try:
+        s3.head_object(Bucket=bucket, Key=f"sweeps/results/run_id={run_id}/probe")
+        role_check = "allowed: the driver does not sign as the worker's role"
+    except ClientError as error:
+        role_check = str(error.response["Error"]["Code"])
+    finally:
+        current[0] = ""
 smoke: list[list[str]] = []
 if len(sys.argv) > 3:
     # The operator's `make smoke`, its checks unchanged, against the deployed handlers: the
@@ -443,6 +508,17 @@ if len(sys.argv) > 3:
         bucket = os.environ["SWEEP_BUCKET"]
         prefix = os.environ["SWEEP_PREFIX"]
         database = os.environ["SWEEP_GLUE_DATABASE"]
+        functions = tuple(ROLES)
+
+        def invoke(self, function: str, event: dict[str, Any]) -> Any:
+            """Lambda's synchronous Invoke: the handler string's object (``app.app`` for the
+            routes' function), run under the function's own role."""
+            handler = app.app if function == "api_handler" else getattr(app, function)
+            current[0] = function
+            try:
+                return handler(event, Context(ROLES[function]["function"]))
+            finally:
+                current[0] = ""
 
         def call(
             self, method: str, path: str, body: Any = None, signed: bool = True
@@ -469,6 +545,7 @@ print(
     json.dumps(
         {
             "smoke": smoke,
+            "role_check": role_check,
             "status": status,
             "state": state,
             "reconciler_passes": passes,

@@ -233,6 +233,8 @@ def iam_requests(call: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
             (f"glue:{op}", arn, {})
             for arn in (f"{glue}:catalog", f"{glue}:database/{db}", f"{glue}:table/{db}/{table}")
         ]
+    if service == "lambda" and op == "GetAccountSettings":
+        return [("lambda:GetAccountSettings", "*", {})]
     if service == "lambda" and op == "Invoke":
         arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{call['FunctionName']}"
         return [("lambda:InvokeFunction", arn, {})]

@@ -60,6 +60,18 @@ def test_the_body_is_validated_and_errors_keep_the_contract_shape(
         text = response["responseTemplates"]["application/json"]
         filled = text.replace("$context.error.messageString", '"Forbidden"')
         assert set(json.loads(filled)) == {"error", "message", "problems"}
+    # The stage's throttling answers 429 in the contract's body, and so does every other error
+    # the gateway makes itself (auth 403, the model's 400, its 5xx).
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert {"THROTTLED", "ACCESS_DENIED", "BAD_REQUEST_BODY", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(
+        responses
+    )
+    throttled = responses["THROTTLED"]["responseTemplates"]["application/json"]
+    assert json.loads(throttled.replace("$context.error.messageString", '"Too Many Requests"')) == {
+        "error": "throttled",
+        "message": "Too Many Requests",
+        "problems": [],
+    }
 
 
 def test_the_worker_fails_over_to_the_recorder(packaged: tuple[str, dict[str, Any], Any]) -> None:

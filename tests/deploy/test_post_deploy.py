@@ -17,6 +17,7 @@ from moto import mock_aws
 from moto.apigateway.models import apigateway_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
+from chalicelib.model.errors import error_body
 from deploy import merge, post_deploy
 from deploy.naming import StageNames
 from scripts import moto_gaps
@@ -136,8 +137,15 @@ def test_post_deploy_configures_the_api_and_wires_the_worker(aws: tuple[Any, Any
     request = models[merge.REQUEST_MODEL]
     assert request.pop("$schema") == "http://json-schema.org/draft-04/schema#"
     assert request == merge.request_models()[merge.REQUEST_MODEL]  # the coarse gateway check
-    responses = {r["responseType"] for r in apigw.get_gateway_responses(restApiId=api)["items"]}
-    assert set(merge.GATEWAY_ERRORS) <= responses
+    responses = {r["responseType"]: r for r in apigw.get_gateway_responses(restApiId=api)["items"]}
+    assert set(merge.GATEWAY_ERRORS) <= set(responses)
+    # The stage's own 429 answers the contract's body, from the one error-body source.
+    throttled = responses["THROTTLED"]["responseTemplates"]["application/json"]
+    assert (
+        throttled == merge.gateway_responses()["THROTTLED"]["responseTemplates"]["application/json"]
+    )
+    filled = throttled.replace("$context.error.messageString", json.dumps("Too Many Requests"))
+    assert json.loads(filled) == error_body("throttled", "Too Many Requests")
 
 
 def test_post_deploy_is_idempotent(aws: tuple[Any, Any, str]) -> None:

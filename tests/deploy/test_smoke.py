@@ -7,14 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.storage import probe
 from deploy import smoke
+from deploy.naming import FUNCTIONS
 from deploy.smoke import FAIL, OFFLINE, OK, Check
 from scripts.rehearse import smoke_verdict
 from tests.support import BUCKET
 
 
 def all_required(status: smoke.Status = OK) -> list[Check]:
-    return [Check(name, status) for name in smoke.REQUIRED_OFFLINE]
+    return [Check(name, status) for name in smoke.required_offline()]
 
 
 def test_a_failing_check_makes_the_exit_non_zero() -> None:
@@ -53,6 +55,18 @@ class FakeApi:
     bucket: str = BUCKET
     prefix: str = "sweeps"
     database: str = "sweeps_dev"
+    probes: dict[str, Any] = field(default_factory=dict)  # function → its answer, or an error
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        return tuple(self.probes)
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        assert event == probe.PROBE, event
+        answer = self.probes[function]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def call(
         self, method: str, path: str, body: Any = None, signed: bool = True
@@ -111,3 +125,41 @@ def test_the_sweep_check_wants_every_shard_represented() -> None:
     assert smoke.check_sweep({**done, "failed_shards": [1, 2]}, "").status == OK
     assert smoke.check_sweep({**done, "failed_shards": [1]}, "").status == FAIL
     assert smoke.check_sweep({}, "not complete after 3 polls").status == FAIL
+
+
+def test_every_functions_probe_is_a_required_line() -> None:
+    required = smoke.required_offline()
+    assert all(smoke.probe_line(fn) in required for fn in FUNCTIONS)
+    lines = [[c.name, c.status, c.why] for c in all_required()]
+    without_worker = [line for line in lines if line[0] != smoke.probe_line("worker")]
+    printed: list[str] = []
+    assert smoke_verdict(without_worker, out=printed.append) == 1
+    assert f"FAILED: {smoke.probe_line('worker')}: missing" in printed
+
+
+def answered(**fields: Any) -> dict[str, Any]:
+    return {"probe": probe.ACTION, "function": "sweeps-dev-worker", "key": "k", **fields}
+
+
+def test_the_probe_line_passes_only_on_the_probes_404(s3_client: Any) -> None:
+    denied = "head runs/_probe/k: 403: Forbidden"
+    api = FakeApi(
+        s3_client,
+        200,
+        {},
+        probes={
+            "api_handler": answered(status=404),
+            "dispatcher": answered(error=denied),
+            "worker": {"probe": "refused", "problems": ["unexpected field 'x'"]},
+            "failure_recorder": RuntimeError("Unhandled: KeyError 'version'"),
+            "reconciler": {"statusCode": 200, "body": "{}"},  # a deploy without the probe
+        },
+    )
+    checks = {fn: smoke.check_probe(api, fn) for fn in api.functions}
+    assert checks["api_handler"].status == OK
+    assert checks["api_handler"].line() == f"{smoke.probe_line('api_handler')}: ok"
+    assert all(checks[fn].status == FAIL for fn in FUNCTIONS if fn != "api_handler")
+    assert "s3:ListBucket" in checks["dispatcher"].why and denied in checks["dispatcher"].why
+    assert "invoke failed: RuntimeError" in checks["failure_recorder"].why
+    assert "refused the probe event" in checks["worker"].why
+    assert "not the probe's answer" in checks["reconciler"].why

@@ -41,3 +41,26 @@ def test_a_stage_configured_too_short_fails_its_build(
 
 def test_the_default_is_the_deployed_one() -> None:
     assert Settings(backend="aws").stall_timeout_s == timeline.for_stage("dev").stall_timeout_s
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_deployed_stage_keeps_the_pacing_inequality(stage: str) -> None:
+    """A paced event waits at most k x 3 attempts x 900 s + 300 s = 3,000 s at k = 1, far
+    below the 6 h event age; a quiet pacer is resumed before its run counts as stalled."""
+    line = timeline.check(stage)
+    assert line.queue_wait_bound_s == 3_000 < line.max_event_age_s
+    assert 2 * line.dispatcher_timeout_s <= line.pacing_resume_s < line.stall_timeout_s
+
+
+def test_a_pacing_window_too_wide_for_the_event_age_fails() -> None:
+    """k = 8: 8 x 3 x 900 + 300 = 21,900 s of possible queue wait, beyond 21,600 s."""
+    line = timeline.Timeline(21_600, 900, 22_800, 2, 300, pacing_factor=8)
+    problem = line.problem()
+    assert problem is not None and "SWEEP_PACING_FACTOR=8" in problem
+    assert timeline.Timeline(21_600, 900, 22_800, 2, 300, pacing_factor=7).problem() is None
+
+
+def test_a_resume_sooner_than_a_dispatcher_can_live_fails() -> None:
+    line = timeline.Timeline(21_600, 900, 22_800, 2, 300, pacing_resume_s=900)
+    problem = line.problem()
+    assert problem is not None and "SWEEP_PACING_RESUME_S=900" in problem

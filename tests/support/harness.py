@@ -60,6 +60,8 @@ class Harness:
         invoker = LambdaInvoker(
             {"worker": "sweeps-dev-worker", "dispatcher": "sweeps-dev-dispatcher"},
             lambda: endpoint,
+            self.settings.worker_reserved_concurrency,  # as chalicelib.wiring builds it
+            self.settings.worker_concurrency_fallback,
         )
         wiring.use(Runtime(self.settings, s3_store, invoker))
         self.client = Client(app, stage_name="dev")

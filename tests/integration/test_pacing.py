@@ -1,0 +1,178 @@
+"""Pacing on the deployed code paths (``tests.support.inline``: the API, dispatchers, workers
+and reconciler in one thread, events queued as Lambda would deliver them): a job larger than its
+window is handed out in slices that never put more than the window's worth of shards in
+flight, through continuation events; a duplicate step stops at once; a lost continuation is
+resumed by the reconciler. And where the window's concurrency comes from on a deployed stage.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.analytics.catalog import NoCatalog
+from chalicelib.config import Settings
+from chalicelib.fanout.dispatcher import run_event
+from chalicelib.fanout.invoking import LambdaInvoker
+from chalicelib.fanout.reconcile import reconcile
+from chalicelib.runs.status import status
+from chalicelib.storage import layout
+from chalicelib.storage.stores import S3Store
+from scripts.invoke_standin import StandIn
+from tests.support.harness import FIFTY, Harness, body_of
+from tests.support.inline import Inline, QueueInvoker
+from tests.support.store_models import S3LatencyStore
+
+CONCURRENCY = 3
+SHARDS = 20 * CONCURRENCY
+SWEEP = {
+    "simulation": "monte_carlo_pi",
+    "parameters": {"samples": {"range": {"start": 10, "stop": 10 + SHARDS, "step": 1}}},
+    "shards": {"count": SHARDS},
+}
+NAMES = {"worker": "sweeps-dev-worker", "dispatcher": "sweeps-dev-dispatcher"}
+
+
+class LimitedQueue(QueueInvoker):
+    """Lambda's queue as a test sees it: a worker that runs ``CONCURRENCY`` events at once."""
+
+    def worker_concurrency(self) -> int:
+        return CONCURRENCY
+
+
+def paced_inline(**overrides: Any) -> Inline:
+    # No polling: each pacer hands out what its window allows, then continues at once, so the
+    # queue drains in order with no wait.
+    settings = Settings(stage="dev", dispatch_backoff_ms=1, pacing_max_wait_s=0, **overrides)
+    inline = Inline(S3LatencyStore(latency_s=0), settings)
+    inline.invoker = LimitedQueue()
+    return inline
+
+
+def watch_in_flight(inline: Inline) -> list[int]:
+    """Before each worker runs: how many of the run's shards are handed out and not final
+    (queued worker events, this one included)."""
+    seen: list[int] = []
+
+    def worker(payload: dict[str, Any]) -> Any:
+        seen.append(1 + sum(1 for fn, _ in inline.invoker.queue if fn == "worker"))
+        return inline.run_worker(payload)
+
+    inline.worker = worker
+    return seen
+
+
+def continuations(inline: Inline) -> list[dict[str, Any]]:
+    return [p for fn, p in inline.invoker.queue if fn == "dispatcher" and "step" in p["dispatch"]]
+
+
+def test_a_job_of_twenty_windows_never_has_more_than_one_window_in_flight() -> None:
+    inline = paced_inline()
+    in_flight = watch_in_flight(inline)
+    run_id = inline.submit(SWEEP)
+    assert inline.drain() == SHARDS  # each shard handed out once
+    assert max(in_flight) <= CONCURRENCY  # the window, k = 1
+    assert inline.invoker.sent["worker"] == SHARDS
+    assert inline.invoker.sent["dispatcher"] > SHARDS // CONCURRENCY  # slices + continuations
+    done = status(inline.store, run_id)
+    assert done["complete"] and done["shards"] == {"succeeded": SHARDS, "failed": 0, "pending": 0}
+
+
+def test_without_a_queue_model_nothing_is_paced() -> None:
+    """A transport that reports no concurrency (a test's queue) gets the plain tree."""
+    inline = Inline(S3LatencyStore(latency_s=0))
+    in_flight = watch_in_flight(inline)
+    inline.submit(SWEEP)
+    inline.drain()
+    assert max(in_flight) == SHARDS  # all handed out before the first ran
+
+
+def test_a_duplicate_step_stops_at_once() -> None:
+    inline = paced_inline()
+    inline.submit(SWEEP)
+    while not continuations(inline):  # run until the first continuation is queued
+        fn, payload = inline.invoker.queue.popleft()
+        if fn == "dispatcher":
+            run_event(payload, inline.store, inline.invoker, inline.settings, NoCatalog())
+        else:
+            inline.worker(payload)
+    (following,) = continuations(inline)
+    first = run_event(following, inline.store, inline.invoker, inline.settings, NoCatalog())
+    again = run_event(following, inline.store, inline.invoker, inline.settings, NoCatalog())
+    assert first["paced"] == "continued" and again["paced"] == "duplicate"
+
+
+def test_a_lost_continuation_is_resumed_by_the_reconciler() -> None:
+    inline = paced_inline()
+    run_id = inline.submit(SWEEP)
+    lost = 0
+    while inline.invoker.queue:
+        fn, payload = inline.invoker.queue.popleft()
+        if fn == "dispatcher" and payload["dispatch"].get("step") == 3:
+            lost += 1  # Lambda dropped the third continuation
+            continue
+        if fn == "dispatcher":
+            run_event(payload, inline.store, inline.invoker, inline.settings, NoCatalog())
+        else:
+            inline.worker(payload)
+    assert lost == 1
+    stranded = status(inline.store, run_id)
+    assert not stranded["complete"] and stranded["shards"]["pending"] > 0
+
+    t = datetime.now(UTC)
+    assert reconcile(inline.store, inline.invoker, inline.settings, lambda: t) == {
+        "progressing": 1
+    }  # the pacer's state is fresh: not yet
+    later = t + timedelta(seconds=inline.settings.pacing_resume_s + 1)
+    assert reconcile(inline.store, inline.invoker, inline.settings, lambda: later) == {
+        "resumed-pacing": 1
+    }
+    inline.drain()
+    done = status(inline.store, run_id)
+    assert done["complete"] and done["shards"]["succeeded"] == SHARDS
+    assert done["auto_redrives"] == 0  # resumed, not redriven after a stall
+    assert reconcile(inline.store, inline.invoker, inline.settings, lambda: later) == {
+        "complete": 1
+    }
+    assert not inline.store.exists(layout.open_run(run_id))
+
+
+def test_the_deployed_concurrency_is_the_reservation_else_the_account_else_the_fallback() -> None:
+    with StandIn(unreserved=7) as lambda_:
+        endpoint = lambda_.endpoint()
+        account = LambdaInvoker(NAMES, lambda: endpoint)
+        assert account.worker_concurrency() == 7  # GetAccountSettings, signed
+        assert account.worker_concurrency() == 7 and lambda_.account_reads == 1  # cached
+        reserved = LambdaInvoker(NAMES, lambda: endpoint, reserved_concurrency=50)
+        assert reserved.worker_concurrency() == 50 and lambda_.account_reads == 1
+    # Lambda cannot be reached (nothing listens there any more): the stage's fallback.
+    with StandIn() as closed:
+        nowhere = closed.endpoint()
+    gone = LambdaInvoker(NAMES, lambda: nowhere, fallback_concurrency=11)
+    assert gone.worker_concurrency() == 11
+
+
+def test_the_deployed_dispatcher_paces_within_its_invocation(s3_store: S3Store) -> None:
+    """The dispatcher function (app.py) through chalice.test, whose context has 3 s to live:
+    with a reservation of 5 the 50-shard run is paced, each invocation stops within its time
+    (the budget is what is left less the margin) and continues; workers run between rounds of
+    dispatcher events, as Lambda would run them meanwhile. Never more than 5 in flight."""
+    harness = Harness(s3_store, worker_reserved_concurrency=5, pacing_poll_ms=100)
+    try:
+        run_id = body_of(harness.post(FIFTY))["run_id"]
+        most = 0
+        for _ in range(200):  # bounded: each round hands out at least one slice or ends
+            for call in harness.lambda_.take("dispatcher"):
+                answer = harness.client.lambda_.invoke("dispatcher", call.payload)
+                assert answer.payload.get("paced") != "duplicate"
+            workers = harness.lambda_.take("worker")
+            most = max(most, len(workers))
+            if not workers and not harness.lambda_.accepted:
+                break
+            harness.run_workers(workers)
+        done = body_of(harness.get(f"/sweeps/{run_id}"))
+    finally:
+        harness.close()
+    assert done["complete"] and done["shards"] == {"succeeded": 48, "failed": 2, "pending": 0}
+    assert 0 < most <= 5
+    assert harness.lambda_.account_reads == 0  # the reservation: no GetAccountSettings
