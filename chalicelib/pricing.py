@@ -2,21 +2,21 @@
 
 Prices are list prices, stated once here with their date, region and source; nothing else in
 the project holds a price. Function sizes come from the stage config (``.chalice/config.json``:
-``lambda_functions`` overlaid by the stage's own); ``chalicelib/function_sizes.json`` is the same
+``lambda_functions`` overlaid by the stage's own); ``chalicelib/function_sizes.py`` is the same
 table generated from it (``python -m deploy.function_sizes --write``, checked by ``make lint``),
-because the deployed functions do not ship ``.chalice/``.
+because the deployed functions and the ``sweeps`` wheel do not ship ``.chalice/``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import cache
 
 from chalicelib.config import PROJECT_ROOT
+from chalicelib.function_sizes import SIZES
 
-SIZES_FILE = PROJECT_ROOT / "chalicelib" / "function_sizes.json"
+SIZES_FILE = PROJECT_ROOT / "chalicelib" / "function_sizes.py"
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,7 @@ def sizes_from_config(config: dict[str, object], stage: str) -> dict[str, Functi
 @cache
 def function_sizes(stage: str) -> dict[str, FunctionSize]:
     """From the generated copy of the stage config (present in every package)."""
-    table = json.loads(SIZES_FILE.read_text())
-    stage_sizes = table.get(stage, table["local"])
+    stage_sizes = SIZES.get(stage, SIZES["local"])
     return {fn: FunctionSize(**size) for fn, size in stage_sizes.items()}
 
 

@@ -30,6 +30,7 @@ from deploy.cfn import Tag
 from deploy.naming import FUNCTIONS, STAGES, StageNames
 
 CHALICE_DIR = PROJECT_ROOT / ".chalice"
+COMPACTED = ("outcomes", "results")  # the tables compaction rewrites (execution/compaction.py)
 
 
 # The only actions granted on "*": IAM defines no resource for them (the Service Authorization
@@ -67,7 +68,7 @@ GRANTS: dict[str, Grant] = {
     "dispatcher": Grant(
         # reuse/: a reusing run's plan reads its family's index (chalicelib/execution/reuse.py).
         read=("runs", "outcomes", "reuse"),
-        write=("runs", "outcomes"),
+        write=("runs", "outcomes", "usage"),
         invoke=("dispatcher", "worker"),
         register_partitions=True,
         # Pacing reads the account's unreserved concurrency (chalicelib/fanout/pacing.py).
@@ -76,15 +77,16 @@ GRANTS: dict[str, Grant] = {
     "worker": Grant(
         read=("runs", "outcomes"),
         # reuse/: the index of the points a succeeded shard evaluated.
-        write=("runs", "outcomes", "results", "reuse"),
+        # usage/: each invocation's usage record (chalicelib/execution/usage.py), for cost.
+        write=("runs", "outcomes", "results", "reuse", "usage"),
         # Lambda delivers the worker's OnFailure record with the worker's own role.
         invoke=("failure_recorder",),
     ),
     "failure_recorder": Grant(
         read=("runs", "outcomes"),
-        # Its failures are final: no retry marker under runs/; runs/<id>/usage/ (not a listed
-        # folder: each run's) holds the crashed attempts' usage records.
-        write=("outcomes", "runs/*/usage"),
+        # Its failures are final: no retry marker under runs/; usage/ holds the crashed
+        # attempts' usage records.
+        write=("outcomes", "usage"),
     ),
     # The schedule's function (chalicelib/fanout/reconcile.py): open-run markers and redrive
     # lists under runs/, LOST/CANCELLED outcomes, an auto-redrive handed to the dispatcher, and
@@ -103,7 +105,7 @@ GRANTS: dict[str, Grant] = {
     # results, older generations' parts) after the grace period. Never an outcome file.
     "compactor": Grant(
         read=("runs", "outcomes", "results", "compacted"),
-        write=("runs/*/compaction", "runs/*/usage", "compacted"),
+        write=("runs/*/compaction", "usage", "compacted"),
         delete=("results", "compacted"),
         point_partitions=True,
     ),
@@ -213,10 +215,11 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
             }
         )
     glue = (
-        ("RegisterPartitions", "glue:BatchCreatePartition", grant.register_partitions),
-        ("PointPartitions", "glue:BatchUpdatePartition", grant.point_partitions),
+        ("RegisterPartitions", "glue:BatchCreatePartition", grant.register_partitions, TABLES),
+        # Compaction repoints the two tables it rewrites, never the usage table.
+        ("PointPartitions", "glue:BatchUpdatePartition", grant.point_partitions, COMPACTED),
     )
-    for sid, action, granted in glue:
+    for sid, action, granted, tables in glue:
         if granted:
             db = names.glue_database
             out.append(
@@ -227,7 +230,7 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
                     "Resource": [
                         arns.glue("catalog"),
                         arns.glue(f"database/{db}"),
-                        *(arns.glue(f"table/{db}/{t}") for t in TABLES),
+                        *(arns.glue(f"table/{db}/{t}") for t in tables),
                     ],
                 }
             )

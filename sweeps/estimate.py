@@ -10,8 +10,9 @@ How it measures (all CPU time of this process, so neighbours on a shared machine
    Parquet, outcome and reuse index writes) on a 1-point shard and, when points are cheap
    (< 2 ms), on a 200-point shard of the request's first points, in a throw-away local store.
    Each run less its bare evaluation gives the fixed cost per shard and the worker's own cost
-   per point (negligible next to points of 2 ms or more).
-   The same runs give the S3 requests a shard makes (their usage records).
+   per point (negligible next to points of 2 ms or more); each is the median of five runs.
+   The same runs give the S3 requests a shard makes, reads and writes (their usage records),
+   each priced as its kind.
 3. **Scaling to Lambda**: Lambda gives a function CPU in proportion to its memory, one full vCPU
    at 1,769 MB (``pricing.FULL_VCPU_MB``). Single-threaded work runs ``1769 / memory`` times
    longer below that and no faster above it, so local CPU seconds are multiplied by
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -51,6 +53,9 @@ RUN_ID = "20000101T000000000Z-estimate0000"
 LEAF_SHARDS = 1000  # Settings.dispatch_leaf_shards' default: one dispatcher per 1,000 shards
 DISPATCHER_S = 0.25
 CHEAP_POINT_S = 0.002
+# Each worker timing is a median of this many runs: one run of a few ms varies by 2x or more
+# (a collection, a neighbour's burst), and the fixed cost is most of a cheap shard's seconds.
+REPEATS = 5
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,9 @@ def _sample_cost(request: SweepRequest, sample: int, budget_s: float) -> float:
     return spent / done
 
 
-def _worker_run(request: SweepRequest, size: int) -> tuple[float, int, float]:
-    """(CPU s of run_task, its S3 requests, bare evaluation CPU s) for shard 0 of ``size``."""
+def _worker_run(request: SweepRequest, size: int) -> tuple[float, tuple[int, int], float]:
+    """(CPU s of run_task, its S3 (reads, writes), bare evaluation CPU s) for shard 0 of
+    ``size``."""
     body = request.to_dict() | {"shards": {"size": size}}
     body.pop("fail_shards", None)
     body.pop("reuse", None)
@@ -110,7 +116,8 @@ def _worker_run(request: SweepRequest, size: int) -> tuple[float, int, float]:
         store = LocalStore(Path(tmp))
         cpu = _cpu(lambda: run_task(payload, None, store, 0))
         usage = [layout.parse_usage(o.key) for o in store.list(layout.usage_prefix(RUN_ID))]
-        requests = sum(u.s3_reads + u.s3_writes for u in usage if u is not None)
+        found = [u for u in usage if u is not None]
+        requests = (sum(u.s3_reads for u in found), sum(u.s3_writes for u in found))
     sim = REGISTRY[request.simulation]
     evaluate = sim.evaluator(request.seed)
     points = [(p, r) for _, p, r in request.space.iter_points(*bounds)]
@@ -161,13 +168,16 @@ def estimate(
     try:
         per_point = _sample_cost(request, sample, budget_s)
         _worker_run(request, 1)  # warm-up: a warm worker has paid its first-call costs
-        one_cpu, requests_per_shard, one_bare = _worker_run(request, 1)
-        fixed_cpu = max(0.0, one_cpu - one_bare)
+        ones = [_worker_run(request, 1) for _ in range(REPEATS)]
+        reads_per_shard, writes_per_shard = ones[0][1]
+        fixed_cpu = statistics.median(max(0.0, cpu - bare) for cpu, _, bare in ones)
         overhead = 0.0
         if per_point < CHEAP_POINT_S:  # else the worker's own cost per point is negligible
             m = min(overhead_points, total)
-            cpu_m, _, bare_m = _worker_run(request, m)
-            overhead = max(0.0, (cpu_m - fixed_cpu - bare_m) / m)
+            overhead = statistics.median(
+                max(0.0, (cpu_m - fixed_cpu - bare_m) / m)
+                for cpu_m, _, bare_m in (_worker_run(request, m) for _ in range(REPEATS))
+            )
     finally:
         logger.setLevel(level)
     reused = reusable(request, data_root) if request.reuse and data_root is not None else 0
@@ -188,8 +198,12 @@ def estimate(
     dispatcher_ms = round(DISPATCHER_S * 1000)
     gb_s = worker_gb_s + dispatchers * pricing.gb_seconds(dispatcher_ms, dispatcher.memory_mb)
     invocations = shards + dispatchers
-    s3 = shards * requests_per_shard + dispatchers * 4
-    usd = pricing.usd(gb_s, invocations, 0, s3)  # S3 requests priced as writes: an upper bound
+    # A dispatcher's few requests (manifest, listings, its record) are taken as writes, the
+    # dearer kind; a worker's are priced by kind as its usage record counts them.
+    s3_reads = shards * reads_per_shard
+    s3_writes = shards * writes_per_shard + dispatchers * 4
+    s3 = s3_reads + s3_writes
+    usd = pricing.usd(gb_s, invocations, s3_reads, s3_writes)
     warning = None
     limit_s = size.timeout_s * 0.8  # room for the deadline margin and a slow neighbour
     if seconds_max > limit_s:

@@ -71,7 +71,8 @@ def partition_dirs(run_id: str, dt: str) -> dict[str, list[tuple[list[str], str]
         values = {"run_id": run_id, "status": status, "dt": dt}
         outcomes.append(([values[k] for k in PARTITIONS["outcomes"]], folder))
     results = [([run_id], layout.results_prefix(run_id))]
-    return {"outcomes": outcomes, "results": results}
+    usage = [([run_id], layout.usage_prefix(run_id))]
+    return {"outcomes": outcomes, "results": results, "usage": usage}
 
 
 class GlueCatalog(Catalog):

@@ -1,4 +1,4 @@
-"""How the two tables look to Glue and Athena, derived from their one pyarrow schema each.
+"""How the tables look to Glue and Athena, derived from their one pyarrow schema each.
 
 Partition registration (``catalog``) and the generated DDL and CloudFormation (``deploy/``)
 both build their table and partition definitions here, so a column added to a schema reaches
@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 
-TABLES = ("outcomes", "results")
+TABLES = ("outcomes", "results", "usage")
 INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"

@@ -65,7 +65,13 @@ def _record_crashes(store: ObjectStore, ref: ShardRef, tries: Any) -> None:
     # Lambda's count of tries (0: the event expired unrun); unknown counts as one.
     count = min(tries, 10) if isinstance(tries, int) and tries >= 0 else 1
     entry = layout.Usage(
-        "worker", f"shard-{ref.shard_id}-crashed", size.memory_mb, size.timeout_s * 1000, 0, 0, True
+        "worker",
+        layout.shard_what(ref.shard_id, "crashed"),
+        size.memory_mb,
+        size.timeout_s * 1000,
+        0,
+        0,
+        True,
     )
     for _ in range(count):
         usage.write(store, ref.run_id, entry)

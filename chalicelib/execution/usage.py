@@ -1,9 +1,11 @@
 """Usage records: each invocation a run causes leaves one key saying what it was billed for.
 
-A worker, dispatcher or failure-recorder invocation writes ``runs/<id>/usage/<key>`` with its
-function, memory, measured duration (rounded up to 1 ms) and S3 requests in the key itself
-(``layout.Usage``), so a run's cost is one listing (``runs.cost``). Recording is best effort: a
-record that cannot be written makes the cost an underestimate, never fails the work.
+A worker, dispatcher or failure-recorder invocation writes ``usage/run_id=<id>/<key>.parquet``
+with its function, memory, measured duration (rounded up to 1 ms) and S3 requests in the key
+itself (``layout.Usage``), so a run's cost is one listing (``runs.cost``), and the same as one
+row of the table ``usage`` in the file, so the ``run_cost`` query prices it too. Recording is
+best effort: a record that cannot be written makes the cost an underestimate, never fails the
+work.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from chalicelib.logs import logger
 from chalicelib.pricing import function_sizes
 from chalicelib.storage import layout
 from chalicelib.storage.stores import CountingStore, ObjectStore
+from chalicelib.storage.tables import usage_parquet
 
 
 def memory_mb(function: str) -> int:
@@ -40,6 +43,6 @@ def record(store: CountingStore, run_id: str, function: str, what: str, started:
 
 def write(store: ObjectStore, run_id: str, entry: layout.Usage) -> None:
     try:
-        store.put(layout.usage_record(run_id, entry, uuid.uuid4().hex[:12]), b"")
+        store.put(layout.usage_record(run_id, entry, uuid.uuid4().hex[:12]), usage_parquet(entry))
     except Exception:
         logger.warning("usage record not written; the run's cost misses it", exc_info=True)

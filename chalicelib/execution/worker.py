@@ -31,6 +31,7 @@ from chalicelib.model import events
 from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.declarations import Value
 from chalicelib.simulations.registry import REGISTRY
+from chalicelib.storage import layout
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.stores import CountingStore, ObjectStore, StorageError
@@ -106,7 +107,8 @@ def run_task(
         summary = _run(payload, ref, context, counting, margin_ms, cancel_poll_s)
         ended = summary["status"]
     finally:
-        usage.record(counting, ref.run_id, "worker", f"shard-{ref.shard_id}-{ended}", started)
+        what = layout.shard_what(ref.shard_id, ended)
+        usage.record(counting, ref.run_id, "worker", what, started)
         logger.remove_keys(["run_id", "shard_id"])
     return {"run_id": ref.run_id, "shard_id": ref.shard_id, **summary}
 

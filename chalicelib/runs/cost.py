@@ -1,25 +1,68 @@
 """A run's cost from what it did: its usage records (``execution.usage``), priced once.
 
-Each worker, dispatcher and crashed-worker record is one invocation billed as its duration
-rounded up to 1 ms times its function's memory, plus its S3 requests; API calls and reconciler
-passes serve every run and are charged to none. One listing, no Parquet: it is part of status.
+Each worker and dispatcher record is one invocation billed as its duration rounded up to 1 ms
+times its function's memory, plus its S3 requests (reads and writes at their own prices); a
+shard Lambda gave up on is billed once per try at the timeout (``charged``). API calls and
+reconciler passes serve every run and are charged to none. One listing, no Parquet: it is part
+of status. ``athena/run_cost.sql`` computes the same from the table ``usage``.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.pricing import PRICES, gb_seconds, usd
 from chalicelib.storage import layout
 from chalicelib.storage.stores import ObjectStore
 
+# How a worker's record says a try ended in an unhandled error (its own ``finally``), and how
+# the failure recorder's says Lambda made a try of a shard it gave up on.
+CRASH_TRY_ENDS = ("raised", "crashed")
+
+
+def charged(entries: list[layout.Usage]) -> list[layout.Usage]:
+    """The invocations to bill, one per try.
+
+    A shard Lambda gave up on is seen twice: the failure recorder leaves one ``crashed``
+    record per try Lambda reports (duration unknown: the timeout, ``bound``), and each try that
+    got as far as the worker's ``finally`` (an unhandled error does; a timeout or an
+    out-of-memory kill does not) left its own ``raised`` record. Both describe the same tries,
+    so such a shard is billed ``max(raised, crashed)`` tries, each at the timeout and flagged,
+    with the S3 requests the raised tries counted. That is right whichever way a try died,
+    and whether or not Lambda's retries share a request id. A ``raised`` try of a shard with
+    no ``crashed`` record (a retry then succeeded) keeps its measured duration."""
+    groups: dict[tuple[str, int], list[layout.Usage]] = defaultdict(list)
+    out: list[layout.Usage] = []
+    for e in entries:
+        shard = layout.what_shard(e.what)
+        if shard is None or shard[1] not in CRASH_TRY_ENDS:
+            out.append(e)
+        else:
+            groups[(e.function, shard[0])].append(e)
+    for group in groups.values():
+        raised = [e for e in group if not e.bound]
+        bound = [e for e in group if e.bound]
+        if not bound:
+            out.extend(raised)
+            continue
+        tries = max(len(raised), len(bound))
+        reads = sum(e.s3_reads for e in raised)
+        writes = sum(e.s3_writes for e in raised)
+        out.append(replace(bound[0], s3_reads=reads, s3_writes=writes))
+        out.extend(replace(bound[0], s3_reads=0, s3_writes=0) for _ in range(tries - 1))
+    return out
+
 
 def run_cost(store: ObjectStore, run_id: str) -> dict[str, Any]:
-    entries = [
-        entry
-        for obj in store.list(layout.usage_prefix(run_id))
-        if (entry := layout.parse_usage(obj.key)) is not None
-    ]
+    entries = charged(
+        [
+            entry
+            for obj in store.list(layout.usage_prefix(run_id))
+            if (entry := layout.parse_usage(obj.key)) is not None
+        ]
+    )
     by_function: dict[str, dict[str, Any]] = {}
     for e in entries:
         f = by_function.setdefault(

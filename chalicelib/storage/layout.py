@@ -164,7 +164,8 @@ def reuse_shard_plan(run_id: str, shard_id: int) -> str:
 
 
 def usage_prefix(run_id: str) -> str:
-    return f"{run_prefix(run_id)}usage/"
+    """A run's usage records: the table ``usage`` (one file per invocation the run caused)."""
+    return f"{table_root('usage')}run_id={_run(run_id)}/"
 
 
 def function_usage_prefix(run_id: str, function: str) -> str:
@@ -175,8 +176,9 @@ def function_usage_prefix(run_id: str, function: str) -> str:
 @dataclass(frozen=True)
 class Usage:
     """One function invocation a run caused, as billed: all of it is in the key, so a run's
-    cost needs only a listing. ``bound``: the duration is an upper bound (the timeout of a
-    crashed attempt), not a measurement."""
+    cost needs only a listing (the file holds the same as a row, for the ``run_cost`` query).
+    ``bound``: the duration is an upper bound (the timeout of a crashed attempt), not a
+    measurement."""
 
     function: str
     what: str
@@ -187,17 +189,32 @@ class Usage:
     bound: bool = False
 
 
+# How a shard's invocation ended, in a worker's ``what``: ``raised`` is a try that ended in an
+# unhandled error (the worker's own record), ``crashed`` a try the failure recorder reports.
+_SHARD_WHAT_RE = re.compile(r"^shard-(?P<shard>\d+)-(?P<ended>[a-z]+)$")
+
+
+def shard_what(shard_id: int, ended: str) -> str:
+    return f"shard-{shard_id}-{ended}"
+
+
+def what_shard(what: str) -> tuple[int, str] | None:
+    """(shard id, how it ended) of a worker record's ``what``; None for other records."""
+    m = _SHARD_WHAT_RE.match(what)
+    return (int(m["shard"]), m["ended"]) if m else None
+
+
 def usage_record(run_id: str, usage: Usage, unique: str) -> str:
     u = usage
     return (
         f"{usage_prefix(run_id)}{u.function}~{u.what}~{u.memory_mb}~{u.duration_ms}~"
-        f"{u.s3_reads}~{u.s3_writes}~{'bound' if u.bound else 'measured'}~{unique}"
+        f"{u.s3_reads}~{u.s3_writes}~{'bound' if u.bound else 'measured'}~{unique}.parquet"
     )
 
 
 _USAGE_RE = re.compile(
-    r"usage/(?P<fn>[a-z_]+)~(?P<what>[a-z0-9-]+)~(?P<mem>\d+)~(?P<ms>\d+)~(?P<r>\d+)~"
-    r"(?P<w>\d+)~(?P<kind>bound|measured)~[A-Za-z0-9-]+$"
+    r"/(?P<fn>[a-z_]+)~(?P<what>[a-z0-9-]+)~(?P<mem>\d+)~(?P<ms>\d+)~(?P<r>\d+)~"
+    r"(?P<w>\d+)~(?P<kind>bound|measured)~[A-Za-z0-9-]+\.parquet$"
 )
 
 
@@ -310,7 +327,7 @@ def parse_run_index(key: str) -> RunIndexEntry | None:
 
 def table_root(table: str) -> str:
     """The folder under the data root that holds one table's files, named after the table."""
-    if table not in ("outcomes", "results"):
+    if table not in ("outcomes", "results", "usage"):
         raise ValueError(f"no table {table!r}")
     return f"{table}/"
 

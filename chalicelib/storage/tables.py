@@ -1,4 +1,4 @@
-"""The two tables' pyarrow schemas, declared once: the writer, the DDL and the tests use them.
+"""The tables' pyarrow schemas, declared once: the writers, the DDL and the tests use them.
 
 Partition columns (run_id, status, dt) live in the storage path only, never in the files.
 """
@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from chalicelib.storage import layout
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
@@ -72,9 +74,30 @@ REUSE_PLAN = pa.schema(
     ]
 )
 
+# One row per invocation a run caused (chalicelib/execution/usage.py), what ``run_cost`` prices:
+# the fields of the record's key (layout.Usage), with the shard and how its invocation ended
+# split out of ``what`` for a worker's record (null for the other functions').
+USAGE = pa.schema(
+    [
+        pa.field("function_name", pa.string(), nullable=False),
+        pa.field("what", pa.string(), nullable=False),
+        pa.field("shard_id", pa.int32()),
+        pa.field("ended", pa.string()),
+        pa.field("memory_mb", pa.int32(), nullable=False),
+        pa.field("duration_ms", pa.int64(), nullable=False),
+        pa.field("s3_reads", pa.int64(), nullable=False),
+        pa.field("s3_writes", pa.int64(), nullable=False),
+        pa.field("bound", pa.bool_(), nullable=False),
+    ]
+)
+
 # Partition columns per table, in path order; typed as strings in the catalog.
-PARTITIONS = {"outcomes": ("run_id", "status", "dt"), "results": ("run_id",)}
-SCHEMAS = {"outcomes": OUTCOMES, "results": RESULTS}
+PARTITIONS = {
+    "outcomes": ("run_id", "status", "dt"),
+    "results": ("run_id",),
+    "usage": ("run_id",),
+}
+SCHEMAS = {"outcomes": OUTCOMES, "results": RESULTS, "usage": USAGE}
 
 
 def to_parquet(table: pa.Table) -> bytes:
@@ -92,6 +115,16 @@ def to_parquet(table: pa.Table) -> bytes:
 
 def outcome_parquet(row: dict[str, Any]) -> bytes:
     return to_parquet(pa.Table.from_pylist([row], schema=OUTCOMES))
+
+
+def usage_parquet(usage: layout.Usage) -> bytes:
+    shard = layout.what_shard(usage.what)
+    row = asdict(usage) | {
+        "function_name": usage.function,
+        "shard_id": shard[0] if shard else None,
+        "ended": shard[1] if shard else None,
+    }
+    return to_parquet(pa.Table.from_pylist([row], schema=USAGE))  # ``function`` is left out
 
 
 @dataclass

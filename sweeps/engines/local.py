@@ -104,6 +104,8 @@ def table_files(root: Path, table: str, listings: Listings | None = None) -> lis
                 if entry.is_dir() and entry.name.startswith("run_id=")
             )
     files: list[str] = []
+    if table not in ("outcomes", "results"):  # never compacted: every file of the table
+        return [f"{root.as_posix()}/{k}" for k in listings.walk(root, layout.table_root(table))[0]]
     for run_id in sorted(runs):
         if not ids.is_run_id(run_id):
             continue

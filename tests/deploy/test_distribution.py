@@ -1,8 +1,10 @@
 """The ``sweeps`` distribution as a user gets it: the wheel built from the project, installed
 (not editable) into a clean virtual environment outside the repository, its dependencies from
-the pip cache or PyPI, works from an unrelated directory: ``sweep --help``, and against a local
-stage started from the repository, submit, status, wait, results and query on the local engine
-through ``sweeps.Client`` and through the installed ``sweep``.
+the pip cache or PyPI, works from an unrelated directory: ``sweep --help``, ``sweep estimate``
+(which runs the worker the wheel carries), and against a local stage started from the
+repository, submit, status, wait, results and query on the local engine through
+``sweeps.Client`` and through the installed ``sweep``; a status poll there still loads no
+pyarrow or numpy.
 
 Needs PyPI (or the pip cache) for the dependencies; the build itself is offline.
 """
@@ -49,6 +51,17 @@ print(json.dumps({
     "summary": dict(zip(summary.column("status").to_pylist(),
                         summary.column("shards").to_pylist())),
 }))
+"""
+
+
+# A status poll of the installed client, then which heavy libraries it loaded.
+LIGHT_POLL = """
+import json, sys
+from sweeps import Client
+status = Client().run(sys.argv[1]).status()
+heavy = ("pyarrow", "numpy", "duckdb", "sqlglot", "chalicelib.execution")
+loaded = [m for m in heavy if m in sys.modules]
+print(json.dumps({"complete": status["complete"], "loaded": loaded}))
 """
 
 
@@ -104,6 +117,7 @@ def test_a_clean_install_of_the_wheel_works_outside_the_repository(tmp_path: Pat
     assert sql <= names and "sweeps/py.typed" in names
     assert "chalicelib/simulations/registry.py" in names
     assert "chalicelib/wiring.py" not in names
+    assert "chalicelib/execution/worker.py" in names and "chalicelib/pricing.py" in names
     assert not any(n.startswith(("chalicelib/fanout/", "chalicelib/api/")) for n in names)
 
     # A clean environment outside the repository, the wheel installed with its dependencies.
@@ -117,12 +131,16 @@ def test_a_clean_install_of_the_wheel_works_outside_the_repository(tmp_path: Pat
 
     helped = run([str(sweep), "--help"], work, env)
     assert all(c in helped for c in ("submit", "status", "query", "plot", "runs"))
+    estimated = json.loads(run([str(sweep), "estimate", "request.json", "--json"], work, env))
+    assert estimated["points"] == 162 and estimated["shards"] == 12
+    assert estimated["worker_seconds_per_shard"] > 0 and estimated["usd"] > 0
 
     data = tmp_path / "data"
     with local_server(data, tmp_path / "server.log") as base:
         env = clean_env(SWEEP_API_URL=base, SWEEP_LOCAL_ROOT=str(data))
         answer = json.loads(run([str(python), "-c", USER_SCRIPT, "request.json"], work, env))
         cli_status = json.loads(run([str(sweep), "status", answer["run_id"], "--json"], work, env))
+        poll = json.loads(run([str(python), "-c", LIGHT_POLL, answer["run_id"]], work, env))
         cli_query = run(
             [str(sweep), "query", "run_summary", "--run", answer["run_id"], "--format", "json"],
             work,
@@ -136,5 +154,6 @@ def test_a_clean_install_of_the_wheel_works_outside_the_repository(tmp_path: Pat
     assert answer["types"]["volatility"] == "double" and answer["types"]["paths"] == "int64"
     assert answer["summary"] == {"succeeded": 10, "failed": 2}
     assert cli_status["complete"] and cli_status["failed_shards"] == [3, 5]
+    assert poll == {"complete": True, "loaded": []}
     by_status = {r["status"]: r["shards"] for r in json.loads(cli_query)}
     assert by_status == {"succeeded": 10, "failed": 2}

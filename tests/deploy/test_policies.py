@@ -41,11 +41,11 @@ def stage_resources(stage: str) -> list[str]:
     arns = [f"arn:aws:s3:::{bucket}"]
     arns += [
         f"arn:aws:s3:::{bucket}/sweeps/{f}/x"
-        for f in ("runs", "outcomes", "results", "reuse", "compacted")
+        for f in ("runs", "outcomes", "results", "reuse", "usage", "compacted")
     ]
     arns += [
         f"arn:aws:s3:::{bucket}/sweeps/runs/20261126T100000000Z-0123456789ab/{f}/x"
-        for f in ("usage", "compaction")
+        for f in ("compaction",)
     ]
     arns.append(f"arn:aws:s3:::{bucket}/sweeps/runs/_index/open/x")  # the open-runs index
     for fn in FUNCTIONS:
@@ -54,7 +54,9 @@ def stage_resources(stage: str) -> list[str]:
         arns += [log, f"{log}:log-stream:2026/11/26/[$LATEST]abc"]
     db = names.glue_database
     arns += [f"arn:aws:glue:{REGION}:{ACCOUNT}:database/{db}"]
-    arns += [f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{db}/{t}" for t in ("outcomes", "results")]
+    arns += [
+        f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{db}/{t}" for t in ("outcomes", "results", "usage")
+    ]
     return arns
 
 

@@ -30,6 +30,7 @@ from click.testing import CliRunner
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
+from chalicelib.analytics import glue_schema
 from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.worker import run_task
 from chalicelib.model import ids
@@ -197,7 +198,7 @@ def test_per_run_queries_filter_every_scan_on_the_run_partition(name: str) -> No
     keys, so the filter is pushed through it to outcomes (checked on DuckDB's plan below)."""
     text = sql.load_query(name)
     tree = sqlglot.parse_one(text, read="athena")
-    relations = {"outcomes", "results", *_view_relations()}
+    relations = {*glue_schema.TABLES, *_view_relations()}
     scans = [t for t in tree.find_all(exp.Table) if t.name in relations]
     assert scans
     per_run = "run_id" in sql.placeholders(text)
@@ -232,6 +233,7 @@ def test_all_baseline_queries_are_covered_by_this_module() -> None:
         *sql.view_names(),
         "ddl_outcomes",
         "ddl_results",
+        "ddl_usage",
     }
 
 

@@ -55,9 +55,9 @@ def partitions(glue: Any, table: str) -> list[dict[str, Any]]:
     return [p for page in pages for p in page["Partitions"]]
 
 
-def test_register_run_creates_the_runs_three_partitions_once(glue: Any) -> None:
+def test_register_run_creates_the_runs_four_partitions_once(glue: Any) -> None:
     catalog = GlueCatalog(DATABASE, LOCATION + "/", lambda: glue)
-    assert catalog.register_run(RUN_ID, DT) == 3
+    assert catalog.register_run(RUN_ID, DT) == 4
     assert catalog.register_run(RUN_ID, DT) == 0  # a redrive registers again: no error
 
     outcomes = sorted(partitions(glue, "outcomes"), key=lambda p: p["Values"])
@@ -75,13 +75,16 @@ def test_register_run_creates_the_runs_three_partitions_once(glue: Any) -> None:
     (results,) = partitions(glue, "results")
     assert results["Values"] == [RUN_ID]
     assert results["StorageDescriptor"]["Location"] == f"{LOCATION}/results/run_id={RUN_ID}/"
+    (usage,) = partitions(glue, "usage")
+    assert usage["Values"] == [RUN_ID]
+    assert usage["StorageDescriptor"]["Location"] == f"{LOCATION}/usage/run_id={RUN_ID}/"
 
 
 def test_a_second_run_adds_its_own_partitions(glue: Any) -> None:
     catalog = GlueCatalog(DATABASE, LOCATION, lambda: glue)
     catalog.register_run(RUN_ID, DT)
     other = "20260316T080000000Z-00aa11bb22dd"
-    assert catalog.register_run(other, "2026-03-16") == 3
+    assert catalog.register_run(other, "2026-03-16") == 4
     assert len(partitions(glue, "outcomes")) == 4
     assert {tuple(p["Values"]) for p in partitions(glue, "results")} == {(RUN_ID,), (other,)}
 
@@ -97,7 +100,7 @@ def test_partition_folders_are_where_workers_write(tmp_path: Path) -> None:
     run_sweep(tmp_path, body, RUN_ID, DT)
     written = {
         obj.key.rsplit("/", 1)[0] + "/"
-        for prefix in ("outcomes/", "results/")
+        for prefix in ("outcomes/", "results/", "usage/")
         for obj in LocalStore(tmp_path).list(prefix)
     }
     registered = {key for dirs in partition_dirs(RUN_ID, DT).values() for _, key in dirs}

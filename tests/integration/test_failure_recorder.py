@@ -176,11 +176,11 @@ def test_record_shapes_give_a_final_failure(
         f"outcomes/run_id={RUN_ID}/status=failed/dt={DT}/shard-000007-attempt-1.parquet"
     ]
     # Each try Lambda made is charged the worker's timeout, flagged as an upper bound.
-    charged = [k.rsplit("~", 1)[0] for k in keys(store, f"runs/{RUN_ID}/usage/")]
-    assert (
-        charged == [f"runs/{RUN_ID}/usage/worker~shard-7-crashed~1769~900000~0~0~bound"] * invokes
+    charged = [k.rsplit("~", 1)[0] for k in keys(store, f"usage/run_id={RUN_ID}/")]
+    assert charged == [f"usage/run_id={RUN_ID}/worker~shard-7-crashed~1769~900000~0~0~bound"] * (
+        invokes
     )
-    assert keys(store) == sorted(keys(store, "outcomes/") + keys(store, "runs/"))
+    assert keys(store) == sorted(keys(store, "outcomes/") + keys(store, "usage/"))
     row = failed_rows(store, 7)[1]
     assert row["error_code"] == code and row["retryable"] is False
     assert condition in row["error_message"] and cause in row["error_message"]

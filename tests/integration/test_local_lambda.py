@@ -24,6 +24,7 @@ from chalicelib.fanout.local_lambda import LocalInvoker
 from chalicelib.fanout.reconcile import reconcile_run
 from chalicelib.logs import logger
 from chalicelib.model.validation import validate_request
+from chalicelib.pricing import PRICES
 from chalicelib.runs import status as run_status
 from chalicelib.runs.submit import submit as submit_run
 from chalicelib.storage import layout
@@ -221,3 +222,67 @@ def test_a_restarted_stage_redrives_the_runs_of_the_stage_it_replaced_at_once(
         assert after["shards"] == {"succeeded": 2, "failed": 1, "pending": 0}
     finally:
         invoker.close()
+
+
+def test_a_crashed_shard_is_billed_once_per_try_at_the_timeout_and_flagged(
+    local: tuple[Settings, LocalStore, LocalInvoker],
+) -> None:
+    """crash_shards on the local stand-in: every try raises (the worker's own record) and then
+    the failure recorder charges each try the timeout. The cost counts each try once."""
+    settings, store, invoker = local
+    body = {k: v for k, v in SWEEP.items() if k != "fail_shards"} | {"crash_shards": [1]}
+    run_id = submit_run(settings, store, invoker, body)["run_id"]
+    assert invoker.wait_idle(120)
+    status = run_status.status(store, run_id)
+    assert status["complete"] and status["failed_shards"] == [1]
+    tries = settings.worker_max_attempts
+    raised = [k for k in keys_under(store, layout.usage_prefix(run_id)) if "-raised~" in k]
+    assert len(raised) == tries  # the double count's source: each try also recorded itself
+
+    worker = status["cost"]["by_function"]["worker"]
+    assert worker["invocations"] == 2 + tries and worker["bounded"] == tries
+    assert status["cost"]["upper_bound"] is True
+    timeout = 900 * 1769 / 1024  # the local stage's worker: 900 s at 1,769 MB
+    assert tries * timeout <= worker["lambda_gb_s"] < (tries + 1) * timeout
+
+
+def test_the_run_cost_query_agrees_with_the_status_cost_on_every_function(
+    local: tuple[Settings, LocalStore, LocalInvoker],
+) -> None:
+    """athena/run_cost.sql (Athena SQL, through sqlglot onto DuckDB: the local engine) and GET
+    /sweeps/<id>'s cost on the same run: a dispatcher tree (leaves of 2 shards), workers, a
+    crashed shard (its tries at the timeout) and a failed one."""
+    from sweeps.engines.local import LocalEngine
+
+    settings, store, invoker = local
+    body = SWEEP | {"shards": {"count": 6}, "crash_shards": [4]}
+    run_id = submit_run(settings, store, invoker, body)["run_id"]
+    assert invoker.wait_idle(120)
+    cost = run_status.status(store, run_id)["cost"]
+    assert set(cost["by_function"]) == {"dispatcher", "worker"}
+    rows = LocalEngine(settings.local_root).run("run_cost", run_id=run_id).rows
+    by_name = {r["function_name"]: r for r in rows}
+    assert [r["function_name"] for r in rows] == ["dispatcher", "worker", "total"]
+    for name, fn in cost["by_function"].items():
+        row = by_name[name]
+        assert row["invocations"] == fn["invocations"] and row["bounded"] == fn["bounded"]
+        assert row["s3_requests"] == fn["s3_requests"]
+        assert row["lambda_gb_s"] == pytest.approx(fn["lambda_gb_s"], abs=1e-6)
+    total = by_name["total"]
+    assert total["invocations"] == cost["invocations"]
+    assert total["s3_requests"] == cost["s3_requests"] and total["upper_bound"] is True
+    assert total["lambda_gb_s"] == pytest.approx(cost["lambda_gb_s"], abs=1e-6)
+    assert total["usd"] == pytest.approx(cost["usd"], abs=1e-9)
+    # Reads and writes priced apart: the total is not the all-writes price of the requests.
+    reads, writes = total["s3_reads"], total["s3_writes"]
+    assert reads > 0 and writes > 0 and reads + writes == total["s3_requests"]
+    s3_usd = reads * PRICES.s3_read_request + writes * PRICES.s3_write_request
+    lambda_usd = total["lambda_gb_s"] * PRICES.lambda_gb_second
+    assert total["usd"] == pytest.approx(
+        lambda_usd + total["invocations"] * PRICES.lambda_request + s3_usd
+    )
+    assert all(r["prices"] == PRICES.id for r in rows)
+
+
+def keys_under(store: LocalStore, prefix: str) -> list[str]:
+    return [o.key for o in store.list(prefix)]

@@ -243,7 +243,7 @@ def test_a_closed_shard_is_final_until_an_explicit_redrive(harness: Harness) -> 
     # record (it is billed, so the run's cost counts it) and the run's index entry may be
     # rewritten by the listing that status does.
     def state(all_keys: list[str]) -> list[str]:
-        return [k for k in all_keys if "/usage/" not in k and not k.startswith("runs/_index/")]
+        return [k for k in all_keys if not k.startswith(("usage/", "runs/_index/"))]
 
     assert state(harness.all_keys()) == state(keys)
     assert status(harness, run_id) == closed

@@ -302,24 +302,6 @@ def test_same_point_same_metrics_in_any_grid_and_sharding(
             assert identical(dict(row["metrics"]), sim.evaluate(point, 3))
 
 
-def test_run_cost_query_prices_the_workers_outcomes(runs: Runs) -> None:
-    """athena/run_cost.sql on the local engine against the outcomes the workers wrote."""
-    from sweeps.engines.local import LocalEngine
-
-    run = runs.run(grid(VOL9, fail_shards=[1]))
-    outcomes = runs.outcomes(run)
-    result = LocalEngine(Path(runs.store.describe())).run("run_cost", run_id=run.run_id)
-    (row,) = result.rows
-    assert row["worker_invocations"] == 4 and row["crashed_upper_bound"] == 0
-    assert row["s3_requests"] == sum(o["s3_requests"] for o in outcomes)
-    billed_ms = sum(o["duration_ms"] for o in outcomes)
-    assert row["lambda_gb_s"] == pytest.approx(billed_ms * 1769 / 1024 / 1000)
-    assert row["usd"] > 0 and row["prices"] == pricing.PRICES.id
-    # GET /sweeps/<id>'s cost counts the same worker invocations from the usage records.
-    cost = status(runs.store, run.run_id)["cost"]
-    assert cost["by_function"]["worker"]["invocations"] == 4
-
-
 def test_estimate_counts_reusable_points_and_warns_about_long_shards(
     runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -331,6 +313,11 @@ def test_estimate_counts_reusable_points_and_warns_about_long_shards(
     assert (wide.points, wide.shards, wide.points_reused) == (153, 4, 81)
     assert wide.worker_seconds_per_shard > 0 and wide.usd > 0 and wide.warning is None
     assert wide.invocations == 4 + 1 and wide.s3_requests > 4
+    # A worker's reads (GET, HEAD) are priced as reads: less than all its requests as writes.
+    as_writes = pricing.usd(wide.lambda_gb_s, wide.invocations, 0, wide.s3_requests)
+    assert wide.usd < as_writes - 4 * (
+        pricing.PRICES.s3_write_request - pricing.PRICES.s3_read_request
+    )
     other_seed = estimating.estimate(grid(VOL17, reuse=True, seed=8), sample=20, data_root=root)
     assert other_seed.points_reused == 0
 

@@ -422,7 +422,7 @@ def test_duplicate_delivery_of_a_succeeded_task_writes_nothing(
     # Nothing but the usage record of the duplicate invocation (it is billed too).
     added = {k: v for k, v in snapshot(store).items() if k not in before}
     assert [k.split("~")[:2] for k in added] == [
-        [f"runs/{payload['run_id']}/usage/worker", "shard-4-duplicate"]
+        [f"usage/run_id={payload['run_id']}/worker", "shard-4-duplicate"]
     ]
     assert {k: v for k, v in snapshot(store).items() if k in before} == before
 
