@@ -103,6 +103,16 @@ def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return run_task(event, context, rt.store, rt.settings.deadline_margin_ms)
 
 
+@probed
+@app.lambda_function(name="compactor")
+@logger.inject_lambda_context
+def compactor(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.execution.compaction import compact_event
+
+    rt = wiring.current()
+    return compact_event(event, rt.store, rt.settings, rt.catalog)
+
+
 # Deployed stages only: `chalice local` runs no schedules, so the local stage runs the same pass
 # on a timer thread (SWEEP_LOCAL_RECONCILER, started by the wiring).
 @probed

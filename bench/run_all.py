@@ -152,6 +152,20 @@ def _scale(r: Report) -> list[str]:
             f"{x['status_s3_complete_ms']}, {x['status_s3_running_ms']} / "
             f"{x['query_run_summary_s']} / {x['files']:,}"
         )
+    out.append(
+        "compaction (issue 16): shards: compaction s / files after per partition (<= ceil(bytes "
+        "/ target)) / per baseline query s before -> after (after / first size's after)"
+    )
+    for x in r["rows"]:
+        files = ", ".join(
+            f"{p} {f['files']} (<= {f['bound']})" for p, f in x["files_after"].items()
+        )
+        ratios = x.get("query_ratio_vs_first", {})
+        queries = ", ".join(
+            f"{q} {x['query_before_s'][q]} -> {t}" + (f" ({ratios[q]}x)" if q in ratios else "")
+            for q, t in x["query_after_s"].items()
+        )
+        out.append(f"{x['shards']:,}: {x['compaction_s']} / {files} / {queries}")
     return out
 
 

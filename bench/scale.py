@@ -19,16 +19,25 @@ root):
 - **status, S3 model**: ``runs.status.status`` on ``S3LatencyStore`` (20 ms a request, pages of
   1,000 keys, <= 32 in flight) holding the run's keys (bookkeeping objects with their content,
   outcome and results files as empty objects: status reads no Parquet), complete and running;
-- **query**: ``run_summary`` on the local engine (DuckDB over the data root), median of 3;
-- **files**: Parquet files of the run (outcomes + results).
-
-Compaction (issue 16) is not implemented yet, so there is no "after compaction" column.
+- **query**: ``run_summary`` on the local engine (DuckDB over the data root), median of 3,
+  once the run is compacted (the local stage compacts it as soon as status sees it complete);
+- **files**: Parquet files of the run (outcomes + results), per-shard, before compaction;
+- **compaction**: the local stage compacts the run in the background once status finds it
+  complete (``execution.compaction``); the bench waits for its generation record
+  (``compaction_s``: from complete until it is committed), then times **every baseline query**
+  (``sweeps.sql.all_queries``) on the local engine, median of 3, **before** (the generation
+  record set aside, so the engine reads the per-shard files, which are kept through the grace
+  period) and **after** compaction, and counts **files after** per table and partition
+  against ``ceil(bytes / target)`` (the goal). ``query_ratio_vs_first`` is each query's time
+  after compaction over the first (smallest) size's after compaction, the same points: the
+  goal is <= 1.3 at 10,000 shards.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -39,11 +48,17 @@ from typing import Any
 
 import requests
 
+from chalicelib.config import Settings
 from chalicelib.runs.status import status
-from chalicelib.storage import layout
+from chalicelib.storage import compaction, layout
+from chalicelib.storage.stores import LocalStore
 from scripts.local_stack import local_stage
 from sweeps.engines.local import LocalEngine
+from sweeps.sql import all_queries, placeholders, resolve
+from sweeps.views import PER_SIMULATION_QUERIES
 from tests.support.store_models import MemoryStore, S3LatencyStore
+
+COMPACTION_WAIT_S = 1800  # a bound: the bench fails rather than hang
 
 POINTS_PER_AXIS = (1000, 100)  # strike x volatility = 100,000 points
 
@@ -83,6 +98,48 @@ def s3_model(data: Path, run_id: str) -> S3LatencyStore:
     return model
 
 
+def query_times(data: Path, run_id: str, shards: int) -> dict[str, float]:
+    """Every baseline query over the run on a fresh local engine, median of 3 each."""
+    engine = LocalEngine(data)
+    pool: dict[str, object] = {"shard_count": shards, "metric": "price"}
+    times = {}
+    for name in all_queries():
+        if name in PER_SIMULATION_QUERIES:
+            text = engine.generated_text(name, run_id) or ""
+        else:
+            text = resolve(name)
+        params = {k: v for k, v in pool.items() if k in placeholders(text)}
+        run = run_id if "run_id" in placeholders(text) or name in PER_SIMULATION_QUERIES else None
+        times[name] = round(
+            median_of(3, lambda n=name, r=run, p=params: engine.run(n, run_id=r, **p)), 4
+        )
+    return times
+
+
+def compaction_figures(data: Path, run_id: str, shards: int) -> dict[str, Any]:
+    """Query times before and after the run's compaction, and its files per partition."""
+    store = LocalStore(data)
+    gen = compaction.latest(store, run_id)
+    assert gen is not None, "the run was not compacted"
+    records = data / layout.compaction_records_prefix(run_id)
+    aside = records.with_name("compaction-aside")
+    records.rename(aside)  # the engine now reads the per-shard files, as before compaction
+    try:
+        before = query_times(data, run_id, shards)
+    finally:
+        aside.rename(records)
+    target = Settings.from_env().compaction_target_mb * 1024 * 1024
+    files = {
+        partition: {
+            "files": len(keys),
+            "bytes": gen.part_bytes[partition],
+            "bound": max(1, math.ceil(gen.part_bytes[partition] / target)),
+        }
+        for partition, keys in gen.parts.items()
+    }
+    return {"before": before, "files_after": files}
+
+
 def one(shards: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         data = Path(tmp) / "data"
@@ -99,6 +156,12 @@ def one(shards: int) -> dict[str, Any]:
                 time.sleep(0.2)
             complete_s = time.perf_counter() - started
             assert state["shards"]["succeeded"] == shards, state
+            record = data / layout.compaction_records_prefix(run_id)
+            while not any(record.glob("gen-*.json")):
+                if time.perf_counter() - started > COMPACTION_WAIT_S:
+                    raise TimeoutError(f"run {run_id} not compacted in {COMPACTION_WAIT_S} s")
+                time.sleep(0.1)
+            compaction_s = time.perf_counter() - started - complete_s
             status_done = median_of(5, lambda: session.get(url, timeout=120).json())
             summary = data / layout.summary(run_id)
             kept = summary.read_bytes()
@@ -120,6 +183,8 @@ def one(shards: int) -> dict[str, Any]:
         engine = LocalEngine(data)
         query_s = median_of(3, lambda: engine.run("run_summary", run_id=run_id))
         files = sum(1 for _ in data.glob(f"*/run_id={run_id}/**/*.parquet"))
+        compacted = compaction_figures(data, run_id, shards)
+        after = query_times(data, run_id, shards)
     return {
         "shards": shards,
         "post_ms": round(post_s * 1000, 1),
@@ -130,6 +195,10 @@ def one(shards: int) -> dict[str, Any]:
         "status_s3_running_ms": round(s3_running * 1000, 1),
         "query_run_summary_s": round(query_s, 3),
         "files": files,
+        "compaction_s": round(compaction_s, 2),
+        "query_before_s": compacted["before"],
+        "query_after_s": after,
+        "files_after": compacted["files_after"],
     }
 
 
@@ -148,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows[1:]:
         extra = row["shards"] - base["shards"]
         row["per_shard_ms"] = round((row["complete_s"] - base["complete_s"]) * 1000 / extra, 2)
+        row["query_ratio_vs_first"] = {
+            q: round(t / max(base["query_after_s"][q], 1e-9), 2)
+            for q, t in row["query_after_s"].items()
+        }
     if args.json:
         command = " ".join(
             [".venv/bin/python", "-m", "bench.scale", "--shards", *map(str, args.shards)]

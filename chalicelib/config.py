@@ -119,6 +119,12 @@ class Settings:
         None,
         "dispatcher function name (required on `aws`; derived by `deploy/naming.py`)",
     )
+    compactor_function: str | None = setting(
+        "SWEEP_COMPACTOR_FUNCTION",
+        None,
+        "compactor function name (derived by `deploy/naming.py`); unset on `aws`: complete runs "
+        "are not compacted, and every engine reads their per-shard files",
+    )
     glue_database: str | None = setting(
         "SWEEP_GLUE_DATABASE",
         None,
@@ -243,6 +249,32 @@ class Settings:
         300,
         "how often the reconciler runs: the `@app.schedule` rate (whole minutes, at least 1; "
         "read when the app is packaged) and the local timer's period",
+        local_default=10,
+    )
+    # Compaction (chalicelib/execution/compaction.py, docs/analytics.md "Compaction").
+    compaction_target_mb: int = setting(
+        "SWEEP_COMPACTION_TARGET_MB",
+        128,
+        "size a compacted run's Parquet part reaches before the next one starts: Athena's tuning "
+        "guide names files under 128 MB as the ones whose per-file overhead shows; larger parts "
+        "gain little (aws-facts: 100k vs 1M rows a file, 2.8 s vs 2.4 s) and cost the compactor "
+        "memory and /tmp",
+    )
+    compaction_grace_s: int = setting(
+        "SWEEP_COMPACTION_GRACE_S",
+        18_000,
+        "how long files a compaction replaced are kept after the catalog stopped pointing at "
+        "them: longer than Athena's longest query (the DML timeout, at most 240 min), so no "
+        "running query loses a file",
+        low=0,
+        local_default=60,
+    )
+    compaction_retry_s: int = setting(
+        "SWEEP_COMPACTION_RETRY_S",
+        960,
+        "the reconciler invokes the compactor again for a run whose compaction is not done at "
+        "most this often: more than the compactor's timeout, so it never races itself for nothing",
+        low=0,
         local_default=10,
     )
     local_reconciler: bool = setting(

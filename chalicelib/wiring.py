@@ -52,8 +52,11 @@ def build(settings: Settings) -> Runtime:
     aws.check_sdk()  # a deployed function runs the botocore it shipped, or says which it found
     store = PacedStore(S3Store(settings.bucket, settings.prefix, aws.s3))
     pool = settings.dispatch_threads + 4
+    names = {"worker": settings.worker_function, "dispatcher": settings.dispatcher_function}
+    if settings.compactor_function:
+        names["compactor"] = settings.compactor_function
     invoker = LambdaInvoker(
-        {"worker": settings.worker_function, "dispatcher": settings.dispatcher_function},
+        names,
         lambda: aws.lambda_endpoint(pool),
         settings.worker_reserved_concurrency,
         settings.worker_concurrency_fallback,

@@ -38,6 +38,7 @@ LOGICAL_IDS = {
     "worker": "Worker",
     "failure_recorder": "FailureRecorder",
     "reconciler": "Reconciler",  # the @app.schedule function
+    "compactor": "Compactor",
 }
 ROLE_IDS = {
     "api_handler": "ApiHandlerRole",
@@ -45,6 +46,7 @@ ROLE_IDS = {
     "worker": "WorkerRole",
     "failure_recorder": "FailureRecorderRole",
     "reconciler": "ReconcilerRole",
+    "compactor": "CompactorRole",
 }
 REQUEST_MODEL = "SweepRequest"
 BODY_VALIDATOR = "body-only"
@@ -170,10 +172,12 @@ def function_overrides(names: StageNames) -> dict[str, Any]:
             "SWEEP_ATHENA_WORKGROUP": Tag("Ref", "AnalyticsWorkGroup"),
             "SWEEP_WORKER_FUNCTION": names.function("worker"),
             "SWEEP_DISPATCHER_FUNCTION": names.function("dispatcher"),
+            "SWEEP_COMPACTOR_FUNCTION": names.function("compactor"),
         }
         if fn == "api_handler":  # no cycle here: the routes' function is invoked by nothing
             env["SWEEP_WORKER_FUNCTION"] = Tag("Ref", "Worker")
             env["SWEEP_DISPATCHER_FUNCTION"] = Tag("Ref", "Dispatcher")
+            env["SWEEP_COMPACTOR_FUNCTION"] = Tag("Ref", "Compactor")
         resources[LOGICAL_IDS[fn]] = {
             "Properties": {
                 "FunctionName": names.function(fn),

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 APP = "sweeps"
 STAGES = ("dev", "prod")
 # Chalice's names for the Lambda functions of app.py; "api_handler" is the routes' function.
-FUNCTIONS = ("api_handler", "dispatcher", "worker", "failure_recorder", "reconciler")
+FUNCTIONS = (
+    "api_handler",
+    "dispatcher",
+    "worker",
+    "failure_recorder",
+    "reconciler",
+    "compactor",
+)
 STAGE_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 DATA_PREFIX = "sweeps"
 ATHENA_RESULTS_PREFIX = "athena-results"

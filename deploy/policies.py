@@ -30,6 +30,7 @@ from deploy.cfn import Tag
 from deploy.naming import FUNCTIONS, STAGES, StageNames
 
 CHALICE_DIR = PROJECT_ROOT / ".chalice"
+COMPACTED = ("outcomes", "results")  # the tables compaction rewrites (execution/compaction.py)
 
 
 # The only actions granted on "*": IAM defines no resource for them (the Service Authorization
@@ -47,6 +48,7 @@ class Grant:
     invoke: tuple[str, ...] = ()  # lambda:InvokeFunction on these functions of the stage
     delete: tuple[str, ...] = ()  # s3:DeleteObject
     register_partitions: bool = False  # glue:BatchCreatePartition on the stage's tables
+    point_partitions: bool = False  # glue:BatchUpdatePartition on the stage's tables
     # lambda:GetAccountSettings (resource "*": the action has no resource-level permission).
     account_settings: bool = False
 
@@ -57,7 +59,8 @@ GRANTS: dict[str, Grant] = {
     "api_handler": Grant(
         read=("runs",),
         write=("runs",),
-        invoke=("dispatcher",),
+        # compactor: status hands a run it finds complete to the compactor.
+        invoke=("dispatcher", "compactor"),
     ),
     # outcomes/: has_success's HEAD of the success outcome, when a redelivered leaf finds its
     # run cancelled after some shards succeeded (dispatcher) and before a stalled shard is
@@ -91,9 +94,20 @@ GRANTS: dict[str, Grant] = {
     "reconciler": Grant(
         read=("runs", "outcomes"),
         write=("runs", "outcomes"),
-        invoke=("dispatcher",),
+        # compactor: a complete run's compaction step that is due (a lost trigger retried).
+        invoke=("dispatcher", "compactor"),
         delete=("runs/_index/open",),
         register_partitions=True,  # again, for runs whose dispatch-time registration failed
+    ),
+    # chalicelib/execution/compaction.py: reads a complete run's files and records, writes its
+    # generation under compacted/ and its records (commit, pointed, cleaned, usage)
+    # under runs/, points its partitions, and deletes what a generation replaced (per-shard
+    # results, older generations' parts) after the grace period. Never an outcome file.
+    "compactor": Grant(
+        read=("runs", "outcomes", "results", "compacted"),
+        write=("runs/*/compaction", "usage", "compacted"),
+        delete=("results", "compacted"),
+        point_partitions=True,
     ),
 }
 
@@ -200,20 +214,26 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
                 "Resource": ["*"],
             }
         )
-    if grant.register_partitions:
-        db = names.glue_database
-        out.append(
-            {
-                "Sid": "RegisterPartitions",
-                "Effect": "Allow",
-                "Action": ["glue:BatchCreatePartition"],
-                "Resource": [
-                    arns.glue("catalog"),
-                    arns.glue(f"database/{db}"),
-                    *(arns.glue(f"table/{db}/{t}") for t in TABLES),
-                ],
-            }
-        )
+    glue = (
+        ("RegisterPartitions", "glue:BatchCreatePartition", grant.register_partitions, TABLES),
+        # Compaction repoints the two tables it rewrites, never the usage table.
+        ("PointPartitions", "glue:BatchUpdatePartition", grant.point_partitions, COMPACTED),
+    )
+    for sid, action, granted, tables in glue:
+        if granted:
+            db = names.glue_database
+            out.append(
+                {
+                    "Sid": sid,
+                    "Effect": "Allow",
+                    "Action": [action],
+                    "Resource": [
+                        arns.glue("catalog"),
+                        arns.glue(f"database/{db}"),
+                        *(arns.glue(f"table/{db}/{t}") for t in tables),
+                    ],
+                }
+            )
     return out
 
 

@@ -54,9 +54,10 @@ def install_patches() -> None:
         return iam_pattern(pattern).fullmatch(string)
 
     def determine_resource(self: Any) -> str:
-        """BatchCreatePartition is checked against its table's ARN (AWS also wants the catalog
-        and the database, which our policies grant alongside); other Glue calls against "*"."""
-        if self._get_action() != "BatchCreatePartition":
+        """BatchCreatePartition and BatchUpdatePartition (the compactor's) are checked against
+        their table's ARN (AWS also wants the catalog and the database, which our policies grant
+        alongside); other Glue calls against "*"."""
+        if self._get_action() not in ("BatchCreatePartition", "BatchUpdatePartition"):
             return "*"
         params = self.parameters
         where = f"{self.region}:{self.current_account}"

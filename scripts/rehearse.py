@@ -197,6 +197,8 @@ def main() -> int:
             **env,
             "SWEEP_WORKER_FUNCTION": names.function("worker"),
             "SWEEP_DISPATCHER_FUNCTION": names.function("dispatcher"),
+            "SWEEP_COMPACTOR_FUNCTION": names.function("compactor"),
+            "SWEEP_COMPACTION_GRACE_S": "0",  # the run's compaction is cleaned up within it
             "SWEEP_REHEARSAL_ROLES": json.dumps(roles),
         }
         done = run_driver(artifact, boto, child_env, out, timeout=300, extra=[str(SMOKE)])
@@ -204,7 +206,9 @@ def main() -> int:
             print(f"FAILED running the deployed artifacts:\n{done.stderr[-4000:]}")
             return 1
         report = json.loads(done.stdout.strip().splitlines()[-1])
-        print(json.dumps({k: report[k] for k in ("state", "handled", "partitions")}, indent=2))
+        print(json.dumps({k: report[k] for k in SHOWN}, indent=2))
+        if not compaction_ok(report):
+            return 1
         state = report["state"]
         # artifact_driver: shard 0 succeeds; 1 injected, 2 crashes (→ recorder), 3 refused.
         ok = state["complete"] and state["shards"] == {"succeeded": 1, "failed": 3, "pending": 0}
@@ -220,6 +224,19 @@ def main() -> int:
         problem = narrowed_policy_bites(stage, roles["worker"], env["SWEEP_BUCKET"])
         print(f"FAILED: {problem}" if problem else "narrowed policy refused, restored: ok")
         return verdict or (1 if problem else 0)
+
+
+SHOWN = ("state", "handled", "partitions", "first_compaction_records")
+
+
+def compaction_ok(report: dict[str, Any]) -> bool:
+    """The deployed compactor compacted the driver's first run, pointed Glue at it and (with
+    no grace period) deleted what it replaced."""
+    compacted = {"gen-000001.json", "gen-000001.pointed", "gen-000001.cleaned"}
+    if compacted <= set(report["first_compaction_records"]):
+        return True
+    print("rehearsal: the deployed compactor did not compact, point and clean the run")
+    return False
 
 
 def enforce_iam(url: str, stage: str) -> dict[str, dict[str, str]]:

@@ -34,6 +34,11 @@ class Catalog(ABC):
     def register_run(self, run_id: str, dt: str) -> int:
         """Register every partition the run can write; returns how many were new."""
 
+    @abstractmethod
+    def point_run(self, run_id: str, dt: str, folders: dict[str, str]) -> None:
+        """Point the run's partitions at a compaction generation's folders (keys under the data
+        root, per ``storage.compaction.PARTITIONS``); idempotent."""
+
 
 def check_run(run_id: str, dt: str) -> None:
     if not ids.is_run_id(run_id):
@@ -48,6 +53,10 @@ class NoCatalog(Catalog):
     def register_run(self, run_id: str, dt: str) -> int:
         check_run(run_id, dt)
         return 0
+
+    def point_run(self, run_id: str, dt: str, folders: dict[str, str]) -> None:
+        """The local engine reads the generation record itself (``storage.compaction``)."""
+        check_run(run_id, dt)
 
 
 def partition_dirs(run_id: str, dt: str) -> dict[str, list[tuple[list[str], str]]]:
@@ -125,6 +134,47 @@ class GlueCatalog(Catalog):
                 )
             created += len(inputs) - len(errors)
         return created
+
+    def point_run(self, run_id: str, dt: str, folders: dict[str, str]) -> None:
+        """One ``BatchUpdatePartition`` per table. Glue swaps a partition's location in one
+        call, so a query planned before it reads the old files and one planned after reads the
+        new, never both (the old ones are deleted only after the grace period)."""
+        check_run(run_id, dt)
+        entries: dict[str, list[dict[str, Any]]] = {}
+        for partition, folder in folders.items():
+            table, values = partition_values(run_id, dt, partition)
+            descriptor = glue_schema.storage_descriptor(table, f"{self.location}/{folder}")
+            entries.setdefault(table, []).append(
+                {
+                    "PartitionValueList": values,
+                    "PartitionInput": {"Values": values, "StorageDescriptor": descriptor},
+                }
+            )
+        for table, batch in entries.items():
+            try:
+                response = self.client.batch_update_partition(
+                    DatabaseName=self.database, TableName=table, Entries=batch
+                )
+            except aws.AWS_ERRORS as exc:
+                raise CatalogError(
+                    f"pointing {self.database}.{table} partitions of run {run_id} at its "
+                    f"compacted files: {aws.describe(exc)}"
+                ) from exc
+            errors = response.get("Errors") or []
+            if errors:
+                detail = errors[0].get("ErrorDetail", {})
+                raise CatalogError(
+                    f"pointing {self.database}.{table} partition "
+                    f"{errors[0].get('PartitionValueList')}: {detail.get('ErrorCode')}: "
+                    f"{detail.get('ErrorMessage')}"
+                )
+
+
+def partition_values(run_id: str, dt: str, partition: str) -> tuple[str, list[str]]:
+    """(table, partition values) of one of ``storage.compaction.PARTITIONS``."""
+    table, _, status = partition.partition("/")
+    values = {"run_id": run_id, "status": status, "dt": dt}
+    return table, [values[k] for k in PARTITIONS[table]]
 
 
 def catalog_for(settings: Settings, client_factory: Callable[[], Any] | None = None) -> Catalog:

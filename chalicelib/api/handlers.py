@@ -67,7 +67,7 @@ def submit_sweep(request: Request | None, svc: Services) -> Response:
 def sweep_status(run_id: str, svc: Services) -> Response:
     # Only a stage with a Glue catalog has partitions to register (the local stage: none).
     catalog = svc.settings.backend == "aws" and bool(svc.settings.glue_database)
-    return _answer(200, lambda: status(svc.store, run_id, catalog=catalog))
+    return _answer(200, lambda: status(svc.store, run_id, catalog, svc.invoker))
 
 
 def redrive(run_id: str, request: Request | None, svc: Services) -> Response:

@@ -42,7 +42,7 @@ from chalicelib.model.sharding import shard_bounds
 from chalicelib.simulations import streams
 from chalicelib.simulations.declarations import PointStreams, Simulation
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import layout
+from chalicelib.storage import compaction, layout
 from chalicelib.storage.stores import ObjectStore
 from chalicelib.storage.tables import REUSE_INDEX, REUSE_PLAN, to_parquet
 
@@ -108,7 +108,8 @@ def load_plan(store: ObjectStore, run_id: str, shard_id: int) -> ShardPlan:
 
 
 def _sources(store: ObjectStore, fam: str, run_id: str) -> Iterator[str]:
-    """The family's index files whose shard still has its results file."""
+    """The family's index files whose shard still has its results: its file, or a row in the
+    source run's latest compaction generation (which absorbed the file)."""
     by_run: dict[str, list[tuple[int, str]]] = {}
     for obj in store.list(layout.reuse_family(fam)):
         parsed = layout.parse_reuse_index(obj.key)
@@ -116,8 +117,10 @@ def _sources(store: ObjectStore, fam: str, run_id: str) -> Iterator[str]:
             by_run.setdefault(parsed[0], []).append((parsed[1], obj.key))
     for source in sorted(by_run):  # oldest run first: it wins a key several runs computed
         present = {o.key for o in store.list(layout.results_prefix(source))}
+        gen = compaction.latest(store, source)  # its results files may be gone into a generation
+        held = gen.results_shards if gen is not None else frozenset()
         for shard_id, key in by_run[source]:
-            if layout.results(source, shard_id) in present:
+            if shard_id in held or layout.results(source, shard_id) in present:
                 yield key
 
 

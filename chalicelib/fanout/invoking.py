@@ -26,7 +26,7 @@ from chalicelib.config import Settings
 from chalicelib.logs import logger
 from chalicelib.model import events
 
-Function = Literal["worker", "dispatcher"]
+Function = Literal["worker", "dispatcher", "compactor"]
 
 # Lambda's answers that mean "not now" rather than "never" (aws-facts: invoke errors).
 RETRYABLE_CODES = frozenset(
@@ -50,6 +50,10 @@ class Invoker(ABC):
     @abstractmethod
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
         """Hand ``payload`` to ``function`` without waiting for it to run."""
+
+    def can_invoke(self, function: Function) -> bool:
+        """Whether the stage has this function (a deployed stage may name no compactor)."""
+        return True
 
     def in_flight(self, run_id: str) -> bool:
         """Whether this invoker knows an event of the run to be queued or running. Lambda does
@@ -106,6 +110,21 @@ def send(
                 return f"{exc} (after {attempt + 1} attempt{'s' if attempt else ''})"
             sleep(backoff.delay(attempt))
     return "no attempt was made"
+
+
+def request_compaction(invoker: Invoker, run_id: str) -> bool:
+    """Hand a complete run to the compactor, once and best effort: whoever wrote the run's
+    summary calls this, and the reconciler retries a run not compacted yet, so a lost event
+    only delays compaction. True if handed over."""
+    try:
+        invoker.invoke("compactor", {"run_id": run_id})
+        return True
+    except InvokeError as exc:
+        logger.warning(
+            "compaction not requested; the reconciler retries",
+            extra={"run_id": run_id, "error": str(exc)},
+        )
+        return False
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -184,7 +203,12 @@ class LambdaInvoker(Invoker):
             raise InvokeError(f"GetAccountSettings: unreserved concurrency {value!r}", False)
         return value
 
+    def can_invoke(self, function: Function) -> bool:
+        return function in self.paths
+
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
+        if function not in self.paths:
+            raise InvokeError(f"the stage names no {function} function", retryable=False)
         endpoint = self._endpoint_factory()
         if endpoint.credentials is None:
             raise InvokeError("no AWS credentials to sign with", retryable=False)

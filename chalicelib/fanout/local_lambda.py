@@ -64,6 +64,15 @@ def run_worker_process(
     return run_task(payload, None, LocalStore(Path(root)), margin_ms)
 
 
+def run_compactor_process(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Entry point in a pool process: the compactor function's code path, on the local store
+    (no catalog: the local engine reads the generation record itself)."""
+    from chalicelib.analytics.catalog import NoCatalog
+    from chalicelib.execution.compaction import compact_event
+
+    return compact_event(payload, LocalStore(settings.local_root), settings, NoCatalog())
+
+
 def destination_record(
     payload: dict[str, Any], error: BaseException | None, attempts: int
 ) -> dict[str, Any]:
@@ -143,6 +152,8 @@ class LocalInvoker(Invoker):
         self._started(event)
         if function == "dispatcher":
             self._dispatchers.submit(self._run_dispatcher, event)
+        elif function == "compactor":
+            self._submit_compactor(event)
         else:
             age = self.settings.local_max_event_age_s
             self._submit_worker(event, attempt=1, expires_at=time.time() + age if age else None)
@@ -221,6 +232,23 @@ class LocalInvoker(Invoker):
                     initargs=(os.getpid(),),
                 )
             return self._pool
+
+    def _submit_compactor(self, event: dict[str, Any]) -> None:
+        """In the background, in a pool process (rewriting Parquet is CPU-bound); a failure is
+        logged, and the reconciler invokes it again later."""
+        try:
+            future = self._worker_pool().submit(run_compactor_process, event, self.settings)
+        except (BrokenProcessPool, RuntimeError):
+            logger.exception("local compactor not started; the reconciler retries")
+            self._finished(event)
+            return
+
+        def done(f: Future[dict[str, Any]]) -> None:
+            if f.exception() is not None:
+                logger.warning("local compactor failed", extra={"error": str(f.exception())})
+            self._finished(event)
+
+        future.add_done_callback(done)
 
     def _submit_worker(
         self, event: dict[str, Any], attempt: int, expires_at: float | None = None

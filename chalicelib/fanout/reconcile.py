@@ -8,7 +8,10 @@ manifest and removed once the run is complete), never at every run.
 Per open run, from listings (``storage.shard_states``; the read status and ``GET /sweeps`` use,
 ``storage.summary.run_progress``):
 
-- complete: its summary is written (``storage.summary``) and its open marker removed;
+- complete: its summary is written (``storage.summary``), the compactor is asked for what its
+  compaction still needs (``execution.compaction``: compact, point the catalog, delete what a
+  generation replaced once the grace period is over), and once that is done its open marker
+  is removed;
 - progress since the last pass (any new outcome, marker, redrive list or dispatch record): the
   marker remembers the count and when it was first seen;
 - a paced job whose state has been quiet for ``pacing_resume_s`` (its continuation event was
@@ -40,12 +43,12 @@ from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout import pacing
 from chalicelib.fanout.dispatcher import register_partitions
-from chalicelib.fanout.invoking import Backoff, Invoker, send
+from chalicelib.fanout.invoking import Backoff, Invoker, request_compaction, send
 from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
 from chalicelib.model.events import DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
-from chalicelib.storage import layout, manifests, redrive_lists, summary
+from chalicelib.storage import compaction, layout, manifests, redrive_lists, summary
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.shard_states import ShardStates, shard_states
@@ -101,12 +104,12 @@ def reconcile_run(
         store, catalog or NoCatalog(), run
     )
     if registered and summary.read(store, run_id) is not None:  # found complete before, by anyone
-        return _close_run(store, run)
+        return _finish_run(store, invoker, settings, run, now)
     enforce_threshold(store, run_id)
     states, _ = shard_states(store, run)
     pending = states.ids("pending")
     if not pending:
-        return _close_run(store, run) if registered else "unregistered"
+        return _finish_run(store, invoker, settings, run, now) if registered else "unregistered"
     seen = _snapshot(store, marker)
     t = now()
     if pacing.resume_quiet(store, invoker, settings, run_id, t):
@@ -128,6 +131,57 @@ def reconcile_run(
         extra={"run_id": run_id, "code": code.code, "shards": len(pending), "closed": closed},
     )
     return f"closed-{code.code.lower()}"
+
+
+def _finish_run(
+    store: ObjectStore, invoker: Invoker, settings: Settings, run: Manifest, now: Clock
+) -> str:
+    """A complete run stays open until its compaction is done (committed for its latest redrive,
+    the catalog pointed at it, what it replaced deleted after the grace period): each pass
+    asks the compactor for the next step when one is due, so a lost trigger only delays it."""
+    if not summary.run_progress(store, run.run_id, run.request.shard_count).complete:
+        return "reopened"  # a redrive came first: the marker stays
+    step = _compaction_step(store, settings, run.run_id, now())
+    if step is None or not invoker.can_invoke("compactor"):
+        return _close_run(store, run)
+    if step == "grace":
+        return "compacted"
+    marker = layout.open_run(run.run_id)
+    t = now()
+    asked = _compaction_asked(store, marker)
+    recent = asked is not None and (t - asked).total_seconds() < settings.compaction_retry_s
+    if invoker.in_flight(run.run_id) or recent:
+        return "compacting"
+    store.put(marker, json.dumps({"compaction_asked": t.isoformat()}).encode())
+    request_compaction(invoker, run.run_id)
+    return "compacting"
+
+
+def _compaction_step(
+    store: ObjectStore, settings: Settings, run_id: str, t: datetime
+) -> str | None:
+    """What the complete run's compaction still needs: ``compact`` (no generation for its
+    latest redrive, or the catalog not pointed at it), ``grace`` (waiting to delete what it
+    replaced), ``clean`` (that wait is over), or None (done)."""
+    if layout.run_dt(run_id) is None:
+        return None  # not a server-made id: no dt to compact its partitions under
+    progress = summary.read(store, run_id)
+    gen = compaction.latest(store, run_id)
+    if progress is None or gen is None or gen.redrive_jobs != progress.redrive_jobs:
+        return "compact"
+    pointed = compaction.pointed_at(store, run_id, gen.number)
+    if pointed is None:
+        return "compact"
+    if compaction.cleaned(store, run_id, gen.number):
+        return None
+    return "clean" if compaction.cleanup_due(pointed, settings.compaction_grace_s, t) else "grace"
+
+
+def _compaction_asked(store: ObjectStore, marker: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(json.loads(store.get(marker) or b"{}")["compaction_asked"])
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _close_run(store: ObjectStore, run: Manifest) -> str:

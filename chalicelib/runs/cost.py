@@ -89,3 +89,12 @@ def run_cost(store: ObjectStore, run_id: str) -> dict[str, Any]:
             for fn, f in sorted(by_function.items())
         },
     }
+
+
+def is_current(store: ObjectStore, run_id: str, cost: dict[str, Any]) -> bool:
+    """Whether a complete run's cached cost still counts every compactor invocation: the one
+    function that runs after a run is complete (``execution.compaction``). One listing of that
+    function's records: a handful of keys, whatever the shard count."""
+    known = cost.get("by_function", {}).get("compactor", {}).get("invocations", 0)
+    found = sum(1 for _ in store.list(layout.function_usage_prefix(run_id, "compactor")))
+    return bool(known == found)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from chalicelib.fanout.invoking import Invoker, request_compaction
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
-from chalicelib.runs.cost import run_cost
+from chalicelib.runs.cost import is_current, run_cost
 from chalicelib.storage import layout, manifests, summary
 from chalicelib.storage.cancel_marker import cancel_reason
 from chalicelib.storage.reuse_plans import reuse_counts
@@ -19,12 +20,17 @@ from chalicelib.storage.stores import ObjectStore
 from chalicelib.storage.summary import run_progress
 
 
-def status(store: ObjectStore, run_id: str, catalog: bool = True) -> dict[str, Any]:
+def status(
+    store: ObjectStore, run_id: str, catalog: bool = True, invoker: Invoker | None = None
+) -> dict[str, Any]:
     """The contract's status body. ``catalog``: whether the stage registers partitions at all
-    (without one, as on the local stage, every run is ``queryable``)."""
+    (without one, as on the local stage, every run is ``queryable``). ``invoker``: where a run
+    this read finds complete is handed to the compactor."""
     run = manifests.load(store, run_id)
     request = run.request
     progress = run_progress(store, run_id, request.shard_count)
+    if progress.written and invoker is not None:
+        request_compaction(invoker, run_id)
     # Points from the shards that did not succeed: a complete run has few or none of them.
     missing = sum(
         end - start
@@ -38,7 +44,7 @@ def status(store: ObjectStore, run_id: str, catalog: bool = True) -> dict[str, A
     copied = reuse_counts(store, run_id) if request.reuse else {}
     reused = sum(n for k, n in copied.items() if k not in unsucceeded)
     cost = progress.cost
-    if cost is None:
+    if cost is None or not is_current(store, run_id, cost):
         cost = run_cost(store, run_id)  # one listing of the run's usage records
         if progress.complete:  # kept with the summary: a complete run's status stays constant
             summary.write(store, run_id, replace(progress, cost=cost))

@@ -168,6 +168,11 @@ def usage_prefix(run_id: str) -> str:
     return f"{table_root('usage')}run_id={_run(run_id)}/"
 
 
+def function_usage_prefix(run_id: str, function: str) -> str:
+    """One function's usage records of a run (``usage_record`` starts with the function)."""
+    return f"{usage_prefix(run_id)}{function}~"
+
+
 @dataclass(frozen=True)
 class Usage:
     """One function invocation a run caused, as billed: all of it is in the key, so a run's
@@ -342,6 +347,75 @@ def outcome(run_id: str, status: Status, dt: str, shard_id: int, attempt: int) -
 
 def shard_outcomes_prefix(run_id: str, status: Status, dt: str, shard_id: int) -> str:
     return f"{outcomes_partition(run_id, status, dt)}shard-{shard_id:06d}-attempt-"
+
+
+COMPACTED = "compacted/"
+
+
+def compaction_records_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}compaction/"
+
+
+def compaction_record(run_id: str, generation: int) -> str:
+    """The commit of a run's compaction generation (JSON, ``storage.compaction``): created once
+    (conditional create) after its files are all written, so it names complete files only."""
+    return f"{compaction_records_prefix(run_id)}gen-{generation:06d}.json"
+
+
+def compaction_cleaned(run_id: str, generation: int) -> str:
+    """Written once the files generation ``generation`` replaced are deleted (after the grace
+    period): the run needs the reconciler no more."""
+    return f"{compaction_records_prefix(run_id)}gen-{generation:06d}.cleaned"
+
+
+def compaction_pointed(run_id: str, generation: int) -> str:
+    """Written once the catalog points at generation ``generation`` (holds the time): the
+    grace period before deleting what it replaced runs from then."""
+    return f"{compaction_records_prefix(run_id)}gen-{generation:06d}.pointed"
+
+
+_GENERATION_RE = re.compile(r"/compaction/gen-(?P<gen>\d{6,})\.json$")
+
+
+def parse_compaction_record(key: str) -> int | None:
+    m = _GENERATION_RE.search(key)
+    return int(m["gen"]) if m else None
+
+
+def compacted_folder(
+    table: str, run_id: str, generation: int, token: str, status: Status | None = None, dt: str = ""
+) -> str:
+    """Where one compaction generation of a run's partition is written: outside the table's
+    own folders (``outcomes/``, ``results/``), so no partition location holds another's files,
+    and with a token per compactor, so two compactors racing never write one key. The
+    ``gen-…`` folder has no ``=``: engines that read hive paths see only the table's partition
+    columns in it."""
+    if not re.fullmatch(r"[0-9a-f]{8,32}", token):
+        raise ValueError(f"malformed compaction token {token!r}")
+    where = f"gen-{generation:06d}-{token}/"
+    if table == "results":
+        return f"{COMPACTED}results/run_id={_run(run_id)}/{where}"
+    if table == "outcomes" and status is not None and ids.is_dt(dt):
+        return f"{COMPACTED}outcomes/run_id={_run(run_id)}/status={status}/dt={dt}/{where}"
+    raise ValueError(f"no compacted folder for {table!r} {status!r} {dt!r}")
+
+
+_COMPACTED_RE = re.compile(r"/gen-(?P<gen>\d{6,})-(?P<token>[0-9a-f]{8,32})/part-\d{5,}\.parquet$")
+
+
+def parse_compacted_part(key: str) -> tuple[int, str] | None:
+    """(generation, token) of a compacted part's key, or None for any other key."""
+    m = _COMPACTED_RE.search(key)
+    return (int(m["gen"]), m["token"]) if m and key.startswith(COMPACTED) else None
+
+
+def compacted_part(folder: str, number: int) -> str:
+    return f"{folder}part-{number:05d}.parquet"
+
+
+def compacted_run_prefixes(run_id: str) -> tuple[str, str]:
+    """The folders holding every compaction generation of a run, per table."""
+    return (f"{COMPACTED}outcomes/run_id={_run(run_id)}/", f"{COMPACTED}results/run_id={run_id}/")
 
 
 def results_prefix(run_id: str) -> str:

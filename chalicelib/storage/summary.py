@@ -12,7 +12,7 @@ run complete again rewrites it (nothing is deleted: no function needs a new gran
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.storage import layout
@@ -35,6 +35,9 @@ class RunProgress:
     # The run's cost once complete (runs.cost), kept with the summary so a complete run's status
     # lists no usage records; None until status has stored it.
     cost: dict[str, Any] | None = None
+    # True when this very read found the run complete and wrote its summary: the writer then
+    # hands the run to the compactor (not stored).
+    written: bool = field(default=False, compare=False)
 
     @property
     def complete(self) -> bool:
@@ -56,6 +59,7 @@ def run_progress(store: ObjectStore, run_id: str, shard_count: int) -> RunProgre
     found = progress_of(states, dispatch)
     if found.complete:
         write(store, run_id, found)
+        return replace(found, written=True)
     return found
 
 

@@ -8,10 +8,12 @@ Parquet files with partition values kept as strings, as in the Glue catalog, and
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+from chalicelib.model import ids
 from chalicelib.storage import layout
 from sweeps.engines.base import QueryEngine, QueryResult
 from sweeps.errors import QueryError
@@ -35,6 +37,94 @@ def to_duckdb(sql: str) -> str:
     return statements[0]
 
 
+class Listings:
+    """Folder listings kept between queries while the folders are unchanged: a query over a
+    10,000-shard run would otherwise walk its 10,000 per-shard outcome files each time, files
+    compaction keeps (status reads them) and the engine then skips.
+
+    A folder's listing is reused only if its mtime is what it was, and was already ``SETTLE_S``
+    old when it was listed: adding or removing a file sets the folder's mtime to the current
+    time, so with a timestamp granularity well under ``SETTLE_S`` no change can hide."""
+
+    SETTLE_S = 1.0
+
+    def __init__(self) -> None:
+        self._folders: dict[str, tuple[int, list[str], list[str]]] = {}
+        # (run, table) -> (generation, the files to read), while its folders are unchanged.
+        self.readable: dict[tuple[str, str], tuple[int, list[str]]] = {}
+
+    def walk(self, root: Path, prefix: str) -> tuple[list[str], bool]:
+        """The keys of the files under the folder ``prefix``, skipping temp files, and whether
+        every folder's listing was the kept one (nothing changed under ``prefix``)."""
+        keys: list[str] = []
+        return keys, self._walk(root, prefix, keys)
+
+    def _walk(self, root: Path, prefix: str, keys: list[str]) -> bool:
+        path = f"{root.as_posix()}/{prefix}"
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            return False
+        kept = self._folders.get(path)
+        unchanged = kept is not None and kept[0] == mtime
+        if kept is not None and unchanged:
+            files, folders = kept[1], kept[2]
+        else:
+            listed_at = time.time_ns()
+            files, folders = [], []
+            for entry in os.scandir(path):
+                if entry.is_dir():
+                    folders.append(entry.name)
+                elif not entry.name.startswith(".tmp-"):
+                    files.append(entry.name)
+            if listed_at - mtime > self.SETTLE_S * 1e9:
+                self._folders[path] = (mtime, files, folders)
+        keys += [prefix + name for name in files]
+        for name in folders:
+            unchanged = self._walk(root, f"{prefix}{name}/", keys) and unchanged
+        return unchanged
+
+
+def table_files(root: Path, table: str, listings: Listings | None = None) -> list[str]:
+    """Every file under the data root that holds rows of ``table``, each row in exactly one:
+    per run, its latest compaction generation's parts and the per-shard files that generation
+    did not absorb (``storage.compaction.readable``), so a query during, after or between
+    compactions sees every point once."""
+    from chalicelib.storage import compaction
+    from chalicelib.storage.stores import LocalStore
+
+    store = LocalStore(root)
+    listings = listings or Listings()
+    runs: set[str] = set()
+    for folder in (root / layout.table_root(table), root / layout.COMPACTED / table):
+        if folder.is_dir():
+            runs.update(
+                entry.name.removeprefix("run_id=")
+                for entry in os.scandir(folder)
+                if entry.is_dir() and entry.name.startswith("run_id=")
+            )
+    files: list[str] = []
+    if table not in ("outcomes", "results"):  # never compacted: every file of the table
+        return [f"{root.as_posix()}/{k}" for k in listings.walk(root, layout.table_root(table))[0]]
+    for run_id in sorted(runs):
+        if not ids.is_run_id(run_id):
+            continue
+        compacted = (root / layout.compacted_run_prefixes(run_id)[table == "results"]).is_dir()
+        gen = compaction.latest(store, run_id) if compacted else None
+        prefix = (
+            layout.outcomes_prefix(run_id) if table == "outcomes" else layout.results_prefix(run_id)
+        )
+        listed, unchanged = listings.walk(root, prefix)
+        number = gen.number if gen is not None else 0
+        kept = listings.readable.get((run_id, table))
+        if not (unchanged and kept is not None and kept[0] == number):
+            keys = compaction.readable(table, gen, listed)
+            kept = number, [f"{root.as_posix()}/{key}" for key in keys]
+            listings.readable[(run_id, table)] = kept
+        files.extend(kept[1])
+    return files
+
+
 class LocalEngine(QueryEngine):
     """DuckDB over ``<root>/outcomes`` and ``<root>/results`` (the local stage's data root), and
     the views of ``athena/view_*.sql`` over them."""
@@ -44,6 +134,7 @@ class LocalEngine(QueryEngine):
         self._con: Any = None
         self._reads_files: dict[str, bool] = {}
         self._views: list[tuple[str, str]] | None = None  # (file name, DuckDB statement)
+        self._listings = Listings()
 
     @property
     def connection(self) -> Any:
@@ -55,30 +146,31 @@ class LocalEngine(QueryEngine):
         return self._con
 
     def refresh_views(self, force: bool = False) -> None:
-        """Create the views ``outcomes`` and ``results`` in catalog column order, then the views
-        of ``athena/view_*.sql`` over them.
+        """Point the views ``outcomes`` and ``results`` (catalog column order) at the files that
+        hold each table's rows now, then create the views of ``athena/view_*.sql`` over them.
 
-        A view over files globs at every query, so it sees files that land later; a table with
-        no file yet gets an empty view typed from its pyarrow schema, re-checked at each query
-        until its first file lands. Columns are listed in catalog order (file columns, then
-        partition columns, kept as strings). Whenever a table's view is (re)created, the views
-        of ``athena/`` are created again after it, with the SQL sqlglot transpiled for them once.
-        """
+        The file list is made again at every query (``table_files``): a compacted run is read
+        from its latest generation plus the per-shard files that generation did not absorb,
+        never from both, and files that land later are seen by the next query. A table with no
+        file yet gets an empty view typed from its pyarrow schema. Columns are listed in catalog
+        order (file columns, then partition columns, kept as strings). The views of ``athena/``
+        are created once the tables' views exist, and again when a table gets its first file
+        (its view's types then come from the files), with the SQL sqlglot transpiled once.
+        ``force`` is kept for the retry after a file vanished under a query: the list is made
+        again either way."""
         from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 
         con = self.connection
         created = False
         for table, schema in SCHEMAS.items():
-            if self._reads_files.get(table) and not force:
-                continue
             parts = PARTITIONS[table]
             names = ", ".join(f'"{n}"' for n in [*schema.names, *parts])
-            folder = self.root / layout.table_root(table)
-            has_files = folder.is_dir() and next(folder.rglob("*.parquet"), None) is not None
+            files = table_files(self.root, table, self._listings)
+            has_files = bool(files)
             if has_files:
-                pattern = (folder.as_posix() + "/**/*.parquet").replace("'", "''")
+                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
                 source = (
-                    f"read_parquet('{pattern}', hive_partitioning = true, "
+                    f"read_parquet([{listed}], hive_partitioning = true, "
                     "hive_types_autocast = false)"
                 )
             else:
@@ -88,8 +180,9 @@ class LocalEngine(QueryEngine):
                 con.register(f"_{table}_empty", empty.empty_table())
                 source = f"_{table}_empty"
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {names} FROM {source}")
+            if self._reads_files.get(table) != has_files or force:
+                created = True
             self._reads_files[table] = has_files
-            created = True
         if created:
             self._create_views()
 

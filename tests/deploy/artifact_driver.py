@@ -212,6 +212,7 @@ CRASHING_SHARD = 2  # its worker "crashes" on every attempt: Lambda hands it to 
 DUPLICATED_SHARD = 0
 handled = {
     "dispatcher": 0,
+    "compactor": 0,
     "worker": 0,
     "worker_attempts": 0,
     "failure_recorder": 0,
@@ -263,11 +264,20 @@ def deliver(function: str, payload: dict[str, Any]) -> None:
     handled["failure_recorder"] += 1
 
 
+def compact(function: str, payload: dict[str, Any]) -> None:
+    """The compactor's event (from status or the reconciler), with the compactor's role."""
+    current[0] = "compactor"
+    app.compactor(payload, Context(function))
+    handled["compactor"] += 1
+
+
 def drain() -> None:
     """Lambda's side: run every queued event with the handler of the function it names."""
     while calls:
         function, payload = calls.pop(0)
-        if function.endswith("-dispatcher"):
+        if function.endswith("-compactor"):
+            compact(function, payload)
+        elif function.endswith("-dispatcher"):
             current[0] = "dispatcher"
             app.dispatcher(payload, Context(function))
             handled["dispatcher"] += 1
@@ -360,6 +370,9 @@ def drain_dropping(lost_run: str) -> None:
         if payload.get("run_id") == lost_run and payload.get("shard_id") in (1, LATE_SHARD):
             held[payload["shard_id"]] = (function, payload)
             continue
+        if function.endswith("-compactor"):
+            compact(function, payload)
+            continue
         current[0] = "dispatcher" if function.endswith("-dispatcher") else "worker"
         handler = app.dispatcher if current[0] == "dispatcher" else app.worker
         handler(payload, Context(function))
@@ -403,9 +416,30 @@ drain_dropping(second["run_id"])
 passes.append(reconcile())  # the redrive was progress
 time.sleep(1.2)
 passes.append(reconcile())  # stalled again, no redrive left: LOST
-passes.append(reconcile())  # complete: out of the index
+passes.append(reconcile())  # complete: its compaction asked for
+drain()  # the compactor: generation 1 (and, with no grace period, its clean-up)
+passes.append(reconcile())  # compacted: out of the index
 current[0] = "api_handler"
 status, lost_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{second['run_id']}")
+# A redrive after compaction: the lost shard runs this time; status finds the run complete
+# again and hands it to the compactor, whose generation 2 replaces generation 1's parts.
+status, _ = api("POST", "/sweeps/{run_id}/redrive", f"/sweeps/{second['run_id']}/redrive", {})
+assert status == 202
+drain()
+status, _ = api("GET", "/sweeps/{run_id}", f"/sweeps/{second['run_id']}")  # complete: compact
+drain()
+status, recompacted_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{second['run_id']}")
+current[0] = ""
+
+
+def compaction_records(of_run: str) -> list[str]:
+    """The run's compaction records (runs/<id>/compaction/), as the checks below see them."""
+    listing = boto3.client("s3").list_objects_v2(
+        Bucket=os.environ["SWEEP_BUCKET"],
+        Prefix=f"{os.environ['SWEEP_PREFIX']}/runs/{of_run}/compaction/",
+    )
+    return sorted(o["Key"].rsplit("/", 1)[1] for o in listing.get("Contents", []))
+
 
 # A dispatch leaf Lambda delivers twice: the second copy arrives after the run was cancelled and
 # after its shard succeeded, so it records CANCELLED only for shards without a success (it asks
@@ -516,6 +550,9 @@ print(
             "state": state,
             "reconciler_passes": passes,
             "lost_run": lost_state,
+            "recompacted_run": recompacted_state,
+            "compaction_records": compaction_records(second["run_id"]),
+            "first_compaction_records": compaction_records(run_id),
             "handled": handled,
             "partitions": partitions,
             "results": sorted(rows),

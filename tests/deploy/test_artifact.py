@@ -159,6 +159,8 @@ def run(
         "SWEEP_PREFIX": "sweeps",
         "SWEEP_WORKER_FUNCTION": "sweeps-dev-worker",
         "SWEEP_DISPATCHER_FUNCTION": "sweeps-dev-dispatcher",
+        "SWEEP_COMPACTOR_FUNCTION": "sweeps-dev-compactor",
+        "SWEEP_COMPACTION_GRACE_S": "0",  # the compactor deletes what it replaced at once
         "SWEEP_GLUE_DATABASE": "sweeps_dev",
         "POWERTOOLS_SERVICE_NAME": "sweeps",
         "SWEEP_DISPATCH_LEAF_SHARDS": "2",  # a dispatcher tree, even for 4 shards
@@ -224,11 +226,11 @@ def iam_requests(call: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
         return [("s3:DeleteObject", f"arn:aws:s3:::{call['Bucket']}/{call['Key']}", {})]
     if service == "s3" and op == "ListObjectsV2":
         return [("s3:ListBucket", f"arn:aws:s3:::{call['Bucket']}", {"s3:prefix": call["Prefix"]})]
-    if service == "glue" and op == "BatchCreatePartition":
+    if service == "glue" and op in ("BatchCreatePartition", "BatchUpdatePartition"):
         glue = f"arn:aws:glue:{REGION}:{ACCOUNT}"
         db, table = call["DatabaseName"], call["TableName"]
         return [
-            ("glue:BatchCreatePartition", arn, {})
+            (f"glue:{op}", arn, {})
             for arn in (f"{glue}:catalog", f"{glue}:database/{db}", f"{glue}:table/{db}/{table}")
         ]
     if service == "lambda" and op == "GetAccountSettings":
@@ -294,6 +296,7 @@ def test_the_reconciler_redrives_then_closes_a_lost_shard(
         {"redriven": 1},
         {"progressing": 1},
         {"closed-lost": 1},
+        {"compacting": 1},
         {"complete": 1},
     ]
     lost = report["lost_run"]
@@ -301,6 +304,15 @@ def test_the_reconciler_redrives_then_closes_a_lost_shard(
     # Glue failed its dispatcher's registration (the driver's outage): the reconciler's first
     # pass registered it, so it is queryable.
     assert lost["queryable"] is True
+    # Compacted by the compactor the reconciler asked for; redriven after that, its lost shard
+    # succeeded, and status's trigger compacted it again (generation 2, generation 1 cleaned).
+    again = report["recompacted_run"]
+    assert again["complete"] and again["failed_shards"] == []
+    assert again["cost"]["by_function"]["compactor"]["invocations"] >= 2
+    first = report["first_compaction_records"]  # status's trigger; no grace period here
+    assert {"gen-000001.json", "gen-000001.pointed", "gen-000001.cleaned"} <= set(first), first
+    records = report["compaction_records"]
+    assert {"gen-000001.json", "gen-000002.json", "gen-000002.cleaned"} <= set(records), records
 
 
 def test_the_results_equal_the_local_stages(

@@ -41,7 +41,11 @@ def stage_resources(stage: str) -> list[str]:
     arns = [f"arn:aws:s3:::{bucket}"]
     arns += [
         f"arn:aws:s3:::{bucket}/sweeps/{f}/x"
-        for f in ("runs", "outcomes", "results", "reuse", "usage")
+        for f in ("runs", "outcomes", "results", "reuse", "usage", "compacted")
+    ]
+    arns += [
+        f"arn:aws:s3:::{bucket}/sweeps/runs/20261126T100000000Z-0123456789ab/{f}/x"
+        for f in ("compaction",)
     ]
     arns.append(f"arn:aws:s3:::{bucket}/sweeps/runs/_index/open/x")  # the open-runs index
     for fn in FUNCTIONS:

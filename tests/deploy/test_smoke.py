@@ -153,6 +153,7 @@ def test_the_probe_line_passes_only_on_the_probes_404(s3_client: Any) -> None:
             "worker": {"probe": "refused", "problems": ["unexpected field 'x'"]},
             "failure_recorder": RuntimeError("Unhandled: KeyError 'version'"),
             "reconciler": {"statusCode": 200, "body": "{}"},  # a deploy without the probe
+            "compactor": answered(error=denied),
         },
     )
     checks = {fn: smoke.check_probe(api, fn) for fn in api.functions}

@@ -80,7 +80,10 @@ def test_a_sweep_with_failures_then_a_redrive(server: Server) -> None:
     ]
     indexes = server.results(run_id)
     assert len(indexes) == len(set(indexes)) == 134  # one row per point of a succeeded shard
-    successes = sorted(p for p in server.data.rglob("status=succeeded/**/*.parquet"))
+    # The per-shard outcome files (compaction, in the background, writes its parts elsewhere and
+    # never deletes these).
+    outcomes = server.data / "outcomes"
+    successes = sorted(p for p in outcomes.rglob("status=succeeded/**/*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in successes]
 
     redrive = server.post(f"/sweeps/{run_id}/redrive", {})
@@ -93,7 +96,7 @@ def test_a_sweep_with_failures_then_a_redrive(server: Server) -> None:
     ]
     summary = {row["status"]: row for row in server.query("run_summary", run_id)}
     assert (summary["failed"]["attempts"], summary["failed"]["max_attempts"]) == (4, 2)
-    assert sorted(server.data.rglob("status=succeeded/**/*.parquet")) == successes
+    assert sorted(outcomes.rglob("status=succeeded/**/*.parquet")) == successes
     assert [p.stat().st_mtime_ns for p in successes] == stamps  # nothing else re-ran
 
 

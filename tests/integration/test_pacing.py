@@ -131,10 +131,11 @@ def test_a_lost_continuation_is_resumed_by_the_reconciler() -> None:
     done = status(inline.store, run_id)
     assert done["complete"] and done["shards"]["succeeded"] == SHARDS
     assert done["auto_redrives"] == 0  # resumed, not redriven after a stall
+    # Complete: its compaction is asked for, and the run stays watched until that is done.
     assert reconcile(inline.store, inline.invoker, inline.settings, lambda: later) == {
-        "complete": 1
+        "compacting": 1
     }
-    assert not inline.store.exists(layout.open_run(run_id))
+    assert inline.store.exists(layout.open_run(run_id))
 
 
 def test_the_deployed_concurrency_is_the_reservation_else_the_account_else_the_fallback() -> None:

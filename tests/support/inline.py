@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.config import Settings
+from chalicelib.execution.compaction import compact_event
 from chalicelib.execution.worker import run_task
 from chalicelib.fanout.dispatcher import run_event
 from chalicelib.fanout.invoking import Function, Invoker, encode
@@ -26,7 +27,7 @@ class QueueInvoker(Invoker):
 
     def __init__(self) -> None:
         self.queue: deque[tuple[Function, dict[str, Any]]] = deque()
-        self.sent: dict[Function, int] = {"worker": 0, "dispatcher": 0}
+        self.sent: dict[Function, int] = {"worker": 0, "dispatcher": 0, "compactor": 0}
 
     def invoke(self, function: Function, payload: dict[str, Any]) -> None:
         import json
@@ -60,6 +61,8 @@ class Inline:
             function, payload = self.invoker.queue.popleft()
             if function == "dispatcher":
                 run_event(payload, self.store, self.invoker, self.settings, NoCatalog())
+            elif function == "compactor":
+                compact_event(payload, self.store, self.settings, NoCatalog())
             else:
                 self.worker(payload)
                 workers += 1

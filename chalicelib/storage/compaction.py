@@ -1,0 +1,215 @@
+"""A run's compaction generations, and which files hold its rows: the one answer every reader
+uses (the local engine, reuse, the compactor itself, the reconciler).
+
+A generation is committed by one conditional create of ``runs/<id>/compaction/gen-N.json``
+after all its files are written, so the record names complete files only and two compactors
+racing commit one generation. The record says which per-shard files it absorbed (shard ids as
+ranges, so it stays small at 100,000 shards); a reader takes the latest committed generation's
+parts plus every per-shard file the generation did not absorb (a redrive's new shards, a late
+failed attempt). That rule never counts a row twice and never misses one, whatever is deleted
+later, because a file is deleted only once a newer generation absorbed it and the grace period
+after the catalog stopped pointing at it has passed (``cleanup_due``).
+
+Per-shard outcome files are never deleted: they are the keys status, redrive and worker
+idempotency read (``storage.shard_states``, the success lock's outcome). Only the engines stop
+reading them once absorbed. Per-shard results files and replaced generations' parts are
+deleted after the grace period.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.storage import layout
+from chalicelib.storage.stores import ObjectStore
+
+FORMAT = 1
+RESULTS = "results"
+# The partitions of a run, as keys of ``Generation.parts``: results, then outcomes per status.
+STATUSES: tuple[layout.Status, ...] = ("succeeded", "failed")
+PARTITIONS = (RESULTS, *(f"outcomes/{s}" for s in STATUSES))
+
+
+def ranges(ids: Iterable[int]) -> list[list[int]]:
+    """Sorted ids as ``[first, last]`` runs: a complete run's shards are one pair."""
+    out: list[list[int]] = []
+    for k in sorted(set(ids)):
+        if out and out[-1][1] == k - 1:
+            out[-1][1] = k
+        else:
+            out.append([k, k])
+    return out
+
+
+def from_ranges(pairs: Iterable[Iterable[int]]) -> frozenset[int]:
+    found: set[int] = set()
+    for first, last in (tuple(p) for p in pairs):
+        found.update(range(first, last + 1))
+    return frozenset(found)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One committed compaction of a run."""
+
+    run_id: str
+    number: int
+    token: str
+    committed_at: datetime
+    # The run's redrive jobs when it was made: a generation made before the latest redrive is
+    # still read (its rows are right) but the run needs compacting again.
+    redrive_jobs: tuple[str, ...]
+    results_shards: frozenset[int]  # shards whose per-shard results file it holds
+    succeeded: frozenset[int]  # shards whose success outcome it holds
+    failed: dict[int, int]  # shard -> the highest failed attempt it holds
+    parts: dict[str, tuple[str, ...]]  # PARTITIONS -> its part keys, in point_index order
+    part_bytes: dict[str, int] = field(default_factory=dict)
+    absorbed: frozenset[int] = frozenset()  # results files it absorbed first (to delete)
+
+    def to_json(self) -> bytes:
+        record = {
+            "format": FORMAT,
+            "run_id": self.run_id,
+            "generation": self.number,
+            "token": self.token,
+            "committed_at": self.committed_at.isoformat(),
+            "redrive_jobs": list(self.redrive_jobs),
+            "results_shards": ranges(self.results_shards),
+            "succeeded": ranges(self.succeeded),
+            "failed": sorted([k, a] for k, a in self.failed.items()),
+            "parts": {p: list(keys) for p, keys in self.parts.items()},
+            "part_bytes": self.part_bytes,
+            "absorbed": ranges(self.absorbed),
+        }
+        return json.dumps(record, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Generation:
+        r: dict[str, Any] = json.loads(data)
+        if r.get("format") != FORMAT:
+            raise ValueError(f"unknown compaction record format {r.get('format')!r}")
+        return cls(
+            r["run_id"],
+            int(r["generation"]),
+            r["token"],
+            datetime.fromisoformat(r["committed_at"]),
+            tuple(r["redrive_jobs"]),
+            from_ranges(r["results_shards"]),
+            from_ranges(r["succeeded"]),
+            {int(k): int(a) for k, a in r["failed"]},
+            {p: tuple(keys) for p, keys in r["parts"].items()},
+            {p: int(n) for p, n in r.get("part_bytes", {}).items()},
+            from_ranges(r["absorbed"]),
+        )
+
+    def holds_outcome(self, key: layout.OutcomeKey) -> bool:
+        if key.status == "succeeded":
+            return key.shard_id in self.succeeded
+        return key.attempt <= self.failed.get(key.shard_id, 0)
+
+
+def latest(store: ObjectStore, run_id: str) -> Generation | None:
+    """The run's latest committed generation, or None if it was never compacted."""
+    numbers = [
+        n
+        for obj in store.list(layout.compaction_records_prefix(run_id))
+        if (n := layout.parse_compaction_record(obj.key)) is not None
+    ]
+    if not numbers:
+        return None
+    return Generation.from_json(store.get(layout.compaction_record(run_id, max(numbers))))
+
+
+def commit(store: ObjectStore, generation: Generation) -> bool:
+    """True if this generation is now the committed one of its number (False: another
+    compactor committed that number first; its files stand and these are not read)."""
+    key = layout.compaction_record(generation.run_id, generation.number)
+    return store.create(key, generation.to_json())
+
+
+def partition_of(key: layout.OutcomeKey) -> str:
+    return f"outcomes/{key.status}"
+
+
+def results_files(store: ObjectStore, run_id: str, gen: Generation | None) -> list[str]:
+    """Every file holding the run's results rows, each row in exactly one of them."""
+    listed = (obj.key for obj in store.list(layout.results_prefix(run_id)))
+    return readable("results", gen, listed)
+
+
+def outcome_files(store: ObjectStore, run_id: str, gen: Generation | None) -> list[str]:
+    """Every file holding the run's outcome rows, each row in exactly one of them."""
+    listed = (obj.key for obj in store.list(layout.outcomes_prefix(run_id)))
+    return readable("outcomes", gen, listed)
+
+
+def readable(table: str, gen: Generation | None, keys: Iterable[str]) -> list[str]:
+    """The one rule: of a run's per-shard ``keys`` of ``table``, those its latest generation
+    ``gen`` did not absorb, after the generation's own parts."""
+    if table == "results":
+        loose = [
+            key
+            for key in keys
+            if (shard := shard_of_results(key)) is not None
+            and (gen is None or shard not in gen.results_shards)
+        ]
+        return [*(gen.parts.get(RESULTS, ()) if gen else ()), *loose]
+    loose = [
+        key
+        for key in keys
+        if (parsed := layout.parse_outcome(key)) is not None
+        and (gen is None or not gen.holds_outcome(parsed))
+    ]
+    parts = [k for p in PARTITIONS[1:] for k in (gen.parts.get(p, ()) if gen else ())]
+    return [*parts, *loose]
+
+
+def shard_of_results(key: str) -> int | None:
+    name = key.rsplit("/", 1)[-1]
+    if not (name.startswith("shard-") and name.endswith(".parquet")):
+        return None
+    digits = name.removeprefix("shard-").removesuffix(".parquet")
+    return int(digits) if digits.isdigit() else None
+
+
+def pointed_at(store: ObjectStore, run_id: str, number: int) -> datetime | None:
+    """When the catalog was pointed at generation ``number`` (None: not yet)."""
+    try:
+        return datetime.fromisoformat(store.get(layout.compaction_pointed(run_id, number)).decode())
+    except KeyError:
+        return None
+
+
+def mark_pointed(store: ObjectStore, run_id: str, number: int, at: datetime) -> None:
+    """First pointing only: the grace period runs from the first time the catalog stopped
+    pointing at what the generation replaced."""
+    store.create(layout.compaction_pointed(run_id, number), at.isoformat().encode())
+
+
+def cleaned(store: ObjectStore, run_id: str, number: int) -> bool:
+    return store.exists(layout.compaction_cleaned(run_id, number))
+
+
+def cleanup_due(pointed: datetime, grace_s: int, now: datetime) -> bool:
+    """Whether a query that started before the catalog moved can no longer be running."""
+    return now - pointed >= timedelta(seconds=grace_s)
+
+
+def replaced_keys(store: ObjectStore, gen: Generation) -> list[str]:
+    """What generation ``gen`` made obsolete: the per-shard results files it absorbed, and every
+    part of the run's earlier generations or of a compactor that never committed (crashed, or
+    lost the race) up to ``gen``'s number. Never a part of a later generation (one being
+    written after a redrive), never a per-shard outcome file (see the module docstring)."""
+    stale = [
+        obj.key
+        for prefix in layout.compacted_run_prefixes(gen.run_id)
+        for obj in store.list(prefix)
+        if (found := layout.parse_compacted_part(obj.key)) is not None
+        and found[0] <= gen.number
+        and found[1] != gen.token
+    ]
+    return [*(layout.results(gen.run_id, k) for k in sorted(gen.absorbed)), *stale]

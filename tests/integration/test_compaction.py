@@ -1,0 +1,452 @@
+"""Compaction's invariants: a query sees every point once before, during and after it (DuckDB
+over the local data root, and what a Glue partition points at on moto's S3 and Glue); a redrive
+after it makes the new results visible; it is idempotent and safe to run twice at once; a
+delivery arriving after it writes nothing; its invocations are charged to the run.
+
+Runs go through the deployed code paths in-process (``tests.support.inline``); the clock is
+passed in, so no test waits out the grace period.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from chalicelib.analytics import glue_schema
+from chalicelib.analytics.catalog import Catalog, CatalogError, GlueCatalog, NoCatalog
+from chalicelib.config import Settings
+from chalicelib.execution.compaction import compact, compact_event
+from chalicelib.execution.failure_codes import FailureCode
+from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
+from chalicelib.execution.worker import run_task
+from chalicelib.fanout.reconcile import reconcile
+from chalicelib.runs.redrive import redrive
+from chalicelib.runs.status import status
+from chalicelib.storage import compaction, layout, summary
+from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
+from sweeps.engines.local import Listings, LocalEngine, table_files
+from tests.support.inline import Inline
+
+SHARDS = 24
+POINTS = 240
+GRACE = 3600
+DATABASE = "sweeps_test"
+
+
+def sweep(fail: list[int] | None = None, shards: int = SHARDS) -> dict[str, Any]:
+    return {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"range": {"start": 10, "stop": 10 + POINTS, "step": 1}}},
+        "shards": {"count": shards},
+        "fail_shards": fail or [],
+    }
+
+
+def settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "stage": "dev",
+        "dispatch_backoff_ms": 1,
+        "compaction_target_mb": 1,
+        "compaction_grace_s": GRACE,
+    }
+    return Settings(**(base | overrides))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+def complete_run(inline: Inline, body: dict[str, Any]) -> str:
+    run_id = inline.submit(body)
+    inline.drain()
+    assert summary.run_progress(inline.store, run_id, body["shards"]["count"]).complete
+    return run_id
+
+
+def counts(root: Path, run_id: str) -> dict[str, Any]:
+    """What a user's queries see, through DuckDB over the data root."""
+    engine = LocalEngine(root)
+    points = engine.execute(
+        f"SELECT count(*) AS n, count(DISTINCT point_index) AS d FROM results "
+        f"WHERE run_id = '{run_id}'"
+    ).rows[0]
+    outcomes = engine.execute(
+        f"SELECT status, count(*) AS n FROM outcomes WHERE run_id = '{run_id}' "
+        "GROUP BY status ORDER BY status"
+    ).rows
+    return {"points": points["n"], "distinct": points["d"], "outcomes": outcomes}
+
+
+@pytest.fixture
+def inline(local_store: LocalStore) -> Inline:
+    return Inline(local_store, settings())
+
+
+def test_duckdb_sees_every_point_once_before_during_and_after(inline: Inline) -> None:
+    store = inline.store
+    assert isinstance(store, LocalStore)
+    run_id = complete_run(inline, sweep(fail=[5]))
+    before = counts(store.root, run_id)
+    assert before["points"] == before["distinct"] == POINTS - POINTS // SHARDS
+    clock = Clock()
+
+    # During: a compactor that wrote its parts but has not committed (it died, or is slow).
+    real_commit = compaction.commit
+    seen_during: list[dict[str, Any]] = []
+
+    def commit_after_a_look(gen: compaction.Generation) -> bool:
+        seen_during.append(counts(store.root, run_id))
+        return real_commit(store, gen)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compaction, "commit", lambda _store, gen: commit_after_a_look(gen))
+        assert compact(store, run_id, inline.settings, NoCatalog(), clock)["status"] == "compacted"
+    assert seen_during == [before]
+
+    gen = compaction.latest(store, run_id)
+    assert gen is not None and gen.number == 1
+    # After: the per-shard files are still there (grace), and DuckDB reads the parts only.
+    assert counts(store.root, run_id) == before
+    files = table_files(store.root, "results")
+    assert [f for f in files if "/shard-" in f] == []
+    assert len(files) == 1 and files[0].endswith(gen.parts["results"][0])
+    assert store.exists(layout.results(run_id, 0))
+    # Row groups in point_index order.
+    part = pq.read_table(store.root / gen.parts["results"][0])
+    assert part["point_index"].to_pylist() == sorted(part["point_index"].to_pylist())
+
+    clock.advance(GRACE + 1)
+    assert compact(store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
+    assert not store.exists(layout.results(run_id, 0))
+    assert counts(store.root, run_id) == before
+    assert compact(store, run_id, inline.settings, NoCatalog(), clock)["status"] == "clean"
+
+
+def test_files_per_partition_are_at_most_bytes_over_target(local_store: LocalStore) -> None:
+    inline = Inline(local_store, settings())
+    body = sweep(shards=40)
+    body["parameters"] = {"samples": {"range": {"start": 10, "stop": 40_010, "step": 1}}}
+    run_id = complete_run(inline, body)
+    # A tiny target: the parts must still number at most ceil(bytes / target).
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("chalicelib.execution.compaction.ROW_GROUP_ROWS", 1000)
+        target = Settings(compaction_target_mb=1)
+        compact(local_store, run_id, target, NoCatalog())
+    gen = compaction.latest(local_store, run_id)
+    assert gen is not None
+    for partition, keys in gen.parts.items():
+        size = sum((local_store.root / k).stat().st_size for k in keys)
+        assert size == gen.part_bytes[partition]
+        assert len(keys) <= max(1, math.ceil(size / (1024 * 1024))), (partition, len(keys), size)
+    engine = LocalEngine(local_store.root)
+    assert engine.execute("SELECT count(*) AS n FROM results").rows[0]["n"] == 40_000
+
+
+class RacingStore(LocalStore):
+    """Two compactors reach their commit together (a barrier before the record's create)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.barrier = threading.Barrier(2, timeout=30)
+
+    def create(self, key: str, data: bytes) -> bool:
+        if layout.parse_compaction_record(key) is not None:
+            self.barrier.wait()
+        return super().create(key, data)
+
+
+def test_two_compactors_at_once_commit_one_generation(tmp_path: Path) -> None:
+    store = RacingStore(tmp_path / "data")
+    inline = Inline(store, settings())
+    run_id = complete_run(inline, sweep(fail=[2]))
+    before = counts(store.root, run_id)
+    answers: list[dict[str, Any]] = []
+    threads = [
+        threading.Thread(
+            target=lambda: answers.append(compact(store, run_id, inline.settings, NoCatalog()))
+        )
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(a["status"] for a in answers) == ["compacted", "raced"]
+    records = list(store.list(layout.compaction_records_prefix(run_id)))
+    assert [layout.parse_compaction_record(r.key) for r in records].count(1) == 1
+    # The loser's parts are gone: one generation folder per partition remains.
+    gen = compaction.latest(store, run_id)
+    assert gen is not None
+    leftover = [o.key for o in store.list(layout.COMPACTED) if gen.token not in o.key]
+    assert leftover == []
+    assert counts(store.root, run_id) == before
+    # Idempotent: once more changes nothing.
+    store.barrier = threading.Barrier(1)
+    assert compact(store, run_id, inline.settings, NoCatalog())["status"] == "compacted"
+    assert compaction.latest(store, run_id) == gen
+
+
+def test_a_delivery_after_compaction_writes_nothing(local_store: LocalStore) -> None:
+    inline = Inline(local_store, settings())
+    deliveries: list[dict[str, Any]] = []
+
+    def keep(payload: dict[str, Any]) -> Any:
+        deliveries.append(payload)
+        return inline.run_worker(payload)
+
+    inline.worker = keep
+    run_id = complete_run(inline, sweep())
+    clock = Clock()
+    compact(local_store, run_id, inline.settings, NoCatalog(), clock)
+    clock.advance(GRACE + 1)
+    assert compact(local_store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
+    before = counts(local_store.root, run_id)
+    keys = {o.key for o in local_store.list("") if not o.key.startswith("usage/")}
+    # Hours later, Lambda delivers shard 3's event again.
+    answer = run_task(deliveries[3], None, local_store, 1000)
+    assert answer["status"] == "duplicate"
+    assert {o.key for o in local_store.list("") if not o.key.startswith("usage/")} == keys
+    assert counts(local_store.root, run_id) == before
+
+
+def fail_finally(store: ObjectStore, run_id: str, payload: dict[str, Any]) -> None:
+    """Shard's delivery lost, then a final failure recorded (what the reconciler's LOST is)."""
+    ref = ShardRef.from_payload(payload)
+    assert ref is not None
+    t = datetime.now(UTC)
+    OutcomeWriter(store).record_failure(ref, FailureCode.LOST, "lost", Timing(t, t), "")
+
+
+def test_a_redrive_after_compaction_makes_the_new_results_visible(
+    local_store: LocalStore,
+) -> None:
+    inline = Inline(local_store, settings())
+
+    def lose_shard_4(payload: dict[str, Any]) -> Any:
+        if payload["shard_id"] == 4 and not inline.store.exists(
+            layout.redrive_list(payload["run_id"], layout.manual_redrive_job(1))
+        ):
+            return fail_finally(inline.store, payload["run_id"], payload)
+        return inline.run_worker(payload)
+
+    inline.worker = lose_shard_4
+    run_id = complete_run(inline, sweep())
+    clock = Clock()
+    compact(local_store, run_id, inline.settings, NoCatalog(), clock)
+    clock.advance(GRACE + 1)
+    compact(local_store, run_id, inline.settings, NoCatalog(), clock)  # cleaned
+    assert counts(local_store.root, run_id)["points"] == POINTS - POINTS // SHARDS
+
+    redrive(inline.settings, local_store, inline.invoker, run_id, False)
+    inline.drain()
+    # At once on the local engine: the redriven shard's file is one the generation lacks.
+    after = counts(local_store.root, run_id)
+    assert after["points"] == after["distinct"] == POINTS
+    assert compact(local_store, run_id, inline.settings, NoCatalog(), clock)["status"] == (
+        "incomplete"
+    )  # no summary yet for the redriven run
+    assert status(local_store, run_id)["complete"]
+    answer = compact(local_store, run_id, inline.settings, NoCatalog(), clock)
+    gen = compaction.latest(local_store, run_id)
+    assert answer["status"] == "compacted" and gen is not None and gen.number == 2
+    assert 4 in gen.results_shards and gen.absorbed == frozenset({4})
+    assert counts(local_store.root, run_id) == after
+    part = pq.read_table(local_store.root / gen.parts["results"][0])
+    assert part["point_index"].to_pylist() == list(range(POINTS))
+
+
+def test_compaction_is_charged_to_the_run_and_status_cost_follows(
+    local_store: LocalStore,
+) -> None:
+    inline = Inline(local_store, settings())
+    run_id = complete_run(inline, sweep())
+    first = status(local_store, run_id)["cost"]  # cached in the summary now
+    assert "compactor" not in first["by_function"]
+    compact_event({"run_id": run_id}, local_store, inline.settings, NoCatalog())
+    cost = status(local_store, run_id)["cost"]
+    assert cost["by_function"]["compactor"]["invocations"] == 1
+    assert cost["invocations"] == first["invocations"] + 1
+    assert cost["lambda_gb_s"] > first["lambda_gb_s"]
+
+
+def test_status_hands_a_complete_run_to_the_compactor_and_the_reconciler_retries(
+    local_store: LocalStore,
+) -> None:
+    inline = Inline(local_store, settings(compaction_retry_s=0))
+    run_id = inline.submit(sweep())
+    inline.drain()
+    status(local_store, run_id, invoker=inline.invoker)  # the summary's writer
+    assert inline.invoker.sent["compactor"] == 1
+    inline.invoker.queue.clear()  # the event is lost
+    clock = Clock()
+    assert reconcile(local_store, inline.invoker, inline.settings, clock) == {"compacting": 1}
+    inline.drain()
+    assert compaction.latest(local_store, run_id) is not None
+    assert reconcile(local_store, inline.invoker, inline.settings, clock) == {"compacted": 1}
+    clock.advance(GRACE + 1)
+    assert reconcile(local_store, inline.invoker, inline.settings, clock) == {"compacting": 1}
+    (function, event), *_ = inline.invoker.queue
+    assert (function, event) == ("compactor", {"run_id": run_id})
+    inline.invoker.queue.clear()  # run on the test's clock, past the grace period
+    assert compact(local_store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
+    assert reconcile(local_store, inline.invoker, inline.settings, clock) == {"complete": 1}
+    assert not local_store.exists(layout.open_run(run_id))
+
+
+# -- Athena: what a Glue partition points at, on moto's S3 and Glue -------------------------
+
+
+@pytest.fixture
+def glue() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("glue", region_name="us-east-1")
+        client.create_database(DatabaseInput={"Name": DATABASE})
+        yield client
+
+
+def athena_reads(store: S3Store, glue: Any, table: str) -> int:
+    """Rows Athena would read from the table: every object under each partition's location."""
+    rows = 0
+    pages = glue.get_paginator("get_partitions").paginate(DatabaseName=DATABASE, TableName=table)
+    for page in pages:
+        for p in page["Partitions"]:
+            where = p["StorageDescriptor"]["Location"]
+            prefix = where.removeprefix(f"s3://{store.bucket}/{store.prefix}")
+            for obj in store.list(prefix):
+                rows += pq.read_metadata(io.BytesIO(store.get(obj.key))).num_rows
+    return rows
+
+
+class FailingCatalog(Catalog):
+    def register_run(self, run_id: str, dt: str) -> int:
+        return 0
+
+    def point_run(self, run_id: str, dt: str, folders: dict[str, str]) -> None:
+        raise CatalogError("Glue is down")
+
+
+def test_athena_partitions_never_lose_a_file_under_a_query(s3_store: S3Store, glue: Any) -> None:
+    location = f"s3://{s3_store.bucket}/{s3_store.prefix}".rstrip("/")
+    for table in glue_schema.TABLES:
+        glue.create_table(
+            DatabaseName=DATABASE,
+            TableInput=glue_schema.table_input(table, f"{location}/{table}/"),
+        )
+    catalog = GlueCatalog(DATABASE, location, lambda: glue)
+    inline = Inline(s3_store, settings())
+    run_id = inline.submit(sweep(fail=[1]))
+    dt = layout.run_dt(run_id)
+    assert dt is not None
+    catalog.register_run(run_id, dt)
+    inline.drain()
+    assert summary.run_progress(s3_store, run_id, SHARDS).complete
+    before = {t: athena_reads(s3_store, glue, t) for t in ("results", "outcomes")}
+    assert before["results"] == POINTS - POINTS // SHARDS
+
+    clock = Clock()
+    # Glue fails: the generation is committed but nothing the partitions point at is deleted,
+    # however long past the grace period.
+    assert compact(s3_store, run_id, inline.settings, FailingCatalog(), clock)["status"] == (
+        "unpointed"
+    )
+    clock.advance(10 * GRACE)
+    assert compact(s3_store, run_id, inline.settings, FailingCatalog(), clock)["status"] == (
+        "unpointed"
+    )
+    assert {t: athena_reads(s3_store, glue, t) for t in before} == before
+
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "compacted"
+    gen = compaction.latest(s3_store, run_id)
+    assert gen is not None
+    (results,) = glue.get_partitions(DatabaseName=DATABASE, TableName="results")["Partitions"]
+    assert results["StorageDescriptor"]["Location"].endswith(
+        layout.compacted_folder("results", run_id, 1, gen.token)
+    )
+    assert {t: athena_reads(s3_store, glue, t) for t in before} == before
+    # The old files stay for the grace period after the partitions moved, then go.
+    clock.advance(GRACE - 1)
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "compacted"
+    assert s3_store.exists(layout.results(run_id, 0))
+    clock.advance(2)
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "cleaned"
+    assert not s3_store.exists(layout.results(run_id, 0))
+    assert {t: athena_reads(s3_store, glue, t) for t in before} == before
+
+
+def test_a_compacted_source_run_is_still_reused(local_store: LocalStore) -> None:
+    """Its per-shard results files are gone after the grace period; its generation holds them."""
+    inline = Inline(local_store, settings())
+    source = complete_run(inline, sweep())
+    clock = Clock()
+    compact(local_store, source, inline.settings, NoCatalog(), clock)
+    clock.advance(GRACE + 1)
+    assert compact(local_store, source, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
+    assert not any(local_store.list(layout.results_prefix(source)))
+    again = complete_run(inline, sweep() | {"reuse": True})
+    answer = status(local_store, again)
+    assert answer["points_reused"] == POINTS and answer["points_evaluated"] == 0
+
+
+def test_the_engine_keeps_listings_only_while_nothing_changes(local_store: LocalStore) -> None:
+    """A kept listing (``Listings``) is dropped when a folder's mtime moves or the run gets a
+    new generation: a query after either sees the change."""
+    inline = Inline(local_store, settings())
+    run_id = complete_run(inline, sweep())
+    root = local_store.root
+    listings = Listings()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Listings, "SETTLE_S", -1.0)  # keep every listing, however fresh
+        first = table_files(root, "results", listings)
+        assert table_files(root, "results", listings) == first and len(first) == SHARDS
+        compact(local_store, run_id, inline.settings, NoCatalog())
+        (part,) = table_files(root, "results", listings)  # a new generation: filtered again
+        assert "/compacted/" in part
+        extra = root / layout.results(run_id, SHARDS)  # a file the generation lacks
+        extra.write_bytes((root / layout.results(run_id, 0)).read_bytes())
+        folder = extra.parent
+        os.utime(folder, ns=(folder.stat().st_atime_ns, folder.stat().st_mtime_ns + 10**9))
+        assert table_files(root, "results", listings) == [part, extra.as_posix()]
+
+
+def test_a_crashed_compactors_parts_are_never_read_and_go_at_clean_up(
+    local_store: LocalStore,
+) -> None:
+    inline = Inline(local_store, settings())
+    run_id = complete_run(inline, sweep())
+    before = counts(local_store.root, run_id)
+
+    def crash(_store: ObjectStore, _gen: compaction.Generation) -> bool:
+        raise RuntimeError("killed before its commit")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compaction, "commit", crash)
+        with pytest.raises(RuntimeError):
+            compact(local_store, run_id, inline.settings, NoCatalog())
+    orphans = [o.key for o in local_store.list(layout.COMPACTED)]
+    assert orphans and compaction.latest(local_store, run_id) is None
+    assert counts(local_store.root, run_id) == before  # uncommitted parts are not read
+    clock = Clock()
+    compact(local_store, run_id, inline.settings, NoCatalog(), clock)
+    assert counts(local_store.root, run_id) == before
+    clock.advance(GRACE + 1)
+    assert compact(local_store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
+    assert not any(local_store.exists(k) for k in orphans)
+    assert counts(local_store.root, run_id) == before
