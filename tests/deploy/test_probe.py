@@ -4,6 +4,7 @@ once the role's policy is narrowed, and nothing but the exact probe event is ans
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from collections.abc import Iterator
@@ -70,9 +71,13 @@ def test_every_function_probes_inside_its_own_grants_and_gets_404(aws: Any) -> N
             answer = probe.answer(dict(probe.PROBE), store, fn)
             assert answer["status"] == 404, (fn, answer)
             assert answer["key"].startswith(layout.PROBES)
-            # and the enforcement is real: the same role may not read another function's folder
+            # and the enforcement is real: the same role may not read outside its stage's
+            # prefix (every function's grants, the compactor's included, stop there)
+            elsewhere = S3Store(
+                BUCKET, "another-stage", functools.partial(getattr, store, "client")
+            )
             with pytest.raises(Exception, match=r"403|AccessDenied|Forbidden"):
-                store.exists(f"{layout.table_root('results')}probe")
+                elsewhere.exists(f"{layout.PROBES}probe")
     listing = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=BUCKET)
     assert listing.get("KeyCount") == 0  # the probe wrote nothing
 
