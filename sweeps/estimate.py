@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import chalicelib.simulations.math_threads  # noqa: F401  (first: time points as workers run)
 from chalicelib import pricing
 from chalicelib.execution import reuse
 from chalicelib.execution.worker import run_task

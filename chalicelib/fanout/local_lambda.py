@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import chalicelib.simulations.math_threads  # noqa: F401  (spawned workers: one math thread)
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Function, Invoker, encode
 from chalicelib.logs import logger
