@@ -148,28 +148,27 @@ class Dispatcher:
 
     def _hand_out(self, child: DispatchJob) -> None:
         """A slice of a job to another dispatcher invocation, or inline if it cannot be sent."""
+        if not self._send_child(child):
+            self.run(child)
+
+    def _send_child(self, child: DispatchJob) -> bool:
+        """Hand ``child`` to another dispatcher invocation; False (logged) if it could not be
+        sent, and the caller then dispatches it inline."""
         error = send(self.invoker, "dispatcher", child.to_payload(), self.policy.backoff)
         if error is not None:
             logger.warning(
                 "child dispatcher not invoked; dispatching inline",
                 extra={"run_id": child.run_id, "lo": child.lo, "hi": child.hi, "error": error},
             )
-            self.run(child)
+        return error is None
 
     def _split(self, job: DispatchJob) -> dict[str, Any]:
-        inline = []
         children = [
             DispatchJob(job.run_id, job.job, lo, hi)
             for lo, hi in split(job.lo, job.hi, self.policy.width)
         ]
-        for child in children:
-            error = send(self.invoker, "dispatcher", child.to_payload(), self.policy.backoff)
-            if error is not None:
-                logger.warning(
-                    "child dispatcher not invoked; dispatching inline",
-                    extra={"run_id": job.run_id, "lo": child.lo, "hi": child.hi, "error": error},
-                )
-                inline.append(child)
+        # All sends first, so the sent children run while this one dispatches the rest inline.
+        inline = [child for child in children if not self._send_child(child)]
         for child in inline:
             self.run(child)
         return {
