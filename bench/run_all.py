@@ -247,18 +247,14 @@ def render(rows: list[tuple[str, str, list[str], float]], kept: list[str] | None
         "Wall-clock figures on a shared machine include the neighbours: compare figures within",
         "one row (measured side by side), not across runs.",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-        + (
-            f" ({', '.join(r[0] for r in rows)} only; the other rows are from an earlier run,"
-            " before stream v2 and reuse)."
-            if kept
-            else "."
-        ),
+        "Each row's machine cell says when it was measured: `make bench` reruns every row,",
+        "`--only` reruns some and keeps the others as they were (rows without a date were",
+        "measured before rows were dated, 2026-12-06).",
         "",
         "| benchmark | command | figures | machine |",
         "| --- | --- | --- | --- |",
     ]
-    host = machine()
+    host = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}"
     lines += kept or []  # --only: the rows not rerun, once (main passes them)
     for name, command, figures, seconds in rows:
         cell = "<br>".join(figures) + f"<br>(took {seconds:.0f} s)"
