@@ -332,6 +332,11 @@ def table_root(table: str) -> str:
     return f"{table}/"
 
 
+def run_table_prefix(table: str, run_id: str) -> str:
+    """The folder of one run's per-shard (per-invocation) files of ``table``."""
+    return f"{table_root(table)}run_id={_run(run_id)}/"
+
+
 def outcomes_prefix(run_id: str) -> str:
     return f"{table_root('outcomes')}run_id={_run(run_id)}/"
 
@@ -393,8 +398,8 @@ def compacted_folder(
     if not re.fullmatch(r"[0-9a-f]{8,32}", token):
         raise ValueError(f"malformed compaction token {token!r}")
     where = f"gen-{generation:06d}-{token}/"
-    if table == "results":
-        return f"{COMPACTED}results/run_id={_run(run_id)}/{where}"
+    if table in ("results", "usage"):
+        return f"{COMPACTED}{table}/run_id={_run(run_id)}/{where}"
     if table == "outcomes" and status is not None and ids.is_dt(dt):
         return f"{COMPACTED}outcomes/run_id={_run(run_id)}/status={status}/dt={dt}/{where}"
     raise ValueError(f"no compacted folder for {table!r} {status!r} {dt!r}")
@@ -413,9 +418,32 @@ def compacted_part(folder: str, number: int) -> str:
     return f"{folder}part-{number:05d}.parquet"
 
 
-def compacted_run_prefixes(run_id: str) -> tuple[str, str]:
+# The tables a run's compaction rewrites (docs/analytics.md "Compaction"): every table with a
+# file per shard or per invocation.
+COMPACTED_TABLES = ("outcomes", "results", "usage")
+
+
+def compacted_run_prefixes(run_id: str) -> dict[str, str]:
     """The folders holding every compaction generation of a run, per table."""
-    return (f"{COMPACTED}outcomes/run_id={_run(run_id)}/", f"{COMPACTED}results/run_id={run_id}/")
+    return {table: f"{COMPACTED}{table}/run_id={_run(run_id)}/" for table in COMPACTED_TABLES}
+
+
+def compaction_usage_absorbed(run_id: str, generation: int, token: str) -> str:
+    """The usage records a generation absorbed (their names under ``usage_prefix``, one a line,
+    gzipped), written before its commit. A usage record's name is unique and random, so the set
+    cannot be stored as ranges; kept out of the commit record, which every query reads."""
+    if not re.fullmatch(r"[0-9a-f]{8,32}", token):
+        raise ValueError(f"malformed compaction token {token!r}")
+    return f"{compaction_records_prefix(run_id)}gen-{generation:06d}-{token}.usage.gz"
+
+
+_USAGE_ABSORBED_RE = re.compile(r"/compaction/gen-(?P<gen>\d{6,})-(?P<token>[0-9a-f]{8,32})\.usage\.gz$")
+
+
+def parse_compaction_usage_absorbed(key: str) -> tuple[int, str] | None:
+    """(generation, token) of a ``compaction_usage_absorbed`` key, or None."""
+    m = _USAGE_ABSORBED_RE.search(key)
+    return (int(m["gen"]), m["token"]) if m else None
 
 
 def results_prefix(run_id: str) -> str:
