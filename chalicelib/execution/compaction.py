@@ -37,10 +37,9 @@ from chalicelib.logs import logger
 from chalicelib.storage import compaction, layout, summary
 from chalicelib.storage.compaction import RESULTS, USAGE, Generation
 from chalicelib.storage.stores import CountingStore, ObjectStore
-from chalicelib.storage.tables import OUTCOMES
+from chalicelib.storage.tables import OUTCOMES, usage_table
 from chalicelib.storage.tables import RESULTS as RESULTS_SCHEMA
 from chalicelib.storage.tables import USAGE as USAGE_SCHEMA
-from chalicelib.storage.tables import usage_table
 
 # Rows per row group of a compacted results file: large enough that Athena reads few groups
 # (each a few MB for option pricing), small enough that the compactor holds one at a time.
@@ -233,7 +232,8 @@ def _write_usage(
     earlier = previous.parts.get(USAGE, ()) if previous else ()
     tables = [_read(store, key).read().cast(USAGE_SCHEMA) for key in earlier]
     tables.append(usage_table(list(fresh.values())))
-    table = pa.concat_tables(tables).sort_by([("function_name", "ascending"), ("what", "ascending")])
+    order = [("function_name", "ascending"), ("what", "ascending")]
+    table = pa.concat_tables(tables).sort_by(order)
     parts[USAGE], sizes[USAGE] = _write_parts(store, folder, USAGE_SCHEMA, iter([table]), target)
     return held | set(fresh)
 

@@ -150,9 +150,7 @@ def partition_of(key: layout.OutcomeKey) -> str:
     return f"outcomes/{key.status}"
 
 
-def table_files(
-    store: ObjectStore, run_id: str, table: str, gen: Generation | None
-) -> list[str]:
+def table_files(store: ObjectStore, run_id: str, table: str, gen: Generation | None) -> list[str]:
     """Every file holding the run's rows of ``table``, each row in exactly one of them."""
     listed = (obj.key for obj in store.list(layout.run_table_prefix(table, run_id)))
     return readable(table, gen, listed, absorbed_usage(store, gen) if table == USAGE else None)

@@ -437,7 +437,9 @@ def compaction_usage_absorbed(run_id: str, generation: int, token: str) -> str:
     return f"{compaction_records_prefix(run_id)}gen-{generation:06d}-{token}.usage.gz"
 
 
-_USAGE_ABSORBED_RE = re.compile(r"/compaction/gen-(?P<gen>\d{6,})-(?P<token>[0-9a-f]{8,32})\.usage\.gz$")
+_USAGE_ABSORBED_RE = re.compile(
+    r"/compaction/gen-(?P<gen>\d{6,})-(?P<token>[0-9a-f]{8,32})\.usage\.gz$"
+)
 
 
 def parse_compaction_usage_absorbed(key: str) -> tuple[int, str] | None:

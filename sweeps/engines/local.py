@@ -103,9 +103,7 @@ class Listings:
             return False
         return all(self.unchanged(root, f"{prefix}{name}/") for name in kept[2])
 
-    def generation(
-        self, root: Path, run_id: str, usage: bool
-    ) -> tuple[Any, frozenset[str] | None]:
+    def generation(self, root: Path, run_id: str, usage: bool) -> tuple[Any, frozenset[str] | None]:
         """The run's latest compaction generation (and, with ``usage``, the usage records it
         absorbed), read again only when its records' folder changed."""
         from chalicelib.storage import compaction

@@ -97,10 +97,14 @@ def counts(root: Path, run_id: str) -> dict[str, Any]:
 
 def usage_rows(root: Path, run_id: str) -> list[tuple[Any, ...]]:
     """The run's usage rows as the local engine reads them, sorted (a multiset)."""
-    rows = LocalEngine(root).execute(
-        "SELECT function_name, what, memory_mb, duration_ms, s3_reads, s3_writes, bound "
-        f"FROM usage WHERE run_id = '{run_id}'"
-    ).rows
+    rows = (
+        LocalEngine(root)
+        .execute(
+            "SELECT function_name, what, memory_mb, duration_ms, s3_reads, s3_writes, bound "
+            f"FROM usage WHERE run_id = '{run_id}'"
+        )
+        .rows
+    )
     return sorted(tuple(r.values()) for r in rows)
 
 
