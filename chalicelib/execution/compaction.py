@@ -235,7 +235,7 @@ def _write_usage(
     order = [("function_name", "ascending"), ("what", "ascending")]
     table = pa.concat_tables(tables).sort_by(order)
     parts[USAGE], sizes[USAGE] = _write_parts(store, folder, USAGE_SCHEMA, iter([table]), target)
-    return held | set(fresh)
+    return set(held) | set(fresh)
 
 
 def _read(store: ObjectStore, key: str) -> pq.ParquetFile:

@@ -43,7 +43,13 @@ from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout import pacing
 from chalicelib.fanout.dispatcher import register_partitions
-from chalicelib.fanout.invoking import Backoff, Invoker, request_compaction, send
+from chalicelib.fanout.invoking import (
+    Backoff,
+    Invoker,
+    compactor_trigger,
+    request_compaction,
+    send,
+)
 from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
 from chalicelib.model.events import DispatchJob, run_task_payload
@@ -139,14 +145,20 @@ def _finish_run(
     """A complete run stays open until its compaction is done (committed for its latest redrive,
     the catalog pointed at it, what it replaced deleted after the grace period): each pass
     asks the compactor for the next step when one is due, so a lost trigger only delays it."""
-    if not summary.run_progress(store, run.run_id, run.request.shard_count).complete:
+    progress = summary.run_progress(
+        store, run.run_id, run.request.shard_count, compactor_trigger(invoker)
+    )
+    if not progress.complete:
         return "reopened"  # a redrive came first: the marker stays
+    marker = layout.open_run(run.run_id)
+    if progress.written and invoker.can_invoke("compactor"):  # and so asked for compaction
+        store.put(marker, json.dumps({"compaction_asked": now().isoformat()}).encode())
+        return "compacting"
     step = _compaction_step(store, settings, run.run_id, now())
     if step is None or not invoker.can_invoke("compactor"):
-        return _close_run(store, run)
+        return _close_run(store, invoker, run)
     if step == "grace":
         return "compacted"
-    marker = layout.open_run(run.run_id)
     t = now()
     asked = _compaction_asked(store, marker)
     recent = asked is not None and (t - asked).total_seconds() < settings.compaction_retry_s
@@ -184,13 +196,16 @@ def _compaction_asked(store: ObjectStore, marker: str) -> datetime | None:
         return None
 
 
-def _close_run(store: ObjectStore, run: Manifest) -> str:
+def _close_run(store: ObjectStore, invoker: Invoker, run: Manifest) -> str:
     """Remove the open marker; put it back if a redrive reopened the run meanwhile (a redrive
     writes its list before the marker, so whichever order the two race in, one is seen). The
     re-read is the shared one (``summary.run_progress``), so it leaves the run's summary."""
     marker = layout.open_run(run.run_id)
     store.delete(marker)
-    if not summary.run_progress(store, run.run_id, run.request.shard_count).complete:
+    again = summary.run_progress(
+        store, run.run_id, run.request.shard_count, compactor_trigger(invoker)
+    )
+    if not again.complete or again.written:  # redriven since: watched (and compacted) again
         store.put(marker, b"{}")
         return "reopened"
     return "complete"

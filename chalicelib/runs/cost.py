@@ -9,12 +9,13 @@ of status. ``athena/run_cost.sql`` computes the same from the table ``usage``.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
 from chalicelib.pricing import PRICES, gb_seconds, usd
-from chalicelib.storage import layout
+from chalicelib.storage import key_ranges, layout
 from chalicelib.storage.stores import ObjectStore
 
 # How a worker's record says a try ended in an unhandled error (its own ``finally``), and how
@@ -55,14 +56,12 @@ def charged(entries: list[layout.Usage]) -> list[layout.Usage]:
     return out
 
 
-def run_cost(store: ObjectStore, run_id: str) -> dict[str, Any]:
-    entries = charged(
-        [
-            entry
-            for obj in store.list(layout.usage_prefix(run_id))
-            if (entry := layout.parse_usage(obj.key)) is not None
-        ]
-    )
+def run_cost(store: ObjectStore, run_id: str, shard_count: int = 0) -> dict[str, Any]:
+    """The run's cost from one listing of its usage records: in key ranges at once where the
+    store gains from it (``shard_count``: where the boundaries go, ``usage_boundaries``)."""
+    prefix = layout.usage_prefix(run_id)
+    keys = key_ranges.list_keys(store, prefix, usage_boundaries(prefix, shard_count))
+    entries = charged([entry for key in keys if (entry := layout.parse_usage(key)) is not None])
     by_function: dict[str, dict[str, Any]] = {}
     for e in entries:
         f = by_function.setdefault(
@@ -91,10 +90,31 @@ def run_cost(store: ObjectStore, run_id: str) -> dict[str, Any]:
     }
 
 
-def is_current(store: ObjectStore, run_id: str, cost: dict[str, Any]) -> bool:
-    """Whether a complete run's cached cost still counts every compactor invocation: the one
-    function that runs after a run is complete (``execution.compaction``). One listing of that
-    function's records: a handful of keys, whatever the shard count."""
+def usage_boundaries(prefix: str, shard_count: int) -> list[str]:
+    """Boundaries that split a run's usage records into slices of about
+    ``key_ranges.SHARDS_PER_RANGE`` workers' records. A worker's record sorts by its shard id
+    in decimal text (``worker~shard-<id>-…``, not zero-padded), so the boundaries are every
+    thousandth id in that order; like any boundaries they only balance the listing."""
+    return [f"{prefix}worker~shard-{text}-" for text in _decimal_cuts(shard_count)]
+
+
+@functools.lru_cache(maxsize=8)
+def _decimal_cuts(count: int) -> tuple[str, ...]:
+    every = key_ranges.SHARDS_PER_RANGE
+    if count <= every:
+        return ()
+    return tuple(sorted(map(str, range(count)))[every::every])
+
+
+def compactor_records(store: ObjectStore, run_id: str) -> int:
+    """How many compactor invocations the run has records of: the one function that runs after
+    a run is complete (``execution.compaction``). One listing: a handful of keys, whatever the
+    shard count."""
+    return sum(1 for _ in store.list(layout.function_usage_prefix(run_id, "compactor")))
+
+
+def is_current(cost: dict[str, Any], compactor_found: int) -> bool:
+    """Whether a complete run's cached cost still counts every compactor invocation
+    (``compactor_records``)."""
     known = cost.get("by_function", {}).get("compactor", {}).get("invocations", 0)
-    found = sum(1 for _ in store.list(layout.function_usage_prefix(run_id, "compactor")))
-    return bool(known == found)
+    return bool(known == compactor_found)

@@ -30,6 +30,7 @@ from chalicelib.execution.compaction import compact, compact_event
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.execution.worker import run_task
+from chalicelib.fanout.invoking import compactor_trigger
 from chalicelib.fanout.reconcile import reconcile
 from chalicelib.runs.redrive import redrive
 from chalicelib.runs.status import status
@@ -42,6 +43,7 @@ SHARDS = 24
 POINTS = 240
 GRACE = 3600
 DATABASE = "sweeps_test"
+NO_COMPACTOR = compactor_trigger(None)  # these tests run the compactor themselves
 
 
 def sweep(fail: list[int] | None = None, shards: int = SHARDS) -> dict[str, Any]:
@@ -77,7 +79,9 @@ class Clock:
 def complete_run(inline: Inline, body: dict[str, Any]) -> str:
     run_id = inline.submit(body)
     inline.drain()
-    assert summary.run_progress(inline.store, run_id, body["shards"]["count"]).complete
+    assert summary.run_progress(
+        inline.store, run_id, body["shards"]["count"], NO_COMPACTOR
+    ).complete
     return run_id
 
 
@@ -404,7 +408,7 @@ def test_athena_partitions_never_lose_a_file_under_a_query(s3_store: S3Store, gl
     assert dt is not None
     catalog.register_run(run_id, dt)
     inline.drain()
-    assert summary.run_progress(s3_store, run_id, SHARDS).complete
+    assert summary.run_progress(s3_store, run_id, SHARDS, NO_COMPACTOR).complete
     before = {t: athena_reads(s3_store, glue, t) for t in ("results", "outcomes", "usage")}
     assert before["results"] == POINTS - POINTS // SHARDS
     assert before["usage"] == len(usage_listed(s3_store, run_id))
