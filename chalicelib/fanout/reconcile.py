@@ -11,7 +11,9 @@ Per open run, from listings (``storage.shard_states``; the read status and ``GET
 - complete: its summary is written (``storage.summary``), the compactor is asked for what its
   compaction still needs (``execution.compaction``: compact, point the catalog, delete what a
   generation replaced once the grace period is over), and once that is done its open marker
-  is removed;
+  is removed; after ``compaction_max_tries`` asks that did not get it done, the reconciler
+  gives up (``layout.compaction_abandoned``: each try is charged to the run), the run stays
+  readable from its per-shard files, and its marker is removed;
 - progress since the last pass (any new outcome, marker, redrive list or dispatch record): the
   marker remembers the count and when it was first seen;
 - a paced job whose state has been quiet for ``pacing_resume_s`` (its continuation event was
@@ -160,11 +162,18 @@ def _finish_run(
     if step == "grace":
         return "compacted"
     t = now()
-    asked = _compaction_asked(store, marker)
+    asked, tries = _compaction_asked(store, marker)
     recent = asked is not None and (t - asked).total_seconds() < settings.compaction_retry_s
     if invoker.in_flight(run.run_id) or recent:
         return "compacting"
-    store.put(marker, json.dumps({"compaction_asked": t.isoformat()}).encode())
+    if tries >= settings.compaction_max_tries:
+        # Each try is charged to the run: give up, and say so (status, the record).
+        record = {"tries": tries, "redrive_jobs": list(progress.redrive_jobs), "step": step}
+        store.put(layout.compaction_abandoned(run.run_id), json.dumps(record).encode())
+        logger.error("compaction abandoned", extra={"run_id": run.run_id, **record})
+        return _close_run(store, invoker, run)
+    record = {"compaction_asked": t.isoformat(), "compaction_tries": tries + 1}
+    store.put(marker, json.dumps(record).encode())
     request_compaction(invoker, run.run_id)
     return "compacting"
 
@@ -178,6 +187,8 @@ def _compaction_step(
     if layout.run_dt(run_id) is None:
         return None  # not a server-made id: no dt to compact its partitions under
     progress = summary.read(store, run_id)
+    if progress is not None and compaction.abandoned_for(store, run_id) == progress.redrive_jobs:
+        return None  # given up after its tries: read from the per-shard files
     gen = compaction.latest(store, run_id)
     if progress is None or gen is None or gen.redrive_jobs != progress.redrive_jobs:
         return "compact"
@@ -189,11 +200,15 @@ def _compaction_step(
     return "clean" if compaction.cleanup_due(pointed, settings.compaction_grace_s, t) else "grace"
 
 
-def _compaction_asked(store: ObjectStore, marker: str) -> datetime | None:
+def _compaction_asked(store: ObjectStore, marker: str) -> tuple[datetime | None, int]:
+    """When the reconciler last asked the compactor for the run, and how many times it has."""
     try:
-        return datetime.fromisoformat(json.loads(store.get(marker) or b"{}")["compaction_asked"])
+        data = json.loads(store.get(marker) or b"{}")
+        return datetime.fromisoformat(data["compaction_asked"]), int(
+            data.get("compaction_tries", 0)
+        )
     except (KeyError, ValueError, TypeError):
-        return None
+        return None, 0
 
 
 def _close_run(store: ObjectStore, invoker: Invoker, run: Manifest) -> str:

@@ -10,6 +10,7 @@ of status. ``athena/run_cost.sql`` computes the same from the table ``usage``.
 from __future__ import annotations
 
 import functools
+import math
 from collections import defaultdict
 from dataclasses import replace
 from typing import Any
@@ -61,28 +62,53 @@ def run_cost(store: ObjectStore, run_id: str, shard_count: int = 0) -> dict[str,
     store gains from it (``shard_count``: where the boundaries go, ``usage_boundaries``)."""
     prefix = layout.usage_prefix(run_id)
     keys = key_ranges.list_keys(store, prefix, usage_boundaries(prefix, shard_count))
-    entries = charged([entry for key in keys if (entry := layout.parse_usage(key)) is not None])
-    by_function: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        f = by_function.setdefault(
-            e.function, {"invocations": 0, "lambda_gb_s": 0.0, "s3_requests": 0, "bounded": 0}
-        )
-        f["invocations"] += 1
-        f["lambda_gb_s"] += gb_seconds(e.duration_ms, e.memory_mb)
-        f["s3_requests"] += e.s3_reads + e.s3_writes
-        f["bounded"] += e.bound
-    gb_s = sum(f["lambda_gb_s"] for f in by_function.values())
-    reads = sum(e.s3_reads for e in entries)
-    writes = sum(e.s3_writes for e in entries)
+    # Per function: invocations, MB x ms (whole numbers: summed exactly, as run_cost.sql
+    # does), S3 reads, S3 writes, bounded invocations. A record of a try that may have
+    # crashed goes through ``charged``; the rest (nearly all) are summed as they are listed.
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    tries: list[layout.Usage] = []
+    for key in keys:
+        fields = layout.usage_fields(key)
+        if fields is None:
+            continue
+        if fields[1].endswith(CRASH_TRY_ENDS) and layout.what_shard(fields[1]) is not None:
+            tries.append(layout.Usage(*fields))
+            continue
+        f = sums[fields[0]]
+        f[0] += 1
+        f[1] += math.ceil(fields[3]) * fields[2]
+        f[2] += fields[4]
+        f[3] += fields[5]
+        f[4] += fields[6]
+    for e in charged(tries):
+        f = sums[e.function]
+        f[0] += 1
+        f[1] += math.ceil(e.duration_ms) * e.memory_mb
+        f[2] += e.s3_reads
+        f[3] += e.s3_writes
+        f[4] += e.bound
+    by_function = {
+        fn: {
+            "invocations": n,
+            "lambda_gb_s": gb_seconds(mb_ms, 1),
+            "s3_requests": r + w,
+            "bounded": bounded,
+        }
+        for fn, (n, mb_ms, r, w, bounded) in sums.items()
+    }
+    gb_s = gb_seconds(sum(f[1] for f in sums.values()), 1)
+    invocations = sum(f[0] for f in sums.values())
+    reads = sum(f[2] for f in sums.values())
+    writes = sum(f[3] for f in sums.values())
     return {
-        "usd": round(usd(gb_s, len(entries), reads, writes), 9),
+        "usd": round(usd(gb_s, invocations, reads, writes), 9),
         "lambda_gb_s": round(gb_s, 6),
-        "invocations": len(entries),
+        "invocations": invocations,
         "s3_requests": reads + writes,
         "prices": f"{PRICES.id} ({PRICES.region}, {PRICES.date})",
         # Crashed attempts are charged their function's timeout: the total is then an upper
         # bound, and says so.
-        "upper_bound": any(e.bound for e in entries),
+        "upper_bound": any(f[4] for f in sums.values()),
         "by_function": {
             fn: f | {"lambda_gb_s": round(f["lambda_gb_s"], 6)}
             for fn, f in sorted(by_function.items())

@@ -13,7 +13,7 @@ from chalicelib.fanout.invoking import Invoker, compactor_trigger
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.runs.cost import compactor_records, is_current, run_cost
-from chalicelib.storage import layout, manifests, summary
+from chalicelib.storage import compaction, layout, manifests, summary
 from chalicelib.storage.cancel_marker import cancel_reason
 from chalicelib.storage.reuse_plans import reuse_counts
 from chalicelib.storage.stores import ObjectStore
@@ -29,7 +29,8 @@ def status(
 
     The reads that do not depend on each other are issued at once (``storage.together``): a
     complete run's status is one round of requests on S3 (manifest, summary and its redrive
-    lists, cancel marker, registered marker, compactor records), whatever its shard count; a
+    lists, cancel marker, registered marker, compactor records, the compaction's abandoned
+    record), whatever its shard count; a
     running run's adds its listings, its usage records listed beside its outcomes."""
     with together(store) as issue:
         manifest = issue(lambda: manifests.load(store, run_id))
@@ -37,6 +38,7 @@ def status(
         reason = issue(lambda: cancel_reason(store, run_id))
         queryable = issue(lambda: not catalog or store.exists(layout.registered_marker(run_id)))
         compactors = issue(lambda: compactor_records(store, run_id))
+        abandoned = issue(lambda: compaction.abandoned_for(store, run_id))
         run = manifest()
         request = run.request
         copied = issue(lambda: reuse_counts(store, run_id) if request.reuse else {})
@@ -96,4 +98,7 @@ def status(
         # Athena sees the run once its partitions are registered (the reconciler retries).
         "queryable": queryable(),
         "cost": cost,
+        # True once the reconciler gave up compacting the complete run (docs/analytics.md
+        # "Compaction"): it is read from its per-shard files, correctly but more slowly.
+        "compaction_abandoned": progress.complete and abandoned() == progress.redrive_jobs,
     }

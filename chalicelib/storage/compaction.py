@@ -230,6 +230,15 @@ def mark_pointed(store: ObjectStore, run_id: str, number: int, at: datetime) -> 
     store.create(layout.compaction_pointed(run_id, number), at.isoformat().encode())
 
 
+def abandoned_for(store: ObjectStore, run_id: str) -> tuple[str, ...] | None:
+    """The redrive jobs the run was complete with when the reconciler gave up compacting it
+    (None: it never did). A redrive after that is a new chance."""
+    try:
+        return tuple(json.loads(store.get(layout.compaction_abandoned(run_id)))["redrive_jobs"])
+    except KeyError:
+        return None
+
+
 def cleaned(store: ObjectStore, run_id: str, number: int) -> bool:
     return store.exists(layout.compaction_cleaned(run_id, number))
 

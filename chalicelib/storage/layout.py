@@ -219,18 +219,21 @@ _USAGE_RE = re.compile(
 
 
 def parse_usage(key: str) -> Usage | None:
+    fields = usage_fields(key)
+    return None if fields is None else Usage(*fields)
+
+
+UsageFields = tuple[str, str, int, int, int, int, bool]
+
+
+def usage_fields(key: str) -> UsageFields | None:
+    """``Usage``'s fields of a usage record's key, in order, without building the record (a
+    running run's cost reads 100,000 of them)."""
     m = _USAGE_RE.search(key)
     if m is None:
         return None
-    return Usage(
-        m["fn"],
-        m["what"],
-        int(m["mem"]),
-        int(m["ms"]),
-        int(m["r"]),
-        int(m["w"]),
-        m["kind"] == "bound",
-    )
+    fn, what, mem, ms, reads, writes, kind = m.groups()
+    return fn, what, int(mem), int(ms), int(reads), int(writes), kind == "bound"
 
 
 REUSE_INDEX = "reuse/"
@@ -373,6 +376,12 @@ def compaction_cleaned(run_id: str, generation: int) -> str:
     return f"{compaction_records_prefix(run_id)}gen-{generation:06d}.cleaned"
 
 
+def compaction_abandoned(run_id: str) -> str:
+    """Written by the reconciler once it gave up compacting the run (JSON: tries, and the
+    redrive jobs it was for): the run is read from its per-shard files."""
+    return f"{compaction_records_prefix(run_id)}abandoned.json"
+
+
 def compaction_pointed(run_id: str, generation: int) -> str:
     """Written once the catalog points at generation ``generation`` (holds the time): the
     grace period before deleting what it replaced runs from then."""
@@ -479,8 +488,19 @@ def parse_outcome(key: str) -> OutcomeKey | None:
     m = _OUTCOME_RE.search(key)
     if m is None:
         return None
-    status: Status = "succeeded" if m["status"] == "succeeded" else "failed"
-    return OutcomeKey(m["run_id"], status, m["dt"], int(m["shard"]), int(m["attempt"]))
+    run_id, found, dt, shard, attempt = m.groups()
+    status: Status = "succeeded" if found == "succeeded" else "failed"
+    return OutcomeKey(run_id, status, dt, int(shard), int(attempt))
+
+
+def outcome_fields(key: str) -> tuple[bool, int, int] | None:
+    """(succeeded, shard id, attempt) of an outcome key: ``parse_outcome`` without building
+    the record, for status's 100,000-key listings."""
+    m = _OUTCOME_RE.search(key)
+    if m is None:
+        return None
+    _, found, _, shard, attempt = m.groups()
+    return found == "succeeded", int(shard), int(attempt)
 
 
 def parse_retry_marker(key: str) -> tuple[int, int] | None:

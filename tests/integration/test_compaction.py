@@ -139,7 +139,6 @@ def test_duckdb_sees_every_point_once_before_during_and_after(inline: Inline) ->
     before = counts(store.root, run_id)
     assert before["points"] == before["distinct"] == POINTS - POINTS // SHARDS
     assert_usage_once(store, run_id)
-    clock = Clock()
 
     # During: a compactor that wrote its parts but has not committed (it died, or is slow).
     real_commit = compaction.commit
@@ -155,6 +154,7 @@ def test_duckdb_sees_every_point_once_before_during_and_after(inline: Inline) ->
         # compact_event: the compactor's own usage record lands after its commit, unabsorbed
         answer = compact_event({"run_id": run_id}, store, inline.settings, NoCatalog())
         assert answer["status"] == "compacted"
+    clock = Clock()  # the generation was pointed at (real time) by now
     assert seen_during == [before]
     assert_usage_once(store, run_id)
     usage_files = [f for f in table_files(store.root, "usage") if "/compacted/" not in f]
@@ -514,3 +514,44 @@ def test_a_crashed_compactors_parts_are_never_read_and_go_at_clean_up(
     assert compact(local_store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
     assert not any(local_store.exists(k) for k in orphans)
     assert counts(local_store.root, run_id) == before
+
+
+def test_a_compaction_that_fails_for_good_is_tried_a_bounded_number_of_times(
+    local_store: LocalStore,
+) -> None:
+    """Each try is charged to the run: after ``compaction_max_tries`` asks the reconciler gives
+    up, closes the run, and status says so; queries read the per-shard files, every point
+    once. A redrive gives the run a new chance."""
+    inline = Inline(local_store, settings(compaction_retry_s=0, compaction_max_tries=2))
+    run_id = inline.submit(sweep(fail=[6]))
+    inline.drain()
+    clock = Clock()
+
+    def too_large(*_args: Any) -> None:
+        raise RuntimeError("the run does not fit in the compactor's timeout")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("chalicelib.execution.compaction._write_generation", too_large)
+        status(local_store, run_id, invoker=inline.invoker)  # the summary writer's ask
+        passes = []
+        for _ in range(4):
+            if inline.invoker.queue:
+                with pytest.raises(RuntimeError):  # each try fails (and is charged)
+                    inline.drain()
+            passes.append(reconcile(local_store, inline.invoker, inline.settings, clock))
+    assert passes == [{"compacting": 1}, {"compacting": 1}, {"complete": 1}, {}]
+    assert inline.invoker.sent["compactor"] == 1 + 2  # the writer's ask, then two retries
+    assert not local_store.exists(layout.open_run(run_id))
+    answer = status(local_store, run_id)
+    assert answer["complete"] and answer["compaction_abandoned"]
+    assert answer["cost"]["by_function"]["compactor"]["invocations"] == 3
+    seen = counts(local_store.root, run_id)
+    assert seen["points"] == seen["distinct"] == POINTS - POINTS // SHARDS
+    assert_usage_once(local_store, run_id)
+
+    # A redrive: the run is complete again with new redrive jobs, and compacted this time.
+    redrive(inline.settings, local_store, inline.invoker, run_id, False)
+    inline.drain()
+    assert not status(local_store, run_id, invoker=inline.invoker)["compaction_abandoned"]
+    inline.drain()
+    assert compaction.latest(local_store, run_id) is not None
