@@ -14,8 +14,9 @@ root):
 - **per-shard overhead**: (complete(n) - complete(smallest n)) / (n - smallest n): the wall time
   each extra shard costs for the same points;
 - **status, local**: ``GET /sweeps/<id>`` over HTTP, median of 5, once complete (from the
-  summary) and **running** (the same run with its summary removed, so status takes the
-  listing path a running run takes);
+  summary) and **running** (the same run with its summary removed and its last shard's
+  success outcome set aside: status lists everything and finds n - 1 shards done, as for a
+  running run);
 - **status, S3 model**: ``runs.status.status`` on ``S3LatencyStore`` (20 ms a request, pages of
   1,000 keys, <= 32 in flight) holding the run's keys (bookkeeping objects with their content,
   outcome and results files as empty objects: status reads no Parquet), complete and running;
@@ -188,21 +189,25 @@ def one(shards: int) -> dict[str, Any]:
             status_done = median_of(5, lambda: session.get(url, timeout=120).json())
             summary = data / layout.summary(run_id)
             kept = summary.read_bytes()
-
-            def running() -> None:
-                summary.unlink(missing_ok=True)
-                session.get(url, timeout=120).json()
-
-            status_running = median_of(5, running)
-            summary.write_bytes(kept)
+            dt = layout.run_dt(run_id) or ""
+            # A running run: the summary gone and the last shard's outcome set aside, so
+            # status lists everything and finds one shard pending (n - 1 done).
+            last = data / layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
+            aside = last.with_name(".tmp-aside")
+            summary.unlink()
+            last.rename(aside)
+            try:
+                status_running = median_of(5, lambda: session.get(url, timeout=120).json())
+            finally:
+                aside.rename(last)
+                summary.write_bytes(kept)
         model = s3_model(data, run_id)
         s3_done = median_of(3, lambda: status(model, run_id))
-
-        def s3_listing() -> None:
-            MemoryStore.delete(model, layout.summary(run_id))  # free: not a modelled request
-            status(model, run_id)
-
-        s3_running = median_of(3, s3_listing)
+        # Not modelled requests (free): the running run's shape, as above.
+        MemoryStore.delete(model, layout.summary(run_id))
+        last_key = layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
+        MemoryStore.delete(model, last_key)
+        s3_running = median_of(3, lambda: status(model, run_id))
         engine = LocalEngine(data)
         query_s = median_of(3, lambda: engine.run("run_summary", run_id=run_id))
         files = sum(1 for _ in data.glob(f"*/run_id={run_id}/**/*.parquet"))
