@@ -229,7 +229,8 @@ UsageFields = tuple[str, str, int, int, int, int, bool]
 def usage_fields(key: str) -> UsageFields | None:
     """``Usage``'s fields of a usage record's key, in order, without building the record (a
     running run's cost reads 100,000 of them)."""
-    m = _USAGE_RE.search(key)
+    # The pattern starts at a "/" and holds no other, so it can only match at the last one.
+    m = _USAGE_RE.match(key, max(0, key.rfind("/")))
     if m is None:
         return None
     fn, what, mem, ms, reads, writes, kind = m.groups()
@@ -484,8 +485,14 @@ _DISPATCH_RE = re.compile(
 )
 
 
+def _outcome_match(key: str) -> re.Match[str] | None:
+    """``_OUTCOME_RE.search``, tried first where a key relative to the data root starts: the
+    same answer, without scanning (status parses 100,000 of them)."""
+    return _OUTCOME_RE.match(key) or _OUTCOME_RE.search(key)
+
+
 def parse_outcome(key: str) -> OutcomeKey | None:
-    m = _OUTCOME_RE.search(key)
+    m = _outcome_match(key)
     if m is None:
         return None
     run_id, found, dt, shard, attempt = m.groups()
@@ -496,7 +503,7 @@ def parse_outcome(key: str) -> OutcomeKey | None:
 def outcome_fields(key: str) -> tuple[bool, int, int] | None:
     """(succeeded, shard id, attempt) of an outcome key: ``parse_outcome`` without building
     the record, for status's 100,000-key listings."""
-    m = _OUTCOME_RE.search(key)
+    m = _outcome_match(key)
     if m is None:
         return None
     _, found, _, shard, attempt = m.groups()

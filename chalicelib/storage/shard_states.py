@@ -44,8 +44,13 @@ class ShardStates:
 
     def by_state(self) -> dict[str, list[int]]:
         """Every shard id under its state, in one pass."""
-        found: dict[str, list[int]] = {"succeeded": [], "failed": [], "pending": []}
-        for k in range(self.count):
+        done = self.succeeded
+        found: dict[str, list[int]] = {
+            "succeeded": [k for k in range(self.count) if k in done],
+            "failed": [],
+            "pending": [],
+        }
+        for k in (k for k in range(self.count) if k not in done):
             found[self.state(k)].append(k)
         return found
 
