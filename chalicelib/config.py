@@ -277,6 +277,13 @@ class Settings:
         low=0,
         local_default=10,
     )
+    compaction_max_tries: int = setting(
+        "SWEEP_COMPACTION_MAX_TRIES",
+        4,
+        "how many times the reconciler asks the compactor for one complete run (after the "
+        "summary writer's first ask) before it gives up: the run then stays readable from its "
+        "per-shard files, and status says `compaction_abandoned` (a redrive tries again)",
+    )
     local_reconciler: bool = setting(
         "SWEEP_LOCAL_RECONCILER",
         False,

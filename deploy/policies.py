@@ -25,12 +25,12 @@ from typing import Any
 
 from chalicelib.analytics.glue_schema import TABLES
 from chalicelib.config import PROJECT_ROOT
+from chalicelib.storage.layout import COMPACTED_TABLES
 from deploy import generated
 from deploy.cfn import Tag
 from deploy.naming import FUNCTIONS, STAGES, StageNames
 
 CHALICE_DIR = PROJECT_ROOT / ".chalice"
-COMPACTED = ("outcomes", "results")  # the tables compaction rewrites (execution/compaction.py)
 
 
 # The only actions granted on "*": IAM defines no resource for them (the Service Authorization
@@ -99,14 +99,15 @@ GRANTS: dict[str, Grant] = {
         delete=("runs/_index/open",),
         register_partitions=True,  # again, for runs whose dispatch-time registration failed
     ),
-    # chalicelib/execution/compaction.py: reads a complete run's files and records, writes its
-    # generation under compacted/ and its records (commit, pointed, cleaned, usage)
-    # under runs/, points its partitions, and deletes what a generation replaced (per-shard
-    # results, older generations' parts) after the grace period. Never an outcome file.
+    # chalicelib/execution/compaction.py: reads a complete run's files and records (usage
+    # records by listing), writes its generation under compacted/ and its records (commit,
+    # absorbed usage, pointed, cleaned) under runs/, its own usage record, points its
+    # partitions, and deletes what a generation replaced (per-shard results, older generations'
+    # parts and absorbed-usage lists) after the grace period. Never an outcome or usage record.
     "compactor": Grant(
-        read=("runs", "outcomes", "results", "compacted"),
+        read=("runs", "outcomes", "results", "usage", "compacted"),
         write=("runs/*/compaction", "usage", "compacted"),
-        delete=("results", "compacted"),
+        delete=("results", "compacted", "runs/*/compaction"),
         point_partitions=True,
     ),
 }
@@ -216,8 +217,8 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
         )
     glue = (
         ("RegisterPartitions", "glue:BatchCreatePartition", grant.register_partitions, TABLES),
-        # Compaction repoints the two tables it rewrites, never the usage table.
-        ("PointPartitions", "glue:BatchUpdatePartition", grant.point_partitions, COMPACTED),
+        # Compaction repoints the tables it rewrites (outcomes, results, usage).
+        ("PointPartitions", "glue:BatchUpdatePartition", grant.point_partitions, COMPACTED_TABLES),
     )
     for sid, action, granted, tables in glue:
         if granted:

@@ -331,6 +331,11 @@ def summarize(answer: Status, console: Console | None = None) -> None:
             "not queryable in Athena yet: its partitions are not registered (the reconciler "
             "retries every pass)"
         )
+    if answer.get("compaction_abandoned"):
+        console.print(
+            "not compacted: the compactor did not get through after its tries; queries read "
+            "the run's per-shard files (correct, slower)"
+        )
 
 
 # --- queries ----------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ class Status(TypedDict):
     points_reused: NotRequired[int]
     points_evaluated: NotRequired[int]
     queryable: NotRequired[bool]
+    compaction_abandoned: NotRequired[bool]
     cost: NotRequired[dict[str, Any]]
     request: NotRequired[dict[str, Any]]
     simulation_version: NotRequired[str]

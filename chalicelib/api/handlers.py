@@ -80,11 +80,11 @@ def redrive(run_id: str, request: Request | None, svc: Services) -> Response:
 
 def list_sweeps(request: Request | None, svc: Services) -> Response:
     params = request.query_params if request is not None else None
-    return _answer(200, lambda: list_runs(svc.store, params))
+    return _answer(200, lambda: list_runs(svc.store, params, svc.invoker))
 
 
 def cancel(run_id: str, svc: Services) -> Response:
-    return _answer(202, lambda: cancel_run(svc.store, run_id))
+    return _answer(202, lambda: cancel_run(svc.store, run_id, svc.invoker))
 
 
 def simulations() -> Response:

@@ -35,10 +35,11 @@ from chalicelib.config import Settings
 from chalicelib.execution import usage
 from chalicelib.logs import logger
 from chalicelib.storage import compaction, layout, summary
-from chalicelib.storage.compaction import RESULTS, Generation
+from chalicelib.storage.compaction import RESULTS, USAGE, Generation
 from chalicelib.storage.stores import CountingStore, ObjectStore
-from chalicelib.storage.tables import OUTCOMES
+from chalicelib.storage.tables import OUTCOMES, usage_table
 from chalicelib.storage.tables import RESULTS as RESULTS_SCHEMA
+from chalicelib.storage.tables import USAGE as USAGE_SCHEMA
 
 # Rows per row group of a compacted results file: large enough that Athena reads few groups
 # (each a few MB for option pricing), small enough that the compactor holds one at a time.
@@ -126,6 +127,7 @@ def _folders(run_id: str, number: int, token: str, dt: str) -> dict[str, str]:
             )
             for status in compaction.STATUSES
         },
+        USAGE: layout.compacted_folder("usage", run_id, number, token),
     }
 
 
@@ -180,6 +182,8 @@ def _write_generation(
         parts[name], sizes[name] = _write_parts(
             store, folders[name], OUTCOMES, iter([table]), target
         )
+    usage_names = _write_usage(store, run_id, previous, folders[USAGE], target, parts, sizes)
+    compaction.write_absorbed_usage(store, run_id, number, token, usage_names)
     gen = Generation(
         run_id,
         number,
@@ -192,16 +196,46 @@ def _write_generation(
         parts,
         sizes,
         frozenset(absorbed),
+        len(usage_names),
     )
     if not compaction.commit(store, gen):
         for part in (k for keys in parts.values() for k in keys):
             store.delete(part)
+        store.delete(layout.compaction_usage_absorbed(run_id, number, token))
         return None
     logger.info(
         "run compacted",
         extra={"run_id": run_id, "generation": number, "absorbed": len(absorbed), **sizes},
     )
     return gen
+
+
+def _write_usage(
+    store: ObjectStore,
+    run_id: str,
+    previous: Generation | None,
+    folder: str,
+    target: int,
+    parts: dict[str, tuple[str, ...]],
+    sizes: dict[str, int],
+) -> set[str]:
+    """The usage partition: the previous generation's rows and the records it did not hold.
+    A record's row is all in its key (``layout.Usage``), so the records are listed, not read:
+    one listing whatever the run's size. Returns the names of every record the part holds."""
+    held = compaction.absorbed_usage(store, previous)
+    fresh = {
+        obj.key.rsplit("/", 1)[-1]: entry
+        for obj in store.list(layout.usage_prefix(run_id))
+        if (entry := layout.parse_usage(obj.key)) is not None
+        and obj.key.rsplit("/", 1)[-1] not in held
+    }
+    earlier = previous.parts.get(USAGE, ()) if previous else ()
+    tables = [_read(store, key).read().cast(USAGE_SCHEMA) for key in earlier]
+    tables.append(usage_table(list(fresh.values())))
+    order = [("function_name", "ascending"), ("what", "ascending")]
+    table = pa.concat_tables(tables).sort_by(order)
+    parts[USAGE], sizes[USAGE] = _write_parts(store, folder, USAGE_SCHEMA, iter([table]), target)
+    return set(held) | set(fresh)
 
 
 def _read(store: ObjectStore, key: str) -> pq.ParquetFile:

@@ -127,6 +127,16 @@ def request_compaction(invoker: Invoker, run_id: str) -> bool:
         return False
 
 
+def compactor_trigger(invoker: Invoker | None) -> Callable[[str], object]:
+    """What a run's summary writer calls (``storage.summary.listed``, the one place a summary
+    of a newly complete run is written): the run handed to the compactor. Without an invoker
+    (a benchmark or test reading a store directly), or on a stage with no compactor, nothing is
+    asked."""
+    if invoker is None or not invoker.can_invoke("compactor"):
+        return lambda _run_id: False
+    return lambda run_id: request_compaction(invoker, run_id)
+
+
 def encode(payload: dict[str, Any]) -> bytes:
     """The event as Lambda receives it; one over the async size limit can never be sent."""
     try:

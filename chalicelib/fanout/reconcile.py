@@ -11,7 +11,9 @@ Per open run, from listings (``storage.shard_states``; the read status and ``GET
 - complete: its summary is written (``storage.summary``), the compactor is asked for what its
   compaction still needs (``execution.compaction``: compact, point the catalog, delete what a
   generation replaced once the grace period is over), and once that is done its open marker
-  is removed;
+  is removed; after ``compaction_max_tries`` asks that did not get it done, the reconciler
+  gives up (``layout.compaction_abandoned``: each try is charged to the run), the run stays
+  readable from its per-shard files, and its marker is removed;
 - progress since the last pass (any new outcome, marker, redrive list or dispatch record): the
   marker remembers the count and when it was first seen;
 - a paced job whose state has been quiet for ``pacing_resume_s`` (its continuation event was
@@ -43,7 +45,13 @@ from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.fanout import pacing
 from chalicelib.fanout.dispatcher import register_partitions
-from chalicelib.fanout.invoking import Backoff, Invoker, request_compaction, send
+from chalicelib.fanout.invoking import (
+    Backoff,
+    Invoker,
+    compactor_trigger,
+    request_compaction,
+    send,
+)
 from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
 from chalicelib.model.events import DispatchJob, run_task_payload
@@ -139,20 +147,33 @@ def _finish_run(
     """A complete run stays open until its compaction is done (committed for its latest redrive,
     the catalog pointed at it, what it replaced deleted after the grace period): each pass
     asks the compactor for the next step when one is due, so a lost trigger only delays it."""
-    if not summary.run_progress(store, run.run_id, run.request.shard_count).complete:
+    progress = summary.run_progress(
+        store, run.run_id, run.request.shard_count, compactor_trigger(invoker)
+    )
+    if not progress.complete:
         return "reopened"  # a redrive came first: the marker stays
+    marker = layout.open_run(run.run_id)
+    if progress.written and invoker.can_invoke("compactor"):  # and so asked for compaction
+        store.put(marker, json.dumps({"compaction_asked": now().isoformat()}).encode())
+        return "compacting"
     step = _compaction_step(store, settings, run.run_id, now())
     if step is None or not invoker.can_invoke("compactor"):
-        return _close_run(store, run)
+        return _close_run(store, invoker, run)
     if step == "grace":
         return "compacted"
-    marker = layout.open_run(run.run_id)
     t = now()
-    asked = _compaction_asked(store, marker)
+    asked, tries = _compaction_asked(store, marker)
     recent = asked is not None and (t - asked).total_seconds() < settings.compaction_retry_s
     if invoker.in_flight(run.run_id) or recent:
         return "compacting"
-    store.put(marker, json.dumps({"compaction_asked": t.isoformat()}).encode())
+    if tries >= settings.compaction_max_tries:
+        # Each try is charged to the run: give up, and say so (status, the record).
+        record = {"tries": tries, "redrive_jobs": list(progress.redrive_jobs), "step": step}
+        store.put(layout.compaction_abandoned(run.run_id), json.dumps(record).encode())
+        logger.error("compaction abandoned", extra={"run_id": run.run_id, **record})
+        return _close_run(store, invoker, run)
+    record = {"compaction_asked": t.isoformat(), "compaction_tries": tries + 1}
+    store.put(marker, json.dumps(record).encode())
     request_compaction(invoker, run.run_id)
     return "compacting"
 
@@ -166,6 +187,8 @@ def _compaction_step(
     if layout.run_dt(run_id) is None:
         return None  # not a server-made id: no dt to compact its partitions under
     progress = summary.read(store, run_id)
+    if progress is not None and compaction.abandoned_for(store, run_id) == progress.redrive_jobs:
+        return None  # given up after its tries: read from the per-shard files
     gen = compaction.latest(store, run_id)
     if progress is None or gen is None or gen.redrive_jobs != progress.redrive_jobs:
         return "compact"
@@ -177,20 +200,27 @@ def _compaction_step(
     return "clean" if compaction.cleanup_due(pointed, settings.compaction_grace_s, t) else "grace"
 
 
-def _compaction_asked(store: ObjectStore, marker: str) -> datetime | None:
+def _compaction_asked(store: ObjectStore, marker: str) -> tuple[datetime | None, int]:
+    """When the reconciler last asked the compactor for the run, and how many times it has."""
     try:
-        return datetime.fromisoformat(json.loads(store.get(marker) or b"{}")["compaction_asked"])
+        data = json.loads(store.get(marker) or b"{}")
+        return datetime.fromisoformat(data["compaction_asked"]), int(
+            data.get("compaction_tries", 0)
+        )
     except (KeyError, ValueError, TypeError):
-        return None
+        return None, 0
 
 
-def _close_run(store: ObjectStore, run: Manifest) -> str:
+def _close_run(store: ObjectStore, invoker: Invoker, run: Manifest) -> str:
     """Remove the open marker; put it back if a redrive reopened the run meanwhile (a redrive
     writes its list before the marker, so whichever order the two race in, one is seen). The
     re-read is the shared one (``summary.run_progress``), so it leaves the run's summary."""
     marker = layout.open_run(run.run_id)
     store.delete(marker)
-    if not summary.run_progress(store, run.run_id, run.request.shard_count).complete:
+    again = summary.run_progress(
+        store, run.run_id, run.request.shard_count, compactor_trigger(invoker)
+    )
+    if not again.complete or again.written:  # redriven since: watched (and compacted) again
         store.put(marker, b"{}")
         return "reopened"
     return "complete"

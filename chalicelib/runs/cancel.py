@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.fanout.invoking import Invoker, compactor_trigger
 from chalicelib.logs import logger
 from chalicelib.model.errors import Conflict
 from chalicelib.storage import manifests
@@ -17,12 +18,14 @@ from chalicelib.storage.stores import ObjectStore
 from chalicelib.storage.summary import run_progress
 
 
-def cancel(store: ObjectStore, run_id: str) -> dict[str, Any]:
-    """The 202's body. Twice is harmless (the first reason stands); a complete run is 409."""
+def cancel(store: ObjectStore, run_id: str, invoker: Invoker | None = None) -> dict[str, Any]:
+    """The 202's body. Twice is harmless (the first reason stands); a complete run is 409.
+    ``invoker``: where a run this finds complete is handed to the compactor."""
     run = manifests.load(store, run_id)
     reason = cancel_reason(store, run_id)
     if reason is None:
-        if run_progress(store, run_id, run.request.shard_count).complete:
+        trigger = compactor_trigger(invoker)
+        if run_progress(store, run_id, run.request.shard_count, trigger).complete:
             raise Conflict(f"run {run_id} is complete; there is nothing to cancel")
         if mark_cancelled(store, run_id, USER):
             logger.info("run cancelled", extra={"run_id": run_id})

@@ -9,12 +9,14 @@ of status. ``athena/run_cost.sql`` computes the same from the table ``usage``.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
 from chalicelib.pricing import PRICES, gb_seconds, usd
-from chalicelib.storage import layout
+from chalicelib.storage import key_ranges, layout
 from chalicelib.storage.stores import ObjectStore
 
 # How a worker's record says a try ended in an unhandled error (its own ``finally``), and how
@@ -55,35 +57,58 @@ def charged(entries: list[layout.Usage]) -> list[layout.Usage]:
     return out
 
 
-def run_cost(store: ObjectStore, run_id: str) -> dict[str, Any]:
-    entries = charged(
-        [
-            entry
-            for obj in store.list(layout.usage_prefix(run_id))
-            if (entry := layout.parse_usage(obj.key)) is not None
-        ]
-    )
-    by_function: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        f = by_function.setdefault(
-            e.function, {"invocations": 0, "lambda_gb_s": 0.0, "s3_requests": 0, "bounded": 0}
-        )
-        f["invocations"] += 1
-        f["lambda_gb_s"] += gb_seconds(e.duration_ms, e.memory_mb)
-        f["s3_requests"] += e.s3_reads + e.s3_writes
-        f["bounded"] += e.bound
-    gb_s = sum(f["lambda_gb_s"] for f in by_function.values())
-    reads = sum(e.s3_reads for e in entries)
-    writes = sum(e.s3_writes for e in entries)
+def run_cost(store: ObjectStore, run_id: str, shard_count: int = 0) -> dict[str, Any]:
+    """The run's cost from one listing of its usage records: in key ranges at once where the
+    store gains from it (``shard_count``: where the boundaries go, ``usage_boundaries``)."""
+    prefix = layout.usage_prefix(run_id)
+    keys = key_ranges.list_keys(store, prefix, usage_boundaries(prefix, shard_count))
+    # Per function: invocations, MB x ms (whole numbers: summed exactly, as run_cost.sql
+    # does), S3 reads, S3 writes, bounded invocations. A record of a try that may have
+    # crashed goes through ``charged``; the rest (nearly all) are summed as they are listed.
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    tries: list[layout.Usage] = []
+    for key in keys:
+        fields = layout.usage_fields(key)
+        if fields is None:
+            continue
+        if fields[1].endswith(CRASH_TRY_ENDS) and layout.what_shard(fields[1]) is not None:
+            tries.append(layout.Usage(*fields))
+            continue
+        f = sums[fields[0]]
+        f[0] += 1
+        f[1] += math.ceil(fields[3]) * fields[2]
+        f[2] += fields[4]
+        f[3] += fields[5]
+        f[4] += fields[6]
+    for e in charged(tries):
+        f = sums[e.function]
+        f[0] += 1
+        f[1] += math.ceil(e.duration_ms) * e.memory_mb
+        f[2] += e.s3_reads
+        f[3] += e.s3_writes
+        f[4] += e.bound
+    by_function = {
+        fn: {
+            "invocations": n,
+            "lambda_gb_s": gb_seconds(mb_ms, 1),
+            "s3_requests": r + w,
+            "bounded": bounded,
+        }
+        for fn, (n, mb_ms, r, w, bounded) in sums.items()
+    }
+    gb_s = gb_seconds(sum(f[1] for f in sums.values()), 1)
+    invocations = sum(f[0] for f in sums.values())
+    reads = sum(f[2] for f in sums.values())
+    writes = sum(f[3] for f in sums.values())
     return {
-        "usd": round(usd(gb_s, len(entries), reads, writes), 9),
+        "usd": round(usd(gb_s, invocations, reads, writes), 9),
         "lambda_gb_s": round(gb_s, 6),
-        "invocations": len(entries),
+        "invocations": invocations,
         "s3_requests": reads + writes,
         "prices": f"{PRICES.id} ({PRICES.region}, {PRICES.date})",
         # Crashed attempts are charged their function's timeout: the total is then an upper
         # bound, and says so.
-        "upper_bound": any(e.bound for e in entries),
+        "upper_bound": any(f[4] for f in sums.values()),
         "by_function": {
             fn: f | {"lambda_gb_s": round(f["lambda_gb_s"], 6)}
             for fn, f in sorted(by_function.items())
@@ -91,10 +116,31 @@ def run_cost(store: ObjectStore, run_id: str) -> dict[str, Any]:
     }
 
 
-def is_current(store: ObjectStore, run_id: str, cost: dict[str, Any]) -> bool:
-    """Whether a complete run's cached cost still counts every compactor invocation: the one
-    function that runs after a run is complete (``execution.compaction``). One listing of that
-    function's records: a handful of keys, whatever the shard count."""
+def usage_boundaries(prefix: str, shard_count: int) -> list[str]:
+    """Boundaries that split a run's usage records into slices of about
+    ``key_ranges.SHARDS_PER_RANGE`` workers' records. A worker's record sorts by its shard id
+    in decimal text (``worker~shard-<id>-…``, not zero-padded), so the boundaries are every
+    thousandth id in that order; like any boundaries they only balance the listing."""
+    return [f"{prefix}worker~shard-{text}-" for text in _decimal_cuts(shard_count)]
+
+
+@functools.lru_cache(maxsize=8)
+def _decimal_cuts(count: int) -> tuple[str, ...]:
+    every = key_ranges.SHARDS_PER_RANGE
+    if count <= every:
+        return ()
+    return tuple(sorted(map(str, range(count)))[every::every])
+
+
+def compactor_records(store: ObjectStore, run_id: str) -> int:
+    """How many compactor invocations the run has records of: the one function that runs after
+    a run is complete (``execution.compaction``). One listing: a handful of keys, whatever the
+    shard count."""
+    return sum(1 for _ in store.list(layout.function_usage_prefix(run_id, "compactor")))
+
+
+def is_current(cost: dict[str, Any], compactor_found: int) -> bool:
+    """Whether a complete run's cached cost still counts every compactor invocation
+    (``compactor_records``)."""
     known = cost.get("by_function", {}).get("compactor", {}).get("invocations", 0)
-    found = sum(1 for _ in store.list(layout.function_usage_prefix(run_id, "compactor")))
-    return bool(known == found)
+    return bool(known == compactor_found)

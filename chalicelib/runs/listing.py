@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.fanout.invoking import Invoker, compactor_trigger
 from chalicelib.model import ids
 from chalicelib.model.errors import InvalidRequest, Problem
 from chalicelib.storage import layout
@@ -26,7 +27,10 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-def list_runs(store: ObjectStore, params: Mapping[str, str] | None) -> dict[str, Any]:
+def list_runs(
+    store: ObjectStore, params: Mapping[str, str] | None, invoker: Invoker | None = None
+) -> dict[str, Any]:
+    """``invoker``: where a run this page finds complete is handed to the compactor."""
     params = params or {}
     limit = _limit(params.get("limit"))
     token = params.get("next")
@@ -44,7 +48,7 @@ def list_runs(store: ObjectStore, params: Mapping[str, str] | None) -> dict[str,
                 break
     page = entries[:limit]
     with ThreadPoolExecutor(max(1, min(store.list_parallelism, len(page)))) as pool:
-        runs = list(pool.map(lambda entry: _summary(store, entry), page))
+        runs = list(pool.map(lambda entry: _summary(store, entry, invoker), page))
     return {
         "runs": runs,
         "next": page[-1].run_id if len(entries) > limit else None,
@@ -61,8 +65,11 @@ def _limit(raw: str | None) -> int:
     return int(raw)
 
 
-def _summary(store: ObjectStore, entry: layout.RunIndexEntry) -> dict[str, Any]:
-    complete = run_progress(store, entry.run_id, entry.shard_count).complete
+def _summary(
+    store: ObjectStore, entry: layout.RunIndexEntry, invoker: Invoker | None
+) -> dict[str, Any]:
+    trigger = compactor_trigger(invoker)
+    complete = run_progress(store, entry.run_id, entry.shard_count, trigger).complete
     return {
         "run_id": entry.run_id,
         "label": entry.label,

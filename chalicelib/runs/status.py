@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from chalicelib.fanout.invoking import Invoker, request_compaction
+from chalicelib.fanout.invoking import Invoker, compactor_trigger
 from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import shard_bounds
-from chalicelib.runs.cost import is_current, run_cost
-from chalicelib.storage import layout, manifests, summary
+from chalicelib.runs.cost import compactor_records, is_current, run_cost
+from chalicelib.storage import compaction, layout, manifests, summary
 from chalicelib.storage.cancel_marker import cancel_reason
 from chalicelib.storage.reuse_plans import reuse_counts
 from chalicelib.storage.stores import ObjectStore
-from chalicelib.storage.summary import run_progress
+from chalicelib.storage.together import together
 
 
 def status(
@@ -25,12 +25,38 @@ def status(
 ) -> dict[str, Any]:
     """The contract's status body. ``catalog``: whether the stage registers partitions at all
     (without one, as on the local stage, every run is ``queryable``). ``invoker``: where a run
-    this read finds complete is handed to the compactor."""
-    run = manifests.load(store, run_id)
-    request = run.request
-    progress = run_progress(store, run_id, request.shard_count)
-    if progress.written and invoker is not None:
-        request_compaction(invoker, run_id)
+    this read finds complete is handed to the compactor.
+
+    The reads that do not depend on each other are issued at once (``storage.together``): a
+    complete run's status is one round of requests on S3 (manifest, summary and its redrive
+    lists, cancel marker, registered marker, compactor records, the compaction's abandoned
+    record), whatever its shard count; a
+    running run's adds its listings, its usage records listed beside its outcomes."""
+    with together(store) as issue:
+        manifest = issue(lambda: manifests.load(store, run_id))
+        stored = issue(lambda: summary.read(store, run_id))
+        reason = issue(lambda: cancel_reason(store, run_id))
+        queryable = issue(lambda: not catalog or store.exists(layout.registered_marker(run_id)))
+        compactors = issue(lambda: compactor_records(store, run_id))
+        abandoned = issue(lambda: compaction.abandoned_for(store, run_id))
+        run = manifest()
+        request = run.request
+        copied = issue(lambda: reuse_counts(store, run_id) if request.reuse else {})
+        progress = stored()
+        listed_cost = None
+        if progress is None:  # running, or complete and never summarised since its last redrive
+            listed_cost = issue(lambda: run_cost(store, run_id, request.shard_count))
+            progress = summary.listed(
+                store, run_id, request.shard_count, compactor_trigger(invoker)
+            )
+        cost = progress.cost
+        if cost is None or not is_current(cost, compactors()):
+            if progress.complete:  # counted after the listing found it complete; then kept
+                cost = run_cost(store, run_id, request.shard_count)
+                summary.write(store, run_id, replace(progress, cost=cost))
+            else:
+                assert listed_cost is not None  # a stored summary is always complete
+                cost = listed_cost()
     # Points from the shards that did not succeed: a complete run has few or none of them.
     missing = sum(
         end - start
@@ -41,14 +67,7 @@ def status(
     )
     points = request.total_points - missing
     unsucceeded = {*progress.failed, *progress.pending}
-    copied = reuse_counts(store, run_id) if request.reuse else {}
-    reused = sum(n for k, n in copied.items() if k not in unsucceeded)
-    cost = progress.cost
-    if cost is None or not is_current(store, run_id, cost):
-        cost = run_cost(store, run_id)  # one listing of the run's usage records
-        if progress.complete:  # kept with the summary: a complete run's status stays constant
-            summary.write(store, run_id, replace(progress, cost=cost))
-    reason = cancel_reason(store, run_id)
+    reused = sum(n for k, n in copied().items() if k not in unsucceeded)
     initial = progress.dispatch.get(INITIAL, {"dispatched": 0, "failed": 0})
     return {
         "run_id": run.run_id,
@@ -73,10 +92,13 @@ def status(
         "redrives": {
             job: counts for job, counts in sorted(progress.dispatch.items()) if job != INITIAL
         },
-        "cancelled": reason is not None,
-        "cancel_reason": reason,
+        "cancelled": reason() is not None,
+        "cancel_reason": reason(),
         "auto_redrives": progress.auto_redrives,
         # Athena sees the run once its partitions are registered (the reconciler retries).
-        "queryable": not catalog or store.exists(layout.registered_marker(run_id)),
+        "queryable": queryable(),
         "cost": cost,
+        # True once the reconciler gave up compacting the complete run (docs/analytics.md
+        # "Compaction"): it is read from its per-shard files, correctly but more slowly.
+        "compaction_abandoned": progress.complete and abandoned() == progress.redrive_jobs,
     }

@@ -10,14 +10,20 @@ failed attempt). That rule never counts a row twice and never misses one, whatev
 later, because a file is deleted only once a newer generation absorbed it and the grace period
 after the catalog stopped pointing at it has passed (``cleanup_due``).
 
-Per-shard outcome files are never deleted: they are the keys status, redrive and worker
-idempotency read (``storage.shard_states``, the success lock's outcome). Only the engines stop
-reading them once absorbed. Per-shard results files and replaced generations' parts are
-deleted after the grace period.
+Per-shard outcome files and usage records are never deleted: they are the keys status,
+redrive, worker idempotency and a run's cost read (``storage.shard_states``, the success lock's
+outcome, ``runs.cost``). Only the engines stop reading them once absorbed. Per-shard results
+files and replaced generations' parts are deleted after the grace period.
+
+The compacted set is ``layout.COMPACTED_TABLES``: outcomes and results (a file per shard) and
+usage (a file per invocation). A usage record's name is random, so the records a generation
+absorbed are named in a file of its own (``layout.compaction_usage_absorbed``), read only by
+readers of the usage table.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,9 +35,15 @@ from chalicelib.storage.stores import ObjectStore
 
 FORMAT = 1
 RESULTS = "results"
-# The partitions of a run, as keys of ``Generation.parts``: results, then outcomes per status.
+USAGE = "usage"
+# The partitions of a run, as keys of ``Generation.parts``: results, outcomes per status, usage.
 STATUSES: tuple[layout.Status, ...] = ("succeeded", "failed")
-PARTITIONS = (RESULTS, *(f"outcomes/{s}" for s in STATUSES))
+PARTITIONS = (RESULTS, *(f"outcomes/{s}" for s in STATUSES), USAGE)
+
+
+def table_of(partition: str) -> str:
+    """The table of one of ``PARTITIONS``."""
+    return partition.split("/", 1)[0]
 
 
 def ranges(ids: Iterable[int]) -> list[list[int]]:
@@ -69,6 +81,7 @@ class Generation:
     parts: dict[str, tuple[str, ...]]  # PARTITIONS -> its part keys, in point_index order
     part_bytes: dict[str, int] = field(default_factory=dict)
     absorbed: frozenset[int] = frozenset()  # results files it absorbed first (to delete)
+    usage_records: int = 0  # how many usage records it holds (named in its own file)
 
     def to_json(self) -> bytes:
         record = {
@@ -84,6 +97,7 @@ class Generation:
             "parts": {p: list(keys) for p, keys in self.parts.items()},
             "part_bytes": self.part_bytes,
             "absorbed": ranges(self.absorbed),
+            "usage_records": self.usage_records,
         }
         return json.dumps(record, separators=(",", ":")).encode()
 
@@ -104,6 +118,7 @@ class Generation:
             {p: tuple(keys) for p, keys in r["parts"].items()},
             {p: int(n) for p, n in r.get("part_bytes", {}).items()},
             from_ranges(r["absorbed"]),
+            int(r.get("usage_records", 0)),
         )
 
     def holds_outcome(self, key: layout.OutcomeKey) -> bool:
@@ -135,37 +150,62 @@ def partition_of(key: layout.OutcomeKey) -> str:
     return f"outcomes/{key.status}"
 
 
-def results_files(store: ObjectStore, run_id: str, gen: Generation | None) -> list[str]:
-    """Every file holding the run's results rows, each row in exactly one of them."""
-    listed = (obj.key for obj in store.list(layout.results_prefix(run_id)))
-    return readable("results", gen, listed)
+def table_files(store: ObjectStore, run_id: str, table: str, gen: Generation | None) -> list[str]:
+    """Every file holding the run's rows of ``table``, each row in exactly one of them."""
+    listed = (obj.key for obj in store.list(layout.run_table_prefix(table, run_id)))
+    return readable(table, gen, listed, absorbed_usage(store, gen) if table == USAGE else None)
 
 
-def outcome_files(store: ObjectStore, run_id: str, gen: Generation | None) -> list[str]:
-    """Every file holding the run's outcome rows, each row in exactly one of them."""
-    listed = (obj.key for obj in store.list(layout.outcomes_prefix(run_id)))
-    return readable("outcomes", gen, listed)
-
-
-def readable(table: str, gen: Generation | None, keys: Iterable[str]) -> list[str]:
-    """The one rule: of a run's per-shard ``keys`` of ``table``, those its latest generation
-    ``gen`` did not absorb, after the generation's own parts."""
-    if table == "results":
-        loose = [
-            key
-            for key in keys
-            if (shard := shard_of_results(key)) is not None
-            and (gen is None or shard not in gen.results_shards)
-        ]
-        return [*(gen.parts.get(RESULTS, ()) if gen else ()), *loose]
-    loose = [
+def readable(
+    table: str,
+    gen: Generation | None,
+    keys: Iterable[str],
+    usage: frozenset[str] | None = None,
+) -> list[str]:
+    """The one rule: of a run's per-shard (per-invocation) ``keys`` of ``table``, those its
+    latest generation ``gen`` did not absorb, after the generation's own parts. ``usage``: the
+    usage records ``gen`` absorbed (``absorbed_usage``), for the table ``usage``."""
+    parts = [
         key
-        for key in keys
-        if (parsed := layout.parse_outcome(key)) is not None
-        and (gen is None or not gen.holds_outcome(parsed))
+        for partition in PARTITIONS
+        if gen is not None and table_of(partition) == table
+        for key in gen.parts.get(partition, ())
     ]
-    parts = [k for p in PARTITIONS[1:] for k in (gen.parts.get(p, ()) if gen else ())]
-    return [*parts, *loose]
+    return [*parts, *(key for key in keys if absorbs(table, gen, key, usage) is False)]
+
+
+def absorbs(
+    table: str, gen: Generation | None, key: str, usage: frozenset[str] | None = None
+) -> bool | None:
+    """Whether ``gen`` holds the rows of the per-shard file ``key`` of ``table``; None when the
+    key is no such file (a temp file, a stray)."""
+    if table == RESULTS:
+        shard = shard_of_results(key)
+        return None if shard is None else gen is not None and shard in gen.results_shards
+    if table == USAGE:
+        if layout.parse_usage(key) is None:
+            return None
+        if gen is not None and USAGE in gen.parts and usage is None:
+            raise ValueError("the usage records the generation absorbed were not read")
+        return key.rsplit("/", 1)[-1] in (usage or ())
+    parsed = layout.parse_outcome(key)
+    return None if parsed is None else gen is not None and gen.holds_outcome(parsed)
+
+
+def absorbed_usage(store: ObjectStore, gen: Generation | None) -> frozenset[str]:
+    """The names of the usage records ``gen`` holds (empty for a generation without usage)."""
+    if gen is None or USAGE not in gen.parts:
+        return frozenset()
+    data = store.get(layout.compaction_usage_absorbed(gen.run_id, gen.number, gen.token))
+    return frozenset(name for name in gzip.decompress(data).decode().split("\n") if name)
+
+
+def write_absorbed_usage(
+    store: ObjectStore, run_id: str, number: int, token: str, names: Iterable[str]
+) -> None:
+    """Name the usage records a generation holds, before it is committed."""
+    text = "\n".join(sorted(names)).encode()
+    store.put(layout.compaction_usage_absorbed(run_id, number, token), gzip.compress(text, 6))
 
 
 def shard_of_results(key: str) -> int | None:
@@ -190,6 +230,15 @@ def mark_pointed(store: ObjectStore, run_id: str, number: int, at: datetime) -> 
     store.create(layout.compaction_pointed(run_id, number), at.isoformat().encode())
 
 
+def abandoned_for(store: ObjectStore, run_id: str) -> tuple[str, ...] | None:
+    """The redrive jobs the run was complete with when the reconciler gave up compacting it
+    (None: it never did). A redrive after that is a new chance."""
+    try:
+        return tuple(json.loads(store.get(layout.compaction_abandoned(run_id)))["redrive_jobs"])
+    except KeyError:
+        return None
+
+
 def cleaned(store: ObjectStore, run_id: str, number: int) -> bool:
     return store.exists(layout.compaction_cleaned(run_id, number))
 
@@ -201,15 +250,23 @@ def cleanup_due(pointed: datetime, grace_s: int, now: datetime) -> bool:
 
 def replaced_keys(store: ObjectStore, gen: Generation) -> list[str]:
     """What generation ``gen`` made obsolete: the per-shard results files it absorbed, and every
-    part of the run's earlier generations or of a compactor that never committed (crashed, or
-    lost the race) up to ``gen``'s number. Never a part of a later generation (one being
-    written after a redrive), never a per-shard outcome file (see the module docstring)."""
+    part (and list of absorbed usage records) of the run's earlier generations or of a
+    compactor that never committed (crashed, or lost the race) up to ``gen``'s number. Never a
+    part of a later generation (one being written after a redrive), never a per-shard outcome
+    file or usage record (see the module docstring)."""
     stale = [
         obj.key
-        for prefix in layout.compacted_run_prefixes(gen.run_id)
+        for prefix in layout.compacted_run_prefixes(gen.run_id).values()
         for obj in store.list(prefix)
         if (found := layout.parse_compacted_part(obj.key)) is not None
         and found[0] <= gen.number
         and found[1] != gen.token
     ]
-    return [*(layout.results(gen.run_id, k) for k in sorted(gen.absorbed)), *stale]
+    lists = [
+        obj.key
+        for obj in store.list(layout.compaction_records_prefix(gen.run_id))
+        if (found := layout.parse_compaction_usage_absorbed(obj.key)) is not None
+        and found[0] <= gen.number
+        and found[1] != gen.token
+    ]
+    return [*(layout.results(gen.run_id, k) for k in sorted(gen.absorbed)), *stale, *lists]

@@ -219,18 +219,22 @@ _USAGE_RE = re.compile(
 
 
 def parse_usage(key: str) -> Usage | None:
-    m = _USAGE_RE.search(key)
+    fields = usage_fields(key)
+    return None if fields is None else Usage(*fields)
+
+
+UsageFields = tuple[str, str, int, int, int, int, bool]
+
+
+def usage_fields(key: str) -> UsageFields | None:
+    """``Usage``'s fields of a usage record's key, in order, without building the record (a
+    running run's cost reads 100,000 of them)."""
+    # The pattern starts at a "/" and holds no other, so it can only match at the last one.
+    m = _USAGE_RE.match(key, max(0, key.rfind("/")))
     if m is None:
         return None
-    return Usage(
-        m["fn"],
-        m["what"],
-        int(m["mem"]),
-        int(m["ms"]),
-        int(m["r"]),
-        int(m["w"]),
-        m["kind"] == "bound",
-    )
+    fn, what, mem, ms, reads, writes, kind = m.groups()
+    return fn, what, int(mem), int(ms), int(reads), int(writes), kind == "bound"
 
 
 REUSE_INDEX = "reuse/"
@@ -332,6 +336,11 @@ def table_root(table: str) -> str:
     return f"{table}/"
 
 
+def run_table_prefix(table: str, run_id: str) -> str:
+    """The folder of one run's per-shard (per-invocation) files of ``table``."""
+    return f"{table_root(table)}run_id={_run(run_id)}/"
+
+
 def outcomes_prefix(run_id: str) -> str:
     return f"{table_root('outcomes')}run_id={_run(run_id)}/"
 
@@ -368,6 +377,12 @@ def compaction_cleaned(run_id: str, generation: int) -> str:
     return f"{compaction_records_prefix(run_id)}gen-{generation:06d}.cleaned"
 
 
+def compaction_abandoned(run_id: str) -> str:
+    """Written by the reconciler once it gave up compacting the run (JSON: tries, and the
+    redrive jobs it was for): the run is read from its per-shard files."""
+    return f"{compaction_records_prefix(run_id)}abandoned.json"
+
+
 def compaction_pointed(run_id: str, generation: int) -> str:
     """Written once the catalog points at generation ``generation`` (holds the time): the
     grace period before deleting what it replaced runs from then."""
@@ -393,8 +408,8 @@ def compacted_folder(
     if not re.fullmatch(r"[0-9a-f]{8,32}", token):
         raise ValueError(f"malformed compaction token {token!r}")
     where = f"gen-{generation:06d}-{token}/"
-    if table == "results":
-        return f"{COMPACTED}results/run_id={_run(run_id)}/{where}"
+    if table in ("results", "usage"):
+        return f"{COMPACTED}{table}/run_id={_run(run_id)}/{where}"
     if table == "outcomes" and status is not None and ids.is_dt(dt):
         return f"{COMPACTED}outcomes/run_id={_run(run_id)}/status={status}/dt={dt}/{where}"
     raise ValueError(f"no compacted folder for {table!r} {status!r} {dt!r}")
@@ -413,9 +428,34 @@ def compacted_part(folder: str, number: int) -> str:
     return f"{folder}part-{number:05d}.parquet"
 
 
-def compacted_run_prefixes(run_id: str) -> tuple[str, str]:
+# The tables a run's compaction rewrites (docs/analytics.md "Compaction"): every table with a
+# file per shard or per invocation.
+COMPACTED_TABLES = ("outcomes", "results", "usage")
+
+
+def compacted_run_prefixes(run_id: str) -> dict[str, str]:
     """The folders holding every compaction generation of a run, per table."""
-    return (f"{COMPACTED}outcomes/run_id={_run(run_id)}/", f"{COMPACTED}results/run_id={run_id}/")
+    return {table: f"{COMPACTED}{table}/run_id={_run(run_id)}/" for table in COMPACTED_TABLES}
+
+
+def compaction_usage_absorbed(run_id: str, generation: int, token: str) -> str:
+    """The usage records a generation absorbed (their names under ``usage_prefix``, one a line,
+    gzipped), written before its commit. A usage record's name is unique and random, so the set
+    cannot be stored as ranges; kept out of the commit record, which every query reads."""
+    if not re.fullmatch(r"[0-9a-f]{8,32}", token):
+        raise ValueError(f"malformed compaction token {token!r}")
+    return f"{compaction_records_prefix(run_id)}gen-{generation:06d}-{token}.usage.gz"
+
+
+_USAGE_ABSORBED_RE = re.compile(
+    r"/compaction/gen-(?P<gen>\d{6,})-(?P<token>[0-9a-f]{8,32})\.usage\.gz$"
+)
+
+
+def parse_compaction_usage_absorbed(key: str) -> tuple[int, str] | None:
+    """(generation, token) of a ``compaction_usage_absorbed`` key, or None."""
+    m = _USAGE_ABSORBED_RE.search(key)
+    return (int(m["gen"]), m["token"]) if m else None
 
 
 def results_prefix(run_id: str) -> str:
@@ -445,12 +485,29 @@ _DISPATCH_RE = re.compile(
 )
 
 
+def _outcome_match(key: str) -> re.Match[str] | None:
+    """``_OUTCOME_RE.search``, tried first where a key relative to the data root starts: the
+    same answer, without scanning (status parses 100,000 of them)."""
+    return _OUTCOME_RE.match(key) or _OUTCOME_RE.search(key)
+
+
 def parse_outcome(key: str) -> OutcomeKey | None:
-    m = _OUTCOME_RE.search(key)
+    m = _outcome_match(key)
     if m is None:
         return None
-    status: Status = "succeeded" if m["status"] == "succeeded" else "failed"
-    return OutcomeKey(m["run_id"], status, m["dt"], int(m["shard"]), int(m["attempt"]))
+    run_id, found, dt, shard, attempt = m.groups()
+    status: Status = "succeeded" if found == "succeeded" else "failed"
+    return OutcomeKey(run_id, status, dt, int(shard), int(attempt))
+
+
+def outcome_fields(key: str) -> tuple[bool, int, int] | None:
+    """(succeeded, shard id, attempt) of an outcome key: ``parse_outcome`` without building
+    the record, for status's 100,000-key listings."""
+    m = _outcome_match(key)
+    if m is None:
+        return None
+    _, found, _, shard, attempt = m.groups()
+    return found == "succeeded", int(shard), int(attempt)
 
 
 def parse_retry_marker(key: str) -> tuple[int, int] | None:

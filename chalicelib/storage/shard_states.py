@@ -44,8 +44,13 @@ class ShardStates:
 
     def by_state(self) -> dict[str, list[int]]:
         """Every shard id under its state, in one pass."""
-        found: dict[str, list[int]] = {"succeeded": [], "failed": [], "pending": []}
-        for k in range(self.count):
+        done = self.succeeded
+        found: dict[str, list[int]] = {
+            "succeeded": [k for k in range(self.count) if k in done],
+            "failed": [],
+            "pending": [],
+        }
+        for k in (k for k in range(self.count) if k not in done):
             found[self.state(k)].append(k)
         return found
 
@@ -75,15 +80,17 @@ def shard_states_of(
         )
     ]
     cuts.append(f"{outcomes}status=succeeded/")  # between the two statuses
+    latest = states.latest_failure
     for found in key_ranges.list_keys(store, outcomes, cuts):
-        key = layout.parse_outcome(found)
-        if key is None or key.shard_id >= states.count:
+        fields = layout.outcome_fields(found)
+        if fields is None or fields[1] >= states.count:
             continue
+        succeeded, shard_id, attempt = fields
         states.objects += 1
-        if key.status == "succeeded":
-            states.succeeded.add(key.shard_id)
-        elif key.attempt > states.latest_failure.get(key.shard_id, 0):
-            states.latest_failure[key.shard_id] = key.attempt
+        if succeeded:
+            states.succeeded.add(shard_id)
+        elif attempt > latest.get(shard_id, 0):
+            latest[shard_id] = attempt
     markers = layout.retry_markers_prefix(run_id)
     for found in key_ranges.list_keys(
         store, markers, key_ranges.shard_boundaries(markers, shard_count)

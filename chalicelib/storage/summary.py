@@ -12,12 +12,14 @@ run complete again rewrites it (nothing is deleted: no function needs a new gran
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.storage import layout
 from chalicelib.storage.shard_states import ShardStates, shard_states_of
 from chalicelib.storage.stores import ObjectStore
+from chalicelib.storage.together import together
 
 FORMAT = 1
 
@@ -35,8 +37,8 @@ class RunProgress:
     # The run's cost once complete (runs.cost), kept with the summary so a complete run's status
     # lists no usage records; None until status has stored it.
     cost: dict[str, Any] | None = None
-    # True when this very read found the run complete and wrote its summary: the writer then
-    # hands the run to the compactor (not stored).
+    # True when this very read found the run complete and wrote its summary (and asked for its
+    # compaction); not stored.
     written: bool = field(default=False, compare=False)
 
     @property
@@ -48,17 +50,26 @@ class RunProgress:
         return self.shard_count - len(self.failed) - len(self.pending)
 
 
-def run_progress(store: ObjectStore, run_id: str, shard_count: int) -> RunProgress:
-    """The one read of a run's progress that status, ``GET /sweeps`` and the reconciler share:
-    the stored summary of a complete run (a GET and a short listing), else the listings, and
-    a run they find complete gets its summary written."""
-    stored = read(store, run_id)
-    if stored is not None:
-        return stored
+def run_progress(
+    store: ObjectStore, run_id: str, shard_count: int, on_complete: Callable[[str], object]
+) -> RunProgress:
+    """The one read of a run's progress that status, ``GET /sweeps``, cancel and the
+    reconciler share: the stored summary of a complete run (a GET and a short listing, at
+    once), else the listings (``listed``)."""
+    return read(store, run_id) or listed(store, run_id, shard_count, on_complete)
+
+
+def listed(
+    store: ObjectStore, run_id: str, shard_count: int, on_complete: Callable[[str], object]
+) -> RunProgress:
+    """A run's progress from its listings. A run found complete gets its summary written, and
+    the writer hands it to ``on_complete`` (the compactor: ``fanout.invoking.compactor_trigger``)
+    right there, whoever it is, so no summary is written without asking for compaction."""
     states, dispatch = shard_states_of(store, run_id, shard_count)
     found = progress_of(states, dispatch)
     if found.complete:
         write(store, run_id, found)
+        on_complete(run_id)
         return replace(found, written=True)
     return found
 
@@ -85,16 +96,19 @@ def redrive_jobs(store: ObjectStore, run_id: str) -> tuple[str, ...]:
 
 
 def read(store: ObjectStore, run_id: str) -> RunProgress | None:
-    """The stored summary, if there is one made after every redrive of the run."""
-    try:
-        data = json.loads(store.get(layout.summary(run_id)))
-    except KeyError:
-        return None
-    if data.get("format") != FORMAT:
-        return None
-    jobs = tuple(data["redrive_jobs"])
-    if jobs != redrive_jobs(store, run_id):
-        return None  # a redrive came after it: the run is being re-run
+    """The stored summary, if there is one made after every redrive of the run (its GET and
+    the redrive lists' listing at once)."""
+    with together(store) as issue:
+        listing = issue(lambda: redrive_jobs(store, run_id))
+        try:
+            data = json.loads(store.get(layout.summary(run_id)))
+        except KeyError:
+            return None
+        if data.get("format") != FORMAT:
+            return None
+        jobs = tuple(data["redrive_jobs"])
+        if jobs != listing():
+            return None  # a redrive came after it: the run is being re-run
     return RunProgress(
         int(data["shard_count"]),
         [int(k) for k in data["failed"]],

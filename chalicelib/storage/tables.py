@@ -124,13 +124,24 @@ def outcome_parquet(row: dict[str, Any]) -> bytes:
 
 
 def usage_parquet(usage: layout.Usage) -> bytes:
-    shard = layout.what_shard(usage.what)
-    row = asdict(usage) | {
-        "function_name": usage.function,
-        "shard_id": shard[0] if shard else None,
-        "ended": shard[1] if shard else None,
-    }
-    return to_parquet(pa.Table.from_pylist([row], schema=USAGE))  # ``function`` is left out
+    return to_parquet(usage_table([usage]))
+
+
+def usage_table(entries: list[layout.Usage]) -> pa.Table:
+    """Usage records as rows of the table ``usage``: one invocation's file, or the many a
+    compaction holds in one part (``execution.compaction``)."""
+    rows = []
+    for usage in entries:
+        shard = layout.what_shard(usage.what)
+        rows.append(
+            asdict(usage)
+            | {
+                "function_name": usage.function,
+                "shard_id": shard[0] if shard else None,
+                "ended": shard[1] if shard else None,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=USAGE)  # ``function`` is left out
 
 
 @dataclass

@@ -38,62 +38,106 @@ def to_duckdb(sql: str) -> str:
 
 
 class Listings:
-    """Folder listings kept between queries while the folders are unchanged: a query over a
-    10,000-shard run would otherwise walk its 10,000 per-shard outcome files each time, files
-    compaction keeps (status reads them) and the engine then skips.
+    """What ``table_files`` found, kept between queries while nothing it read has changed: a
+    query over a compacted 100,000-shard run would otherwise walk its 100,000 per-shard outcome
+    files and usage records each time (files compaction keeps: status and cost read them), and
+    the engine then skips them all. With this, a compacted run costs a query a few ``stat``
+    calls, whatever its shard count.
 
     A folder's listing is reused only if its mtime is what it was, and was already ``SETTLE_S``
     old when it was listed: adding or removing a file sets the folder's mtime to the current
-    time, so with a timestamp granularity well under ``SETTLE_S`` no change can hide."""
+    time, so with a timestamp granularity well under ``SETTLE_S`` no change can hide. A run's
+    readable files per table are reused while its compaction records' folder and every folder
+    under the table's run folder are unchanged in that sense."""
 
     SETTLE_S = 1.0
 
     def __init__(self) -> None:
         self._folders: dict[str, tuple[int, list[str], list[str]]] = {}
-        # (run, table) -> (generation, the files to read), while its folders are unchanged.
+        # run -> (records folder mtime, its latest generation, the usage records it absorbed)
+        self._generations: dict[str, tuple[int, Any, frozenset[str] | None]] = {}
+        # (run, table) -> (generation number, the files to read)
         self.readable: dict[tuple[str, str], tuple[int, list[str]]] = {}
 
-    def walk(self, root: Path, prefix: str) -> tuple[list[str], bool]:
-        """The keys of the files under the folder ``prefix``, skipping temp files, and whether
-        every folder's listing was the kept one (nothing changed under ``prefix``)."""
+    def walk(self, root: Path, prefix: str) -> list[str]:
+        """The keys of the files under the folder ``prefix``, skipping temp files."""
         keys: list[str] = []
-        return keys, self._walk(root, prefix, keys)
+        self._walk(root, prefix, keys)
+        return keys
 
-    def _walk(self, root: Path, prefix: str, keys: list[str]) -> bool:
+    def _walk(self, root: Path, prefix: str, keys: list[str]) -> None:
         path = f"{root.as_posix()}/{prefix}"
         try:
             mtime = os.stat(path).st_mtime_ns
         except FileNotFoundError:
-            return False
+            return
         kept = self._folders.get(path)
-        unchanged = kept is not None and kept[0] == mtime
-        if kept is not None and unchanged:
+        if kept is not None and kept[0] == mtime:
             files, folders = kept[1], kept[2]
         else:
-            listed_at = time.time_ns()
             files, folders = [], []
+            listed_at = time.time_ns()
             for entry in os.scandir(path):
                 if entry.is_dir():
                     folders.append(entry.name)
                 elif not entry.name.startswith(".tmp-"):
                     files.append(entry.name)
-            if listed_at - mtime > self.SETTLE_S * 1e9:
+            if self._settled(mtime, listed_at):
                 self._folders[path] = (mtime, files, folders)
+            else:
+                self._folders.pop(path, None)
         keys += [prefix + name for name in files]
         for name in folders:
-            unchanged = self._walk(root, f"{prefix}{name}/", keys) and unchanged
-        return unchanged
+            self._walk(root, f"{prefix}{name}/", keys)
+
+    def unchanged(self, root: Path, prefix: str) -> bool:
+        """Whether every folder under ``prefix`` is as a settled listing found it (a few
+        ``stat`` calls: the folders, not the files)."""
+        path = f"{root.as_posix()}/{prefix}"
+        kept = self._folders.get(path)
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            return kept is None  # absent then and now
+        if kept is None or kept[0] != mtime:
+            return False
+        return all(self.unchanged(root, f"{prefix}{name}/") for name in kept[2])
+
+    def generation(self, root: Path, run_id: str, usage: bool) -> tuple[Any, frozenset[str] | None]:
+        """The run's latest compaction generation (and, with ``usage``, the usage records it
+        absorbed), read again only when its records' folder changed."""
+        from chalicelib.storage import compaction
+        from chalicelib.storage.stores import LocalStore
+
+        records = root / layout.compaction_records_prefix(run_id)
+        try:
+            mtime = os.stat(records).st_mtime_ns
+        except FileNotFoundError:
+            return None, frozenset() if usage else None
+        kept = self._generations.get(run_id)
+        store = LocalStore(root)
+        if kept is None or kept[0] != mtime:
+            listed_at = time.time_ns()
+            kept = (mtime, compaction.latest(store, run_id), None)
+            if self._settled(mtime, listed_at):
+                self._generations[run_id] = kept
+        if usage and kept[2] is None:
+            kept = (kept[0], kept[1], compaction.absorbed_usage(store, kept[1]))
+            if self._generations.get(run_id, (None,))[0] == mtime:
+                self._generations[run_id] = kept
+        return kept[1], kept[2]
+
+    def _settled(self, mtime: int, listed_at: int) -> bool:
+        return listed_at - mtime > self.SETTLE_S * 1e9
 
 
 def table_files(root: Path, table: str, listings: Listings | None = None) -> list[str]:
     """Every file under the data root that holds rows of ``table``, each row in exactly one:
-    per run, its latest compaction generation's parts and the per-shard files that generation
-    did not absorb (``storage.compaction.readable``), so a query during, after or between
-    compactions sees every point once."""
+    per run, its latest compaction generation's parts and the per-shard (per-invocation) files
+    that generation did not absorb (``storage.compaction.readable``), so a query during, after
+    or between compactions sees every row once."""
     from chalicelib.storage import compaction
-    from chalicelib.storage.stores import LocalStore
 
-    store = LocalStore(root)
     listings = listings or Listings()
     runs: set[str] = set()
     for folder in (root / layout.table_root(table), root / layout.COMPACTED / table):
@@ -104,21 +148,15 @@ def table_files(root: Path, table: str, listings: Listings | None = None) -> lis
                 if entry.is_dir() and entry.name.startswith("run_id=")
             )
     files: list[str] = []
-    if table not in ("outcomes", "results"):  # never compacted: every file of the table
-        return [f"{root.as_posix()}/{k}" for k in listings.walk(root, layout.table_root(table))[0]]
     for run_id in sorted(runs):
         if not ids.is_run_id(run_id):
             continue
-        compacted = (root / layout.compacted_run_prefixes(run_id)[table == "results"]).is_dir()
-        gen = compaction.latest(store, run_id) if compacted else None
-        prefix = (
-            layout.outcomes_prefix(run_id) if table == "outcomes" else layout.results_prefix(run_id)
-        )
-        listed, unchanged = listings.walk(root, prefix)
+        gen, usage = listings.generation(root, run_id, table == compaction.USAGE)
         number = gen.number if gen is not None else 0
+        prefix = layout.run_table_prefix(table, run_id)
         kept = listings.readable.get((run_id, table))
-        if not (unchanged and kept is not None and kept[0] == number):
-            keys = compaction.readable(table, gen, listed)
+        if kept is None or kept[0] != number or not listings.unchanged(root, prefix):
+            keys = compaction.readable(table, gen, listings.walk(root, prefix), usage)
             kept = number, [f"{root.as_posix()}/{key}" for key in keys]
             listings.readable[(run_id, table)] = kept
         files.extend(kept[1])
@@ -135,6 +173,7 @@ class LocalEngine(QueryEngine):
         self._reads_files: dict[str, bool] = {}
         self._views: list[tuple[str, str]] | None = None  # (file name, DuckDB statement)
         self._listings = Listings()
+        self._sources: dict[str, list[str]] = {}  # table -> the files its view reads
 
     @property
     def connection(self) -> Any:
@@ -151,7 +190,9 @@ class LocalEngine(QueryEngine):
 
         The file list is made again at every query (``table_files``): a compacted run is read
         from its latest generation plus the per-shard files that generation did not absorb,
-        never from both, and files that land later are seen by the next query. A table with no
+        never from both, and files that land later are seen by the next query; a view is bound
+        again only when its file list changed (binding one over 10,000 files costs more than a
+        query over a compacted run). A table with no
         file yet gets an empty view typed from its pyarrow schema. Columns are listed in catalog
         order (file columns, then partition columns, kept as strings). The views of ``athena/``
         are created once the tables' views exist, and again when a table gets its first file
@@ -167,6 +208,9 @@ class LocalEngine(QueryEngine):
             names = ", ".join(f'"{n}"' for n in [*schema.names, *parts])
             files = table_files(self.root, table, self._listings)
             has_files = bool(files)
+            if has_files and not force and self._sources.get(table) == files:
+                continue  # the view already reads these files: binding it again costs
+            self._sources[table] = files
             if has_files:
                 listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
                 source = (

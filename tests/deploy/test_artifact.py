@@ -311,6 +311,8 @@ def test_the_reconciler_redrives_then_closes_a_lost_shard(
     assert again["cost"]["by_function"]["compactor"]["invocations"] >= 2
     first = report["first_compaction_records"]  # status's trigger; no grace period here
     assert {"gen-000001.json", "gen-000001.pointed", "gen-000001.cleaned"} <= set(first), first
+    # The usage table is compacted too, under the compactor's enforced policy.
+    assert [r for r in first if r.endswith(".usage.gz")] != [], first
     records = report["compaction_records"]
     assert {"gen-000001.json", "gen-000002.json", "gen-000002.cleaned"} <= set(records), records
 

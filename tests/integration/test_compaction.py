@@ -30,6 +30,7 @@ from chalicelib.execution.compaction import compact, compact_event
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.execution.worker import run_task
+from chalicelib.fanout.invoking import compactor_trigger
 from chalicelib.fanout.reconcile import reconcile
 from chalicelib.runs.redrive import redrive
 from chalicelib.runs.status import status
@@ -42,6 +43,7 @@ SHARDS = 24
 POINTS = 240
 GRACE = 3600
 DATABASE = "sweeps_test"
+NO_COMPACTOR = compactor_trigger(None)  # these tests run the compactor themselves
 
 
 def sweep(fail: list[int] | None = None, shards: int = SHARDS) -> dict[str, Any]:
@@ -77,7 +79,9 @@ class Clock:
 def complete_run(inline: Inline, body: dict[str, Any]) -> str:
     run_id = inline.submit(body)
     inline.drain()
-    assert summary.run_progress(inline.store, run_id, body["shards"]["count"]).complete
+    assert summary.run_progress(
+        inline.store, run_id, body["shards"]["count"], NO_COMPACTOR
+    ).complete
     return run_id
 
 
@@ -95,6 +99,34 @@ def counts(root: Path, run_id: str) -> dict[str, Any]:
     return {"points": points["n"], "distinct": points["d"], "outcomes": outcomes}
 
 
+def usage_rows(root: Path, run_id: str) -> list[tuple[Any, ...]]:
+    """The run's usage rows as the local engine reads them, sorted (a multiset)."""
+    rows = (
+        LocalEngine(root)
+        .execute(
+            "SELECT function_name, what, memory_mb, duration_ms, s3_reads, s3_writes, bound "
+            f"FROM usage WHERE run_id = '{run_id}'"
+        )
+        .rows
+    )
+    return sorted(tuple(r.values()) for r in rows)
+
+
+def usage_listed(store: ObjectStore, run_id: str) -> list[tuple[Any, ...]]:
+    """One row per usage record in the store (each record's row is its key), sorted."""
+    return sorted(
+        (u.function, u.what, u.memory_mb, u.duration_ms, u.s3_reads, u.s3_writes, u.bound)
+        for obj in store.list(layout.usage_prefix(run_id))
+        if (u := layout.parse_usage(obj.key)) is not None
+    )
+
+
+def assert_usage_once(store: LocalStore, run_id: str) -> None:
+    """Every usage record is one row of the table, none twice, none missed."""
+    listed = usage_listed(store, run_id)
+    assert listed and usage_rows(store.root, run_id) == listed
+
+
 @pytest.fixture
 def inline(local_store: LocalStore) -> Inline:
     return Inline(local_store, settings())
@@ -106,7 +138,7 @@ def test_duckdb_sees_every_point_once_before_during_and_after(inline: Inline) ->
     run_id = complete_run(inline, sweep(fail=[5]))
     before = counts(store.root, run_id)
     assert before["points"] == before["distinct"] == POINTS - POINTS // SHARDS
-    clock = Clock()
+    assert_usage_once(store, run_id)
 
     # During: a compactor that wrote its parts but has not committed (it died, or is slow).
     real_commit = compaction.commit
@@ -114,12 +146,19 @@ def test_duckdb_sees_every_point_once_before_during_and_after(inline: Inline) ->
 
     def commit_after_a_look(gen: compaction.Generation) -> bool:
         seen_during.append(counts(store.root, run_id))
+        assert_usage_once(store, run_id)
         return real_commit(store, gen)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(compaction, "commit", lambda _store, gen: commit_after_a_look(gen))
-        assert compact(store, run_id, inline.settings, NoCatalog(), clock)["status"] == "compacted"
+        # compact_event: the compactor's own usage record lands after its commit, unabsorbed
+        answer = compact_event({"run_id": run_id}, store, inline.settings, NoCatalog())
+        assert answer["status"] == "compacted"
+    clock = Clock()  # the generation was pointed at (real time) by now
     assert seen_during == [before]
+    assert_usage_once(store, run_id)
+    usage_files = [f for f in table_files(store.root, "usage") if "/compacted/" not in f]
+    assert [layout.parse_usage(f).function for f in usage_files] == ["compactor"]  # type: ignore[union-attr]
 
     gen = compaction.latest(store, run_id)
     assert gen is not None and gen.number == 1
@@ -137,6 +176,7 @@ def test_duckdb_sees_every_point_once_before_during_and_after(inline: Inline) ->
     assert compact(store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
     assert not store.exists(layout.results(run_id, 0))
     assert counts(store.root, run_id) == before
+    assert_usage_once(store, run_id)  # usage records are kept: the cost lists them
     assert compact(store, run_id, inline.settings, NoCatalog(), clock)["status"] == "clean"
 
 
@@ -197,7 +237,14 @@ def test_two_compactors_at_once_commit_one_generation(tmp_path: Path) -> None:
     assert gen is not None
     leftover = [o.key for o in store.list(layout.COMPACTED) if gen.token not in o.key]
     assert leftover == []
+    lists = [
+        o.key
+        for o in store.list(layout.compaction_records_prefix(run_id))
+        if layout.parse_compaction_usage_absorbed(o.key) is not None
+    ]
+    assert lists == [layout.compaction_usage_absorbed(run_id, 1, gen.token)]
     assert counts(store.root, run_id) == before
+    assert_usage_once(store, run_id)
     # Idempotent: once more changes nothing.
     store.barrier = threading.Barrier(1)
     assert compact(store, run_id, inline.settings, NoCatalog())["status"] == "compacted"
@@ -271,6 +318,10 @@ def test_a_redrive_after_compaction_makes_the_new_results_visible(
     assert counts(local_store.root, run_id) == after
     part = pq.read_table(local_store.root / gen.parts["results"][0])
     assert part["point_index"].to_pylist() == list(range(POINTS))
+    # Generation 2's usage part: generation 1's rows, and the records since (the redrive's).
+    assert_usage_once(local_store, run_id)
+    assert [f for f in table_files(local_store.root, "usage") if "/compacted/" not in f] == []
+    assert gen.usage_records == len(usage_listed(local_store, run_id))
 
 
 def test_compaction_is_charged_to_the_run_and_status_cost_follows(
@@ -357,9 +408,10 @@ def test_athena_partitions_never_lose_a_file_under_a_query(s3_store: S3Store, gl
     assert dt is not None
     catalog.register_run(run_id, dt)
     inline.drain()
-    assert summary.run_progress(s3_store, run_id, SHARDS).complete
-    before = {t: athena_reads(s3_store, glue, t) for t in ("results", "outcomes")}
+    assert summary.run_progress(s3_store, run_id, SHARDS, NO_COMPACTOR).complete
+    before = {t: athena_reads(s3_store, glue, t) for t in ("results", "outcomes", "usage")}
     assert before["results"] == POINTS - POINTS // SHARDS
+    assert before["usage"] == len(usage_listed(s3_store, run_id))
 
     clock = Clock()
     # Glue fails: the generation is committed but nothing the partitions point at is deleted,
@@ -379,6 +431,10 @@ def test_athena_partitions_never_lose_a_file_under_a_query(s3_store: S3Store, gl
     (results,) = glue.get_partitions(DatabaseName=DATABASE, TableName="results")["Partitions"]
     assert results["StorageDescriptor"]["Location"].endswith(
         layout.compacted_folder("results", run_id, 1, gen.token)
+    )
+    (usage,) = glue.get_partitions(DatabaseName=DATABASE, TableName="usage")["Partitions"]
+    assert usage["StorageDescriptor"]["Location"].endswith(
+        layout.compacted_folder("usage", run_id, 1, gen.token)
     )
     assert {t: athena_reads(s3_store, glue, t) for t in before} == before
     # The old files stay for the grace period after the partitions moved, then go.
@@ -441,8 +497,16 @@ def test_a_crashed_compactors_parts_are_never_read_and_go_at_clean_up(
         with pytest.raises(RuntimeError):
             compact(local_store, run_id, inline.settings, NoCatalog())
     orphans = [o.key for o in local_store.list(layout.COMPACTED)]
-    assert orphans and compaction.latest(local_store, run_id) is None
+    orphans += [
+        o.key
+        for o in local_store.list(layout.compaction_records_prefix(run_id))
+        if layout.parse_compaction_usage_absorbed(o.key) is not None
+    ]
+    tables = {k.split("/")[1] for k in orphans if k.startswith(layout.COMPACTED)}
+    assert tables == set(layout.COMPACTED_TABLES) and orphans[-1].endswith(".usage.gz")
+    assert compaction.latest(local_store, run_id) is None
     assert counts(local_store.root, run_id) == before  # uncommitted parts are not read
+    assert_usage_once(local_store, run_id)
     clock = Clock()
     compact(local_store, run_id, inline.settings, NoCatalog(), clock)
     assert counts(local_store.root, run_id) == before
@@ -450,3 +514,44 @@ def test_a_crashed_compactors_parts_are_never_read_and_go_at_clean_up(
     assert compact(local_store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
     assert not any(local_store.exists(k) for k in orphans)
     assert counts(local_store.root, run_id) == before
+
+
+def test_a_compaction_that_fails_for_good_is_tried_a_bounded_number_of_times(
+    local_store: LocalStore,
+) -> None:
+    """Each try is charged to the run: after ``compaction_max_tries`` asks the reconciler gives
+    up, closes the run, and status says so; queries read the per-shard files, every point
+    once. A redrive gives the run a new chance."""
+    inline = Inline(local_store, settings(compaction_retry_s=0, compaction_max_tries=2))
+    run_id = inline.submit(sweep(fail=[6]))
+    inline.drain()
+    clock = Clock()
+
+    def too_large(*_args: Any) -> None:
+        raise RuntimeError("the run does not fit in the compactor's timeout")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("chalicelib.execution.compaction._write_generation", too_large)
+        status(local_store, run_id, invoker=inline.invoker)  # the summary writer's ask
+        passes = []
+        for _ in range(4):
+            if inline.invoker.queue:
+                with pytest.raises(RuntimeError):  # each try fails (and is charged)
+                    inline.drain()
+            passes.append(reconcile(local_store, inline.invoker, inline.settings, clock))
+    assert passes == [{"compacting": 1}, {"compacting": 1}, {"complete": 1}, {}]
+    assert inline.invoker.sent["compactor"] == 1 + 2  # the writer's ask, then two retries
+    assert not local_store.exists(layout.open_run(run_id))
+    answer = status(local_store, run_id)
+    assert answer["complete"] and answer["compaction_abandoned"]
+    assert answer["cost"]["by_function"]["compactor"]["invocations"] == 3
+    seen = counts(local_store.root, run_id)
+    assert seen["points"] == seen["distinct"] == POINTS - POINTS // SHARDS
+    assert_usage_once(local_store, run_id)
+
+    # A redrive: the run is complete again with new redrive jobs, and compacted this time.
+    redrive(inline.settings, local_store, inline.invoker, run_id, False)
+    inline.drain()
+    assert not status(local_store, run_id, invoker=inline.invoker)["compaction_abandoned"]
+    inline.drain()
+    assert compaction.latest(local_store, run_id) is not None

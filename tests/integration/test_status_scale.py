@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Callable
 
 import pyarrow.parquet as pq
+import pytest
 
+from chalicelib.config import Settings
+from chalicelib.fanout.reconcile import reconcile
+from chalicelib.model.errors import Conflict
+from chalicelib.model.events import run_task_payload
+from chalicelib.runs.cancel import cancel
+from chalicelib.runs.cost import usage_boundaries
 from chalicelib.runs.listing import list_runs
 from chalicelib.runs.redrive import redrive
 from chalicelib.runs.status import status
 from chalicelib.storage import key_ranges, layout, summary
+from chalicelib.storage.manifests import load
 from chalicelib.storage.stores import ObjectStore
-from tests.support.inline import Inline
+from tests.support.inline import Inline, QueueInvoker
 from tests.support.store_models import MemoryStore, S3LatencyStore
 
 
@@ -91,8 +100,9 @@ def test_a_complete_run_reads_its_summary_in_constant_work() -> None:
         requests[shards] = store.requests - before
     # manifest, summary, redrive lists, cancel, and the registered marker (queryable may still
     # change by itself, so it is read, not kept); cost is kept with the summary, checked
-    # against one listing of the compactor's usage records (it runs after completion).
-    assert requests[50] == requests[2500] <= 6
+    # against one listing of the compactor's usage records (it runs after completion), and
+    # the compaction's abandoned record: all issued at once (storage.together).
+    assert requests[50] == requests[2500] <= 7
 
 
 def test_a_redrive_makes_the_summary_stale_and_the_rerun_visible() -> None:
@@ -130,3 +140,80 @@ def test_the_run_listing_shares_the_summary() -> None:
     runs = {r["run_id"]: r for r in list_runs(store, {})["runs"]}
     assert runs[done]["complete"] and not runs[running]["complete"]
     assert store.exists(layout.summary(done)) and not store.exists(layout.summary(running))
+
+
+def copy_of(store: MemoryStore, into: MemoryStore) -> MemoryStore:
+    for key, data in store.objects.items():
+        MemoryStore.put(into, key, data)  # not a modelled request
+    return into
+
+
+def test_status_through_the_s3_model_equals_the_sequential_listing() -> None:
+    """Status issues its independent reads at once, and lists usage records in key ranges
+    (``runs.cost.usage_boundaries``) on a store that gains from it: the answer is the one the
+    sequential reads give, field by field (cost, points, queryable included), running and
+    complete, past the 1,000 shards where the ranges start."""
+    shards = 2100
+    store = MemoryStore()
+    inline = Inline(store)
+    run_id = inline.submit(sweep(shards, fail=[3, 1500]))
+    inline.drain()
+    lost = [7, 1001, 2099]  # these shards' outcomes are lost: the run is running
+    for key in [o.key for o in store.list(layout.outcomes_prefix(run_id))]:
+        parsed = layout.parse_outcome(key)
+        if parsed is not None and parsed.shard_id in lost:
+            store.delete(key)
+    model = copy_of(store, S3LatencyStore(latency_s=0.001))
+    sequential = status(store, run_id)
+    assert not sequential["complete"] and sequential["shards"]["pending"] == len(lost)
+    assert status(model, run_id) == sequential
+    assert usage_boundaries_split(model, run_id)
+    agrees(sequential, on_disk(store, run_id, shards))
+
+    # Complete: the lost shards' outcomes land; each store finds it complete and keeps a summary.
+    for k in lost:
+        inline.invoker.queue.append(("worker", run_task_payload(load(store, run_id), k)))
+    inline.drain()
+    model = copy_of(store, S3LatencyStore(latency_s=0.001))
+    complete = status(store, run_id)
+    assert complete["complete"] and complete["failed_shards"] == [3, 1500]
+    assert status(model, run_id) == complete  # from the listings, then from the summary
+    assert status(model, run_id) == complete
+    assert complete["cost"]["invocations"] >= shards and complete["points_succeeded"] == (
+        shards - 2
+    )
+
+
+def usage_boundaries_split(store: MemoryStore, run_id: str) -> bool:
+    """The usage listing really is cut in several ranges, each holding some records."""
+    prefix = layout.usage_prefix(run_id)
+    cuts = usage_boundaries(prefix, 2100)
+    keys = [o.key for o in MemoryStore.list(store, prefix)]
+    return len(cuts) == 2 and all(any(k < c for k in keys) for c in cuts)
+
+
+def test_every_summary_writer_asks_for_compaction() -> None:
+    """Whoever first finds a run complete and writes its summary (status, the run listing,
+    cancel, the reconciler) hands it to the compactor, once (``storage.summary.listed``)."""
+    readers: dict[str, Callable[[ObjectStore, str, QueueInvoker], object]] = {
+        "status": lambda s, r, i: status(s, r, invoker=i),
+        "listing": lambda s, r, i: list_runs(s, {}, i),
+        "cancel": cancel_or_conflict,
+        "reconciler": lambda s, r, i: reconcile(s, i, Settings(stage="dev")),
+    }
+    for name, read in readers.items():
+        store = MemoryStore()
+        inline = Inline(store)
+        run_id = inline.submit(sweep(12))
+        inline.drain()
+        assert not store.exists(layout.summary(run_id))
+        read(store, run_id, inline.invoker)
+        assert store.exists(layout.summary(run_id)), name
+        assert list(inline.invoker.queue) == [("compactor", {"run_id": run_id})], name
+        read(store, run_id, inline.invoker)  # the summary stands: nobody asks again
+        assert inline.invoker.sent["compactor"] == 1, name
+
+
+def cancel_or_conflict(store: ObjectStore, run_id: str, invoker: QueueInvoker) -> None:
+    with pytest.raises(Conflict):  # a complete run cannot be cancelled
+        cancel(store, run_id, invoker)
