@@ -103,10 +103,11 @@ GRANTS: dict[str, Grant] = {
     # generation under compacted/ and its records (commit, pointed, cleaned, usage)
     # under runs/, points its partitions, and deletes what a generation replaced (per-shard
     # results, older generations' parts) after the grace period. Never an outcome file.
+    # reuse/: the run's per-shard reuse index merged into its family's (execution/reuse.py).
     "compactor": Grant(
-        read=("runs", "outcomes", "results", "compacted"),
-        write=("runs/*/compaction", "usage", "compacted"),
-        delete=("results", "compacted"),
+        read=("runs", "outcomes", "results", "compacted", "reuse"),
+        write=("runs/*/compaction", "usage", "compacted", "reuse"),
+        delete=("results", "compacted", "reuse"),
         point_partitions=True,
     ),
 }

@@ -193,30 +193,21 @@ def _shard_timing(request: SweepRequest, size: int, scratch: Path | None) -> Sha
 
 
 def reusable(request: SweepRequest, data_root: Path) -> int:
-    """Points of ``request`` already in the local stage's reuse index (DuckDB over its files)."""
-    import duckdb
-    import pyarrow as pa
-
+    """Points of ``request`` a run would copy now from the local stage's reuse index: the
+    plan's own reading of the history (``reuse.history``) and matching (``reuse.matches``), so
+    the count is what the run's status then reports as ``points_reused``."""
     sim = REGISTRY[request.simulation]
-    fam = reuse.family(sim.name, sim.version, request.seed)
-    folder = data_root / layout.reuse_family(fam)
-    if not folder.is_dir():
+    store = LocalStore(data_root)
+    past = reuse.history(store, reuse.family(sim.name, sim.version, request.seed), RUN_ID)
+    if not len(past):
         return 0
     streams = PointStreams(sim, request.seed)
     keys = [
         streams.key(sim.effective_params(p), r)
         for _, p, r in request.space.iter_points(0, request.total_points)
     ]
-    wanted = pa.table({"key": pa.array(keys, pa.binary(16))})
-    con = duckdb.connect()
-    con.register("wanted", wanted)
-    glob = (folder / "**" / "*.parquet").as_posix()
-    sql = (
-        f"SELECT count(DISTINCT key) FROM read_parquet('{glob}') "
-        "WHERE key IN (SELECT key FROM wanted)"
-    )
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+    found = reuse.matches(past, keys)
+    return len(found) - int(found.null_count)
 
 
 def estimate(

@@ -9,25 +9,31 @@ to the same function version, so equal metrics, bit for bit.
   ``family`` being a digest of (simulation, version, seed). Only a family's files are ever
   read, so reuse never crosses simulations, versions or seeds, and a stage's store is its own,
   so it never crosses stages.
+- **Merged index** (written where a complete run is compacted: ``merge_run``): the run's
+  per-shard files folded into ``reuse/<family>/merged/gen-<n>.parquet``, each distinct point of
+  the family once (its oldest source), committed by a conditional create, then the run's files
+  deleted. Its size is the family's distinct points, whatever the number of runs that
+  computed them.
 - **Plan** (once per run, in the root dispatcher before any worker is invoked; the 202 does
-  not wait for it): the run's points' keys are matched against the family's index in one
+  not wait for it): the run's points' keys are matched against the family's history
+  (``history``: the latest merged generation, then the files of runs not merged yet) in one
   Arrow ``index_in``, and each shard gets the list of points it copies
   (``runs/<run>/reuse/shard-<k>.parquet``) and ``runs/<run>/reuse/plan.json`` their counts.
-  Index entries whose source shard has no results file any more (a deleted run) are skipped,
-  so a source that is gone only means evaluating; a failed source shard never wrote any.
+  Entries whose source shard has no results any more (a deleted run) are skipped, so a source
+  that is gone only means evaluating; a failed source shard never wrote any.
 - **Worker**: reads its own shard's plan (two GETs) and never scans history; reused points are
   copied with their ``source_run_id``, the simulation function is not called for them.
 
-The plan reads the family's index once per run, not once per shard; its cost grows with the
-family's history (benchmarked in docs/benchmarks.md), which compaction could bound by merging a
-run's index files into one.
+The plan reads the family's history once per run, never per shard: with its runs merged, one
+listing and one file whose size grows with the family's distinct points, not with its number
+of runs (``bench.reuse_planning``).
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,9 +48,9 @@ from chalicelib.model.sharding import shard_bounds
 from chalicelib.simulations import streams
 from chalicelib.simulations.declarations import PointStreams, Simulation
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import compaction, layout
+from chalicelib.storage import compaction, layout, manifests
 from chalicelib.storage.stores import ObjectStore
-from chalicelib.storage.tables import REUSE_INDEX, REUSE_PLAN, to_parquet
+from chalicelib.storage.tables import REUSE_INDEX, REUSE_MERGED, REUSE_PLAN, to_parquet
 
 
 def family(simulation: str, version: str, seed: int) -> str:
@@ -107,21 +113,98 @@ def load_plan(store: ObjectStore, run_id: str, shard_id: int) -> ShardPlan:
     return ShardPlan({index: (source, values) for index, source, values in rows})
 
 
-def _sources(store: ObjectStore, fam: str, run_id: str) -> Iterator[str]:
-    """The family's index files whose shard still has its results: its file, or a row in the
-    source run's latest compaction generation (which absorbed the file)."""
+@dataclass(frozen=True)
+class History:
+    """A family's reusable points as the plan matches them: ``keys[i]`` was evaluated by run
+    ``origins[i]`` with ``metrics[i]``. A key may appear twice; the first wins (``index_in``)."""
+
+    keys: pa.Array
+    metrics: pa.Array
+    origins: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _Present:
+    """Which shards of a source run still hold their results: its latest compaction
+    generation's (which absorbed their files), else a file of their own (listed once, only if
+    a shard is not in the generation)."""
+
+    def __init__(self, store: ObjectStore, source: str) -> None:
+        self.store, self.source = store, source
+        gen = compaction.latest(store, source)
+        self.held = gen.results_shards if gen is not None else frozenset()
+        self._files: set[str] | None = None
+
+    def __call__(self, shard_id: int) -> bool:
+        if shard_id in self.held:
+            return True
+        if self._files is None:
+            self._files = {o.key for o in self.store.list(layout.results_prefix(self.source))}
+        return layout.results(self.source, shard_id) in self._files
+
+
+class _Sources:
+    """``_Present`` of each source run, made once."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._made: dict[str, _Present] = {}
+
+    def __call__(self, source: str) -> _Present:
+        if source not in self._made:
+            self._made[source] = _Present(self.store, source)
+        return self._made[source]
+
+
+def history(store: ObjectStore, fam: str, run_id: str) -> History:
+    """What a plan of run ``run_id`` can copy: the family's latest merged index (every point
+    of its merged runs once, read whole: its size is the family's distinct points, whatever
+    the number of runs that computed them) and the per-shard index files of runs not merged
+    yet (running, or complete and not yet compacted), oldest run first. Rows whose source
+    shard has no results any more (a deleted run) are left out, checked once per source run
+    (its compaction record, and its results listing only if a shard is not in it)."""
+    merged: list[tuple[int, str]] = []
     by_run: dict[str, list[tuple[int, str]]] = {}
     for obj in store.list(layout.reuse_family(fam)):
-        parsed = layout.parse_reuse_index(obj.key)
-        if parsed is not None and parsed[0] != run_id:
+        if (number := layout.parse_reuse_merged(obj.key)) is not None:
+            merged.append((number, obj.key))
+        elif (parsed := layout.parse_reuse_index(obj.key)) is not None and parsed[0] != run_id:
             by_run.setdefault(parsed[0], []).append((parsed[1], obj.key))
+    keys: list[pa.Array] = []
+    metrics: list[pa.Array] = []
+    origins: list[pa.Array] = []
+    alive = _Sources(store)
+    if merged:
+        table = _living(_read_merged(store, max(merged)[1]), alive, run_id)
+        keys.append(table["key"].combine_chunks())
+        metrics.append(table["metrics"].combine_chunks())
+        origins.append(table["source_run_id"].combine_chunks())
     for source in sorted(by_run):  # oldest run first: it wins a key several runs computed
-        present = {o.key for o in store.list(layout.results_prefix(source))}
-        gen = compaction.latest(store, source)  # its results files may be gone into a generation
-        held = gen.results_shards if gen is not None else frozenset()
         for shard_id, key in by_run[source]:
-            if shard_id in held or layout.results(source, shard_id) in present:
-                yield key
+            if not alive(source)(shard_id):
+                continue
+            table = pq.read_table(io.BytesIO(store.get(key)), columns=["key", "metrics"])
+            keys.append(table["key"].combine_chunks())
+            metrics.append(table["metrics"].combine_chunks())
+            origins.append(pa.array([source] * table.num_rows, pa.string()))
+    if not keys:
+        empty = REUSE_MERGED.empty_table()
+        return History(empty["key"], empty["metrics"], empty["source_run_id"])
+    return History(pa.concat_arrays(keys), pa.concat_arrays(metrics), pa.concat_arrays(origins))
+
+
+def _living(table: pa.Table, alive: _Sources, run_id: str = "") -> pa.Table:
+    """The rows of a merged index whose source shard still has its results (not ``run_id``'s)."""
+    sources = table["source_run_id"].to_pylist()
+    shards = table["shard_id"].to_pylist()
+    keep = [s != run_id and alive(s)(k) for s, k in zip(sources, shards, strict=True)]
+    return table.filter(pa.array(keep, pa.bool_()))
+
+
+def _read_merged(store: ObjectStore, key: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(store.get(key)), schema=REUSE_MERGED)
 
 
 def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
@@ -134,18 +217,10 @@ def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
         pass
     request = run.request
     sim = REGISTRY[request.simulation]
-    fam = family(sim.name, sim.version, request.seed)
-    tables, origins = [], []
-    for key in _sources(store, fam, run.run_id):
-        table = pq.read_table(io.BytesIO(store.get(key)), columns=["key", "metrics"])
-        tables.append(table)
-        origins += [layout.parse_reuse_index(key)[0]] * table.num_rows  # type: ignore[index]
+    past = history(store, family(sim.name, sim.version, request.seed), run.run_id)
     counts: dict[int, int] = {}
-    if tables:
-        history = pa.concat_tables(tables)
-        wanted = pa.array(_keys(sim, request), pa.binary(16))
-        found = pc.index_in(wanted, value_set=history["key"])
-        origin = pa.array(origins, pa.string())
+    if len(past):
+        found = matches(past, _keys(sim, request))
         for shard_id in range(request.shard_count):
             start, end = shard_bounds(request.total_points, request.shards, shard_id)
             hits = found.slice(start, end - start)
@@ -156,8 +231,8 @@ def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
             table = pa.table(
                 {
                     "point_index": pc.filter(pa.array(np.arange(start, end)), mask),
-                    "source_run_id": origin.take(positions),
-                    "metrics": history["metrics"].take(positions),
+                    "source_run_id": past.origins.take(positions),
+                    "metrics": past.metrics.take(positions),
                 },
                 schema=REUSE_PLAN,
             )
@@ -167,9 +242,95 @@ def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
     store.create(layout.reuse_plan(run.run_id), json.dumps(summary).encode())
     logger.info(
         "reuse planned",
-        extra={"run_id": run.run_id, "reused": summary["reused"], "sources": len(set(origins))},
+        extra={"run_id": run.run_id, "reused": summary["reused"], "history": len(past)},
     )
     return counts
+
+
+def matches(past: History, keys: Sequence[bytes]) -> pa.Array:
+    """For each of ``keys`` (a request's points, in index order), its row in ``past``, or null
+    when no earlier run computed it: what the plan copies, and what ``sweep estimate`` counts."""
+    return pc.index_in(pa.array(keys, pa.binary(16)), value_set=past.keys)
+
+
+# Generations of a family's merged index kept: the latest and the one before it, which a plan
+# that listed the family just before the latest was committed may still be reading.
+MERGED_KEPT = 2
+
+
+def merge_run(store: ObjectStore, run_id: str, attempts: int = 5) -> int:
+    """Fold a complete run's per-shard index files into its family's merged index (called
+    where the run is compacted, so once it is complete), then delete them: planning then reads
+    one file of the family's distinct points instead of a file per shard of every earlier run.
+    A new generation is committed by a conditional create, so two runs of a family merged at
+    once never lose each other's points (the loser merges again on top). Best effort: files
+    not merged are still read by plans; returns the points merged."""
+    try:
+        return _merge(store, run_id, attempts)
+    except Exception:
+        logger.exception("reuse index not merged; plans read its files", extra={"run_id": run_id})
+        return 0
+
+
+def _merge(store: ObjectStore, run_id: str, attempts: int) -> int:
+    request = manifests.load(store, run_id).request
+    sim = REGISTRY.get(request.simulation)
+    if sim is None:
+        return 0
+    fam = family(sim.name, sim.version, request.seed)
+    prefix = f"{layout.reuse_family(fam)}run_id={run_id}/"
+    for _ in range(attempts):
+        files = [o.key for o in store.list(prefix)]
+        if not files:
+            return 0  # merged already (or the run evaluated nothing)
+        numbers = [
+            n
+            for o in store.list(f"{layout.reuse_family(fam)}merged/")
+            if (n := layout.parse_reuse_merged(o.key)) is not None
+        ]
+        latest = max(numbers, default=0)
+        parts = []
+        if latest:  # less the points of runs gone since: this run's copies may take their place
+            table = _read_merged(store, layout.reuse_merged(fam, latest))
+            parts.append(_living(table, _Sources(store)))
+        for key in files:
+            shard_id = layout.parse_reuse_index(key)[1]  # type: ignore[index]
+            table = pq.read_table(io.BytesIO(store.get(key)), columns=["key", "metrics"])
+            n = table.num_rows
+            parts.append(
+                pa.table(
+                    {
+                        "key": table["key"],
+                        "source_run_id": pa.array([run_id] * n, pa.string()),
+                        "shard_id": pa.array([shard_id] * n, pa.int32()),
+                        "metrics": table["metrics"],
+                    },
+                    schema=REUSE_MERGED,
+                )
+            )
+        merged = _distinct(pa.concat_tables(parts))
+        data = to_parquet(merged, dictionary=["source_run_id"])
+        if store.create(layout.reuse_merged(fam, latest + 1), data):
+            break
+    else:
+        return 0  # raced every time: the next compaction of the run merges it
+    for key in files:
+        store.delete(key)
+    for number in numbers:
+        if number <= latest + 1 - MERGED_KEPT:
+            store.delete(layout.reuse_merged(fam, number))
+    merged_points: int = merged.num_rows
+    return merged_points
+
+
+def _distinct(table: pa.Table) -> pa.Table:
+    """Each key once: the row of the oldest run that evaluated it (run ids sort by time)."""
+    ordered = table.sort_by([("key", "ascending"), ("source_run_id", "ascending")])
+    keys = ordered["key"].combine_chunks()
+    if len(keys) < 2:
+        return ordered
+    first = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1))
+    return ordered.filter(pa.concat_arrays([pa.array([True]), first]))
 
 
 def _keys(sim: Simulation, request: SweepRequest) -> list[bytes]:

@@ -258,6 +258,20 @@ def parse_reuse_index(key: str) -> tuple[str, int] | None:
     return (m["run_id"], int(m["shard"])) if m and key.startswith(REUSE_INDEX) else None
 
 
+def reuse_merged(family: str, number: int) -> str:
+    """Generation ``number`` of a family's merged index: every distinct point its complete runs
+    evaluated, once each (tables.REUSE_MERGED), made where a run's compaction runs."""
+    return f"{reuse_family(family)}merged/gen-{number:06d}.parquet"
+
+
+_REUSE_MERGED_RE = re.compile(r"^reuse/[0-9a-f]{32}/merged/gen-(?P<n>\d{6,})\.parquet$")
+
+
+def parse_reuse_merged(key: str) -> int | None:
+    m = _REUSE_MERGED_RE.match(key)
+    return int(m["n"]) if m else None
+
+
 PROBES = "runs/_probe/"  # never written: the probe HEADs a random key here and expects 404
 
 

@@ -65,6 +65,17 @@ REUSE_INDEX = pa.schema(
     ]
 )
 
+# A family's merged reuse index (chalicelib/execution/reuse.py): each distinct point of its
+# complete runs once, with the run and shard that evaluated it (the oldest such run).
+REUSE_MERGED = pa.schema(
+    [
+        pa.field("key", pa.binary(16), nullable=False),
+        pa.field("source_run_id", pa.string(), nullable=False),
+        pa.field("shard_id", pa.int32(), nullable=False),
+        pa.field("metrics", pa.list_(pa.float64()), nullable=False),
+    ]
+)
+
 # A reusing run's plan for one shard: the points it copies instead of evaluating.
 REUSE_PLAN = pa.schema(
     [

@@ -61,10 +61,12 @@ class Counted:
 
 
 class Runs:
-    """Submits and runs sweeps in order; each run id is later than the previous one."""
+    """Submits and runs sweeps in order; each run id is later than the previous one. With
+    ``merge``, each run's index is then merged into its family's (what its compaction does)."""
 
-    def __init__(self, store: LocalStore) -> None:
+    def __init__(self, store: LocalStore, merge: bool = False) -> None:
         self.store = store
+        self.merge = merge
         self.clock = datetime(2026, 12, 1, tzinfo=UTC)
 
     def run(self, body: dict[str, Any]) -> Manifest:
@@ -76,6 +78,8 @@ class Runs:
             reuse.plan(self.store, run)
         for shard_id in range(request.shard_count):
             run_task(run_task_payload(run, shard_id), None, self.store, 0)
+        if self.merge:
+            reuse.merge_run(self.store, run.run_id)
         return run
 
     def results(self, run: Manifest) -> dict[int, dict[str, Any]]:
@@ -95,9 +99,11 @@ class Runs:
         ]
 
 
-@pytest.fixture
-def runs(tmp_path: Path) -> Runs:
-    return Runs(LocalStore(tmp_path / "data"))
+@pytest.fixture(params=["per-shard index", "merged index"])
+def runs(tmp_path: Path, request: pytest.FixtureRequest) -> Runs:
+    """Every test twice: plans reading the runs' per-shard index files, and plans reading the
+    family's merged index (each run merged once complete)."""
+    return Runs(LocalStore(tmp_path / "data"), merge=request.param == "merged index")
 
 
 def grid(vol: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -181,18 +187,22 @@ def test_the_oldest_source_wins_and_reused_points_are_not_reindexed(
 ) -> None:
     Counted(monkeypatch)
     first = runs.run(grid(VOL9))
-    runs.run(grid(VOL9, seed=7))  # the same points again, evaluated (no reuse)
+    second = runs.run(grid(VOL9, seed=7))  # the same points again, evaluated (no reuse)
     copy = runs.run(grid(VOL17, reuse=True))
     sources = {r["source_run_id"] for r in runs.results(copy).values()}
     assert sources == {first.run_id, None}
-    indexed = {layout.parse_reuse_index(o.key)[0] for o in runs.store.list(layout.REUSE_INDEX)}  # type: ignore[index]
-    assert copy.run_id in indexed  # its 72 evaluated points
     fam = reuse.family("option_pricing", "1", 7)
-    rows = sum(
-        pq.read_metadata(Path(runs.store.describe()) / o.key).num_rows
-        for o in runs.store.list(layout.reuse_family(fam) + f"run_id={copy.run_id}/")
-    )
-    assert rows == 72
+    origins = reuse.history(runs.store, fam, "none").origins.to_pylist()
+    assert origins.count(first.run_id) == 81
+    assert origins.count(copy.run_id) == 72  # its evaluated points, not its 81 copies
+    # Merged, the family's index holds each point once (the oldest run's), and no per-shard
+    # file is left to read.
+    assert origins.count(second.run_id) == (0 if runs.merge else 81)
+    files = [o.key for o in runs.store.list(layout.reuse_family(fam))]
+    per_shard = [k for k in files if layout.parse_reuse_index(k) is not None]
+    assert (not per_shard) if runs.merge else len(per_shard) == 12
+    merged = [n for k in files if (n := layout.parse_reuse_merged(k)) is not None]
+    assert merged == ([2, 3] if runs.merge else [])  # generations kept: the latest two
 
 
 @pytest.mark.parametrize("change", ["seed", "version"])
@@ -320,6 +330,8 @@ def test_estimate_counts_reusable_points_and_warns_about_long_shards(
     )
     other_seed = estimating.estimate(grid(VOL17, reuse=True, seed=8), sample=20, data_root=root)
     assert other_seed.points_reused == 0
+    run = runs.run(grid(VOL17, reuse=True))  # what the run then copies: what was counted
+    assert status(runs.store, run.run_id)["points_reused"] == wide.points_reused
 
     tiny = {"worker": pricing.FunctionSize(512, 1), "dispatcher": pricing.FunctionSize(1024, 900)}
     monkeypatch.setattr(pricing, "function_sizes", lambda stage: tiny)
@@ -346,3 +358,52 @@ def test_replicates_are_points_of_their_own(runs: Runs, monkeypatch: pytest.Monk
     assert {x["source_run_id"] for x in by_replicate[2]} == {None}
     zero, one = by_replicate[0][0], by_replicate[1][0]
     assert zero["params"] == one["params"] and zero["metrics"] != one["metrics"]
+
+
+class RacingStore(LocalStore):
+    """Runs another run's merge just before this one creates its generation: both want the
+    same generation number, as two compactors of one family finishing together do."""
+
+    other: str | None = None
+
+    def create(self, key: str, data: bytes) -> bool:
+        if layout.parse_reuse_merged(key) is not None and self.other is not None:
+            other, self.other = self.other, None
+            assert reuse.merge_run(self, other) == 81
+        return super().create(key, data)
+
+
+def test_two_runs_merged_at_once_lose_no_point(tmp_path: Path) -> None:
+    store = RacingStore(tmp_path / "data")
+    runs = Runs(store)
+    first = runs.run(grid(VOL9))
+    wide = runs.run(grid(VOL17))  # 153 points, 81 of them first's too
+    store.other = first.run_id
+    assert reuse.merge_run(store, wide.run_id) == 153  # lost generation 1, merged on top of it
+    fam = reuse.family("option_pricing", "1", 7)
+    keys = [o.key for o in store.list(layout.reuse_family(fam))]
+    assert [layout.parse_reuse_merged(k) for k in keys] == [1, 2]
+    origins = reuse.history(store, fam, "none").origins.to_pylist()
+    assert (origins.count(first.run_id), origins.count(wide.run_id)) == (81, 72)
+    assert reuse.merge_run(store, first.run_id) == 0  # merged already: nothing to do
+
+
+def test_compaction_merges_a_complete_runs_index(tmp_path: Path) -> None:
+    """The hook: compacting a complete run folds its index into its family's, once."""
+    from chalicelib.analytics.catalog import NoCatalog
+    from chalicelib.config import Settings
+    from chalicelib.execution.compaction import compact
+
+    runs = Runs(LocalStore(tmp_path / "data"))
+    first = runs.run(grid(VOL9))
+    assert status(runs.store, first.run_id)["complete"]  # writes its summary
+    settings = Settings(stage="dev", compaction_target_mb=1)
+    fam = reuse.family("option_pricing", "1", 7)
+    before = [o.key for o in runs.store.list(layout.reuse_family(fam))]
+    assert len(before) == 4 and all(layout.parse_reuse_index(k) for k in before)
+    for _ in range(2):  # a second compactor call finds nothing left to merge
+        compact(runs.store, first.run_id, settings, NoCatalog())
+        after = [o.key for o in runs.store.list(layout.reuse_family(fam))]
+        assert after == [layout.reuse_merged(fam, 1)]
+    again = runs.run(grid(VOL9, reuse=True))
+    assert status(runs.store, again.run_id)["points_reused"] == 81
