@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.execution import reuse
 from chalicelib.execution.worker import run_task
 from chalicelib.logs import logger
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             merge_cpu = []
             for run_id in earlier:
                 cpu = time.process_time()
-                reuse.merge_run(merged_store, run_id)
+                reuse.merge_run(merged_store, run_id, NoCatalog())
                 merge_cpu.append(time.process_time() - cpu)
             results.append(
                 {

@@ -108,6 +108,7 @@ GRANTS: dict[str, Grant] = {
         read=("runs", "outcomes", "results", "compacted", "reuse"),
         write=("runs/*/compaction", "usage", "compacted", "reuse"),
         delete=("results", "compacted", "reuse"),
+        register_partitions=True,  # a family's partition of the table reuse, once merged
         point_partitions=True,
     ),
 }

@@ -38,8 +38,10 @@ reports both).
 
 Shards' seconds are the per-point cost times their size plus the fixed cost; GB-s, requests and
 price follow with ``pricing``. With ``"reuse": true``, points already in the stage's reuse index
-are counted (DuckDB over the local data root's index; not available against Athena yet) and
-only the others are charged.
+are counted and only the others charged: on the local stage through the plan's own reading of
+the index (``reuse.history``, exactly what the run's plan will copy), on a deployed one by a
+query over the table ``reuse`` on Athena (``sweeps.reuse_count``: runs merged by their
+compaction).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chalicelib.simulations.math_threads  # noqa: F401  (first: time points as workers run)
 from chalicelib import pricing
@@ -67,6 +69,9 @@ from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
+
+if TYPE_CHECKING:
+    from sweeps.engines.base import QueryEngine
 
 RUN_ID = "20000101T000000000Z-estimate0000"
 LEAF_SHARDS = 1000  # Settings.dispatch_leaf_shards' default: one dispatcher per 1,000 shards
@@ -217,8 +222,11 @@ def estimate(
     overhead_points: int = 200,
     data_root: Path | None = None,
     budget_s: float = 5.0,
+    engine: QueryEngine | None = None,
 ) -> Estimate:
-    """Estimate a request's cost on ``stage`` (see the module docstring)."""
+    """Estimate a request's cost on ``stage`` (see the module docstring). Reusable points are
+    counted by a query on ``engine`` when given (``reuse_count``: Athena for a deployed
+    stage), else from the local stage's index under ``data_root``."""
     request = validate_request(body, limits=None)
     total, shards = request.total_points, request.shard_count
     level = logger.log_level
@@ -237,7 +245,13 @@ def estimate(
                 overhead = max(0.0, (many.worker_s - fixed_cpu) / (m - 1))
     finally:
         logger.setLevel(level)
-    reused = reusable(request, data_root) if request.reuse and data_root is not None else 0
+    reused = 0
+    if request.reuse and engine is not None:
+        from sweeps import reuse_count
+
+        reused = reuse_count.count(engine, request)
+    elif request.reuse and data_root is not None:
+        reused = reusable(request, data_root)
 
     size = pricing.function_sizes(stage)["worker"]
     scale = max(1.0, pricing.FULL_VCPU_MB / size.memory_mb)

@@ -92,7 +92,7 @@ def compact(
         if made is None:
             return {"status": "raced"}
         latest = made
-    reuse.merge_run(store, run_id)  # its reuse index into the family's merged one (best effort)
+    reuse.merge_run(store, run_id, catalog)  # its reuse index into its family's merged one
     pointed = compaction.pointed_at(store, run_id, latest.number)
     if pointed is None:
         try:

@@ -35,6 +35,7 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +52,9 @@ from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import compaction, layout, manifests
 from chalicelib.storage.stores import ObjectStore
 from chalicelib.storage.tables import REUSE_INDEX, REUSE_MERGED, REUSE_PLAN, to_parquet
+
+if TYPE_CHECKING:  # not imported: sweep estimate imports this module from the wheel, which
+    from chalicelib.analytics.catalog import Catalog  # ships no analytics package
 
 
 def family(simulation: str, version: str, seed: int) -> str:
@@ -165,19 +169,17 @@ def history(store: ObjectStore, fam: str, run_id: str) -> History:
     yet (running, or complete and not yet compacted), oldest run first. Rows whose source
     shard has no results any more (a deleted run) are left out, checked once per source run
     (its compaction record, and its results listing only if a shard is not in it)."""
-    merged: list[tuple[int, str]] = []
     by_run: dict[str, list[tuple[int, str]]] = {}
     for obj in store.list(layout.reuse_family(fam)):
-        if (number := layout.parse_reuse_merged(obj.key)) is not None:
-            merged.append((number, obj.key))
-        elif (parsed := layout.parse_reuse_index(obj.key)) is not None and parsed[0] != run_id:
+        if (parsed := layout.parse_reuse_index(obj.key)) is not None and parsed[0] != run_id:
             by_run.setdefault(parsed[0], []).append((parsed[1], obj.key))
     keys: list[pa.Array] = []
     metrics: list[pa.Array] = []
     origins: list[pa.Array] = []
     alive = _Sources(store)
-    if merged:
-        table = _living(_read_merged(store, max(merged)[1]), alive, run_id)
+    table = _latest_merged(store, fam)
+    if table is not None:
+        table = _living(table, alive, run_id)
         keys.append(table["key"].combine_chunks())
         metrics.append(table["metrics"].combine_chunks())
         origins.append(table["source_run_id"].combine_chunks())
@@ -203,8 +205,28 @@ def _living(table: pa.Table, alive: _Sources, run_id: str = "") -> pa.Table:
     return table.filter(pa.array(keep, pa.bool_()))
 
 
-def _read_merged(store: ObjectStore, key: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(store.get(key)), schema=REUSE_MERGED)
+def _merged_numbers(store: ObjectStore, fam: str) -> list[int]:
+    return [
+        n
+        for o in store.list(layout.reuse_merged_prefix(fam))
+        if (n := layout.parse_reuse_merged(o.key)) is not None
+    ]
+
+
+def _latest_merged(store: ObjectStore, fam: str, tries: int = 3) -> pa.Table | None:
+    """The family's latest merged generation, or None if none was made. Its predecessor is
+    deleted once a newer one is committed, so a generation that vanishes between the listing
+    and the read means listing again."""
+    for _ in range(tries):
+        numbers = _merged_numbers(store, fam)
+        if not numbers:
+            return None
+        try:
+            data = store.get(layout.reuse_merged(fam, max(numbers)))
+        except KeyError:
+            continue
+        return pq.read_table(io.BytesIO(data), schema=REUSE_MERGED)
+    raise KeyError(f"merged reuse index of {fam} kept changing under the read")
 
 
 def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
@@ -253,26 +275,23 @@ def matches(past: History, keys: Sequence[bytes]) -> pa.Array:
     return pc.index_in(pa.array(keys, pa.binary(16)), value_set=past.keys)
 
 
-# Generations of a family's merged index kept: the latest and the one before it, which a plan
-# that listed the family just before the latest was committed may still be reading.
-MERGED_KEPT = 2
-
-
-def merge_run(store: ObjectStore, run_id: str, attempts: int = 5) -> int:
+def merge_run(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int = 5) -> int:
     """Fold a complete run's per-shard index files into its family's merged index (called
     where the run is compacted, so once it is complete), then delete them: planning then reads
     one file of the family's distinct points instead of a file per shard of every earlier run.
     A new generation is committed by a conditional create, so two runs of a family merged at
-    once never lose each other's points (the loser merges again on top). Best effort: files
-    not merged are still read by plans; returns the points merged."""
+    once never lose each other's points (the loser merges again on top); then the previous
+    one is deleted (a plan reading it lists again), so the family's partition of the table
+    ``reuse`` (registered with ``catalog``) holds one generation. Best effort: files not
+    merged are still read by plans; returns the points merged."""
     try:
-        return _merge(store, run_id, attempts)
+        return _merge(store, run_id, catalog, attempts)
     except Exception:
         logger.exception("reuse index not merged; plans read its files", extra={"run_id": run_id})
         return 0
 
 
-def _merge(store: ObjectStore, run_id: str, attempts: int) -> int:
+def _merge(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int) -> int:
     request = manifests.load(store, run_id).request
     sim = REGISTRY.get(request.simulation)
     if sim is None:
@@ -283,44 +302,56 @@ def _merge(store: ObjectStore, run_id: str, attempts: int) -> int:
         files = [o.key for o in store.list(prefix)]
         if not files:
             return 0  # merged already (or the run evaluated nothing)
-        numbers = [
-            n
-            for o in store.list(f"{layout.reuse_family(fam)}merged/")
-            if (n := layout.parse_reuse_merged(o.key)) is not None
-        ]
+        numbers = _merged_numbers(store, fam)
         latest = max(numbers, default=0)
         parts = []
         if latest:  # less the points of runs gone since: this run's copies may take their place
-            table = _read_merged(store, layout.reuse_merged(fam, latest))
-            parts.append(_living(table, _Sources(store)))
-        for key in files:
-            shard_id = layout.parse_reuse_index(key)[1]  # type: ignore[index]
-            table = pq.read_table(io.BytesIO(store.get(key)), columns=["key", "metrics"])
-            n = table.num_rows
-            parts.append(
-                pa.table(
-                    {
-                        "key": table["key"],
-                        "source_run_id": pa.array([run_id] * n, pa.string()),
-                        "shard_id": pa.array([shard_id] * n, pa.int32()),
-                        "metrics": table["metrics"],
-                    },
-                    schema=REUSE_MERGED,
-                )
+            table = pq.read_table(
+                io.BytesIO(store.get(layout.reuse_merged(fam, latest))), schema=REUSE_MERGED
             )
+            parts.append(_living(table, _Sources(store)))
+        parts += [_merged_rows(store, key, run_id, sim, request) for key in files]
         merged = _distinct(pa.concat_tables(parts))
         data = to_parquet(merged, dictionary=["source_run_id"])
         if store.create(layout.reuse_merged(fam, latest + 1), data):
             break
     else:
         return 0  # raced every time: the next compaction of the run merges it
+    catalog.register_family(fam)
     for key in files:
         store.delete(key)
     for number in numbers:
-        if number <= latest + 1 - MERGED_KEPT:
-            store.delete(layout.reuse_merged(fam, number))
+        store.delete(layout.reuse_merged(fam, number))
     merged_points: int = merged.num_rows
     return merged_points
+
+
+def _merged_rows(
+    store: ObjectStore, key: str, run_id: str, sim: Simulation, request: SweepRequest
+) -> pa.Table:
+    """A per-shard index file as rows of the merged index: each point's effective parameters
+    in their stream-key text, from its index (the run's space), computed here once per point
+    rather than by the worker."""
+    table = pq.read_table(io.BytesIO(store.get(key)))
+    shard_id = layout.parse_reuse_index(key)[1]  # type: ignore[index]
+    space, canonical = request.space, streams.canonical
+    params, replicates = [], []
+    for i in table["point_index"].to_pylist():
+        effective = sim.effective_params(space.point(i))
+        params.append([(name, canonical(value)) for name, value in sorted(effective.items())])
+        replicates.append(space.replicate(i))
+    n = table.num_rows
+    return pa.table(
+        {
+            "key": table["key"],
+            "source_run_id": pa.array([run_id] * n, pa.string()),
+            "shard_id": pa.array([shard_id] * n, pa.int32()),
+            "metrics": table["metrics"],
+            "params": pa.array(params, pa.map_(pa.string(), pa.string())),
+            "replicate": pa.array(replicates, pa.int32()),
+        },
+        schema=REUSE_MERGED,
+    )
 
 
 def _distinct(table: pa.Table) -> pa.Table:
