@@ -205,6 +205,9 @@ def _living(table: pa.Table, alive: _Sources, run_id: str = "") -> pa.Table:
     return table.filter(pa.array(keep, pa.bool_()))
 
 
+PLANNED = ["key", "source_run_id", "shard_id", "metrics"]  # the merged columns a plan reads
+
+
 def _merged_numbers(store: ObjectStore, fam: str) -> list[int]:
     return [
         n
@@ -225,7 +228,8 @@ def _latest_merged(store: ObjectStore, fam: str, tries: int = 3) -> pa.Table | N
             data = store.get(layout.reuse_merged(fam, max(numbers)))
         except KeyError:
             continue
-        return pq.read_table(io.BytesIO(data), schema=REUSE_MERGED)
+        # Not its parameters: they are for queries (the table reuse), the plan matches keys.
+        return pq.read_table(io.BytesIO(data), columns=PLANNED, schema=REUSE_MERGED)
     raise KeyError(f"merged reuse index of {fam} kept changing under the read")
 
 
