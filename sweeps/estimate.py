@@ -12,11 +12,11 @@ How it measures (all CPU time of this process, so neighbours on a shared machine
    (task validation, decoding, results Parquet, outcome, reuse index and usage records, every
    write the current code makes), delivered a 1-point shard of the request and, when points
    are cheap (< 2 ms), a 200-point shard of its first points, on a ``LocalStore`` (the local
-   stage's store kind) in a temp folder beside the data root. Each shard is delivered ten
-   times to one store: the first delivery is a warm-up and not counted (a warm Lambda
-   invocation has paid its first-call costs; a cold start is not modelled), and between
-   deliveries the store's objects are removed but its folders kept, as a warm worker's later
-   shards of a run find them. Each delivery less the bare evaluation of its points, timed
+   stage's store kind) in a temp folder inside the data root (a ``.tmp-`` name, which no
+   listing reads). Each shard is delivered ten times to one store: the first delivery is a
+   warm-up and not counted (a warm Lambda invocation has paid its first-call costs; a cold
+   start is not modelled), and between deliveries the store's objects are removed but its
+   folders kept, as a warm worker's later shards of a run find them. Each delivery less the bare evaluation of its points, timed
    right after it, is the worker's own cost; the medians give the fixed cost per shard and the
    worker's cost per point (negligible next to points of 2 ms or more). The same deliveries
    give the S3 requests a shard makes, reads and writes (their usage records), each priced as
@@ -166,7 +166,7 @@ class ShardTiming:
 def _shard_timing(request: SweepRequest, size: int, scratch: Path | None) -> ShardTiming:
     """Shard 0 of the request resharded to ``size`` points, delivered ``1 + REPEATS`` times to
     ``run_task`` (the worker function's code path) on a ``LocalStore`` (the local stage's
-    store kind, in a temp folder beside the data root when there is one: the same file
+    store kind, in a temp folder inside the data root when there is one: the same file
     system). The first delivery is a warm-up and not counted, as a warm Lambda invocation does
     not pay its environment's first-call costs; between deliveries the store's objects are
     removed but its folders kept (``_reset``). Each counted delivery's bare evaluation of the
