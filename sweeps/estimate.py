@@ -16,11 +16,11 @@ How it measures (all CPU time of this process, so neighbours on a shared machine
    listing reads). Each shard is delivered ten times to one store: the first delivery is a
    warm-up and not counted (a warm Lambda invocation has paid its first-call costs; a cold
    start is not modelled), and between deliveries the store's objects are removed but its
-   folders kept, as a warm worker's later shards of a run find them. Each delivery less the bare evaluation of its points, timed
-   right after it, is the worker's own cost; the medians give the fixed cost per shard and the
-   worker's cost per point (negligible next to points of 2 ms or more). The same deliveries
-   give the S3 requests a shard makes, reads and writes (their usage records), each priced as
-   its kind.
+   folders kept, as a warm worker's later shards of a run find them. Each delivery less the
+   bare evaluation of its points, timed right after it, is the worker's own cost; the medians
+   give the fixed cost per shard and the worker's cost per point (negligible next to points of
+   2 ms or more). The same deliveries give the S3 requests a shard makes, reads and writes
+   (their usage records), each priced as its kind.
 3. **Scaling to Lambda**: Lambda gives a function CPU in proportion to its memory, one full vCPU
    at 1,769 MB (``pricing.FULL_VCPU_MB``). Single-threaded work runs ``1769 / memory`` times
    longer below that and no faster above it, so local CPU seconds are multiplied by
