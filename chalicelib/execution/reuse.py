@@ -198,11 +198,19 @@ def history(store: ObjectStore, fam: str, run_id: str) -> History:
 
 
 def _living(table: pa.Table, alive: _Sources, run_id: str = "") -> pa.Table:
-    """The rows of a merged index whose source shard still has its results (not ``run_id``'s)."""
-    sources = table["source_run_id"].to_pylist()
-    shards = table["shard_id"].to_pylist()
-    keep = [s != run_id and alive(s)(k) for s, k in zip(sources, shards, strict=True)]
-    return table.filter(pa.array(keep, pa.bool_()))
+    """The rows of a merged index whose source shard still has its results (not ``run_id``'s):
+    checked once per (source run, shard), in Arrow and NumPy, never row by row."""
+    sources = table["source_run_id"]
+    shards = table["shard_id"].to_numpy()
+    keep = np.zeros(table.num_rows, dtype=bool)
+    for source in pc.unique(sources).to_pylist():
+        if source == run_id:
+            continue
+        rows = pc.equal(sources, source).to_numpy()
+        present = alive(source)
+        held = [k for k in np.unique(shards[rows]).tolist() if present(k)]
+        keep |= rows & np.isin(shards, held)
+    return table.filter(pa.array(keep))
 
 
 PLANNED = ["key", "source_run_id", "shard_id", "metrics"]  # the merged columns a plan reads
