@@ -105,6 +105,18 @@ def _reuse(r: Report) -> list[str]:
     ]
 
 
+def _reuse_planning(r: Report) -> list[str]:
+    return [
+        f"{x['earlier_runs']} earlier runs of the same {r['points']:,} points ({r['shards']} "
+        f"shards each): per-shard files {x['per_shard_files']['plan_s']} s "
+        f"({x['per_shard_files']['s3_requests']} requests, {x['per_shard_files']['history_rows']:,}"
+        f" rows), **merged index {x['merged']['plan_s']} s** ({x['merged']['s3_requests']} "
+        f"requests, {x['merged']['history_rows']:,} rows); merging a run "
+        f"{x['merge_cpu_s_last_run']} s CPU"
+        for x in r["results"]
+    ]
+
+
 def _estimate_accuracy(r: Report) -> list[str]:
     out = [
         f"{x['case']}: estimate {x['estimated_s_per_shard']} s/shard, measured "
@@ -197,6 +209,7 @@ BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "worker_throughput": ([], _worker_throughput),
     "streams": ([], _streams),
     "reuse": (["--points-per-axis", "100", "--sources", "10"], _reuse),
+    "reuse_planning": ([], _reuse_planning),
     "estimate_accuracy": ([], _estimate_accuracy),
     "dispatch": ([], _dispatch),
     "imports": ([], _imports),

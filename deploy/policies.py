@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.analytics.glue_schema import TABLES
 from chalicelib.config import PROJECT_ROOT
 from chalicelib.storage.layout import COMPACTED_TABLES
 from deploy import generated
@@ -31,6 +30,8 @@ from deploy.cfn import Tag
 from deploy.naming import FUNCTIONS, STAGES, StageNames
 
 CHALICE_DIR = PROJECT_ROOT / ".chalice"
+# The tables partitioned by run, registered at dispatch (analytics/catalog.py: partition_dirs).
+RUN_TABLES = ("outcomes", "results", "usage")
 
 
 # The only actions granted on "*": IAM defines no resource for them (the Service Authorization
@@ -47,7 +48,8 @@ class Grant:
     write: tuple[str, ...] = ()  # s3:PutObject
     invoke: tuple[str, ...] = ()  # lambda:InvokeFunction on these functions of the stage
     delete: tuple[str, ...] = ()  # s3:DeleteObject
-    register_partitions: bool = False  # glue:BatchCreatePartition on the stage's tables
+    # glue:BatchCreatePartition on these tables of the stage's database.
+    register_partitions: tuple[str, ...] = ()
     point_partitions: bool = False  # glue:BatchUpdatePartition on the stage's tables
     # lambda:GetAccountSettings (resource "*": the action has no resource-level permission).
     account_settings: bool = False
@@ -70,7 +72,7 @@ GRANTS: dict[str, Grant] = {
         read=("runs", "outcomes", "reuse"),
         write=("runs", "outcomes", "usage"),
         invoke=("dispatcher", "worker"),
-        register_partitions=True,
+        register_partitions=RUN_TABLES,
         # Pacing reads the account's unreserved concurrency (chalicelib/fanout/pacing.py).
         account_settings=True,
     ),
@@ -97,17 +99,19 @@ GRANTS: dict[str, Grant] = {
         # compactor: a complete run's compaction step that is due (a lost trigger retried).
         invoke=("dispatcher", "compactor"),
         delete=("runs/_index/open",),
-        register_partitions=True,  # again, for runs whose dispatch-time registration failed
+        register_partitions=RUN_TABLES,  # again, for runs whose dispatch-time registration failed
     ),
     # chalicelib/execution/compaction.py: reads a complete run's files and records (usage
     # records by listing), writes its generation under compacted/ and its records (commit,
     # absorbed usage, pointed, cleaned) under runs/, its own usage record, points its
     # partitions, and deletes what a generation replaced (per-shard results, older generations'
     # parts and absorbed-usage lists) after the grace period. Never an outcome or usage record.
+    # reuse/: the run's per-shard reuse index merged into its family's (execution/reuse.py).
     "compactor": Grant(
-        read=("runs", "outcomes", "results", "usage", "compacted"),
-        write=("runs/*/compaction", "usage", "compacted"),
-        delete=("results", "compacted", "runs/*/compaction"),
+        read=("runs", "outcomes", "results", "usage", "compacted", "reuse"),
+        write=("runs/*/compaction", "usage", "compacted", "reuse"),
+        delete=("results", "compacted", "runs/*/compaction", "reuse"),
+        register_partitions=("reuse",),  # a family's partition of the table reuse, once merged
         point_partitions=True,
     ),
 }
@@ -216,12 +220,16 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
             }
         )
     glue = (
-        ("RegisterPartitions", "glue:BatchCreatePartition", grant.register_partitions, TABLES),
+        ("RegisterPartitions", "glue:BatchCreatePartition", grant.register_partitions),
         # Compaction repoints the tables it rewrites (outcomes, results, usage).
-        ("PointPartitions", "glue:BatchUpdatePartition", grant.point_partitions, COMPACTED_TABLES),
+        (
+            "PointPartitions",
+            "glue:BatchUpdatePartition",
+            COMPACTED_TABLES if grant.point_partitions else (),
+        ),
     )
-    for sid, action, granted, tables in glue:
-        if granted:
+    for sid, action, tables in glue:
+        if tables:
             db = names.glue_database
             out.append(
                 {

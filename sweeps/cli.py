@@ -149,14 +149,17 @@ def _load_body(file: IO[str]) -> Any:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
 
 
-def _print_estimate(body: Any, console: Console) -> dict[str, Any]:
+def _print_estimate(
+    body: Any, console: Console, engine: QueryEngine | None = None, root: Path | None = None
+) -> dict[str, Any]:
     from chalicelib.config import Settings
     from chalicelib.model.errors import InvalidRequest
     from sweeps.estimate import estimate, lines
 
     settings = Settings.from_env()
     try:
-        result = estimate(body, stage=settings.stage, data_root=settings.local_root)
+        data_root = root or settings.local_root
+        result = estimate(body, stage=settings.stage, data_root=data_root, engine=engine)
     except InvalidRequest as exc:
         for problem in exc.problems:
             err().print(f"{problem.path}: {problem.message}")
@@ -164,18 +167,6 @@ def _print_estimate(body: Any, console: Console) -> dict[str, Any]:
     for line in lines(result):
         console.print(line)
     return result.to_dict()
-
-
-@main.command("estimate")
-@click.argument("file", type=click.File("r"))
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-@pass_context
-def estimate_command(ctx: Context, file: IO[str], as_json: bool) -> None:
-    """Estimate what the sweep in FILE would cost (evaluates a small sample locally)."""
-    body = _load_body(file)
-    figures = _print_estimate(body, err() if as_json else out())
-    if as_json:
-        click.echo(json.dumps(figures, indent=2))
 
 
 @main.command()
@@ -409,6 +400,30 @@ def athena_engine(ctx: Context, workgroup: str | None, database: str | None) -> 
     engine = make_engine(ctx, "athena", None, workgroup, database)
     assert isinstance(engine, AthenaEngine)
     return engine
+
+
+@main.command("estimate")
+@click.argument("file", type=click.File("r"))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@engine_options
+@pass_context
+def estimate_command(
+    ctx: Context,
+    file: IO[str],
+    as_json: bool,
+    engine: Engine,
+    root: Path | None,
+    workgroup: str | None,
+    database: str | None,
+) -> None:
+    """Estimate what the sweep in FILE would cost (evaluates a small sample locally). With
+    "reuse": true, reusable points are counted in the local data root, or on Athena with
+    --engine athena."""
+    body = _load_body(file)
+    counter = athena_engine(ctx, workgroup, database) if engine == "athena" else None
+    figures = _print_estimate(body, err() if as_json else out(), counter, root)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
 
 
 @main.command()

@@ -2,39 +2,59 @@
 
 How it measures (all CPU time of this process, so neighbours on a shared machine matter less):
 
-1. **Per point**: a random sample of the request's points (200, or fewer once 5 s of CPU are
-   spent; seeded so two estimates agree) evaluated through the worker's own evaluator
-   (``Simulation.evaluator``: the same simulation code and stream fast path). The mean is
-   the simulation's cost per point.
-2. **Worker overhead**: ``run_task`` (the real worker: task validation, decoding, results
-   Parquet, outcome and reuse index writes) on a 1-point shard and, when points are cheap
-   (< 2 ms), on a 200-point shard of the request's first points, in a throw-away local store.
-   Each run less its bare evaluation gives the fixed cost per shard and the worker's own cost
-   per point (negligible next to points of 2 ms or more); each is the median of five runs.
-   The same runs give the S3 requests a shard makes, reads and writes (their usage records),
-   each priced as its kind.
+1. **Per point**: a random sample of the request's points (200, or fewer once a third of 5 s
+   of CPU is spent; seeded so two estimates agree) evaluated through the worker's own
+   evaluator (``Simulation.evaluator``: the same simulation code and stream fast path), in up
+   to three passes; a point's time is the median of its passes, the simulation's cost per
+   point the mean over the sample.
+2. **Worker overhead, measured now, never a constant** (the worker's own cost per shard
+   changes with its code and its store): ``run_task``, the worker function's code path
+   (task validation, decoding, results Parquet, outcome, reuse index and usage records, every
+   write the current code makes), delivered a 1-point shard of the request and, when points
+   are cheap (< 2 ms), a 200-point shard of its first points, on a ``LocalStore`` (the local
+   stage's store kind) in a temp folder inside the data root (a ``.tmp-`` name, which no
+   listing reads). Each shard is delivered ten times to one store: the first delivery is a
+   warm-up and not counted (a warm Lambda invocation has paid its first-call costs; a cold
+   start is not modelled), and between deliveries the store's objects are removed but its
+   folders kept, as a warm worker's later shards of a run find them. Each delivery less the
+   bare evaluation of its points, timed right after it, is the worker's own cost; the medians
+   give the fixed cost per shard and the worker's cost per point (negligible next to points of
+   2 ms or more). The same deliveries give the S3 requests a shard makes, reads and writes
+   (their usage records), each priced as its kind.
 3. **Scaling to Lambda**: Lambda gives a function CPU in proportion to its memory, one full vCPU
    at 1,769 MB (``pricing.FULL_VCPU_MB``). Single-threaded work runs ``1769 / memory`` times
    longer below that and no faster above it, so local CPU seconds are multiplied by
    ``max(1, 1769 / worker memory)`` (the stage's, from .chalice/config.json). A local core is
    taken to be as fast as a Lambda vCPU: compare ``sweep status``'s measured cost after a run.
+4. **Billing**: each invocation is billed its duration rounded up to 1 ms, which adds half a
+   ms a shard on average.
+
+Not modelled: cold starts (an environment's first invocation imports numpy and pyarrow: a few
+hundred ms, paid once per environment, not per shard); S3's latency on a deployed stage (the
+worker's requests are timed against a local folder, so its fixed cost there is a lower bound:
+its requests are counted and priced, their round trips not timed); a loaded machine's waits,
+which the local stage's wall-clock durations include and CPU time does not (bench.estimate_accuracy
+reports both).
 
 Shards' seconds are the per-point cost times their size plus the fixed cost; GB-s, requests and
 price follow with ``pricing``. With ``"reuse": true``, points already in the stage's reuse index
-are counted (DuckDB over the local data root's index; not available against Athena yet) and
-only the others are charged.
+are counted and only the others charged: on the local stage through the plan's own reading of
+the index (``reuse.history``, exactly what the run's plan will copy), on a deployed one by a
+query over the table ``reuse`` on Athena (``sweeps.reuse_count``: runs merged by their
+compaction).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chalicelib.simulations.math_threads  # noqa: F401  (first: time points as workers run)
 from chalicelib import pricing
@@ -50,13 +70,19 @@ from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
 
+if TYPE_CHECKING:
+    from sweeps.engines.base import QueryEngine
+
 RUN_ID = "20000101T000000000Z-estimate0000"
 LEAF_SHARDS = 1000  # Settings.dispatch_leaf_shards' default: one dispatcher per 1,000 shards
 DISPATCHER_S = 0.25
 CHEAP_POINT_S = 0.002
+ROUND_UP_S = 0.0005
 # Each worker timing is a median of this many runs: one run of a few ms varies by 2x or more
 # (a collection, a neighbour's burst), and the fixed cost is most of a cheap shard's seconds.
-REPEATS = 5
+REPEATS = 9
+# A sampled point's time is the fastest of this many passes over it (budget allowing).
+PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -89,68 +115,104 @@ def _cpu(fn: Any) -> float:
 
 def _sample_cost(request: SweepRequest, sample: int, budget_s: float) -> float:
     """CPU seconds per point, over a random sample of the request's points: ``sample`` of
-    them, or fewer (at least 3) once ``budget_s`` of CPU is spent."""
+    them, or fewer (at least 3) once a third of ``budget_s`` is spent, each evaluated in up to
+    ``PASSES`` passes (within the budget) and timed by the median of its passes: one pass of
+    200 points varied by 1.8x from one estimate to the next on a loaded machine, and the
+    fastest pass was as far below what a run then measured."""
     sim = REGISTRY[request.simulation]
     total = request.total_points
     picked = random.Random(0).sample(range(total), min(sample, total))
     evaluate = sim.evaluator(request.seed)
-    spent, done = 0.0, 0
+    points: list[dict[str, Any]] = []
+    times: list[list[float]] = []
+    spent = 0.0
     for i in picked:
         point = request.space.point(i)
-        spent += _cpu(lambda point=point: evaluate(point))
-        done += 1
-        if spent > budget_s and done >= min(3, len(picked)):
+        took = _cpu(lambda point=point: evaluate(point))
+        points.append(point)
+        times.append([took])
+        spent += took
+        if spent > budget_s / PASSES and len(points) >= min(3, len(picked)):
             break
-    return spent / done
+    first = spent
+    for _ in range(PASSES - 1):
+        if spent + first > budget_s:
+            break
+        for k, point in enumerate(points):
+            took = _cpu(lambda point=point: evaluate(point))
+            times[k].append(took)
+            spent += took
+    return sum(statistics.median(t) for t in times) / len(times)
 
 
-def _worker_run(request: SweepRequest, size: int) -> tuple[float, tuple[int, int], float]:
-    """(CPU s of run_task, its S3 (reads, writes), bare evaluation CPU s) for shard 0 of
-    ``size``."""
+def _reset(root: Path) -> None:
+    """Remove every object of a store folder, keeping its folders: the next delivery of the
+    shard finds the store as a warm worker's later shard of the run does (the run's folders
+    exist; its own keys do not)."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            os.unlink(os.path.join(folder, name))
+
+
+@dataclass(frozen=True)
+class ShardTiming:
+    """The worker's own CPU seconds on one shard (its ``run_task`` less the bare evaluation of
+    its points), median of ``REPEATS`` deliveries, and the S3 (reads, writes) one makes."""
+
+    worker_s: float
+    requests: tuple[int, int]
+
+
+def _shard_timing(request: SweepRequest, size: int, scratch: Path | None) -> ShardTiming:
+    """Shard 0 of the request resharded to ``size`` points, delivered ``1 + REPEATS`` times to
+    ``run_task`` (the worker function's code path) on a ``LocalStore`` (the local stage's
+    store kind, in a temp folder inside the data root when there is one: the same file
+    system). The first delivery is a warm-up and not counted, as a warm Lambda invocation does
+    not pay its environment's first-call costs; between deliveries the store's objects are
+    removed but its folders kept (``_reset``). Each counted delivery's bare evaluation of the
+    same points, through the same evaluator, is timed right after it and subtracted."""
     body = request.to_dict() | {"shards": {"size": size}}
     body.pop("fail_shards", None)
+    body.pop("crash_shards", None)
     body.pop("reuse", None)
     resharded = validate_request(body, limits=None)
     bounds = shard_bounds(resharded.total_points, resharded.shards, 0)
     payload = task_payload(RUN_ID, 0, bounds, "2000-01-01", resharded.to_dict())
-    with tempfile.TemporaryDirectory(prefix="sweep-estimate-") as tmp:
+    sim = REGISTRY[request.simulation]
+    evaluate = sim.values_evaluator(request.seed)
+    base, floats = sim.defaults, sim.float_names
+    points = [(p, r) for _, p, r in resharded.space.iter_points(*bounds, base, floats)]
+    own: list[float] = []
+    with tempfile.TemporaryDirectory(prefix=".tmp-estimate-", dir=scratch) as tmp:
         store = LocalStore(Path(tmp))
-        cpu = _cpu(lambda: run_task(payload, None, store, 0))
+        for delivery in range(1 + REPEATS):
+            _reset(Path(tmp))
+            cpu = _cpu(lambda: run_task(payload, None, store, 0))
+            bare = _cpu(lambda: [evaluate(p, r) for p, r in points])
+            if delivery:
+                own.append(max(0.0, cpu - bare))
         usage = [layout.parse_usage(o.key) for o in store.list(layout.usage_prefix(RUN_ID))]
         found = [u for u in usage if u is not None]
         requests = (sum(u.s3_reads for u in found), sum(u.s3_writes for u in found))
-    sim = REGISTRY[request.simulation]
-    evaluate = sim.evaluator(request.seed)
-    points = [(p, r) for _, p, r in request.space.iter_points(*bounds)]
-    bare = _cpu(lambda: [evaluate(p, r) for p, r in points])
-    return cpu, requests, bare
+    return ShardTiming(statistics.median(own), requests)
 
 
 def reusable(request: SweepRequest, data_root: Path) -> int:
-    """Points of ``request`` already in the local stage's reuse index (DuckDB over its files)."""
-    import duckdb
-    import pyarrow as pa
-
+    """Points of ``request`` a run would copy now from the local stage's reuse index: the
+    plan's own reading of the history (``reuse.history``) and matching (``reuse.matches``), so
+    the count is what the run's status then reports as ``points_reused``."""
     sim = REGISTRY[request.simulation]
-    fam = reuse.family(sim.name, sim.version, request.seed)
-    folder = data_root / layout.reuse_family(fam)
-    if not folder.is_dir():
+    store = LocalStore(data_root)
+    past = reuse.history(store, reuse.family(sim.name, sim.version, request.seed), RUN_ID)
+    if not len(past):
         return 0
     streams = PointStreams(sim, request.seed)
     keys = [
         streams.key(sim.effective_params(p), r)
         for _, p, r in request.space.iter_points(0, request.total_points)
     ]
-    wanted = pa.table({"key": pa.array(keys, pa.binary(16))})
-    con = duckdb.connect()
-    con.register("wanted", wanted)
-    glob = (folder / "**" / "*.parquet").as_posix()
-    sql = (
-        f"SELECT count(DISTINCT key) FROM read_parquet('{glob}') "
-        "WHERE key IN (SELECT key FROM wanted)"
-    )
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+    found = reuse.matches(past, keys)
+    return len(found) - int(found.null_count)
 
 
 def estimate(
@@ -160,28 +222,36 @@ def estimate(
     overhead_points: int = 200,
     data_root: Path | None = None,
     budget_s: float = 5.0,
+    engine: QueryEngine | None = None,
 ) -> Estimate:
-    """Estimate a request's cost on ``stage`` (see the module docstring)."""
+    """Estimate a request's cost on ``stage`` (see the module docstring). Reusable points are
+    counted by a query on ``engine`` when given (``reuse_count``: Athena for a deployed
+    stage), else from the local stage's index under ``data_root``."""
     request = validate_request(body, limits=None)
     total, shards = request.total_points, request.shard_count
     level = logger.log_level
     logger.setLevel("WARNING")  # the worker's per-shard log lines are not the estimate's output
     try:
         per_point = _sample_cost(request, sample, budget_s)
-        _worker_run(request, 1)  # warm-up: a warm worker has paid its first-call costs
-        ones = [_worker_run(request, 1) for _ in range(REPEATS)]
-        reads_per_shard, writes_per_shard = ones[0][1]
-        fixed_cpu = statistics.median(max(0.0, cpu - bare) for cpu, _, bare in ones)
+        scratch = data_root if data_root is not None and data_root.is_dir() else None
+        one = _shard_timing(request, 1, scratch)
+        reads_per_shard, writes_per_shard = one.requests
+        fixed_cpu = one.worker_s
         overhead = 0.0
-        if per_point < CHEAP_POINT_S:  # else the worker's own cost per point is negligible
-            m = min(overhead_points, total)
-            overhead = statistics.median(
-                max(0.0, (cpu_m - fixed_cpu - bare_m) / m)
-                for cpu_m, _, bare_m in (_worker_run(request, m) for _ in range(REPEATS))
-            )
+        if per_point < CHEAP_POINT_S and total > 1:  # else the worker's own cost per point
+            m = min(overhead_points, total)  # is negligible next to the point's
+            if m > 1:
+                many = _shard_timing(request, m, scratch)
+                overhead = max(0.0, (many.worker_s - fixed_cpu) / (m - 1))
     finally:
         logger.setLevel(level)
-    reused = reusable(request, data_root) if request.reuse and data_root is not None else 0
+    reused = 0
+    if request.reuse and engine is not None:
+        from sweeps import reuse_count
+
+        reused = reuse_count.count(engine, request)
+    elif request.reuse and data_root is not None:
+        reused = reusable(request, data_root)
 
     size = pricing.function_sizes(stage)["worker"]
     scale = max(1.0, pricing.FULL_VCPU_MB / size.memory_mb)
@@ -189,9 +259,10 @@ def estimate(
     per_point_s = (per_point * evaluated_share + overhead) * scale
     fixed_s = fixed_cpu * scale
     biggest = shard_bounds(total, request.shards, 0)
-    seconds = [per_point_s * (total / shards) + fixed_s]
-    seconds_max = per_point_s * (biggest[1] - biggest[0]) + fixed_s
-    worker_gb_s = shards * pricing.gb_seconds(math.ceil(seconds[0] * 1000), size.memory_mb)
+    # Billed per invocation: its duration rounded up to 1 ms, half a ms more on average.
+    seconds = per_point_s * (total / shards) + fixed_s + ROUND_UP_S
+    seconds_max = per_point_s * (biggest[1] - biggest[0]) + fixed_s + ROUND_UP_S
+    worker_gb_s = shards * seconds * size.memory_mb / 1024
     dispatchers = 1 + math.ceil(shards / LEAF_SHARDS) if shards > LEAF_SHARDS else 1
     dispatcher = pricing.function_sizes(stage)["dispatcher"]
     # A dispatcher's own time is small next to the workers' (docs/benchmarks.md: ms per shard
@@ -222,7 +293,7 @@ def estimate(
         worker_fixed_ms=round(fixed_cpu * 1000, 2),
         worker_memory_mb=size.memory_mb,
         cpu_scale=round(scale, 4),
-        worker_seconds_per_shard=round(seconds[0], 4),
+        worker_seconds_per_shard=round(seconds, 4),
         worker_seconds_max_shard=round(seconds_max, 4),
         lambda_gb_s=round(gb_s, 4),
         invocations=invocations,

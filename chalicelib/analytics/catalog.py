@@ -39,6 +39,12 @@ class Catalog(ABC):
         """Point the run's partitions at a compaction generation's folders (keys under the data
         root, per ``storage.compaction.PARTITIONS``); idempotent."""
 
+    def register_family(self, family: str) -> int:
+        """Register a reuse family's partition of the table ``reuse`` (its merged index, one
+        folder whatever its generation); idempotent, returns 1 if new. Nothing to do locally."""
+        layout.reuse_merged_prefix(family)  # checks the name
+        return 0
+
 
 def check_run(run_id: str, dt: str) -> None:
     if not ids.is_run_id(run_id):
@@ -109,31 +115,40 @@ class GlueCatalog(Catalog):
         }
 
     def register_run(self, run_id: str, dt: str) -> int:
-        created = 0
-        for table, inputs in self.partition_inputs(run_id, dt).items():
-            try:
-                response = self.client.batch_create_partition(
-                    DatabaseName=self.database, TableName=table, PartitionInputList=inputs
-                )
-            except aws.AWS_ERRORS as exc:
-                raise CatalogError(
-                    f"registering {self.database}.{table} partitions of run {run_id}: "
-                    f"{aws.describe(exc)}"
-                ) from exc
-            errors = response.get("Errors") or []
-            real = [
-                e
-                for e in errors
-                if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"
-            ]
-            if real:
-                values, detail = real[0].get("PartitionValues"), real[0].get("ErrorDetail", {})
-                raise CatalogError(
-                    f"registering {self.database}.{table} partition {values}: "
-                    f"{detail.get('ErrorCode')}: {detail.get('ErrorMessage')}"
-                )
-            created += len(inputs) - len(errors)
-        return created
+        return sum(
+            self._create(table, inputs, f"of run {run_id}")
+            for table, inputs in self.partition_inputs(run_id, dt).items()
+        )
+
+    def register_family(self, family: str) -> int:
+        folder = f"{self.location}/{layout.reuse_merged_prefix(family)}"
+        descriptor = glue_schema.storage_descriptor("reuse", folder)
+        inputs = [{"Values": [family], "StorageDescriptor": descriptor}]
+        return self._create("reuse", inputs, f"of family {family}")
+
+    def _create(self, table: str, inputs: list[dict[str, Any]], whose: str) -> int:
+        """One ``BatchCreatePartition``; a partition that exists already is no error."""
+        try:
+            response = self.client.batch_create_partition(
+                DatabaseName=self.database, TableName=table, PartitionInputList=inputs
+            )
+        except aws.AWS_ERRORS as exc:
+            raise CatalogError(
+                f"registering {self.database}.{table} partitions {whose}: {aws.describe(exc)}"
+            ) from exc
+        errors = response.get("Errors") or []
+        real = [
+            e
+            for e in errors
+            if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"
+        ]
+        if real:
+            values, detail = real[0].get("PartitionValues"), real[0].get("ErrorDetail", {})
+            raise CatalogError(
+                f"registering {self.database}.{table} partition {values}: "
+                f"{detail.get('ErrorCode')}: {detail.get('ErrorMessage')}"
+            )
+        return len(inputs) - len(errors)
 
     def point_run(self, run_id: str, dt: str, folders: dict[str, str]) -> None:
         """One ``BatchUpdatePartition`` per table. Glue swaps a partition's location in one

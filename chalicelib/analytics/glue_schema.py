@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 
-TABLES = ("outcomes", "results", "usage")
+TABLES = ("outcomes", "results", "usage", "reuse")
 INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
@@ -41,6 +41,9 @@ def hive_type(t: pa.DataType) -> str:
         (pa.types.is_large_string, "string"),
         (pa.types.is_date32, "date"),
         (pa.types.is_timestamp, "timestamp"),
+        (pa.types.is_binary, "binary"),
+        # A stream key (16 bytes, Parquet FIXED_LEN_BYTE_ARRAY): no query reads it on Athena.
+        (pa.types.is_fixed_size_binary, "binary"),
     )
     for check, name in scalars:
         if check(t):

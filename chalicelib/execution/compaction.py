@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from chalicelib.analytics.catalog import Catalog, CatalogError
 from chalicelib.config import Settings
-from chalicelib.execution import usage
+from chalicelib.execution import reuse, usage
 from chalicelib.logs import logger
 from chalicelib.storage import compaction, layout, summary
 from chalicelib.storage.compaction import RESULTS, USAGE, Generation
@@ -93,6 +93,7 @@ def compact(
         if made is None:
             return {"status": "raced"}
         latest = made
+    reuse.merge_run(store, run_id, catalog)  # its reuse index into its family's merged one
     pointed = compaction.pointed_at(store, run_id, latest.number)
     if pointed is None:
         try:

@@ -9,26 +9,33 @@ to the same function version, so equal metrics, bit for bit.
   ``family`` being a digest of (simulation, version, seed). Only a family's files are ever
   read, so reuse never crosses simulations, versions or seeds, and a stage's store is its own,
   so it never crosses stages.
+- **Merged index** (written where a complete run is compacted: ``merge_run``): the run's
+  per-shard files folded into ``reuse/<family>/merged/gen-<n>.parquet``, each distinct point of
+  the family once (its oldest source), committed by a conditional create, then the run's files
+  deleted. Its size is the family's distinct points, whatever the number of runs that
+  computed them.
 - **Plan** (once per run, in the root dispatcher before any worker is invoked; the 202 does
-  not wait for it): the run's points' keys are matched against the family's index in one
+  not wait for it): the run's points' keys are matched against the family's history
+  (``history``: the latest merged generation, then the files of runs not merged yet) in one
   Arrow ``index_in``, and each shard gets the list of points it copies
   (``runs/<run>/reuse/shard-<k>.parquet``) and ``runs/<run>/reuse/plan.json`` their counts.
-  Index entries whose source shard has no results file any more (a deleted run) are skipped,
-  so a source that is gone only means evaluating; a failed source shard never wrote any.
+  Entries whose source shard has no results any more (a deleted run) are skipped, so a source
+  that is gone only means evaluating; a failed source shard never wrote any.
 - **Worker**: reads its own shard's plan (two GETs) and never scans history; reused points are
   copied with their ``source_run_id``, the simulation function is not called for them.
 
-The plan reads the family's index once per run, not once per shard; its cost grows with the
-family's history (benchmarked in docs/benchmarks.md), which compaction could bound by merging a
-run's index files into one.
+The plan reads the family's history once per run, never per shard: with its runs merged, one
+listing and one file whose size grows with the family's distinct points, not with its number
+of runs (``bench.reuse_planning``).
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -42,9 +49,12 @@ from chalicelib.model.sharding import shard_bounds
 from chalicelib.simulations import streams
 from chalicelib.simulations.declarations import PointStreams, Simulation
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import compaction, layout
+from chalicelib.storage import compaction, layout, manifests
 from chalicelib.storage.stores import ObjectStore
-from chalicelib.storage.tables import REUSE_INDEX, REUSE_PLAN, to_parquet
+from chalicelib.storage.tables import REUSE_INDEX, REUSE_MERGED, REUSE_PLAN, to_parquet
+
+if TYPE_CHECKING:  # not imported: sweep estimate imports this module from the wheel, which
+    from chalicelib.analytics.catalog import Catalog  # ships no analytics package
 
 
 def family(simulation: str, version: str, seed: int) -> str:
@@ -107,21 +117,128 @@ def load_plan(store: ObjectStore, run_id: str, shard_id: int) -> ShardPlan:
     return ShardPlan({index: (source, values) for index, source, values in rows})
 
 
-def _sources(store: ObjectStore, fam: str, run_id: str) -> Iterator[str]:
-    """The family's index files whose shard still has its results: its file, or a row in the
-    source run's latest compaction generation (which absorbed the file)."""
+@dataclass(frozen=True)
+class History:
+    """A family's reusable points as the plan matches them: ``keys[i]`` was evaluated by run
+    ``origins[i]`` with ``metrics[i]``. A key may appear twice; the first wins (``index_in``)."""
+
+    keys: pa.Array
+    metrics: pa.Array
+    origins: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _Present:
+    """Which shards of a source run still hold their results: its latest compaction
+    generation's (which absorbed their files), else a file of their own (listed once, only if
+    a shard is not in the generation)."""
+
+    def __init__(self, store: ObjectStore, source: str) -> None:
+        self.store, self.source = store, source
+        gen = compaction.latest(store, source)
+        self.held = gen.results_shards if gen is not None else frozenset()
+        self._files: set[str] | None = None
+
+    def __call__(self, shard_id: int) -> bool:
+        if shard_id in self.held:
+            return True
+        if self._files is None:
+            self._files = {o.key for o in self.store.list(layout.results_prefix(self.source))}
+        return layout.results(self.source, shard_id) in self._files
+
+
+class _Sources:
+    """``_Present`` of each source run, made once."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._made: dict[str, _Present] = {}
+
+    def __call__(self, source: str) -> _Present:
+        if source not in self._made:
+            self._made[source] = _Present(self.store, source)
+        return self._made[source]
+
+
+def history(store: ObjectStore, fam: str, run_id: str) -> History:
+    """What a plan of run ``run_id`` can copy: the family's latest merged index (every point
+    of its merged runs once, read whole: its size is the family's distinct points, whatever
+    the number of runs that computed them) and the per-shard index files of runs not merged
+    yet (running, or complete and not yet compacted), oldest run first. Rows whose source
+    shard has no results any more (a deleted run) are left out, checked once per source run
+    (its compaction record, and its results listing only if a shard is not in it)."""
     by_run: dict[str, list[tuple[int, str]]] = {}
     for obj in store.list(layout.reuse_family(fam)):
-        parsed = layout.parse_reuse_index(obj.key)
-        if parsed is not None and parsed[0] != run_id:
+        if (parsed := layout.parse_reuse_index(obj.key)) is not None and parsed[0] != run_id:
             by_run.setdefault(parsed[0], []).append((parsed[1], obj.key))
+    keys: list[pa.Array] = []
+    metrics: list[pa.Array] = []
+    origins: list[pa.Array] = []
+    alive = _Sources(store)
+    table = _latest_merged(store, fam)
+    if table is not None:
+        table = _living(table, alive, run_id)
+        keys.append(table["key"].combine_chunks())
+        metrics.append(table["metrics"].combine_chunks())
+        origins.append(table["source_run_id"].combine_chunks())
     for source in sorted(by_run):  # oldest run first: it wins a key several runs computed
-        present = {o.key for o in store.list(layout.results_prefix(source))}
-        gen = compaction.latest(store, source)  # its results files may be gone into a generation
-        held = gen.results_shards if gen is not None else frozenset()
         for shard_id, key in by_run[source]:
-            if shard_id in held or layout.results(source, shard_id) in present:
-                yield key
+            if not alive(source)(shard_id):
+                continue
+            table = pq.read_table(io.BytesIO(store.get(key)), columns=["key", "metrics"])
+            keys.append(table["key"].combine_chunks())
+            metrics.append(table["metrics"].combine_chunks())
+            origins.append(pa.array([source] * table.num_rows, pa.string()))
+    if not keys:
+        empty = REUSE_MERGED.empty_table()
+        return History(empty["key"], empty["metrics"], empty["source_run_id"])
+    return History(pa.concat_arrays(keys), pa.concat_arrays(metrics), pa.concat_arrays(origins))
+
+
+def _living(table: pa.Table, alive: _Sources, run_id: str = "") -> pa.Table:
+    """The rows of a merged index whose source shard still has its results (not ``run_id``'s):
+    checked once per (source run, shard), in Arrow and NumPy, never row by row."""
+    sources = table["source_run_id"]
+    shards = table["shard_id"].to_numpy()
+    keep = np.zeros(table.num_rows, dtype=bool)
+    for source in pc.unique(sources).to_pylist():
+        if source == run_id:
+            continue
+        rows = pc.equal(sources, source).to_numpy()
+        present = alive(source)
+        held = [k for k in np.unique(shards[rows]).tolist() if present(k)]
+        keep |= rows & np.isin(shards, held)
+    return table.filter(pa.array(keep))
+
+
+PLANNED = ["key", "source_run_id", "shard_id", "metrics"]  # the merged columns a plan reads
+
+
+def _merged_numbers(store: ObjectStore, fam: str) -> list[int]:
+    return [
+        n
+        for o in store.list(layout.reuse_merged_prefix(fam))
+        if (n := layout.parse_reuse_merged(o.key)) is not None
+    ]
+
+
+def _latest_merged(store: ObjectStore, fam: str, tries: int = 3) -> pa.Table | None:
+    """The family's latest merged generation, or None if none was made. Its predecessor is
+    deleted once a newer one is committed, so a generation that vanishes between the listing
+    and the read means listing again."""
+    for _ in range(tries):
+        numbers = _merged_numbers(store, fam)
+        if not numbers:
+            return None
+        try:
+            data = store.get(layout.reuse_merged(fam, max(numbers)))
+        except KeyError:
+            continue
+        # Not its parameters: they are for queries (the table reuse), the plan matches keys.
+        return pq.read_table(io.BytesIO(data), columns=PLANNED, schema=REUSE_MERGED)
+    raise KeyError(f"merged reuse index of {fam} kept changing under the read")
 
 
 def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
@@ -134,18 +251,10 @@ def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
         pass
     request = run.request
     sim = REGISTRY[request.simulation]
-    fam = family(sim.name, sim.version, request.seed)
-    tables, origins = [], []
-    for key in _sources(store, fam, run.run_id):
-        table = pq.read_table(io.BytesIO(store.get(key)), columns=["key", "metrics"])
-        tables.append(table)
-        origins += [layout.parse_reuse_index(key)[0]] * table.num_rows  # type: ignore[index]
+    past = history(store, family(sim.name, sim.version, request.seed), run.run_id)
     counts: dict[int, int] = {}
-    if tables:
-        history = pa.concat_tables(tables)
-        wanted = pa.array(_keys(sim, request), pa.binary(16))
-        found = pc.index_in(wanted, value_set=history["key"])
-        origin = pa.array(origins, pa.string())
+    if len(past):
+        found = matches(past, _keys(sim, request))
         for shard_id in range(request.shard_count):
             start, end = shard_bounds(request.total_points, request.shards, shard_id)
             hits = found.slice(start, end - start)
@@ -156,8 +265,8 @@ def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
             table = pa.table(
                 {
                     "point_index": pc.filter(pa.array(np.arange(start, end)), mask),
-                    "source_run_id": origin.take(positions),
-                    "metrics": history["metrics"].take(positions),
+                    "source_run_id": past.origins.take(positions),
+                    "metrics": past.metrics.take(positions),
                 },
                 schema=REUSE_PLAN,
             )
@@ -167,9 +276,104 @@ def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
     store.create(layout.reuse_plan(run.run_id), json.dumps(summary).encode())
     logger.info(
         "reuse planned",
-        extra={"run_id": run.run_id, "reused": summary["reused"], "sources": len(set(origins))},
+        extra={"run_id": run.run_id, "reused": summary["reused"], "history": len(past)},
     )
     return counts
+
+
+def matches(past: History, keys: Sequence[bytes]) -> pa.Array:
+    """For each of ``keys`` (a request's points, in index order), its row in ``past``, or null
+    when no earlier run computed it: what the plan copies, and what ``sweep estimate`` counts."""
+    return pc.index_in(pa.array(keys, pa.binary(16)), value_set=past.keys)
+
+
+def merge_run(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int = 5) -> int:
+    """Fold a complete run's per-shard index files into its family's merged index (called
+    where the run is compacted, so once it is complete), then delete them: planning then reads
+    one file of the family's distinct points instead of a file per shard of every earlier run.
+    A new generation is committed by a conditional create, so two runs of a family merged at
+    once never lose each other's points (the loser merges again on top); then the previous
+    one is deleted (a plan reading it lists again), so the family's partition of the table
+    ``reuse`` (registered with ``catalog``) holds one generation. Best effort: files not
+    merged are still read by plans; returns the points merged."""
+    try:
+        return _merge(store, run_id, catalog, attempts)
+    except Exception:
+        logger.exception("reuse index not merged; plans read its files", extra={"run_id": run_id})
+        return 0
+
+
+def _merge(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int) -> int:
+    request = manifests.load(store, run_id).request
+    sim = REGISTRY.get(request.simulation)
+    if sim is None:
+        return 0
+    fam = family(sim.name, sim.version, request.seed)
+    prefix = f"{layout.reuse_family(fam)}run_id={run_id}/"
+    for _ in range(attempts):
+        files = [o.key for o in store.list(prefix)]
+        if not files:
+            return 0  # merged already (or the run evaluated nothing)
+        numbers = _merged_numbers(store, fam)
+        latest = max(numbers, default=0)
+        parts = []
+        if latest:  # less the points of runs gone since: this run's copies may take their place
+            table = pq.read_table(
+                io.BytesIO(store.get(layout.reuse_merged(fam, latest))), schema=REUSE_MERGED
+            )
+            parts.append(_living(table, _Sources(store)))
+        parts += [_merged_rows(store, key, run_id, sim, request) for key in files]
+        merged = _distinct(pa.concat_tables(parts))
+        data = to_parquet(merged, dictionary=["source_run_id"])
+        if store.create(layout.reuse_merged(fam, latest + 1), data):
+            break
+    else:
+        return 0  # raced every time: the next compaction of the run merges it
+    catalog.register_family(fam)
+    for key in files:
+        store.delete(key)
+    for number in numbers:
+        store.delete(layout.reuse_merged(fam, number))
+    merged_points: int = merged.num_rows
+    return merged_points
+
+
+def _merged_rows(
+    store: ObjectStore, key: str, run_id: str, sim: Simulation, request: SweepRequest
+) -> pa.Table:
+    """A per-shard index file as rows of the merged index: each point's effective parameters
+    in their stream-key text, from its index (the run's space), computed here once per point
+    rather than by the worker."""
+    table = pq.read_table(io.BytesIO(store.get(key)))
+    shard_id = layout.parse_reuse_index(key)[1]  # type: ignore[index]
+    space, canonical = request.space, streams.canonical
+    params, replicates = [], []
+    for i in table["point_index"].to_pylist():
+        effective = sim.effective_params(space.point(i))
+        params.append([(name, canonical(value)) for name, value in sorted(effective.items())])
+        replicates.append(space.replicate(i))
+    n = table.num_rows
+    return pa.table(
+        {
+            "key": table["key"],
+            "source_run_id": pa.array([run_id] * n, pa.string()),
+            "shard_id": pa.array([shard_id] * n, pa.int32()),
+            "metrics": table["metrics"],
+            "params": pa.array(params, pa.map_(pa.string(), pa.string())),
+            "replicate": pa.array(replicates, pa.int32()),
+        },
+        schema=REUSE_MERGED,
+    )
+
+
+def _distinct(table: pa.Table) -> pa.Table:
+    """Each key once: the row of the oldest run that evaluated it (run ids sort by time)."""
+    ordered = table.sort_by([("key", "ascending"), ("source_run_id", "ascending")])
+    keys = ordered["key"].combine_chunks()
+    if len(keys) < 2:
+        return ordered
+    first = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1))
+    return ordered.filter(pa.concat_arrays([pa.array([True]), first]))
 
 
 def _keys(sim: Simulation, request: SweepRequest) -> list[bytes]:

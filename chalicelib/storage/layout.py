@@ -262,6 +262,26 @@ def parse_reuse_index(key: str) -> tuple[str, int] | None:
     return (m["run_id"], int(m["shard"])) if m and key.startswith(REUSE_INDEX) else None
 
 
+def reuse_merged_prefix(family: str) -> str:
+    """The family's partition of the table ``reuse`` (its merged index)."""
+    reuse_family(family)  # checks the name
+    return f"{table_root('reuse')}family={family}/"
+
+
+def reuse_merged(family: str, number: int) -> str:
+    """Generation ``number`` of a family's merged index: every distinct point its merged runs
+    evaluated, once each (tables.REUSE_MERGED), made where a run's compaction runs."""
+    return f"{reuse_merged_prefix(family)}gen-{number:06d}.parquet"
+
+
+_REUSE_MERGED_RE = re.compile(r"^reuse/merged/family=[0-9a-f]{32}/gen-(?P<n>\d{6,})\.parquet$")
+
+
+def parse_reuse_merged(key: str) -> int | None:
+    m = _REUSE_MERGED_RE.match(key)
+    return int(m["n"]) if m else None
+
+
 PROBES = "runs/_probe/"  # never written: the probe HEADs a random key here and expects 404
 
 
@@ -330,7 +350,10 @@ def parse_run_index(key: str) -> RunIndexEntry | None:
 
 
 def table_root(table: str) -> str:
-    """The folder under the data root that holds one table's files, named after the table."""
+    """The folder under the data root that holds one table's files, named after the table
+    (``reuse``: the merged index, ``reuse/merged/``)."""
+    if table == "reuse":  # the merged index; beside the per-shard files (not a table)
+        return f"{REUSE_INDEX}merged/"
     if table not in ("outcomes", "results", "usage"):
         raise ValueError(f"no table {table!r}")
     return f"{table}/"

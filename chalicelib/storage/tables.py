@@ -65,6 +65,21 @@ REUSE_INDEX = pa.schema(
     ]
 )
 
+# The table ``reuse``: a family's merged reuse index (chalicelib/execution/reuse.py), each
+# distinct point of its merged runs once, with the run and shard that evaluated it (the oldest
+# such run), its effective parameters in their stream-key text (``streams.canonical``) and its
+# replicate, so a query can count a request's points in it by their values.
+REUSE_MERGED = pa.schema(
+    [
+        pa.field("key", pa.binary(16), nullable=False),
+        pa.field("source_run_id", pa.string(), nullable=False),
+        pa.field("shard_id", pa.int32(), nullable=False),
+        pa.field("metrics", pa.list_(pa.float64()), nullable=False),
+        pa.field("params", pa.map_(pa.string(), pa.string()), nullable=False),
+        pa.field("replicate", pa.int32(), nullable=False),
+    ]
+)
+
 # A reusing run's plan for one shard: the points it copies instead of evaluating.
 REUSE_PLAN = pa.schema(
     [
@@ -96,8 +111,9 @@ PARTITIONS = {
     "outcomes": ("run_id", "status", "dt"),
     "results": ("run_id",),
     "usage": ("run_id",),
+    "reuse": ("family",),
 }
-SCHEMAS = {"outcomes": OUTCOMES, "results": RESULTS, "usage": USAGE}
+SCHEMAS = {"outcomes": OUTCOMES, "results": RESULTS, "usage": USAGE, "reuse": REUSE_MERGED}
 
 
 def to_parquet(table: pa.Table, dictionary: bool | list[str] = True) -> bytes:

@@ -55,7 +55,8 @@ def stage_resources(stage: str) -> list[str]:
     db = names.glue_database
     arns += [f"arn:aws:glue:{REGION}:{ACCOUNT}:database/{db}"]
     arns += [
-        f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{db}/{t}" for t in ("outcomes", "results", "usage")
+        f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{db}/{t}"
+        for t in ("outcomes", "results", "usage", "reuse")
     ]
     return arns
 

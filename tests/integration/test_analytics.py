@@ -234,6 +234,7 @@ def test_all_baseline_queries_are_covered_by_this_module() -> None:
         "ddl_outcomes",
         "ddl_results",
         "ddl_usage",
+        "ddl_reuse",
     }
 
 

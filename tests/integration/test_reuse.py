@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib import pricing
+from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.execution import reuse
 from chalicelib.execution.worker import run_task
 from chalicelib.model import ids
@@ -35,6 +36,7 @@ from chalicelib.runs.status import status
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout, manifests
 from chalicelib.storage.stores import LocalStore
+from chalicelib.storage.tables import REUSE_MERGED
 
 LIMITS = Limits(max_points=10_000_000, max_shards=10_000, allow_fault_injection=True)
 VOL9 = {"linspace": {"start": 0.1, "stop": 0.5, "num": 9}}
@@ -61,10 +63,12 @@ class Counted:
 
 
 class Runs:
-    """Submits and runs sweeps in order; each run id is later than the previous one."""
+    """Submits and runs sweeps in order; each run id is later than the previous one. With
+    ``merge``, each run's index is then merged into its family's (what its compaction does)."""
 
-    def __init__(self, store: LocalStore) -> None:
+    def __init__(self, store: LocalStore, merge: bool = False) -> None:
         self.store = store
+        self.merge = merge
         self.clock = datetime(2026, 12, 1, tzinfo=UTC)
 
     def run(self, body: dict[str, Any]) -> Manifest:
@@ -76,6 +80,8 @@ class Runs:
             reuse.plan(self.store, run)
         for shard_id in range(request.shard_count):
             run_task(run_task_payload(run, shard_id), None, self.store, 0)
+        if self.merge:
+            reuse.merge_run(self.store, run.run_id, NoCatalog())
         return run
 
     def results(self, run: Manifest) -> dict[int, dict[str, Any]]:
@@ -95,9 +101,11 @@ class Runs:
         ]
 
 
-@pytest.fixture
-def runs(tmp_path: Path) -> Runs:
-    return Runs(LocalStore(tmp_path / "data"))
+@pytest.fixture(params=["per-shard index", "merged index"])
+def runs(tmp_path: Path, request: pytest.FixtureRequest) -> Runs:
+    """Every test twice: plans reading the runs' per-shard index files, and plans reading the
+    family's merged index (each run merged once complete)."""
+    return Runs(LocalStore(tmp_path / "data"), merge=request.param == "merged index")
 
 
 def grid(vol: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -181,18 +189,22 @@ def test_the_oldest_source_wins_and_reused_points_are_not_reindexed(
 ) -> None:
     Counted(monkeypatch)
     first = runs.run(grid(VOL9))
-    runs.run(grid(VOL9, seed=7))  # the same points again, evaluated (no reuse)
+    second = runs.run(grid(VOL9, seed=7))  # the same points again, evaluated (no reuse)
     copy = runs.run(grid(VOL17, reuse=True))
     sources = {r["source_run_id"] for r in runs.results(copy).values()}
     assert sources == {first.run_id, None}
-    indexed = {layout.parse_reuse_index(o.key)[0] for o in runs.store.list(layout.REUSE_INDEX)}  # type: ignore[index]
-    assert copy.run_id in indexed  # its 72 evaluated points
     fam = reuse.family("option_pricing", "1", 7)
-    rows = sum(
-        pq.read_metadata(Path(runs.store.describe()) / o.key).num_rows
-        for o in runs.store.list(layout.reuse_family(fam) + f"run_id={copy.run_id}/")
-    )
-    assert rows == 72
+    origins = reuse.history(runs.store, fam, "none").origins.to_pylist()
+    assert origins.count(first.run_id) == 81
+    assert origins.count(copy.run_id) == 72  # its evaluated points, not its 81 copies
+    # Merged, the family's index holds each point once (the oldest run's), and no per-shard
+    # file is left to read.
+    assert origins.count(second.run_id) == (0 if runs.merge else 81)
+    per_shard = [o.key for o in runs.store.list(layout.reuse_family(fam))]
+    assert all(layout.parse_reuse_index(k) for k in per_shard)
+    assert len(per_shard) == (0 if runs.merge else 12)
+    merged = [layout.parse_reuse_merged(o.key) for o in runs.store.list("reuse/merged/")]
+    assert merged == ([3] if runs.merge else [])  # only the latest generation is kept
 
 
 @pytest.mark.parametrize("change", ["seed", "version"])
@@ -320,6 +332,8 @@ def test_estimate_counts_reusable_points_and_warns_about_long_shards(
     )
     other_seed = estimating.estimate(grid(VOL17, reuse=True, seed=8), sample=20, data_root=root)
     assert other_seed.points_reused == 0
+    run = runs.run(grid(VOL17, reuse=True))  # what the run then copies: what was counted
+    assert status(runs.store, run.run_id)["points_reused"] == wide.points_reused
 
     tiny = {"worker": pricing.FunctionSize(512, 1), "dispatcher": pricing.FunctionSize(1024, 900)}
     monkeypatch.setattr(pricing, "function_sizes", lambda stage: tiny)
@@ -346,3 +360,182 @@ def test_replicates_are_points_of_their_own(runs: Runs, monkeypatch: pytest.Monk
     assert {x["source_run_id"] for x in by_replicate[2]} == {None}
     zero, one = by_replicate[0][0], by_replicate[1][0]
     assert zero["params"] == one["params"] and zero["metrics"] != one["metrics"]
+
+
+class RacingStore(LocalStore):
+    """Runs another run's merge just before this one creates its generation: both want the
+    same generation number, as two compactors of one family finishing together do."""
+
+    other: str | None = None
+
+    def create(self, key: str, data: bytes) -> bool:
+        if layout.parse_reuse_merged(key) is not None and self.other is not None:
+            other, self.other = self.other, None
+            assert reuse.merge_run(self, other, NoCatalog()) == 81
+        return super().create(key, data)
+
+
+def test_two_runs_merged_at_once_lose_no_point(tmp_path: Path) -> None:
+    store = RacingStore(tmp_path / "data")
+    runs = Runs(store)
+    first = runs.run(grid(VOL9))
+    wide = runs.run(grid(VOL17))  # 153 points, 81 of them first's too
+    store.other = first.run_id
+    assert reuse.merge_run(store, wide.run_id, NoCatalog()) == 153  # lost 1, merged on top
+    fam = reuse.family("option_pricing", "1", 7)
+    keys = [o.key for o in store.list(layout.reuse_merged_prefix(fam))]
+    assert keys == [layout.reuse_merged(fam, 2)]
+    origins = reuse.history(store, fam, "none").origins.to_pylist()
+    assert (origins.count(first.run_id), origins.count(wide.run_id)) == (81, 72)
+    assert reuse.merge_run(store, first.run_id, NoCatalog()) == 0  # merged already
+
+
+def test_compaction_merges_a_complete_runs_index(tmp_path: Path) -> None:
+    """The hook: compacting a complete run folds its index into its family's, once."""
+    from chalicelib.config import Settings
+    from chalicelib.execution.compaction import compact
+
+    runs = Runs(LocalStore(tmp_path / "data"))
+    first = runs.run(grid(VOL9))
+    assert status(runs.store, first.run_id)["complete"]  # writes its summary
+    settings = Settings(stage="dev", compaction_target_mb=1)
+    fam = reuse.family("option_pricing", "1", 7)
+    before = [o.key for o in runs.store.list(layout.reuse_family(fam))]
+    assert len(before) == 4 and all(layout.parse_reuse_index(k) for k in before)
+    catalog = FamilyCatalog()
+    for _ in range(2):  # a second compactor call finds nothing left to merge
+        compact(runs.store, first.run_id, settings, catalog)
+        assert not any(runs.store.list(layout.reuse_family(fam)))
+        after = [o.key for o in runs.store.list(layout.reuse_merged_prefix(fam))]
+        assert after == [layout.reuse_merged(fam, 1)]
+    assert catalog.families == [fam]  # its partition of the table reuse, once merged
+    again = runs.run(grid(VOL9, reuse=True))
+    assert status(runs.store, again.run_id)["points_reused"] == 81
+
+
+class FamilyCatalog(NoCatalog):
+    def __init__(self) -> None:
+        self.families: list[str] = []
+
+    def register_family(self, family: str) -> int:
+        self.families.append(family)
+        return 1
+
+
+def test_a_familys_partition_is_registered_in_glue_once(tmp_path: Path) -> None:
+    """Glue (moto) gets the family's partition of the table reuse, at the folder merging
+    writes to; registering it again is no error."""
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib.analytics import glue_schema
+    from chalicelib.analytics.catalog import GlueCatalog
+
+    fam = reuse.family("option_pricing", "1", 7)
+    with mock_aws():
+        glue = boto3.client("glue", region_name="us-east-1")
+        glue.create_database(DatabaseInput={"Name": "db"})
+        table = glue_schema.table_input("reuse", "s3://bucket/p/reuse/merged/")
+        glue.create_table(DatabaseName="db", TableInput=table)
+        catalog = GlueCatalog("db", "s3://bucket/p", lambda: glue)
+        assert catalog.register_family(fam) == 1
+        assert catalog.register_family(fam) == 0
+        got = glue.get_partition(DatabaseName="db", TableName="reuse", PartitionValues=[fam])
+    location = got["Partition"]["StorageDescriptor"]["Location"]
+    assert location == f"s3://bucket/p/{layout.reuse_merged_prefix(fam)}"
+    assert layout.reuse_merged(fam, 1).startswith(layout.reuse_merged_prefix(fam))
+    columns = got["Partition"]["StorageDescriptor"]["Columns"]
+    assert [c["Name"] for c in columns] == [f.name for f in REUSE_MERGED]
+
+
+def pi_sample(points: int, **extra: Any) -> dict[str, Any]:
+    """A random design drawing ``samples`` from 1..6: most points are repeated."""
+    design = {"integer": {"low": 1, "high": 6}}
+    return {
+        "simulation": "monte_carlo_pi",
+        "parameters": {},
+        "sample": {"design": "random", "points": points, "axes": {"samples": design}},
+        "shards": {"count": 2},
+        "seed": 7,
+    } | extra
+
+
+def test_the_reuse_count_query_is_what_the_run_then_reuses(tmp_path: Path) -> None:
+    """``sweeps.reuse_count``'s SQL, in the Athena dialect, run on DuckDB through the local
+    engine's sqlglot path over the table ``reuse`` (the merged index), against each run's
+    ``points_reused``: a widened grid with more replicates, a sampled block whose points repeat
+    (each counted as often as the request holds it), another seed."""
+    from sweeps import reuse_count
+    from sweeps.engines.local import LocalEngine
+
+    runs = Runs(LocalStore(tmp_path / "data"), merge=True)
+    runs.run(grid(VOL9, replicates=2))
+    runs.run(pi_sample(20))
+    engine = LocalEngine(tmp_path / "data")
+    cases = [
+        (grid(VOL17, reuse=True, replicates=3), 162),
+        (pi_sample(30, reuse=True), None),  # the first 20 points, and the later ones' repeats
+        (grid(VOL9, reuse=True, seed=8), 0),
+    ]
+    for body, expected in cases:
+        counted = reuse_count.count(engine, validate_request(body, LIMITS))
+        run = runs.run(body)
+        assert counted == status(runs.store, run.run_id)["points_reused"]
+        assert counted == expected if expected is not None else 20 < counted <= 30
+
+
+def test_sweep_estimate_counts_reusable_points_on_athena(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sweep estimate --engine athena``: the request path is real boto3 against moto's Athena
+    (StartQueryExecution in the workgroup, with the database as context, polled, results read
+    through the paginator). moto runs no SQL, so each query's answer is queued from DuckDB
+    running the very text sent (through the local engine's sqlglot path, over the same merged
+    index): what is mocked is Athena's execution of the SQL, nothing of ours."""
+    import boto3
+    from click.testing import CliRunner
+    from moto import mock_aws
+    from moto.athena.models import QueryResults, athena_backends
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
+    from chalicelib import aws
+    from sweeps import cli, reuse_count
+    from sweeps.engines.local import LocalEngine
+
+    root = tmp_path / "data"
+    runs = Runs(LocalStore(root), merge=True)
+    runs.run(grid(VOL9, seed=9))
+    body = grid(VOL17, reuse=True, seed=9)
+    (tmp_path / "wide.json").write_text(json.dumps(body))
+    sent: list[str] = []
+
+    def athena_answers(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params["QueryString"])
+        rows = LocalEngine(root).execute(params["QueryString"]).rows
+        cells = [{"Data": [{"VarCharValue": "reusable"}]}]
+        cells += [{"Data": [{"VarCharValue": str(r["reusable"])}]} for r in rows]
+        info = [{"Name": "reusable", "Label": "reusable", "Type": "bigint", "Nullable": "UNKNOWN"}]
+        backend = athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        backend.query_results_queue.append(QueryResults(rows=cells, column_info=info))
+
+    with mock_aws():
+        client = boto3.client("athena", region_name="us-east-1")
+        client.create_work_group(
+            Name="sweeps",
+            Configuration={"ResultConfiguration": {"OutputLocation": "s3://results/athena/"}},
+        )
+        client.meta.events.register(
+            "before-parameter-build.athena.StartQueryExecution", athena_answers
+        )
+        monkeypatch.setattr(aws, "athena", lambda: client)
+        argv = ["estimate", str(tmp_path / "wide.json"), "--json", "--engine", "athena"]
+        answer = CliRunner().invoke(cli.main, [*argv, "--workgroup", "sweeps", "--database", "db"])
+        assert answer.exit_code == 0, answer.output
+        backend: Any = athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        (execution,) = backend.executions.values()
+        assert execution.workgroup.name == "sweeps"
+        assert execution.context == {"Database": "db"}
+    assert sent == [reuse_count.count_sql(validate_request(body, LIMITS))]
+    estimated = json.loads(answer.stdout)
+    run = runs.run(body)
+    assert estimated["points_reused"] == status(runs.store, run.run_id)["points_reused"] == 81
