@@ -139,6 +139,8 @@ def table_files(root: Path, table: str, listings: Listings | None = None) -> lis
     from chalicelib.storage import compaction
 
     listings = listings or Listings()
+    if table not in layout.COMPACTED_TABLES:  # not partitioned by run (reuse): every file
+        return [f"{root.as_posix()}/{k}" for k in listings.walk(root, layout.table_root(table))]
     runs: set[str] = set()
     for folder in (root / layout.table_root(table), root / layout.COMPACTED / table):
         if folder.is_dir():
