@@ -216,7 +216,8 @@ def test_a_partly_copied_shards_index_pairs_each_key_with_its_own_point(
             assert row["key"] == streams.key(sim.effective_params(point))
             stored = results[row["point_index"]]
             assert stored["source_run_id"] is None
-            assert identical(dict(zip(sim.metrics, row["metrics"])), dict(stored["metrics"]))
+            metrics = dict(zip(sim.metrics, row["metrics"], strict=True))
+            assert identical(metrics, dict(stored["metrics"]))
             indexed.append(row["point_index"])
     evaluated = sorted(i for i, r in results.items() if r["source_run_id"] is None)
     assert sorted(indexed) == evaluated and len(evaluated) == 72
