@@ -10,12 +10,15 @@ each, 100 by default: 10^6 points) with ``paths = 100``, in 100 shards, seed 1.
 - **local stage**: a fresh ``chalice local --stage local`` (scripts/local_stack.py) on a temp
   data root; the clock runs from just before ``POST /sweeps`` until ``GET /sweeps/<id>`` first
   says ``complete`` (polled every ``--poll`` seconds, which bounds the resolution). It includes
-  validation, dispatch, the spawned worker pool's start, every worker writing Parquet and its
-  outcome, and the polling itself.
+  validation, dispatch, every worker writing its results Parquet, reuse index and outcome, and
+  the polling itself. Not the worker pool's start: the stage starts its processes, with the
+  worker imported, before it serves (``SWEEP_LOCAL_WARM_POOL``, on in the local stage), as a
+  stage that has been up a while has them.
 - **bare pool**: ``multiprocessing.Pool(<cores>)`` mapping the same 100 shards to a hand-written
-  function (what a user writes instead of us): points decoded by hand from the grid, the
-  simulation function called directly with the public fast path's stream (``PointStreams``),
-  metrics returned as an array. Pool start-up is included.
+  function (what a user writes instead of us): shard bounds and points computed by hand from
+  the grid, the simulation function called directly with the public fast path's stream
+  (``PointStreams``), metrics returned as an array. Pool start-up is included (forked: the
+  parent's imports come with it).
 - **bare pool, v1 stream**: the same hand-written loop with the old stream (a fresh
   BLAKE2b-seeded ``PCG64`` generator per point index, as the worker built it before stream v2;
   ``evaluate_shard_v1``): issue 17's baseline. Timed only: its numbers differ from stream
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -48,7 +52,6 @@ import pyarrow.parquet as pq
 import requests
 
 from bench.streams import v1_rng
-from chalicelib.model.sharding import ShardSpec, shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.simulations.builtin import option_pricing
 from chalicelib.simulations.declarations import PointStreams
@@ -78,18 +81,21 @@ def hand_written(
     shard_id: int,
     rng_for: Callable[[dict[str, Any], int], np.random.Generator],
 ) -> tuple[int, Any]:
-    """What a user writes instead of us: the shard's points decoded by hand from the grid
-    (numpy ``linspace``, the last axis fastest) into one parameter dict updated in place, each
-    passed to the simulation function itself with ``rng_for(params, index)``, the metrics kept
-    in an array. None of our per-point code runs: no ``iter_points``, no evaluator, no
-    defaults merge."""
+    """What a user writes instead of us: the shard's index range split by hand (sizes
+    differing by at most one, as ``numpy.array_split``), its points decoded by hand from the
+    grid (numpy ``linspace``, the last axis fastest) into one parameter dict updated in place,
+    each passed to the simulation function itself with ``rng_for(params, index)``, the metrics
+    kept in an array. None of our code runs but the simulation function and the stream: no
+    sharding, no ``iter_points``, no evaluator, no defaults merge."""
     axes = request_body["parameters"]
     strikes, vols, maturities = (
         np.linspace(**axes[name]["linspace"]).tolist()
         for name in ("strike", "volatility", "maturity")
     )
     total = len(strikes) * len(vols) * len(maturities)
-    start, end = shard_bounds(total, ShardSpec("count", SHARDS), shard_id)
+    size, extra = divmod(total, SHARDS)
+    start = shard_id * size + min(shard_id, extra)
+    end = start + size + (1 if shard_id < extra else 0)
     out = np.empty((end - start, 4))
     params: dict[str, Any] = {
         "spot": 100.0,
@@ -136,7 +142,9 @@ def assemble(parts: list[tuple[int, Any]], total: int, width: int) -> Any:
 
 
 def bare_pool(request_body: dict[str, Any], processes: int, v1: bool = False) -> tuple[float, Any]:
-    total = validate_request(request_body, None).total_points
+    total = math.prod(
+        a["linspace"]["num"] for a in request_body["parameters"].values() if "linspace" in a
+    )
     started = time.perf_counter()
     with Pool(processes) as pool:
         shard_fn = evaluate_shard_v1 if v1 else evaluate_shard

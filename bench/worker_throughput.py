@@ -8,16 +8,22 @@ For each case, one shard of N points (N calibrated so the bare loop takes about 
 seconds) is run two ways:
 
 - worker: ``run_task`` on a fresh ``LocalStore`` in a temp dir, with a Lambda-like context
-  (so the deadline check runs before every point, as on Lambda): task re-validation, point
-  decoding, evaluation, the results Parquet file, the success lock and the outcome row;
-- bare: a loop calling ``Simulation.evaluator(seed)`` (the stream fast path) on the same
-  points, decoded beforehand.
+  (so the deadline is read from it at the worker's looks, as on Lambda): task re-validation,
+  point decoding, evaluation, the results Parquet file, the reuse index, the success lock and
+  the outcome row;
+- bare: what a user writes instead of us: the case's points decoded by hand from its axes
+  (``numpy.linspace``, ``range``) into one parameter dict with the declared defaults written
+  out, each passed to the simulation function itself with its stream by the public fast path
+  (``PointStreams``, bit-identical to ``point_rng``), the metrics kept in a numpy array. None of
+  our per-point code runs: no ``iter_points``, no evaluator, no defaults merge.
 
-Reported: points/s both ways, the ratio worker/bare, the absolute overhead per shard
-(worker - bare, also per point), and parts of it timed on their own: validating the task and
-writing lock + results + outcome to the store (fixed per shard), encoding the results Parquet
-(grows with the points). The rest of the overhead is per point: decoding the point and
-building its result row (parameters formatted as strings, metrics as a list), a few us each.
+The worker's metrics are read back from its results file and compared with the bare loop's,
+point by point, before any time is reported. Reported: points/s both ways, the ratio
+worker/bare, the absolute overhead per shard (worker - bare, also per point), and parts of it
+timed on their own: validating the task and writing lock + results + outcome to the store
+(fixed per shard), encoding the results Parquet (grows with the points). The rest of the
+overhead is per point: decoding the point, keying its stream through the worker's generic
+path, and collecting its metrics.
 
 Each figure is the best of ``--repeats`` interleaved runs, in process CPU time (user + system):
 on a shared machine wall time mostly measures the neighbours. Wall-clock ratios are reported
@@ -27,6 +33,7 @@ too (``--json``), and agree when the machine is quiet.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import platform
 import statistics
@@ -39,14 +46,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow.parquet as pq
+
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.execution.worker import format_value, run_task
 from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.request import SweepRequest
 from chalicelib.model.validation import validate_request
-from chalicelib.simulations.declarations import Value
+from chalicelib.simulations.builtin import monte_carlo_pi, option_pricing
+from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
+from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
 from chalicelib.storage.tables import ResultColumns, results_parquet
 from scripts.local_runs import shard_payload
@@ -64,9 +76,42 @@ class Case:
     name: str
     simulation: str
     axes: Callable[[int], Axes]  # a space of exactly n points
+    bare: Callable[[int], np.ndarray]  # the same n points by a hand-written loop: metrics rows
 
     def body(self, n: int) -> dict[str, Any]:
         return {"simulation": self.simulation, "parameters": self.axes(n), "shards": {"count": 1}}
+
+
+def bare_option_pricing(n: int) -> np.ndarray:
+    """The option_pricing case by hand: volatility over ``linspace(0.1, 0.9, n)``, a call,
+    1,000 paths, every other parameter at its declared default, seed 0."""
+    streams = PointStreams(REGISTRY["option_pricing"], 0)
+    params: dict[str, Any] = {
+        "spot": 100.0,
+        "strike": 100.0,
+        "rate": 0.01,
+        "maturity": 1.0,
+        "option": "call",
+        "paths": 1000,
+    }
+    out = np.empty((n, 4))
+    for row, volatility in enumerate(np.linspace(0.1, 0.9, n).tolist()):
+        params["volatility"] = volatility
+        m = option_pricing(params, streams.rng(params))
+        out[row] = (m["price"], m["stderr"], m["analytic"], m["abs_error"])
+    return out
+
+
+def bare_monte_carlo_pi(n: int) -> np.ndarray:
+    """The monte_carlo_pi case by hand: samples 10,000 ... 10,000 + n - 1, seed 0."""
+    streams = PointStreams(REGISTRY["monte_carlo_pi"], 0)
+    params: dict[str, Any] = {}
+    out = np.empty((n, 2))
+    for row, samples in enumerate(range(10_000, 10_000 + n)):
+        params["samples"] = samples
+        m = monte_carlo_pi(params, streams.rng(params))
+        out[row] = (m["estimate"], m["abs_error"])
+    return out
 
 
 CASES = (
@@ -78,11 +123,13 @@ CASES = (
             "option": {"values": ["call"]},
             "paths": {"values": [1000]},
         },
+        bare_option_pricing,
     ),
     Case(
         "monte_carlo_pi samples~10000",
         "monte_carlo_pi",
         lambda n: {"samples": {"range": {"start": 10_000, "stop": 10_000 + n, "step": 1}}},
+        bare_monte_carlo_pi,
     ),
 )
 
@@ -165,37 +212,36 @@ def payload_for(request: SweepRequest) -> dict[str, Any]:
     return shard_payload(request, RUN_ID, DT, 0)
 
 
-def points_of(request: SweepRequest) -> list[tuple[int, dict[str, Value]]]:
-    return [(i, p) for i, p, _ in request.space.iter_points(0, request.total_points)]
-
-
-def time_bare(request: SweepRequest, points: list[tuple[int, dict[str, Value]]]) -> Timed:
-    sim = REGISTRY[request.simulation]
-    evaluate = sim.evaluator(request.seed)  # the worker's own stream fast path
+def time_bare(case: Case, n: int) -> tuple[Timed, np.ndarray]:
     watch = Stopwatch()
-    for _, point in points:
-        evaluate(point)
-    return watch.read()
+    metrics = case.bare(n)
+    return watch.read(), metrics
 
 
-def time_worker(payload: dict[str, Any], scratch: Path) -> Timed:
+def time_worker(payload: dict[str, Any], scratch: Path) -> tuple[Timed, bytes]:
+    """The worker's time for the shard, and the results file it wrote."""
     with tempfile.TemporaryDirectory(dir=scratch) as root:
         store = LocalStore(Path(root))
         watch = Stopwatch()
         summary = run_task(payload, DeadlineContext(), store, 10_000)
         elapsed = watch.read()
-    if summary.get("status") != "succeeded":
-        raise RuntimeError(f"the worker did not succeed: {summary}")
-    return elapsed
+        if summary.get("status") != "succeeded":
+            raise RuntimeError(f"the worker did not succeed: {summary}")
+        return elapsed, store.get(layout.results(RUN_ID, 0))
+
+
+def read_metrics(data: bytes, simulation: str) -> np.ndarray:
+    """A results file's metrics as rows in point_index order, columns in declared order."""
+    table = pq.read_table(io.BytesIO(data)).sort_by("point_index")
+    names = REGISTRY[simulation].metrics
+    return np.array([[dict(pairs)[n] for n in names] for pairs in table["metrics"].to_pylist()])
 
 
 def calibrate(case: Case, target_s: float) -> int:
     """Points for which the bare loop takes about ``target_s`` of CPU."""
-    request = validate_request(case.body(CALIBRATION_POINTS), limits=None)
-    points = points_of(request)
-    time_bare(request, points)  # warm-up
-    per_point = min(time_bare(request, points).cpu_s for _ in range(3)) / CALIBRATION_POINTS
-    return max(MIN_POINTS, min(MAX_POINTS, round(target_s / per_point)))
+    time_bare(case, CALIBRATION_POINTS)  # warm-up
+    per_point = min(time_bare(case, CALIBRATION_POINTS)[0].cpu_s for _ in range(3))
+    return max(MIN_POINTS, min(MAX_POINTS, round(target_s * CALIBRATION_POINTS / per_point)))
 
 
 def fixed_costs(payload: dict[str, Any], scratch: Path) -> tuple[float, float, float, int]:
@@ -230,13 +276,15 @@ def measure(case: Case, target_s: float, repeats: int, scratch: Path) -> Result:
     request = validate_request(case.body(n), limits=None)
     assert request.total_points == n
     payload = payload_for(request)
-    points = points_of(request)
-    time_worker(payload, scratch)  # warm-up: imports, caches, first Parquet write
+    _, results = time_worker(payload, scratch)  # warm-up: imports, caches, first Parquet write
+    got, (_, expected) = read_metrics(results, case.simulation), time_bare(case, n)
+    if not np.array_equal(got, expected, equal_nan=True):
+        raise AssertionError(f"{case.name}: the worker's metrics differ from the bare loop's")
     workers: list[Timed] = []
     bares: list[Timed] = []
     for _ in range(repeats):  # interleaved, so drift in machine speed hits both alike
-        bares.append(time_bare(request, points))
-        workers.append(time_worker(payload, scratch))
+        bares.append(time_bare(case, n)[0])
+        workers.append(time_worker(payload, scratch)[0])
     validate_ms, parquet_ms, store_ms, size = fixed_costs(payload, scratch)
     return Result(
         case=case.name,

@@ -98,8 +98,8 @@ class Settings:
     local_warm_pool: bool = setting(
         "SWEEP_LOCAL_WARM_POOL",
         False,
-        "start the worker processes, and import the worker in them, when the local stage "
-        "starts rather than at its first shard (`true` in the local stage's config)",
+        "start the worker processes, with the worker imported, before the local stage "
+        "serves rather than at its first shard (`true` in the local stage's config)",
     )
     bucket: str | None = setting(
         "SWEEP_BUCKET",

@@ -67,14 +67,21 @@ def write_index(
     fam: str,
     run_id: str,
     shard_id: int,
-    keys: Sequence[bytes],
+    keys: bytes,
     indices: np.ndarray,
     metrics: np.ndarray,
 ) -> None:
-    """The points a shard evaluated (``keys`` in order, ``metrics`` one row each)."""
+    """The points a shard evaluated: ``keys`` their 16-byte stream keys end to end, in point
+    order (one buffer, laid out as Arrow's fixed-size binary already is: no object a point),
+    ``metrics`` one row each."""
+    key_type = REUSE_INDEX.field("key").type
+    if len(keys) != key_type.byte_width * len(indices):
+        raise ValueError(f"{len(keys)} bytes of keys for {len(indices)} points")
     table = pa.table(
         {
-            "key": pa.array(keys, pa.binary(16)),
+            "key": pa.FixedSizeBinaryArray.from_buffers(
+                key_type, len(indices), [None, pa.py_buffer(keys)]
+            ),
             "point_index": pa.array(indices, pa.int64()),
             "metrics": _lists(metrics),
         },

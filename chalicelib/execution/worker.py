@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,11 +43,18 @@ class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
-# How often a running shard looks at the cancel marker: at most once per this many seconds of
-# evaluation (one HEAD), checked on the clock every point (~50 ns). A cancel therefore stops a
-# long shard within this time plus one point; short shards only see the check made before
-# evaluating starts.
+# How often a running shard asks the store for the cancel marker: at most once per this many
+# seconds of evaluation (one HEAD), at its looks (below). A cancel therefore stops a long shard
+# within this time plus one point; short shards only see the check made before evaluating starts.
 CANCEL_POLL_SECONDS = 5.0
+
+# How often a running shard looks at its deadline and at ``CancelPoll``: before its first point,
+# then at the first point that starts at least this long after its last look. Between looks the
+# loop reads the monotonic clock once a point (~40 ns) and calls nothing: asking Lambda's context
+# and the poll every point cost more than the rest of the loop's bookkeeping (profiled, issue 16).
+# A shard thus stops within LOOK_SECONDS plus one point of crossing its deadline margin
+# (``SWEEP_DEADLINE_MARGIN_MS``, 10 s by default, which this leaves in hand).
+LOOK_SECONDS = 0.1
 
 
 class CancelPoll:
@@ -90,11 +96,13 @@ def run_task(
     store: ObjectStore,
     margin_ms: int,
     cancel_poll_s: float = CANCEL_POLL_SECONDS,
+    look_s: float = LOOK_SECONDS,
 ) -> dict[str, Any]:
     """Run one delivery of a shard task; returns a small summary (also logged).
 
     A worker process runs one task at a time, so the shard's ids are logger keys for the
-    task's duration: every line it logs, ours or a library's, names its shard."""
+    task's duration: every line it logs, ours or a library's, names its shard. ``look_s`` and
+    ``cancel_poll_s`` space the deadline and cancel checks (0: every point, as tests use)."""
     ref = ShardRef.from_payload(payload)
     if ref is None:
         logger.error("task names no shard; nothing can be recorded", extra={"payload": payload})
@@ -104,7 +112,7 @@ def run_task(
     started = time.monotonic()
     ended = "raised"
     try:
-        summary = _run(payload, ref, context, counting, margin_ms, cancel_poll_s)
+        summary = _run(payload, ref, context, counting, margin_ms, cancel_poll_s, look_s)
         ended = summary["status"]
     finally:
         what = layout.shard_what(ref.shard_id, ended)
@@ -120,6 +128,7 @@ def _run(
     store: ObjectStore,
     margin_ms: int,
     cancel_poll_s: float,
+    look_s: float,
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
     request_id = getattr(context, "aws_request_id", "") or ""
@@ -150,6 +159,7 @@ def _run(
                     results.write,
                     copied,
                     evaluated,
+                    look_s,
                 )
             finally:
                 results.close()
@@ -198,15 +208,17 @@ def _evaluate(
     emit: Callable[[ResultColumns], None],
     copied: reuse.ShardPlan | None = None,
     evaluated: EvaluatedPoints | None = None,
+    look_s: float = LOOK_SECONDS,
 ) -> None:
     """Evaluate the shard's points, handing ``emit`` one row group (``ROW_GROUP_POINTS``) at a
     time, so memory is flat in the shard's size; the loop keeps only the metrics of each point.
     A point in ``copied`` (reuse) takes the stored metrics and the simulation is not called for
     it; each evaluated point's stream key, index and metrics go to ``evaluated`` (the reuse
-    index).
+    index). ``out_of_time`` and ``cancelled`` are asked at the looks (``LOOK_SECONDS``).
 
     A point's parameters follow from its index, so their strings are made afterwards for the
-    whole group at once (``param_strings``), not point by point."""
+    whole group at once (``param_strings``), not point by point; its metrics become one Arrow
+    array per group, shared by the results file and the reuse index."""
     if shard.injected_crash:  # unhandled on purpose: Lambda retries, then OnFailure
         raise InjectedCrash(f"shard {shard.shard_id} is in crash_shards")
     if shard.injected_failure:
@@ -216,38 +228,32 @@ def _evaluate(
     sim = REGISTRY[shard.request.simulation]
     space = shard.request.space
     record = evaluated if evaluated is not None else EvaluatedPoints()
+    keys: list[bytes] = []  # the group's stream keys, handed to ``record`` per group
     # One re-keyed generator (stream v2); points decoded straight into effective parameters.
-    evaluate = sim.values_evaluator(shard.request.seed, record.keys)
+    evaluate = sim.values_evaluator(shard.request.seed, keys)
     base, floats = sim.defaults, sim.float_names
     reused = copied.points if copied is not None else {}
+    clock, due = time.monotonic, 0.0  # 0: look before the first point
     for lo in range(shard.start, shard.end, ROW_GROUP_POINTS):
         hi = min(shard.end, lo + ROW_GROUP_POINTS)
         metrics: list[float] = []
         keep = metrics.extend
         for index, point, replicate in space.iter_points(lo, hi, base, floats):
-            if out_of_time():
-                raise ShardFailure(
-                    FailureCode.DEADLINE_EXCEEDED,
-                    f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
-                    "record this outcome; use smaller shards",
-                )
-            if cancelled():
-                raise ShardFailure(
-                    FailureCode.CANCELLED,
-                    f"the run was cancelled; stopped at point {index} of "
-                    f"[{shard.start}, {shard.end})",
-                )
+            if clock() >= due:
+                _look(shard, index, out_of_time, cancelled)
+                due = clock() + look_s
             if reused and index in reused:
                 keep(reused[index][1])
                 continue
             try:
-                values = evaluate(point, replicate)
+                keep(evaluate(point, replicate))
             except Exception as exc:  # any error in simulation code fails this shard, not the run
                 raise ShardFailure(
                     FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
                 ) from None
-            keep(values)
-        record.add_group(lo, hi, metrics, reused)
+        values = pa.array(metrics, pa.float64())
+        record.add_group(lo, hi, keys, values, reused)
+        keys.clear()
         params = param_strings(space, lo, hi)
         sources = reuse.source_column(copied, lo, hi) if copied else None
         emit(
@@ -256,39 +262,64 @@ def _evaluate(
                 sim.metrics,
                 range(lo, hi),
                 params,
-                metrics,
+                values,
                 space.replicates,
                 sources,
             )
         )
 
 
+def _look(
+    shard: events.ShardTask,
+    index: int,
+    out_of_time: Callable[[], bool],
+    cancelled: Callable[[], bool],
+) -> None:
+    """Stop before point ``index`` when time is short or the run is cancelled."""
+    if out_of_time():
+        raise ShardFailure(
+            FailureCode.DEADLINE_EXCEEDED,
+            f"stopped at point {index} of [{shard.start}, {shard.end}) to leave time to "
+            "record this outcome; use smaller shards",
+        )
+    if cancelled():
+        raise ShardFailure(
+            FailureCode.CANCELLED,
+            f"the run was cancelled; stopped at point {index} of [{shard.start}, {shard.end})",
+        )
+
+
 @dataclass
 class EvaluatedPoints:
     """The points a shard evaluated (not copied): their stream keys, indices and metrics, for
-    the reuse index. About 40 bytes a point beside the row group the worker streams out."""
+    the reuse index. 16 bytes of key, 8 of index and 8 per metric a point (as arrays: a
+    16-byte ``bytes`` object alone is 49), beside the row group the worker streams out."""
 
-    keys: list[bytes] = field(default_factory=list)
-    indices: array[int] = field(default_factory=lambda: array("q"))
-    metrics: array[float] = field(default_factory=lambda: array("d"))
+    keys: bytearray = field(default_factory=bytearray)
+    indices: list[np.ndarray] = field(default_factory=list)
+    metrics: list[np.ndarray] = field(default_factory=list)
 
     def add_group(
-        self, lo: int, hi: int, metrics: list[float], copied: dict[int, tuple[str, list[float]]]
+        self,
+        lo: int,
+        hi: int,
+        keys: list[bytes],
+        metrics: pa.Array,
+        copied: dict[int, tuple[str, list[float]]],
     ) -> None:
-        """Points ``[lo, hi)`` of a row group, whose ``metrics`` are in point order, minus
-        those ``copied`` from an earlier run: whole groups at once, not point by point (two
-        appends a point were a tenth of the worker's own per-point time)."""
-        skipped = [i for i in copied if lo <= i < hi] if copied else []
-        if not skipped:
-            self.indices.extend(range(lo, hi))
-            self.metrics.extend(metrics)
-            return
-        width = len(metrics) // (hi - lo)
-        gone = set(skipped)
-        for row, index in enumerate(range(lo, hi)):
-            if index not in gone:
-                self.indices.append(index)
-                self.metrics.extend(metrics[row * width : (row + 1) * width])
+        """Points ``[lo, hi)`` of a row group: the ``keys`` of those evaluated, in point order,
+        and every point's ``metrics`` (row-major, in point order), minus those ``copied``
+        from an earlier run; whole groups at once, not point by point."""
+        self.keys += b"".join(keys)
+        values = metrics.to_numpy(zero_copy_only=False).reshape(hi - lo, -1)
+        indices = np.arange(lo, hi, dtype=np.int64)
+        skipped = [i - lo for i in copied if lo <= i < hi] if copied else []
+        if skipped:
+            kept = np.ones(hi - lo, dtype=bool)
+            kept[skipped] = False
+            indices, values = indices[kept], values[kept]
+        self.indices.append(indices)
+        self.metrics.append(values)
 
 
 def _write_index(store: ObjectStore, shard: events.ShardTask, points: EvaluatedPoints) -> None:
@@ -297,11 +328,13 @@ def _write_index(store: ObjectStore, shard: events.ShardTask, points: EvaluatedP
     if not points.keys:
         return
     sim = REGISTRY[shard.request.simulation]
-    indices = np.frombuffer(points.indices, dtype=np.int64)
-    metrics = np.frombuffer(points.metrics, dtype=np.float64).reshape(len(indices), -1)
+    indices = np.concatenate(points.indices)
+    metrics = np.concatenate(points.metrics)
     fam = reuse.family(sim.name, sim.version, shard.request.seed)
     try:
-        reuse.write_index(store, fam, shard.run_id, shard.shard_id, points.keys, indices, metrics)
+        reuse.write_index(
+            store, fam, shard.run_id, shard.shard_id, bytes(points.keys), indices, metrics
+        )
     except StorageError:
         logger.warning("reuse index not written; later runs will evaluate these points")
 

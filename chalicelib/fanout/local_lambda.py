@@ -11,42 +11,72 @@ age before a process took it is dropped to the recorder as ``EventAgeExceeded``.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import multiprocessing
+import multiprocessing.context
 import os
 import threading
 import time
 from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import chalicelib.simulations.math_threads  # noqa: F401  (spawned workers: one math thread)
+import chalicelib.simulations.math_threads  # noqa: F401  (pool processes: one math thread)
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Function, Invoker, encode
 from chalicelib.logs import logger
 from chalicelib.storage.stores import LocalStore
 
+# What a pool process runs, imported once: by the fork server before it forks any process
+# (``pool_context``), else by each spawned process's warm-up task.
+WORKER_MODULE = "chalicelib.execution.worker"
 
-def watch_parent(parent: int) -> None:
-    """Pool initializer: exit when the server that started us is gone. A server killed by a
-    signal runs no clean-up, and its workers would otherwise live on as orphans."""
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """How the pool starts its processes. ``forkserver`` where the platform has it (Linux,
+    macOS): one server process, started with the pool, imports the worker (numpy, pyarrow, the
+    simulations) and the main module once, then forks every pool process from itself, so a
+    process costs a fork, not its own ~1 s of imports, at the stage's start and whenever a
+    broken pool is replaced. Elsewhere ``spawn``. Never ``fork`` from the server itself: it
+    has threads, and forking a threaded process is unsafe."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # "__main__" too: each forked process would otherwise re-run the main module (chalice's
+    # command line) before its first task, as a spawned one does.
+    context.set_forkserver_preload(["__main__", WORKER_MODULE])
+    return context
+
+
+def watch_parent(alive: Connection) -> None:
+    """Pool initializer: exit when the server that started us is gone, seen as the end of
+    ``alive``, a pipe whose sending end only the server holds. A server killed by a signal
+    runs no clean-up, and its workers would otherwise live on as orphans. (Not the parent
+    process: a fork server's children are not the server's, and it outlives the server while
+    they live.)"""
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
+        with contextlib.suppress(EOFError, OSError):
+            alive.recv_bytes()  # nothing is ever sent: this returns at the end of the pipe
         os._exit(0)
 
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
 def warm_worker_process() -> None:
-    """A pool process's first task when the pool is warmed: pay the worker's imports (numpy,
-    pyarrow, the simulations) now, not inside the first shard of the first sweep."""
-    import chalicelib.execution.worker  # noqa: F401
+    """A pool process's first task when the pool is warmed: pay the worker's imports now (a
+    forked process has them already), not inside the first shard of the first sweep."""
+    importlib.import_module(WORKER_MODULE)
 
+
+# How long a stage starting with a warm pool (``SWEEP_LOCAL_WARM_POOL``) waits for it.
+WARM_TIMEOUT_S = 60.0
 
 # A pool process's answer for an event that waited too long to start: it never ran.
 EXPIRED = "event_age_exceeded"
@@ -108,6 +138,8 @@ class LocalInvoker(Invoker):
         self._dispatchers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dispatcher")
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        # Every pool process holds the receiving end; the sending end is only ever ours.
+        self._alive = multiprocessing.Pipe(duplex=False)
         self._in_flight = 0
         self._runs: Counter[str] = Counter()
         self._idle = threading.Condition(self._lock)
@@ -116,14 +148,18 @@ class LocalInvoker(Invoker):
         now = datetime.now(UTC)  # to the millisecond, as manifests record creation times
         self._started_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
         if settings.local_warm_pool:
-            threading.Thread(target=self._warm, daemon=True, name="warm-pool").start()
+            self._warm()
 
-    def _warm(self) -> None:
-        """Start every pool process now (one warm-up task each), off the server's start-up."""
+    def _warm(self, timeout_s: float = WARM_TIMEOUT_S) -> None:
+        """Start every pool process now (one warm-up task each) and wait for them, so a stage
+        that answers has its workers ready: the first shard of the first sweep pays no
+        imports (with ``forkserver``, none of them does)."""
         try:
             pool = self._worker_pool()
-            for _ in range(self.settings.local_processes):
-                pool.submit(warm_worker_process)
+            tasks = [pool.submit(warm_worker_process) for _ in range(self.settings.local_processes)]
+            _, late = wait(tasks, timeout=timeout_s)
+            if late:
+                logger.warning("the local worker pool is still starting", extra={"late": len(late)})
         except Exception:  # a pool that cannot start now will be retried by the first shard
             logger.exception("warming the local worker pool failed")
 
@@ -225,12 +261,11 @@ class LocalInvoker(Invoker):
     def _worker_pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                # spawn: the server process has threads, and fork with threads is unsafe.
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.settings.local_processes,
-                    mp_context=multiprocessing.get_context("spawn"),
+                    mp_context=pool_context(),
                     initializer=watch_parent,
-                    initargs=(os.getpid(),),
+                    initargs=(self._alive[0],),
                 )
             return self._pool
 

@@ -163,6 +163,17 @@ def _float_of(axis: Axis) -> Callable[[int], Value]:
     return lambda k: float(value(k))
 
 
+def _value_of(axis: Axis, as_float: bool, tabulate: bool) -> Callable[[int], Value]:
+    """The axis's ``value`` (``_float_of`` it for a float parameter); with ``tabulate``, as a
+    lookup in a list of every value, computed once: a point then costs an index, not a
+    Python call. Tabulated only for an axis no longer than the points iterated, so the
+    table never costs more than the points do."""
+    value = _float_of(axis) if as_float else axis.value
+    if not tabulate:
+        return value
+    return [value(k) for k in range(axis.size)].__getitem__
+
+
 def _as_floats(found: tuple[Value, ...], mask: tuple[bool, ...]) -> list[Value]:
     """Coordinates with those of float parameters (``mask``) made floats."""
     return [float(c) if f else c for c, f in zip(found, mask, strict=True)]
@@ -312,7 +323,9 @@ class ParameterSpace:
         ]
         sample_mask = tuple(c in floats for c in columns[grid_width:])
         single = [
-            None if not isinstance(a, Axis) else _float_of(a) if mask[0] else a.value
+            None
+            if not isinstance(a, Axis)
+            else _value_of(a, mask[0], tabulate=a.size <= end - start)
             for a, mask in zip(axes, masks, strict=True)
         ]
 

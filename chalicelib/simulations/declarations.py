@@ -257,6 +257,9 @@ class PointStreams:
         self._names = tuple(sorted(p.name for p in sim.parameters))
         self._fragments: dict[str, dict[Value, bytes]] = {n: {} for n in self._names}
         self._rekeyed = streams.Rekeyed()
+        # The generator at the start of the stream whose ``key`` was just computed: the
+        # re-keyed generator's own method, so the worker's point pays no call of ours for it.
+        self.rng_at: Callable[[bytes], np.random.Generator] = self._rekeyed.rng
 
     def key(self, params: Mapping[str, Value], replicate: int = 0) -> bytes:
         """The point's 16-byte stream key: ``streams.digest`` of its key text."""
@@ -286,7 +289,3 @@ class PointStreams:
 
     def rng(self, params: Mapping[str, Value], replicate: int = 0) -> np.random.Generator:
         return self._rekeyed.rng(self.key(params, replicate))
-
-    def rng_at(self, key: bytes) -> np.random.Generator:
-        """The generator at the start of the stream whose ``key`` was just computed."""
-        return self._rekeyed.rng(key)

@@ -10,10 +10,11 @@ the single-threaded time whichever way Lambda answers. ``sweep estimate`` times 
 the same rule, so its CPU seconds predict the workers' seconds.
 
 Importing this module sets the variables, for this process and the children it starts; they
-take effect only where numpy is not loaded yet: the local stage's worker processes (spawned
-after ``fanout.local_lambda`` imported this), ``sweeps.estimate`` (which imports this first),
-and each deployed function (the same variables are in ``.chalice/config.json``, checked by a
-test). A variable the user has set wins.
+take effect only where numpy is not loaded yet: the local stage's worker processes (forked
+from a fork server, or spawned, started after ``fanout.local_lambda`` imported this),
+``sweeps.estimate`` (which imports this first), and each deployed function (the same
+variables are in ``.chalice/config.json``, checked by a test). A variable the user has set
+wins.
 """
 
 from __future__ import annotations

@@ -161,23 +161,27 @@ def test_lambda_functions_log_cold_start_and_request_id(
 ORPHAN_SCRIPT = """
 import multiprocessing, os, sys
 from concurrent.futures import ProcessPoolExecutor
-from chalicelib.fanout.local_lambda import watch_parent
+from chalicelib.fanout.local_lambda import pool_context, watch_parent
 
 if __name__ == "__main__":
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=watch_parent, initargs=(os.getpid(),))
+    context = pool_context() if sys.argv[1] == "stage" else multiprocessing.get_context("spawn")
+    alive, _ = multiprocessing.Pipe(duplex=False)  # as LocalInvoker holds it
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=watch_parent, initargs=(alive,))
     print(pool.submit(os.getpid).result(), flush=True)
     os._exit(0)  # as if killed: no clean-up runs
 """
 
 
-def test_pool_workers_do_not_outlive_a_killed_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("context", ["stage", "spawn"])
+def test_pool_workers_do_not_outlive_a_killed_server(tmp_path: Path, context: str) -> None:
+    """With the stage's own context (a fork server, whose children are not the server's) and
+    with spawn (the fallback where there is no fork server)."""
     script = tmp_path / "server.py"
     script.write_text(ORPHAN_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     out = tmp_path / "out.txt"
     with out.open("w") as sink:  # a file, not a pipe: an orphan would hold a pipe open
-        subprocess.run([sys.executable, str(script)], stdout=sink, env=env, check=True)
+        subprocess.run([sys.executable, str(script), context], stdout=sink, env=env, check=True)
     worker = int(out.read_text().split()[0])
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

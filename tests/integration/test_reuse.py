@@ -33,6 +33,7 @@ from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits
 from chalicelib.model.validation import validate_request
 from chalicelib.runs.status import status
+from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout, manifests
 from chalicelib.storage.stores import LocalStore
@@ -205,6 +206,33 @@ def test_the_oldest_source_wins_and_reused_points_are_not_reindexed(
     assert len(per_shard) == (0 if runs.merge else 12)
     merged = [layout.parse_reuse_merged(o.key) for o in runs.store.list("reuse/merged/")]
     assert merged == ([3] if runs.merge else [])  # only the latest generation is kept
+
+
+def test_a_partly_copied_shards_index_pairs_each_key_with_its_own_point(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards that copied every other block of points index only those they evaluated, each
+    stream key beside its own point index and metrics: what a later run copies by that key."""
+    Counted(monkeypatch)
+    runs.run(grid(VOL9))
+    body = grid(VOL17, reuse=True, shards={"count": 5})
+    wide, request = runs.run(body), validate_request(body, LIMITS)
+    sim = REGISTRY["option_pricing"]
+    streams = PointStreams(sim, 7)
+    results = runs.results(wide)
+    fam = reuse.family("option_pricing", "1", 7)
+    indexed = []
+    for o in runs.store.list(layout.reuse_family(fam) + f"run_id={wide.run_id}/"):
+        for row in pq.read_table(Path(runs.store.describe()) / o.key).to_pylist():
+            point = request.space.point(row["point_index"])
+            assert row["key"] == streams.key(sim.effective_params(point))
+            stored = results[row["point_index"]]
+            assert stored["source_run_id"] is None
+            metrics = dict(zip(sim.metrics, row["metrics"], strict=True))
+            assert identical(metrics, dict(stored["metrics"]))
+            indexed.append(row["point_index"])
+    evaluated = sorted(i for i, r in results.items() if r["source_run_id"] is None)
+    assert sorted(indexed) == evaluated and len(evaluated) == 72
 
 
 @pytest.mark.parametrize("change", ["seed", "version"])

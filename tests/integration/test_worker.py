@@ -183,7 +183,9 @@ def assert_final_failure(row: dict[str, Any], code: str) -> None:
 
 
 def run(payload: Any, store: ObjectStore, context: FakeContext | None = None) -> dict[str, Any]:
-    return run_task(payload, context or FakeContext(), store, MARGIN_MS)
+    """``look_s=0``: the deadline is read before every point, so a FakeContext's countdown
+    picks the point the shard stops at."""
+    return run_task(payload, context or FakeContext(), store, MARGIN_MS, look_s=0)
 
 
 def expected_contract_point(index: int) -> dict[str, Any]:
@@ -601,6 +603,21 @@ def test_storage_error_before_evaluation_is_recorded_too(
 
 
 # ---------------------------------------------------------------- deadline
+
+
+def test_the_deadline_is_read_at_the_looks_not_before_every_point(
+    store: ObjectStore, contract_example: dict[str, Any]
+) -> None:
+    """Between looks the loop reads only the clock: a shard shorter than one look interval
+    reads its deadline once, before its first point; with ``look_s=0``, before every point."""
+    payload = make_payload(contract_example, 4)  # 14 points
+    context = FakeContext()
+    assert run_task(payload, context, store, MARGIN_MS, look_s=3600)["status"] == "succeeded"
+    assert context.reads == 1
+    context = FakeContext()
+    again = make_payload(contract_example, 2)  # 14 points too
+    assert run_task(again, context, store, MARGIN_MS, look_s=0)["status"] == "succeeded"
+    assert context.reads == 14
 
 
 def test_deadline_stops_the_shard_before_time_runs_out(

@@ -14,6 +14,7 @@ from chalicelib.model.validation import validate_request
 from chalicelib.storage.tables import (
     RESULTS,
     RESULTS_DICTIONARY,
+    RESULTS_STATISTICS,
     ResultColumns,
     ResultsFile,
     results_parquet,
@@ -117,3 +118,26 @@ def test_only_repeating_columns_are_dictionary_encoded_in_both_writers(tmp_path:
             if "RLE_DICTIONARY" in group.column(i).encodings
         }
         assert encoded == set(RESULTS_DICTIONARY)
+
+
+def test_only_plain_columns_carry_statistics_in_both_writers(tmp_path: Path) -> None:
+    """Readers skip row groups by the plain columns; the map columns' keys and values are
+    reached through a lookup after the read, so they are written without min/max. Every name
+    in RESULTS_STATISTICS is a real leaf column (pyarrow ignores unknown ones)."""
+    columns = ResultColumns(("a",), ("m",))
+    for k in range(100):
+        columns.add(k, [str(k)], [k / 7])
+    streamed = tmp_path / "streamed.parquet"
+    writer = ResultsFile(streamed, 3)
+    writer.write(columns)
+    writer.close()
+    for source in (io.BytesIO(results_parquet(3, columns)), streamed):
+        group = pq.ParquetFile(source).metadata.row_group(0)
+        paths = [group.column(i).path_in_schema for i in range(group.num_columns)]
+        with_stats = {
+            group.column(i).path_in_schema
+            for i in range(group.num_columns)
+            if group.column(i).is_stats_set
+        }
+        assert set(RESULTS_STATISTICS) <= set(paths)
+        assert with_stats == set(RESULTS_STATISTICS)
