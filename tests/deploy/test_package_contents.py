@@ -52,7 +52,7 @@ def test_the_lambda_package_holds_app_code_and_no_tooling(tmp_path: Path) -> Non
     assert [n for n in names if not n.startswith(allowed)] == []
     # nothing shipped is a command-line tool or a query engine
     ours = {n: s for n, s in sources.items() if not n.startswith("chalice/")}
-    for marker in ("argparse", "import duckdb", "import sqlglot", "__main__"):
+    for marker in ("argparse", "import duckdb", "import sqlglot", '__name__ == "__main__"'):
         assert [n for n, source in ours.items() if marker in source] == [], marker
     # every module of the tooling packages exists in the project, yet none was shipped
     for package in ("sweeps", "deploy"):

@@ -209,11 +209,13 @@ def test_the_oldest_source_wins_and_reused_points_are_not_reindexed(
 
 
 def test_a_partly_copied_shards_index_pairs_each_key_with_its_own_point(
-    runs: Runs, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Shards that copied every other block of points index only those they evaluated, each
-    stream key beside its own point index and metrics: what a later run copies by that key."""
+    stream key beside its own point index and metrics: what a later run copies by that key.
+    The worker's own per-shard files, so read before any merge folds them away."""
     Counted(monkeypatch)
+    runs = Runs(LocalStore(tmp_path / "data"))
     runs.run(grid(VOL9))
     body = grid(VOL17, reuse=True, shards={"count": 5})
     wide, request = runs.run(body), validate_request(body, LIMITS)
