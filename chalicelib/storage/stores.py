@@ -12,6 +12,7 @@ created. Writers whose claim must be exclusive put something unique in it (a tok
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -112,6 +113,11 @@ class ObjectStore(ABC):
         """Where the data is, for people and for the query engines."""
 
 
+# A local store's temp files: always a new name, closed on exec.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_TEMP_NAMES = itertools.count()
+
+
 class LocalStore(ObjectStore):
     """A folder; writes go to a temp file first so readers never see half an object."""
 
@@ -120,6 +126,9 @@ class LocalStore(ObjectStore):
         self._base = os.path.abspath(root)
 
     def _path(self, key: str) -> Path:
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
         """The key's file. Checked by string operations (``normpath``), not ``resolve``: a
         worker maps about ten keys a shard, and resolving each (a ``stat`` per component)
         cost more than the rest of the store's Python. A key is ours to name, so ``..`` and
@@ -127,24 +136,42 @@ class LocalStore(ObjectStore):
         path = os.path.normpath(os.path.join(self._base, key))
         if path != self._base and not path.startswith(self._base + os.sep):
             raise ValueError(f"key {key!r} escapes the data root")
-        return Path(path)
+        return path
 
-    def _temp(self, path: Path, data: bytes) -> str:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+    def _temp(self, path: str, data: bytes) -> str:
+        """``data`` in a new hidden file beside ``path``, named by process and counter (no
+        random name to draw). The folder is made when the first write into it finds it
+        missing, not asked for on every write."""
+        folder = os.path.dirname(path)
+        while True:
+            tmp = f"{folder}/.tmp-{os.getpid()}-{next(_TEMP_NAMES)}"
+            try:
+                fd = os.open(tmp, _NEW_FILE, 0o600)
+                break
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+            except FileExistsError:  # left by a dead process of the same pid
+                continue
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
         return tmp
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
+        path = self._file(key)
         try:
             os.replace(self._temp(path, data), path)
         except OSError as exc:
             raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
 
     def create(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
+        path = self._file(key)
         try:
             tmp = self._temp(path, data)
         except OSError as exc:
