@@ -31,13 +31,20 @@ def test_list_gives_sorted_keys_under_a_prefix(
     assert os.sep == "/" or all("\\" not in o.key for o in store.list(""))
 
 
+@pytest.mark.parametrize("rename", [True, False], ids=["renameat2", "link"])
 def test_writes_step_over_a_temp_name_a_dead_process_left(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rename: bool
 ) -> None:
     """Temp names are the process id and a counter: one left by a dead process of the same
-    id is skipped, never overwritten or linked in; folders are made as writes need them."""
+    id is skipped, never overwritten or linked in; folders are made as writes need them. A
+    conditional create is one no-replace rename where the system has it, else a hard link:
+    the same answers either way."""
     from chalicelib.storage import stores
 
+    if not rename:
+        monkeypatch.setattr(stores, "_renameat2", lambda: None)
+    elif stores._renameat2() is None:
+        pytest.skip("no renameat2 here")
     store = LocalStore(tmp_path)
     folder = tmp_path / "runs" / "r1" / "success"
     folder.mkdir(parents=True)
