@@ -1,7 +1,7 @@
 """Where objects live: an S3 bucket/prefix on AWS, a folder on the local stage.
 
 Both give the same guarantees the worker relies on: ``create`` is an atomic create-if-absent
-(S3 ``If-None-Match: *``; a hard link locally), listings are complete (paginated), and every
+(S3 ``If-None-Match: *``; locally a no-replace rename, or a hard link), listings are complete (paginated), and every
 failure surfaces as ``StorageError`` after the store's own retries.
 
 ``create`` answers "does the key now hold exactly my bytes?", not "did this very request make
