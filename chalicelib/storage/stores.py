@@ -1,8 +1,8 @@
 """Where objects live: an S3 bucket/prefix on AWS, a folder on the local stage.
 
 Both give the same guarantees the worker relies on: ``create`` is an atomic create-if-absent
-(S3 ``If-None-Match: *``; locally a no-replace rename, or a hard link), listings are complete (paginated), and every
-failure surfaces as ``StorageError`` after the store's own retries.
+(S3 ``If-None-Match: *``; locally a no-replace rename, or a hard link), listings are complete
+(paginated), and every failure surfaces as ``StorageError`` after the store's own retries.
 
 ``create`` answers "does the key now hold exactly my bytes?", not "did this very request make
 it": botocore retries a PutObject whose response was lost, and the retry gets 412 for the object
