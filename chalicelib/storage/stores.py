@@ -152,7 +152,7 @@ def _rename_noreplace(tmp: str, path: str) -> bool | None:
     os.unlink(tmp)
     if code == errno.EEXIST:
         return False
-    raise StorageError(f"write {path}: {os.strerror(code)}")
+    raise OSError(code, os.strerror(code), path)
 
 
 class LocalStore(ObjectStore):
@@ -213,7 +213,10 @@ class LocalStore(ObjectStore):
             tmp = self._temp(path, data)
         except OSError as exc:
             raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
-        moved = _rename_noreplace(tmp, path)
+        try:
+            moved = _rename_noreplace(tmp, path)
+        except OSError as exc:
+            raise StorageError(f"write {key}: {exc.strerror or exc}") from exc
         if moved is not None:
             return moved or self._holds(key, data)
         try:
