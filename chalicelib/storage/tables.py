@@ -104,9 +104,9 @@ def to_parquet(table: pa.Table, dictionary: bool | list[str] = True) -> bytes:
     """Parquet bytes Athena reads as-is: millisecond timestamps (never INT96), snappy pages.
 
     ``dictionary``: the columns dictionary-encoded (Parquet's ``use_dictionary``). False for
-    tables whose values do not repeat (an outcome's one row, the reuse index's distinct keys):
-    a dictionary there only costs its setup, a fifth of writing a one-row file. Readers see
-    the same values either way."""
+    tables whose values do not repeat (the reuse index's distinct keys): a dictionary there
+    only costs its setup. Readers see the same values either way (one-row files:
+    ``one_row_parquet``)."""
     sink = io.BytesIO()
     pq.write_table(
         table,
@@ -119,8 +119,28 @@ def to_parquet(table: pa.Table, dictionary: bool | list[str] = True) -> bytes:
     return sink.getvalue()
 
 
+def one_row_parquet(table: pa.Table) -> bytes:
+    """A one-row file (an outcome, a usage record: written once or twice per shard), with
+    only the work a single row needs: uncompressed pages (snappy saves nothing on a value a
+    column), no dictionary, no column statistics (a reader learns nothing from min = max of
+    one row; compacted parts carry them), no stored Arrow schema (the Parquet types give back
+    the table's schema), into an Arrow buffer. About half the CPU of ``to_parquet`` here."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        sink,
+        compression="none",
+        use_dictionary=False,
+        write_statistics=False,
+        store_schema=False,
+        coerce_timestamps="ms",
+        allow_truncated_timestamps=True,
+    )
+    return bytes(sink.getvalue().to_pybytes())
+
+
 def outcome_parquet(row: dict[str, Any]) -> bytes:
-    return to_parquet(pa.Table.from_pylist([row], schema=OUTCOMES), dictionary=False)
+    return one_row_parquet(pa.Table.from_pylist([row], schema=OUTCOMES))
 
 
 def usage_parquet(usage: layout.Usage) -> bytes:
@@ -130,7 +150,7 @@ def usage_parquet(usage: layout.Usage) -> bytes:
         "shard_id": shard[0] if shard else None,
         "ended": shard[1] if shard else None,
     }
-    return to_parquet(pa.Table.from_pylist([row], schema=USAGE))  # ``function`` is left out
+    return one_row_parquet(pa.Table.from_pylist([row], schema=USAGE))  # ``function`` left out
 
 
 @dataclass
