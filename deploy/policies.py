@@ -102,10 +102,11 @@ GRANTS: dict[str, Grant] = {
         register_partitions=RUN_TABLES,  # again, for runs whose dispatch-time registration failed
     ),
     # chalicelib/execution/compaction.py: reads a complete run's files and records (usage
-    # records by listing only: their keys say everything, so no read of usage/), writes its generation under compacted/ and its records (commit,
-    # absorbed usage, pointed, cleaned) under runs/, its own usage record, points its
-    # partitions, and deletes what a generation replaced (per-shard results, older generations'
-    # parts and absorbed-usage lists) after the grace period. Never an outcome or usage record.
+    # records by listing only: their keys say everything, so no read of usage/), writes its
+    # generation under compacted/ and its records (commit, absorbed usage, pointed, cleaned)
+    # under runs/, its own usage record, points its partitions, and deletes what a generation
+    # replaced (per-shard results, older generations' parts and absorbed-usage lists) after the
+    # grace period. Never an outcome or usage record.
     # reuse/: the run's per-shard reuse index merged into its family's (execution/reuse.py).
     "compactor": Grant(
         read=("runs", "outcomes", "results", "compacted", "reuse"),

@@ -115,13 +115,16 @@ class OutcomeWriter:
         )
 
     def next_attempt(self, ref: ShardRef) -> int:
+        return max(self._last_failed(ref), self._claimed_attempt(ref)) + 1
+
+    def _last_failed(self, ref: ShardRef) -> int:
         prefix = layout.shard_outcomes_prefix(ref.run_id, "failed", ref.dt, ref.shard_id)
         attempts = [
             parsed.attempt
             for obj in self.store.list(prefix)
             if (parsed := layout.parse_outcome(obj.key)) and parsed.shard_id == ref.shard_id
         ]
-        return max(*attempts, self._claimed_attempt(ref), 0) + 1
+        return max(attempts, default=0)
 
     def _claimed_attempt(self, ref: ShardRef) -> int:
         """A claimed success owns its attempt number even before its outcome lands; if the
@@ -142,7 +145,9 @@ class OutcomeWriter:
     ) -> int:
         """Store the results (Parquet bytes, or a Parquet file streamed from disk) and the one
         success outcome; returns its attempt number."""
-        attempt = self.next_attempt(ref)
+        # The claim decides: a success claimed before owns its number (read back when the
+        # create finds it), so the lock need not be read first.
+        attempt = self._last_failed(ref) + 1
         lock = layout.success_lock(ref.run_id, ref.shard_id)
         if not self.store.create(lock, json.dumps({"attempt": attempt}).encode()):
             attempt = self.success_attempt(ref) or attempt

@@ -122,10 +122,10 @@ def to_parquet(
     """Parquet bytes Athena reads as-is: millisecond timestamps (never INT96), snappy pages.
 
     ``dictionary``: the columns dictionary-encoded (Parquet's ``use_dictionary``). False for
-    tables whose values do not repeat (an outcome's one row, the reuse index's distinct keys):
-    a dictionary there only costs its setup, a fifth of writing a one-row file. ``statistics``:
-    the columns given min/max statistics (``write_statistics``). Readers see the same values
-    either way."""
+    tables whose values do not repeat (the reuse index's distinct keys): a dictionary there
+    only costs its setup. ``statistics``: the columns given min/max statistics
+    (``write_statistics``). Readers see the same values either way (one-row files:
+    ``one_row_parquet``)."""
     sink = io.BytesIO()
     pq.write_table(
         table,
@@ -139,12 +139,32 @@ def to_parquet(
     return sink.getvalue()
 
 
+def one_row_parquet(table: pa.Table) -> bytes:
+    """A one-row file (an outcome, a usage record: written once or twice per shard), with
+    only the work a single row needs: uncompressed pages (snappy saves nothing on a value a
+    column), no dictionary, no column statistics (a reader learns nothing from min = max of
+    one row; compacted parts carry them), no stored Arrow schema (the Parquet types give back
+    the table's schema), into an Arrow buffer. About half the CPU of ``to_parquet`` here."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        sink,
+        compression="none",
+        use_dictionary=False,
+        write_statistics=False,
+        store_schema=False,
+        coerce_timestamps="ms",
+        allow_truncated_timestamps=True,
+    )
+    return bytes(sink.getvalue().to_pybytes())
+
+
 def outcome_parquet(row: dict[str, Any]) -> bytes:
-    return to_parquet(pa.Table.from_pylist([row], schema=OUTCOMES), dictionary=False)
+    return one_row_parquet(pa.Table.from_pylist([row], schema=OUTCOMES))
 
 
 def usage_parquet(usage: layout.Usage) -> bytes:
-    return to_parquet(usage_table([usage]))
+    return one_row_parquet(usage_table([usage]))
 
 
 def usage_table(entries: list[layout.Usage]) -> pa.Table:

@@ -1,0 +1,60 @@
+"""One-row files (outcomes, usage records) are written without compression, dictionaries,
+statistics or the stored Arrow schema: every reader still gets the table's schema and the row."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from chalicelib.storage import layout
+from chalicelib.storage.tables import OUTCOMES, USAGE, outcome_parquet, usage_parquet
+
+
+def test_outcome_and_usage_rows_read_back_with_their_schemas(tmp_path: Path) -> None:
+    started = datetime(2026, 12, 6, 3, 4, 5, 678_901, tzinfo=UTC)
+    row = {
+        "shard_id": 7,
+        "attempt": 2,
+        "start_index": 10,
+        "end_index": 20,
+        "point_count": 10,
+        "simulation": "option_pricing",
+        "started_at": started,
+        "error_code": "INJECTED_FAILURE",
+        "retryable": False,
+        "s3_requests": 9,
+    }
+    outcome = pq.read_table(io.BytesIO(outcome_parquet(row)))
+    assert outcome.schema.equals(OUTCOMES)  # names, types, nullability, timestamp(ms, UTC)
+    (got,) = outcome.to_pylist()
+    assert got["started_at"] == started.replace(microsecond=678_000)  # truncated to the ms
+    assert {k: got[k] for k in row if k != "started_at"} == {
+        k: v for k, v in row.items() if k != "started_at"
+    }
+    assert got["finished_at"] is None and got["results_key"] is None
+    usage = pq.read_table(
+        io.BytesIO(usage_parquet(layout.Usage("worker", "shard-7-failed", 1024, 12, 3, 4)))
+    )
+    assert usage.schema.equals(USAGE)
+    assert usage.to_pylist() == [
+        {
+            "function_name": "worker",
+            "what": "shard-7-failed",
+            "shard_id": 7,
+            "ended": "failed",
+            "memory_mb": 1024,
+            "duration_ms": 12,
+            "s3_reads": 3,
+            "s3_writes": 4,
+            "bound": False,
+        }
+    ]
+    path = tmp_path / "o.parquet"
+    path.write_bytes(outcome_parquet(row))
+    assert duckdb.connect().execute(
+        "SELECT shard_id, error_code, epoch_ms(started_at) FROM read_parquet(?)", [str(path)]
+    ).fetchall() == [(7, "INJECTED_FAILURE", int(started.timestamp() * 1000))]
