@@ -50,6 +50,7 @@ def params_for(name: str) -> dict[str, Any]:
         "failure_by_error": {"run_id": RUN_ID},
         "coverage": {"run_id": RUN_ID, "shard_count": SHARDS},
         "best_points": {"run_id": RUN_ID, "metric": "abs_error"},
+        "run_cost": {"run_id": RUN_ID},
     }
     return params.get(name, {})
 
@@ -77,6 +78,12 @@ def check(name: str, rows: list[dict[str, Any]]) -> None:
         ]
     elif name == "coverage":
         assert rows == []
+    elif name == "run_cost":
+        # one worker invocation per shard (the injected failures are final at once), a total
+        lines = {r["function_name"]: r["invocations"] for r in rows}
+        assert lines["worker"] == SHARDS and lines["total"] == sum(
+            n for f, n in lines.items() if f != "total"
+        )
     elif name == "best_points":
         # 10 volatilities + 1 paths value + 198 strikes: failed shards 0, 100, ... 900 hold
         # strikes 50 and 51 at every volatility, so those two have no result at all; and one

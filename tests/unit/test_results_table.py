@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -99,6 +100,19 @@ def test_the_workers_whole_shard_params_equal_point_by_point_formatting(
     assert new.equals(old) and new.schema.equals(RESULTS)
 
 
+def first_row_groups(tmp_path: Path, columns: ResultColumns) -> list[Any]:
+    """The first row group's metadata as each results writer writes ``columns``: the one-shot
+    ``results_parquet`` and the streaming ``ResultsFile``."""
+    streamed = tmp_path / "streamed.parquet"
+    writer = ResultsFile(streamed, 3)
+    writer.write(columns)
+    writer.close()
+    return [
+        pq.ParquetFile(source).metadata.row_group(0)
+        for source in (io.BytesIO(results_parquet(3, columns)), streamed)
+    ]
+
+
 def test_only_repeating_columns_are_dictionary_encoded_in_both_writers(tmp_path: Path) -> None:
     """Distinct values (point_index, the metric doubles) are written plain: a dictionary there
     is built, found too large and dropped, for nothing. Both writers encode alike, and every
@@ -106,12 +120,7 @@ def test_only_repeating_columns_are_dictionary_encoded_in_both_writers(tmp_path:
     columns = ResultColumns(("a",), ("m", "n"))
     for k in range(500):
         columns.add(k, [str(k % 3)], [k / 7, k / 11])
-    streamed = tmp_path / "streamed.parquet"
-    writer = ResultsFile(streamed, 3)
-    writer.write(columns)
-    writer.close()
-    for source in (io.BytesIO(results_parquet(3, columns)), streamed):
-        group = pq.ParquetFile(source).metadata.row_group(0)
+    for group in first_row_groups(tmp_path, columns):
         encoded = {
             group.column(i).path_in_schema
             for i in range(group.num_columns)
@@ -127,12 +136,7 @@ def test_only_plain_columns_carry_statistics_in_both_writers(tmp_path: Path) -> 
     columns = ResultColumns(("a",), ("m",))
     for k in range(100):
         columns.add(k, [str(k)], [k / 7])
-    streamed = tmp_path / "streamed.parquet"
-    writer = ResultsFile(streamed, 3)
-    writer.write(columns)
-    writer.close()
-    for source in (io.BytesIO(results_parquet(3, columns)), streamed):
-        group = pq.ParquetFile(source).metadata.row_group(0)
+    for group in first_row_groups(tmp_path, columns):
         paths = [group.column(i).path_in_schema for i in range(group.num_columns)]
         with_stats = {
             group.column(i).path_in_schema
