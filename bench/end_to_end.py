@@ -33,6 +33,12 @@ machine it includes the neighbours, so compare modes within one round, not acros
 
 from __future__ import annotations
 
+# Before numpy: the hand-written pools' OpenBLAS runs one thread a process, as the stage's
+# workers' does (chalicelib/simulations/math_threads.py), so the two sides differ in our code
+# only, not in a threading setting.
+import chalicelib.simulations.math_threads  # noqa: F401
+
+# isort: split
 import argparse
 import json
 import math
