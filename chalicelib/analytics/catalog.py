@@ -142,13 +142,19 @@ class GlueCatalog(Catalog):
             for e in errors
             if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"
         ]
-        if real:
-            values, detail = real[0].get("PartitionValues"), real[0].get("ErrorDetail", {})
+        self._refuse_first("registering", table, real, "PartitionValues")
+        return len(inputs) - len(errors)
+
+    def _refuse_first(
+        self, doing: str, table: str, errors: list[dict[str, Any]], values_key: str
+    ) -> None:
+        """A batch call's per-partition errors (Glue answers 200 with them): the first, named."""
+        if errors:
+            detail = errors[0].get("ErrorDetail", {})
             raise CatalogError(
-                f"registering {self.database}.{table} partition {values}: "
+                f"{doing} {self.database}.{table} partition {errors[0].get(values_key)}: "
                 f"{detail.get('ErrorCode')}: {detail.get('ErrorMessage')}"
             )
-        return len(inputs) - len(errors)
 
     def point_run(self, run_id: str, dt: str, folders: dict[str, str]) -> None:
         """One ``BatchUpdatePartition`` per table. Glue swaps a partition's location in one
@@ -175,14 +181,9 @@ class GlueCatalog(Catalog):
                     f"pointing {self.database}.{table} partitions of run {run_id} at its "
                     f"compacted files: {aws.describe(exc)}"
                 ) from exc
-            errors = response.get("Errors") or []
-            if errors:
-                detail = errors[0].get("ErrorDetail", {})
-                raise CatalogError(
-                    f"pointing {self.database}.{table} partition "
-                    f"{errors[0].get('PartitionValueList')}: {detail.get('ErrorCode')}: "
-                    f"{detail.get('ErrorMessage')}"
-                )
+            self._refuse_first(
+                "pointing", table, response.get("Errors") or [], "PartitionValueList"
+            )
 
 
 def partition_values(run_id: str, dt: str, partition: str) -> tuple[str, list[str]]:
