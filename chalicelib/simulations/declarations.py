@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b as _blake2b
+from operator import getitem, itemgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -243,19 +244,23 @@ class PointStreams:
     re-keyed per point (``streams.Rekeyed``).
 
     The key text is assembled from cached ``name=value`` fragments (a grid repeats few
-    distinct values per parameter) in the declaration's sorted name order, so a point costs a
-    dictionary lookup per parameter, one BLAKE2b and one state write. ``rng`` takes the
-    effective parameters (``Simulation.effective_params``) and lends the process's one
-    generator: the function must not keep it past its call."""
+    distinct values per parameter) in the declaration's sorted name order, so a point costs one
+    ``itemgetter`` call, one C-level ``map`` of dictionary lookups, one join and a copy of a
+    BLAKE2b already fed the constant prefix (simulation, version, seed); then one re-keying.
+    ``rng`` takes the effective parameters (``Simulation.effective_params``) and lends the
+    process's one generator: the function must not keep it past its call."""
 
     CACHE_LIMIT = 65536
 
     def __init__(self, sim: Simulation, seed: int) -> None:
         self.sim = sim
         self.seed = seed
-        self._prefix = streams.prefix_text(sim.name, sim.version, seed).encode()
         self._names = tuple(sorted(p.name for p in sim.parameters))
-        self._fragments: dict[str, dict[Value, bytes]] = {n: {} for n in self._names}
+        # One cache per name, in ``_names``' order: value -> its ``\x1fname=value`` bytes.
+        self._caches: tuple[dict[Value, bytes], ...] = tuple({} for _ in self._names)
+        self._values: Callable[[Mapping[str, Value]], tuple[Value, ...]] = _getter(self._names)
+        prefix = streams.prefix_text(sim.name, sim.version, seed).encode()
+        self._hasher = _blake2b(prefix, digest_size=16)
         self._rekeyed = streams.Rekeyed()
         # The generator at the start of the stream whose ``key`` was just computed: the
         # re-keyed generator's own method, so the worker's point pays no call of ours for it.
@@ -263,25 +268,39 @@ class PointStreams:
 
     def key(self, params: Mapping[str, Value], replicate: int = 0) -> bytes:
         """The point's 16-byte stream key: ``streams.digest`` of its key text."""
-        if len(params) != len(self._names):  # e.g. a required parameter not swept
-            return self._slow_key(params, replicate)
-        parts = [self._prefix]
-        fragments = self._fragments
-        for name in self._names:
+        try:
+            if len(params) != len(self._names):  # e.g. a required parameter not swept
+                raise KeyError
+            text = b"".join(map(getitem, self._caches, self._values(params)))
+        except KeyError:  # a value not cached yet (or never: zeros), or other names
+            found = self._fragments(params)
+            if found is None:
+                return self._slow_key(params, replicate)
+            text = found
+        hasher = self._hasher.copy()
+        hasher.update(text)
+        if replicate:
+            hasher.update(f"{streams.SEPARATOR}replicate={replicate}".encode())
+        return hasher.digest()
+
+    def _fragments(self, params: Mapping[str, Value]) -> bytes | None:
+        """The point's fragments, caching the new ones; None if its names are not the
+        declaration's (the generic text then)."""
+        if len(params) != len(self._names):
+            return None
+        parts = []
+        for name, cache in zip(self._names, self._caches, strict=True):
             value = params.get(name, _MISSING)
-            cache = fragments[name]
+            if value is _MISSING:
+                return None
             fragment = cache.get(value)
             if fragment is None:
-                if value is _MISSING:  # same count, other names: the generic text
-                    return self._slow_key(params, replicate)
                 fragment = f"{streams.SEPARATOR}{name}={streams.canonical(value)}".encode()
                 # 0.0 == -0.0 (one dict key) yet they print apart: zeros are never cached.
                 if value != 0 and len(cache) < self.CACHE_LIMIT:
                     cache[value] = fragment
             parts.append(fragment)
-        if replicate:
-            parts.append(f"{streams.SEPARATOR}replicate={replicate}".encode())
-        return _blake2b(b"".join(parts), digest_size=16).digest()
+        return b"".join(parts)
 
     def _slow_key(self, params: Mapping[str, Value], replicate: int) -> bytes:
         text = streams.key_text(self.sim.name, self.sim.version, self.seed, dict(params), replicate)
@@ -289,3 +308,14 @@ class PointStreams:
 
     def rng(self, params: Mapping[str, Value], replicate: int = 0) -> np.random.Generator:
         return self._rekeyed.rng(self.key(params, replicate))
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Value]], tuple[Value, ...]]:
+    """The values of ``names`` in a mapping, as a tuple, in C where it can (``itemgetter`` of
+    one name gives the bare value); a KeyError for a missing name."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda params: (params[name],)
+    return lambda params: ()

@@ -238,6 +238,59 @@ def test_fast_path_keeps_signed_zeros_apart() -> None:
     assert first("test_zero", "1", 0, {"x": 0.0}) != first("test_zero", "1", 0, {"x": -0.0})
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=6), st.booleans())
+def test_both_rekeying_routes_give_a_fresh_philox_after_any_use(
+    texts: list[str], direct: bool
+) -> None:
+    """Whichever route re-keys (the checked C state or the public setter), a generator left
+    mid-buffer, mid-counter and with a cached 32-bit half draws what a fresh one does."""
+    rekeyed = streams.Rekeyed(direct=direct)
+    assert rekeyed.route == ("direct" if direct and streams._direct_route_proved() else "public")
+    for text in texts:
+        used = rekeyed.rng(streams.digest(text + "-other"))
+        used.integers(0, 2**32, 3, dtype=np.uint32)  # odd count: a 32-bit half stays cached
+        used.standard_normal(7)
+        got = rekeyed.rng(streams.digest(text))
+        want = streams.fresh_rng(text)
+        assert got.integers(0, 2**32, 1, dtype=np.uint32) == want.integers(
+            0, 2**32, 1, dtype=np.uint32
+        )
+        assert np.array_equal(got.random(9), want.random(9))
+        assert np.array_equal(got.standard_normal(9), want.standard_normal(9))
+
+
+def test_an_unknown_state_layout_falls_back_to_the_public_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The C state is written only where its key and counter pointers say the layout is the one
+    checked; any other layout re-keys through the public setter, with the same numbers."""
+    monkeypatch.setattr(streams, "_STRUCT_BYTES", streams._STRUCT_BYTES + 8)
+    rekeyed = streams.Rekeyed()
+    assert rekeyed.route == "public"
+    rekeyed.rng(streams.digest("a")).random(3)
+    assert np.array_equal(
+        rekeyed.rng(streams.digest("b")).random(5), streams.fresh_rng("b").random(5)
+    )
+
+
+def test_fast_path_keys_zeros_missing_names_and_replicates_like_point_rng() -> None:
+    """The cached path's misses: a zero (never cached), a point lacking a declared name, one
+    with another name, a replicate; each key equals the digest of ``key_text``."""
+    fast = PointStreams(OPTION, 3)
+    cases: list[dict[str, Value]] = [
+        OPTION.effective_params({"rate": 0.0}),
+        OPTION.effective_params({"rate": -0.0}),
+        OPTION.effective_params({"rate": 0.0}),
+        {"strike": 90.0},
+        {k: v for k, v in OPTION.effective_params({}).items() if k != "paths"} | {"other": 1},
+    ]
+    for params in cases:
+        for replicate in (0, 2):
+            text = streams.key_text("option_pricing", "1", 3, dict(params), replicate)
+            assert fast.key(params, replicate) == streams.digest(text)
+
+
 def test_version_is_declared_and_checked() -> None:
     assert OPTION.version == "1" and OPTION.describe()["version"] == "1"
     with pytest.raises(ValueError, match="version"):
