@@ -1,22 +1,36 @@
-"""``sweep estimate``'s worker seconds against the same runs' measured worker seconds.
+"""``sweep estimate``'s worker and compactor seconds against the same runs' billed seconds.
 
-    .venv/bin/python -m bench.estimate_accuracy          # a table
+    .venv/bin/python -m bench.estimate_accuracy              # a table
     .venv/bin/python -m bench.estimate_accuracy --json
+    .venv/bin/python -m bench.estimate_accuracy --runs 3     # runs (and estimates) per case
 
 For both built-in simulations and three request shapes each (cheap points in many shards, dear
-points in few, a mix of both in between), ``sweeps.estimate.estimate`` predicts the worker
-seconds per shard; then the same request runs on the real local stage (``chalice local --stage
-local``, started by ``scripts.local_stack`` as ``make demo`` does, submitted over HTTP with
-``sweeps.Client``) and the measurement is the run's own cost: the worker's billed GB-s in
-``GET /sweeps/{id}``'s ``cost.by_function`` (its usage records: each invocation's duration
-rounded up to 1 ms, times 1,769 MB), back to seconds per invocation.
+points in few, a mix of both in between), the same request is, ``--runs`` times over:
 
-The stage runs one worker process (``SWEEP_LOCAL_PROCESSES=1``): on Lambda each invocation has
-its vCPU to itself, and a pool of two on two shared cores would measure its shards competing.
-The neighbours still compete on a shared machine, so the CPU time that worker process spent
-in the run (``/proc``, its utime + stime) is reported beside the wall-clock measurement: wall
-(what Lambda bills) over CPU is how much the machine's load stretched it. Worker memory is the
-local stage's (1,769 MB: one vCPU, scale 1). The goal is +-30 %.
+- estimated: ``sweeps.estimate.estimate`` predicts the worker seconds per shard and the
+  compactor's compaction seconds, as a user would run it (each time afresh);
+- run on the real local stage (``chalice local --stage local``, started by
+  ``scripts.local_stack`` as ``make demo`` does, submitted over HTTP with ``sweeps.Client``),
+  and measured by the run's own cost: ``GET /sweeps/{id}``'s ``cost.by_function`` (the run's
+  usage records, through ``runs.cost``), the worker's and the compactor's billed GB-s (each
+  invocation's duration rounded up to 1 ms, times its memory) back to seconds per invocation.
+
+What Lambda bills is an invocation's wall-clock duration; a function with 1,769 MB or more has
+a whole vCPU to itself, so for CPU-bound code that duration is its CPU time (plus S3's round
+trips, which the estimate does not model). On this shared machine an invocation's wall time
+also holds the time it waited for a core that a neighbour had, which Lambda does not charge.
+So that the billed (wall) figure measures the run and not the neighbours:
+
+- the stage's processes and this one run at a higher scheduling priority (nice -10, and so
+  their sessions' autogroups, when allowed: root or CAP_SYS_NICE; the report says whether it
+  was) and the stage runs one worker process (``SWEEP_LOCAL_PROCESSES=1``), as an invocation
+  has its vCPU to itself;
+- each case's measured figure is the median over ``--runs`` runs;
+- the worker processes' CPU seconds per shard (``/proc``, utime + stime, read as soon as the
+  run is complete) is reported beside it, and the load average with every case.
+
+The goal is +-30 %: every single estimate (not only their median) within 0.7-1.3x of the
+median billed seconds. Nothing is fitted to this bench: the estimate measures its own costs.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +50,8 @@ from chalicelib.pricing import function_sizes
 from scripts.local_stack import local_stage
 from sweeps import Client
 from sweeps.estimate import estimate
+
+PRIORITY = -10  # nice value of the stage's processes and the estimate's while measuring
 
 CASES: dict[str, dict[str, Any]] = {
     "option_pricing, 2,000 cheap points (paths 100), 20 shards": {
@@ -101,31 +118,98 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def measured_seconds(client: Client, pid: int, body: dict[str, Any]) -> tuple[float, float]:
-    """(the run's billed worker seconds per worker invocation, from its cost; the stage's CPU
-    seconds per shard over the run)."""
+def raise_priority(pids: list[int]) -> bool:
+    """nice -10 for every thread of ``pids`` (a thread's niceness is its own on Linux; threads
+    and processes started later inherit their creator's) and for their sessions' autogroups
+    (with ``sched_autogroup``, CPU is first shared between sessions, whatever the niceness
+    within them: the stage runs in a session of its own); False where it is not allowed."""
+    try:
+        for pid in pids:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                os.setpriority(os.PRIO_PROCESS, int(task.name), PRIORITY)
+            group = Path(f"/proc/{pid}/autogroup")
+            if group.exists():
+                group.write_text(str(PRIORITY))
+    except (PermissionError, FileNotFoundError, ProcessLookupError):
+        return False
+    return True
+
+
+def family(pid: int) -> list[int]:
+    """``pid`` and its living descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+def billed_seconds(cost: dict[str, Any], function: str) -> float:
+    """Billed seconds per invocation of ``function`` in a run's ``cost`` (its GB-s over its
+    memory and invocations)."""
+    used = cost["by_function"][function]
+    memory = function_sizes("local")[function].memory_mb
+    return float(used["lambda_gb_s"] * 1024 / memory / used["invocations"])
+
+
+def measured(client: Client, pid: int, body: dict[str, Any]) -> dict[str, float]:
+    """One run of ``body``: its billed worker seconds per invocation and compactor seconds
+    (from its cost), and the stage's worker CPU seconds per shard over the run."""
     cpu = cpu_seconds(pid)
     run = client.submit(body, wait=True, timeout=900, poll=0.2)
     cpu = cpu_seconds(pid) - cpu
     status = run.status()
     assert status["complete"] and not status["failed_shards"], status
-    worker = status["cost"]["by_function"]["worker"]
-    seconds = worker["lambda_gb_s"] * 1024 / function_sizes("local")["worker"].memory_mb
-    # The run's compaction runs in the same pool process once status finds it complete: wait
-    # for it, so its CPU is not counted in the next case's (nor its queueing in its shards).
+    # The compaction runs in the same pool process once status finds the run complete: wait for
+    # its record, so its CPU is not counted in the next run's (nor its queueing in its shards).
     deadline = time.monotonic() + 120
-    while "compactor" not in run.status()["cost"]["by_function"] and time.monotonic() < deadline:
+    while "compactor" not in status["cost"]["by_function"] and time.monotonic() < deadline:
         time.sleep(0.2)
-    return seconds / worker["invocations"], cpu / status["shard_count"]
+        status = run.status()
+    return {
+        "worker_s": billed_seconds(status["cost"], "worker"),
+        "worker_cpu_s": cpu / status["shard_count"],
+        "compactor_s": billed_seconds(status["cost"], "compactor"),
+    }
+
+
+def case_report(name: str, estimates: list[Any], runs: list[dict[str, float]]) -> dict[str, Any]:
+    worker = statistics.median(r["worker_s"] for r in runs)
+    worker_cpu = statistics.median(r["worker_cpu_s"] for r in runs)
+    compactor = statistics.median(r["compactor_s"] for r in runs)
+    ratios = [round(e.worker_seconds_per_shard / worker, 3) for e in estimates]
+    return {
+        "case": name,
+        "estimated_s_per_shard": [e.worker_seconds_per_shard for e in estimates],
+        "measured_s_per_shard": [round(r["worker_s"], 4) for r in runs],
+        "measured_cpu_s_per_shard": [round(r["worker_cpu_s"], 4) for r in runs],
+        "ratios": ratios,  # each estimate over the median billed seconds
+        "ratios_cpu": [round(e.worker_seconds_per_shard / worker_cpu, 3) for e in estimates],
+        "estimated_compactor_s": [e.compactor_seconds for e in estimates],
+        "measured_compactor_s": [round(r["compactor_s"], 4) for r in runs],
+        "compactor_ratios": [round(e.compactor_seconds / compactor, 3) for e in estimates],
+        "load_average": [round(os.getloadavg()[0], 2)],
+    }
+
+
+def within(ratios: list[float]) -> bool:
+    return all(0.7 <= r <= 1.3 for r in ratios)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs and estimates per case")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logger.setLevel("WARNING")
     results: list[dict[str, Any]] = []
     settings = {"SWEEP_LOCAL_PROCESSES": "1", "SWEEP_LOCAL_RECONCILER": "false"}
+    load_start = [round(x, 2) for x in os.getloadavg()]
     with (
         tempfile.TemporaryDirectory(prefix="bench-estimate-") as tmp,
         local_stage(Path(tmp) / "data", Path(tmp) / "server.log", settings=settings) as stage,
@@ -133,39 +217,42 @@ def main(argv: list[str] | None = None) -> int:
         base, server = stage
         client = Client(base)
         time.sleep(1)  # the warm pool's first import, off the first run's clock
-        for name, body in CASES.items():
-            predicted = estimate(body | {"seed": 5}).worker_seconds_per_shard
-            wall, cpu = measured_seconds(client, server.pid, body | {"seed": 5})
-            results.append(
-                {
-                    "case": name,
-                    "estimated_s_per_shard": round(predicted, 4),
-                    "measured_s_per_shard": round(wall, 4),
-                    "measured_cpu_s_per_shard": round(cpu, 4),
-                    "ratio": round(predicted / wall, 3),
-                    "ratio_cpu": round(predicted / cpu, 3),
-                }
-            )
-    within = all(0.7 <= r["ratio"] <= 1.3 for r in results)
-    within_cpu = all(0.7 <= r["ratio_cpu"] <= 1.3 for r in results)
+        raised = raise_priority([os.getpid(), *family(server.pid)])
+        for number, (name, body) in enumerate(CASES.items()):
+            estimates, runs = [], []
+            for k in range(args.runs):
+                # A seed of its own per run: each run's reuse index is merged into a family of
+                # its own, as the estimate's scratch run's is (a family's earlier points are
+                # merged again with each run's, which the estimate does not model).
+                request = body | {"seed": 5 + 100 * number + k}
+                estimates.append(estimate(request))
+                runs.append(measured(client, server.pid, request))
+            results.append(case_report(name, estimates, runs))
     report = {
         "results": results,
-        "within_30_percent": within,
-        "cpu_within_30_percent": within_cpu,
-        "load_average": [round(x, 2) for x in os.getloadavg()],  # the last 1, 5 and 15 minutes
+        "runs": args.runs,
+        "priority_raised": raised,
+        "within_30_percent": within([r for x in results for r in x["ratios"]]),
+        "cpu_within_30_percent": within([r for x in results for r in x["ratios_cpu"]]),
+        "compactor_within_30_percent": within([r for x in results for r in x["compactor_ratios"]]),
+        # the last 1, 5 and 15 minutes, at the start and at the end
+        "load_average": [load_start, [round(x, 2) for x in os.getloadavg()]],
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     for r in results:
         print(
-            f"{r['case']:<66} estimated {r['estimated_s_per_shard']:8.3f} s  "
-            f"measured {r['measured_s_per_shard']:8.3f} s wall (ratio {r['ratio']:.2f}), "
-            f"{r['measured_cpu_s_per_shard']:8.3f} s CPU (ratio {r['ratio_cpu']:.2f})"
+            f"{r['case']}\n  worker: estimated {r['estimated_s_per_shard']} s, billed "
+            f"{r['measured_s_per_shard']} s (ratios {r['ratios']}), CPU "
+            f"{r['measured_cpu_s_per_shard']} s (ratios {r['ratios_cpu']})\n  compactor: "
+            f"estimated {r['estimated_compactor_s']} s, billed {r['measured_compactor_s']} s "
+            f"(ratios {r['compactor_ratios']}); load {r['load_average'][0]}"
         )
     print(
-        f"all within +-30 %: wall {report['within_30_percent']}, "
-        f"CPU {report['cpu_within_30_percent']}; load average {report['load_average']}"
+        f"all within +-30 %: worker billed {report['within_30_percent']}, worker CPU "
+        f"{report['cpu_within_30_percent']}, compactor {report['compactor_within_30_percent']}; "
+        f"priority raised {raised}; load average {report['load_average']}"
     )
     return 0
 

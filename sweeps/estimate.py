@@ -49,25 +49,34 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import chalicelib.simulations.math_threads  # noqa: F401  (first: time points as workers run)
 from chalicelib import pricing
+from chalicelib.analytics.catalog import NoCatalog
+from chalicelib.config import Settings
 from chalicelib.execution import reuse
+from chalicelib.execution.compaction import compact_event
 from chalicelib.execution.worker import run_task
 from chalicelib.logs import logger
 from chalicelib.model.events import task_payload
+from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import SweepRequest
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
+from chalicelib.runs import cost
+from chalicelib.runs.handoff import limits
 from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import layout
+from chalicelib.storage import manifests, summary
 from chalicelib.storage.stores import LocalStore
 
 if TYPE_CHECKING:
@@ -81,8 +90,15 @@ ROUND_UP_S = 0.0005
 # Each worker timing is a median of this many runs: one run of a few ms varies by 2x or more
 # (a collection, a neighbour's burst), and the fixed cost is most of a cheap shard's seconds.
 REPEATS = 9
-# A sampled point's time is the fastest of this many passes over it (budget allowing).
+# A sampled point's time is the median of this many passes over it (budget allowing).
 PASSES = 3
+# The compactor's timings (``_compactor_timing``): counted runs of each invocation (after a
+# warm-up), the most points a shard of its per-row run has, the fewest it is measured with,
+# and the evaluation it may spend producing them.
+COMPACTOR_REPEATS = 5
+COMPACTOR_ROWS = 1000
+COMPACTOR_MIN_ROWS = 50
+COMPACTOR_ROW_BUDGET_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,8 @@ class Estimate:
     cpu_scale: float
     worker_seconds_per_shard: float
     worker_seconds_max_shard: float
+    compactor_seconds: float
+    compactor_memory_mb: int
     lambda_gb_s: float
     invocations: int
     s3_requests: int
@@ -191,10 +209,155 @@ def _shard_timing(request: SweepRequest, size: int, scratch: Path | None) -> Sha
             bare = _cpu(lambda: [evaluate(p, r) for p, r in points])
             if delivery:
                 own.append(max(0.0, cpu - bare))
-        usage = [layout.parse_usage(o.key) for o in store.list(layout.usage_prefix(RUN_ID))]
-        found = [u for u in usage if u is not None]
-        requests = (sum(u.s3_reads for u in found), sum(u.s3_writes for u in found))
+        worker = cost.usage_by_function(store, RUN_ID)["worker"]  # the last delivery's
+        requests = (worker.s3_reads, worker.s3_writes)
     return ShardTiming(statistics.median(own), requests)
+
+
+@dataclass(frozen=True)
+class CompactorTiming:
+    """The compactor's two invocations a run causes, as CPU seconds and S3 requests that are
+    linear in the run's shards and rows (``fit``): the compaction (its files rewritten, its
+    reuse index merged into its family's, the catalog pointed) and, once the grace period is
+    over, the clean-up that deletes what the compaction replaced (a later invocation, the
+    reconciler's)."""
+
+    compact: tuple[float, float, float]  # CPU s: fixed, per shard, per row
+    cleanup: tuple[float, float, float]
+    reads: tuple[float, float]  # both invocations' S3 reads: fixed, per shard
+    writes: tuple[float, float]
+
+    def seconds(self, shards: int, rows: int) -> tuple[float, float]:
+        """CPU seconds of (the compaction, the clean-up) for a run of that size."""
+        return tuple(  # type: ignore[return-value]
+            fixed + per_shard * shards + per_row * rows
+            for fixed, per_shard, per_row in (self.compact, self.cleanup)
+        )
+
+    def billed(self, stage: str, shards: int, rows: int) -> CompactorBill:
+        """Both invocations billed on ``stage`` for a run of that size: each its seconds at the
+        compactor's memory (a single-threaded job runs no faster above 1,769 MB, slower below)
+        plus the 1 ms round-up's half on average; S3 requests linear in the shards."""
+        size = pricing.function_sizes(stage)["compactor"]
+        scale = max(1.0, pricing.FULL_VCPU_MB / size.memory_mb)
+        seconds = tuple(t * scale + ROUND_UP_S for t in self.seconds(shards, rows))
+        return CompactorBill(
+            seconds,
+            sum(seconds) * size.memory_mb / 1024,
+            round(self.reads[0] + self.reads[1] * shards),
+            round(self.writes[0] + self.writes[1] * shards),
+            size.memory_mb,
+        )
+
+
+@dataclass(frozen=True)
+class CompactorBill:
+    """What ``CompactorTiming.billed`` gives: each invocation's seconds (the compaction's
+    first), their GB-s, their S3 reads and writes, and the compactor's memory."""
+
+    seconds: tuple[float, ...]
+    gb_s: float
+    s3_reads: int
+    s3_writes: int
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class _Compacted:
+    """Median CPU seconds of each invocation over ``COMPACTOR_REPEATS`` runs, and the S3
+    (reads, writes) both made, on one small complete run."""
+
+    compact_s: float
+    cleanup_s: float
+    requests: tuple[int, int]
+
+
+def _complete_run(request: SweepRequest, shards: int, size: int, root: Path) -> None:
+    """A complete run of ``shards`` shards of ``size`` of the request's points under ``root``,
+    as the stage leaves it for its compactor: the manifest, each shard delivered to
+    ``run_task`` (the worker's code path: results, outcome, reuse index, usage record), and
+    the summary that status writes on finding it complete."""
+    body = request.to_dict() | {"shards": {"size": size}}
+    for fault in ("fail_shards", "crash_shards", "reuse"):
+        body.pop(fault, None)
+    resharded = validate_request(body, limits=None)
+    store = LocalStore(root)
+    settings = Settings()
+    run = Manifest.new(
+        RUN_ID, datetime(2000, 1, 1, tzinfo=UTC), settings.stage, resharded, limits(settings)
+    )
+    manifests.save(store, run)
+    for shard in range(shards):
+        bounds = shard_bounds(resharded.total_points, resharded.shards, shard)
+        run_task(task_payload(RUN_ID, shard, bounds, run.dt, resharded.to_dict()), None, store, 0)
+    summary.write(store, RUN_ID, summary.RunProgress(shards, [], []))
+
+
+def _compacted(request: SweepRequest, shards: int, size: int, scratch: Path | None) -> _Compacted:
+    """The compactor's two invocations (``compact_event``, the function's handler body) on a
+    copy of one small complete run (``_complete_run``), ``1 + COMPACTOR_REPEATS`` times, the
+    first a warm-up not counted: the compaction as status's trigger asks for it, then the
+    clean-up as the reconciler asks for it once the grace period is over (here 0 s)."""
+    compacting = Settings()
+    cleaning = replace(compacting, compaction_grace_s=0)
+    event = {"run_id": RUN_ID}
+    compact_s: list[float] = []
+    cleanup_s: list[float] = []
+    requests = (0, 0)
+    with tempfile.TemporaryDirectory(prefix=".tmp-estimate-", dir=scratch) as tmp:
+        template = Path(tmp) / "run"
+        _complete_run(request, shards, size, template)
+        for repeat in range(1 + COMPACTOR_REPEATS):
+            work = Path(tmp) / f"copy-{repeat}"
+            shutil.copytree(template, work)
+            store = LocalStore(work)
+            compacted = _cpu(lambda s=store: compact_event(event, s, compacting, NoCatalog()))
+            cleaned = _cpu(lambda s=store: compact_event(event, s, cleaning, NoCatalog()))
+            if repeat:
+                compact_s.append(compacted)
+                cleanup_s.append(cleaned)
+            used = cost.usage_by_function(store, RUN_ID)["compactor"]
+            requests = (used.s3_reads, used.s3_writes)
+            shutil.rmtree(work)
+    return _Compacted(statistics.median(compact_s), statistics.median(cleanup_s), requests)
+
+
+def _compactor_timing(
+    request: SweepRequest, per_point_s: float, scratch: Path | None
+) -> CompactorTiming:
+    """The compactor's cost for this request's run, measured on three small complete runs of
+    its own points (never a constant): 2 and 8 shards of 1 point give the fixed cost and the
+    cost per shard (the files it lists, reads, rewrites and deletes), 2 shards of ``m`` points
+    the cost per row (rewriting results, merging the reuse index). ``m`` is
+    ``COMPACTOR_ROWS``, fewer where the request has fewer points or producing them would take
+    more than ``COMPACTOR_ROW_BUDGET_S`` of evaluation; below ``COMPACTOR_MIN_ROWS`` the cost
+    per row is not measured (a difference of a few rows is noise) and taken as 0: such a run
+    has few rows, or rows so dear (over 10 ms a point) that compacting them (microseconds
+    each) is lost next to evaluating them."""
+    total = request.total_points
+    small, big = min(2, total), min(8, total)
+    m = min(
+        COMPACTOR_ROWS, total // 2, int(COMPACTOR_ROW_BUDGET_S / max(per_point_s, 1e-9) / 2)
+    )
+    a = _compacted(request, small, 1, scratch)
+    b = _compacted(request, big, 1, scratch) if big > small else a
+    c = _compacted(request, small, m, scratch) if m >= COMPACTOR_MIN_ROWS else a
+
+    def fit(pick: Callable[[_Compacted], float]) -> tuple[float, float, float]:
+        per_row = max(0.0, (pick(c) - pick(a)) / (small * (m - 1))) if c is not a else 0.0
+        extra = big - small
+        per_shard = max(0.0, (pick(b) - pick(a)) / extra - per_row) if extra else 0.0
+        fixed = max(0.0, pick(a) - small * (per_shard + per_row))
+        return fixed, per_shard, per_row
+
+    def linear(k: int) -> tuple[float, float]:
+        extra = big - small
+        per_shard = (b.requests[k] - a.requests[k]) / extra if extra else 0.0
+        return a.requests[k] - small * per_shard, per_shard
+
+    return CompactorTiming(
+        fit(lambda t: t.compact_s), fit(lambda t: t.cleanup_s), linear(0), linear(1)
+    )
 
 
 def reusable(request: SweepRequest, data_root: Path) -> int:
@@ -215,6 +378,40 @@ def reusable(request: SweepRequest, data_root: Path) -> int:
     return len(found) - int(found.null_count)
 
 
+@dataclass(frozen=True)
+class _Measured:
+    per_point: float  # CPU s of a sampled point
+    shard: ShardTiming  # the worker's own cost on a 1-point shard
+    overhead: float  # the worker's own CPU s per point beyond the first
+    compactor: CompactorTiming
+
+
+def _measure(
+    request: SweepRequest,
+    sample: int,
+    overhead_points: int,
+    budget_s: float,
+    scratch: Path | None,
+) -> _Measured:
+    """Every local measurement the estimate scales (module docstring, steps 1 and 2)."""
+    total = request.total_points
+    level = logger.log_level
+    logger.setLevel("WARNING")  # the worker's per-shard log lines are not the estimate's output
+    try:
+        per_point = _sample_cost(request, sample, budget_s)
+        one = _shard_timing(request, 1, scratch)
+        overhead = 0.0
+        if per_point < CHEAP_POINT_S and total > 1:  # else the worker's own cost per point
+            m = min(overhead_points, total)  # is negligible next to the point's
+            if m > 1:
+                many = _shard_timing(request, m, scratch)
+                overhead = max(0.0, (many.worker_s - one.worker_s) / (m - 1))
+        compactor = _compactor_timing(request, per_point, scratch)
+    finally:
+        logger.setLevel(level)
+    return _Measured(per_point, one, overhead, compactor)
+
+
 def estimate(
     body: Any,
     stage: str = "local",
@@ -229,22 +426,11 @@ def estimate(
     stage), else from the local stage's index under ``data_root``."""
     request = validate_request(body, limits=None)
     total, shards = request.total_points, request.shard_count
-    level = logger.log_level
-    logger.setLevel("WARNING")  # the worker's per-shard log lines are not the estimate's output
-    try:
-        per_point = _sample_cost(request, sample, budget_s)
-        scratch = data_root if data_root is not None and data_root.is_dir() else None
-        one = _shard_timing(request, 1, scratch)
-        reads_per_shard, writes_per_shard = one.requests
-        fixed_cpu = one.worker_s
-        overhead = 0.0
-        if per_point < CHEAP_POINT_S and total > 1:  # else the worker's own cost per point
-            m = min(overhead_points, total)  # is negligible next to the point's
-            if m > 1:
-                many = _shard_timing(request, m, scratch)
-                overhead = max(0.0, (many.worker_s - fixed_cpu) / (m - 1))
-    finally:
-        logger.setLevel(level)
+    scratch = data_root if data_root is not None and data_root.is_dir() else None
+    measured = _measure(request, sample, overhead_points, budget_s, scratch)
+    per_point, overhead, compactor = measured.per_point, measured.overhead, measured.compactor
+    reads_per_shard, writes_per_shard = measured.shard.requests
+    fixed_cpu = measured.shard.worker_s
     reused = 0
     if request.reuse and engine is not None:
         from sweeps import reuse_count
@@ -269,11 +455,14 @@ def estimate(
     # handed over); charged DISPATCHER_S each, a guess on the high side.
     dispatcher_ms = round(DISPATCHER_S * 1000)
     gb_s = worker_gb_s + dispatchers * pricing.gb_seconds(dispatcher_ms, dispatcher.memory_mb)
-    invocations = shards + dispatchers
+    compacting = compactor.billed(stage, shards, total)
+    gb_s += compacting.gb_s
+    invocations = shards + dispatchers + len(compacting.seconds)
     # A dispatcher's few requests (manifest, listings, its record) are taken as writes, the
-    # dearer kind; a worker's are priced by kind as its usage record counts them.
-    s3_reads = shards * reads_per_shard
-    s3_writes = shards * writes_per_shard + dispatchers * 4
+    # dearer kind; a worker's and the compactor's are priced by kind as their usage records
+    # count them.
+    s3_reads = shards * reads_per_shard + compacting.s3_reads
+    s3_writes = shards * writes_per_shard + dispatchers * 4 + compacting.s3_writes
     s3 = s3_reads + s3_writes
     usd = pricing.usd(gb_s, invocations, s3_reads, s3_writes)
     warning = None
@@ -295,6 +484,8 @@ def estimate(
         cpu_scale=round(scale, 4),
         worker_seconds_per_shard=round(seconds, 4),
         worker_seconds_max_shard=round(seconds_max, 4),
+        compactor_seconds=round(compacting.seconds[0], 4),
+        compactor_memory_mb=compacting.memory_mb,
         lambda_gb_s=round(gb_s, 4),
         invocations=invocations,
         s3_requests=s3,
@@ -315,7 +506,8 @@ def lines(e: Estimate) -> list[str]:
         f"per point {e.cpu_us_per_point:,.1f} us CPU locally; worker fixed {e.worker_fixed_ms:.1f} "
         f"ms per shard; x{e.cpu_scale:g} for {e.worker_memory_mb} MB workers",
         f"worker seconds per shard ~{e.worker_seconds_per_shard:,.3f} "
-        f"(largest {e.worker_seconds_max_shard:,.3f})",
+        f"(largest {e.worker_seconds_max_shard:,.3f}); compactor ~{e.compactor_seconds:,.3f} s "
+        f"at {e.compactor_memory_mb} MB, and its clean-up",
         f"Lambda {e.lambda_gb_s:,.3f} GB-s, {e.invocations:,} requests; {e.s3_requests:,} S3 "
         "requests",
         f"estimated price ${e.usd:.6f} (prices {e.prices})",

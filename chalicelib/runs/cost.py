@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib.pricing import PRICES, gb_seconds, usd
@@ -57,14 +57,39 @@ def charged(entries: list[layout.Usage]) -> list[layout.Usage]:
     return out
 
 
-def run_cost(store: ObjectStore, run_id: str, shard_count: int = 0) -> dict[str, Any]:
-    """The run's cost from one listing of its usage records: in key ranges at once where the
-    store gains from it (``shard_count``: where the boundaries go, ``usage_boundaries``)."""
+@dataclass(frozen=True)
+class FunctionUsage:
+    """One function's billed use in a run: its invocations, their memory x billed duration
+    (MB x ms, each duration rounded up to 1 ms: whole numbers, summed exactly as run_cost.sql
+    does), its S3 reads and writes, and how many invocations are a timeout's upper bound."""
+
+    invocations: int = 0
+    mb_ms: int = 0
+    s3_reads: int = 0
+    s3_writes: int = 0
+    bounded: int = 0
+
+    def plus(self, e: layout.Usage) -> FunctionUsage:
+        return FunctionUsage(
+            self.invocations + 1,
+            self.mb_ms + math.ceil(e.duration_ms) * e.memory_mb,
+            self.s3_reads + e.s3_reads,
+            self.s3_writes + e.s3_writes,
+            self.bounded + e.bound,
+        )
+
+
+def usage_by_function(
+    store: ObjectStore, run_id: str, shard_count: int = 0
+) -> dict[str, FunctionUsage]:
+    """Each function's billed use in the run, from one listing of its usage records: in key
+    ranges at once where the store gains from it (``shard_count``: where the boundaries go,
+    ``usage_boundaries``). Also what ``sweep estimate`` reads of the invocations it runs."""
     prefix = layout.usage_prefix(run_id)
     keys = key_ranges.list_keys(store, prefix, usage_boundaries(prefix, shard_count))
-    # Per function: invocations, MB x ms (whole numbers: summed exactly, as run_cost.sql
-    # does), S3 reads, S3 writes, bounded invocations. A record of a try that may have
-    # crashed goes through ``charged``; the rest (nearly all) are summed as they are listed.
+    # Per function: invocations, MB x ms, S3 reads, S3 writes, bounded invocations. A record of
+    # a try that may have crashed goes through ``charged``; the rest (nearly all) are summed as
+    # they are listed.
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     tries: list[layout.Usage] = []
     for key in keys:
@@ -80,26 +105,19 @@ def run_cost(store: ObjectStore, run_id: str, shard_count: int = 0) -> dict[str,
         f[2] += fields[4]
         f[3] += fields[5]
         f[4] += fields[6]
+    out = {fn: FunctionUsage(*f) for fn, f in sums.items()}
     for e in charged(tries):
-        f = sums[e.function]
-        f[0] += 1
-        f[1] += math.ceil(e.duration_ms) * e.memory_mb
-        f[2] += e.s3_reads
-        f[3] += e.s3_writes
-        f[4] += e.bound
-    by_function = {
-        fn: {
-            "invocations": n,
-            "lambda_gb_s": gb_seconds(mb_ms, 1),
-            "s3_requests": r + w,
-            "bounded": bounded,
-        }
-        for fn, (n, mb_ms, r, w, bounded) in sums.items()
-    }
-    gb_s = gb_seconds(sum(f[1] for f in sums.values()), 1)
-    invocations = sum(f[0] for f in sums.values())
-    reads = sum(f[2] for f in sums.values())
-    writes = sum(f[3] for f in sums.values())
+        out[e.function] = out.get(e.function, FunctionUsage()).plus(e)
+    return out
+
+
+def run_cost(store: ObjectStore, run_id: str, shard_count: int = 0) -> dict[str, Any]:
+    """The run's cost from one listing of its usage records (``usage_by_function``)."""
+    sums = usage_by_function(store, run_id, shard_count)
+    gb_s = gb_seconds(sum(f.mb_ms for f in sums.values()), 1)
+    invocations = sum(f.invocations for f in sums.values())
+    reads = sum(f.s3_reads for f in sums.values())
+    writes = sum(f.s3_writes for f in sums.values())
     return {
         "usd": round(usd(gb_s, invocations, reads, writes), 9),
         "lambda_gb_s": round(gb_s, 6),
@@ -108,10 +126,15 @@ def run_cost(store: ObjectStore, run_id: str, shard_count: int = 0) -> dict[str,
         "prices": f"{PRICES.id} ({PRICES.region}, {PRICES.date})",
         # Crashed attempts are charged their function's timeout: the total is then an upper
         # bound, and says so.
-        "upper_bound": any(f[4] for f in sums.values()),
+        "upper_bound": any(f.bounded for f in sums.values()),
         "by_function": {
-            fn: f | {"lambda_gb_s": round(f["lambda_gb_s"], 6)}
-            for fn, f in sorted(by_function.items())
+            fn: {
+                "invocations": f.invocations,
+                "lambda_gb_s": round(gb_seconds(f.mb_ms, 1), 6),
+                "s3_requests": f.s3_reads + f.s3_writes,
+                "bounded": f.bounded,
+            }
+            for fn, f in sorted(sums.items())
         },
     }
 

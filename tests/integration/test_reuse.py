@@ -354,7 +354,7 @@ def test_estimate_counts_reusable_points_and_warns_about_long_shards(
     wide = estimating.estimate(grid(VOL17, reuse=True), sample=20, data_root=root)
     assert (wide.points, wide.shards, wide.points_reused) == (153, 4, 81)
     assert wide.worker_seconds_per_shard > 0 and wide.usd > 0 and wide.warning is None
-    assert wide.invocations == 4 + 1 and wide.s3_requests > 4
+    assert wide.invocations == 4 + 1 + 2 and wide.s3_requests > 4  # the compactor's two
     # A worker's reads (GET, HEAD) are priced as reads: less than all its requests as writes.
     as_writes = pricing.usd(wide.lambda_gb_s, wide.invocations, 0, wide.s3_requests)
     assert wide.usd < as_writes - 4 * (
@@ -365,7 +365,11 @@ def test_estimate_counts_reusable_points_and_warns_about_long_shards(
     run = runs.run(grid(VOL17, reuse=True))  # what the run then copies: what was counted
     assert status(runs.store, run.run_id)["points_reused"] == wide.points_reused
 
-    tiny = {"worker": pricing.FunctionSize(512, 1), "dispatcher": pricing.FunctionSize(1024, 900)}
+    tiny = {
+        "worker": pricing.FunctionSize(512, 1),
+        "dispatcher": pricing.FunctionSize(1024, 900),
+        "compactor": pricing.FunctionSize(3008, 900),
+    }
     monkeypatch.setattr(pricing, "function_sizes", lambda stage: tiny)
     body = grid(VOL17, shards={"count": 1})
     body["parameters"]["paths"] = {"values": [200_000]}

@@ -1,0 +1,103 @@
+"""``sweep estimate`` charges what the run is then charged: the workers, the dispatcher and the
+compactor's two invocations (its compaction, then its clean-up), each at its own memory."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib import pricing
+from chalicelib.analytics.catalog import NoCatalog
+from chalicelib.config import Settings
+from chalicelib.execution.compaction import compact_event
+from chalicelib.model.validation import validate_request
+from chalicelib.runs import cost
+from chalicelib.storage.stores import LocalStore
+from sweeps import estimate as estimating
+
+BODY: dict[str, Any] = {
+    "simulation": "option_pricing",
+    "parameters": {
+        "strike": {"range": {"start": 80, "stop": 140, "step": 1}},
+        "paths": {"values": [30]},
+    },
+    "shards": {"count": 6},
+    "seed": 3,
+}
+
+
+def test_the_compactors_requests_are_what_the_real_compactor_makes(tmp_path: Path) -> None:
+    """The estimate's model of the compactor's S3 requests, measured on its own small runs of
+    2 and 8 shards, gives for a run of 6 shards (and 4) exactly what the real compactor's two
+    invocations on such a run record in their usage records."""
+    request = validate_request(BODY, limits=None)
+    timing = estimating._compactor_timing(request, 1e-4, None)
+    assert all(t > 0 for t in timing.seconds(6, request.total_points))  # CPU was spent
+    for shards in (6, 4):
+        body = BODY | {"shards": {"size": -(-request.total_points // shards)}}
+        resharded = validate_request(body, limits=None)
+        assert resharded.shard_count == shards
+        root = tmp_path / f"run-{shards}"
+        estimating._complete_run(resharded, shards, body["shards"]["size"], root)
+        store = LocalStore(root)
+        event = {"run_id": estimating.RUN_ID}
+        assert compact_event(event, store, Settings(), NoCatalog())["status"] == "compacted"
+        cleaning = dataclasses.replace(Settings(), compaction_grace_s=0)
+        assert compact_event(event, store, cleaning, NoCatalog())["status"] == "cleaned"
+        used = cost.usage_by_function(store, estimating.RUN_ID)["compactor"]
+        bill = timing.billed("local", shards, resharded.total_points)
+        assert used.invocations == len(bill.seconds) == 2
+        assert (used.s3_reads, used.s3_writes) == (bill.s3_reads, bill.s3_writes)
+
+
+def test_the_estimate_bills_the_compactor_at_its_own_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With every local measurement fixed, the estimate's totals are the workers', the
+    dispatcher's and the compactor's, the compactor's GB-s at the compactor's memory."""
+    shard = estimating.ShardTiming(0.004, (3, 5))
+    timing = estimating.CompactorTiming(
+        compact=(0.5, 0.01, 1e-5), cleanup=(0.1, 0.002, 0.0), reads=(10, 3), writes=(24, 0)
+    )
+    measured = estimating._Measured(1e-3, shard, 0.0, timing)
+    monkeypatch.setattr(estimating, "_measure", lambda *args: measured)
+    sizes = {
+        "worker": pricing.FunctionSize(1769, 900),
+        "dispatcher": pricing.FunctionSize(1024, 900),
+        "compactor": pricing.FunctionSize(3008, 900),
+    }
+    monkeypatch.setattr(pricing, "function_sizes", lambda stage: sizes)
+    e = estimating.estimate(BODY)
+    points, shards = 60, 6
+    worker_s = 1e-3 * points / shards + 0.004 + estimating.ROUND_UP_S
+    compact_s = 0.5 + 0.01 * shards + 1e-5 * points + estimating.ROUND_UP_S
+    cleanup_s = 0.1 + 0.002 * shards + estimating.ROUND_UP_S
+    gb_s = (
+        shards * worker_s * 1769 / 1024
+        + pricing.gb_seconds(round(estimating.DISPATCHER_S * 1000), 1024)
+        + (compact_s + cleanup_s) * 3008 / 1024
+    )
+    assert e.worker_seconds_per_shard == pytest.approx(worker_s, abs=1e-4)
+    assert e.compactor_seconds == pytest.approx(compact_s, abs=1e-4)
+    assert e.compactor_memory_mb == 3008
+    assert e.lambda_gb_s == pytest.approx(gb_s, abs=1e-4)
+    assert e.invocations == shards + 1 + 2
+    reads, writes = shards * 3 + 10 + 3 * shards, shards * 5 + 4 + 24
+    assert e.s3_requests == reads + writes
+    assert e.usd == pytest.approx(pricing.usd(gb_s, shards + 3, reads, writes), rel=1e-6)
+    assert any("compactor" in line for line in estimating.lines(e))
+
+    # A compactor below a full vCPU: its single-threaded seconds stretch by 1769 / memory,
+    # billed at its memory; the workers and the dispatcher are unchanged.
+    sizes["compactor"] = pricing.FunctionSize(1024, 900)
+    smaller = estimating.estimate(BODY)
+    stretched = [
+        (t - estimating.ROUND_UP_S) * 1769 / 1024 + estimating.ROUND_UP_S
+        for t in (compact_s, cleanup_s)
+    ]
+    assert smaller.compactor_seconds == pytest.approx(stretched[0], abs=1e-4)
+    others = gb_s - (compact_s + cleanup_s) * 3008 / 1024
+    assert smaller.lambda_gb_s == pytest.approx(others + sum(stretched), abs=1e-4)
