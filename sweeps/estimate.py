@@ -28,13 +28,27 @@ How it measures (all CPU time of this process, so neighbours on a shared machine
    taken to be as fast as a Lambda vCPU: compare ``sweep status``'s measured cost after a run.
 4. **Billing**: each invocation is billed its duration rounded up to 1 ms, which adds half a
    ms a shard on average.
+5. **The compactor**, charged to the run like the workers (``runs.cost``): two invocations, the
+   compaction once status finds the run complete (its files rewritten, its reuse index merged
+   into its family's, ``reuse.merge_run``) and the clean-up once the grace period is over.
+   Measured, never a constant: ``compact_event`` (the function's handler body) on copies of
+   small complete runs of the request's own points made by ``run_task`` (2 and 8 shards of 1
+   point, and 2 shards of up to 1,000 points), each invocation timed in CPU over five runs
+   after a warm-up, medians; that gives a fixed cost, a cost per shard and one per row, scaled
+   to the run's shards and points, at the compactor's memory from the stage config (a
+   single-threaded job runs no faster above 1,769 MB). Its S3 requests come from the same
+   invocations' usage records, linear in the shards. Its GB-s, its two requests and its S3
+   requests join the totals.
 
 Not modelled: cold starts (an environment's first invocation imports numpy and pyarrow: a few
 hundred ms, paid once per environment, not per shard); S3's latency on a deployed stage (the
-worker's requests are timed against a local folder, so its fixed cost there is a lower bound:
-its requests are counted and priced, their round trips not timed); a loaded machine's waits,
-which the local stage's wall-clock durations include and CPU time does not (bench.estimate_accuracy
-reports both).
+worker's and the compactor's requests are timed against a local folder, so their seconds there
+are a lower bound: the requests are counted and priced, their round trips not timed; for the
+compactor, which reads a run's files one by one, that can be most of its time on S3); the
+points a family's earlier runs left in its merged reuse index, which each compaction reads and
+rewrites with the run's own (the estimate merges into an empty family); a loaded machine's
+waits, which the local stage's wall-clock durations include and CPU time does not
+(bench.estimate_accuracy reports both).
 
 Shards' seconds are the per-point cost times their size plus the fixed cost; GB-s, requests and
 price follow with ``pricing``. With ``"reuse": true``, points already in the stage's reuse index
@@ -136,14 +150,17 @@ def _sample_cost(request: SweepRequest, sample: int, budget_s: float) -> float:
     them, or fewer (at least 3) once a third of ``budget_s`` is spent, each evaluated in up to
     ``PASSES`` passes (within the budget) and timed by the median of its passes: one pass of
     200 points varied by 1.8x from one estimate to the next on a loaded machine, and the
-    fastest pass was as far below what a run then measured."""
+    fastest pass was as far below what a run then measured. The first sampled point is
+    evaluated once untimed before (and its time counted in the budget): a process's first
+    evaluation pays NumPy's and the allocator's first-call costs, which a warm worker has
+    paid."""
     sim = REGISTRY[request.simulation]
     total = request.total_points
     picked = random.Random(0).sample(range(total), min(sample, total))
     evaluate = sim.evaluator(request.seed)
     points: list[dict[str, Any]] = []
     times: list[list[float]] = []
-    spent = 0.0
+    spent = _cpu(lambda: evaluate(request.space.point(picked[0])))
     for i in picked:
         point = request.space.point(i)
         took = _cpu(lambda point=point: evaluate(point))
