@@ -7,8 +7,10 @@
 For both built-in simulations and three request shapes each (cheap points in many shards, dear
 points in few, a mix of both in between), the same request is, ``--runs`` times over:
 
-- estimated: ``sweeps.estimate.estimate`` predicts the worker seconds per shard and the
-  compactor's compaction seconds, as a user would run it (each time afresh);
+- estimated: ``sweep estimate FILE --json --root DATA`` predicts the worker seconds per shard
+  and the compactor's compaction seconds, run as a user runs it: a fresh process each time, so
+  no estimate inherits the state an earlier case left in the process (in one long-lived
+  process, cheap points after dear ones timed 1.5x slower, and the worker's fixed cost too);
 - run on the real local stage (``chalice local --stage local``, started by
   ``scripts.local_stack`` as ``make demo`` does, submitted over HTTP with ``sweeps.Client``),
   and measured by the run's own cost: ``GET /sweeps/{id}``'s ``cost.by_function`` (the run's
@@ -39,6 +41,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +52,6 @@ from chalicelib.logs import logger
 from chalicelib.pricing import function_sizes
 from scripts.local_stack import local_stage
 from sweeps import Client
-from sweeps.estimate import estimate
 
 PRIORITY = -10  # nice value of the stage's processes and the estimate's while measuring
 
@@ -178,23 +180,38 @@ def measured(client: Client, pid: int, body: dict[str, Any]) -> dict[str, float]
     }
 
 
-def case_report(name: str, estimates: list[Any], runs: list[dict[str, float]]) -> dict[str, Any]:
+def case_report(
+    name: str, estimates: list[dict[str, Any]], runs: list[dict[str, float]]
+) -> dict[str, Any]:
     worker = statistics.median(r["worker_s"] for r in runs)
     worker_cpu = statistics.median(r["worker_cpu_s"] for r in runs)
     compactor = statistics.median(r["compactor_s"] for r in runs)
-    ratios = [round(e.worker_seconds_per_shard / worker, 3) for e in estimates]
+    ratios = [round(e["worker_seconds_per_shard"] / worker, 3) for e in estimates]
     return {
         "case": name,
-        "estimated_s_per_shard": [e.worker_seconds_per_shard for e in estimates],
+        "estimated_s_per_shard": [e["worker_seconds_per_shard"] for e in estimates],
         "measured_s_per_shard": [round(r["worker_s"], 4) for r in runs],
         "measured_cpu_s_per_shard": [round(r["worker_cpu_s"], 4) for r in runs],
         "ratios": ratios,  # each estimate over the median billed seconds
-        "ratios_cpu": [round(e.worker_seconds_per_shard / worker_cpu, 3) for e in estimates],
-        "estimated_compactor_s": [e.compactor_seconds for e in estimates],
+        "ratios_cpu": [round(e["worker_seconds_per_shard"] / worker_cpu, 3) for e in estimates],
+        "estimated_compactor_s": [e["compactor_seconds"] for e in estimates],
         "measured_compactor_s": [round(r["compactor_s"], 4) for r in runs],
-        "compactor_ratios": [round(e.compactor_seconds / compactor, 3) for e in estimates],
+        "compactor_ratios": [round(e["compactor_seconds"] / compactor, 3) for e in estimates],
         "load_average": [round(os.getloadavg()[0], 2)],
     }
+
+
+def estimated(body: dict[str, Any], data: Path) -> dict[str, Any]:
+    """``sweep estimate`` of ``body`` in a process of its own, its figures as JSON."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(body, f)
+        f.flush()
+        command = [sys.executable, "-m", "sweeps.cli", "estimate", f.name, "--json"]
+        done = subprocess.run(
+            [*command, "--root", str(data)], capture_output=True, text=True, check=True
+        )
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return figures
 
 
 def within(ratios: list[float]) -> bool:
@@ -225,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 # its own, as the estimate's scratch run's is (a family's earlier points are
                 # merged again with each run's, which the estimate does not model).
                 request = body | {"seed": 5 + 100 * number + k}
-                estimates.append(estimate(request))
+                estimates.append(estimated(request, Path(tmp) / "data"))
                 runs.append(measured(client, server.pid, request))
             results.append(case_report(name, estimates, runs))
     report = {

@@ -120,15 +120,18 @@ def _reuse_planning(r: Report) -> list[str]:
 
 def _estimate_accuracy(r: Report) -> list[str]:
     out = [
-        f"{x['case']}: estimate {x['estimated_s_per_shard']} s/shard, measured "
-        f"{x['measured_s_per_shard']} s wall ({x['ratio']}x), {x['measured_cpu_s_per_shard']} s "
-        f"CPU ({x['ratio_cpu']}x)"
+        f"{x['case']}: worker estimates {x['estimated_s_per_shard']} s/shard, billed "
+        f"{x['measured_s_per_shard']} s (ratios {x['ratios']}), CPU "
+        f"{x['measured_cpu_s_per_shard']} s (ratios {x['ratios_cpu']}); compactor estimates "
+        f"{x['estimated_compactor_s']} s, billed {x['measured_compactor_s']} s (ratios "
+        f"{x['compactor_ratios']}); load {x['load_average'][0]}"
         for x in r["results"]
     ]
     within = (
-        f"within +-30 %: wall {r['within_30_percent']}, CPU {r['cpu_within_30_percent']} "
-        f"(load average {', '.join(map(str, r['load_average']))}: wall also measures the "
-        "neighbours)"
+        f"every estimate within +-30 % of the median of {r['runs']} runs: worker billed "
+        f"{r['within_30_percent']}, worker CPU {r['cpu_within_30_percent']}, compactor "
+        f"{r['compactor_within_30_percent']} (priority raised: {r['priority_raised']}; load "
+        f"average at start and end {r['load_average']})"
     )
     return [*out, within]
 

@@ -83,11 +83,10 @@ from chalicelib.execution.worker import run_task
 from chalicelib.logs import logger
 from chalicelib.model.events import task_payload
 from chalicelib.model.manifest import Manifest
-from chalicelib.model.request import SweepRequest
+from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import cost
-from chalicelib.runs.handoff import limits
 from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import manifests, summary
@@ -299,10 +298,8 @@ def _complete_run(request: SweepRequest, shards: int, size: int, root: Path) -> 
         body.pop(fault, None)
     resharded = validate_request(body, limits=None)
     store = LocalStore(root)
-    settings = Settings()
-    run = Manifest.new(
-        RUN_ID, datetime(2000, 1, 1, tzinfo=UTC), settings.stage, resharded, limits(settings)
-    )
+    own = Limits(resharded.total_points, resharded.shard_count, False)  # a throw-away run's
+    run = Manifest.new(RUN_ID, datetime(2000, 1, 1, tzinfo=UTC), "estimate", resharded, own)
     manifests.save(store, run)
     for shard in range(shards):
         bounds = shard_bounds(resharded.total_points, resharded.shards, shard)
@@ -353,9 +350,7 @@ def _compactor_timing(
     each) is lost next to evaluating them."""
     total = request.total_points
     small, big = min(2, total), min(8, total)
-    m = min(
-        COMPACTOR_ROWS, total // 2, int(COMPACTOR_ROW_BUDGET_S / max(per_point_s, 1e-9) / 2)
-    )
+    m = min(COMPACTOR_ROWS, total // 2, int(COMPACTOR_ROW_BUDGET_S / max(per_point_s, 1e-9) / 2))
     a = _compacted(request, small, 1, scratch)
     b = _compacted(request, big, 1, scratch) if big > small else a
     c = _compacted(request, small, m, scratch) if m >= COMPACTOR_MIN_ROWS else a
