@@ -46,9 +46,12 @@ worker's and the compactor's requests are timed against a local folder, so their
 are a lower bound: the requests are counted and priced, their round trips not timed; for the
 compactor, which reads a run's files one by one, that can be most of its time on S3); the
 points a family's earlier runs left in its merged reuse index, which each compaction reads and
-rewrites with the run's own (the estimate merges into an empty family); a loaded machine's
-waits, which the local stage's wall-clock durations include and CPU time does not
-(bench.estimate_accuracy reports both).
+rewrites with the run's own (the estimate merges into an empty family); what a warm worker's
+earlier shards left in its allocator (NumPy's arrays of a MB or more come from glibc's malloc,
+whose mmap and trim thresholds rise after a large array is freed: monte_carlo_pi's 600 mixed
+points ran 0.57 ms a point with the thresholds fixed high against 0.87 in a fresh process, the
+estimate's case); a loaded machine's waits, which the local stage's wall-clock durations
+include and CPU time does not (bench.estimate_accuracy reports both).
 
 Shards' seconds are the per-point cost times their size plus the fixed cost; GB-s, requests and
 price follow with ``pricing``. With ``"reuse": true``, points already in the stage's reuse index
