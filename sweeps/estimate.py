@@ -1,6 +1,7 @@
 """``sweep estimate``: what a sweep will cost, from a small local sample, before submitting it.
 
-How it measures (all CPU time of this process, so neighbours on a shared machine matter less):
+How it measures (CPU time of this process, or for the compactor its time on a core of its own,
+so neighbours on a shared machine matter less):
 
 1. **Per point**: a random sample of the request's points (200, or fewer once a third of 5 s
    of CPU is spent; seeded so two estimates agree) evaluated through the worker's own
@@ -33,10 +34,13 @@ How it measures (all CPU time of this process, so neighbours on a shared machine
    into its family's, ``reuse.merge_run``) and the clean-up once the grace period is over.
    Measured, never a constant: ``compact_event`` (the function's handler body) on copies of
    small complete runs of the request's own points made by ``run_task`` (2 and 8 shards of 1
-   point, and 2 shards of up to 1,000 points), each invocation timed in CPU over five runs
-   after a warm-up, medians; that gives a fixed cost, a cost per shard and one per row, scaled
-   to the run's shards and points, at the compactor's memory from the stage config (a
-   single-threaded job runs no faster above 1,769 MB). Its S3 requests come from the same
+   point, and 2 shards of up to 1,000 points), each invocation timed over five runs after a
+   warm-up, medians, as the time it takes on a core of its own (wall-clock less the time it
+   waited for a core: the compactor waits on its own parallel reads and its file writes, a
+   quarter of a small compaction's time here, which CPU time leaves out); that gives a fixed
+   cost, a cost per shard and one per row, scaled to the run's shards and points, at the
+   compactor's memory from the stage config (a single-threaded job runs no faster above
+   1,769 MB). Its S3 requests come from the same
    invocations' usage records, linear in the shards. Its GB-s, its two requests and its S3
    requests join the totals.
 
@@ -147,6 +151,25 @@ def _cpu(fn: Any) -> float:
     return time.process_time() - t0
 
 
+SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+def _own_core(fn: Any) -> float:
+    """Seconds ``fn`` takes on a core of its own: its wall-clock time less the time this thread
+    waited for a core (Linux's schedstat, its second field), so the waits it makes itself
+    (the compactor's reads issued at once, its files written) count and a neighbour's turn
+    does not. Where there is no schedstat, its CPU time."""
+    try:
+        waited = int(SCHEDSTAT.read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return _cpu(fn)
+    started = time.perf_counter()
+    fn()
+    took = time.perf_counter() - started
+    waited = int(SCHEDSTAT.read_text().split()[1]) - waited
+    return max(0.0, took - waited / 1e9)
+
+
 def _sample_cost(request: SweepRequest, sample: int, budget_s: float) -> float:
     """CPU seconds per point, over a random sample of the request's points: ``sample`` of
     them, or fewer (at least 3) once a third of ``budget_s`` is spent, each evaluated in up to
@@ -241,13 +264,13 @@ class CompactorTiming:
     over, the clean-up that deletes what the compaction replaced (a later invocation, the
     reconciler's)."""
 
-    compact: tuple[float, float, float]  # CPU s: fixed, per shard, per row
+    compact: tuple[float, float, float]  # s on a core of its own: fixed, per shard, per row
     cleanup: tuple[float, float, float]
     reads: tuple[float, float]  # both invocations' S3 reads: fixed, per shard
     writes: tuple[float, float]
 
     def seconds(self, shards: int, rows: int) -> tuple[float, float]:
-        """CPU seconds of (the compaction, the clean-up) for a run of that size."""
+        """Seconds of (the compaction, the clean-up) for a run of that size."""
         return tuple(  # type: ignore[return-value]
             fixed + per_shard * shards + per_row * rows
             for fixed, per_shard, per_row in (self.compact, self.cleanup)
@@ -283,8 +306,9 @@ class CompactorBill:
 
 @dataclass(frozen=True)
 class _Compacted:
-    """Median CPU seconds of each invocation over ``COMPACTOR_REPEATS`` runs, and the S3
-    (reads, writes) both made, on one small complete run."""
+    """Median seconds of each invocation on a core of its own (``_own_core``) over
+    ``COMPACTOR_REPEATS`` runs, and the S3 (reads, writes) both made, on one small complete
+    run."""
 
     compact_s: float
     cleanup_s: float
@@ -328,8 +352,8 @@ def _compacted(request: SweepRequest, shards: int, size: int, scratch: Path | No
             work = Path(tmp) / f"copy-{repeat}"
             shutil.copytree(template, work)
             store = LocalStore(work)
-            compacted = _cpu(lambda s=store: compact_event(event, s, compacting, NoCatalog()))
-            cleaned = _cpu(lambda s=store: compact_event(event, s, cleaning, NoCatalog()))
+            compacted = _own_core(lambda s=store: compact_event(event, s, compacting, NoCatalog()))
+            cleaned = _own_core(lambda s=store: compact_event(event, s, cleaning, NoCatalog()))
             if repeat:
                 compact_s.append(compacted)
                 cleanup_s.append(cleaned)
