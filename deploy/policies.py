@@ -69,9 +69,9 @@ GRANTS: dict[str, Grant] = {
     # closed (reconciler). Without it that HEAD is a 403 in AWS and the shard stays pending.
     "dispatcher": Grant(
         # reuse/: a reusing run's plan reads its family's merged index and pending runs, whose
-        # results/ (and compacted/ parts) it reads; each job marks its run pending there
+        # per-shard results/ it reads; each job marks its run pending there
         # (chalicelib/execution/reuse.py).
-        read=("runs", "outcomes", "reuse", "results", "compacted"),
+        read=("runs", "outcomes", "reuse", "results"),
         write=("runs", "outcomes", "usage", "reuse"),
         invoke=("dispatcher", "worker"),
         register_partitions=RUN_TABLES,

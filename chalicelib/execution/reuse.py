@@ -83,11 +83,12 @@ def _pending(store: ObjectStore, fam: str) -> dict[str, list[str]]:
 
 
 def evaluated(store: ObjectStore, run_id: str, with_params: bool = True) -> pa.Table | None:
-    """The points run ``run_id`` evaluated itself (results rows with no ``source_run_id``), as
-    rows of the merged index (``tables.REUSE_MERGED``; ``params`` empty unless
-    ``with_params``), read from every file holding its results (its latest compaction
-    generation, then the per-shard files it did not absorb: each row once). None when the run
-    is gone (no manifest) or its simulation is not registered here."""
+    """The points run ``run_id`` evaluated itself (results rows with no ``source_run_id``) and
+    not merged yet, as rows of the merged index (``tables.REUSE_MERGED``; ``params`` empty
+    unless ``with_params``), read from its per-shard results files: a pending run keeps them,
+    since its compaction deletes what it replaced only once the run is merged (``pending``),
+    and after a merge only a redrive's new shards have files of their own. None when there is
+    nothing to read, the run is gone (no manifest) or its simulation is not registered here."""
     try:
         request = manifests.load(store, run_id).request
     except KeyError:
@@ -95,12 +96,13 @@ def evaluated(store: ObjectStore, run_id: str, with_params: bool = True) -> pa.T
     sim = REGISTRY.get(request.simulation)
     if sim is None:
         return None
-    files = compaction.table_files(store, run_id, "results", compaction.latest(store, run_id))
     tables = []
-    for key in files:
+    for obj in store.list(layout.results_prefix(run_id)):
+        if compaction.shard_of_results(obj.key) is None:
+            continue
         try:
-            data = store.get(key)
-        except KeyError:  # deleted under us (a replaced file after its grace period)
+            data = store.get(obj.key)
+        except KeyError:  # deleted under us: a merged run's, after its grace period
             continue
         table = pq.read_table(io.BytesIO(data), columns=EVALUATED_COLUMNS)
         tables.append(table.filter(pc.is_null(table["source_run_id"])))
@@ -108,6 +110,20 @@ def evaluated(store: ObjectStore, run_id: str, with_params: bool = True) -> pa.T
     if rows is None or rows.num_rows == 0:
         return None
     return _index_rows(rows, run_id, sim, request, with_params)
+
+
+def pending(store: ObjectStore, run_id: str) -> bool:
+    """Whether the run has evaluated points not merged yet: its compaction then keeps the
+    per-shard results a plan reads them from (``evaluated``)."""
+    try:
+        request = manifests.load(store, run_id).request
+    except KeyError:
+        return False
+    sim = REGISTRY.get(request.simulation)
+    if sim is None:
+        return False
+    fam = family(sim.name, sim.version, request.seed)
+    return any(True for _ in store.list(layout.reuse_pending_prefix(fam, run_id)))
 
 
 EVALUATED_COLUMNS = ["shard_id", "point_index", "metrics", "source_run_id"]

@@ -454,6 +454,40 @@ def test_compaction_merges_a_complete_runs_index(tmp_path: Path) -> None:
     assert status(runs.store, again.run_id)["points_reused"] == 81
 
 
+class GlueDown(NoCatalog):
+    def register_family(self, family: str) -> int:
+        raise RuntimeError("Glue is down")
+
+
+def test_a_compacted_run_keeps_its_results_until_it_is_merged(tmp_path: Path) -> None:
+    """A merge that fails (here Glue, after the generation is committed) leaves the run
+    pending: its compaction does not delete the per-shard results plans read it from, even
+    past the grace period, and the next compaction merges it, then cleans up."""
+    from chalicelib.config import Settings
+    from chalicelib.execution.compaction import compact
+
+    runs = Runs(LocalStore(tmp_path / "data"))
+    first = runs.run(grid(VOL9))
+    assert status(runs.store, first.run_id)["complete"]
+    settings = Settings(stage="dev", compaction_target_mb=1, compaction_grace_s=0)
+    fam = reuse.family("option_pricing", "1", 7)
+    held = compact(runs.store, first.run_id, settings, GlueDown())
+    assert held["status"] == "compacted" and held["pending_merge"]
+    assert reuse.pending(runs.store, first.run_id)
+    assert len(list(runs.store.list(layout.results_prefix(first.run_id)))) == 4
+    again = runs.run(grid(VOL9, reuse=True))
+    assert status(runs.store, again.run_id)["points_reused"] == 81
+    done = compact(runs.store, first.run_id, settings, FamilyCatalog())
+    assert done["status"] == "cleaned" and not reuse.pending(runs.store, first.run_id)
+    assert not any(runs.store.list(layout.results_prefix(first.run_id)))
+    last = runs.run(grid(VOL9, reuse=True))
+    assert status(runs.store, last.run_id)["points_reused"] == 81
+    assert {r["source_run_id"] for r in runs.results(last).values()} == {first.run_id}
+    assert [o.key for o in runs.store.list(layout.reuse_merged_prefix(fam))] == [
+        layout.reuse_merged(fam, 2)  # the second merge is a generation on top of the first
+    ]
+
+
 class FamilyCatalog(NoCatalog):
     def __init__(self) -> None:
         self.families: list[str] = []
