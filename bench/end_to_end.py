@@ -10,7 +10,7 @@ each, 100 by default: 10^6 points) with ``paths = 100``, in 100 shards, seed 1.
 - **local stage**: a fresh ``chalice local --stage local`` (scripts/local_stack.py) on a temp
   data root; the clock runs from just before ``POST /sweeps`` until ``GET /sweeps/<id>`` first
   says ``complete`` (polled every ``--poll`` seconds, which bounds the resolution). It includes
-  validation, dispatch, every worker writing its results Parquet, reuse index and outcome, and
+  validation, dispatch, every worker writing its results Parquet and outcome, and
   the polling itself. Not the worker pool's start: the stage starts its processes, with the
   worker imported, before it serves (``SWEEP_LOCAL_WARM_POOL``, on in the local stage), as a
   stage that has been up a while has them.

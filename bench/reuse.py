@@ -9,7 +9,8 @@ on a LocalStore in a temp dir, with the pieces the local stage runs (manifest, t
 dispatcher's reuse plan, ``run_task`` per shard):
 
 1. ``--sources`` earlier runs evaluate slices of the space (each a contiguous block of strike
-   values, so together they cover it once): the reuse index is their shards' files;
+   values, so together they cover it once): each run is pending in its family, and a plan
+   reads its results;
 2. **evaluating**: the full request without reuse, every shard in turn;
 3. **reusing**: the full request with ``"reuse": true``: the plan (keys of every point matched
    against the index) plus every shard copying its points.
@@ -36,7 +37,7 @@ from chalicelib.execution import reuse
 from chalicelib.execution.worker import run_task
 from chalicelib.logs import logger
 from chalicelib.model import ids
-from chalicelib.model.events import run_task_payload
+from chalicelib.model.events import INITIAL, run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits
 from chalicelib.model.validation import validate_request
@@ -75,6 +76,7 @@ class Runner:
         wall, cpu = time.perf_counter(), time.process_time()
         if request.reuse:
             reuse.plan(self.store, run)
+        reuse.mark_pending(self.store, request, run.run_id, INITIAL)  # as its dispatcher
         for shard_id in range(request.shard_count):
             run_task(run_task_payload(run, shard_id), None, self.store, 0)
         return run, time.perf_counter() - wall, time.process_time() - cpu

@@ -1,5 +1,6 @@
 """A reusing run's planning time against the family's history: 1, 10 and 30 earlier runs over
-the same points, read from their per-shard index files and from the family's merged index.
+the same points, read from their results (the runs still pending) and from the family's merged
+index.
 
     .venv/bin/python -m bench.reuse_planning                 # 10,000 points, 20 shards a run
     .venv/bin/python -m bench.reuse_planning --points-per-axis 10 --json
@@ -10,9 +11,9 @@ evaluated by ``run_task`` per shard on a LocalStore (the pieces the local stage 
 request again and again without reuse: every earlier run computed every point. At each
 checkpoint (1, 10, 30 runs) the data root is copied twice:
 
-- **per-shard files**: as the runs left it (no run compacted yet: what a plan read before the
-  merged index, and still reads for runs not merged);
-- **merged**: each run's index merged into the family's in run order
+- **pending**: as the runs left it (no run compacted yet: a plan reads each run's results and
+  makes each evaluated point's key from its index, what it does for runs not merged);
+- **merged**: what each run evaluated merged into the family's index in run order
   (``reuse.merge_run``, what each run's compaction does once it is complete).
 
 Then ``reuse.plan`` of a reusing run of the same request, three times on each copy (each a new
@@ -43,7 +44,7 @@ from chalicelib.execution import reuse
 from chalicelib.execution.worker import run_task
 from chalicelib.logs import logger
 from chalicelib.model import ids
-from chalicelib.model.events import run_task_payload
+from chalicelib.model.events import INITIAL, run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits
 from chalicelib.model.validation import validate_request
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         earlier: list[str] = []
         for count in range(1, max(CHECKPOINTS) + 1):
             run = clock.manifest(store, body(n))
+            reuse.mark_pending(store, run.request, run.run_id, INITIAL)  # as its dispatcher
             for shard_id in range(SHARDS):
                 run_task(run_task_payload(run, shard_id), None, store, 0)
             earlier.append(run.run_id)
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(
                 {
                     "earlier_runs": count,
-                    "per_shard_files": planning(files, clock, n, total),
+                    "pending": planning(files, clock, n, total),
                     "merged": planning(merged, clock, n, total),
                     "merge_cpu_s_last_run": round(merge_cpu[-1], 4),
                 }
@@ -162,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     for r in results:
-        f, m = r["per_shard_files"], r["merged"]
+        f, m = r["pending"], r["merged"]
         print(
-            f"{r['earlier_runs']:>3} earlier runs of {total:,} points: per-shard files "
+            f"{r['earlier_runs']:>3} earlier runs of {total:,} points: pending runs' results "
             f"{f['plan_s']:.3f} s ({f['plan_cpu_s']:.3f} s CPU, {f['s3_requests']} requests, "
             f"{f['history_rows']:,} rows); merged {m['plan_s']:.3f} s ({m['plan_cpu_s']:.3f} s "
             f"CPU, {m['s3_requests']} requests, {m['history_rows']:,} rows); merging the last "

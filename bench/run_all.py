@@ -109,8 +109,8 @@ def _reuse(r: Report) -> list[str]:
 def _reuse_planning(r: Report) -> list[str]:
     return [
         f"{x['earlier_runs']} earlier runs of the same {r['points']:,} points ({r['shards']} "
-        f"shards each): per-shard files {x['per_shard_files']['plan_s']} s "
-        f"({x['per_shard_files']['s3_requests']} requests, {x['per_shard_files']['history_rows']:,}"
+        f"shards each): pending runs' results {x['pending']['plan_s']} s "
+        f"({x['pending']['s3_requests']} requests, {x['pending']['history_rows']:,}"
         f" rows), **merged index {x['merged']['plan_s']} s** ({x['merged']['s3_requests']} "
         f"requests, {x['merged']['history_rows']:,} rows); merging a run "
         f"{x['merge_cpu_s_last_run']} s CPU"

@@ -9,7 +9,7 @@ seconds) is run two ways:
 
 - worker: ``run_task`` on a fresh ``LocalStore`` in a temp dir, with a Lambda-like context
   (so the deadline is read from it at the worker's looks, as on Lambda): task re-validation,
-  point decoding, evaluation, the results Parquet file, the reuse index, the success lock and
+  point decoding, evaluation, the results Parquet file, the success lock and
   the outcome row;
 - bare: what a user writes instead of us: the case's points decoded by hand from its axes
   (``numpy.linspace``, ``range``) into one parameter dict with the declared defaults written

@@ -68,9 +68,11 @@ GRANTS: dict[str, Grant] = {
     # run cancelled after some shards succeeded (dispatcher) and before a stalled shard is
     # closed (reconciler). Without it that HEAD is a 403 in AWS and the shard stays pending.
     "dispatcher": Grant(
-        # reuse/: a reusing run's plan reads its family's index (chalicelib/execution/reuse.py).
-        read=("runs", "outcomes", "reuse"),
-        write=("runs", "outcomes", "usage"),
+        # reuse/: a reusing run's plan reads its family's merged index and pending runs, whose
+        # per-shard results/ it reads; each job marks its run pending there
+        # (chalicelib/execution/reuse.py).
+        read=("runs", "outcomes", "reuse", "results"),
+        write=("runs", "outcomes", "usage", "reuse"),
         invoke=("dispatcher", "worker"),
         register_partitions=RUN_TABLES,
         # Pacing reads the account's unreserved concurrency (chalicelib/fanout/pacing.py).
@@ -78,9 +80,8 @@ GRANTS: dict[str, Grant] = {
     ),
     "worker": Grant(
         read=("runs", "outcomes"),
-        # reuse/: the index of the points a succeeded shard evaluated.
         # usage/: each invocation's usage record (chalicelib/execution/usage.py), for cost.
-        write=("runs", "outcomes", "results", "reuse", "usage"),
+        write=("runs", "outcomes", "results", "usage"),
         # Lambda delivers the worker's OnFailure record with the worker's own role.
         invoke=("failure_recorder",),
     ),
@@ -107,7 +108,8 @@ GRANTS: dict[str, Grant] = {
     # under runs/, its own usage record, points its partitions, and deletes what a generation
     # replaced (per-shard results, older generations' parts and absorbed-usage lists) after the
     # grace period. Never an outcome or usage record.
-    # reuse/: the run's per-shard reuse index merged into its family's (execution/reuse.py).
+    # reuse/: what the run evaluated (its results) merged into its family's index, and its
+    # pending markers deleted (execution/reuse.py).
     "compactor": Grant(
         read=("runs", "outcomes", "results", "compacted", "reuse"),
         write=("runs/*/compaction", "usage", "compacted", "reuse"),

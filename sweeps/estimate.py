@@ -10,7 +10,7 @@ so neighbours on a shared machine matter less):
    point the mean over the sample.
 2. **Worker overhead, measured now, never a constant** (the worker's own cost per shard
    changes with its code and its store): ``run_task``, the worker function's code path
-   (task validation, decoding, results Parquet, outcome, reuse index and usage records, every
+   (task validation, decoding, results Parquet, outcome and usage records, every
    write the current code makes), delivered a 1-point shard of the request and, when points
    are cheap (< 2 ms), a 200-point shard of its first points, on a ``LocalStore`` (the local
    stage's store kind) in a temp folder inside the data root (a ``.tmp-`` name, which no

@@ -107,6 +107,8 @@ def compact(
         return {"status": "clean", "generation": latest.number}
     if not compaction.cleanup_due(pointed, settings.compaction_grace_s, now()):
         return {"status": "compacted", "generation": latest.number}
+    if reuse.pending(store, run_id):  # plans read its per-shard results until it is merged
+        return {"status": "compacted", "generation": latest.number, "pending_merge": True}
     replaced = compaction.replaced_keys(store, latest)
     for key in replaced:
         store.delete(key)

@@ -4,19 +4,21 @@ A point is identified by its stream key (stream v2, ``simulations.streams``): th
 of (simulation, version, seed, effective parameters, replicate). Equal keys mean equal inputs
 to the same function version, so equal metrics, bit for bit.
 
-- **Index** (written where a shard completes): every succeeded shard writes the keys and
-  metrics of the points it evaluated to ``reuse/<family>/run_id=<run>/shard-<k>.parquet``,
-  ``family`` being a digest of (simulation, version, seed). Only a family's files are ever
-  read, so reuse never crosses simulations, versions or seeds, and a stage's store is its own,
-  so it never crosses stages.
-- **Merged index** (written where a complete run is compacted: ``merge_run``): the run's
-  per-shard files folded into ``reuse/<family>/merged/gen-<n>.parquet``, each distinct point of
-  the family once (its oldest source), committed by a conditional create, then the run's files
-  deleted. Its size is the family's distinct points, whatever the number of runs that
-  computed them.
+- **Pending runs**: the root dispatcher of each job of a run (its first dispatch, a redrive)
+  marks the run pending in its family, ``reuse/<family>/pending/run_id=<run>/<job>`` (one
+  empty object a job, never one a shard), before any worker is invoked. A pending run's
+  evaluated points are its results rows with no ``source_run_id``; each one's key follows
+  from its index and the run's request, so workers write nothing for reuse. Only a family's
+  objects are ever read, so reuse never crosses simulations, versions or seeds, and a stage's
+  store is its own, so it never crosses stages.
+- **Merged index** (written where a complete run is compacted: ``merge_run``): a pending
+  run's evaluated points folded into ``reuse/merged/family=<family>/gen-<n>.parquet``, each
+  distinct point of the family once (its oldest source), committed by a conditional create,
+  then the markers it folded deleted. Its size is the family's distinct points, whatever the
+  number of runs that computed them.
 - **Plan** (once per run, in the root dispatcher before any worker is invoked; the 202 does
   not wait for it): the run's points' keys are matched against the family's history
-  (``history``: the latest merged generation, then the files of runs not merged yet) in one
+  (``history``: the latest merged generation, then the results of runs still pending) in one
   Arrow ``index_in``, and each shard gets the list of points it copies
   (``runs/<run>/reuse/shard-<k>.parquet``) and ``runs/<run>/reuse/plan.json`` their counts.
   Entries whose source shard has no results any more (a deleted run) are skipped, so a source
@@ -26,7 +28,8 @@ to the same function version, so equal metrics, bit for bit.
 
 The plan reads the family's history once per run, never per shard: with its runs merged, one
 listing and one file whose size grows with the family's distinct points, not with its number
-of runs (``bench.reuse_planning``).
+of runs (``bench.reuse_planning``). A pending run costs a plan the read of its results and a
+key a point (a few microseconds): runs are pending only until their compaction.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from chalicelib.simulations.declarations import PointStreams, Simulation
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import compaction, layout, manifests
 from chalicelib.storage.stores import ObjectStore
-from chalicelib.storage.tables import REUSE_INDEX, REUSE_MERGED, REUSE_PLAN, to_parquet
+from chalicelib.storage.tables import REUSE_MERGED, REUSE_PLAN, to_parquet
 
 if TYPE_CHECKING:  # not imported: sweep estimate imports this module from the wheel, which
     from chalicelib.analytics.catalog import Catalog  # ships no analytics package
@@ -62,38 +65,101 @@ def family(simulation: str, version: str, seed: int) -> str:
     return streams.digest(streams.prefix_text(simulation, version, seed)).hex()
 
 
-def write_index(
-    store: ObjectStore,
-    fam: str,
-    run_id: str,
-    shard_id: int,
-    keys: bytes,
-    indices: np.ndarray,
-    metrics: np.ndarray,
-) -> None:
-    """The points a shard evaluated: ``keys`` their 16-byte stream keys end to end, in point
-    order (one buffer, laid out as Arrow's fixed-size binary already is: no object a point),
-    ``metrics`` one row each."""
-    key_type = REUSE_INDEX.field("key").type
-    if len(keys) != key_type.byte_width * len(indices):
-        raise ValueError(f"{len(keys)} bytes of keys for {len(indices)} points")
-    table = pa.table(
+def mark_pending(store: ObjectStore, request: SweepRequest, run_id: str, job: str) -> None:
+    """Before a job's workers are invoked: its run's evaluated points are for plans to read
+    from its results until ``merge_run`` folds them in (idempotent: a create)."""
+    sim = REGISTRY[request.simulation]
+    fam = family(sim.name, sim.version, request.seed)
+    store.create(layout.reuse_pending(fam, run_id, job), b"")
+
+
+def _pending(store: ObjectStore, fam: str) -> dict[str, list[str]]:
+    """The family's pending runs: run id -> its markers."""
+    runs: dict[str, list[str]] = {}
+    for obj in store.list(layout.reuse_pending_prefix(fam)):
+        if (run_id := layout.parse_reuse_pending(obj.key)) is not None:
+            runs.setdefault(run_id, []).append(obj.key)
+    return runs
+
+
+def evaluated(store: ObjectStore, run_id: str, with_params: bool = True) -> pa.Table | None:
+    """The points run ``run_id`` evaluated itself (results rows with no ``source_run_id``) and
+    not merged yet, as rows of the merged index (``tables.REUSE_MERGED``; ``params`` empty
+    unless ``with_params``), read from its per-shard results files: a pending run keeps them,
+    since its compaction deletes what it replaced only once the run is merged (``pending``),
+    and after a merge only a redrive's new shards have files of their own. None when there is
+    nothing to read, the run is gone (no manifest) or its simulation is not registered here."""
+    try:
+        request = manifests.load(store, run_id).request
+    except KeyError:
+        return None
+    sim = REGISTRY.get(request.simulation)
+    if sim is None:
+        return None
+    tables = []
+    for obj in store.list(layout.results_prefix(run_id)):
+        if compaction.shard_of_results(obj.key) is None:
+            continue
+        try:
+            data = store.get(obj.key)
+        except KeyError:  # deleted under us: a merged run's, after its grace period
+            continue
+        table = pq.read_table(io.BytesIO(data), columns=EVALUATED_COLUMNS)
+        tables.append(table.filter(pc.is_null(table["source_run_id"])))
+    rows = pa.concat_tables(tables) if tables else None
+    if rows is None or rows.num_rows == 0:
+        return None
+    return _index_rows(rows, run_id, sim, request, with_params)
+
+
+def pending(store: ObjectStore, run_id: str) -> bool:
+    """Whether the run has evaluated points not merged yet: its compaction then keeps the
+    per-shard results a plan reads them from (``evaluated``)."""
+    try:
+        request = manifests.load(store, run_id).request
+    except KeyError:
+        return False
+    sim = REGISTRY.get(request.simulation)
+    if sim is None:
+        return False
+    fam = family(sim.name, sim.version, request.seed)
+    return any(True for _ in store.list(layout.reuse_pending_prefix(fam, run_id)))
+
+
+EVALUATED_COLUMNS = ["shard_id", "point_index", "metrics", "source_run_id"]
+
+
+def _index_rows(
+    rows: pa.Table, run_id: str, sim: Simulation, request: SweepRequest, with_params: bool
+) -> pa.Table:
+    """Results rows as rows of the merged index: each point's stream key, effective
+    parameters (stream-key text) and replicate from its index and the run's request, and its
+    metrics in declared order (the results map's values are written in that order)."""
+    space, canonical = request.space, streams.canonical
+    key_of, effective = PointStreams(sim, request.seed).key, sim.effective_params
+    keys, params, replicates = [], [], []
+    for i in rows["point_index"].to_pylist():
+        values = effective(space.point(i))
+        replicate = space.replicate(i)
+        keys.append(key_of(values, replicate))
+        replicates.append(replicate)
+        if with_params:
+            params.append([(name, canonical(value)) for name, value in sorted(values.items())])
+        else:
+            params.append([])
+    maps = rows["metrics"].combine_chunks()
+    n = rows.num_rows
+    return pa.table(
         {
-            "key": pa.FixedSizeBinaryArray.from_buffers(
-                key_type, len(indices), [None, pa.py_buffer(keys)]
-            ),
-            "point_index": pa.array(indices, pa.int64()),
-            "metrics": _lists(metrics),
+            "key": pa.array(keys, pa.binary(16)),
+            "source_run_id": pa.array([run_id] * n, pa.string()),
+            "shard_id": rows["shard_id"].combine_chunks(),
+            "metrics": pa.ListArray.from_arrays(maps.offsets, maps.items),
+            "params": pa.array(params, pa.map_(pa.string(), pa.string())),
+            "replicate": pa.array(replicates, pa.int32()),
         },
-        schema=REUSE_INDEX,
+        schema=REUSE_MERGED,
     )
-    store.put(layout.reuse_index(fam, run_id, shard_id), to_parquet(table, dictionary=False))
-
-
-def _lists(metrics: np.ndarray) -> pa.Array:
-    rows, width = metrics.shape
-    offsets = pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(metrics.reshape(-1), pa.float64()))
 
 
 @dataclass(frozen=True)
@@ -172,32 +238,26 @@ class _Sources:
 def history(store: ObjectStore, fam: str, run_id: str) -> History:
     """What a plan of run ``run_id`` can copy: the family's latest merged index (every point
     of its merged runs once, read whole: its size is the family's distinct points, whatever
-    the number of runs that computed them) and the per-shard index files of runs not merged
-    yet (running, or complete and not yet compacted), oldest run first. Rows whose source
-    shard has no results any more (a deleted run) are left out, checked once per source run
-    (its compaction record, and its results listing only if a shard is not in it)."""
-    by_run: dict[str, list[tuple[int, str]]] = {}
-    for obj in store.list(layout.reuse_family(fam)):
-        if (parsed := layout.parse_reuse_index(obj.key)) is not None and parsed[0] != run_id:
-            by_run.setdefault(parsed[0], []).append((parsed[1], obj.key))
+    the number of runs that computed them), then what the runs still pending (running, or
+    complete and not compacted yet) evaluated, read from their results, oldest run first.
+    Merged rows whose source shard has no results any more (a deleted run) are left out,
+    checked once per source run (its compaction record, and its results listing only if a
+    shard is not in it); a pending run that is gone has no results to read."""
     keys: list[pa.Array] = []
     metrics: list[pa.Array] = []
     origins: list[pa.Array] = []
-    alive = _Sources(store)
     table = _latest_merged(store, fam)
     if table is not None:
-        table = _living(table, alive, run_id)
+        table = _living(table, _Sources(store), run_id)
         keys.append(table["key"].combine_chunks())
         metrics.append(table["metrics"].combine_chunks())
         origins.append(table["source_run_id"].combine_chunks())
-    for source in sorted(by_run):  # oldest run first: it wins a key several runs computed
-        for shard_id, key in by_run[source]:
-            if not alive(source)(shard_id):
-                continue
-            table = pq.read_table(io.BytesIO(store.get(key)), columns=["key", "metrics"])
-            keys.append(table["key"].combine_chunks())
-            metrics.append(table["metrics"].combine_chunks())
-            origins.append(pa.array([source] * table.num_rows, pa.string()))
+    for source in sorted(_pending(store, fam)):  # oldest run first: it wins a key
+        if source == run_id or (rows := evaluated(store, source, with_params=False)) is None:
+            continue
+        keys.append(rows["key"].combine_chunks())
+        metrics.append(rows["metrics"].combine_chunks())
+        origins.append(rows["source_run_id"].combine_chunks())
     if not keys:
         empty = REUSE_MERGED.empty_table()
         return History(empty["key"], empty["metrics"], empty["source_run_id"])
@@ -295,18 +355,20 @@ def matches(past: History, keys: Sequence[bytes]) -> pa.Array:
 
 
 def merge_run(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int = 5) -> int:
-    """Fold a complete run's per-shard index files into its family's merged index (called
-    where the run is compacted, so once it is complete), then delete them: planning then reads
-    one file of the family's distinct points instead of a file per shard of every earlier run.
-    A new generation is committed by a conditional create, so two runs of a family merged at
-    once never lose each other's points (the loser merges again on top); then the previous
-    one is deleted (a plan reading it lists again), so the family's partition of the table
-    ``reuse`` (registered with ``catalog``) holds one generation. Best effort: files not
-    merged are still read by plans; returns the points merged."""
+    """Fold what a pending run evaluated (``evaluated``: its results) into its family's merged
+    index (called where the run is compacted, so once it is complete), then delete the markers
+    folded: planning then reads one file of the family's distinct points instead of the
+    results of every earlier run. A new generation is committed by a conditional create, so
+    two runs of a family merged at once never lose each other's points (the loser merges again
+    on top); then the previous one is deleted (a plan reading it lists again), so the
+    family's partition of the table ``reuse`` (registered with ``catalog``) holds one
+    generation. A marker made after the listing (a redrive's) is left for the redrive's own
+    compaction. Best effort: a run not merged stays pending, and plans read its results;
+    returns the points merged."""
     try:
         return _merge(store, run_id, catalog, attempts)
     except Exception:
-        logger.exception("reuse index not merged; plans read its files", extra={"run_id": run_id})
+        logger.exception("reuse index not merged; plans read its results", extra={"run_id": run_id})
         return 0
 
 
@@ -316,61 +378,33 @@ def _merge(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int) -> 
     if sim is None:
         return 0
     fam = family(sim.name, sim.version, request.seed)
-    prefix = f"{layout.reuse_family(fam)}run_id={run_id}/"
+    markers = [o.key for o in store.list(layout.reuse_pending_prefix(fam, run_id))]
+    if not markers:
+        return 0  # merged already
+    own = evaluated(store, run_id)
     for _ in range(attempts):
-        files = [o.key for o in store.list(prefix)]
-        if not files:
-            return 0  # merged already (or the run evaluated nothing)
         numbers = _merged_numbers(store, fam)
         latest = max(numbers, default=0)
-        parts = []
+        parts = [] if own is None else [own]
         if latest:  # less the points of runs gone since: this run's copies may take their place
             table = pq.read_table(
                 io.BytesIO(store.get(layout.reuse_merged(fam, latest))), schema=REUSE_MERGED
             )
-            parts.append(_living(table, _Sources(store)))
-        parts += [_merged_rows(store, key, run_id, sim, request) for key in files]
+            parts.insert(0, _living(table, _Sources(store)))
+        if not parts:
+            break  # nothing evaluated and nothing merged before: no generation to make
         merged = _distinct(pa.concat_tables(parts))
         data = to_parquet(merged, dictionary=["source_run_id"])
         if store.create(layout.reuse_merged(fam, latest + 1), data):
+            catalog.register_family(fam)
+            for number in numbers:
+                store.delete(layout.reuse_merged(fam, number))
             break
     else:
         return 0  # raced every time: the next compaction of the run merges it
-    catalog.register_family(fam)
-    for key in files:
+    for key in markers:
         store.delete(key)
-    for number in numbers:
-        store.delete(layout.reuse_merged(fam, number))
-    merged_points: int = merged.num_rows
-    return merged_points
-
-
-def _merged_rows(
-    store: ObjectStore, key: str, run_id: str, sim: Simulation, request: SweepRequest
-) -> pa.Table:
-    """A per-shard index file as rows of the merged index: each point's effective parameters
-    in their stream-key text, from its index (the run's space), computed here once per point
-    rather than by the worker."""
-    table = pq.read_table(io.BytesIO(store.get(key)))
-    shard_id = layout.parse_reuse_index(key)[1]  # type: ignore[index]
-    space, canonical = request.space, streams.canonical
-    params, replicates = [], []
-    for i in table["point_index"].to_pylist():
-        effective = sim.effective_params(space.point(i))
-        params.append([(name, canonical(value)) for name, value in sorted(effective.items())])
-        replicates.append(space.replicate(i))
-    n = table.num_rows
-    return pa.table(
-        {
-            "key": table["key"],
-            "source_run_id": pa.array([run_id] * n, pa.string()),
-            "shard_id": pa.array([shard_id] * n, pa.int32()),
-            "metrics": table["metrics"],
-            "params": pa.array(params, pa.map_(pa.string(), pa.string())),
-            "replicate": pa.array(replicates, pa.int32()),
-        },
-        schema=REUSE_MERGED,
-    )
+    return 0 if own is None else own.num_rows
 
 
 def _distinct(table: pa.Table) -> pa.Table:

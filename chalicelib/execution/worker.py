@@ -13,7 +13,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +27,7 @@ from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.space import ParameterSpace
-from chalicelib.simulations.declarations import Value
+from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
 from chalicelib.storage.cancel_marker import is_cancelled
@@ -148,7 +147,6 @@ def _run(
             raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
         cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
         copied = reuse.load_plan(store, ref.run_id, ref.shard_id) if shard.request.reuse else None
-        evaluated = EvaluatedPoints()
         with _results_sink(store, shard.end - shard.start) as sink:
             results = ResultsFile(sink, ref.shard_id)
             try:
@@ -158,14 +156,12 @@ def _run(
                     cancelled,
                     results.write,
                     copied,
-                    evaluated,
                     look_s,
                 )
             finally:
                 results.close()
             data = sink if isinstance(sink, Path) else sink.getvalue().to_pybytes()
             reused = len(copied) if copied is not None else 0
-            _write_index(store, shard, evaluated)
             attempt = writer.record_success(
                 ref, data, results.rows, Timing.since(started), request_id, points_reused=reused
             )
@@ -207,18 +203,17 @@ def _evaluate(
     cancelled: Callable[[], bool],
     emit: Callable[[ResultColumns], None],
     copied: reuse.ShardPlan | None = None,
-    evaluated: EvaluatedPoints | None = None,
     look_s: float = LOOK_SECONDS,
 ) -> None:
     """Evaluate the shard's points, handing ``emit`` one row group (``ROW_GROUP_POINTS``) at a
     time, so memory is flat in the shard's size; the loop keeps only the metrics of each point.
     A point in ``copied`` (reuse) takes the stored metrics and the simulation is not called for
-    it; each evaluated point's stream key, index and metrics go to ``evaluated`` (the reuse
-    index). ``out_of_time`` and ``cancelled`` are asked at the looks (``LOOK_SECONDS``).
+    it. ``out_of_time`` and ``cancelled`` are asked at the looks (``LOOK_SECONDS``).
 
     A point's parameters follow from its index, so their strings are made afterwards for the
     whole group at once (``param_strings``), not point by point; its metrics become one Arrow
-    array per group, shared by the results file and the reuse index."""
+    array per group. Nothing is written for reuse: a later plan or merge finds the points this
+    shard evaluated in its results (``reuse.evaluated``)."""
     if shard.injected_crash:  # unhandled on purpose: Lambda retries, then OnFailure
         raise InjectedCrash(f"shard {shard.shard_id} is in crash_shards")
     if shard.injected_failure:
@@ -227,10 +222,8 @@ def _evaluate(
         )
     sim = REGISTRY[shard.request.simulation]
     space = shard.request.space
-    record = evaluated if evaluated is not None else EvaluatedPoints()
-    keys: list[bytes] = []  # the group's stream keys, handed to ``record`` per group
     # One re-keyed generator (stream v2); points decoded straight into effective parameters.
-    evaluate = sim.values_evaluator(shard.request.seed, keys)
+    evaluate = _values_evaluator(sim, shard.request.seed)
     base, floats = sim.defaults, sim.float_names
     reused = copied.points if copied is not None else {}
     clock, due = time.monotonic, 0.0  # 0: look before the first point
@@ -252,8 +245,6 @@ def _evaluate(
                     FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
                 ) from None
         values = pa.array(metrics, pa.float64())
-        record.add_group(lo, hi, keys, values, reused)
-        keys.clear()
         params = param_strings(space, lo, hi)
         sources = reuse.source_column(copied, lo, hi) if copied else None
         emit(
@@ -267,6 +258,24 @@ def _evaluate(
                 sources,
             )
         )
+
+
+_EVALUATORS: dict[
+    tuple[str, int], tuple[Simulation, Callable[[dict[str, Value], int], list[float]]]
+] = {}
+
+
+def _values_evaluator(sim: Simulation, seed: int) -> Callable[[dict[str, Value], int], list[float]]:
+    """The process's evaluator of (simulation, seed), made once, not once a shard: making one
+    (a Philox generator, its state and the key fragments' caches) cost more than evaluating a
+    cheap one-point shard. Reused as one point's generator is reused by the next (stream v2
+    re-keys it per point). A simulation replaced under the same name (tests) gets its own."""
+    held = _EVALUATORS.get((sim.name, seed))
+    if held is None or held[0] is not sim:
+        if len(_EVALUATORS) >= 16:  # a process sees a few (simulation, seed) pairs
+            _EVALUATORS.clear()
+        held = _EVALUATORS[(sim.name, seed)] = (sim, sim.values_evaluator(seed))
+    return held[1]
 
 
 def _look(
@@ -289,56 +298,6 @@ def _look(
         )
 
 
-@dataclass
-class EvaluatedPoints:
-    """The points a shard evaluated (not copied): their stream keys, indices and metrics, for
-    the reuse index. 16 bytes of key, 8 of index and 8 per metric a point (as arrays: a
-    16-byte ``bytes`` object alone is 49), beside the row group the worker streams out."""
-
-    keys: bytearray = field(default_factory=bytearray)
-    indices: list[np.ndarray] = field(default_factory=list)
-    metrics: list[np.ndarray] = field(default_factory=list)
-
-    def add_group(
-        self,
-        lo: int,
-        hi: int,
-        keys: list[bytes],
-        metrics: pa.Array,
-        copied: dict[int, tuple[str, list[float]]],
-    ) -> None:
-        """Points ``[lo, hi)`` of a row group: the ``keys`` of those evaluated, in point order,
-        and every point's ``metrics`` (row-major, in point order), minus those ``copied``
-        from an earlier run; whole groups at once, not point by point."""
-        self.keys += b"".join(keys)
-        values = metrics.to_numpy(zero_copy_only=False).reshape(hi - lo, -1)
-        indices = np.arange(lo, hi, dtype=np.int64)
-        skipped = [i - lo for i in copied if lo <= i < hi] if copied else []
-        if skipped:
-            kept = np.ones(hi - lo, dtype=bool)
-            kept[skipped] = False
-            indices, values = indices[kept], values[kept]
-        self.indices.append(indices)
-        self.metrics.append(values)
-
-
-def _write_index(store: ObjectStore, shard: events.ShardTask, points: EvaluatedPoints) -> None:
-    """Index the points this shard evaluated, so later runs can reuse them. Best effort: a
-    missing index entry only means a later run evaluates those points again."""
-    if not points.keys:
-        return
-    sim = REGISTRY[shard.request.simulation]
-    indices = np.concatenate(points.indices)
-    metrics = np.concatenate(points.metrics)
-    fam = reuse.family(sim.name, sim.version, shard.request.seed)
-    try:
-        reuse.write_index(
-            store, fam, shard.run_id, shard.shard_id, bytes(points.keys), indices, metrics
-        )
-    except StorageError:
-        logger.warning("reuse index not written; later runs will evaluate these points")
-
-
 @contextmanager
 def _results_sink(store: ObjectStore, points: int) -> Iterator[Path | pa.BufferOutputStream]:
     """Where the shard's results are written: memory for a shard of one row group (small, and
@@ -355,6 +314,11 @@ def _results_sink(store: ObjectStore, points: int) -> Iterator[Path | pa.BufferO
         Path(name).unlink(missing_ok=True)
 
 
+# Up to this many points, ``param_strings`` formats point by point (~3 us a point) rather than
+# paying its array operations' fixed cost.
+FEW_POINTS = 64
+
+
 def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:
     """Every point's parameter strings (``format_value``), row-major in ``space.columns``
     order, as one Arrow array.
@@ -363,7 +327,14 @@ def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:
     (block * replicates)`` (the last factor varies fastest, as ``iter_points`` steps them),
     and a sampled point's block index is ``(i // replicates) % block``; only the distinct
     coordinates the shard uses are formatted, and Arrow's ``take`` lays them out, so the cost
-    per point is a few array operations in C (plus, for a sampled block, its points)."""
+    per point is a few array operations in C (plus, for a sampled block, its points). A
+    shard of a few points (``FEW_POINTS``) formats each point's values instead: those array
+    operations cost a fixed ~0.3 ms a call, most of a one-point shard's evaluation."""
+    if end - start <= FEW_POINTS:
+        return pa.array(
+            [format_value(v) for i in range(start, end) for v in space.point(i).values()],
+            pa.string(),
+        )
     index = np.arange(start, end, dtype=np.int64)
     codes = np.empty((end - start, len(space.columns)), dtype=np.int64)
     distinct: list[str] = []

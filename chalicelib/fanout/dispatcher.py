@@ -106,6 +106,7 @@ class Dispatcher:
             self._register(manifest)
             if manifest.request.reuse:
                 self._plan_reuse(manifest)
+            self._mark_pending(manifest, job)
             size = pacing.window(self.settings, self.invoker)
             if size is not None and len(ids) > size:  # only a job larger than its window
                 return self._pace(manifest, job, ids, size)
@@ -129,6 +130,12 @@ class Dispatcher:
             reuse.plan(self.store, manifest)
         except Exception:
             logger.exception("reuse planning failed", extra={"run_id": manifest.run_id})
+
+    def _mark_pending(self, manifest: Manifest, job: DispatchJob) -> None:
+        """Before the job's workers are invoked: later runs' plans read what they evaluate
+        from the run's results until its compaction merges them (``reuse.mark_pending``).
+        A job whose mark failed is retried by Lambda, as any storage error here is."""
+        reuse.mark_pending(self.store, manifest.request, manifest.run_id, job.job)
 
     def _pace(
         self, manifest: Manifest, job: DispatchJob, ids: Sequence[int], size: int | None = None

@@ -247,19 +247,28 @@ def reuse_family(family: str) -> str:
     return f"{REUSE_INDEX}{family}/"
 
 
-def reuse_index(family: str, run_id: str, shard_id: int) -> str:
-    """The points one succeeded shard evaluated, by stream key (tables.REUSE_INDEX)."""
-    return f"{reuse_family(family)}run_id={_run(run_id)}/shard-{shard_id:06d}.parquet"
+def reuse_pending(family: str, run_id: str, job: str) -> str:
+    """A job of a run of the family whose evaluated points are not in the merged index yet:
+    made (empty) by the job's root dispatcher before any of its workers is invoked, deleted by
+    the merge that folded the run's results in. Until then plans read those results."""
+    if not re.fullmatch(r"[a-z0-9-]{1,64}", job):
+        raise ValueError(f"malformed job name {job!r}")
+    return f"{reuse_pending_prefix(family, run_id)}{job}"
 
 
-_REUSE_INDEX_RE = re.compile(
-    r"/run_id=(?P<run_id>[A-Za-z0-9-]{8,64})/shard-(?P<shard>\d{6,})\.parquet$"
-)
+def reuse_pending_prefix(family: str, run_id: str = "") -> str:
+    """The family's pending markers (``reuse_pending``), or one run's with ``run_id``."""
+    folder = f"{reuse_family(family)}pending/"
+    return f"{folder}run_id={_run(run_id)}/" if run_id else folder
 
 
-def parse_reuse_index(key: str) -> tuple[str, int] | None:
-    m = _REUSE_INDEX_RE.search(key)
-    return (m["run_id"], int(m["shard"])) if m and key.startswith(REUSE_INDEX) else None
+_REUSE_PENDING_RE = re.compile(r"/pending/run_id=(?P<run_id>[A-Za-z0-9-]{8,64})/[a-z0-9-]{1,64}$")
+
+
+def parse_reuse_pending(key: str) -> str | None:
+    """The run a pending marker names, or None for any other key."""
+    m = _REUSE_PENDING_RE.search(key)
+    return m["run_id"] if m and key.startswith(REUSE_INDEX) else None
 
 
 def reuse_merged_prefix(family: str) -> str:

@@ -54,17 +54,6 @@ RESULTS = pa.schema(
     ]
 )
 
-# The reuse index (chalicelib/execution/reuse.py): one file per succeeded shard, the points it
-# evaluated, each by its stream key (the 16-byte digest that identifies the point) with its
-# metrics in the simulation's declared order.
-REUSE_INDEX = pa.schema(
-    [
-        pa.field("key", pa.binary(16), nullable=False),
-        pa.field("point_index", pa.int64(), nullable=False),
-        pa.field("metrics", pa.list_(pa.float64()), nullable=False),
-    ]
-)
-
 # The table ``reuse``: a family's merged reuse index (chalicelib/execution/reuse.py), each
 # distinct point of its merged runs once, with the run and shard that evaluated it (the oldest
 # such run), its effective parameters in their stream-key text (``streams.canonical``) and its

@@ -364,14 +364,22 @@ held: dict[int, tuple[str, dict[str, Any]]] = {}
 
 def drain_dropping(lost_run: str) -> None:
     """Run every queued event, except the lost run's worker events for shards 1 and 2: Lambda
-    drops them (shard 2's is kept, to arrive late)."""
-    while calls:
+    drops them (shard 2's is kept, to arrive late). Compactor events run once the others are
+    done (Lambda orders no two functions' events): the first run's compaction comes after the
+    reusing run's plan, which so reads the first run while it is pending, from its results."""
+    compactions: list[tuple[str, dict[str, Any]]] = []
+    while calls or compactions:
+        if not calls:
+            calls.append(compactions.pop(0))
         function, payload = calls.pop(0)
         if payload.get("run_id") == lost_run and payload.get("shard_id") in (1, LATE_SHARD):
             held[payload["shard_id"]] = (function, payload)
             continue
         if function.endswith("-compactor"):
-            compact(function, payload)
+            if calls:
+                compactions.append((function, payload))
+            else:
+                compact(function, payload)
             continue
         current[0] = "dispatcher" if function.endswith("-dispatcher") else "worker"
         handler = app.dispatcher if current[0] == "dispatcher" else app.worker
@@ -386,7 +394,7 @@ status, second = api(
         "simulation": "monte_carlo_pi",
         "parameters": {"samples": {"values": [1, 2, 3]}},
         "shards": {"count": 3},
-        "reuse": True,  # its plan reads the first run's reuse index (the dispatcher's grants)
+        "reuse": True,  # its plan reads the first run's results (the dispatcher's grants)
     },
 )
 assert status == 202, second
@@ -453,6 +461,7 @@ status, third = api(
         "simulation": "monte_carlo_pi",
         "parameters": {"samples": {"values": [1, 2, 3]}},
         "shards": {"count": 3},
+        "reuse": True,  # its plan reads the family's merged index (the dispatcher's grants)
     },
 )
 assert status == 202, third

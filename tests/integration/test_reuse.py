@@ -1,8 +1,8 @@
 """Reuse: a run with "reuse": true copies the points earlier runs computed, and only those.
 
-Runs go through the real pieces on a LocalStore: the manifest, the root dispatcher's plan
-(``reuse.plan``, what ``Dispatcher.run`` calls before any worker) and ``run_task`` per shard;
-the simulation function is wrapped to count its calls.
+Runs go through the real pieces on a LocalStore: the manifest, the root dispatcher's plan and
+pending mark (``reuse.plan``, ``reuse.mark_pending``: what ``Dispatcher.run`` calls before any
+worker) and ``run_task`` per shard; the simulation function is wrapped to count its calls.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.execution import reuse
 from chalicelib.execution.worker import run_task
 from chalicelib.model import ids
-from chalicelib.model.events import run_task_payload
+from chalicelib.model.events import INITIAL, run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits
 from chalicelib.model.validation import validate_request
 from chalicelib.runs.status import status
+from chalicelib.simulations import streams
 from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout, manifests
@@ -65,7 +66,8 @@ class Counted:
 
 class Runs:
     """Submits and runs sweeps in order; each run id is later than the previous one. With
-    ``merge``, each run's index is then merged into its family's (what its compaction does)."""
+    ``merge``, what each run evaluated is then merged into its family's index (what its
+    compaction does); without, every run stays pending and plans read its results."""
 
     def __init__(self, store: LocalStore, merge: bool = False) -> None:
         self.store = store
@@ -79,6 +81,7 @@ class Runs:
         manifests.save(self.store, run)
         if request.reuse:
             reuse.plan(self.store, run)
+        reuse.mark_pending(self.store, request, run.run_id, INITIAL)
         for shard_id in range(request.shard_count):
             run_task(run_task_payload(run, shard_id), None, self.store, 0)
         if self.merge:
@@ -102,10 +105,10 @@ class Runs:
         ]
 
 
-@pytest.fixture(params=["per-shard index", "merged index"])
+@pytest.fixture(params=["pending runs", "merged index"])
 def runs(tmp_path: Path, request: pytest.FixtureRequest) -> Runs:
-    """Every test twice: plans reading the runs' per-shard index files, and plans reading the
-    family's merged index (each run merged once complete)."""
+    """Every test twice: plans reading the earlier runs' results (each still pending), and
+    plans reading the family's merged index (each run merged once complete)."""
     return Runs(LocalStore(tmp_path / "data"), merge=request.param == "merged index")
 
 
@@ -198,43 +201,50 @@ def test_the_oldest_source_wins_and_reused_points_are_not_reindexed(
     origins = reuse.history(runs.store, fam, "none").origins.to_pylist()
     assert origins.count(first.run_id) == 81
     assert origins.count(copy.run_id) == 72  # its evaluated points, not its 81 copies
-    # Merged, the family's index holds each point once (the oldest run's), and no per-shard
-    # file is left to read.
+    # Merged, the family's index holds each point once (the oldest run's), and no run is
+    # left pending; unmerged, each run is pending (one marker a run, none a shard).
     assert origins.count(second.run_id) == (0 if runs.merge else 81)
-    per_shard = [o.key for o in runs.store.list(layout.reuse_family(fam))]
-    assert all(layout.parse_reuse_index(k) for k in per_shard)
-    assert len(per_shard) == (0 if runs.merge else 12)
+    pending = [o.key for o in runs.store.list(layout.reuse_pending_prefix(fam))]
+    assert [layout.parse_reuse_pending(k) for k in pending] == (
+        [] if runs.merge else [first.run_id, second.run_id, copy.run_id]
+    )
     merged = [layout.parse_reuse_merged(o.key) for o in runs.store.list("reuse/merged/")]
     assert merged == ([3] if runs.merge else [])  # only the latest generation is kept
 
 
-def test_a_partly_copied_shards_index_pairs_each_key_with_its_own_point(
+def test_a_partly_copied_runs_evaluated_points_pair_each_key_with_its_own_point(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Shards that copied every other block of points index only those they evaluated, each
-    stream key beside its own point index and metrics: what a later run copies by that key.
-    The worker's own per-shard files, so read before any merge folds them away."""
+    """Shards that copied every other block of points: what the run evaluated
+    (``reuse.evaluated``, what plans and the merge read) is exactly its points without a
+    source, each stream key beside its own point's metrics as the results hold them: what a
+    later run copies by that key. Keys made here from each results row's point index."""
     Counted(monkeypatch)
     runs = Runs(LocalStore(tmp_path / "data"))
     runs.run(grid(VOL9))
     body = grid(VOL17, reuse=True, shards={"count": 5})
     wide, request = runs.run(body), validate_request(body, LIMITS)
     sim = REGISTRY["option_pricing"]
-    streams = PointStreams(sim, 7)
+    point_streams = PointStreams(sim, 7)
     results = runs.results(wide)
-    fam = reuse.family("option_pricing", "1", 7)
-    indexed = []
-    for o in runs.store.list(layout.reuse_family(fam) + f"run_id={wide.run_id}/"):
-        for row in pq.read_table(Path(runs.store.describe()) / o.key).to_pylist():
-            point = request.space.point(row["point_index"])
-            assert row["key"] == streams.key(sim.effective_params(point))
-            stored = results[row["point_index"]]
-            assert stored["source_run_id"] is None
-            metrics = dict(zip(sim.metrics, row["metrics"], strict=True))
-            assert identical(metrics, dict(stored["metrics"]))
-            indexed.append(row["point_index"])
-    evaluated = sorted(i for i, r in results.items() if r["source_run_id"] is None)
-    assert sorted(indexed) == evaluated and len(evaluated) == 72
+    own = {
+        point_streams.key(sim.effective_params(request.space.point(i))): row
+        for i, row in results.items()
+        if row["source_run_id"] is None
+    }
+    rows = reuse.evaluated(runs.store, wide.run_id)
+    assert rows is not None and rows.num_rows == len(own) == 72
+    for row in rows.to_pylist():
+        stored = own[row["key"]]
+        assert row["shard_id"] == stored["shard_id"] and row["source_run_id"] == wide.run_id
+        metrics = dict(zip(sim.metrics, row["metrics"], strict=True))
+        assert identical(metrics, dict(stored["metrics"]))
+        assert dict(row["params"]) == {
+            name: streams.canonical(value)
+            for name, value in sim.effective_params(
+                request.space.point(stored["point_index"])
+            ).items()
+        }
 
 
 @pytest.mark.parametrize("change", ["seed", "version"])
@@ -425,7 +435,8 @@ def test_two_runs_merged_at_once_lose_no_point(tmp_path: Path) -> None:
 
 
 def test_compaction_merges_a_complete_runs_index(tmp_path: Path) -> None:
-    """The hook: compacting a complete run folds its index into its family's, once."""
+    """The hook: compacting a complete run folds what it evaluated (read from the generation
+    just written) into its family's index, once, and the run is no longer pending."""
     from chalicelib.config import Settings
     from chalicelib.execution.compaction import compact
 
@@ -435,16 +446,50 @@ def test_compaction_merges_a_complete_runs_index(tmp_path: Path) -> None:
     settings = Settings(stage="dev", compaction_target_mb=1)
     fam = reuse.family("option_pricing", "1", 7)
     before = [o.key for o in runs.store.list(layout.reuse_family(fam))]
-    assert len(before) == 4 and all(layout.parse_reuse_index(k) for k in before)
+    assert before == [layout.reuse_pending(fam, first.run_id, INITIAL)]
     catalog = FamilyCatalog()
     for _ in range(2):  # a second compactor call finds nothing left to merge
         compact(runs.store, first.run_id, settings, catalog)
-        assert not any(runs.store.list(layout.reuse_family(fam)))
+        assert not any(runs.store.list(layout.reuse_pending_prefix(fam)))
         after = [o.key for o in runs.store.list(layout.reuse_merged_prefix(fam))]
         assert after == [layout.reuse_merged(fam, 1)]
     assert catalog.families == [fam]  # its partition of the table reuse, once merged
     again = runs.run(grid(VOL9, reuse=True))
     assert status(runs.store, again.run_id)["points_reused"] == 81
+
+
+class GlueDown(NoCatalog):
+    def register_family(self, family: str) -> int:
+        raise RuntimeError("Glue is down")
+
+
+def test_a_compacted_run_keeps_its_results_until_it_is_merged(tmp_path: Path) -> None:
+    """A merge that fails (here Glue, after the generation is committed) leaves the run
+    pending: its compaction does not delete the per-shard results plans read it from, even
+    past the grace period, and the next compaction merges it, then cleans up."""
+    from chalicelib.config import Settings
+    from chalicelib.execution.compaction import compact
+
+    runs = Runs(LocalStore(tmp_path / "data"))
+    first = runs.run(grid(VOL9))
+    assert status(runs.store, first.run_id)["complete"]
+    settings = Settings(stage="dev", compaction_target_mb=1, compaction_grace_s=0)
+    fam = reuse.family("option_pricing", "1", 7)
+    held = compact(runs.store, first.run_id, settings, GlueDown())
+    assert held["status"] == "compacted" and held["pending_merge"]
+    assert reuse.pending(runs.store, first.run_id)
+    assert len(list(runs.store.list(layout.results_prefix(first.run_id)))) == 4
+    again = runs.run(grid(VOL9, reuse=True))
+    assert status(runs.store, again.run_id)["points_reused"] == 81
+    done = compact(runs.store, first.run_id, settings, FamilyCatalog())
+    assert done["status"] == "cleaned" and not reuse.pending(runs.store, first.run_id)
+    assert not any(runs.store.list(layout.results_prefix(first.run_id)))
+    last = runs.run(grid(VOL9, reuse=True))
+    assert status(runs.store, last.run_id)["points_reused"] == 81
+    assert {r["source_run_id"] for r in runs.results(last).values()} == {first.run_id}
+    assert [o.key for o in runs.store.list(layout.reuse_merged_prefix(fam))] == [
+        layout.reuse_merged(fam, 2)  # the second merge is a generation on top of the first
+    ]
 
 
 class FamilyCatalog(NoCatalog):

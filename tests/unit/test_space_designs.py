@@ -16,12 +16,14 @@ import math
 import subprocess
 import sys
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.config import PROJECT_ROOT
+from chalicelib.execution import worker
 from chalicelib.execution.worker import format_value, param_strings
 from chalicelib.model.designs import Choice, Integer, LogUniform, Normal, Uniform
 from chalicelib.model.sharding import ShardSpec, shard_bounds, shard_count
@@ -137,7 +139,9 @@ def test_the_workers_parameter_strings_are_each_points_values(
     expected = [
         format_value(p[c]) for _, p, _ in space.iter_points(start, end) for c in space.columns
     ]
-    assert param_strings(space, start, end).to_pylist() == expected
+    for few in (0, space.size):  # the whole-shard arrays, then point by point
+        with mock.patch.object(worker, "FEW_POINTS", few):
+            assert param_strings(space, start, end).to_pylist() == expected
 
 
 @FAST
