@@ -88,7 +88,7 @@ from chalicelib.execution import reuse
 from chalicelib.execution.compaction import compact_event
 from chalicelib.execution.worker import run_task
 from chalicelib.logs import logger
-from chalicelib.model.events import task_payload
+from chalicelib.model.events import INITIAL, task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.sharding import shard_bounds
@@ -317,8 +317,9 @@ class _Compacted:
 
 def _complete_run(request: SweepRequest, shards: int, size: int, root: Path) -> None:
     """A complete run of ``shards`` shards of ``size`` of the request's points under ``root``,
-    as the stage leaves it for its compactor: the manifest, each shard delivered to
-    ``run_task`` (the worker's code path: results, outcome, reuse index, usage record), and
+    as the stage leaves it for its compactor: the manifest, the run marked pending in its
+    reuse family (the root dispatcher's mark, which the compaction's merge reads), each shard
+    delivered to ``run_task`` (the worker's code path: results, outcome, usage record), and
     the summary that status writes on finding it complete."""
     body = request.to_dict() | {"shards": {"size": size}}
     for fault in ("fail_shards", "crash_shards", "reuse"):
@@ -328,6 +329,7 @@ def _complete_run(request: SweepRequest, shards: int, size: int, root: Path) -> 
     own = Limits(resharded.total_points, resharded.shard_count, False)  # a throw-away run's
     run = Manifest.new(RUN_ID, datetime(2000, 1, 1, tzinfo=UTC), "estimate", resharded, own)
     manifests.save(store, run)
+    reuse.mark_pending(store, resharded, RUN_ID, INITIAL)  # as its root dispatcher does
     for shard in range(shards):
         bounds = shard_bounds(resharded.total_points, resharded.shards, shard)
         run_task(task_payload(RUN_ID, shard, bounds, run.dt, resharded.to_dict()), None, store, 0)

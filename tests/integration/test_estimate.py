@@ -12,9 +12,11 @@ import pytest
 from chalicelib import pricing
 from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.config import Settings
+from chalicelib.execution import reuse
 from chalicelib.execution.compaction import compact_event
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import cost
+from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
 from sweeps import estimate as estimating
 
@@ -47,6 +49,10 @@ def test_the_compactors_requests_are_what_the_real_compactor_makes(tmp_path: Pat
         assert compact_event(event, store, Settings(), NoCatalog())["status"] == "compacted"
         cleaning = dataclasses.replace(Settings(), compaction_grace_s=0)
         assert compact_event(event, store, cleaning, NoCatalog())["status"] == "cleaned"
+        # The compaction merged the run's points into its family's index: the merge, which
+        # the run is charged for, is part of what the estimate times.
+        fam = reuse.family("option_pricing", "1", 3)
+        assert [o.key for o in store.list(layout.reuse_merged_prefix(fam))]
         used = cost.usage_by_function(store, estimating.RUN_ID)["compactor"]
         bill = timing.billed("local", shards, resharded.total_points)
         assert used.invocations == len(bill.seconds) == 2
