@@ -91,8 +91,7 @@ def _end_to_end(r: Report) -> list[str]:
 
 def _streams(r: Report) -> list[str]:
     return [f"{x['case']}: {x['us_per_point']} us/point CPU" for x in r["results"]] + [
-        f"fast path bit-identical to point_rng: {r['identical']} (numpy {r['numpy']}; "
-        f"{r['route']} route)"
+        f"fast path bit-identical to point_rng: {r['identical']} (numpy {r['numpy']})"
     ]
 
 

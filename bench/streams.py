@@ -10,10 +10,7 @@ contract's axes, paths = 100, repeated) from a decoded point to a generator read
   (what a hand-written pool would use; kept here only as the baseline);
 - v2 point_rng: ``declarations.point_rng``, a fresh ``Generator(Philox(key))`` per point;
 - v2 fast path: ``PointStreams.rng`` on the effective parameters, the one re-keyed Philox the
-  worker uses; "+ effective" includes making the effective parameters (defaults overlaid);
-  "public route" re-keys through Philox's ``state`` setter, what the fast path falls back to
-  where NumPy's state layout is not the one ``streams.Rekeyed`` checks (the report says which
-  route this NumPy takes).
+  worker uses; "+ effective" includes making the effective parameters (defaults overlaid).
 
 Also one whole option_pricing point (paths = 100) through the worker's evaluator, for scale.
 Each figure is the best of ``--repeats`` interleaved runs in process CPU time (user + system):
@@ -34,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from chalicelib.model.space import ParameterSpace
-from chalicelib.simulations import streams as v2
 from chalicelib.simulations.declarations import PointStreams, Value, point_rng
 from chalicelib.simulations.registry import REGISTRY
 
@@ -61,8 +57,6 @@ def cases(n: int) -> dict[str, Callable[[], None]]:
     points = (points * (n // len(points) + 1))[:n]
     effective = [sim.effective_params(p) for p in points]
     streams = PointStreams(sim, 7)
-    public = PointStreams(sim, 7)
-    public_rng = v2.Rekeyed(direct=False).rng
     evaluate = sim.evaluator(7)
 
     def v1() -> None:
@@ -78,11 +72,6 @@ def cases(n: int) -> dict[str, Callable[[], None]]:
         for p in effective:
             rng(p)
 
-    def v2_fast_public() -> None:
-        key = public.key
-        for p in effective:
-            public_rng(key(p))
-
     def v2_fast_effective() -> None:
         rng, eff = streams.rng, sim.effective_params
         for p in points:
@@ -96,7 +85,6 @@ def cases(n: int) -> dict[str, Callable[[], None]]:
         "v1 blake2b+PCG64+Generator": v1,
         "v2 point_rng": v2_point_rng,
         "v2 fast path": v2_fast,
-        "v2 fast path, public route": v2_fast_public,
         "v2 fast path + effective params": v2_fast_effective,
         "option_pricing point, paths=100 (fast path)": whole_point,
     }
@@ -140,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         "numpy": np.__version__,
         "points": args.points,
         "identical": check_identical(),
-        "route": v2.Rekeyed().route,
         "results": measure(args.points, args.repeats),
     }
     if args.json:
@@ -151,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in report["results"]:
         print(f"  {r['case']:<48} {r['us_per_point']:>8.2f}")
     print(f"fast path bit-identical to point_rng: {report['identical']}")
-    print(f"fast path re-keys by the {report['route']} route (numpy {report['numpy']})")
+    print(f"numpy {report['numpy']}")
     return 0
 
 
