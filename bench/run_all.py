@@ -172,18 +172,21 @@ def _scale(r: Report) -> list[str]:
         )
     out.append(
         "compaction (issue 16): shards: compaction s / files after per partition (<= ceil(bytes "
-        "/ target)) / per baseline query s before -> after (after / first size's after); "
-        "before is a median of 3 except where marked 'once' (a first run over 5 s)"
+        "/ target)) / per baseline query s before -> after (after / first size's after, in "
+        "wall and in CPU seconds); before is a median of 3 except where marked 'once' (a first "
+        "run over 5 s), after a median of 15"
     )
     for x in r["rows"]:
         files = ", ".join(
             f"{p} {f['files']} (<= {f['bound']})" for p, f in x["files_after"].items()
         )
         ratios = x.get("query_ratio_vs_first", {})
+        cpu = x.get("query_cpu_ratio_vs_first", {})
         once = set(x.get("query_before_timed_once", ()))
         queries = ", ".join(
             f"{q} {x['query_before_s'][q]}{' once' if q in once else ''} -> {t}"
-            + (f" ({ratios[q]}x)" if q in ratios else "")
+            + (f" ({ratios[q]}x wall" if q in ratios else "")
+            + (f", {cpu[q]}x CPU)" if q in cpu else ")" if q in ratios else "")
             for q, t in x["query_after_s"].items()
         )
         out.append(f"{x['shards']:,}: {x['compaction_s']} / {files} / {queries}")

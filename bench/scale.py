@@ -28,14 +28,17 @@ root):
   (``compaction_s``: from complete until it is committed), then times **every baseline query**
   (``sweeps.sql.all_queries``) on the local engine, median of 3, **before** (the generation
   record set aside, so the engine reads the per-shard files, which are kept through the grace
-  period) and **after** compaction, and counts **files after** per table and partition
+  period) and **after** compaction (after one untimed run, median of ``AFTER_RUNS``, wall and
+  CPU: the bench process's CPU seconds, DuckDB's threads included, which a neighbour's load
+  barely moves), and counts **files after** per table and partition
   against ``ceil(bytes / target)`` (the goal). A "before" query whose first run takes over
   ``ONCE_OVER_S`` is timed once, not three times (``query_before_timed_once`` names them: at
   100,000 shards each reads 200,000 files), so every size finishes in minutes. The per-shard
   files are kept through the bench (a long grace period) so "before" reads them all.
   ``query_ratio_vs_first`` is each query's time
   after compaction over the first (smallest) size's after compaction, the same points: the
-  goal is <= 1.3 at 10,000 shards.
+  goal is <= 1.3 at 10,000 shards. ``query_cpu_ratio_vs_first`` is the same ratio in CPU
+  seconds: when the machine is shared, the one that says whether more shards cost more work.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,21 +92,28 @@ def body(shards: int) -> dict[str, Any]:
 ONCE_OVER_S = 5.0
 
 
+# Runs of each query after compaction, after one untimed run: tens of ms each, so the median of
+# 3 moved by a third between sizes with the same rows (1,000 shards came out at 0.75x of 100).
+AFTER_RUNS = 15
+
+
 def median_of(times: int, fn: Any, once_over_s: float | None = None) -> float:
     return timed(times, fn, once_over_s)[0]
 
 
-def timed(times: int, fn: Any, once_over_s: float | None = None) -> tuple[float, int]:
-    """The median of ``times`` runs of ``fn``, and how many runs it took: one only when the
-    first run took longer than ``once_over_s``."""
-    samples = []
+def timed(times: int, fn: Any, once_over_s: float | None = None) -> tuple[float, float, int]:
+    """The median wall and CPU seconds of ``times`` runs of ``fn`` (CPU: this process's, so
+    DuckDB's threads are in it), and how many runs it took: one only when the first run took
+    longer than ``once_over_s``."""
+    walls, cpus = [], []
     for _ in range(times):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         fn()
-        samples.append(time.perf_counter() - started)
-        if once_over_s is not None and samples[0] > once_over_s:
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
+        if once_over_s is not None and walls[0] > once_over_s:
             break
-    return statistics.median(samples), len(samples)
+    return statistics.median(walls), statistics.median(cpus), len(walls)
 
 
 def s3_model(data: Path, run_id: str) -> S3LatencyStore:
@@ -119,13 +130,16 @@ def s3_model(data: Path, run_id: str) -> S3LatencyStore:
 
 
 def query_times(
-    data: Path, run_id: str, shards: int, once_over_s: float | None = None
-) -> tuple[dict[str, float], dict[str, int]]:
-    """Every baseline query over the run on a fresh local engine, median of 3 each (once for
-    a query slower than ``once_over_s``); and how many times each was run."""
+    data: Path, run_id: str, shards: int, once_over_s: float | None = None, runs_each: int = 3
+) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+    """Every baseline query over the run on a fresh local engine: median wall and CPU seconds
+    of ``runs_each`` runs (once for a query slower than ``once_over_s``); and how many times
+    each was run. With ``runs_each`` over 3, each query first runs once untimed (the engine
+    then lists the run's files and binds its views: the first query's cost, not every
+    query's)."""
     engine = LocalEngine(data)
     pool: dict[str, object] = {"shard_count": shards, "metric": "price"}
-    times, runs = {}, {}
+    times, cpus, runs = {}, {}, {}
     for name in all_queries():
         if name in PER_SIMULATION_QUERIES:
             text = engine.generated_text(name, run_id) or ""
@@ -133,11 +147,12 @@ def query_times(
             text = resolve(name)
         params = {k: v for k, v in pool.items() if k in placeholders(text)}
         run = run_id if "run_id" in placeholders(text) or name in PER_SIMULATION_QUERIES else None
-        took, runs[name] = timed(
-            3, lambda n=name, r=run, p=params: engine.run(n, run_id=r, **p), once_over_s
-        )
-        times[name] = round(took, 4)
-    return times, runs
+        call = partial(engine.run, name, run_id=run, **params)
+        if runs_each > 3:
+            call()
+        took, cpu, runs[name] = timed(runs_each, call, once_over_s)
+        times[name], cpus[name] = round(took, 4), round(cpu, 4)
+    return times, cpus, runs
 
 
 def compaction_figures(data: Path, run_id: str, shards: int) -> dict[str, Any]:
@@ -149,7 +164,7 @@ def compaction_figures(data: Path, run_id: str, shards: int) -> dict[str, Any]:
     aside = records.with_name("compaction-aside")
     records.rename(aside)  # the engine now reads the per-shard files, as before compaction
     try:
-        before, runs = query_times(data, run_id, shards, ONCE_OVER_S)
+        before, _, runs = query_times(data, run_id, shards, ONCE_OVER_S)
     finally:
         aside.rename(records)
     target = Settings.from_env().compaction_target_mb * 1024 * 1024
@@ -214,7 +229,7 @@ def one(shards: int) -> dict[str, Any]:
         query_s = median_of(3, lambda: engine.run("run_summary", run_id=run_id))
         files = sum(1 for _ in data.glob(f"*/run_id={run_id}/**/*.parquet"))
         compacted = compaction_figures(data, run_id, shards)
-        after, _ = query_times(data, run_id, shards)
+        after, after_cpu, _ = query_times(data, run_id, shards, runs_each=AFTER_RUNS)
     return {
         "shards": shards,
         "post_ms": round(post_s * 1000, 1),
@@ -229,6 +244,7 @@ def one(shards: int) -> dict[str, Any]:
         "query_before_s": compacted["before"],
         "query_before_timed_once": compacted["before_timed_once"],
         "query_after_s": after,
+        "query_after_cpu_s": after_cpu,
         "files_after": compacted["files_after"],
     }
 
@@ -248,10 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows[1:]:
         extra = row["shards"] - base["shards"]
         row["per_shard_ms"] = round((row["complete_s"] - base["complete_s"]) * 1000 / extra, 2)
-        row["query_ratio_vs_first"] = {
-            q: round(t / max(base["query_after_s"][q], 1e-9), 2)
-            for q, t in row["query_after_s"].items()
-        }
+        for ratio, times in (
+            ("query_ratio_vs_first", "query_after_s"),
+            ("query_cpu_ratio_vs_first", "query_after_cpu_s"),
+        ):
+            row[ratio] = {q: round(t / max(base[times][q], 1e-9), 2) for q, t in row[times].items()}
     if args.json:
         command = " ".join(
             [".venv/bin/python", "-m", "bench.scale", "--shards", *map(str, args.shards)]
