@@ -8,12 +8,16 @@ The work: ``option_pricing`` over strike x volatility x maturity (``--points-per
 each, 100 by default: 10^6 points) with ``paths = 100``, in 100 shards, seed 1.
 
 - **local stage**: a fresh ``chalice local --stage local`` (scripts/local_stack.py) on a temp
-  data root; the clock runs from just before ``POST /sweeps`` until ``GET /sweeps/<id>`` first
-  says ``complete`` (polled every ``--poll`` seconds, which bounds the resolution). It includes
-  validation, dispatch, every worker writing its results Parquet and outcome, and
-  the polling itself. Not the worker pool's start: the stage starts its processes, with the
-  worker imported, before it serves (``SWEEP_LOCAL_WARM_POOL``, on in the local stage), as a
-  stage that has been up a while has them.
+  data root; the clock runs from just before ``POST /sweeps`` until the run is complete: the
+  moment its last outcome file landed (its mtime; status derives completion from the
+  outcomes), read once ``GET /sweeps/<id>`` says ``complete``. The bench polls every
+  ``--poll`` seconds, by default the client's own interval (``sweeps.client.DEFAULT_POLL_S``,
+  what ``sweep wait`` does), so the stage serves as many status reads as a user's would, and
+  the interval adds nothing to the time. It includes validation, dispatch, every worker
+  writing its results Parquet and outcome, and the status reads meanwhile. Not
+  the worker pool's start: the stage starts its processes, with the worker imported, before
+  it serves (``SWEEP_LOCAL_WARM_POOL``, on in the local stage), as a stage that has been up a
+  while has them.
 - **bare pool**: ``multiprocessing.Pool(<cores>)`` mapping the same 100 shards to a hand-written
   function (what a user writes instead of us): shard bounds and points computed by hand from
   the grid, the simulation function called directly with the public fast path's stream
@@ -79,7 +83,9 @@ from chalicelib.model.validation import validate_request
 from chalicelib.simulations.builtin import option_pricing
 from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
+from chalicelib.storage import layout
 from scripts.local_stack import local_stage as local_stack
+from sweeps.client import DEFAULT_POLL_S
 
 SHARDS = 100
 
@@ -217,7 +223,7 @@ def local_stage(
         with local_stack(data, Path(tmp) / "server.log") as (base, proc):
             session = requests.Session()
             cpu = session_cpu_s(proc.pid)  # the server leads its own session
-            started = time.perf_counter()
+            started = time.time()  # the clock file times are on
             answer = session.post(base + "/sweeps", json=request_body, timeout=60)
             answer.raise_for_status()
             run_id = answer.json()["run_id"]
@@ -228,8 +234,9 @@ def local_stage(
                 if status["complete"]:
                     break
                 time.sleep(poll)
-            elapsed = time.perf_counter() - started
             cpu = session_cpu_s(proc.pid) - cpu
+        outcomes = data / layout.run_table_prefix("outcomes", run_id)
+        elapsed = max(p.stat().st_mtime for p in outcomes.rglob("*") if p.is_file()) - started
         if status["shards"]["succeeded"] != SHARDS:
             raise AssertionError(f"local run did not succeed: {status}")
         metrics = read_results(data, run_id, status["total_points"])
@@ -344,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points-per-axis", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=7, help="bare pool + local stage pairs")
-    parser.add_argument("--poll", type=float, default=0.1, help="status poll interval, s")
+    parser.add_argument(
+        "--poll", type=float, default=DEFAULT_POLL_S, help="status poll interval, s"
+    )
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-lithops", action="store_true")
     parser.add_argument("--json", action="store_true")

@@ -28,17 +28,20 @@ root):
   (``compaction_s``: from complete until it is committed), then times **every baseline query**
   (``sweeps.sql.all_queries``) on the local engine, median of 3, **before** (the generation
   record set aside, so the engine reads the per-shard files, which are kept through the grace
-  period) and **after** compaction (after one untimed run, median of ``AFTER_RUNS``, wall and
-  CPU: the bench process's CPU seconds, DuckDB's threads included, which a neighbour's load
-  barely moves), and counts **files after** per table and partition
+  period) and **after** compaction, and counts **files after** per table and partition
   against ``ceil(bytes / target)`` (the goal). A "before" query whose first run takes over
   ``ONCE_OVER_S`` is timed once, not three times (``query_before_timed_once`` names them: at
   100,000 shards each reads 200,000 files), so every size finishes in minutes. The per-shard
   files are kept through the bench (a long grace period) so "before" reads them all.
-  ``query_ratio_vs_first`` is each query's time
-  after compaction over the first (smallest) size's after compaction, the same points: the
-  goal is <= 1.3 at 10,000 shards. ``query_cpu_ratio_vs_first`` is the same ratio in CPU
-  seconds: when the machine is shared, the one that says whether more shards cost more work.
+- **after compaction**: once every size has run (each size's data root is kept until then;
+  the 100,000-shard one holds about 2 GB), every baseline query on every size, the sizes
+  interleaved (``after_compaction``): ``AFTER_RUNS`` rounds, each running the query once on
+  every size in turn, after one untimed run per size; median wall and CPU seconds (the bench
+  process's, DuckDB's threads included). ``query_ratio_vs_first`` is each query's time over the
+  first (smallest) size's, the same points: the goal is <= 1.3 at 10,000 shards.
+  ``query_cpu_ratio_vs_first`` is the same in CPU seconds. Both sizes of a ratio run
+  milliseconds apart, so a neighbour's load falls on both; on a loaded machine CPU time still
+  moves (shared caches), and callgrind's instruction count is the steady measure.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -92,8 +96,9 @@ def body(shards: int) -> dict[str, Any]:
 ONCE_OVER_S = 5.0
 
 
-# Runs of each query after compaction, after one untimed run: tens of ms each, so the median of
-# 3 moved by a third between sizes with the same rows (1,000 shards came out at 0.75x of 100).
+# Timed runs of each query per size after compaction (``after_compaction``): tens of ms each,
+# so a median of 3, each size timed minutes apart, moved by a third between sizes (1,000
+# shards once came out at 0.75x of 100 for a query that reads 10x the rows).
 AFTER_RUNS = 15
 
 
@@ -101,19 +106,17 @@ def median_of(times: int, fn: Any, once_over_s: float | None = None) -> float:
     return timed(times, fn, once_over_s)[0]
 
 
-def timed(times: int, fn: Any, once_over_s: float | None = None) -> tuple[float, float, int]:
-    """The median wall and CPU seconds of ``times`` runs of ``fn`` (CPU: this process's, so
-    DuckDB's threads are in it), and how many runs it took: one only when the first run took
-    longer than ``once_over_s``."""
-    walls, cpus = [], []
+def timed(times: int, fn: Any, once_over_s: float | None = None) -> tuple[float, int]:
+    """The median of ``times`` runs of ``fn``, and how many runs it took: one only when the
+    first run took longer than ``once_over_s``."""
+    samples = []
     for _ in range(times):
-        started, cpu = time.perf_counter(), time.process_time()
+        started = time.perf_counter()
         fn()
-        walls.append(time.perf_counter() - started)
-        cpus.append(time.process_time() - cpu)
-        if once_over_s is not None and walls[0] > once_over_s:
+        samples.append(time.perf_counter() - started)
+        if once_over_s is not None and samples[0] > once_over_s:
             break
-    return statistics.median(walls), statistics.median(cpus), len(walls)
+    return statistics.median(samples), len(samples)
 
 
 def s3_model(data: Path, run_id: str) -> S3LatencyStore:
@@ -130,16 +133,13 @@ def s3_model(data: Path, run_id: str) -> S3LatencyStore:
 
 
 def query_times(
-    data: Path, run_id: str, shards: int, once_over_s: float | None = None, runs_each: int = 3
-) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
-    """Every baseline query over the run on a fresh local engine: median wall and CPU seconds
-    of ``runs_each`` runs (once for a query slower than ``once_over_s``); and how many times
-    each was run. With ``runs_each`` over 3, each query first runs once untimed (the engine
-    then lists the run's files and binds its views: the first query's cost, not every
-    query's)."""
+    data: Path, run_id: str, shards: int, once_over_s: float | None = None
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Every baseline query over the run on a fresh local engine, median of 3 each (once for
+    a query slower than ``once_over_s``); and how many times each was run."""
     engine = LocalEngine(data)
     pool: dict[str, object] = {"shard_count": shards, "metric": "price"}
-    times, cpus, runs = {}, {}, {}
+    times, runs = {}, {}
     for name in all_queries():
         if name in PER_SIMULATION_QUERIES:
             text = engine.generated_text(name, run_id) or ""
@@ -147,12 +147,11 @@ def query_times(
             text = resolve(name)
         params = {k: v for k, v in pool.items() if k in placeholders(text)}
         run = run_id if "run_id" in placeholders(text) or name in PER_SIMULATION_QUERIES else None
-        call = partial(engine.run, name, run_id=run, **params)
-        if runs_each > 3:
-            call()
-        took, cpu, runs[name] = timed(runs_each, call, once_over_s)
-        times[name], cpus[name] = round(took, 4), round(cpu, 4)
-    return times, cpus, runs
+        took, runs[name] = timed(
+            3, lambda n=name, r=run, p=params: engine.run(n, run_id=r, **p), once_over_s
+        )
+        times[name] = round(took, 4)
+    return times, runs
 
 
 def compaction_figures(data: Path, run_id: str, shards: int) -> dict[str, Any]:
@@ -164,7 +163,7 @@ def compaction_figures(data: Path, run_id: str, shards: int) -> dict[str, Any]:
     aside = records.with_name("compaction-aside")
     records.rename(aside)  # the engine now reads the per-shard files, as before compaction
     try:
-        before, _, runs = query_times(data, run_id, shards, ONCE_OVER_S)
+        before, runs = query_times(data, run_id, shards, ONCE_OVER_S)
     finally:
         aside.rename(records)
     target = Settings.from_env().compaction_target_mb * 1024 * 1024
@@ -180,57 +179,57 @@ def compaction_figures(data: Path, run_id: str, shards: int) -> dict[str, Any]:
     return {"before": before, "before_timed_once": timed_once, "files_after": files}
 
 
-def one(shards: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        data = Path(tmp) / "data"
-        # The per-shard files stay while the bench times queries over them ("before").
-        settings = {"SWEEP_LOCAL_PROCESSES": "2", "SWEEP_COMPACTION_GRACE_S": "86400"}
-        with local_stage(data, Path(tmp) / "server.log", settings=settings) as (base, _):
-            session = requests.Session()
-            started = time.perf_counter()
-            answer = session.post(base + "/sweeps", json=body(shards), timeout=120)
-            post_s = time.perf_counter() - started
-            answer.raise_for_status()
-            run_id = answer.json()["run_id"]
-            url = f"{base}/sweeps/{run_id}"
-            while not (state := session.get(url, timeout=120).json())["complete"]:
-                time.sleep(0.2)
-            complete_s = time.perf_counter() - started
-            assert state["shards"]["succeeded"] == shards, state
-            record = data / layout.compaction_records_prefix(run_id)
-            while not any(record.glob("gen-*.json")):
-                if time.perf_counter() - started - complete_s > COMPACTION_WAIT_S:
-                    raise TimeoutError(f"run {run_id} not compacted in {COMPACTION_WAIT_S} s")
-                time.sleep(0.1)
-            compaction_s = time.perf_counter() - started - complete_s
-            status_done = median_of(5, lambda: session.get(url, timeout=120).json())
-            summary = data / layout.summary(run_id)
-            kept = summary.read_bytes()
-            dt = layout.run_dt(run_id) or ""
-            # A running run: the summary gone and the last shard's outcome set aside, so
-            # status lists everything and finds one shard pending (n - 1 done).
-            last = data / layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
-            aside = last.with_name(".tmp-aside")
-            summary.unlink()
-            last.rename(aside)
-            try:
-                status_running = median_of(5, lambda: session.get(url, timeout=120).json())
-            finally:
-                aside.rename(last)
-                summary.write_bytes(kept)
-        model = s3_model(data, run_id)
-        s3_done = median_of(3, lambda: status(model, run_id))
-        # Not modelled requests (free): the running run's shape, as above.
-        MemoryStore.delete(model, layout.summary(run_id))
-        last_key = layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
-        MemoryStore.delete(model, last_key)
-        s3_running = median_of(3, lambda: status(model, run_id))
-        engine = LocalEngine(data)
-        query_s = median_of(3, lambda: engine.run("run_summary", run_id=run_id))
-        files = sum(1 for _ in data.glob(f"*/run_id={run_id}/**/*.parquet"))
-        compacted = compaction_figures(data, run_id, shards)
-        after, after_cpu, _ = query_times(data, run_id, shards, runs_each=AFTER_RUNS)
-    return {
+def one(shards: int, tmp: Path) -> tuple[dict[str, Any], str]:
+    """One size's row (all but its query times after compaction) and its run id; the data
+    root ``tmp/data`` is left for ``after_compaction``."""
+    data = tmp / "data"
+    # The per-shard files stay while the bench times queries over them ("before").
+    settings = {"SWEEP_LOCAL_PROCESSES": "2", "SWEEP_COMPACTION_GRACE_S": "86400"}
+    with local_stage(data, tmp / "server.log", settings=settings) as (base, _):
+        session = requests.Session()
+        started = time.perf_counter()
+        answer = session.post(base + "/sweeps", json=body(shards), timeout=120)
+        post_s = time.perf_counter() - started
+        answer.raise_for_status()
+        run_id = answer.json()["run_id"]
+        url = f"{base}/sweeps/{run_id}"
+        while not (state := session.get(url, timeout=120).json())["complete"]:
+            time.sleep(0.2)
+        complete_s = time.perf_counter() - started
+        assert state["shards"]["succeeded"] == shards, state
+        record = data / layout.compaction_records_prefix(run_id)
+        while not any(record.glob("gen-*.json")):
+            if time.perf_counter() - started - complete_s > COMPACTION_WAIT_S:
+                raise TimeoutError(f"run {run_id} not compacted in {COMPACTION_WAIT_S} s")
+            time.sleep(0.1)
+        compaction_s = time.perf_counter() - started - complete_s
+        status_done = median_of(5, lambda: session.get(url, timeout=120).json())
+        summary = data / layout.summary(run_id)
+        kept = summary.read_bytes()
+        dt = layout.run_dt(run_id) or ""
+        # A running run: the summary gone and the last shard's outcome set aside, so
+        # status lists everything and finds one shard pending (n - 1 done).
+        last = data / layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
+        aside = last.with_name(".tmp-aside")
+        summary.unlink()
+        last.rename(aside)
+        try:
+            status_running = median_of(5, lambda: session.get(url, timeout=120).json())
+        finally:
+            aside.rename(last)
+            summary.write_bytes(kept)
+    model = s3_model(data, run_id)
+    s3_done = median_of(3, lambda: status(model, run_id))
+    # Not modelled requests (free): the running run's shape, as above.
+    MemoryStore.delete(model, layout.summary(run_id))
+    last_key = layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
+    MemoryStore.delete(model, last_key)
+    s3_running = median_of(3, lambda: status(model, run_id))
+    engine = LocalEngine(data)
+    query_s = median_of(3, lambda: engine.run("run_summary", run_id=run_id))
+    files = sum(1 for _ in data.glob(f"*/run_id={run_id}/**/*.parquet"))
+    compacted = compaction_figures(data, run_id, shards)
+    row = {
         "shards": shards,
         "post_ms": round(post_s * 1000, 1),
         "complete_s": round(complete_s, 2),
@@ -243,10 +242,44 @@ def one(shards: int) -> dict[str, Any]:
         "compaction_s": round(compaction_s, 2),
         "query_before_s": compacted["before"],
         "query_before_timed_once": compacted["before_timed_once"],
-        "query_after_s": after,
-        "query_after_cpu_s": after_cpu,
         "files_after": compacted["files_after"],
     }
+    return row, run_id
+
+
+def after_compaction(runs: list[tuple[Path, str, int]]) -> list[dict[str, dict[str, float]]]:
+    """Every baseline query over each size's compacted run, the sizes interleaved: per query,
+    ``AFTER_RUNS`` rounds that run it once on each size in turn (after one untimed run each:
+    the engine then lists the run's files and binds its views, the first query's cost, not
+    every query's). So a neighbour's load falls on every size alike, and a ratio between two
+    sizes compares runs milliseconds apart. Per size: median wall and CPU seconds (this
+    process's CPU, DuckDB's threads included) per query."""
+    engines = [LocalEngine(data) for data, _, _ in runs]
+    out: list[dict[str, dict[str, float]]] = [{"wall": {}, "cpu": {}} for _ in runs]
+    for name in all_queries():
+        calls = []
+        for engine, (_, run_id, shards) in zip(engines, runs, strict=True):
+            if name in PER_SIMULATION_QUERIES:
+                text = engine.generated_text(name, run_id) or ""
+            else:
+                text = resolve(name)
+            pool: dict[str, object] = {"shard_count": shards, "metric": "price"}
+            params = {k: v for k, v in pool.items() if k in placeholders(text)}
+            per_run = "run_id" in placeholders(text) or name in PER_SIMULATION_QUERIES
+            calls.append(partial(engine.run, name, run_id=run_id if per_run else None, **params))
+            calls[-1]()
+        walls: list[list[float]] = [[] for _ in runs]
+        cpus: list[list[float]] = [[] for _ in runs]
+        for _ in range(AFTER_RUNS):
+            for i, call in enumerate(calls):
+                started, cpu = time.perf_counter(), time.process_time()
+                call()
+                walls[i].append(time.perf_counter() - started)
+                cpus[i].append(time.process_time() - cpu)
+        for i in range(len(runs)):
+            out[i]["wall"][name] = round(statistics.median(walls[i]), 4)
+            out[i]["cpu"][name] = round(statistics.median(cpus[i]), 4)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,20 +288,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     began, load_before = time.monotonic(), os.getloadavg()[0]
-    rows = []
-    for shards in args.shards:
-        rows.append(one(shards))
-        if not args.json:
-            print(rows[-1], flush=True)
+    rows, runs = [], []
+    with ExitStack() as kept:  # every size's data root, until its queries are timed
+        for shards in args.shards:
+            tmp = Path(kept.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
+            row, run_id = one(shards, tmp)
+            rows.append(row)
+            runs.append((tmp / "data", run_id, shards))
+            if not args.json:
+                print(rows[-1], flush=True)
+        for row, measured in zip(rows, after_compaction(runs), strict=True):
+            row["query_after_s"], row["query_after_cpu_s"] = measured["wall"], measured["cpu"]
+            if not args.json:
+                print(row["shards"], measured, flush=True)
     base = rows[0]
     for row in rows[1:]:
         extra = row["shards"] - base["shards"]
         row["per_shard_ms"] = round((row["complete_s"] - base["complete_s"]) * 1000 / extra, 2)
-        for ratio, times in (
+        for ratio, key in (
             ("query_ratio_vs_first", "query_after_s"),
             ("query_cpu_ratio_vs_first", "query_after_cpu_s"),
         ):
-            row[ratio] = {q: round(t / max(base[times][q], 1e-9), 2) for q, t in row[times].items()}
+            row[ratio] = {q: round(t / max(base[key][q], 1e-9), 2) for q, t in row[key].items()}
     if args.json:
         command = " ".join(
             [".venv/bin/python", "-m", "bench.scale", "--shards", *map(str, args.shards)]
