@@ -64,28 +64,34 @@ def _queries(r: Report) -> list[str]:
 
 
 def _end_to_end(r: Report) -> list[str]:
-    m = r["median_s"]
+    m, cpu, sp = r["median_s"], r["cpu_s"], r["spread"]
     out = [
         f"{r['points']:,} option_pricing points, {r['shards']} shards, {r['processes']} "
-        f"processes, {len(r['all_s']['bare'])} round(s), metrics identical",
+        f"processes, {r['rounds']} rounds (bare pool and local stage back to back, order "
+        "alternating), metrics identical",
         f"bare multiprocessing.Pool: {m['bare']:.2f} s median",
-        f"hand-written pool, v1 stream: {m['bare_v1']:.2f} s median",
         f"local stage, POST to complete: {m['local']:.2f} s median",
-        f"**local / bare: {r['local_over_bare']:.2f}x** (median of rounds; per round "
-        f"{r['per_round']['local_over_bare']})",
-        f"**local / v1 pool: {r['local_over_bare_v1']:.2f}x** (per round "
-        f"{r['per_round']['local_over_bare_v1']})",
+        f"**local / bare: {r['local_over_bare']:.3f}x** (the goal's figure: median of per-round "
+        f"wall ratios; min {sp['local_over_bare']['min']}, quartiles "
+        f"{sp['local_over_bare']['q1']}-{sp['local_over_bare']['q3']}, max "
+        f"{sp['local_over_bare']['max']}; per round {r['per_round']['local_over_bare']})",
+        f"CPU s (every process): bare {', '.join(f'{x:.1f}' for x in cpu['bare'])}; local "
+        f"{', '.join(f'{x:.1f}' for x in cpu['local'])}; **local / bare CPU "
+        f"{r['local_over_bare_cpu']:.3f}x** (quartiles {sp['local_over_bare_cpu']['q1']}-"
+        f"{sp['local_over_bare_cpu']['q3']})",
+        f"hand-written pool, v1 stream (once): {m['bare_v1']:.2f} s; **local / v1 pool: "
+        f"{r['local_over_bare_v1']:.2f}x**",
     ]
     if "lithops" in m:
-        out.append(f"Lithops localhost: {m['lithops']:.2f} s median")
         out.append(
-            f"**Lithops / local: {r['lithops_over_local']:.2f}x** (per round "
-            f"{r['per_round']['lithops_over_local']})"
+            f"Lithops localhost (once): {m['lithops']:.2f} s; **Lithops / local: "
+            f"{r['lithops_over_local']:.2f}x**"
         )
     out.append(
         "all runs (s): "
         + "; ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)}" for k, v in r["all_s"].items())
     )
+    out.append(f"load after each round: {r['load_per_round']}")
     return out
 
 
@@ -169,18 +175,21 @@ def _scale(r: Report) -> list[str]:
         )
     out.append(
         "compaction (issue 16): shards: compaction s / files after per partition (<= ceil(bytes "
-        "/ target)) / per baseline query s before -> after (after / first size's after); "
-        "before is a median of 3 except where marked 'once' (a first run over 5 s)"
+        "/ target)) / per baseline query s before -> after (after / first size's after, in "
+        "wall and in CPU seconds); before is a median of 3 except where marked 'once' (a first "
+        "run over 5 s), after a median of 15"
     )
     for x in r["rows"]:
         files = ", ".join(
             f"{p} {f['files']} (<= {f['bound']})" for p, f in x["files_after"].items()
         )
         ratios = x.get("query_ratio_vs_first", {})
+        cpu = x.get("query_cpu_ratio_vs_first", {})
         once = set(x.get("query_before_timed_once", ()))
         queries = ", ".join(
             f"{q} {x['query_before_s'][q]}{' once' if q in once else ''} -> {t}"
-            + (f" ({ratios[q]}x)" if q in ratios else "")
+            + (f" ({ratios[q]}x wall" if q in ratios else "")
+            + (f", {cpu[q]}x CPU)" if q in cpu else ")" if q in ratios else "")
             for q, t in x["query_after_s"].items()
         )
         out.append(f"{x['shards']:,}: {x['compaction_s']} / {files} / {queries}")
@@ -207,7 +216,7 @@ def _load(r: Report) -> list[str]:
 
 # name → (extra arguments, figures from its JSON report)
 BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
-    "end_to_end": (["--rounds", "3"], _end_to_end),
+    "end_to_end": ([], _end_to_end),
     "partition_and_decode": ([], _partition_and_decode),
     "worker_throughput": ([], _worker_throughput),
     "streams": ([], _streams),

@@ -33,9 +33,15 @@ root):
   ``ONCE_OVER_S`` is timed once, not three times (``query_before_timed_once`` names them: at
   100,000 shards each reads 200,000 files), so every size finishes in minutes. The per-shard
   files are kept through the bench (a long grace period) so "before" reads them all.
-  ``query_ratio_vs_first`` is each query's time
-  after compaction over the first (smallest) size's after compaction, the same points: the
-  goal is <= 1.3 at 10,000 shards.
+- **after compaction**: once every size has run (each size's data root is kept until then;
+  the 100,000-shard one holds about 2 GB), every baseline query on every size, the sizes
+  interleaved (``after_compaction``): ``AFTER_RUNS`` rounds, each running the query once on
+  every size in turn, after one untimed run per size; median wall and CPU seconds (the bench
+  process's, DuckDB's threads included). ``query_ratio_vs_first`` is each query's time over the
+  first (smallest) size's, the same points: the goal is <= 1.3 at 10,000 shards.
+  ``query_cpu_ratio_vs_first`` is the same in CPU seconds. Both sizes of a ratio run
+  milliseconds apart, so a neighbour's load falls on both; on a loaded machine CPU time still
+  moves (shared caches), and callgrind's instruction count is the steady measure.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +94,12 @@ def body(shards: int) -> dict[str, Any]:
 # A query slower than this is timed once, not three times: before compaction, at 100,000
 # shards, one query reads 200,000 files and takes a minute or more (the output says which).
 ONCE_OVER_S = 5.0
+
+
+# Timed runs of each query per size after compaction (``after_compaction``): tens of ms each,
+# so a median of 3, each size timed minutes apart, moved by a third between sizes (1,000
+# shards once came out at 0.75x of 100 for a query that reads 10x the rows).
+AFTER_RUNS = 15
 
 
 def median_of(times: int, fn: Any, once_over_s: float | None = None) -> float:
@@ -165,57 +179,57 @@ def compaction_figures(data: Path, run_id: str, shards: int) -> dict[str, Any]:
     return {"before": before, "before_timed_once": timed_once, "files_after": files}
 
 
-def one(shards: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        data = Path(tmp) / "data"
-        # The per-shard files stay while the bench times queries over them ("before").
-        settings = {"SWEEP_LOCAL_PROCESSES": "2", "SWEEP_COMPACTION_GRACE_S": "86400"}
-        with local_stage(data, Path(tmp) / "server.log", settings=settings) as (base, _):
-            session = requests.Session()
-            started = time.perf_counter()
-            answer = session.post(base + "/sweeps", json=body(shards), timeout=120)
-            post_s = time.perf_counter() - started
-            answer.raise_for_status()
-            run_id = answer.json()["run_id"]
-            url = f"{base}/sweeps/{run_id}"
-            while not (state := session.get(url, timeout=120).json())["complete"]:
-                time.sleep(0.2)
-            complete_s = time.perf_counter() - started
-            assert state["shards"]["succeeded"] == shards, state
-            record = data / layout.compaction_records_prefix(run_id)
-            while not any(record.glob("gen-*.json")):
-                if time.perf_counter() - started - complete_s > COMPACTION_WAIT_S:
-                    raise TimeoutError(f"run {run_id} not compacted in {COMPACTION_WAIT_S} s")
-                time.sleep(0.1)
-            compaction_s = time.perf_counter() - started - complete_s
-            status_done = median_of(5, lambda: session.get(url, timeout=120).json())
-            summary = data / layout.summary(run_id)
-            kept = summary.read_bytes()
-            dt = layout.run_dt(run_id) or ""
-            # A running run: the summary gone and the last shard's outcome set aside, so
-            # status lists everything and finds one shard pending (n - 1 done).
-            last = data / layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
-            aside = last.with_name(".tmp-aside")
-            summary.unlink()
-            last.rename(aside)
-            try:
-                status_running = median_of(5, lambda: session.get(url, timeout=120).json())
-            finally:
-                aside.rename(last)
-                summary.write_bytes(kept)
-        model = s3_model(data, run_id)
-        s3_done = median_of(3, lambda: status(model, run_id))
-        # Not modelled requests (free): the running run's shape, as above.
-        MemoryStore.delete(model, layout.summary(run_id))
-        last_key = layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
-        MemoryStore.delete(model, last_key)
-        s3_running = median_of(3, lambda: status(model, run_id))
-        engine = LocalEngine(data)
-        query_s = median_of(3, lambda: engine.run("run_summary", run_id=run_id))
-        files = sum(1 for _ in data.glob(f"*/run_id={run_id}/**/*.parquet"))
-        compacted = compaction_figures(data, run_id, shards)
-        after, _ = query_times(data, run_id, shards)
-    return {
+def one(shards: int, tmp: Path) -> tuple[dict[str, Any], str]:
+    """One size's row (all but its query times after compaction) and its run id; the data
+    root ``tmp/data`` is left for ``after_compaction``."""
+    data = tmp / "data"
+    # The per-shard files stay while the bench times queries over them ("before").
+    settings = {"SWEEP_LOCAL_PROCESSES": "2", "SWEEP_COMPACTION_GRACE_S": "86400"}
+    with local_stage(data, tmp / "server.log", settings=settings) as (base, _):
+        session = requests.Session()
+        started = time.perf_counter()
+        answer = session.post(base + "/sweeps", json=body(shards), timeout=120)
+        post_s = time.perf_counter() - started
+        answer.raise_for_status()
+        run_id = answer.json()["run_id"]
+        url = f"{base}/sweeps/{run_id}"
+        while not (state := session.get(url, timeout=120).json())["complete"]:
+            time.sleep(0.2)
+        complete_s = time.perf_counter() - started
+        assert state["shards"]["succeeded"] == shards, state
+        record = data / layout.compaction_records_prefix(run_id)
+        while not any(record.glob("gen-*.json")):
+            if time.perf_counter() - started - complete_s > COMPACTION_WAIT_S:
+                raise TimeoutError(f"run {run_id} not compacted in {COMPACTION_WAIT_S} s")
+            time.sleep(0.1)
+        compaction_s = time.perf_counter() - started - complete_s
+        status_done = median_of(5, lambda: session.get(url, timeout=120).json())
+        summary = data / layout.summary(run_id)
+        kept = summary.read_bytes()
+        dt = layout.run_dt(run_id) or ""
+        # A running run: the summary gone and the last shard's outcome set aside, so
+        # status lists everything and finds one shard pending (n - 1 done).
+        last = data / layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
+        aside = last.with_name(".tmp-aside")
+        summary.unlink()
+        last.rename(aside)
+        try:
+            status_running = median_of(5, lambda: session.get(url, timeout=120).json())
+        finally:
+            aside.rename(last)
+            summary.write_bytes(kept)
+    model = s3_model(data, run_id)
+    s3_done = median_of(3, lambda: status(model, run_id))
+    # Not modelled requests (free): the running run's shape, as above.
+    MemoryStore.delete(model, layout.summary(run_id))
+    last_key = layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
+    MemoryStore.delete(model, last_key)
+    s3_running = median_of(3, lambda: status(model, run_id))
+    engine = LocalEngine(data)
+    query_s = median_of(3, lambda: engine.run("run_summary", run_id=run_id))
+    files = sum(1 for _ in data.glob(f"*/run_id={run_id}/**/*.parquet"))
+    compacted = compaction_figures(data, run_id, shards)
+    row = {
         "shards": shards,
         "post_ms": round(post_s * 1000, 1),
         "complete_s": round(complete_s, 2),
@@ -228,9 +242,44 @@ def one(shards: int) -> dict[str, Any]:
         "compaction_s": round(compaction_s, 2),
         "query_before_s": compacted["before"],
         "query_before_timed_once": compacted["before_timed_once"],
-        "query_after_s": after,
         "files_after": compacted["files_after"],
     }
+    return row, run_id
+
+
+def after_compaction(runs: list[tuple[Path, str, int]]) -> list[dict[str, dict[str, float]]]:
+    """Every baseline query over each size's compacted run, the sizes interleaved: per query,
+    ``AFTER_RUNS`` rounds that run it once on each size in turn (after one untimed run each:
+    the engine then lists the run's files and binds its views, the first query's cost, not
+    every query's). So a neighbour's load falls on every size alike, and a ratio between two
+    sizes compares runs milliseconds apart. Per size: median wall and CPU seconds (this
+    process's CPU, DuckDB's threads included) per query."""
+    engines = [LocalEngine(data) for data, _, _ in runs]
+    out: list[dict[str, dict[str, float]]] = [{"wall": {}, "cpu": {}} for _ in runs]
+    for name in all_queries():
+        calls = []
+        for engine, (_, run_id, shards) in zip(engines, runs, strict=True):
+            if name in PER_SIMULATION_QUERIES:
+                text = engine.generated_text(name, run_id) or ""
+            else:
+                text = resolve(name)
+            pool: dict[str, object] = {"shard_count": shards, "metric": "price"}
+            params = {k: v for k, v in pool.items() if k in placeholders(text)}
+            per_run = "run_id" in placeholders(text) or name in PER_SIMULATION_QUERIES
+            calls.append(partial(engine.run, name, run_id=run_id if per_run else None, **params))
+            calls[-1]()
+        walls: list[list[float]] = [[] for _ in runs]
+        cpus: list[list[float]] = [[] for _ in runs]
+        for _ in range(AFTER_RUNS):
+            for i, call in enumerate(calls):
+                started, cpu = time.perf_counter(), time.process_time()
+                call()
+                walls[i].append(time.perf_counter() - started)
+                cpus[i].append(time.process_time() - cpu)
+        for i in range(len(runs)):
+            out[i]["wall"][name] = round(statistics.median(walls[i]), 4)
+            out[i]["cpu"][name] = round(statistics.median(cpus[i]), 4)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,19 +288,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     began, load_before = time.monotonic(), os.getloadavg()[0]
-    rows = []
-    for shards in args.shards:
-        rows.append(one(shards))
-        if not args.json:
-            print(rows[-1], flush=True)
+    rows, runs = [], []
+    with ExitStack() as kept:  # every size's data root, until its queries are timed
+        for shards in args.shards:
+            tmp = Path(kept.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
+            row, run_id = one(shards, tmp)
+            rows.append(row)
+            runs.append((tmp / "data", run_id, shards))
+            if not args.json:
+                print(rows[-1], flush=True)
+        for row, measured in zip(rows, after_compaction(runs), strict=True):
+            row["query_after_s"], row["query_after_cpu_s"] = measured["wall"], measured["cpu"]
+            if not args.json:
+                print(row["shards"], measured, flush=True)
     base = rows[0]
     for row in rows[1:]:
         extra = row["shards"] - base["shards"]
         row["per_shard_ms"] = round((row["complete_s"] - base["complete_s"]) * 1000 / extra, 2)
-        row["query_ratio_vs_first"] = {
-            q: round(t / max(base["query_after_s"][q], 1e-9), 2)
-            for q, t in row["query_after_s"].items()
-        }
+        for ratio, key in (
+            ("query_ratio_vs_first", "query_after_s"),
+            ("query_cpu_ratio_vs_first", "query_after_cpu_s"),
+        ):
+            row[ratio] = {q: round(t / max(base[key][q], 1e-9), 2) for q, t in row[key].items()}
     if args.json:
         command = " ".join(
             [".venv/bin/python", "-m", "bench.scale", "--shards", *map(str, args.shards)]
