@@ -31,7 +31,7 @@ def list_keys(store: ObjectStore, prefix: str, boundaries: Sequence[str] = ()) -
     once where the store gains from it (``store.list_parallelism``), else in one listing."""
     cuts = sorted(b for b in set(boundaries) if b.startswith(prefix))
     if store.list_parallelism <= 1 or not cuts:
-        return [obj.key for obj in store.list(prefix)]
+        return store.list_keys(prefix)
     slices = list(zip([None, *cuts], [*cuts, None], strict=True))
 
     def one(bounds: tuple[str | None, str | None]) -> list[str]:
