@@ -64,22 +64,16 @@ def run_cost(store: ObjectStore, run_id: str, shard_count: int = 0) -> dict[str,
     keys = key_ranges.list_keys(store, prefix, usage_boundaries(prefix, shard_count))
     # Per function: invocations, MB x ms (whole numbers: summed exactly, as run_cost.sql
     # does), S3 reads, S3 writes, bounded invocations. A record of a try that may have
-    # crashed goes through ``charged``; the rest (nearly all) are summed as they are listed.
+    # crashed goes through ``charged``; the rest (nearly all) are summed by kind.
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    tries: list[layout.Usage] = []
-    for key in keys:
-        fields = layout.usage_fields(key)
-        if fields is None:
-            continue
-        if fields[1].endswith(CRASH_TRY_ENDS) and layout.what_shard(fields[1]) is not None:
-            tries.append(layout.Usage(*fields))
-            continue
-        f = sums[fields[0]]
-        f[0] += 1
-        f[1] += math.ceil(fields[3]) * fields[2]
-        f[2] += fields[4]
-        f[3] += fields[5]
-        f[4] += fields[6]
+    kinds, tries = layout.usage_counts(keys, CRASH_TRY_ENDS)
+    for (function, memory_mb, duration_ms, reads, writes, bound), n in kinds.items():
+        f = sums[function]
+        f[0] += n
+        f[1] += math.ceil(duration_ms) * memory_mb * n
+        f[2] += reads * n
+        f[3] += writes * n
+        f[4] += bound * n
     for e in charged(tries):
         f = sums[e.function]
         f[0] += 1
