@@ -114,7 +114,8 @@ def usage_boundaries(prefix: str, shard_count: int) -> list[str]:
     """Boundaries that split a run's usage records into slices of about
     ``key_ranges.SHARDS_PER_RANGE`` workers' records. A worker's record sorts by its shard id
     in decimal text (``worker~shard-<id>-…``, not zero-padded), so the boundaries are every
-    thousandth id in that order; like any boundaries they only balance the listing."""
+    ``SHARDS_PER_RANGE``-th id in that order; like any boundaries they only balance the
+    listing."""
     return [f"{prefix}worker~shard-{text}-" for text in _decimal_cuts(shard_count)]
 
 
