@@ -187,8 +187,9 @@ def _rename_noreplace(tmp: str, path: str) -> bool | None:
 # How long after a folder's last change its entries may be kept (``LocalStore._entries``): far
 # beyond the file system's clock tick (jiffies; 1-10 ms).
 _SETTLED_NS = 1_000_000_000
-# Entries kept over every folder: a 100,000-shard run's usage folder is 100,000 (~15 MB).
-_KEPT_ENTRIES = 1_000_000
+# Entries kept over every folder, least recently used dropped first: a 100,000-shard run's
+# usage folder is 100,000 names (~13 MB), and a complete run's status keeps only that one.
+_KEPT_ENTRIES = 300_000
 
 
 class LocalStore(ObjectStore):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.storage import stores
 from chalicelib.storage.stores import LocalStore, prefix_span
 from chalicelib.storage.together import together
 
@@ -153,3 +154,22 @@ def test_a_folder_store_runs_an_issued_read_once_when_first_waited_for(tmp_path:
             with pytest.raises(KeyError):
                 failing()
     assert ran == ["used", "failing"] and unused is not None
+
+
+def test_the_kept_folders_are_bounded_least_recently_used_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stores, "_KEPT_ENTRIES", 5)
+    store = LocalStore(tmp_path)
+    for folder in ("a", "b"):
+        for k in range(3):
+            store.put(f"x/{folder}/{k}", b"")
+        settle(tmp_path / "x" / folder, 60)
+    reads = []
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p: reads.append(Path(p).name) or real(p))
+    store.list_keys("x/a/")
+    store.list_keys("x/b/")  # 6 entries kept: over the bound, "a" goes
+    assert store.list_keys("x/b/") == ["x/b/0", "x/b/1", "x/b/2"]
+    assert store.list_keys("x/a/") == ["x/a/0", "x/a/1", "x/a/2"]
+    assert reads == ["a", "b", "a"] and store._kept <= 5
