@@ -9,6 +9,7 @@ sustained rate per prefix.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
@@ -120,6 +121,23 @@ class S3LatencyStore(MemoryStore):
             yield from map(StoredObject, page)
             at += len(page)
             if at >= end:
+                return
+
+    def list_range(
+        self, prefix: str, after: str | None, until: str | None
+    ) -> Iterator[StoredObject]:
+        """``ObjectStore.list_range``'s requests exactly (pages from ``after``, until a page
+        holds a key past ``until`` or the prefix ends), without its per-key Python: the
+        model charges S3's round trips, not this process's walk over its own list."""
+        keys = self._keys()
+        at, end = prefix_span(keys, prefix, after or "")
+        while True:
+            self._request()
+            page = keys[at : min(at + self.page, end)]
+            stop = len(page) if until is None else bisect.bisect_right(page, until)
+            yield from map(StoredObject, page[:stop])
+            at += len(page)
+            if stop < len(page) or at >= end:
                 return
 
 
