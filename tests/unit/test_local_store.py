@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +88,19 @@ def settle(folder: Path, seconds_ago: float) -> None:
     os.utime(folder, (then, then))
 
 
+def counted_scandir(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders ``os.scandir`` reads from now on."""
+    reads: list[str] = []
+    real = os.scandir
+
+    def scandir(path: str) -> Any:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return reads
+
+
 def test_a_settled_folder_is_read_once_and_again_after_any_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -95,9 +109,7 @@ def test_a_settled_folder_is_read_once_and_again_after_any_change(
         store.put(f"usage/r/worker~{k}", b"")
     settle(tmp_path / "usage" / "r", 60)
     assert len(store.list_keys("usage/r/")) == 3
-    reads = []
-    real = os.scandir
-    monkeypatch.setattr(os, "scandir", lambda p: reads.append(p) or real(p))
+    reads = counted_scandir(monkeypatch)
     assert store.list_keys("usage/r/worker~") == [f"usage/r/worker~{k}" for k in range(3)]
     assert store.list_keys("usage/r/compactor~") == []
     assert reads == []  # kept: the folder did not change
@@ -165,11 +177,9 @@ def test_the_kept_folders_are_bounded_least_recently_used_first(
         for k in range(3):
             store.put(f"x/{folder}/{k}", b"")
         settle(tmp_path / "x" / folder, 60)
-    reads = []
-    real = os.scandir
-    monkeypatch.setattr(os, "scandir", lambda p: reads.append(Path(p).name) or real(p))
+    reads = counted_scandir(monkeypatch)
     store.list_keys("x/a/")
     store.list_keys("x/b/")  # 6 entries kept: over the bound, "a" goes
     assert store.list_keys("x/b/") == ["x/b/0", "x/b/1", "x/b/2"]
     assert store.list_keys("x/a/") == ["x/a/0", "x/a/1", "x/a/2"]
-    assert reads == ["a", "b", "a"] and store._kept <= 5
+    assert [Path(p).name for p in reads] == ["a", "b", "a"] and store._kept <= 5
