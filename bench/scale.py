@@ -16,7 +16,8 @@ root):
 - **status, local**: ``GET /sweeps/<id>`` over HTTP, median of 5, once complete (from the
   summary) and **running** (the same run with its summary removed and its last shard's
   success outcome set aside: status lists everything and finds n - 1 shards done, as for a
-  running run);
+  running run; before each call its outcomes and usage folders change, as shards landing
+  change them, so the local store reads them again);
 - **status, S3 model**: ``runs.status.status`` on ``S3LatencyStore`` (20 ms a request, pages of
   1,000 keys, <= 32 in flight) holding the run's keys (bookkeeping objects with their content,
   outcome and results files as empty objects: status reads no Parquet), complete and running;
@@ -102,21 +103,33 @@ ONCE_OVER_S = 5.0
 AFTER_RUNS = 15
 
 
-def median_of(times: int, fn: Any, once_over_s: float | None = None) -> float:
-    return timed(times, fn, once_over_s)[0]
+def median_of(times: int, fn: Any, once_over_s: float | None = None, before: Any = None) -> float:
+    return timed(times, fn, once_over_s, before)[0]
 
 
-def timed(times: int, fn: Any, once_over_s: float | None = None) -> tuple[float, int]:
-    """The median of ``times`` runs of ``fn``, and how many runs it took: one only when the
-    first run took longer than ``once_over_s``."""
+def timed(
+    times: int, fn: Any, once_over_s: float | None = None, before: Any = None
+) -> tuple[float, int]:
+    """The median of ``times`` runs of ``fn`` (``before`` run untimed ahead of each), and how
+    many runs it took: one only when the first run took longer than ``once_over_s``."""
     samples = []
     for _ in range(times):
+        if before is not None:
+            before()
         started = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - started)
         if once_over_s is not None and samples[0] > once_over_s:
             break
     return statistics.median(samples), len(samples)
+
+
+def touch(folders: list[Path]) -> None:
+    """A change in each folder (a temp file made and removed), as a shard landing makes."""
+    for folder in folders:
+        tmp = folder / ".tmp-touch"
+        tmp.write_bytes(b"")
+        tmp.unlink()
 
 
 def s3_model(data: Path, run_id: str) -> S3LatencyStore:
@@ -213,8 +226,13 @@ def one(shards: int, tmp: Path) -> tuple[dict[str, Any], str]:
         aside = last.with_name(".tmp-aside")
         summary.unlink()
         last.rename(aside)
+        # Workers landing between polls change these folders: the local store reads
+        # a changed folder again (it keeps a folder's entries only while unchanged).
+        changing = [last.parent, data / layout.usage_prefix(run_id)]
         try:
-            status_running = median_of(5, lambda: session.get(url, timeout=120).json())
+            status_running = median_of(
+                5, lambda: session.get(url, timeout=120).json(), before=lambda: touch(changing)
+            )
         finally:
             aside.rename(last)
             summary.write_bytes(kept)

@@ -69,7 +69,7 @@ class Settings:
         100_000,
         "most shards a sweep may have (400 beyond). The dispatcher tree (3 levels at 100,000), "
         "the reconciler and status hold at that size: a complete run's status is constant work, "
-        "a running one's lists its keys in ranges of 1,000 shards at once (docs/architecture.md)",
+        "a running one's lists its keys in ranges of 999 shards at once (docs/architecture.md)",
     )
     max_body_bytes: int = setting(
         "SWEEP_MAX_BODY_BYTES",

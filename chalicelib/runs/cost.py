@@ -87,24 +87,18 @@ def usage_by_function(
     ``usage_boundaries``). Also what ``sweep estimate`` reads of the invocations it runs."""
     prefix = layout.usage_prefix(run_id)
     keys = key_ranges.list_keys(store, prefix, usage_boundaries(prefix, shard_count))
-    # Per function: invocations, MB x ms, S3 reads, S3 writes, bounded invocations. A record of
-    # a try that may have crashed goes through ``charged``; the rest (nearly all) are summed as
-    # they are listed.
+    # Per function: invocations, MB x ms (whole numbers: summed exactly, as run_cost.sql
+    # does), S3 reads, S3 writes, bounded invocations. A record of a try that may have
+    # crashed goes through ``charged``; the rest (nearly all) are summed by kind.
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    tries: list[layout.Usage] = []
-    for key in keys:
-        fields = layout.usage_fields(key)
-        if fields is None:
-            continue
-        if fields[1].endswith(CRASH_TRY_ENDS) and layout.what_shard(fields[1]) is not None:
-            tries.append(layout.Usage(*fields))
-            continue
-        f = sums[fields[0]]
-        f[0] += 1
-        f[1] += math.ceil(fields[3]) * fields[2]
-        f[2] += fields[4]
-        f[3] += fields[5]
-        f[4] += fields[6]
+    kinds, tries = layout.usage_counts(keys, CRASH_TRY_ENDS)
+    for (function, memory_mb, duration_ms, reads, writes, bound), n in kinds.items():
+        f = sums[function]
+        f[0] += n
+        f[1] += math.ceil(duration_ms) * memory_mb * n
+        f[2] += reads * n
+        f[3] += writes * n
+        f[4] += bound * n
     out = {fn: FunctionUsage(*f) for fn, f in sums.items()}
     for e in charged(tries):
         out[e.function] = out.get(e.function, FunctionUsage()).plus(e)
@@ -143,7 +137,8 @@ def usage_boundaries(prefix: str, shard_count: int) -> list[str]:
     """Boundaries that split a run's usage records into slices of about
     ``key_ranges.SHARDS_PER_RANGE`` workers' records. A worker's record sorts by its shard id
     in decimal text (``worker~shard-<id>-…``, not zero-padded), so the boundaries are every
-    thousandth id in that order; like any boundaries they only balance the listing."""
+    ``SHARDS_PER_RANGE``-th id in that order; like any boundaries they only balance the
+    listing."""
     return [f"{prefix}worker~shard-{text}-" for text in _decimal_cuts(shard_count)]
 
 

@@ -16,8 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.storage.stores import ObjectStore
 
-# Shards per slice: one page of success keys on S3 (ListObjectsV2 returns <= 1,000 keys).
-SHARDS_PER_RANGE = 1000
+# Shards per slice: one page of success keys on S3 (ListObjectsV2 returns <= 1,000 keys). One
+# fewer than a page: a slice starts at its lower bound (StartAfter) and S3 has no upper one, so
+# a slice of exactly 1,000 keys learns it is done only from a second page (the first key past
+# its bound), while a slice of 999 sees that key on its first: one request a slice, not two.
+SHARDS_PER_RANGE = 999
 
 
 def shard_boundaries(folder: str, shard_count: int, per: int = SHARDS_PER_RANGE) -> list[str]:
@@ -31,7 +34,7 @@ def list_keys(store: ObjectStore, prefix: str, boundaries: Sequence[str] = ()) -
     once where the store gains from it (``store.list_parallelism``), else in one listing."""
     cuts = sorted(b for b in set(boundaries) if b.startswith(prefix))
     if store.list_parallelism <= 1 or not cuts:
-        return [obj.key for obj in store.list(prefix)]
+        return store.list_keys(prefix)
     slices = list(zip([None, *cuts], [*cuts, None], strict=True))
 
     def one(bounds: tuple[str | None, str | None]) -> list[str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import string
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -235,6 +237,54 @@ def usage_fields(key: str) -> UsageFields | None:
         return None
     fn, what, mem, ms, reads, writes, kind = m.groups()
     return fn, what, int(mem), int(ms), int(reads), int(writes), kind == "bound"
+
+
+# A usage record's kind (``usage_counts``): function, memory_mb, duration_ms, s3_reads,
+# s3_writes, bound.
+UsageKind = tuple[str, int, int, int, int, bool]
+# ``_USAGE_RE`` over lines of keys (``_lines``): the function, and the summed fields' text.
+_USAGE_LINES = re.compile(
+    r"^[^\n]*/([a-z_]+)~[a-z0-9-]+~(\d+~\d+~\d+~\d+~(?:bound|measured))~[A-Za-z0-9-]+\.parquet$",
+    re.M,
+)
+
+
+def usage_counts(
+    keys: Sequence[str], apart: tuple[str, ...]
+) -> tuple[Counter[UsageKind], list[Usage]]:
+    """The usage records among ``keys``, as a sum needs them: how many there are of each kind
+    (function, memory_mb, duration_ms, s3_reads, s3_writes, bound), leaving out a shard's
+    tries that end in one of ``apart`` (``what_shard``), which come back whole.
+
+    The same as ``usage_fields`` of every key, read in one regex pass over all the keys, with
+    each kind's text parsed once: a running 100,000-shard run's status counts 100,000
+    records, nearly all of a few hundred kinds, and a call per key cost more than the rest of
+    its status. The tries (a crashed shard's) are looked for only where their text occurs."""
+    text = _lines(keys)
+    counts: Counter[UsageKind] = Counter()
+    for (function, fields), n in Counter(_USAGE_LINES.findall(text)).items():
+        mem, ms, reads, writes, kind = fields.split("~")
+        counts[(function, int(mem), int(ms), int(reads), int(writes), kind == "bound")] += n
+    tries: list[Usage] = []
+    if any(f"-{end}~" in text for end in apart):
+        ends = "|".join(map(re.escape, apart))
+        lines = re.compile(rf"^[^\n]*/[a-z_]+~shard-\d+-[a-z]*(?:{ends})~[^\n]*$", re.M)
+        for key in lines.findall(text):
+            u = parse_usage(key)
+            if u is not None and u.what.endswith(apart) and what_shard(u.what) is not None:
+                tries.append(u)
+                kind = (u.function, u.memory_mb, u.duration_ms, u.s3_reads, u.s3_writes, u.bound)
+                counts[kind] -= 1  # counted above with the rest
+    return +counts, tries
+
+
+def _lines(keys: Sequence[str]) -> str:
+    """``keys`` one a line, for a regex pass over all of them (``re.M``): a key with a line
+    break in it is not one the layout builds, and is left out."""
+    text = "\n".join(keys)
+    if text.count("\n") != max(len(keys) - 1, 0):
+        text = "\n".join(key for key in keys if "\n" not in key)
+    return text
 
 
 REUSE_INDEX = "reuse/"
@@ -532,14 +582,28 @@ def parse_outcome(key: str) -> OutcomeKey | None:
     return OutcomeKey(run_id, status, dt, int(shard), int(attempt))
 
 
-def outcome_fields(key: str) -> tuple[bool, int, int] | None:
-    """(succeeded, shard id, attempt) of an outcome key: ``parse_outcome`` without building
-    the record, for status's 100,000-key listings."""
-    m = _outcome_match(key)
-    if m is None:
-        return None
-    _, found, _, shard, attempt = m.groups()
-    return found == "succeeded", int(shard), int(attempt)
+# ``_OUTCOME_RE`` over lines of keys (``_lines``), one pattern a status.
+_OUTCOME_LINE = (
+    r"^[^\n]*?outcomes/run_id=[A-Za-z0-9-]+/status={status}/dt=\d{{4}}-\d{{2}}-\d{{2}}/"
+    r"shard-(\d{{6,}})-attempt-{attempt}\.parquet$"
+)
+_SUCCEEDED_LINES = re.compile(_OUTCOME_LINE.format(status="succeeded", attempt=r"\d+"), re.M)
+_FAILED_LINES = re.compile(_OUTCOME_LINE.format(status="failed", attempt=r"(\d+)"), re.M)
+
+
+def outcome_ids(keys: Sequence[str]) -> tuple[list[int], list[tuple[int, int]]]:
+    """The outcome keys among ``keys``: the shard id of each success, and (shard id, attempt)
+    of each failure. ``parse_outcome`` of every key gives the same; this reads them in a regex
+    pass over all the keys at once (and skips the failures' pass when no key is in a failed
+    partition): status reads 100,000 of them, and a call per key cost most of its time."""
+    text = _lines(keys)
+    succeeded = list(map(int, _SUCCEEDED_LINES.findall(text)))
+    failed = (
+        [(int(shard), int(attempt)) for shard, attempt in _FAILED_LINES.findall(text)]
+        if "/status=failed/" in text
+        else []
+    )
+    return succeeded, failed
 
 
 def parse_retry_marker(key: str) -> tuple[int, int] | None:

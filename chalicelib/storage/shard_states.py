@@ -81,15 +81,16 @@ def shard_states_of(
     ]
     cuts.append(f"{outcomes}status=succeeded/")  # between the two statuses
     latest = states.latest_failure
-    for found in key_ranges.list_keys(store, outcomes, cuts):
-        fields = layout.outcome_fields(found)
-        if fields is None or fields[1] >= states.count:
+    succeeded, failed = layout.outcome_ids(key_ranges.list_keys(store, outcomes, cuts))
+    if max(succeeded, default=-1) >= shard_count:  # keys of no shard of the run: ignored
+        succeeded = [k for k in succeeded if k < shard_count]
+    states.succeeded = set(succeeded)
+    states.objects += len(succeeded)
+    for shard_id, attempt in failed:
+        if shard_id >= shard_count:
             continue
-        succeeded, shard_id, attempt = fields
         states.objects += 1
-        if succeeded:
-            states.succeeded.add(shard_id)
-        elif attempt > latest.get(shard_id, 0):
+        if attempt > latest.get(shard_id, 0):
             latest[shard_id] = attempt
     markers = layout.retry_markers_prefix(run_id)
     for found in key_ranges.list_keys(

@@ -12,14 +12,18 @@ created. Writers whose claim must be exclusive put something unique in it (a tok
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import errno
 import functools
 import itertools
 import os
+import sys
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +50,26 @@ SLOW_DOWN_CODES = frozenset({"SlowDown", "503", "RequestLimitExceeded"})
 @dataclass(frozen=True)
 class StoredObject:
     key: str
+
+
+# Keys (or a folder's names), named so inside the stores, whose ``list`` method hides the type.
+Keys = list[str]
+
+
+def prefix_span(names: Keys, prefix: str, after: str = "") -> tuple[int, int]:
+    """Where the names that start with ``prefix`` and sort after ``after`` are in sorted
+    ``names``: two bisections, as S3 starts a listing at its key (a walk over the names
+    before would cost what S3 does not). The names from ``prefix`` up to the prefix with its
+    last character's successor are exactly those that start with it."""
+    at = max(bisect.bisect_left(names, prefix), bisect.bisect_right(names, after))
+    if not prefix:
+        return at, len(names)
+    if ord(prefix[-1]) == sys.maxunicode:  # no successor: the names starting so are few
+        end = at
+        while end < len(names) and names[end].startswith(prefix):
+            end += 1
+        return at, end
+    return at, max(at, bisect.bisect_left(names, prefix[:-1] + chr(ord(prefix[-1]) + 1), at))
 
 
 class ObjectStore(ABC):
@@ -85,6 +109,11 @@ class ObjectStore(ABC):
     @abstractmethod
     def list(self, prefix: str) -> Iterator[StoredObject]:
         """Every object under ``prefix``, in key order."""
+
+    def list_keys(self, prefix: str) -> Keys:
+        """The keys of ``list(prefix)``: where a store has them without building objects
+        (a folder), status's 100,000-key listings skip that."""
+        return [obj.key for obj in self.list(prefix)]
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
@@ -155,12 +184,25 @@ def _rename_noreplace(tmp: str, path: str) -> bool | None:
     raise OSError(code, os.strerror(code), path)
 
 
+# How long after a folder's last change its entries may be kept (``LocalStore._entries``): far
+# beyond the file system's clock tick (jiffies; 1-10 ms).
+_SETTLED_NS = 1_000_000_000
+# Entries kept over every folder, least recently used dropped first: a 100,000-shard run's
+# usage folder is 100,000 names (~13 MB), and a complete run's status keeps only that one.
+_KEPT_ENTRIES = 300_000
+
+
 class LocalStore(ObjectStore):
     """A folder; writes go to a temp file first so readers never see half an object."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._base = os.path.abspath(root)
+        # Folders' entries, kept while unchanged (``_entries``), least recently used first.
+        self._folders: OrderedDict[str, tuple[tuple[int, int], tuple[Keys, bool]]]
+        self._folders = OrderedDict()
+        self._kept = 0
+        self._lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
         return Path(self._file(key))
@@ -258,21 +300,77 @@ class LocalStore(ObjectStore):
             raise StorageError(f"read {key}: {exc.strerror or exc}") from exc
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
-        base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
-        if not base.is_dir():
+        return map(StoredObject, self.list_keys(prefix))
+
+    def list_keys(self, prefix: str) -> Keys:
+        """Every key under ``prefix``, in key order, from one read of each folder the prefix
+        reaches (``_entries``); only the last folder's names are compared with the prefix."""
+        folder, _, start = prefix.rpartition("/")
+        path = self._file(folder) if folder else self._base
+        entries, folders = self._entries(path)
+        at, end = prefix_span(entries, start)
+        found: Keys = []
+        self._walk(path, folder + "/" if folder else "", entries[at:end], folders, found)
+        return found
+
+    def _walk(self, path: str, head: str, entries: Keys, folders: bool, found: Keys) -> None:
+        """The keys under ``entries`` of the folder ``path`` (whose keys start ``head``);
+        ``folders``: whether any entry is a folder."""
+        if not folders:  # the usual leaf: a folder of files
+            found += map(head.__add__, entries)
             return
-        # Keys by string operations, one relative path per folder: status lists every outcome
-        # of a run on each poll, and pathlib per file cost most of that.
-        root = self._base
-        found = []
-        for dirpath, _, files in os.walk(base):
-            folder = os.path.relpath(dirpath, root).replace(os.sep, "/")
-            head = "" if folder == "." else folder + "/"
-            for name in files:
-                key = head + name
-                if key.startswith(prefix) and not name.startswith(".tmp-"):
-                    found.append(StoredObject(key))
-        yield from sorted(found, key=lambda o: o.key)
+        for entry in entries:
+            if entry.endswith("/"):
+                inner = f"{path}/{entry[:-1]}"
+                self._walk(inner, head + entry, *self._entries(inner), found)
+            else:
+                found.append(head + entry)
+
+    def _entries(self, path: str) -> tuple[Keys, bool]:
+        """A folder's entries in key order: a file as its name, a folder as its name and a
+        "/", as its keys sort, so walking the folders in this order yields keys in key order
+        with no sort of whole keys; and whether any is a folder. Temp files are left out; a
+        missing folder has none.
+
+        A folder's entries are kept while its modification time stays what it was: the
+        kernel sets it on every create, rename or delete in the folder, so a complete run's
+        folders (its 100,000 usage records) are read once, not on every status. Only a read
+        that began ``_SETTLED_NS`` after the last change is kept: a change in the same clock
+        tick as the one before it would not move the time (the "racy git" case), and no
+        change can come that long after one without moving it."""
+        began = time.time_ns()
+        try:
+            stat = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return [], False
+        stamp = (stat.st_ino, stat.st_mtime_ns)
+        with self._lock:
+            kept = self._folders.get(path)
+            if kept is not None and kept[0] == stamp:
+                self._folders.move_to_end(path)
+                return kept[1]
+        try:
+            with os.scandir(path) as it:
+                found = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            return [], False
+        # A few tight passes over a leaf's 100,000 entries; the folders' are few.
+        entries = [e.name for e in found]
+        walked = {e.name: not e.is_symlink() for e in found if e.is_dir()}
+        if walked:  # as os.walk: a link to a folder is not walked (nor is it a key)
+            entries = [n + "/" if walked.get(n) else n for n in entries if walked.get(n, True)]
+        entries.sort()
+        temp = bisect.bisect_left(entries, ".tmp-")  # temp files sort together: cut them out
+        del entries[temp : bisect.bisect_left(entries, ".tmp.", temp)]
+        folders = any(walked.values())
+        if began - stat.st_mtime_ns > _SETTLED_NS:
+            with self._lock:
+                old = self._folders.pop(path, None)
+                self._kept += len(entries) - (len(old[1][0]) if old else 0)
+                self._folders[path] = (stamp, (entries, folders))
+                while self._kept > _KEPT_ENTRIES and len(self._folders) > 1:
+                    self._kept -= len(self._folders.popitem(last=False)[1][1][0])
+        return entries, folders
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

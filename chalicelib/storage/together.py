@@ -2,7 +2,10 @@
 
 On S3 each request is a round trip (~20 ms); a read made of six independent requests one after
 the other costs six of them, issued together about one. A local folder gains nothing from
-threads (the GIL serialises the work), so there each call runs at once, in order.
+threads (the GIL serialises the work), so there each call runs when its value is first asked
+for, and a call whose value nobody asks for never runs: status issues the compactor records'
+listing for the case it needs them (a summary's cost to check), and a running run's status
+never asks; on a local folder that listing reads the whole usage folder of the run.
 """
 
 from __future__ import annotations
@@ -30,22 +33,10 @@ WIDTH = 8
 @contextmanager
 def together(store: ObjectStore) -> Iterator[Issue]:
     """``issue(call)`` starts ``call`` and returns how to wait for its value (which re-raises
-    its exception). Every call issued has ended when the block is left."""
+    its exception). Every call issued has ended when the block is left; on a store that gains
+    nothing from threads, a call runs on the first wait for it (once), or not at all."""
     if store.list_parallelism <= 1:
-
-        def now(call: Callable[[], T]) -> Callable[[], T]:
-            try:
-                value = call()
-            except Exception as exc:
-                error = exc
-
-                def fail() -> T:
-                    raise error
-
-                return fail
-            return lambda: value
-
-        yield now
+        yield _Lazy
         return
     with ThreadPoolExecutor(min(WIDTH, store.list_parallelism)) as pool:
 
@@ -53,3 +44,24 @@ def together(store: ObjectStore) -> Iterator[Issue]:
             return pool.submit(call).result
 
         yield later
+
+
+class _Lazy[T]:
+    """A call run on the first wait for its value, which every later wait returns (or whose
+    exception every wait re-raises)."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self._call: Callable[[], T] | None = call
+        self._value: T | None = None
+        self._error: Exception | None = None
+
+    def __call__(self) -> T:
+        if self._call is not None:
+            call, self._call = self._call, None
+            try:
+                self._value = call()
+            except Exception as exc:
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]

@@ -85,6 +85,29 @@ def test_key_ranges_hold_every_key_exactly_once() -> None:
         assert key_ranges.list_keys(store, "p/", cuts) == keys
 
 
+def test_the_s3_model_charges_a_listing_its_pages_only() -> None:
+    """A page a request, of up to 1,000 keys; a listing that starts after a key (StartAfter,
+    a key range) costs the pages it returns, as on S3, not the keys before its start. A range
+    that ends inside the prefix learns so from the page after its last key (S3 lists to the
+    prefix's end), so a range of exactly one page costs two."""
+    store = S3LatencyStore(latency_s=0)
+    for k in range(5000):
+        MemoryStore.put(store, f"p/{k:05d}", b"")  # not a modelled request
+        MemoryStore.put(store, f"a/{k:05d}", b"")
+    for after, until, pages, count in [
+        (None, None, 5, 5000),
+        ("p/03999", None, 1, 1000),
+        ("p/00499", "p/01499", 2, 1000),
+        ("p/00499", "p/01498", 1, 999),
+        ("p/04999", None, 1, 0),
+        ("p/", "p/02000", 3, 2001),
+    ]:
+        before = store.requests
+        listed = [o.key for o in store.list_range("p/", after, until)]
+        assert store.requests - before == pages and len(listed) == count, (after, until)
+        assert listed == sorted(listed) and all(k.startswith("p/") for k in listed)
+
+
 def test_a_complete_run_reads_its_summary_in_constant_work() -> None:
     requests = {}
     for shards in (50, 2500):

@@ -10,13 +10,12 @@ sustained rate per prefix.
 from __future__ import annotations
 
 import bisect
-import itertools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from chalicelib.storage.stores import ObjectStore, SlowDown, StoredObject
+from chalicelib.storage.stores import ObjectStore, SlowDown, StoredObject, prefix_span
 
 
 class MemoryStore(ObjectStore):
@@ -58,11 +57,8 @@ class MemoryStore(ObjectStore):
 
     def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
         keys = self._keys()  # a snapshot: writes replace the sorted list, never change it
-        at = max(bisect.bisect_left(keys, prefix), bisect.bisect_right(keys, start_after))
-        for key in itertools.islice(keys, at, None):
-            if not key.startswith(prefix):
-                return
-            yield StoredObject(key)
+        at, end = prefix_span(keys, prefix, start_after)
+        yield from map(StoredObject, keys[at:end])
 
     def exists(self, key: str) -> bool:
         return key in self.objects
@@ -114,12 +110,34 @@ class S3LatencyStore(MemoryStore):
         super().delete(key)
 
     def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
-        listing = super().list_after(prefix, start_after)
+        """Pages of ``page`` keys, each a request made when the caller wants its first key.
+        A page starts where the last ended, found by bisection, as S3 starts a listing at
+        its StartAfter key or continuation token: neither walks the keys before it."""
+        keys = self._keys()
+        at, end = prefix_span(keys, prefix, start_after)
         while True:
-            self._request()  # one page, fetched when the caller wants its first key
-            batch = list(itertools.islice(listing, self.page))
-            yield from batch
-            if len(batch) < self.page:
+            self._request()
+            page = keys[at : min(at + self.page, end)]
+            yield from map(StoredObject, page)
+            at += len(page)
+            if at >= end:
+                return
+
+    def list_range(
+        self, prefix: str, after: str | None, until: str | None
+    ) -> Iterator[StoredObject]:
+        """``ObjectStore.list_range``'s requests exactly (pages from ``after``, until a page
+        holds a key past ``until`` or the prefix ends), without its per-key Python: the
+        model charges S3's round trips, not this process's walk over its own list."""
+        keys = self._keys()
+        at, end = prefix_span(keys, prefix, after or "")
+        while True:
+            self._request()
+            page = keys[at : min(at + self.page, end)]
+            stop = len(page) if until is None else bisect.bisect_right(page, until)
+            yield from map(StoredObject, page[:stop])
+            at += len(page)
+            if stop < len(page) or at >= end:
                 return
 
 

@@ -1,13 +1,18 @@
-"""LocalStore.list: keys as S3 would give them, whatever form the root was given in."""
+"""LocalStore.list: keys as S3 would give them, whatever form the root was given in, and at the
+cost status can afford at 100,000 shards (each folder read once, kept while unchanged)."""
 
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from chalicelib.storage.stores import LocalStore
+from chalicelib.storage import stores
+from chalicelib.storage.stores import LocalStore, prefix_span
+from chalicelib.storage.together import together
 
 
 @pytest.mark.parametrize("relative", [False, True])
@@ -59,3 +64,122 @@ def test_writes_step_over_a_temp_name_a_dead_process_left(
     assert not store.create("runs/r1/success/shard-000001.json", b'{"attempt": 2}')
     # No temp file of ours is left behind, whatever the outcome of each write.
     assert sorted(p.name for p in tmp_path.rglob(".tmp-*")) == [left.name]
+
+
+def test_keys_come_in_key_order_across_folders_whose_names_prefix_others(
+    tmp_path: Path,
+) -> None:
+    """Folders are walked in key order, not name order: "a/…" sorts after "a-b" and "a.c"
+    ("/" is after "-" and "."), before "a0"; a link to a folder is not walked, as os.walk."""
+    store = LocalStore(tmp_path)
+    names = ["a/x", "a/y/z", "a-b", "a.c", "a0", "a-/q", "b", "a/y-", "a/y/.tmp-9", "a/.tmp-x/k"]
+    for key in names:
+        store.put(key, b"1")
+    (tmp_path / "link").symlink_to(tmp_path / "a", target_is_directory=True)
+    expected = sorted(k for k in names if ".tmp-" not in k)
+    assert store.list_keys("") == expected == [o.key for o in store.list("")]
+    for prefix in ("a", "a/", "a/y", "a-", "a/y/", "b", "c", "a/x"):
+        assert store.list_keys(prefix) == [k for k in expected if k.startswith(prefix)], prefix
+
+
+def settle(folder: Path, seconds_ago: float) -> None:
+    """The folder's modification time, as if its last change were ``seconds_ago``."""
+    then = os.stat(folder).st_mtime - seconds_ago
+    os.utime(folder, (then, then))
+
+
+def counted_scandir(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders ``os.scandir`` reads from now on."""
+    reads: list[str] = []
+    real = os.scandir
+
+    def scandir(path: str) -> Any:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return reads
+
+
+def test_a_settled_folder_is_read_once_and_again_after_any_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path)
+    for k in range(3):
+        store.put(f"usage/r/worker~{k}", b"")
+    settle(tmp_path / "usage" / "r", 60)
+    assert len(store.list_keys("usage/r/")) == 3
+    reads = counted_scandir(monkeypatch)
+    assert store.list_keys("usage/r/worker~") == [f"usage/r/worker~{k}" for k in range(3)]
+    assert store.list_keys("usage/r/compactor~") == []
+    assert reads == []  # kept: the folder did not change
+    store.put("usage/r/compactor~1", b"")  # a change moves the folder's time
+    assert store.list_keys("usage/r/compactor~") == ["usage/r/compactor~1"]
+    store.delete("usage/r/worker~0")
+    assert store.list_keys("usage/r/worker~") == ["usage/r/worker~1", "usage/r/worker~2"]
+    assert len(reads) == 2
+
+
+def test_a_folder_changed_lately_is_read_every_time(tmp_path: Path) -> None:
+    """A change in the same clock tick as the one before leaves the folder's time as it was:
+    a folder read less than a second after a change is not kept, so such a change is seen."""
+    store = LocalStore(tmp_path)
+    store.put("runs/r/a", b"")
+    folder = tmp_path / "runs" / "r"
+    stamp = os.stat(folder).st_mtime_ns
+    assert store.list_keys("runs/r/") == ["runs/r/a"]
+    store.put("runs/r/b", b"")
+    os.utime(folder, ns=(stamp, stamp))  # the second change in the first one's tick
+    assert store.list_keys("runs/r/") == ["runs/r/a", "runs/r/b"]
+
+
+def test_prefix_span_finds_exactly_the_names_under_a_prefix_after_a_start() -> None:
+    rng = random.Random(3)
+    alphabet = ["a", "b", "-", "/", "~", "\U0010ffff"]
+    names = sorted({"".join(rng.choices(alphabet, k=rng.randrange(1, 6))) for _ in range(400)})
+    for _ in range(300):
+        prefix = "".join(rng.choices(alphabet, k=rng.randrange(0, 3)))
+        after = rng.choice(["", *names])
+        at, end = prefix_span(names, prefix, after)
+        assert names[at:end] == [n for n in names if n.startswith(prefix) and n > after]
+
+
+def test_a_folder_store_runs_an_issued_read_once_when_first_waited_for(tmp_path: Path) -> None:
+    """``together`` on a store that gains nothing from threads: a read nobody waits for is
+    never made (status's compactor listing, for a running run), one waited for is made once,
+    and its error comes back on every wait."""
+    ran: list[str] = []
+
+    def read(name: str, fail: bool = False) -> str:
+        ran.append(name)
+        if fail:
+            raise KeyError(name)
+        return name
+
+    with together(LocalStore(tmp_path)) as issue:
+        unused = issue(lambda: read("unused"))
+        used = issue(lambda: read("used"))
+        failing = issue(lambda: read("failing", fail=True))
+        assert ran == []
+        assert used() == used() == "used"
+        for _ in range(2):
+            with pytest.raises(KeyError):
+                failing()
+    assert ran == ["used", "failing"] and unused is not None
+
+
+def test_the_kept_folders_are_bounded_least_recently_used_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stores, "_KEPT_ENTRIES", 5)
+    store = LocalStore(tmp_path)
+    for folder in ("a", "b"):
+        for k in range(3):
+            store.put(f"x/{folder}/{k}", b"")
+        settle(tmp_path / "x" / folder, 60)
+    reads = counted_scandir(monkeypatch)
+    store.list_keys("x/a/")
+    store.list_keys("x/b/")  # 6 entries kept: over the bound, "a" goes
+    assert store.list_keys("x/b/") == ["x/b/0", "x/b/1", "x/b/2"]
+    assert store.list_keys("x/a/") == ["x/a/0", "x/a/1", "x/a/2"]
+    assert [Path(p).name for p in reads] == ["a", "b", "a"] and store._kept <= 5
