@@ -9,8 +9,9 @@ on a LocalStore in a temp dir, with the pieces the local stage runs (manifest, t
 dispatcher's reuse plan, ``run_task`` per shard):
 
 1. ``--sources`` earlier runs evaluate slices of the space (each a contiguous block of strike
-   values, so together they cover it once): each run is pending in its family, and a plan
-   reads its results;
+   values, so together they cover it once), each merged into its family's index once complete
+   (``reuse.merge_run``, what its compaction does; not timed). A run not merged yet is read
+   from its results instead: ``bench.reuse_planning`` times that;
 2. **evaluating**: the full request without reuse, every shard in turn;
 3. **reusing**: the full request with ``"reuse": true``: the plan (keys of every point matched
    against the index) plus every shard copying its points.
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.execution import reuse
 from chalicelib.execution.worker import run_task
 from chalicelib.logs import logger
@@ -81,6 +83,12 @@ class Runner:
             run_task(run_task_payload(run, shard_id), None, self.store, 0)
         return run, time.perf_counter() - wall, time.process_time() - cpu
 
+    def merge(self, run: Manifest) -> None:
+        """What the run's compaction does once it is complete (not timed: the compactor's
+        invocation, before the reusing run is submitted): its points into the family's merged
+        index, which the reusing run's plan then reads."""
+        reuse.merge_run(self.store, run.run_id, NoCatalog())
+
     def metrics(self, run: Manifest) -> tuple[np.ndarray, int]:
         folder = Path(self.store.describe()) / layout.results_prefix(run.run_id)
         table = pq.read_table(folder)
@@ -105,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(LocalStore(Path(tmp)))
         sources_s = 0.0
         for block in blocks:
-            _, wall, _ = runner.run(body(n, list(block), shards={"count": 10}))
+            source, wall, _ = runner.run(body(n, list(block), shards={"count": 10}))
             sources_s += wall
+            runner.merge(source)
         evaluated, eval_wall, eval_cpu = runner.run(body(n))
+        runner.merge(evaluated)
         reused, reuse_wall, reuse_cpu = runner.run(body(n, reuse=True))
         expected, none_copied = runner.metrics(evaluated)
         got, copied = runner.metrics(reused)
