@@ -90,13 +90,10 @@ def evaluated(store: ObjectStore, run_id: str, with_params: bool = True) -> pa.T
     since its compaction deletes what it replaced only once the run is merged (``pending``),
     and after a merge only a redrive's new shards have files of their own. None when there is
     nothing to read, the run is gone (no manifest) or its simulation is not registered here."""
-    try:
-        request = manifests.load(store, run_id).request
-    except KeyError:
+    found = _run_simulation(store, run_id)
+    if found is None:
         return None
-    sim = REGISTRY.get(request.simulation)
-    if sim is None:
-        return None
+    request, sim = found
     tables = []
     for obj in store.list(layout.results_prefix(run_id)):
         if compaction.shard_of_results(obj.key) is None:
@@ -116,15 +113,23 @@ def evaluated(store: ObjectStore, run_id: str, with_params: bool = True) -> pa.T
 def pending(store: ObjectStore, run_id: str) -> bool:
     """Whether the run has evaluated points not merged yet: its compaction then keeps the
     per-shard results a plan reads them from (``evaluated``)."""
+    found = _run_simulation(store, run_id)
+    if found is None:
+        return False
+    request, sim = found
+    fam = family(sim.name, sim.version, request.seed)
+    return any(True for _ in store.list(layout.reuse_pending_prefix(fam, run_id)))
+
+
+def _run_simulation(store: ObjectStore, run_id: str) -> tuple[SweepRequest, Simulation] | None:
+    """The run's request and its simulation; None when the run is gone (no manifest) or its
+    simulation is not registered here (nothing of it can be keyed)."""
     try:
         request = manifests.load(store, run_id).request
     except KeyError:
-        return False
+        return None
     sim = REGISTRY.get(request.simulation)
-    if sim is None:
-        return False
-    fam = family(sim.name, sim.version, request.seed)
-    return any(True for _ in store.list(layout.reuse_pending_prefix(fam, run_id)))
+    return None if sim is None else (request, sim)
 
 
 EVALUATED_COLUMNS = ["shard_id", "point_index", "metrics", "source_run_id"]
@@ -383,10 +388,10 @@ def merge_run(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int =
 
 
 def _merge(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int) -> int:
-    request = manifests.load(store, run_id).request
-    sim = REGISTRY.get(request.simulation)
-    if sim is None:
+    found = _run_simulation(store, run_id)
+    if found is None:
         return 0
+    request, sim = found
     fam = family(sim.name, sim.version, request.seed)
     markers = [o.key for o in store.list(layout.reuse_pending_prefix(fam, run_id))]
     if not markers:
