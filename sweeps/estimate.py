@@ -88,7 +88,7 @@ from chalicelib.execution import reuse
 from chalicelib.execution.compaction import compact_event
 from chalicelib.execution.worker import run_task
 from chalicelib.logs import logger
-from chalicelib.model.events import INITIAL, task_payload
+from chalicelib.model.events import INITIAL, run_task_payload, task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.sharding import shard_bounds
@@ -331,8 +331,7 @@ def _complete_run(request: SweepRequest, shards: int, size: int, root: Path) -> 
     manifests.save(store, run)
     reuse.mark_pending(store, resharded, RUN_ID, INITIAL)  # as its root dispatcher does
     for shard in range(shards):
-        bounds = shard_bounds(resharded.total_points, resharded.shards, shard)
-        run_task(task_payload(RUN_ID, shard, bounds, run.dt, resharded.to_dict()), None, store, 0)
+        run_task(run_task_payload(run, shard), None, store, 0)
     summary.write(store, RUN_ID, summary.RunProgress(shards, [], []))
 
 

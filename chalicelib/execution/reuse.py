@@ -37,7 +37,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,7 +51,7 @@ from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import SweepRequest
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.simulations import streams
-from chalicelib.simulations.declarations import PointStreams, Simulation
+from chalicelib.simulations.declarations import PointStreams, Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import compaction, layout, manifests
 from chalicelib.storage.stores import ObjectStore
@@ -144,9 +144,6 @@ def _index_rows(
     are decoded as the worker decodes them, a run of consecutive indices at a time
     (``iter_points`` with the defaults and float names: effective parameters straight away),
     not one ``point(i)`` each, which cost several times the key itself."""
-    space, canonical = request.space, streams.canonical
-    key_of = PointStreams(sim, request.seed).key
-    base, floats = sim.defaults, sim.float_names
     keys: list[bytes] = []
     params: list[list[tuple[str, str]]] = []
     replicates: list[int] = []
@@ -154,11 +151,11 @@ def _index_rows(
     starts = [0, *(np.flatnonzero(np.diff(indices) != 1) + 1).tolist(), len(indices)]
     for a, b in itertools.pairwise(starts):
         lo, hi = int(indices[a]), int(indices[b - 1]) + 1
-        for _, values, replicate in space.iter_points(lo, hi, base, floats):
-            keys.append(key_of(values, replicate))
+        for values, replicate, key in _keyed_points(sim, request, lo, hi):
+            keys.append(key)
             replicates.append(replicate)
             params.append(
-                [(name, canonical(value)) for name, value in sorted(values.items())]
+                [(name, streams.canonical(v)) for name, v in sorted(values.items())]
                 if with_params
                 else []
             )
@@ -434,11 +431,18 @@ def _distinct(table: pa.Table) -> pa.Table:
 
 def _keys(sim: Simulation, request: SweepRequest) -> list[bytes]:
     """Every point's stream key, in index order."""
-    point_streams = PointStreams(sim, request.seed)
-    key, effective = point_streams.key, sim.effective_params
-    space = request.space
-    points = space.iter_points(0, request.total_points)
-    return [key(effective(point), r) for _, point, r in points]
+    return [key for _, _, key in _keyed_points(sim, request, 0, request.total_points)]
+
+
+def _keyed_points(
+    sim: Simulation, request: SweepRequest, lo: int, hi: int
+) -> Iterator[tuple[dict[str, Value], int, bytes]]:
+    """Points ``[lo, hi)`` of the request as the worker decodes them (``iter_points`` with the
+    defaults and float names: effective parameters straight away), each with its replicate and
+    stream key."""
+    key_of = PointStreams(sim, request.seed).key
+    for _, values, replicate in request.space.iter_points(lo, hi, sim.defaults, sim.float_names):
+        yield values, replicate, key_of(values, replicate)
 
 
 def source_column(plan_: ShardPlan, start: int, end: int) -> pa.Array | None:

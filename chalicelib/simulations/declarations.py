@@ -140,11 +140,10 @@ class Simulation:
         rng = point_rng(self.name, self.version, seed, params, replicate)
         return self._metrics(self.fn(params, rng))
 
-    def evaluator(self, seed: int, keys: list[bytes] | None = None) -> Callable[..., Metrics]:
+    def evaluator(self, seed: int) -> Callable[..., Metrics]:
         """``evaluate`` for many points of one seed, through one re-keyed generator
-        (``PointStreams``): ``evaluator(seed)(point, replicate=0)``. With ``keys``, each
-        evaluated point's stream key (its identity for reuse) is appended to it."""
-        values_of = self.values_evaluator(seed, keys)
+        (``PointStreams``): ``evaluator(seed)(point, replicate=0)``."""
+        values_of = self.values_evaluator(seed)
         effective, names = self.effective_params, self.metrics
 
         def evaluate(point: Mapping[str, Value], replicate: int = 0) -> Metrics:
@@ -163,22 +162,15 @@ class Simulation:
         """The float parameters, whose values the function always receives as floats."""
         return self._floats
 
-    def values_evaluator(
-        self, seed: int, keys: list[bytes] | None = None
-    ) -> Callable[[dict[str, Value], int], list[float]]:
+    def values_evaluator(self, seed: int) -> Callable[[dict[str, Value], int], list[float]]:
         """The worker's per-point call: effective parameters in (``effective_params``, or
         ``ParameterSpace.iter_points`` with ``base=defaults, floats=float_names``), the metric
-        values out as floats in declared order, no dict made per point. ``keys`` as for
-        ``evaluator``."""
+        values out as floats in declared order, no dict made per point."""
         point_streams = PointStreams(self, seed)
         key_of, rng_at, fn, names = point_streams.key, point_streams.rng_at, self.fn, self.metrics
-        record = keys.append if keys is not None else None
 
         def values(params: dict[str, Value], replicate: int) -> list[float]:
-            key = key_of(params, replicate)
-            if record is not None:
-                record(key)
-            raw = fn(params, rng_at(key))
+            raw = fn(params, rng_at(key_of(params, replicate)))
             return [float(raw[m]) for m in names]
 
         return values
