@@ -69,13 +69,16 @@ class FunctionUsage:
     s3_writes: int = 0
     bounded: int = 0
 
-    def plus(self, e: layout.Usage) -> FunctionUsage:
+    def plus(self, kind: layout.UsageKind, n: int = 1) -> FunctionUsage:
+        """This use and ``n`` invocations of one kind (function, memory_mb, duration_ms,
+        s3_reads, s3_writes, bound) more."""
+        _, memory_mb, duration_ms, reads, writes, bound = kind
         return FunctionUsage(
-            self.invocations + 1,
-            self.mb_ms + math.ceil(e.duration_ms) * e.memory_mb,
-            self.s3_reads + e.s3_reads,
-            self.s3_writes + e.s3_writes,
-            self.bounded + e.bound,
+            self.invocations + n,
+            self.mb_ms + math.ceil(duration_ms) * memory_mb * n,
+            self.s3_reads + reads * n,
+            self.s3_writes + writes * n,
+            self.bounded + bound * n,
         )
 
 
@@ -87,21 +90,14 @@ def usage_by_function(
     ``usage_boundaries``). Also what ``sweep estimate`` reads of the invocations it runs."""
     prefix = layout.usage_prefix(run_id)
     keys = key_ranges.list_keys(store, prefix, usage_boundaries(prefix, shard_count))
-    # Per function: invocations, MB x ms (whole numbers: summed exactly, as run_cost.sql
-    # does), S3 reads, S3 writes, bounded invocations. A record of a try that may have
-    # crashed goes through ``charged``; the rest (nearly all) are summed by kind.
-    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    # A record of a try that may have crashed goes through ``charged``; the rest (nearly all)
+    # are summed by kind.
     kinds, tries = layout.usage_counts(keys, CRASH_TRY_ENDS)
-    for (function, memory_mb, duration_ms, reads, writes, bound), n in kinds.items():
-        f = sums[function]
-        f[0] += n
-        f[1] += math.ceil(duration_ms) * memory_mb * n
-        f[2] += reads * n
-        f[3] += writes * n
-        f[4] += bound * n
-    out = {fn: FunctionUsage(*f) for fn, f in sums.items()}
+    out: dict[str, FunctionUsage] = {}
+    for kind, n in kinds.items():
+        out[kind[0]] = out.get(kind[0], FunctionUsage()).plus(kind, n)
     for e in charged(tries):
-        out[e.function] = out.get(e.function, FunctionUsage()).plus(e)
+        out[e.function] = out.get(e.function, FunctionUsage()).plus(e.kind)
     return out
 
 

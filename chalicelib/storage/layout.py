@@ -190,6 +190,18 @@ class Usage:
     s3_writes: int
     bound: bool = False
 
+    @property
+    def kind(self) -> UsageKind:
+        """What a sum of records needs of this one (``usage_counts``)."""
+        return (
+            self.function,
+            self.memory_mb,
+            self.duration_ms,
+            self.s3_reads,
+            self.s3_writes,
+            self.bound,
+        )
+
 
 # How a shard's invocation ended, in a worker's ``what``: ``raised`` is a try that ended in an
 # unhandled error (the worker's own record), ``crashed`` a try the failure recorder reports.
@@ -273,8 +285,7 @@ def usage_counts(
             u = parse_usage(key)
             if u is not None and u.what.endswith(apart) and what_shard(u.what) is not None:
                 tries.append(u)
-                kind = (u.function, u.memory_mb, u.duration_ms, u.s3_reads, u.s3_writes, u.bound)
-                counts[kind] -= 1  # counted above with the rest
+                counts[u.kind] -= 1  # counted above with the rest
     return +counts, tries
 
 
