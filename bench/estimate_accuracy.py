@@ -27,9 +27,10 @@ So that the billed (wall) figure measures the run and not the neighbours:
   their sessions' autogroups, when allowed: root or CAP_SYS_NICE; the report says whether it
   was) and the stage runs one worker process (``SWEEP_LOCAL_PROCESSES=1``), as an invocation
   has its vCPU to itself;
-- each case has a stage of its own, so its worker process has run only that request's shards
-  (NumPy's large arrays leave glibc's malloc thresholds raised, and a process that ran dear
-  points before ran the next case's points up to 1.5x faster);
+- each case has a stage of its own, so its worker process has run only that request's shards,
+  as a Lambda environment serving the run has (glibc's malloc thresholds are pinned in both,
+  ``simulations.allocator``: before that, a process that ran dear points ran the next case's
+  points up to 1.5x faster);
 - each case's measured figure is the median over ``--runs`` runs;
 - the worker processes' CPU seconds per shard (``/proc``, utime + stime, read as soon as the
   run is complete) is reported beside it, and the load average with every case.
@@ -233,9 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     raised = True
     for number, (name, body) in enumerate(CASES.items()):
         # A stage of its own per case: its worker process has run only this request's shards,
-        # as a Lambda environment serving this run has. (In one stage for all cases, the
-        # dear case's large arrays left glibc's malloc thresholds raised in the worker process,
-        # and the next case's points ran up to 1.5x faster than in a fresh process.)
+        # as a Lambda environment serving this run has.
         with (
             tempfile.TemporaryDirectory(prefix="bench-estimate-") as tmp,
             local_stage(Path(tmp) / "data", Path(tmp) / "server.log", settings=settings) as stage,

@@ -50,12 +50,11 @@ worker's and the compactor's requests are timed against a local folder, so their
 are a lower bound: the requests are counted and priced, their round trips not timed; for the
 compactor, which reads a run's files one by one, that can be most of its time on S3); the
 points a family's earlier runs left in its merged reuse index, which each compaction reads and
-rewrites with the run's own (the estimate merges into an empty family); what a warm worker's
-earlier shards left in its allocator (NumPy's arrays of a MB or more come from glibc's malloc,
-whose mmap and trim thresholds rise after a large array is freed: monte_carlo_pi's 600 mixed
-points ran 0.57 ms a point with the thresholds fixed high against 0.87 in a fresh process, the
-estimate's case); a loaded machine's waits, which the local stage's wall-clock durations
-include and CPU time does not (bench.estimate_accuracy reports both).
+rewrites with the run's own (the estimate merges into an empty family); a loaded machine's
+waits, which the local stage's wall-clock durations include and CPU time does not
+(bench.estimate_accuracy reports both). What a process freed before does not matter: glibc's
+malloc thresholds are pinned here as in the workers (``simulations.allocator``), so a point's
+arrays come from the heap in both.
 
 Shards' seconds are the per-point cost times their size plus the fixed cost; GB-s, requests and
 price follow with ``pricing``. With ``"reuse": true``, points already in the stage's reuse index
@@ -94,6 +93,7 @@ from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import cost
+from chalicelib.simulations import allocator  # noqa: F401  (the workers' malloc thresholds)
 from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import manifests, summary

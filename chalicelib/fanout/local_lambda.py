@@ -31,6 +31,7 @@ import chalicelib.simulations.math_threads  # noqa: F401  (pool processes: one m
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Function, Invoker, encode
 from chalicelib.logs import logger
+from chalicelib.simulations import allocator  # noqa: F401  (pool processes: malloc thresholds pinned)
 from chalicelib.storage.stores import LocalStore
 
 # What a pool process runs, imported once: by the fork server before it forks any process
