@@ -37,9 +37,10 @@ from chalicelib.logs import logger
 from chalicelib.storage import compaction, layout, summary
 from chalicelib.storage.compaction import RESULTS, USAGE, Generation
 from chalicelib.storage.stores import CountingStore, ObjectStore
-from chalicelib.storage.tables import OUTCOMES, usage_table
+from chalicelib.storage.tables import GATHER, OUTCOMES, gathered, usage_table
 from chalicelib.storage.tables import RESULTS as RESULTS_SCHEMA
 from chalicelib.storage.tables import USAGE as USAGE_SCHEMA
+from chalicelib.storage.together import read_ahead
 
 # Rows per row group of a compacted results file: large enough that Athena reads few groups
 # (each a few MB for option pricing), small enough that the compactor holds one at a time.
@@ -110,8 +111,7 @@ def compact(
     if reuse.pending(store, run_id):  # plans read its per-shard results until it is merged
         return {"status": "compacted", "generation": latest.number, "pending_merge": True}
     replaced = compaction.replaced_keys(store, latest)
-    for key in replaced:
-        store.delete(key)
+    store.delete_many(replaced)
     store.put(layout.compaction_cleaned(run_id, latest.number), b"")
     return {"status": "cleaned", "generation": latest.number, "deleted": len(replaced)}
 
@@ -245,8 +245,8 @@ def _read(store: ObjectStore, key: str) -> pq.ParquetFile:
     return pq.ParquetFile(io.BytesIO(store.get(key)))
 
 
-def _shard_tables(store: ObjectStore, run_id: str, shard: int) -> Iterator[pa.Table]:
-    f = _read(store, layout.results(run_id, shard))
+def _row_groups(data: bytes) -> Iterator[pa.Table]:
+    f = pq.ParquetFile(io.BytesIO(data))
     for group in range(f.num_row_groups):
         yield f.read_row_group(group)
 
@@ -256,8 +256,10 @@ def _results_tables(
 ) -> Iterator[pa.Table]:
     """The previous generation's row groups and the absorbed shards' files, merged in shard
     (hence point_index) order: a redriven shard's rows go where its index range belongs, so a
-    row group of the previous generation that spans it is split around it."""
-    fresh = iter(absorbed)
+    row group of the previous generation that spans it is split around it. The absorbed
+    shards' files are read ahead, several at once where the store gains from it."""
+    files = read_ahead(store, [layout.results(run_id, shard) for shard in absorbed], store.get)
+    fresh = zip(absorbed, files, strict=True)
     pending = next(fresh, None)
     for key in previous:
         f = _read(store, key)
@@ -265,27 +267,28 @@ def _results_tables(
             table = f.read_row_group(group)
             shards = table["shard_id"]
             last = pc.max(shards).as_py()
-            while pending is not None and pending <= last:
-                before = pc.less(shards, pending)
+            while pending is not None and pending[0] <= last:
+                before = pc.less(shards, pending[0])
                 head = table.filter(before)
                 if head.num_rows:
                     yield head
                 table = table.filter(pc.invert(before))
                 shards = table["shard_id"]
-                yield from _shard_tables(store, run_id, pending)
+                yield from _row_groups(pending[1])
                 pending = next(fresh, None)
             if table.num_rows:
                 yield table
     while pending is not None:
-        yield from _shard_tables(store, run_id, pending)
+        yield from _row_groups(pending[1])
         pending = next(fresh, None)
 
 
 def _outcomes_table(store: ObjectStore, keys: list[str]) -> pa.Table:
     """One row per attempt (outcome files are one row each; a few MB at 100,000 shards), in
-    (shard_id, attempt) order."""
-    tables = [_read(store, key).read().cast(OUTCOMES) for key in keys]
-    table = pa.concat_tables(tables) if tables else OUTCOMES.empty_table()
+    (shard_id, attempt) order; the files read ahead, and gathered as they come."""
+    files = read_ahead(store, keys, store.get)
+    tables = (pq.ParquetFile(io.BytesIO(data)).read().cast(OUTCOMES) for data in files)
+    table = gathered(tables, OUTCOMES)
     return table.sort_by([("shard_id", "ascending"), ("attempt", "ascending")])
 
 
@@ -326,6 +329,8 @@ def _write_parts(
         rows += table.num_rows
         if rows >= ROW_GROUP_ROWS:
             flush()
+        elif len(buffer) >= GATHER:  # many small tables (one-point shards): merged as they come
+            buffer[:] = [gathered(buffer, schema)]
     flush()
     if part is not None:
         total += part.finish(layout.compacted_part(folder, len(keys)))

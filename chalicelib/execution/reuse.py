@@ -37,7 +37,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,7 +55,8 @@ from chalicelib.simulations.declarations import PointStreams, Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import compaction, layout, manifests
 from chalicelib.storage.stores import ObjectStore
-from chalicelib.storage.tables import REUSE_MERGED, REUSE_PLAN, to_parquet
+from chalicelib.storage.tables import RESULTS, REUSE_MERGED, REUSE_PLAN, gathered, to_parquet
+from chalicelib.storage.together import read_ahead
 
 if TYPE_CHECKING:  # not imported: sweep estimate imports this module from the wheel, which
     from chalicelib.analytics.catalog import Catalog  # ships no analytics package
@@ -83,31 +84,56 @@ def _pending(store: ObjectStore, fam: str) -> dict[str, list[str]]:
     return runs
 
 
-def evaluated(store: ObjectStore, run_id: str, with_params: bool = True) -> pa.Table | None:
+def evaluated(
+    store: ObjectStore,
+    run_id: str,
+    with_params: bool = True,
+    generation: compaction.Generation | None = None,
+) -> pa.Table | None:
     """The points run ``run_id`` evaluated itself (results rows with no ``source_run_id``) and
     not merged yet, as rows of the merged index (``tables.REUSE_MERGED``; ``params`` empty
-    unless ``with_params``), read from its per-shard results files: a pending run keeps them,
-    since its compaction deletes what it replaced only once the run is merged (``pending``),
-    and after a merge only a redrive's new shards have files of their own. None when there is
-    nothing to read, the run is gone (no manifest) or its simulation is not registered here."""
+    unless ``with_params``), read from its per-shard results files (read ahead): a pending run
+    keeps them, since its compaction deletes what it replaced only once the run is merged
+    (``pending``), and after a merge only a redrive's new shards have files of their own.
+    Given the run's compaction ``generation`` (the compactor's merge, right after writing it),
+    the rows of the shards it holds come from its few parts instead, one at a time (a part
+    can be large). None when there is nothing to read, the run is gone (no manifest) or its
+    simulation is not registered here."""
     found = _run_simulation(store, run_id)
     if found is None:
         return None
     request, sim = found
-    tables = []
-    for obj in store.list(layout.results_prefix(run_id)):
-        if compaction.shard_of_results(obj.key) is None:
-            continue
-        try:
-            data = store.get(obj.key)
-        except KeyError:  # deleted under us: a merged run's, after its grace period
-            continue
-        table = pq.read_table(io.BytesIO(data), columns=EVALUATED_COLUMNS)
-        tables.append(table.filter(pc.is_null(table["source_run_id"])))
-    rows = pa.concat_tables(tables) if tables else None
-    if rows is None or rows.num_rows == 0:
+    held = generation.results_shards if generation is not None else frozenset()
+    keys = [
+        obj.key
+        for obj in store.list(layout.results_prefix(run_id))
+        if (shard := compaction.shard_of_results(obj.key)) is not None and shard not in held
+    ]
+    parts = generation.parts.get(compaction.RESULTS, ()) if generation is not None else ()
+    files = itertools.chain(map(_held(store), parts), read_ahead(store, keys, _held(store)))
+    found_rows = (_evaluated_rows(data) for data in files if data is not None)
+    rows = gathered(found_rows, EVALUATED_SCHEMA)
+    if rows.num_rows == 0:
         return None
     return _index_rows(rows, run_id, sim, request, with_params)
+
+
+def _held(store: ObjectStore) -> Callable[[str], bytes | None]:
+    """A reader answering None for an object deleted under it (a merged run's file, after its
+    grace period)."""
+
+    def read(key: str) -> bytes | None:
+        try:
+            return store.get(key)
+        except KeyError:
+            return None
+
+    return read
+
+
+def _evaluated_rows(data: bytes) -> pa.Table:
+    table = pq.read_table(io.BytesIO(data), columns=EVALUATED_COLUMNS)
+    return table.filter(pc.is_null(table["source_run_id"]))
 
 
 def pending(store: ObjectStore, run_id: str) -> bool:
@@ -133,6 +159,7 @@ def _run_simulation(store: ObjectStore, run_id: str) -> tuple[SweepRequest, Simu
 
 
 EVALUATED_COLUMNS = ["shard_id", "point_index", "metrics", "source_run_id"]
+EVALUATED_SCHEMA = pa.schema([RESULTS.field(name) for name in EVALUATED_COLUMNS])
 
 
 def _index_rows(
@@ -393,7 +420,7 @@ def _merge(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int) -> 
     markers = [o.key for o in store.list(layout.reuse_pending_prefix(fam, run_id))]
     if not markers:
         return 0  # merged already
-    own = evaluated(store, run_id)
+    own = evaluated(store, run_id, generation=compaction.latest(store, run_id))
     for _ in range(attempts):
         numbers = _merged_numbers(store, fam)
         latest = max(numbers, default=0)

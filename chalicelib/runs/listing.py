@@ -47,7 +47,7 @@ def list_runs(
             if len(entries) > limit:
                 break
     page = entries[:limit]
-    with ThreadPoolExecutor(max(1, min(store.list_parallelism, len(page)))) as pool:
+    with ThreadPoolExecutor(max(1, min(store.request_parallelism, len(page)))) as pool:
         runs = list(pool.map(lambda entry: _summary(store, entry, invoker), page))
     return {
         "runs": runs,

@@ -31,14 +31,14 @@ def shard_boundaries(folder: str, shard_count: int, per: int = SHARDS_PER_RANGE)
 
 def list_keys(store: ObjectStore, prefix: str, boundaries: Sequence[str] = ()) -> list[str]:
     """Every key under ``prefix`` in key order, listed as ``len(boundaries) + 1`` slices at
-    once where the store gains from it (``store.list_parallelism``), else in one listing."""
+    once where the store gains from it (``store.request_parallelism``), else in one listing."""
     cuts = sorted(b for b in set(boundaries) if b.startswith(prefix))
-    if store.list_parallelism <= 1 or not cuts:
+    if store.request_parallelism <= 1 or not cuts:
         return store.list_keys(prefix)
     slices = list(zip([None, *cuts], [*cuts, None], strict=True))
 
     def one(bounds: tuple[str | None, str | None]) -> list[str]:
         return [obj.key for obj in store.list_range(prefix, *bounds)]
 
-    with ThreadPoolExecutor(min(store.list_parallelism, len(slices))) as pool:
+    with ThreadPoolExecutor(min(store.request_parallelism, len(slices))) as pool:
         return [key for part in pool.map(one, slices) for key in part]

@@ -36,7 +36,7 @@ class PacedStore(ObjectStore):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
-        self.list_parallelism = inner.list_parallelism
+        self.request_parallelism = inner.request_parallelism
         self.budget_s = budget_s
         self.clock = clock
         self.base_s = base_s

@@ -128,6 +128,26 @@ def to_parquet(
     return sink.getvalue()
 
 
+# Tables ``gathered`` merges at a time.
+GATHER = 1024
+
+
+def gathered(tables: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:
+    """Many small tables (one per file read) as one, merged ``GATHER`` at a time, so the small
+    ones are dropped as it goes: a one-row outcome read back from its file held 18.6 KB of
+    Arrow objects, and the 100,000 of a 100,000-shard run near 2 GB held together."""
+    merged: list[pa.Table] = []
+    batch: list[pa.Table] = []
+    for table in tables:
+        batch.append(table)
+        if len(batch) >= GATHER:
+            merged.append(pa.concat_tables(batch).combine_chunks())
+            batch.clear()
+    if batch:
+        merged.append(pa.concat_tables(batch).combine_chunks())
+    return pa.concat_tables(merged) if merged else schema.empty_table()
+
+
 def one_row_parquet(table: pa.Table) -> bytes:
     """A one-row file (an outcome, a usage record: written once or twice per shard), with
     only the work a single row needs: uncompressed pages (snappy saves nothing on a value a

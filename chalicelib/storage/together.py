@@ -10,8 +10,9 @@ never asks; on a local folder that listing reads the whole usage folder of the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
@@ -35,10 +36,10 @@ def together(store: ObjectStore) -> Iterator[Issue]:
     """``issue(call)`` starts ``call`` and returns how to wait for its value (which re-raises
     its exception). Every call issued has ended when the block is left; on a store that gains
     nothing from threads, a call runs on the first wait for it (once), or not at all."""
-    if store.list_parallelism <= 1:
+    if store.request_parallelism <= 1:
         yield _Lazy
         return
-    with ThreadPoolExecutor(min(WIDTH, store.list_parallelism)) as pool:
+    with ThreadPoolExecutor(min(WIDTH, store.request_parallelism)) as pool:
 
         def later(call: Callable[[], T]) -> Callable[[], T]:
             return pool.submit(call).result
@@ -65,3 +66,29 @@ class _Lazy[T]:
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
+
+
+def read_ahead[R](
+    store: ObjectStore, keys: Iterable[str], read: Callable[[str], R]
+) -> Generator[R]:
+    """``read`` of each key (``store.get``, or a reader of its own), in the keys' order, with up
+    to ``store.request_parallelism`` reads in flight: the compactor reads every per-shard file
+    of a run (200,000 at 100,000 shards), which one round trip at a time (~20 ms on S3) would
+    take over an hour, past its function's timeout. At most that many objects are held
+    before they are taken. On a folder (one request at a time) each is read when taken."""
+    width = store.request_parallelism
+    if width <= 1:
+        yield from map(read, keys)
+        return
+    with ThreadPoolExecutor(width) as pool:
+        pending: deque[Future[R]] = deque()
+        try:
+            for key in keys:
+                pending.append(pool.submit(read, key))
+                if len(pending) >= width:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for left in pending:  # the caller stopped early (or a read failed)
+                left.cancel()

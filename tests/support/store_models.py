@@ -10,10 +10,11 @@ sustained rate per prefix.
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from chalicelib.storage.stores import ObjectStore, SlowDown, StoredObject, prefix_span
 
@@ -80,14 +81,22 @@ class S3LatencyStore(MemoryStore):
         super().__init__()
         self.latency_s = latency_s
         self.page = page
-        self.list_parallelism = in_flight
+        self.request_parallelism = in_flight
         self._slots = threading.BoundedSemaphore(in_flight)
+        self._count = threading.Lock()
         self.requests = 0
+        self.running = 0
+        self.most_in_flight = 0  # the most requests that were in flight together
 
     def _request(self) -> None:
         with self._slots:
-            self.requests += 1
+            with self._count:
+                self.requests += 1
+                self.running += 1
+                self.most_in_flight = max(self.most_in_flight, self.running)
             time.sleep(self.latency_s)
+            with self._count:
+                self.running -= 1
 
     def put(self, key: str, data: bytes) -> None:
         self._request()
@@ -108,6 +117,13 @@ class S3LatencyStore(MemoryStore):
     def delete(self, key: str) -> None:
         self._request()
         super().delete(key)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """DeleteObjects: a request per 1,000 keys."""
+        for batch in itertools.batched(keys, 1000):
+            self._request()
+            for key in batch:
+                MemoryStore.delete(self, key)
 
     def list_after(self, prefix: str, start_after: str) -> Iterator[StoredObject]:
         """Pages of ``page`` keys, each a request made when the caller wants its first key.
