@@ -35,6 +35,7 @@ import resource
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from chalicelib.analytics.catalog import NoCatalog
@@ -71,6 +72,10 @@ def built(shards: int) -> tuple[MemoryStore, str]:
     return store, run_id
 
 
+def _at(moment: datetime) -> datetime:
+    return moment
+
+
 def one(shards: int, in_flight: int) -> dict[str, Any]:
     source, run_id = built(shards)
     store = S3LatencyStore(latency_s=0, in_flight=in_flight)
@@ -86,7 +91,7 @@ def one(shards: int, in_flight: int) -> dict[str, Any]:
         ("clean_up", now + timedelta(seconds=GRACE_S + 1), "cleaned"),
     ):
         before, started = store.requests, time.perf_counter()
-        done = compact(store, run_id, settings, NoCatalog(), lambda at=at: at)
+        done = compact(store, run_id, settings, NoCatalog(), partial(_at, at))
         seconds = time.perf_counter() - started
         assert done["status"] == expected, done
         row[f"{name}_s"] = round(seconds, 2)

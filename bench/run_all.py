@@ -175,10 +175,10 @@ def _scale(r: Report) -> list[str]:
             f"{x['query_run_summary_s']} / {x['files']:,}"
         )
     out.append(
-        "compaction (issue 16): shards: compaction s / files after per partition (<= ceil(bytes "
-        "/ target)) / per baseline query s before -> after (after / first size's after, in "
-        "wall and in CPU seconds); before is a median of 3 except where marked 'once' (a first "
-        "run over 5 s), after a median of 15"
+        "compaction (issue 16): shards: compaction s / pool processes' peak RSS MB / files after "
+        "per partition (<= ceil(bytes / target)) / per baseline query s before -> after (after "
+        "/ first size's after, in wall and in CPU seconds); before is a median of 3 except "
+        "where marked 'once' (a first run over 5 s), after a median of 15"
     )
     for x in r["rows"]:
         files = ", ".join(
@@ -193,7 +193,20 @@ def _scale(r: Report) -> list[str]:
             + (f", {cpu[q]}x CPU)" if q in cpu else ")" if q in ratios else "")
             for q, t in x["query_after_s"].items()
         )
-        out.append(f"{x['shards']:,}: {x['compaction_s']} / {files} / {queries}")
+        peak = x.get("pool_peak_rss_mb", "-")
+        out.append(f"{x['shards']:,}: {x['compaction_s']} / {peak} / {files} / {queries}")
+    return out
+
+
+def _compaction_s3(r: Report) -> list[str]:
+    out = [
+        f"{x['shards']:,} shards, {x['in_flight']} request(s) in flight: compaction "
+        f"{x['compaction_s']} s ({x['compaction_requests']:,} requests), clean-up "
+        f"{x['clean_up_s']} s ({x['clean_up_requests']:,} requests); {x['per_shard_ms']} ms a "
+        f"shard, **{x['per_100k_s']:,} s at 100,000 shards** (timeout {r['timeout_s']}); peak "
+        f"RSS +{x['peak_rss_growth_mb']} MB"
+        for x in r["results"]
+    ]
     return out
 
 
@@ -230,6 +243,7 @@ BENCHES: dict[str, tuple[list[str], Callable[[Report], list[str]]]] = {
     "package_sizes": ([], _package_sizes),
     "worker_memory": ([], _worker_memory),
     "scale": ([], _scale),
+    "compaction_s3": ([], _compaction_s3),
     "restart": (["--rounds", "2"], _restart),
 }
 

@@ -26,7 +26,9 @@ root):
 - **files**: Parquet files of the run (outcomes + results), per-shard, before compaction;
 - **compaction**: the local stage compacts the run in the background once status finds it
   complete (``execution.compaction``); the bench waits for its generation record
-  (``compaction_s``: from complete until it is committed), then times **every baseline query**
+  (``compaction_s``: from complete until it is committed; ``pool_peak_rss_mb``: then the
+  largest peak RSS of the stage's pool processes, where the workers and the compactor ran),
+  then times **every baseline query**
   (``sweeps.sql.all_queries``) on the local engine, median of 3, **before** (the generation
   record set aside, so the engine reads the per-shard files, which are kept through the grace
   period) and **after** compaction, and counts **files after** per table and partition
@@ -62,6 +64,7 @@ from typing import Any
 
 import requests
 
+from bench.estimate_accuracy import family
 from chalicelib.config import Settings
 from chalicelib.runs.status import status
 from chalicelib.storage import compaction, layout
@@ -192,13 +195,26 @@ def compaction_figures(data: Path, run_id: str, shards: int) -> dict[str, Any]:
     return {"before": before, "before_timed_once": timed_once, "files_after": files}
 
 
+def peak_rss_mb(pids: list[int]) -> float:
+    """The largest peak RSS (``VmHWM``) among ``pids``: the stage's pool processes, where its
+    workers and its compactor run."""
+    peaks = [0]
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        peaks += [int(line.split()[1]) for line in lines if line.startswith("VmHWM:")]
+    return round(max(peaks) / 1024, 1)
+
+
 def one(shards: int, tmp: Path) -> tuple[dict[str, Any], str]:
     """One size's row (all but its query times after compaction) and its run id; the data
     root ``tmp/data`` is left for ``after_compaction``."""
     data = tmp / "data"
     # The per-shard files stay while the bench times queries over them ("before").
     settings = {"SWEEP_LOCAL_PROCESSES": "2", "SWEEP_COMPACTION_GRACE_S": "86400"}
-    with local_stage(data, tmp / "server.log", settings=settings) as (base, _):
+    with local_stage(data, tmp / "server.log", settings=settings) as (base, server):
         session = requests.Session()
         started = time.perf_counter()
         answer = session.post(base + "/sweeps", json=body(shards), timeout=120)
@@ -216,6 +232,7 @@ def one(shards: int, tmp: Path) -> tuple[dict[str, Any], str]:
                 raise TimeoutError(f"run {run_id} not compacted in {COMPACTION_WAIT_S} s")
             time.sleep(0.1)
         compaction_s = time.perf_counter() - started - complete_s
+        pool_peak_mb = peak_rss_mb(family(server.pid)[1:])
         status_done = median_of(5, lambda: session.get(url, timeout=120).json())
         summary = data / layout.summary(run_id)
         kept = summary.read_bytes()
@@ -258,6 +275,7 @@ def one(shards: int, tmp: Path) -> tuple[dict[str, Any], str]:
         "query_run_summary_s": round(query_s, 3),
         "files": files,
         "compaction_s": round(compaction_s, 2),
+        "pool_peak_rss_mb": pool_peak_mb,
         "query_before_s": compacted["before"],
         "query_before_timed_once": compacted["before_timed_once"],
         "files_after": compacted["files_after"],
