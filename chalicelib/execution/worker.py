@@ -34,6 +34,7 @@ from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.stores import CountingStore, ObjectStore, StorageError
 from chalicelib.storage.tables import ROW_GROUP_POINTS, ResultColumns, ResultsFile
+from chalicelib.storage.together import together
 
 
 class LambdaContext(Protocol):
@@ -133,14 +134,23 @@ def _run(
     request_id = getattr(context, "aws_request_id", "") or ""
     writer = OutcomeWriter(store)
     try:
-        if writer.has_success(ref):
-            logger.info("duplicate delivery of a succeeded shard")
-            return {"status": "duplicate"}
-        if writer.closed(ref):
-            logger.warning("late delivery of a closed shard; nothing written")
-            return {"status": "closed"}
-        if is_cancelled(store, ref.run_id):
-            raise ShardFailure(FailureCode.CANCELLED, "the run was cancelled before this shard ran")
+        # The three questions before any work, asked at once where the store gains from it
+        # (on S3 one round trip instead of three: ~40 ms of a cheap shard's ~170); on a folder
+        # each is asked in turn, and only if the one before let the shard run.
+        with together(store) as issue:
+            succeeded = issue(lambda: writer.has_success(ref))
+            closed = issue(lambda: writer.closed(ref))
+            cancelled_before = issue(lambda: is_cancelled(store, ref.run_id))
+            if succeeded():
+                logger.info("duplicate delivery of a succeeded shard")
+                return {"status": "duplicate"}
+            if closed():
+                logger.warning("late delivery of a closed shard; nothing written")
+                return {"status": "closed"}
+            if cancelled_before():
+                raise ShardFailure(
+                    FailureCode.CANCELLED, "the run was cancelled before this shard ran"
+                )
         try:
             shard = events.parse_task(payload)
         except events.InvalidTask as exc:

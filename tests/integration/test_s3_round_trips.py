@@ -1,7 +1,8 @@
-"""The compactor at S3's scale: a run's per-shard files are read several at once (in order,
-with a bounded number in flight) and the files it replaced are deleted 1,000 keys a request,
-so a 100,000-shard run's compaction fits its function's timeout (bench.compaction_s3 gives
-the times); the requests counted for the run's cost stay exact when made from threads.
+"""S3's round trips, where a 100,000-shard run pays them: the compactor reads a run's
+per-shard files several at once (in order, a bounded number in flight) and deletes the files it
+replaced 1,000 keys a request, so a 100,000-shard run's compaction fits its function's timeout
+(bench.compaction_s3 gives the times); a worker asks its three questions before any work in
+one round trip; the requests counted for a run's cost stay exact when made from threads.
 
 Reads and deletes go through the real S3 store on moto (DeleteObjects) and through
 ``S3LatencyStore``, which charges a round trip per request and records how many were in
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.config import Settings
 from chalicelib.execution.compaction import compact
+from chalicelib.execution.worker import run_task
 from chalicelib.fanout.invoking import compactor_trigger
 from chalicelib.storage import compaction, layout, summary
 from chalicelib.storage.stores import CountingStore, LocalStore, S3Store
@@ -132,3 +134,29 @@ def test_a_compaction_on_s3_reads_together_and_cleans_up_in_batches() -> None:
     assert not any(MemoryStore.exists(store, key) for key in replaced)
     left = [o.key for o in store.list(layout.results_prefix(run_id))]
     assert not any(compaction.shard_of_results(key) is not None for key in left)
+
+
+def test_a_worker_asks_its_three_questions_at_once_on_s3() -> None:
+    """Succeeded already? closed? cancelled? On S3 one round trip, not three; the shard then
+    succeeds as it would, and a second delivery still writes nothing."""
+    built = MemoryStore()
+    inline = Inline(built, Settings(stage="dev", dispatch_backoff_ms=1))
+    tasks: list[dict[str, Any]] = []
+    inline.worker = tasks.append
+    run_id = inline.submit(
+        {
+            "simulation": "monte_carlo_pi",
+            "parameters": {"samples": {"values": [10, 20]}},
+            "shards": {"count": 2},
+        }
+    )
+    inline.drain()
+    store = S3LatencyStore(latency_s=0.01, in_flight=32)
+    for key, data in built.objects.items():
+        MemoryStore.put(store, key, data)
+    assert run_task(tasks[0], None, store, 0)["status"] == "succeeded"
+    assert store.most_in_flight >= 3
+    written = len(store.objects)
+    assert run_task(tasks[0], None, store, 0)["status"] == "duplicate"
+    assert len(store.objects) == written + 1  # only the duplicate's usage record
+    assert MemoryStore.exists(store, layout.results(run_id, 0))
