@@ -110,7 +110,8 @@ def evaluated(
         if (shard := compaction.shard_of_results(obj.key)) is not None and shard not in held
     ]
     parts = generation.parts.get(compaction.RESULTS, ()) if generation is not None else ()
-    files = itertools.chain(map(_held(store), parts), read_ahead(store, keys, _held(store)))
+    shards = read_ahead(store, keys, _held(store), READ_AHEAD_FILES)
+    files = itertools.chain(map(_held(store), parts), shards)
     found_rows = (_evaluated_rows(data) for data in files if data is not None)
     rows = gathered(found_rows, EVALUATED_SCHEMA)
     if rows.num_rows == 0:
@@ -159,6 +160,9 @@ def _run_simulation(store: ObjectStore, run_id: str) -> tuple[SweepRequest, Simu
 
 
 EVALUATED_COLUMNS = ["shard_id", "point_index", "metrics", "source_run_id"]
+# Per-shard results files ``evaluated`` reads at once: a dispatcher planning a reuse reads them
+# (in 1,024 MB), and a shard of 10^6 points leaves a file of tens of MB.
+READ_AHEAD_FILES = 8
 EVALUATED_SCHEMA = pa.schema([RESULTS.field(name) for name in EVALUATED_COLUMNS])
 
 

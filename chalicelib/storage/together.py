@@ -69,14 +69,15 @@ class _Lazy[T]:
 
 
 def read_ahead[R](
-    store: ObjectStore, keys: Iterable[str], read: Callable[[str], R]
+    store: ObjectStore, keys: Iterable[str], read: Callable[[str], R], most: int | None = None
 ) -> Generator[R]:
     """``read`` of each key (``store.get``, or a reader of its own), in the keys' order, with up
-    to ``store.request_parallelism`` reads in flight: the compactor reads every per-shard file
-    of a run (200,000 at 100,000 shards), which one round trip at a time (~20 ms on S3) would
-    take over an hour, past its function's timeout. At most that many objects are held
-    before they are taken. On a folder (one request at a time) each is read when taken."""
-    width = store.request_parallelism
+    to ``store.request_parallelism`` reads in flight (or ``most``, if fewer): the compactor
+    reads every per-shard file of a run (200,000 at 100,000 shards), which one round trip at a
+    time (~20 ms on S3) would take over an hour, past its function's timeout. At most that
+    many objects are held before they are taken (a caller reading files that may be large
+    says how many it can hold). On a folder (one request at a time) each is read when taken."""
+    width = min(store.request_parallelism, most or store.request_parallelism)
     if width <= 1:
         yield from map(read, keys)
         return
