@@ -169,6 +169,12 @@ class LocalEngine(QueryEngine):
     """DuckDB over ``<root>/outcomes`` and ``<root>/results`` (the local stage's data root), and
     the views of ``athena/view_*.sql`` over them."""
 
+    # How many times a query is bound and run again over a fresh listing when a file it listed
+    # was gone when read: the data root emptied, a clean-up after the grace period, or a reuse
+    # merge replacing its family's generation between the listing and the read (which a view
+    # bound over the old file meets at once, when it is created).
+    VANISHED_RETRIES = 3
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._con: Any = None
@@ -199,10 +205,12 @@ class LocalEngine(QueryEngine):
         order (file columns, then partition columns, kept as strings). The views of ``athena/``
         are created once the tables' views exist, and again when a table gets its first file
         (its view's types then come from the files), with the SQL sqlglot transpiled once.
-        ``force`` is kept for the retry after a file vanished under a query: the list is made
-        again either way."""
+        ``force`` is set on the retries after a file vanished under a query (``execute``): every
+        folder is listed afresh (not from the kept listings) and the views bound again."""
         from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 
+        if force:
+            self._listings = Listings()
         con = self.connection
         created = False
         for table, schema in SCHEMAS.items():
@@ -248,17 +256,16 @@ class LocalEngine(QueryEngine):
 
         duck = to_duckdb(sql)
         started = time.perf_counter()
-        self.refresh_views()
-        try:
-            table = self._query(duck)
-        except duckdb.IOException:
-            self.refresh_views(force=True)  # the data root was emptied since the views were made
+        for attempt in range(self.VANISHED_RETRIES + 1):
             try:
+                self.refresh_views(force=attempt > 0)
                 table = self._query(duck)
+                break
+            except duckdb.IOException as exc:  # a file listed was gone when read: list again
+                if attempt == self.VANISHED_RETRIES:
+                    raise QueryError(f"DuckDB: {exc}") from exc
             except duckdb.Error as exc:
                 raise QueryError(f"DuckDB: {exc}") from exc
-        except duckdb.Error as exc:
-            raise QueryError(f"DuckDB: {exc}") from exc
         stats = {"elapsed_s": time.perf_counter() - started}
         if table is None:
             return QueryResult([], [], stats=stats)

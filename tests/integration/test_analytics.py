@@ -44,6 +44,7 @@ from chalicelib.storage.stores import LocalStore, StorageError
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
 from scripts.local_runs import run_shards, run_sweep, shard_payload
 from sweeps import cli, sql
+from sweeps.engines import local as local_engine
 from sweeps.engines.local import LocalEngine, to_duckdb
 from sweeps.errors import QueryError
 from tests.support import FirstCreateFailingStore, destination_record
@@ -591,3 +592,25 @@ def test_cli_leaves_views_to_the_local_engine() -> None:
     listed = runner.invoke(cli.main, ["query", "--list"]).stdout.split()
     assert listed == [*sql.all_queries(), *(name for name, _ in sql.all_views())]
     assert "results_option_pricing" in listed
+
+
+def test_a_file_gone_between_listing_and_reading_is_listed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reuse merge replacing its family's generation, or a clean-up, can remove a file
+    after the engine listed it and before DuckDB binds the view over it: the query lists
+    again and answers, instead of failing (seen once in CI: "No files found")."""
+    run_sweep(tmp_path, BODY_C, RUN_C, DAY1)
+    real = local_engine.table_files
+    gone = str(tmp_path / "outcomes" / "run_id=gone" / "vanished.parquet")
+    calls: list[str] = []
+
+    def listed_then_gone(root: Path, table: str, listings: Any = None) -> list[str]:
+        calls.append(table)
+        files = real(root, table, listings)
+        return [*files, gone] if table == "outcomes" and calls.count("outcomes") == 1 else files
+
+    monkeypatch.setattr(local_engine, "table_files", listed_then_gone)
+    engine = LocalEngine(tmp_path)
+    assert [r["shards"] for r in engine.run("failure_rate").rows] == [5]
+    assert calls.count("outcomes") == 2
