@@ -199,7 +199,7 @@ def _scale(r: Report) -> list[str]:
 
 
 def _compaction_s3(r: Report) -> list[str]:
-    out = [
+    return [
         f"{x['shards']:,} shards, {x['in_flight']} request(s) in flight: compaction "
         f"{x['compaction_s']} s ({x['compaction_requests']:,} requests), clean-up "
         f"{x['clean_up_s']} s ({x['clean_up_requests']:,} requests); {x['per_shard_ms']} ms a "
@@ -207,7 +207,6 @@ def _compaction_s3(r: Report) -> list[str]:
         f"RSS +{x['peak_rss_growth_mb']} MB"
         for x in r["results"]
     ]
-    return out
 
 
 def _restart(r: Report) -> list[str]:

@@ -46,8 +46,9 @@ linux_glibc = pytest.mark.skipif(
 )
 
 
-def run(*argv: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in allocator.VARIABLES}
+def run(*argv: str, **preset: str) -> str:
+    """``python -c *argv`` without this process's malloc variables, with ``preset``'s."""
+    env = {k: v for k, v in os.environ.items() if k not in allocator.VARIABLES} | preset
     done = subprocess.run(
         [sys.executable, "-c", *argv],
         env=env,
@@ -79,18 +80,10 @@ def test_processes_the_entry_point_starts_are_pinned_too() -> None:
 
 
 def test_a_users_own_setting_wins() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in allocator.VARIABLES}
-    env["MALLOC_MMAP_THRESHOLD_"] = "1048576"
-    code = "import chalicelib.simulations.allocator, os; print(os.environ[sys.argv[1]])"
-    done = subprocess.run(
-        [sys.executable, "-c", f"import sys; {code}", "MALLOC_MMAP_THRESHOLD_"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
+    code = (
+        "import chalicelib.simulations.allocator, os; print(os.environ['MALLOC_MMAP_THRESHOLD_'])"
     )
-    assert done.stdout.strip() == "1048576", done.stderr
+    assert run(code, MALLOC_MMAP_THRESHOLD_="1048576") == "1048576"
 
 
 def test_every_deployed_function_gets_the_same_variables() -> None:
