@@ -94,7 +94,8 @@ def compact(
         if made is None:
             return {"status": "raced"}
         latest = made
-    reuse.merge_run(store, run_id, catalog)  # its reuse index into its family's merged one
+    # Its reuse index into its family's merged one, read from the generation in hand.
+    reuse.merge_run(store, run_id, catalog, generation=latest)
     pointed = compaction.pointed_at(store, run_id, latest.number)
     if pointed is None:
         try:
@@ -242,11 +243,15 @@ def _write_usage(
 
 
 def _read(store: ObjectStore, key: str) -> pq.ParquetFile:
-    return pq.ParquetFile(io.BytesIO(store.get(key)))
+    return _parquet(store.get(key))
+
+
+def _parquet(data: bytes) -> pq.ParquetFile:
+    return pq.ParquetFile(io.BytesIO(data))
 
 
 def _row_groups(data: bytes) -> Iterator[pa.Table]:
-    f = pq.ParquetFile(io.BytesIO(data))
+    f = _parquet(data)
     for group in range(f.num_row_groups):
         yield f.read_row_group(group)
 
@@ -287,7 +292,7 @@ def _outcomes_table(store: ObjectStore, keys: list[str]) -> pa.Table:
     """One row per attempt (outcome files are one row each; a few MB at 100,000 shards), in
     (shard_id, attempt) order; the files read ahead, and gathered as they come."""
     files = read_ahead(store, keys, store.get)
-    tables = (pq.ParquetFile(io.BytesIO(data)).read().cast(OUTCOMES) for data in files)
+    tables = (_parquet(data).read().cast(OUTCOMES) for data in files)
     table = gathered(tables, OUTCOMES)
     return table.sort_by([("shard_id", "ascending"), ("attempt", "ascending")])
 

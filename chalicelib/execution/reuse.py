@@ -110,8 +110,8 @@ def evaluated(
         if (shard := compaction.shard_of_results(obj.key)) is not None and shard not in held
     ]
     parts = generation.parts.get(compaction.RESULTS, ()) if generation is not None else ()
-    shards = read_ahead(store, keys, _held(store), READ_AHEAD_FILES)
-    files = itertools.chain(map(_held(store), parts), shards)
+    read = _held(store)
+    files = itertools.chain(map(read, parts), read_ahead(store, keys, read, READ_AHEAD_FILES))
     found_rows = (_evaluated_rows(data) for data in files if data is not None)
     rows = gathered(found_rows, EVALUATED_SCHEMA)
     if rows.num_rows == 0:
@@ -397,7 +397,13 @@ def matches(past: History, keys: Sequence[bytes]) -> pa.Array:
     return pc.index_in(pa.array(keys, pa.binary(16)), value_set=past.keys)
 
 
-def merge_run(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int = 5) -> int:
+def merge_run(
+    store: ObjectStore,
+    run_id: str,
+    catalog: Catalog,
+    attempts: int = 5,
+    generation: compaction.Generation | None = None,
+) -> int:
     """Fold what a pending run evaluated (``evaluated``: its results) into its family's merged
     index (called where the run is compacted, so once it is complete), then delete the markers
     folded: planning then reads one file of the family's distinct points instead of the
@@ -406,16 +412,23 @@ def merge_run(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int =
     on top); then the previous one is deleted (a plan reading it lists again), so the
     family's partition of the table ``reuse`` (registered with ``catalog``) holds one
     generation. A marker made after the listing (a redrive's) is left for the redrive's own
-    compaction. Best effort: a run not merged stays pending, and plans read its results;
-    returns the points merged."""
+    compaction. ``generation``: the run's latest compaction generation, when the caller (the
+    compactor) has it in hand; else it is read. Best effort: a run not merged stays pending,
+    and plans read its results; returns the points merged."""
     try:
-        return _merge(store, run_id, catalog, attempts)
+        return _merge(store, run_id, catalog, attempts, generation)
     except Exception:
         logger.exception("reuse index not merged; plans read its results", extra={"run_id": run_id})
         return 0
 
 
-def _merge(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int) -> int:
+def _merge(
+    store: ObjectStore,
+    run_id: str,
+    catalog: Catalog,
+    attempts: int,
+    generation: compaction.Generation | None,
+) -> int:
     found = _run_simulation(store, run_id)
     if found is None:
         return 0
@@ -424,7 +437,7 @@ def _merge(store: ObjectStore, run_id: str, catalog: Catalog, attempts: int) -> 
     markers = [o.key for o in store.list(layout.reuse_pending_prefix(fam, run_id))]
     if not markers:
         return 0  # merged already
-    own = evaluated(store, run_id, generation=compaction.latest(store, run_id))
+    own = evaluated(store, run_id, generation=generation or compaction.latest(store, run_id))
     for _ in range(attempts):
         numbers = _merged_numbers(store, fam)
         latest = max(numbers, default=0)
