@@ -18,6 +18,7 @@ import errno
 import functools
 import itertools
 import os
+import stat as stat_module
 import sys
 import tempfile
 import threading
@@ -25,7 +26,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -197,15 +198,68 @@ _SETTLED_NS = 1_000_000_000
 _KEPT_ENTRIES = 300_000
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One read of a folder (``LocalStore._entries``): its entries in key order, whether any
+    is a folder, the entries as a set when none is (what the next read is compared with), the
+    folder's (inode, modification time) before the read, and whether the read began long
+    enough after that time to answer while it holds."""
+
+    entries: Keys
+    folders: bool
+    names: frozenset[str]
+    stamp: tuple[int, int] = (0, 0)
+    settled: bool = False
+
+
+def _read(path: str) -> _Read:
+    """A folder read whole."""
+    with os.scandir(path) as it:
+        found = list(it)
+    # A few tight passes over a leaf's 100,000 entries; the folders' are few.
+    entries = [e.name for e in found]
+    walked = {e.name: not e.is_symlink() for e in found if e.is_dir()}
+    if walked:  # as os.walk: a link to a folder is not walked (nor is it a key)
+        entries = [n + "/" if walked.get(n) else n for n in entries if walked.get(n, True)]
+    entries.sort()
+    temp = bisect.bisect_left(entries, ".tmp-")  # temp files sort together: cut them out
+    del entries[temp : bisect.bisect_left(entries, ".tmp.", temp)]
+    folders = any(walked.values())
+    return _Read(entries, folders, frozenset() if folders else frozenset(entries))
+
+
+def _read_again(path: str, last: _Read) -> _Read | None:
+    """A folder of files read again after it changed: its names compared with the last read's
+    as sets, and the names it gained (a few hundred between two polls of a running run)
+    sorted in: half the work of a whole read, most of it the kernel's listing. None, for a
+    whole read instead, when the folder had a folder or gained anything but a file, or lost a
+    name (a clean-up). A name in both reads is taken to be the same file: a key is never a
+    folder, and one deleted and made again between two reads is the same key."""
+    if last.folders:
+        return None
+    current = set(os.listdir(path))
+    if not last.names <= current:
+        return None
+    gained = sorted(n for n in current - last.names if not n.startswith(".tmp-"))
+    for name in gained:  # a folder or a link (maybe to one): read whole, as ``_read`` sorts
+        try:
+            if not stat_module.S_ISREG(os.lstat(os.path.join(path, name)).st_mode):
+                return None
+        except FileNotFoundError:  # gone again
+            return None
+    entries = last.entries + gained
+    entries.sort()  # two sorted runs: one merge
+    return _Read(entries, False, last.names.union(gained))
+
+
 class LocalStore(ObjectStore):
     """A folder; writes go to a temp file first so readers never see half an object."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._base = os.path.abspath(root)
-        # Folders' entries, kept while unchanged (``_entries``), least recently used first.
-        self._folders: OrderedDict[str, tuple[tuple[int, int], tuple[Keys, bool]]]
-        self._folders = OrderedDict()
+        # Folders' last reads (``_entries``), least recently used first.
+        self._folders: OrderedDict[str, _Read] = OrderedDict()
         self._kept = 0
         self._lock = threading.Lock()
 
@@ -337,12 +391,15 @@ class LocalStore(ObjectStore):
         with no sort of whole keys; and whether any is a folder. Temp files are left out; a
         missing folder has none.
 
-        A folder's entries are kept while its modification time stays what it was: the
-        kernel sets it on every create, rename or delete in the folder, so a complete run's
-        folders (its 100,000 usage records) are read once, not on every status. Only a read
-        that began ``_SETTLED_NS`` after the last change is kept: a change in the same clock
-        tick as the one before it would not move the time (the "racy git" case), and no
-        change can come that long after one without moving it."""
+        A folder's last read is kept (``_Read``). It is the answer while the folder's
+        modification time stays what it was: the kernel sets it on every create, rename or
+        delete in the folder, so a complete run's folders (its 100,000 usage records) are read
+        once, not on every status. Only a read that began ``_SETTLED_NS`` after the last change
+        answers so: a change in the same clock tick as the one before it would not move the
+        time (the "racy git" case), and no change can come that long after one without moving
+        it. A folder that changed is read again, and only the names it gained are sorted in
+        (``_read_again``): a running run's status reads its two growing folders (outcomes,
+        usage records) on every poll."""
         began = time.time_ns()
         try:
             stat = os.stat(path)
@@ -350,32 +407,22 @@ class LocalStore(ObjectStore):
             return [], False
         stamp = (stat.st_ino, stat.st_mtime_ns)
         with self._lock:
-            kept = self._folders.get(path)
-            if kept is not None and kept[0] == stamp:
+            last = self._folders.get(path)
+            if last is not None and last.settled and last.stamp == stamp:
                 self._folders.move_to_end(path)
-                return kept[1]
+                return last.entries, last.folders
         try:
-            with os.scandir(path) as it:
-                found = list(it)
+            read = (None if last is None else _read_again(path, last)) or _read(path)
         except (FileNotFoundError, NotADirectoryError):
             return [], False
-        # A few tight passes over a leaf's 100,000 entries; the folders' are few.
-        entries = [e.name for e in found]
-        walked = {e.name: not e.is_symlink() for e in found if e.is_dir()}
-        if walked:  # as os.walk: a link to a folder is not walked (nor is it a key)
-            entries = [n + "/" if walked.get(n) else n for n in entries if walked.get(n, True)]
-        entries.sort()
-        temp = bisect.bisect_left(entries, ".tmp-")  # temp files sort together: cut them out
-        del entries[temp : bisect.bisect_left(entries, ".tmp.", temp)]
-        folders = any(walked.values())
-        if began - stat.st_mtime_ns > _SETTLED_NS:
-            with self._lock:
-                old = self._folders.pop(path, None)
-                self._kept += len(entries) - (len(old[1][0]) if old else 0)
-                self._folders[path] = (stamp, (entries, folders))
-                while self._kept > _KEPT_ENTRIES and len(self._folders) > 1:
-                    self._kept -= len(self._folders.popitem(last=False)[1][1][0])
-        return entries, folders
+        read = replace(read, stamp=stamp, settled=began - stat.st_mtime_ns > _SETTLED_NS)
+        with self._lock:
+            old = self._folders.pop(path, None)
+            self._kept += len(read.entries) - (len(old.entries) if old else 0)
+            self._folders[path] = read
+            while self._kept > _KEPT_ENTRIES and len(self._folders) > 1:
+                self._kept -= len(self._folders.popitem(last=False)[1].entries)
+        return read.entries, read.folders
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

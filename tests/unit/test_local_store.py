@@ -88,16 +88,21 @@ def settle(folder: Path, seconds_ago: float) -> None:
     os.utime(folder, (then, then))
 
 
-def counted_scandir(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The folders ``os.scandir`` reads from now on."""
+def counted_scandir(monkeypatch: pytest.MonkeyPatch, kinds: bool = False) -> list[str]:
+    """The folders read from now on, whole (``os.scandir``) or again (``os.listdir``, a read
+    that sorts in what a folder gained); with ``kinds``, each as "whole:<path>" or
+    "again:<path>"."""
     reads: list[str] = []
-    real = os.scandir
 
-    def scandir(path: str) -> Any:
-        reads.append(path)
-        return real(path)
+    def counted(kind: str, real: Any) -> Any:
+        def read(path: str) -> Any:
+            reads.append(f"{kind}:{path}" if kinds else path)
+            return real(path)
 
-    monkeypatch.setattr(os, "scandir", scandir)
+        return read
+
+    monkeypatch.setattr(os, "scandir", counted("whole", os.scandir))
+    monkeypatch.setattr(os, "listdir", counted("again", os.listdir))
     return reads
 
 
@@ -109,7 +114,7 @@ def test_a_settled_folder_is_read_once_and_again_after_any_change(
         store.put(f"usage/r/worker~{k}", b"")
     settle(tmp_path / "usage" / "r", 60)
     assert len(store.list_keys("usage/r/")) == 3
-    reads = counted_scandir(monkeypatch)
+    reads = counted_scandir(monkeypatch, kinds=True)
     assert store.list_keys("usage/r/worker~") == [f"usage/r/worker~{k}" for k in range(3)]
     assert store.list_keys("usage/r/compactor~") == []
     assert reads == []  # kept: the folder did not change
@@ -117,7 +122,9 @@ def test_a_settled_folder_is_read_once_and_again_after_any_change(
     assert store.list_keys("usage/r/compactor~") == ["usage/r/compactor~1"]
     store.delete("usage/r/worker~0")
     assert store.list_keys("usage/r/worker~") == ["usage/r/worker~1", "usage/r/worker~2"]
-    assert len(reads) == 2
+    folder = tmp_path / "usage" / "r"
+    # A name lost: the read again finds it so, and the folder is read whole.
+    assert reads == [f"again:{folder}", f"again:{folder}", f"whole:{folder}"]
 
 
 def test_a_folder_changed_lately_is_read_every_time(tmp_path: Path) -> None:
@@ -131,6 +138,57 @@ def test_a_folder_changed_lately_is_read_every_time(tmp_path: Path) -> None:
     store.put("runs/r/b", b"")
     os.utime(folder, ns=(stamp, stamp))  # the second change in the first one's tick
     assert store.list_keys("runs/r/") == ["runs/r/a", "runs/r/b"]
+
+
+def test_a_growing_folder_is_read_again_with_only_its_new_names_sorted_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running run's outcomes folder, polled: each read after a change lists the folder and
+    sorts in the names it gained, and gives exactly what a whole read gives (temp files left
+    out, in key order), whether or not the last read could answer on its own."""
+    store = LocalStore(tmp_path)
+    folder = tmp_path / "o" / "r"
+    rng = random.Random(5)
+    shards = rng.sample(range(10_000), 600)
+    for k in shards[:200]:
+        store.put(f"o/r/shard-{k:06d}", b"")
+    assert len(store.list_keys("o/r/")) == 200
+    reads = counted_scandir(monkeypatch, kinds=True)
+    for step in range(1, 5):
+        for k in shards[100 * step + 100 : 100 * step + 200]:
+            store.put(f"o/r/shard-{k:06d}", b"")
+        (folder / f".tmp-{step}").write_bytes(b"")  # a write under way
+        if step % 2:
+            settle(folder, 60)
+        listed = store.list_keys("o/r/shard-")
+        assert listed == sorted(f"o/r/shard-{k:06d}" for k in shards[: 100 * step + 200])
+        assert listed == [o.key for o in LocalStore(tmp_path).list("o/r/")]  # a fresh store's
+    assert reads == [f"again:{folder}", f"whole:{folder}"] * 4
+
+
+@pytest.mark.parametrize("change", ["lost a name", "gained a folder", "gained a link"])
+def test_a_folder_that_lost_a_name_or_gained_anything_but_a_file_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    store = LocalStore(tmp_path)
+    for k in range(3):
+        store.put(f"o/r/{k}", b"")
+    assert len(store.list_keys("o/r/")) == 3
+    reads = counted_scandir(monkeypatch, kinds=True)
+    folder = tmp_path / "o" / "r"
+    store.put("o/r/3", b"")
+    if change == "lost a name":
+        store.delete("o/r/0")
+        expected = ["o/r/1", "o/r/2", "o/r/3"]
+    elif change == "gained a folder":
+        store.put("o/r/4/inner", b"")
+        expected = ["o/r/0", "o/r/1", "o/r/2", "o/r/3", "o/r/4/inner"]
+    else:  # a link to a folder is not walked, as os.walk does not
+        (tmp_path / "elsewhere").mkdir()
+        (folder / "4").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+        expected = ["o/r/0", "o/r/1", "o/r/2", "o/r/3"]
+    assert store.list_keys("o/r/") == expected
+    assert f"whole:{folder}" in reads
 
 
 def test_prefix_span_finds_exactly_the_names_under_a_prefix_after_a_start() -> None:
