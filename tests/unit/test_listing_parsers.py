@@ -91,3 +91,24 @@ def test_usage_counts_are_usage_fields_of_every_key_with_the_tries_apart() -> No
 def test_empty_listings() -> None:
     assert layout.outcome_ids([]) == ([], [])
     assert layout.usage_counts([], CRASH_TRY_ENDS) == (Counter(), [])
+
+
+def test_parsed_keys_parses_each_key_once_until_full_then_starts_afresh() -> None:
+    """A running run's status polled: the keys seen on the last poll are looked up, only the
+    new ones parsed, together; past its bound the memo starts afresh with the call's keys."""
+    calls: list[list[str]] = []
+
+    def parse(keys: list[str]) -> list[int | None]:
+        calls.append(keys)
+        return [int(k) if k.isdigit() else None for k in keys]
+
+    memo = layout.ParsedKeys(parse, most=6)
+    assert memo(["1", "2", "x"]) == [1, 2, None]
+    assert memo(["2", "1", "3", "x"]) == [2, 1, 3, None]
+    assert memo(["3", "1"]) == [3, 1]
+    assert calls == [["1", "2", "x"], ["3"]]
+    keys = [str(k) for k in range(6)]
+    assert memo(keys) == list(range(6))  # 4 kept + 3 new > 6: afresh, with these keys
+    assert calls[2:] == [["0", "4", "5"]]
+    assert memo(["0", "1", "x"]) == [0, 1, None]
+    assert calls[3:] == [["x"]]  # "x" was dropped, "0" and "1" kept
