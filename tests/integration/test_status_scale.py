@@ -85,6 +85,23 @@ def test_key_ranges_hold_every_key_exactly_once() -> None:
         assert key_ranges.list_keys(store, "p/", cuts) == keys
 
 
+def test_a_folder_of_a_page_or_less_is_one_request_whatever_its_boundaries() -> None:
+    """A running run's failures and retry markers, nearly always none: one LIST each, not
+    one a slice; a larger folder, its first page, then the slices past it."""
+    store = S3LatencyStore(latency_s=0)
+    for k in range(3500):
+        MemoryStore.put(store, f"big/shard-{k:06d}", b"")  # not a modelled request
+    for k in range(key_ranges.PAGE - 1):  # a full page might be followed by more: not taken
+        MemoryStore.put(store, f"page/shard-{k:06d}", b"")
+    cases = [("empty/", 100_000, 0, 1), ("page/", 100_000, 999, 1), ("big/", 3500, 3500, 4)]
+    for prefix, shards, keys, requests in cases:
+        before = store.requests
+        listed = key_ranges.list_keys(store, prefix, key_ranges.shard_boundaries(prefix, shards))
+        assert len(listed) == keys and listed == sorted(listed), prefix
+        # big: its first page, then the three slices past shard 999, a page each
+        assert store.requests - before == requests, prefix
+
+
 def test_the_s3_model_charges_a_listing_its_pages_only() -> None:
     """A page a request, of up to 1,000 keys; a listing that starts after a key (StartAfter,
     a key range) costs the pages it returns, as on S3, not the keys before its start. A range
