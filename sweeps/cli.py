@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from sweeps.api import API_ENV, DEFAULT_API
-from sweeps.client import Client, Engine, Run, Status
+from sweeps.client import DEFAULT_POLL_S, Client, Engine, Run, Status
 from sweeps.errors import ApiError, QueryError
 from sweeps.sql import all_queries, all_views
 
@@ -118,10 +118,19 @@ def simulations(ctx: Context) -> None:
     out().print(table)
 
 
+# How often a follower polls (``Run.wait``): at least this, longer while status is slow to read.
+interval_option = click.option(
+    "--interval",
+    default=DEFAULT_POLL_S,
+    show_default=True,
+    help="Seconds between polls, or three times a slow status read.",
+)
+
+
 @main.command()
 @click.argument("file", type=click.File("r"))
 @click.option("--wait", is_flag=True, help="Follow the run with a progress bar until complete.")
-@click.option("--interval", default=0.5, show_default=True, help="Seconds between polls.")
+@interval_option
 @click.option(
     "--estimate", "with_estimate", is_flag=True, help="Print `sweep estimate` first (stderr)."
 )
@@ -203,7 +212,7 @@ def runs(ctx: Context, limit: int, token: str | None) -> None:
 @click.argument("run")
 @click.option("--watch", is_flag=True, help="Follow the run with a progress bar until complete.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
-@click.option("--interval", default=0.5, show_default=True)
+@interval_option
 @pass_context
 def status(ctx: Context, run: str, watch: bool, as_json: bool, interval: float) -> None:
     """Show a run's status."""
@@ -229,7 +238,7 @@ def cancel(ctx: Context, run: str) -> None:
 @click.argument("run")
 @click.option("--include-pending", is_flag=True, help="Re-dispatch pending shards too.")
 @click.option("--wait", is_flag=True, help="Follow the run until complete again.")
-@click.option("--interval", default=0.5, show_default=True)
+@interval_option
 @pass_context
 def redrive(ctx: Context, run: str, include_pending: bool, wait: bool, interval: float) -> None:
     """Re-dispatch a run's failed shards as new attempts."""

@@ -57,6 +57,11 @@ if TYPE_CHECKING:
 
 Engine = Literal["local", "athena"]
 DEFAULT_POLL_S = 0.5
+# ``Run.wait`` pauses at least this many times as long as its last status read took, so a
+# watcher keeps the stage busy at most a quarter of the time: a running 100,000-shard run's
+# status lists 200,000 keys (about 0.3 s of a local stage's CPU, 200 S3 LIST requests on a
+# deployed one), where polling every 0.5 s took over a third of a local core.
+PACE = 3.0
 
 
 class ShardCounts(TypedDict):
@@ -369,18 +374,24 @@ class Run:
         poll: float = DEFAULT_POLL_S,
         on_status: Callable[[Status], None] | None = None,
     ) -> Status:
-        """Poll every ``poll`` seconds until the run is complete and return its status;
-        ``on_status`` sees each status read. WaitTimeout after ``timeout`` seconds."""
+        """Poll until the run is complete and return its status; ``on_status`` sees each
+        status read. Polls every ``poll`` seconds, or ``PACE`` times as long as the last read
+        took if that is longer. WaitTimeout after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            asked = time.monotonic()
             answer = self.status()
             if on_status is not None:
                 on_status(answer)
             if answer["complete"]:
                 return answer
-            if deadline is not None and time.monotonic() + poll > deadline:
-                raise WaitTimeout(f"run {self.run_id} not complete after {timeout:g} s")
-            time.sleep(poll)
+            now = time.monotonic()
+            pause = max(poll, PACE * (now - asked))
+            if deadline is not None:
+                if now + poll > deadline:
+                    raise WaitTimeout(f"run {self.run_id} not complete after {timeout:g} s")
+                pause = min(pause, deadline - now)
+            time.sleep(pause)
 
     def cancel(self) -> dict[str, Any]:
         """``POST /sweeps/{run_id}/cancel``: no further shard starts."""

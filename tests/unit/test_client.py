@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from sweeps import Client, QueryError
-from sweeps.client import RunRecord, read_request
+from sweeps import client as client_module
+from sweeps.client import Run, RunRecord, read_request
 from sweeps.engines.athena import AthenaEngine
 from sweeps.engines.local import LocalEngine
 from sweeps.errors import ApiError, WaitTimeout
@@ -130,3 +131,44 @@ def test_wait_gives_up_after_its_timeout_and_shows_each_status() -> None:
         server.shutdown()
         thread.join()
     assert len(seen) >= 2 and set(seen) == {1}
+
+
+class Clock:
+    """``time`` for ``sweeps.client``: a clock that moves only when slept on or told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.mark.parametrize(("read_s", "pause_s"), [(0.01, 0.1), (0.2, 0.6)])
+def test_wait_pauses_its_poll_or_three_times_its_last_status_read_if_longer(
+    monkeypatch: pytest.MonkeyPatch, read_s: float, pause_s: float
+) -> None:
+    """A running 100,000-shard run's status takes a while to read: the watcher then waits
+    longer between reads, so it keeps the stage busy at most a quarter of the time."""
+    clock = Clock()
+    monkeypatch.setattr(client_module, "time", clock)
+    answers = iter([False, False, False, True])
+
+    class Timed(Run):
+        def status(self) -> Any:
+            clock.now += read_s
+            return {"complete": next(answers)}
+
+    assert Timed(Client("http://127.0.0.1:1"), RUN).wait(poll=0.1)["complete"]
+    assert clock.slept == pytest.approx([pause_s] * 3)
+    # A deadline nearer than the pause: the last pause ends at it, and the next read is the
+    # last before the timeout.
+    clock.slept.clear()
+    answers = iter([False] * 20)
+    with pytest.raises(WaitTimeout):
+        Timed(Client("http://127.0.0.1:1"), RUN).wait(timeout=1.0, poll=0.1)
+    assert sum(clock.slept) <= 1.0
