@@ -128,14 +128,16 @@ def _estimate_accuracy(r: Report) -> list[str]:
         f"{x['case']}: worker estimates {x['estimated_s_per_shard']} s/shard, billed "
         f"{x['measured_s_per_shard']} s (ratios to the median {x['ratios']}, to its own run "
         f"{x['ratios_own_run']}), CPU {x['measured_cpu_s_per_shard']} s (ratios "
-        f"{x['ratios_cpu']}); compactor estimates {x['estimated_compactor_s']} s, billed "
+        f"{x['ratios_cpu']}; median over median {x['ratio_of_medians']}); compactor estimates "
+        f"{x['estimated_compactor_s']} s, billed "
         f"{x['measured_compactor_s']} s (ratios {x['compactor_ratios']}); load "
         f"{x['load_average'][0]}"
         for x in r["results"]
     ]
     within = (
         f"every estimate within +-30 % of the median of {r['runs']} runs: worker billed "
-        f"{r['within_30_percent']}, worker CPU {r['cpu_within_30_percent']}, compactor "
+        f"{r['within_30_percent']}, worker CPU {r['cpu_within_30_percent']}, each case's "
+        f"median estimate {r['medians_within_30_percent']}, compactor "
         f"{r['compactor_within_30_percent']} (priority raised: {r['priority_raised']}; load "
         f"average at start and end {r['load_average']})"
     )
