@@ -4,9 +4,10 @@ A run of 100,000 shards has 100,000+ outcome keys: one listing of them on S3 is 
 each a round trip (~20 ms), one after the other. Split at boundaries that sort between keys,
 the same keys come back from ``ranges`` slices listed concurrently (``ObjectStore.list_range``
 starts each at its lower bound), after the folder's first page, so the wall time is about two
-pages, whatever the count. The boundaries only balance the work: any sorted list of strings partitions the key
-space into slices that together hold every key exactly once, so a boundary that matches no
-key (a run with another date, a shard id of seven digits) costs time, never correctness.
+pages, whatever the count. The boundaries only balance the work: any sorted list of strings
+partitions the key space into slices that together hold every key exactly once, so a boundary
+that matches no key (a run with another date, a shard id of seven digits) costs time, never
+correctness.
 """
 
 from __future__ import annotations
