@@ -11,7 +11,7 @@ from typing import Any
 
 from chalicelib.fanout.invoking import Invoker, compactor_trigger
 from chalicelib.model.events import INITIAL
-from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.sharding import points_of
 from chalicelib.runs.cost import compactor_records, is_current, run_cost
 from chalicelib.storage import compaction, layout, manifests, summary
 from chalicelib.storage.cancel_marker import cancel_reason
@@ -57,13 +57,10 @@ def status(
             else:
                 assert listed_cost is not None  # a stored summary is always complete
                 cost = listed_cost()
-    # Points from the shards that did not succeed: a complete run has few or none of them.
+    # Points from the shards that did not succeed (each list ascending).
     missing = sum(
-        end - start
-        for start, end in (
-            shard_bounds(request.total_points, request.shards, k)
-            for k in (*progress.failed, *progress.pending)
-        )
+        points_of(request.total_points, request.shards, shards)
+        for shards in (progress.failed, progress.pending)
     )
     points = request.total_points - missing
     unsucceeded = {*progress.failed, *progress.pending}

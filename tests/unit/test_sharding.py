@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.model.sharding import ShardSpec, shard_bounds, shard_count
+from chalicelib.model.sharding import ShardSpec, points_of, shard_bounds, shard_count
 
 MAX_TOTAL = 10**12
 MAX_COUNT = 10_000
@@ -140,3 +140,23 @@ def test_bad_shard_id_is_an_index_error(plan: tuple[int, ShardSpec], beyond: int
 def test_spec_round_trips_through_its_request_form(plan: tuple[int, ShardSpec]) -> None:
     _, spec = plan
     assert ShardSpec.from_dict(spec.to_dict()) == spec
+
+
+@FAST
+@given(plans, st.randoms(use_true_random=False))
+def test_points_of_a_set_of_shards_is_the_sum_of_their_bounds(
+    plan: tuple[int, ShardSpec], rnd: random.Random
+) -> None:
+    total, spec = plan
+    count = shard_count(total, spec)
+    for _ in range(5):
+        k = rnd.randrange(0, min(count, 300) + 1)
+        ids = sorted(rnd.sample(range(count), k))
+        if rnd.random() < 0.3 and count - 1 not in ids:  # the last shard, short in size plans
+            ids.append(count - 1)
+        expected = sum(end - start for start, end in (shard_bounds(total, spec, i) for i in ids))
+        assert points_of(total, spec, ids) == expected
+    if count <= 2000:  # every shard: every point
+        assert points_of(total, spec, list(range(count))) == total
+    with pytest.raises(IndexError):
+        points_of(total, spec, [count])
