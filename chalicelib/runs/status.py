@@ -63,8 +63,10 @@ def status(
         for shards in (progress.failed, progress.pending)
     )
     points = request.total_points - missing
-    unsucceeded = {*progress.failed, *progress.pending}
-    reused = sum(n for k, n in copied().items() if k not in unsucceeded)
+    reused = 0
+    if copies := copied():  # a reusing run: its copies count where their shard succeeded
+        unsucceeded = {*progress.failed, *progress.pending}
+        reused = sum(n for k, n in copies.items() if k not in unsucceeded)
     initial = progress.dispatch.get(INITIAL, {"dispatched": 0, "failed": 0})
     return {
         "run_id": run.run_id,

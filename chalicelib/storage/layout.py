@@ -287,21 +287,24 @@ class ParsedKeys[T]:
         return found
 
 
+def _line_pattern(key: re.Pattern[str], lazy: bool) -> re.Pattern[str]:
+    """A key's pattern (ending ``$``) as ``_lines`` reads it: found anywhere in a line, the
+    first place it fits (``lazy``: as ``search``) or the last (as a match at the last "/"),
+    else the line is matched empty, so every line gives one tuple of ``key``'s groups."""
+    prefix = "[^\n]*?" if lazy else "[^\n]*"
+    return re.compile(rf"^(?:{prefix}{key.pattern.removesuffix('$')}|[^\n]*)$", re.M)
+
+
 def _lines(pattern: re.Pattern[str], keys: list[str]) -> list[Any]:
-    """``pattern``'s groups on each key, in order: one regex pass over the keys one a line
-    (``re.M``), ``pattern`` being ``^(?:<a key's pattern>|[^\n]*)$``, so every line matches
-    once and a key that is not of the kind gives empty groups. A key with a line break is not
-    one the layout builds: it is taken as an empty line."""
+    """``pattern``'s groups on each key, in order (``_line_pattern``): one regex pass over the
+    keys one a line, a key that is not of the kind giving empty groups. A key with a line
+    break is not one the layout builds: it is taken as an empty line."""
     text = "\n".join("" if "\n" in key else key for key in keys)
     return pattern.findall(text)
 
 
 # ``_USAGE_RE`` for ``_lines``: function, what, memory, duration, reads, writes, kind.
-_USAGE_LINES = re.compile(
-    r"^(?:[^\n]*/([a-z_]+)~([a-z0-9-]+)~(\d+)~(\d+)~(\d+)~(\d+)~(bound|measured)~"
-    r"[A-Za-z0-9-]+\.parquet|[^\n]*)$",
-    re.M,
-)
+_USAGE_LINES = _line_pattern(_USAGE_RE, lazy=False)
 
 
 @functools.cache
@@ -641,19 +644,15 @@ def parse_outcome(key: str) -> OutcomeKey | None:
     return OutcomeKey(run_id, status, dt, int(shard), int(attempt))
 
 
-# ``_OUTCOME_RE`` for ``_lines``: status, shard id, attempt.
-_OUTCOME_LINES = re.compile(
-    r"^(?:[^\n]*?outcomes/run_id=[A-Za-z0-9-]+/status=(succeeded|failed)/"
-    r"dt=\d{4}-\d{2}-\d{2}/shard-(\d{6,})-attempt-(\d+)\.parquet|[^\n]*)$",
-    re.M,
-)
+# ``_OUTCOME_RE`` for ``_lines``: run id, status, date, shard id, attempt.
+_OUTCOME_LINES = _line_pattern(_OUTCOME_RE, lazy=True)
 
 
 def _outcomes_of(keys: list[str]) -> list[tuple[bool, int, int] | None]:
     """Outcome keys' (succeeded, shard id, attempt)."""
     return [
         (status == "succeeded", int(shard), int(attempt)) if status else None
-        for status, shard, attempt in _lines(_OUTCOME_LINES, keys)
+        for _, status, _, shard, attempt in _lines(_OUTCOME_LINES, keys)
     ]
 
 

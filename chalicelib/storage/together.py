@@ -77,7 +77,7 @@ def read_ahead[R](
     time (~20 ms on S3) would take over an hour, past its function's timeout. At most that
     many objects are held before they are taken (a caller reading files that may be large
     says how many it can hold). On a folder (one request at a time) each is read when taken."""
-    width = min(store.request_parallelism, most or store.request_parallelism)
+    width = store.request_parallelism if most is None else min(most, store.request_parallelism)
     if width <= 1:
         yield from map(read, keys)
         return
