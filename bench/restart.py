@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.restart                 # 1 round
     .venv/bin/python -m bench.restart --rounds 3 --json
 
-The work: 40 ``option_pricing`` shards of one point each with ``paths = 300,000`` (a few
-hundred ms a shard), on ``chalice local --stage local`` with its local defaults (stall
+The work: 40 ``option_pricing`` shards of one point each with ``paths = 3,000,000`` (about
+60 ms of simulation a shard here), on ``chalice local --stage local`` with its local defaults (stall
 timeout 120 s, reconciler timer 10 s, 2 worker processes). Once 3 shards have succeeded the
 whole stage is SIGKILLed (process group: no clean-up at all); 2 s later (the orphaned pool
 processes notice their parent is gone) a new stage starts on the same data root. The clock
@@ -37,7 +37,7 @@ SLOW = {
     "simulation": "option_pricing",
     "parameters": {
         "volatility": {"linspace": {"start": 0.1, "stop": 0.5, "num": 40}},
-        "paths": {"values": [300000]},
+        "paths": {"values": [3_000_000]},
     },
     "shards": {"count": 40},
 }
