@@ -4,8 +4,8 @@
     .venv/bin/python -m bench.restart --rounds 3 --json
 
 The work: 40 ``option_pricing`` shards of one point each with ``paths = 3,000,000`` (about
-60 ms of simulation a shard here), on ``chalice local --stage local`` with its local defaults (stall
-timeout 120 s, reconciler timer 10 s, 2 worker processes). Once 3 shards have succeeded the
+60 ms of simulation a shard here), on ``chalice local --stage local`` with its local defaults
+(stall timeout 120 s, reconciler timer 10 s, 2 worker processes). Once 3 shards have succeeded the
 whole stage is SIGKILLed (process group: no clean-up at all); 2 s later (the orphaned pool
 processes notice their parent is gone) a new stage starts on the same data root. The clock
 runs from that start until ``GET /sweeps/<id>`` first says complete (polled every 0.2 s): the

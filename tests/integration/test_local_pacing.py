@@ -5,11 +5,12 @@ the maximum event age before a process takes it is dropped to the failure record
 when it is handed out at once, and completes with every shard succeeded when it is paced.
 
 No timed assertion: the age is a property of the stand-in, and what is asserted is which
-outcomes the run ends with. Each shard is 30 million samples: 0.35 s on a CI runner, 0.45 s
-here, so 20 queued at once put the last one about 7 s behind the first, past the 2 s age on a
-machine up to three times faster than CI's (4 million samples a point, 2.9 s in all, once
-missed the 3 s age there); paced, each event finds the process free within one poll (0.1 s),
-far inside the age however loaded the machine.
+outcomes the run ends with. Each shard is 30 million samples: 0.45 s here, and about 0.35 s on
+CI's runner (scaled from its 0.14 s a shard at 12 million, when the whole unpaced run took
+2.9 s there and missed the 3 s age it then had), so 20 queued at once put the last one about
+6.5 s behind the first: past the 2 s age on a machine up to three times faster than CI's.
+Paced, each event finds the process free within one poll (0.1 s), far inside the age however
+loaded the machine.
 """
 
 from __future__ import annotations
