@@ -51,7 +51,10 @@ every 70 ms on each core: 14 to 25 ms within 40 s; ``monte_carlo_pi``'s points i
 125 then 250 us a point), so a run of 0.1 s sat in one phase, and its seconds moved by 1.6x
 from one run to the next. The estimate, which measures for about a second, still can: the
 median of each case's estimates against the median of its runs (``ratio_of_medians``) is
-reported beside the goal's measure.
+reported beside the goal's measure. So that a miss can be told from the machine's phases, each
+case reports ``machine_ms`` (a fixed loop's CPU time) before each estimate, before its run and
+after it: two runs of this bench half an hour apart (2026-12-06) measured the same 20 dear
+``monte_carlo_pi`` shards at 0.146 and at 0.248 s a shard (median billed), with no code between.
 """
 
 from __future__ import annotations
@@ -139,6 +142,27 @@ def cpu_seconds(pid: int, include_self: bool = False) -> float:
     return total
 
 
+def machine_ms() -> float:
+    """This machine's speed now: the fastest of three timings of a fixed pure-Python loop, in
+    ms of CPU. Taken before each estimate, between it and its run, and after the run, so a
+    case's figures can be read against the speed the machine had while they were measured
+    (this VM's cores change speed by up to 2x in phases of seconds)."""
+
+    def loop() -> int:
+        total = 0
+        for i in range(200_000):
+            total += i * i
+        return total
+
+    return round(min(_cpu_ms(loop) for _ in range(3)), 1)
+
+
+def _cpu_ms(fn: Any) -> float:
+    started = time.process_time()
+    fn()
+    return (time.process_time() - started) * 1000
+
+
 def settle(pid: int, most_s: float = 60) -> None:
     """Wait until the stage (``pid`` and its descendants) is idle: under 10 ms of CPU in half a
     second, or ``most_s`` have passed. A user runs ``sweep estimate`` on a quiet machine; the
@@ -215,7 +239,10 @@ def measured(client: Client, pid: int, body: dict[str, Any]) -> dict[str, float]
 
 
 def case_report(
-    name: str, estimates: list[dict[str, Any]], runs: list[dict[str, float]]
+    name: str,
+    estimates: list[dict[str, Any]],
+    runs: list[dict[str, float]],
+    speeds: list[list[float]],
 ) -> dict[str, Any]:
     worker = statistics.median(r["worker_s"] for r in runs)
     worker_cpu = statistics.median(r["worker_cpu_s"] for r in runs)
@@ -240,6 +267,8 @@ def case_report(
             statistics.median(e["worker_seconds_per_shard"] for e in estimates) / worker, 3
         ),
         "load_average": [round(os.getloadavg()[0], 2)],
+        # machine_ms before each estimate, between it and its run, and after the run
+        "machine_ms": speeds,
     }
 
 
@@ -282,15 +311,19 @@ def main(argv: list[str] | None = None) -> int:
             settle(server.pid)  # the warm pool's first import, off the first estimate's clock
             raised = raise_priority([os.getpid(), *family(server.pid)]) and raised
             estimates, runs = [], []
+            speeds: list[list[float]] = []
             for k in range(args.runs):
                 # A seed of its own per run: each run's reuse index is merged into a family of
                 # its own, as the estimate's scratch run's is (a family's earlier points are
                 # merged again with each run's, which the estimate does not model).
                 request = body | {"seed": 5 + 100 * number + k}
                 settle(server.pid)
+                speed = [machine_ms()]
                 estimates.append(estimated(request, Path(tmp) / "data"))
+                speed.append(machine_ms())
                 runs.append(measured(client, server.pid, request))
-            results.append(case_report(name, estimates, runs))
+                speeds.append([*speed, machine_ms()])
+            results.append(case_report(name, estimates, runs, speeds))
     report = {
         "results": results,
         "runs": args.runs,
@@ -313,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['ratios_cpu']}; median over median {r['ratio_of_medians']})\n  compactor: "
             f"estimated {r['estimated_compactor_s']} s, billed "
             f"{r['measured_compactor_s']} s (ratios {r['compactor_ratios']}); load "
-            f"{r['load_average'][0]}"
+            f"{r['load_average'][0]}; machine ms (estimate, run, after) {r['machine_ms']}"
         )
     print(
         f"every estimate within +-30 % of the median of the case's runs: worker billed "

@@ -131,7 +131,8 @@ def _estimate_accuracy(r: Report) -> list[str]:
         f"{x['ratios_cpu']}; median over median {x['ratio_of_medians']}); compactor estimates "
         f"{x['estimated_compactor_s']} s, billed "
         f"{x['measured_compactor_s']} s (ratios {x['compactor_ratios']}); load "
-        f"{x['load_average'][0]}"
+        f"{x['load_average'][0]}; machine ms (before the estimate, before its run, after it) "
+        f"{x['machine_ms']}"
         for x in r["results"]
     ]
     within = (
