@@ -148,19 +148,13 @@ def machine_ms() -> float:
     case's figures can be read against the speed the machine had while they were measured
     (this VM's cores change speed by up to 2x in phases of seconds)."""
 
-    def loop() -> int:
-        total = 0
+    timings = []
+    for _ in range(3):
+        started, total = time.process_time(), 0
         for i in range(200_000):
             total += i * i
-        return total
-
-    return round(min(_cpu_ms(loop) for _ in range(3)), 1)
-
-
-def _cpu_ms(fn: Any) -> float:
-    started = time.process_time()
-    fn()
-    return (time.process_time() - started) * 1000
+        timings.append(time.process_time() - started)
+    return round(min(timings) * 1000, 1)
 
 
 def settle(pid: int, most_s: float = 60) -> None:
