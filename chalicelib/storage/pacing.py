@@ -14,13 +14,14 @@ slot is luck, and a fixed count starves the unlucky ones.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from chalicelib.storage.stores import ObjectStore, SlowDown, StoredObject
+from chalicelib.storage.stores import ObjectStore, S3Store, SlowDown, StoredObject
 
 T = TypeVar("T")
 
@@ -80,6 +81,14 @@ class PacedStore(ObjectStore):
 
     def delete(self, key: str) -> None:
         self._paced(lambda: self.inner.delete(key))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """The inner store's batched delete (S3: one DeleteObjects a 1,000 keys), each batch
+        paced as the one request it is: without this, a compaction's clean-up on a deployed
+        stage fell back to one DELETE a key (100,000 for a 100,000-shard run, past the
+        compactor's timeout). A throttled batch is sent again whole: deleting is idempotent."""
+        for batch in itertools.batched(keys, S3Store.DELETE_BATCH):
+            self._paced(lambda batch=batch: self.inner.delete_many(batch))
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         return self.list_range(prefix, None, None)

@@ -6,6 +6,7 @@ through ``PacedStore`` (what the deployed wiring wraps S3 in)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,10 +18,10 @@ from chalicelib.execution.worker import run_task
 from chalicelib.runs.status import status
 from chalicelib.storage import layout
 from chalicelib.storage.pacing import PacedStore
-from chalicelib.storage.stores import ObjectStore, S3Store, SlowDown, StorageError
+from chalicelib.storage.stores import CountingStore, ObjectStore, S3Store, SlowDown, StorageError
 from chalicelib.wiring import build
 from tests.support.inline import Inline
-from tests.support.store_models import SlowDownStore
+from tests.support.store_models import S3LatencyStore, SlowDownStore
 
 SHARDS = 300
 
@@ -95,3 +96,42 @@ def test_s3s_slow_down_answer_is_what_the_pacing_retries(s3_store: S3Store) -> N
     with pytest.raises(StorageError) as raised:
         PacedStore(s3_store, sleep=lambda _: None).put("runs/x", b"")
     assert not isinstance(raised.value, SlowDown)  # retried through the throttling only
+
+
+def test_the_deployed_wrappers_delete_a_thousand_keys_a_request() -> None:
+    """A compaction's clean-up goes through ``CountingStore(PacedStore(S3))`` on a deployed
+    stage: 2,500 keys must take 3 DeleteObjects, not 2,500 DELETEs (100,000 of them would
+    outlast the compactor's timeout)."""
+    s3 = S3LatencyStore(latency_s=0)
+    keys = [f"results/run_id=x/shard-{k:06d}.parquet" for k in range(2500)]
+    for key in keys:
+        s3.put(key, b"")
+    before = s3.requests
+    CountingStore(PacedStore(s3)).delete_many(keys)
+    assert s3.requests - before == 3
+    assert list(s3.list("results/")) == []
+
+
+class ThrottledOnce(S3LatencyStore):
+    """DeleteObjects answered SlowDown on its first request (S3 scaling the prefix up)."""
+
+    def __init__(self) -> None:
+        super().__init__(latency_s=0)
+        self.batches: list[int] = []
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        batch = list(keys)
+        self.batches.append(len(batch))
+        if len(self.batches) == 1:
+            raise SlowDown("SlowDown")
+        super().delete_many(batch)
+
+
+def test_a_throttled_delete_batch_is_sent_again_whole() -> None:
+    s3 = ThrottledOnce()
+    keys = [f"r/{k:05d}" for k in range(1500)]
+    for key in keys:
+        s3.put(key, b"")
+    PacedStore(s3, sleep=lambda _: None).delete_many(keys)
+    assert s3.batches == [1000, 1000, 500]  # the first batch again, then the rest
+    assert list(s3.list("r/")) == []
