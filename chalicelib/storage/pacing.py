@@ -18,6 +18,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -88,7 +89,7 @@ class PacedStore(ObjectStore):
         stage fell back to one DELETE a key (100,000 for a 100,000-shard run, past the
         compactor's timeout). A throttled batch is sent again whole: deleting is idempotent."""
         for batch in itertools.batched(keys, S3Store.DELETE_BATCH):
-            self._paced(lambda batch=batch: self.inner.delete_many(batch))
+            self._paced(partial(self.inner.delete_many, batch))
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         return self.list_range(prefix, None, None)
