@@ -285,17 +285,24 @@ def history(store: ObjectStore, fam: str, run_id: str) -> History:
     complete and not compacted yet) evaluated, read from their results, oldest run first.
     Merged rows whose source shard has no results any more (a deleted run) are left out,
     checked once per source run (its compaction record, and its results listing only if a
-    shard is not in it); a pending run that is gone has no results to read."""
+    shard is not in it); a pending run that is gone has no results to read.
+
+    The pending runs are listed before the index is read: a merge commits its run into a new
+    index and only then deletes the run's markers, so whenever a merge lands, the run is in
+    the listing or in the index read after it (or both: the oldest row wins). Read the other
+    way round, a run merged between the two reads was in neither, and every point it
+    evaluated was computed again."""
     keys: list[pa.Array] = []
     metrics: list[pa.Array] = []
     origins: list[pa.Array] = []
+    pending = sorted(_pending(store, fam))  # oldest run first: it wins a key
     table = _latest_merged(store, fam)
     if table is not None:
         table = _living(table, _Sources(store), run_id)
         keys.append(table["key"].combine_chunks())
         metrics.append(table["metrics"].combine_chunks())
         origins.append(table["source_run_id"].combine_chunks())
-    for source in sorted(_pending(store, fam)):  # oldest run first: it wins a key
+    for source in pending:
         if source == run_id or (rows := evaluated(store, source, with_params=False)) is None:
             continue
         keys.append(rows["key"].combine_chunks())

@@ -12,7 +12,7 @@ import io
 import json
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from chalicelib.simulations import streams
 from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout, manifests
-from chalicelib.storage.stores import LocalStore
+from chalicelib.storage.stores import LocalStore, StoredObject
 from chalicelib.storage.tables import REUSE_MERGED
 
 LIMITS = Limits(max_points=10_000_000, max_shards=10_000, allow_fault_injection=True)
@@ -618,3 +618,40 @@ def test_sweep_estimate_counts_reusable_points_on_athena(
     estimated = json.loads(answer.stdout)
     run = runs.run(body)
     assert estimated["points_reused"] == status(runs.store, run.run_id)["points_reused"] == 81
+
+
+class MergedMidPlan(LocalStore):
+    """Merges run ``other`` (as its compactor does) right after the plan's listing of
+    ``during`` is taken: the plan sees that listing as it was before the merge."""
+
+    other: str | None = None
+    during = ""
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        listed = list(super().list(prefix))
+        if self.other is not None and prefix.startswith(self.during):
+            other, self.other = self.other, None
+            assert reuse.merge_run(self, other, NoCatalog()) == 81
+        return iter(listed)
+
+
+FAMILY = reuse.family("option_pricing", "1", 7)
+
+
+@pytest.mark.parametrize(
+    "during", [layout.reuse_merged_prefix(FAMILY), layout.reuse_pending_prefix(FAMILY)]
+)
+def test_a_source_merged_while_a_plan_reads_the_history_is_still_reused(
+    tmp_path: Path, during: str
+) -> None:
+    """A run's compaction merges it into the index while a widened run is being planned
+    (status finds it complete just when its user submits the next grid): wherever the merge
+    lands between the plan's reads, its points are copied, none evaluated again."""
+    store = MergedMidPlan(tmp_path / "data")
+    runs = Runs(store)
+    first = runs.run(grid(VOL9))
+    store.other, store.during = first.run_id, during
+    again = runs.run(grid(VOL9, reuse=True))
+    assert store.other is None  # the merge did run mid-plan
+    assert status(store, again.run_id)["points_reused"] == 81
+    assert {row["source_run_id"] for row in runs.results(again).values()} == {first.run_id}
