@@ -8,9 +8,11 @@ here reads Parquet.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.model.events import INITIAL
 from chalicelib.model.manifest import Manifest
 from chalicelib.storage import key_ranges, layout, redrive_lists
 from chalicelib.storage.stores import ObjectStore
@@ -28,6 +30,8 @@ class ShardStates:
     auto_redrives: int = 0
     redrive_jobs: list[str] = field(default_factory=list)
     objects: int = 0  # outcome, marker and dispatch keys seen: grows whenever anything happens
+    # Every dispatch job's leaves have recorded (``dispatch_counts``): the counts are final.
+    dispatch_final: bool = True
 
     def state(self, shard_id: int) -> str:
         if shard_id in self.succeeded:
@@ -103,20 +107,32 @@ def shard_states_of(
         if (marker := layout.parse_retry_marker(found)) is not None:
             states.objects += 1
             states.retrying.add(marker)
+    sizes = {INITIAL: shard_count}
     for redrive in redrive_lists.every(store, run_id):
         states.objects += 1
         states.redrive_jobs.append(redrive.job)
         states.auto_redrives += redrive.automatic
+        sizes[redrive.job] = len(redrive.shards)
         for shard, attempt in redrive.after_attempts.items():
             states.redriven_after[shard] = max(attempt, states.redriven_after.get(shard, 0))
-    counts, records = _dispatch_counts(store, run_id)
-    states.objects += records
-    return states, counts
+    dispatch = dispatch_counts(store, run_id, sizes)
+    states.objects += dispatch.records
+    states.dispatch_final = dispatch.final
+    return states, dispatch.counts
 
 
-def _dispatch_counts(store: ObjectStore, run_id: str) -> tuple[dict[str, dict[str, int]], int]:
-    """Shards handed over and refused, per dispatch job, from the leaves' progress records; and
-    how many records were seen."""
+@dataclass(frozen=True)
+class DispatchCounts:
+    counts: dict[str, dict[str, int]]  # per job: shards handed over and refused
+    records: int  # leaf records seen
+    final: bool  # every job's leaves have recorded
+
+
+def dispatch_counts(store: ObjectStore, run_id: str, sizes: Mapping[str, int]) -> DispatchCounts:
+    """Shards handed over and refused, per dispatch job, from the leaves' progress records, and
+    whether they are final: every job in ``sizes`` (job -> its shard count) has records whose
+    ranges cover it. A leaf records after its last hand-over, and that shard's worker can land
+    its outcome first, so a run can be complete while a leaf's record is still to come."""
     leaves: dict[tuple[str, int, int], layout.DispatchRecord] = {}
     seen = 0
     for obj in store.list(layout.dispatch_records_prefix(run_id)):
@@ -131,4 +147,18 @@ def _dispatch_counts(store: ObjectStore, run_id: str) -> tuple[dict[str, dict[st
         job = counts.setdefault(record.job, {"dispatched": 0, "failed": 0})
         job["dispatched"] += record.dispatched
         job["failed"] += record.failed
-    return counts, seen
+    final = all(
+        _covers(sorted((lo, hi) for j, lo, hi in leaves if j == job), size)
+        for job, size in sizes.items()
+    )
+    return DispatchCounts(counts, seen, final)
+
+
+def _covers(ranges: list[tuple[int, int]], size: int) -> bool:
+    """Whether sorted ``[lo, hi)`` ranges cover ``[0, size)``."""
+    reached = 0
+    for lo, hi in ranges:
+        if lo > reached:
+            return False
+        reached = max(reached, hi)
+    return reached >= size

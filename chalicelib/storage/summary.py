@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib.storage import layout
-from chalicelib.storage.shard_states import ShardStates, shard_states_of
+from chalicelib.model.events import INITIAL
+from chalicelib.storage import layout, redrive_lists
+from chalicelib.storage.shard_states import ShardStates, dispatch_counts, shard_states_of
 from chalicelib.storage.stores import ObjectStore
 from chalicelib.storage.together import together
 
@@ -37,6 +38,9 @@ class RunProgress:
     # The run's cost once complete (runs.cost), kept with the summary so a complete run's status
     # lists no usage records; None until status has stored it.
     cost: dict[str, Any] | None = None
+    # Every dispatch leaf had recorded when this was read (``shard_states.dispatch_counts``):
+    # a summary whose counts were not final reads them again until they are.
+    dispatch_final: bool = True
     # True when this very read found the run complete and wrote its summary (and asked for its
     # compaction); not stored.
     written: bool = field(default=False, compare=False)
@@ -83,6 +87,7 @@ def progress_of(states: ShardStates, dispatch: dict[str, dict[str, int]]) -> Run
         dispatch,
         states.auto_redrives,
         tuple(sorted(states.redrive_jobs)),
+        dispatch_final=states.dispatch_final,
     )
 
 
@@ -109,7 +114,7 @@ def read(store: ObjectStore, run_id: str) -> RunProgress | None:
         jobs = tuple(data["redrive_jobs"])
         if jobs != listing():
             return None  # a redrive came after it: the run is being re-run
-    return RunProgress(
+    progress = RunProgress(
         int(data["shard_count"]),
         [int(k) for k in data["failed"]],
         [],
@@ -117,7 +122,22 @@ def read(store: ObjectStore, run_id: str) -> RunProgress | None:
         int(data["auto_redrives"]),
         jobs,
         data.get("cost"),
+        data.get("dispatch_final", True),
     )
+    return progress if progress.dispatch_final else _final_dispatch(store, run_id, progress)
+
+
+def _final_dispatch(store: ObjectStore, run_id: str, progress: RunProgress) -> RunProgress:
+    """A summary written before a leaf's record landed: the dispatch counts read again (one
+    listing of the leaves' records, and the redrive lists for their jobs' sizes), stored once
+    they are final."""
+    sizes = {INITIAL: progress.shard_count}
+    sizes |= {r.job: len(r.shards) for r in redrive_lists.every(store, run_id)}
+    found = dispatch_counts(store, run_id, sizes)
+    progress = replace(progress, dispatch=found.counts, dispatch_final=found.final)
+    if found.final:
+        write(store, run_id, progress)
+    return progress
 
 
 def write(store: ObjectStore, run_id: str, progress: RunProgress) -> None:
@@ -132,6 +152,7 @@ def write(store: ObjectStore, run_id: str, progress: RunProgress) -> None:
         "dispatch": progress.dispatch,
         "auto_redrives": progress.auto_redrives,
         "redrive_jobs": list(progress.redrive_jobs),
+        "dispatch_final": progress.dispatch_final,
     }
     if progress.cost is not None:
         record["cost"] = progress.cost

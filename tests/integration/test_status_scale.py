@@ -9,13 +9,16 @@ semantics (``tests.support.store_models``).
 from __future__ import annotations
 
 import io
+import json
 import random
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
 from chalicelib.config import Settings
+from chalicelib.fanout.invoking import Function, InvokeError
 from chalicelib.fanout.reconcile import reconcile
 from chalicelib.model.errors import Conflict
 from chalicelib.model.events import run_task_payload
@@ -257,3 +260,43 @@ def test_every_summary_writer_asks_for_compaction() -> None:
 def cancel_or_conflict(store: ObjectStore, run_id: str, invoker: QueueInvoker) -> None:
     with pytest.raises(Conflict):  # a complete run cannot be cancelled
         cancel(store, run_id, invoker)
+
+
+class PollBeforeRecord(MemoryStore):
+    """Runs ``poll`` just before the first leaf's dispatch record is stored: a user's status
+    poll landing after the leaf's last shard finished, before the leaf wrote its record."""
+
+    poll: Callable[[], object] | None = None
+
+    def put(self, key: str, data: bytes) -> None:
+        if layout.parse_dispatch_record(key) is not None and self.poll is not None:
+            poll, self.poll = self.poll, None
+            poll()
+        super().put(key, data)
+
+
+def test_a_summary_written_before_a_leafs_record_reads_the_counts_again() -> None:
+    """Every shard has its outcome (one refused by Invoke: DISPATCH_FAILED) before the leaf
+    records what it handed over: the status found complete then must not freeze the dispatch
+    counts it saw (none); once the record lands they are read again and stored final."""
+    store = PollBeforeRecord()
+    inline = Inline(store)
+    handed = inline.invoker.invoke
+
+    def invoke(function: Function, payload: dict[str, Any]) -> None:
+        if function == "worker" and payload["shard_id"] == 9:
+            raise InvokeError("refused", retryable=False)
+        handed(function, payload)
+        if function == "worker":  # the worker runs at once, before the leaf is done
+            inline.worker(inline.invoker.queue.pop()[1])
+
+    inline.invoker.invoke = invoke  # type: ignore[method-assign]
+    run_id = inline.submit(sweep(10))
+    early: list[dict[str, Any]] = []
+    store.poll = lambda: early.append(status(store, run_id))
+    inline.drain()
+    assert early and early[0]["complete"] and early[0]["dispatch"] == {"dispatched": 0, "failed": 0}
+    assert json.loads(store.get(layout.summary(run_id))).get("dispatch_final") is False
+    answer = status(store, run_id)
+    assert answer["dispatch"] == {"dispatched": 9, "failed": 1} and answer["failed_shards"] == [9]
+    assert json.loads(store.get(layout.summary(run_id)))["dispatch_final"] is True
