@@ -90,6 +90,15 @@ class Parameter:
         }
 
 
+# A results row's parameter text back to its value, by the parameter's kind.
+_FROM_TEXT: dict[Kind, Callable[[str], Value]] = {
+    "float": float,
+    "int": int,
+    "bool": lambda text: text == "true",
+    "str": str,
+}
+
+
 @dataclass(frozen=True)
 class Simulation:
     name: str
@@ -128,6 +137,12 @@ class Simulation:
         for name, value in point.items():
             params[name] = float(value) if name in floats else value
         return params
+
+    def point_from_results(self, params: Mapping[str, str]) -> dict[str, Value]:
+        """A point's values read back from a results row's ``params`` (each value's text, as
+        the worker writes it), typed by their declarations: what ``evaluate`` and
+        ``point_rng`` take to reproduce the row's metrics outside the service."""
+        return {name: _FROM_TEXT[self.by_name[name].kind](text) for name, text in params.items()}
 
     def evaluate(self, point: Mapping[str, Value], seed: int, *, replicate: int = 0) -> Metrics:
         """Metrics of a point; the same (point, seed, replicate) give the same numbers in any
