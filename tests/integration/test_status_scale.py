@@ -105,6 +105,17 @@ def test_a_folder_of_a_page_or_less_is_one_request_whatever_its_boundaries() -> 
         assert store.requests - before == requests, prefix
 
 
+def test_the_slices_past_the_first_page_are_listed_at_once() -> None:
+    """A running run's outcomes past its first page are listed as key ranges in parallel (on
+    S3 each page is a round trip): the three slices of 3,500 shards are in flight together."""
+    store = S3LatencyStore(latency_s=0.05)
+    for k in range(3500):
+        MemoryStore.put(store, f"big/shard-{k:06d}", b"")  # not a modelled request
+    listed = key_ranges.list_keys(store, "big/", key_ranges.shard_boundaries("big/", 3500))
+    assert len(listed) == 3500
+    assert store.most_in_flight == 3
+
+
 def test_the_s3_model_charges_a_listing_its_pages_only() -> None:
     """A page a request, of up to 1,000 keys; a listing that starts after a key (StartAfter,
     a key range) costs the pages it returns, as on S3, not the keys before its start. A range
