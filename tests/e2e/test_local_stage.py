@@ -150,3 +150,27 @@ def test_every_route_is_open_on_the_local_stage(server: Server) -> None:
         assert "Authorization" not in answer.request.headers
         assert answer.status_code == status, (method, path, answer.text)
         assert "error" in answer.json() or status == 200
+
+
+def test_a_complete_run_is_compacted_in_the_background(server: Server) -> None:
+    """The local stage's compactor runs in a pool process once status finds the run complete
+    (``LocalInvoker``): its generation is committed without anyone asking again, the API keeps
+    answering, and the local engine then reads the generation, every point once."""
+    from chalicelib.storage import compaction, layout
+    from chalicelib.storage.stores import LocalStore
+
+    body = dict(CONTRACT_EXAMPLE, fail_shards=[], seed=11)
+    run_id = server.post("/sweeps", body).json()["run_id"]
+    before = server.wait_complete(run_id)  # the read that finds it complete asks for compaction
+    store = LocalStore(server.data)
+    deadline = time.monotonic() + 60
+    while (generation := compaction.latest(store, run_id)) is None:
+        assert time.monotonic() < deadline, "no compaction within 60 s"
+        assert server.get(f"/sweeps/{run_id}").status_code == 200  # answering meanwhile
+        time.sleep(0.2)
+    assert generation.number == 1
+    assert not store.exists(layout.compaction_abandoned(run_id))
+    assert server.query("coverage", run_id, shard_count=12) == []
+    summary = {row["status"]: row for row in server.query("run_summary", run_id)}
+    assert summary["succeeded"]["points"] == before["points_succeeded"] == 162
+    assert server.get(f"/sweeps/{run_id}").json()["shards"] == before["shards"]
