@@ -41,32 +41,35 @@ def status(
         abandoned = issue(lambda: compaction.abandoned_for(store, run_id))
         run = manifest()
         request = run.request
-        copied = issue(lambda: reuse_counts(store, run_id) if request.reuse else {})
         progress = stored()
+        # A reusing run's plan counts (one entry a shard), unless its summary holds their sum.
+        counting = request.reuse and (progress is None or progress.points_reused is None)
+        copied = issue(lambda: reuse_counts(store, run_id) if counting else {})
         listed_cost = None
         if progress is None:  # running, or complete and never summarised since its last redrive
             listed_cost = issue(lambda: run_cost(store, run_id, request.shard_count))
             progress = summary.listed(
                 store, run_id, request.shard_count, compactor_trigger(invoker)
             )
+        reused = progress.points_reused
+        if reused is None:  # a reusing run's copies count where their shard succeeded
+            unsucceeded = {*progress.failed, *progress.pending}
+            reused = sum(n for k, n in copied().items() if k not in unsucceeded)
         cost = progress.cost
-        if cost is None or not is_current(cost, compactors()):
-            if progress.complete:  # counted after the listing found it complete; then kept
+        stale = cost is None or not is_current(cost, compactors())
+        if not progress.complete:
+            assert listed_cost is not None  # a stored summary is always complete
+            cost = listed_cost()
+        elif stale or progress.points_reused is None:  # counted once found complete; kept
+            if stale:
                 cost = run_cost(store, run_id, request.shard_count)
-                summary.write(store, run_id, replace(progress, cost=cost))
-            else:
-                assert listed_cost is not None  # a stored summary is always complete
-                cost = listed_cost()
+            summary.write(store, run_id, replace(progress, cost=cost, points_reused=reused))
     # Points from the shards that did not succeed (each list ascending).
     missing = sum(
         points_of(request.total_points, request.shards, shards)
         for shards in (progress.failed, progress.pending)
     )
     points = request.total_points - missing
-    reused = 0
-    if copies := copied():  # a reusing run: its copies count where their shard succeeded
-        unsucceeded = {*progress.failed, *progress.pending}
-        reused = sum(n for k, n in copies.items() if k not in unsucceeded)
     initial = progress.dispatch.get(INITIAL, {"dispatched": 0, "failed": 0})
     return {
         "run_id": run.run_id,

@@ -38,6 +38,10 @@ class RunProgress:
     # The run's cost once complete (runs.cost), kept with the summary so a complete run's status
     # lists no usage records; None until status has stored it.
     cost: dict[str, Any] | None = None
+    # A reusing run's points copied by its succeeded shards, kept with the summary like the
+    # cost, so a complete run's status does not read its plan's counts (one entry a shard);
+    # None until status has stored it.
+    points_reused: int | None = None
     # Every dispatch leaf had recorded when this was read (``shard_states.dispatch_counts``):
     # a summary whose counts were not final reads them again until they are.
     dispatch_final: bool = True
@@ -122,6 +126,7 @@ def read(store: ObjectStore, run_id: str) -> RunProgress | None:
         int(data["auto_redrives"]),
         jobs,
         data.get("cost"),
+        data.get("points_reused"),
         data.get("dispatch_final", True),
     )
     return progress if progress.dispatch_final else _final_dispatch(store, run_id, progress)
@@ -156,4 +161,6 @@ def write(store: ObjectStore, run_id: str, progress: RunProgress) -> None:
     }
     if progress.cost is not None:
         record["cost"] = progress.cost
+    if progress.points_reused is not None:
+        record["points_reused"] = progress.points_reused
     store.put(layout.summary(run_id), json.dumps(record, separators=(",", ":")).encode())

@@ -655,3 +655,29 @@ def test_a_source_merged_while_a_plan_reads_the_history_is_still_reused(
     assert store.other is None  # the merge did run mid-plan
     assert status(store, again.run_id)["points_reused"] == 81
     assert {row["source_run_id"] for row in runs.results(again).values()} == {first.run_id}
+
+
+class PlanReads(LocalStore):
+    """Counts the reads of one run's plan summary (``reuse_plans``: one entry a shard)."""
+
+    plan = ""  # the counted run's plan summary key
+    reads = 0
+
+    def get(self, key: str) -> bytes:
+        self.reads += key == self.plan
+        return super().get(key)
+
+
+def test_a_complete_reusing_runs_status_does_not_read_its_plan_again(tmp_path: Path) -> None:
+    """The plan's counts have an entry a shard (100,000 for a 100,000-shard run): once status
+    finds the run complete it keeps their sum in the summary, and reads it from there."""
+    store = PlanReads(tmp_path / "data")
+    runs = Runs(store)
+    runs.run(grid(VOL9))
+    wide = runs.run(grid(VOL17, reuse=True))
+    store.plan = layout.reuse_plan(wide.run_id)  # its workers have read it: now status alone
+    first = status(store, wide.run_id)
+    assert first["complete"] and (first["points_reused"], first["points_evaluated"]) == (81, 72)
+    assert store.reads == 1
+    again = status(store, wide.run_id)
+    assert again == first and store.reads == 1
