@@ -230,7 +230,7 @@ def _print_estimate(
     database: str | None,
 ) -> dict[str, Any]:
     """``sweep estimate`` and ``sweep submit --estimate``, one path: reusable points are
-    counted on the engine the options choose, by default the stage's own (``client_for``):
+    counted on the engine the options choose, by default the stage's own (``engine_name``):
     on the local stage the plan's own reading of the reuse index under the data root, on a
     deployed one a query on Athena (built only when the request asks for reuse: nothing else
     needs Athena). Memory sizes and timeouts are the stage SWEEP_STAGE names: an API URL does
