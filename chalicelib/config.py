@@ -53,7 +53,12 @@ def setting(
 
 @dataclass(frozen=True)
 class Settings:
-    stage: str = setting("SWEEP_STAGE", "local", "stage name, recorded in manifests")
+    stage: str = setting(
+        "SWEEP_STAGE",
+        "local",
+        "stage name, recorded in manifests; for `sweep estimate` (and `submit --estimate`), the "
+        "stage whose function sizes it prices",
+    )
     backend: Literal["local", "aws"] = setting(
         "SWEEP_BACKEND", "local", "`local` (folder + process pool) or `aws` (S3 + Lambda)"
     )
@@ -131,7 +136,9 @@ class Settings:
         "Glue database whose tables get each run's partitions; unset: no registration",
     )
     athena_workgroup: str | None = setting(
-        "SWEEP_ATHENA_WORKGROUP", None, "workgroup for `sweep query --engine athena`"
+        "SWEEP_ATHENA_WORKGROUP",
+        None,
+        "workgroup of the `sweep` command's Athena engine (its default for a deployed stage)",
     )
     dispatch_threads: int = setting(
         "SWEEP_DISPATCH_THREADS", 32, "invoke threads per leaf dispatcher"

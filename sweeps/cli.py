@@ -99,6 +99,55 @@ def main(ctx: click.Context, api_url: str | None) -> None:
 pass_context = click.make_pass_decorator(Context)
 
 
+# --- options ----------------------------------------------------------------------------------
+
+
+def _setting(name: str) -> Callable[[], Any]:
+    """A default read from Settings when the command runs (not at import), so the same
+    SWEEP_* variables the functions read apply, and a malformed one is named, not a traceback
+    of ``sweep --help``."""
+
+    def read() -> Any:
+        from chalicelib.config import Settings, SettingsError
+
+        try:
+            return getattr(Settings.from_env(), name)
+        except SettingsError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return read
+
+
+def engine_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option(
+                "--engine",
+                type=click.Choice(["local", "athena"]),
+                help="Where to read the stage's data (default: the stage's own, local for the "
+                "local stage, athena for a deployed one).",
+            ),
+            click.option(
+                "--root",
+                type=click.Path(path_type=Path, file_okay=False),
+                help="Local data root (default: SWEEP_LOCAL_ROOT, else .sweep-data/).",
+            ),
+            click.option(
+                "--workgroup",
+                default=_setting("athena_workgroup"),
+                help="Athena workgroup (SWEEP_ATHENA_WORKGROUP).",
+            ),
+            click.option(
+                "--database",
+                default=_setting("glue_database"),
+                help="Glue database (SWEEP_GLUE_DATABASE).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
 # --- API commands ---------------------------------------------------------------------------
 
 
@@ -134,13 +183,26 @@ interval_option = click.option(
 @click.option(
     "--estimate", "with_estimate", is_flag=True, help="Print `sweep estimate` first (stderr)."
 )
+@engine_options
 @pass_context
-def submit(ctx: Context, file: IO[str], wait: bool, interval: float, with_estimate: bool) -> None:
-    """Submit the sweep in FILE (JSON; - for stdin) and print its run id."""
+def submit(
+    ctx: Context,
+    file: IO[str],
+    wait: bool,
+    interval: float,
+    with_estimate: bool,
+    engine: Engine | None,
+    root: Path | None,
+    workgroup: str | None,
+    database: str | None,
+) -> None:
+    """Submit the sweep in FILE (JSON; - for stdin) and print its run id. With --estimate,
+    reusable points are counted as `sweep estimate` counts them, on the stage submitted to
+    (the engine options are for that)."""
     body = _load_body(file)
-    if with_estimate:
-        _print_estimate(body, err())
     with reported():
+        if with_estimate:
+            _print_estimate(ctx, body, err(), engine, root, workgroup, database)
         run = ctx.client.submit(body)
         click.echo(run.run_id)
         accepted = run.accepted
@@ -159,16 +221,37 @@ def _load_body(file: IO[str]) -> Any:
 
 
 def _print_estimate(
-    body: Any, console: Console, engine: QueryEngine | None = None, root: Path | None = None
+    ctx: Context,
+    body: Any,
+    console: Console,
+    engine: Engine | None,
+    root: Path | None,
+    workgroup: str | None,
+    database: str | None,
 ) -> dict[str, Any]:
+    """``sweep estimate`` and ``sweep submit --estimate``, one path: reusable points are
+    counted on the engine the options choose, by default the stage's own (``engine_name``):
+    on the local stage the plan's own reading of the reuse index under the data root, on a
+    deployed one a query on Athena (built only when the request asks for reuse: nothing else
+    needs Athena). Memory sizes and timeouts are the stage SWEEP_STAGE names: an API URL does
+    not say which stage it serves, so a deployed one with SWEEP_STAGE unset gets a note."""
     from chalicelib.config import Settings
     from chalicelib.model.errors import InvalidRequest
     from sweeps.estimate import estimate, lines
 
     settings = Settings.from_env()
+    counter = None
+    reusing = isinstance(body, dict) and body.get("reuse") is True
+    if reusing and ctx.client.engine_name(engine) == "athena":
+        counter = athena_engine(ctx, workgroup, database)
+    if not ctx.client.is_local_stage and settings.stage == "local":
+        err().print(
+            "note: priced with the local stage's function sizes; set SWEEP_STAGE to the "
+            "deployed stage's name for its own"
+        )
     try:
         data_root = root or settings.local_root
-        result = estimate(body, stage=settings.stage, data_root=data_root, engine=engine)
+        result = estimate(body, stage=settings.stage, data_root=data_root, engine=counter)
     except InvalidRequest as exc:
         for problem in exc.problems:
             err().print(f"{problem.path}: {problem.message}")
@@ -303,6 +386,15 @@ def cost_line(cost: dict[str, Any]) -> str:
     )
 
 
+def reuse_text(answer: Status) -> str:
+    """A reusing run's reused and evaluated points, also when none was found (0 reused is
+    then the answer to what the run asked); nothing for a run without reuse, which copies no
+    point by construction: its evaluated points are its succeeded ones, already shown."""
+    if not (answer.get("request") or {}).get("reuse"):
+        return ""
+    return f" ({answer['points_reused']} reused, {answer['points_evaluated']} evaluated)"
+
+
 def summarize(answer: Status, console: Console | None = None) -> None:
     console = console or err()
     shards = answer["shards"]
@@ -315,12 +407,7 @@ def summarize(answer: Status, console: Console | None = None) -> None:
         f"run {answer['run_id']} ({answer.get('simulation')}, label {answer.get('label')}): "
         f"{state}; shards {shards['succeeded']} succeeded, {shards['failed']} failed, "
         f"{shards['pending']} pending of {answer['shard_count']}; "
-        f"points {answer.get('points_succeeded')} of {answer['total_points']}"
-        + (
-            f" ({answer['points_reused']} reused, {answer.get('points_evaluated')} evaluated)"
-            if answer.get("points_reused")
-            else ""
-        )
+        f"points {answer.get('points_succeeded')} of {answer['total_points']}" + reuse_text(answer)
     )
     if answer.get("cost"):
         console.print(cost_line(answer["cost"]))
@@ -341,64 +428,32 @@ def summarize(answer: Status, console: Console | None = None) -> None:
 # --- queries ----------------------------------------------------------------------------------
 
 
-def _setting(name: str) -> Callable[[], Any]:
-    """A default read from Settings when the command runs (not at import), so the same
-    SWEEP_* variables the functions read apply, and a malformed one is named, not a traceback
-    of ``sweep --help``."""
-
-    def read() -> Any:
-        from chalicelib.config import Settings, SettingsError
-
-        try:
-            return getattr(Settings.from_env(), name)
-        except SettingsError as exc:
-            raise click.UsageError(str(exc)) from None
-
-    return read
-
-
-def engine_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(
-        [
-            click.option(
-                "--engine",
-                type=click.Choice(["local", "athena"]),
-                default="local",
-                show_default=True,
-            ),
-            click.option(
-                "--root",
-                type=click.Path(path_type=Path, file_okay=False),
-                help="Local data root (default: SWEEP_LOCAL_ROOT, else .sweep-data/).",
-            ),
-            click.option(
-                "--workgroup",
-                default=_setting("athena_workgroup"),
-                help="Athena workgroup (SWEEP_ATHENA_WORKGROUP).",
-            ),
-            click.option(
-                "--database",
-                default=_setting("glue_database"),
-                help="Glue database (SWEEP_GLUE_DATABASE).",
-            ),
-        ]
-    ):
-        fn = option(fn)
-    return fn
-
-
 def client_for(
-    ctx: Context, engine: str, root: Path | None, workgroup: str | None, database: str | None
+    ctx: Context,
+    engine: Engine | None,
+    root: Path | None,
+    workgroup: str | None,
+    database: str | None,
 ) -> Client:
-    """The client a query runs through, with the command's engine options."""
-    if engine == "athena" and not (workgroup and database):
-        raise click.UsageError("--engine athena needs --workgroup and --database")
-    local_root = (root or _setting("local_root")()) if engine == "local" else None
+    """The client a query runs through, with the command's engine options; without --engine,
+    the stage's own engine (``Client.engine_name``: local for the local stage, Athena for a
+    deployed one), so a command never reads another stage's data by default."""
+    name = ctx.client.engine_name(engine)
+    if name == "athena" and not (workgroup and database):
+        raise click.UsageError(
+            "the athena engine needs --workgroup and --database (SWEEP_ATHENA_WORKGROUP, "
+            "SWEEP_GLUE_DATABASE)"
+        )
+    local_root = (root or _setting("local_root")()) if name == "local" else None
     return Client(ctx.api_url, local_root=local_root, workgroup=workgroup, database=database)
 
 
 def make_engine(
-    ctx: Context, engine: Engine, root: Path | None, workgroup: str | None, database: str | None
+    ctx: Context,
+    engine: Engine | None,
+    root: Path | None,
+    workgroup: str | None,
+    database: str | None,
 ) -> QueryEngine:
     return client_for(ctx, engine, root, workgroup, database).engine(engine)
 
@@ -420,17 +475,19 @@ def estimate_command(
     ctx: Context,
     file: IO[str],
     as_json: bool,
-    engine: Engine,
+    engine: Engine | None,
     root: Path | None,
     workgroup: str | None,
     database: str | None,
 ) -> None:
     """Estimate what the sweep in FILE would cost (evaluates a small sample locally). With
-    "reuse": true, reusable points are counted in the local data root, or on Athena with
-    --engine athena."""
+    "reuse": true, reusable points are counted on the stage's engine: the local data root's
+    reuse index on the local stage, Athena on a deployed one (or as --engine says)."""
     body = _load_body(file)
-    counter = athena_engine(ctx, workgroup, database) if engine == "athena" else None
-    figures = _print_estimate(body, err() if as_json else out(), counter, root)
+    with reported():
+        figures = _print_estimate(
+            ctx, body, err() if as_json else out(), engine, root, workgroup, database
+        )
     if as_json:
         click.echo(json.dumps(figures, indent=2))
 
@@ -460,7 +517,7 @@ def query(
     list_: bool,
     show_sql: bool,
     create_views: bool,
-    engine: Engine,
+    engine: Engine | None,
     root: Path | None,
     workgroup: str | None,
     database: str | None,
@@ -486,7 +543,7 @@ def query(
 def create_all_views(
     ctx: Context,
     name: str | None,
-    engine: str,
+    engine: Engine | None,
     show_sql: bool,
     workgroup: str | None,
     database: str | None,
@@ -569,7 +626,7 @@ def plot(
     logx: bool | None,
     logy: bool | None,
     output: Path | None,
-    engine: Engine,
+    engine: Engine | None,
     root: Path | None,
     workgroup: str | None,
     database: str | None,

@@ -63,14 +63,14 @@ def compact_event(
         logger.error("compaction event names no run", extra={"event": event})
         return {"status": "rejected"}
     counting = CountingStore(store)
-    started = time.monotonic()
+    started_ns = time.monotonic_ns()
     ended = "raised"
     try:
         found = compact(counting, run_id, settings, catalog)
         ended = found["status"]
         return found
     finally:
-        usage.record(counting, run_id, "compactor", f"compaction-{ended}", started)
+        usage.record(counting, run_id, "compactor", f"compaction-{ended}", started_ns)
 
 
 def compact(

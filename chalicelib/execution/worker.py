@@ -109,14 +109,14 @@ def run_task(
         return {"status": "rejected"}
     logger.append_keys(run_id=ref.run_id, shard_id=ref.shard_id)
     counting = CountingStore(store)  # the outcome's s3_requests and the run's cost
-    started = time.monotonic()
+    started_ns = time.monotonic_ns()
     ended = "raised"
     try:
         summary = _run(payload, ref, context, counting, margin_ms, cancel_poll_s, look_s)
         ended = summary["status"]
     finally:
         what = layout.shard_what(ref.shard_id, ended)
-        usage.record(counting, ref.run_id, "worker", what, started)
+        usage.record(counting, ref.run_id, "worker", what, started_ns)
         logger.remove_keys(["run_id", "shard_id"])
     return {"run_id": ref.run_id, "shard_id": ref.shard_id, **summary}
 

@@ -262,11 +262,11 @@ def run_event(
     ``remaining``: the invocation's time left (None locally, where there is no limit)."""
     job = DispatchJob.from_payload(event)
     counting = CountingStore(store)
-    started = time.monotonic()
+    started_ns = time.monotonic_ns()
     try:
         policy = Policy.from_settings(settings)
         dispatcher = Dispatcher(counting, invoker, policy, catalog, settings, remaining)
         return dispatcher.run(job)
     finally:
         what = f"{job.job}-{job.lo}-{job.hi}"
-        usage.record(counting, job.run_id, "dispatcher", what, started)
+        usage.record(counting, job.run_id, "dispatcher", what, started_ns)

@@ -14,15 +14,24 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner, Result
 from PIL import Image
 
+from chalicelib import pricing
 from scripts.local_stack import local_server
 from sweeps import cli
 from sweeps.engines.local import LocalEngine
 from tests.support import CONTRACT_EXAMPLE
+from tests.support.cli_text import (
+    PROGRESS_POINTS,
+    cost_figures,
+    estimate_figures,
+    price_bounds,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +80,90 @@ def test_status(sweep: Sweep, run_id: str) -> None:
     watched = sweep("status", run_id, "--watch")
     assert watched.exit_code == 0
     assert "complete; shards 10 succeeded, 2 failed" in watched.stdout
+    # No reuse asked: every succeeded point was evaluated, so status prints no split (the
+    # progress bar, a fixed layout, still does).
+    assert "points 134 of 162\n" in watched.stdout and "reused" not in watched.stdout
+    assert PROGRESS_POINTS.findall(watched.stderr)[-1] == ("0", "134")
+
+
+def stable_status(sweep: Sweep, run: str) -> tuple[dict[str, Any], Result]:
+    """``sweep status RUN`` and GET /sweeps/RUN's JSON as it was when the command ran: read
+    before and after it, until both reads agree (a complete run's cost still grows once its
+    compactor has run)."""
+    for _ in range(50):
+        before = requests.get(f"{sweep.base}/sweeps/{run}", timeout=30).json()
+        printed = sweep("status", run)
+        assert printed.exit_code == 0, printed.output
+        if requests.get(f"{sweep.base}/sweeps/{run}", timeout=30).json() == before:
+            return before, printed
+        time.sleep(0.2)
+    raise AssertionError(f"{run}'s status kept changing")
+
+
+def test_a_reusing_run_submitted_with_its_estimate(sweep: Sweep, run_id: str) -> None:
+    """The README's widened grid (seed 7, like the contract's example: its 134 succeeded
+    points are reusable), submitted with ``--estimate``: the estimate's figures, its count of
+    reusable points equal to what the run then reused, the progress bar's split, and status's
+    split and cost equal to the API's JSON."""
+    wider = Path(cli.__file__).resolve().parent.parent / "examples" / "option-pricing-wider.json"
+    answer = sweep.local("submit", str(wider), "--estimate", "--wait", "--interval", "0.2")
+    assert answer.exit_code == 0, answer.output
+    run = answer.stdout.strip()
+    status, printed = stable_status(sweep, run)
+    assert status["complete"] and status["request"]["reuse"] is True
+    reused, evaluated = status["points_reused"], status["points_evaluated"]
+    assert (reused, evaluated) == (134, 306 - 134)
+
+    estimated = estimate_figures(answer.stderr)
+    assert (estimated["points"], estimated["shards"]) == (306, 12)
+    assert (estimated["reusable"], estimated["to_evaluate"]) == (reused, evaluated)
+    assert estimated["requests"] == 12 + 1 + 2  # workers, the dispatcher, the compactor's two
+    assert 0 < estimated["worker_s"] <= estimated["worker_max_s"]
+    workers_gb_s = 12 * estimated["worker_s"] * estimated["memory_mb"] / 1024
+    assert estimated["gb_s"] >= workers_gb_s * 0.99  # 3 decimals printed
+    assert estimated["s3_requests"] > 12  # each worker's writes, at least
+    low, high = price_bounds(estimated["gb_s"], estimated["requests"], estimated["s3_requests"])
+    assert low * 0.99 - 1e-6 <= estimated["usd"] <= high * 1.01 + 1e-6
+    assert estimated["prices"] == status["cost"]["prices"]
+    assert estimated["warning"] is None
+    # The bar's last picture, then status's summary, with the run's own counts.
+    assert PROGRESS_POINTS.findall(answer.stderr)[-1] == (str(reused), str(evaluated))
+    line = f"points 306 of 306 ({reused} reused, {evaluated} evaluated)"
+    assert line in answer.stderr and line in printed.stdout
+
+    cost, shown = status["cost"], cost_figures(printed.stdout)
+    assert cost["invocations"] >= 12 + 1 and cost["upper_bound"] is False
+    assert shown == {
+        "usd": float(f"{cost['usd']:.6f}"),
+        "bound": None,
+        "gb_s": float(f"{cost['lambda_gb_s']:.3f}"),
+        "invocations": cost["invocations"],
+        "s3_requests": cost["s3_requests"],
+        "prices": cost["prices"],
+    }
+    assert cost["prices"].startswith(pricing.PRICES.id)
+
+    watched = sweep("status", run, "--watch")
+    assert watched.exit_code == 0, watched.output
+    assert PROGRESS_POINTS.findall(watched.stderr)[-1] == (str(reused), str(evaluated))
+
+
+def test_a_reusing_run_that_found_nothing_still_shows_its_split(sweep: Sweep) -> None:
+    """A seed no other run used: nothing to reuse, and status says so (0 reused) rather than
+    leaving the question it asked unanswered."""
+    body = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [10, 20, 30, 40]}},
+        "shards": {"count": 2},
+        "seed": 8675309,
+        "reuse": True,
+    }
+    answer = sweep("submit", "-", "--wait", "--interval", "0.2", stdin=json.dumps(body))
+    assert answer.exit_code == 0, answer.output
+    status, printed = stable_status(sweep, answer.stdout.strip())
+    assert (status["points_reused"], status["points_evaluated"]) == (0, 4)
+    assert "points 4 of 4 (0 reused, 4 evaluated)" in printed.stdout
+    assert PROGRESS_POINTS.findall(answer.stderr)[-1] == ("0", "4")
 
 
 def test_redrive_fails_the_injected_shards_again(sweep: Sweep, run_id: str) -> None:

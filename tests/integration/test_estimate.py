@@ -4,6 +4,7 @@ compactor's two invocations (its compaction, then its clean-up), each at its own
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,62 @@ def test_the_estimate_bills_the_compactor_at_its_own_memory(
     assert smaller.compactor_seconds == pytest.approx(stretched[0], abs=1e-4)
     others = gb_s - (compact_s + cleanup_s) * 3008 / 1024
     assert smaller.lambda_gb_s == pytest.approx(others + sum(stretched), abs=1e-4)
+
+
+# A billion cheap points in one shard: sampled in a second or two, and far over the timeout.
+HUGE: dict[str, Any] = {
+    "simulation": "option_pricing",
+    "parameters": {
+        "strike": {"range": {"start": 1, "stop": 100_001, "step": 1}},
+        "volatility": {"linspace": {"start": 0.1, "stop": 0.5, "num": 10_000}},
+        "paths": {"values": [1]},
+    },
+    "shards": {"count": 1},
+}
+
+
+def test_sweep_estimate_prints_every_figure_and_the_timeout_warning(tmp_path: Path) -> None:
+    """``sweep estimate FILE`` for people: points, shards, worker seconds per shard, GB-s,
+    requests, S3 requests, price and a warning naming a ``shards.size`` that fits, each read
+    back from its line (tests.support.cli_text) and checked against the stage config, the
+    price table and the other figures it follows from."""
+    from click.testing import CliRunner
+
+    from sweeps import cli
+    from tests.support.cli_text import estimate_figures, price_bounds
+
+    (tmp_path / "huge.json").write_text(json.dumps(HUGE))
+    argv = ["estimate", str(tmp_path / "huge.json"), "--root", str(tmp_path / "data")]
+    human = CliRunner().invoke(cli.main, argv, catch_exceptions=False)
+    assert human.exit_code == 0, human.output
+    shown = estimate_figures(human.stdout)
+
+    points, sizes = 100_000 * 10_000, pricing.function_sizes("local")
+    assert (shown["points"], shown["shards"], shown["reusable"]) == (points, 1, None)
+    assert shown["requests"] == 1 + 1 + 2  # the worker, the dispatcher, the compactor's two
+    assert shown["s3_requests"] > 1  # the worker's writes, at least
+    assert shown["memory_mb"] == sizes["worker"].memory_mb
+    assert shown["compactor_mb"] == sizes["compactor"].memory_mb
+    p = pricing.PRICES
+    assert shown["prices"] == f"{p.id} ({p.region}, {p.date})"
+
+    # One shard: it is the largest, and the run's worker GB-s are its seconds at its memory.
+    worker_s, fixed_s = shown["worker_max_s"], shown["fixed_ms"] / 1000 * shown["scale"]
+    assert shown["worker_s"] == worker_s > 0.8 * sizes["worker"].timeout_s
+    least_gb_s = (
+        worker_s * shown["memory_mb"] + shown["compactor_s"] * shown["compactor_mb"]
+    ) / 1024
+    assert shown["gb_s"] >= least_gb_s * (1 - 1e-6)
+    low, high = price_bounds(shown["gb_s"], shown["requests"], shown["s3_requests"])
+    assert low * (1 - 1e-5) <= shown["usd"] <= high * (1 + 1e-5)
+
+    warning = shown["warning"]
+    assert warning is not None
+    assert warning["shard_points"] == points
+    assert warning["timeout_s"] == sizes["worker"].timeout_s
+    assert abs(warning["seconds"] - worker_s) <= 1
+    # The size named is what fits 80 % of the timeout at the printed per-point seconds.
+    per_point_s = (worker_s - fixed_s - estimating.ROUND_UP_S) / points
+    fits = (0.8 * sizes["worker"].timeout_s - fixed_s) / per_point_s
+    assert 1 <= warning["size"] < points
+    assert abs(warning["size"] - fits) <= fits * 1e-4 + 1

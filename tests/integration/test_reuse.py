@@ -13,6 +13,7 @@ import json
 import math
 import shutil
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +41,7 @@ from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout, manifests
 from chalicelib.storage.stores import LocalStore, StoredObject
 from chalicelib.storage.tables import REUSE_MERGED
+from tests.support.harness import Harness, body_of
 
 LIMITS = Limits(max_points=10_000_000, max_shards=10_000, allow_fault_injection=True)
 VOL9 = {"linspace": {"start": 0.1, "stop": 0.5, "num": 9}}
@@ -563,38 +566,31 @@ def test_the_reuse_count_query_is_what_the_run_then_reuses(tmp_path: Path) -> No
         assert counted == expected if expected is not None else 20 < counted <= 30
 
 
-def test_sweep_estimate_counts_reusable_points_on_athena(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``sweep estimate --engine athena``: the request path is real boto3 against moto's Athena
-    (StartQueryExecution in the workgroup, with the database as context, polled, results read
-    through the paginator). moto runs no SQL, so each query's answer is queued from DuckDB
-    running the very text sent (through the local engine's sqlglot path, over the same merged
-    index): what is mocked is Athena's execution of the SQL, nothing of ours."""
+@contextmanager
+def athena_over(
+    root: Path, monkeypatch: pytest.MonkeyPatch, sent: list[str] | None = None
+) -> Iterator[Any]:
+    """moto's Athena as the client's (``aws.athena``), workgroup ``sweeps``; moto runs no SQL,
+    so each query's answer is queued from DuckDB running the very text sent (through the
+    local engine's sqlglot path) over the data under ``root``: what is stood in for is
+    Athena's execution of the SQL, nothing of ours. Yields moto's Athena backend; ``sent``
+    collects the queries."""
     import boto3
-    from click.testing import CliRunner
     from moto import mock_aws
     from moto.athena.models import QueryResults, athena_backends
     from moto.core.models import DEFAULT_ACCOUNT_ID
 
     from chalicelib import aws
-    from sweeps import cli, reuse_count
     from sweeps.engines.local import LocalEngine
 
-    root = tmp_path / "data"
-    runs = Runs(LocalStore(root), merge=True)
-    runs.run(grid(VOL9, seed=9))
-    body = grid(VOL17, reuse=True, seed=9)
-    (tmp_path / "wide.json").write_text(json.dumps(body))
-    sent: list[str] = []
-
     def athena_answers(params: dict[str, Any], **_: Any) -> None:
-        sent.append(params["QueryString"])
+        if sent is not None:
+            sent.append(params["QueryString"])
         rows = LocalEngine(root).execute(params["QueryString"]).rows
         cells = [{"Data": [{"VarCharValue": "reusable"}]}]
         cells += [{"Data": [{"VarCharValue": str(r["reusable"])}]} for r in rows]
         info = [{"Name": "reusable", "Label": "reusable", "Type": "bigint", "Nullable": "UNKNOWN"}]
-        backend = athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        backend: Any = athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]  # the mock's, once started
         backend.query_results_queue.append(QueryResults(rows=cells, column_info=info))
 
     with mock_aws():
@@ -607,10 +603,30 @@ def test_sweep_estimate_counts_reusable_points_on_athena(
             "before-parameter-build.athena.StartQueryExecution", athena_answers
         )
         monkeypatch.setattr(aws, "athena", lambda: client)
+        yield athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+
+
+def test_sweep_estimate_counts_reusable_points_on_athena(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sweep estimate --engine athena``: the request path is real boto3 against moto's Athena
+    (StartQueryExecution in the workgroup, with the database as context, polled, results read
+    through the paginator), answered as ``athena_over`` says."""
+    from click.testing import CliRunner
+
+    from sweeps import cli, reuse_count
+
+    root = tmp_path / "data"
+    runs = Runs(LocalStore(root), merge=True)
+    runs.run(grid(VOL9, seed=9))
+    body = grid(VOL17, reuse=True, seed=9)
+    (tmp_path / "wide.json").write_text(json.dumps(body))
+    sent: list[str] = []
+
+    with athena_over(root, monkeypatch, sent) as backend:
         argv = ["estimate", str(tmp_path / "wide.json"), "--json", "--engine", "athena"]
         answer = CliRunner().invoke(cli.main, [*argv, "--workgroup", "sweeps", "--database", "db"])
         assert answer.exit_code == 0, answer.output
-        backend: Any = athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
         (execution,) = backend.executions.values()
         assert execution.workgroup.name == "sweeps"
         assert execution.context == {"Database": "db"}
@@ -681,3 +697,73 @@ def test_a_complete_reusing_runs_status_does_not_read_its_plan_again(tmp_path: P
     assert store.reads == 1
     again = status(store, wide.run_id)
     assert again == first and store.reads == 1
+
+
+DEPLOYED = "https://abc123defg.execute-api.us-east-1.amazonaws.com/api"
+
+
+def test_submit_estimate_counts_on_the_deployed_stage_it_submits_to(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sweep submit --estimate`` to a deployed stage, without ``--engine``: the reusable
+    points are counted on that stage's Athena (its data: an earlier run merged there), not in
+    this machine's local data root (which holds another history: all 153 points), and the
+    count is what the run then reuses on that stage.
+
+    The stage is the harness (the API handler, dispatchers and workers on moto S3, stage dev);
+    API Gateway, which cannot run here, is stood in for by a session that refuses an unsigned
+    request and hands a signed one to the handler through chalice's test client. Athena
+    answers over a copy of the stage's bucket (``athena_over``)."""
+    from click.testing import CliRunner
+
+    from sweeps import cli, reuse_count
+
+    first = body_of(harness.post(grid(VOL9, seed=9)))["run_id"]
+    harness.run_dispatchers()
+    harness.run_workers()
+    reuse.merge_run(harness.store, first, NoCatalog())  # what its compaction does
+    bucket = LocalStore(tmp_path / "bucket")  # the stage's objects, as Athena's tables see them
+    for key in harness.all_keys():
+        bucket.put(key, harness.store.get(key))
+    elsewhere = tmp_path / "local"  # the local stage's data, where reuse must not be counted
+    Runs(LocalStore(elsewhere)).run(grid(VOL17, seed=9))
+    monkeypatch.setenv("SWEEP_LOCAL_ROOT", str(elsewhere))
+    monkeypatch.setenv("SWEEP_ATHENA_WORKGROUP", "sweeps")
+    monkeypatch.setenv("SWEEP_GLUE_DATABASE", "db")
+    monkeypatch.delenv("SWEEP_STAGE", raising=False)
+
+    class ApiGateway(requests.Session):
+        def request(  # type: ignore[override]
+            self, method: str, url: str, data: bytes | None = None, **kw: Any
+        ) -> requests.Response:
+            assert url.startswith(DEPLOYED + "/"), url
+            headers = dict(kw.get("headers") or {})
+            response = requests.Response()
+            response.url = url
+            if not headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
+                response.status_code, response._content = 403, b'{"message": "Forbidden"}'
+                return response
+            path = url.removeprefix(DEPLOYED)
+            got = harness.client.http.request(method, path, headers=headers, body=data or b"")
+            response.status_code, response._content = got.status_code, got.body
+            return response
+
+    monkeypatch.setattr(requests, "Session", ApiGateway)
+    body = grid(VOL17, reuse=True, seed=9)
+    (tmp_path / "wide.json").write_text(json.dumps(body))
+    sent: list[str] = []
+    with athena_over(tmp_path / "bucket", monkeypatch, sent):
+        argv = ["--api", DEPLOYED, "submit", str(tmp_path / "wide.json"), "--estimate"]
+        answer = CliRunner().invoke(cli.main, argv, catch_exceptions=False)
+    assert answer.exit_code == 0, answer.output
+    assert sent == [reuse_count.count_sql(validate_request(body, LIMITS))]
+    assert "points 153 in 4 shards; 81 reusable, 72 to evaluate\n" in answer.stderr
+    assert "note: priced with the local stage's function sizes" in answer.stderr
+    assert "accepted: 153 points in 4 shards" in answer.stderr
+    run_id = answer.stdout.strip()
+    harness.run_dispatchers()
+    harness.run_workers()
+    assert body_of(harness.get(f"/sweeps/{run_id}"))["points_reused"] == 81
+    # And --engine local reads this machine's data root instead, as asked.
+    local = CliRunner().invoke(cli.main, [*argv, "--engine", "local"], catch_exceptions=False)
+    assert "points 153 in 4 shards; 153 reusable, 0 to evaluate\n" in local.stderr
