@@ -25,7 +25,7 @@ from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.simulations.declarations import Parameter, simulation
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import layout, tables
+from chalicelib.storage import layout, redrive_lists, tables
 from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store, StorageError
 
 RUN_ID = "20261126T100000000Z-0123456789ab"
@@ -429,19 +429,31 @@ def test_duplicate_delivery_of_a_succeeded_task_writes_nothing(
     assert {k: v for k, v in snapshot(store).items() if k in before} == before
 
 
-def test_two_failing_deliveries_give_attempts_1_and_2(
+def test_a_final_failure_stands_until_a_redrive_reopens_the_shard(
     store: ObjectStore, contract_example: dict[str, Any]
 ) -> None:
+    """A second delivery of a shard whose failure is final writes nothing but its usage
+    record (the run is not complete); once a redrive lists the shard after attempt 1, the next
+    delivery runs again, as attempt 2."""
     payload = make_payload(contract_example, 5)
     first = run(payload, store, FakeContext(aws_request_id="req-a"))
+    assert first["status"] == "failed" and first["attempt"] == 1
+    before = snapshot(store)
+    assert run(payload, store, FakeContext(aws_request_id="req-late"))["status"] == "closed"
+    added = {k: v for k, v in snapshot(store).items() if k not in before}
+    assert [k.split("~")[:2] for k in added] == [
+        [f"usage/run_id={payload['run_id']}/worker", "shard-5-closed"]
+    ]
+    redrive_lists.create(store, RUN_ID, layout.manual_redrive_job(1), [5], {5: 1})
     second = run(payload, store, FakeContext(aws_request_id="req-b"))
-    assert (first["attempt"], second["attempt"]) == (1, 2)
+    assert second["status"] == "failed" and second["attempt"] == 2
     failed = failed_outcomes(store, 5)
     assert sorted(failed) == [1, 2]
     assert [failed[1]["request_id"], failed[2]["request_id"]] == ["req-a", "req-b"]
     for row in failed.values():
         assert_final_failure(row, "INJECTED_FAILURE")
     assert_no_success(store, 5)
+    assert run(payload, store)["status"] == "closed"  # attempt 2 is after the redrive
 
 
 # ---------------------------------------------------------------- races
@@ -508,12 +520,14 @@ def test_concurrent_failing_deliveries_keep_every_attempt(store: ObjectStore) ->
     payload = make_payload(pi_body(points=8, shards=2, fail_shards=[0]), 0)
     summaries = _deliver_concurrently(payload, store, 8)
 
-    assert sorted(s["attempt"] for s in summaries) == list(range(1, 9))
+    # A delivery that starts once a failure has landed finds it final and writes nothing; those
+    # that started before each keep their own attempt, numbered without a gap.
+    ran = [s for s in summaries if s["status"] == "failed"]
+    assert ran and all(s["status"] == "closed" for s in summaries if s not in ran)
+    assert sorted(s["attempt"] for s in ran) == list(range(1, len(ran) + 1))
     failed = failed_outcomes(store, 0)
-    assert sorted(failed) == list(range(1, 9))
-    assert sorted(row["request_id"] for row in failed.values()) == sorted(
-        f"req-{k}" for k in range(8)
-    )
+    assert sorted(failed) == list(range(1, len(ran) + 1))
+    assert {row["request_id"] for row in failed.values()} <= {f"req-{k}" for k in range(8)}
     for row in failed.values():
         assert_final_failure(row, "INJECTED_FAILURE")
     assert_no_success(store, 0)
