@@ -114,7 +114,10 @@ class OutcomeWriter:
         marker, the row (a retryable failure whose marker could not be written, S3 refusing
         the PUT after the outcome's create, is not final: Lambda's retry still runs, as
         before), then the run's redrive lists."""
-        latest = self._last_failed(ref)
+        return self._final(ref, self._last_failed(ref))
+
+    def _final(self, ref: ShardRef, latest: int) -> bool:
+        """``decided``, given the shard's latest failed attempt (0: none)."""
         if latest == 0:
             return False
         if self.store.exists(layout.retry_marker(ref.run_id, ref.shard_id, latest)):
@@ -156,12 +159,19 @@ class OutcomeWriter:
         timing: Timing,
         request_id: str,
         points_reused: int = 0,
-    ) -> int:
+    ) -> int | None:
         """Store the results (Parquet bytes, or a Parquet file streamed from disk) and the one
-        success outcome; returns its attempt number."""
+        success outcome; returns its attempt number, or None, writing nothing, when the
+        shard's failure became final while it ran (``decided``: e.g. the dispatcher recorded
+        DISPATCH_FAILED for an Invoke that in fact reached Lambda): status may already have
+        shown it failed, and the run complete. Asked of the listing the attempt number needs
+        anyway, so a success pays no request for it."""
+        last = self._last_failed(ref)
+        if self._final(ref, last):
+            return None
         # The claim decides: a success claimed before owns its number (read back when the
         # create finds it), so the lock need not be read first.
-        attempt = self._last_failed(ref) + 1
+        attempt = last + 1
         lock = layout.success_lock(ref.run_id, ref.shard_id)
         if not self.store.create(lock, json.dumps({"attempt": attempt}).encode()):
             attempt = self.success_attempt(ref) or attempt

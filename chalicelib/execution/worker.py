@@ -201,6 +201,9 @@ def _run(
             attempt = writer.record_success(
                 ref, data, results.rows, Timing.since(started), request_id, points_reused=reused
             )
+        if attempt is None:
+            logger.warning("the shard's failure became final while it ran; nothing written")
+            return {"status": "closed"}
         summary = {"status": "succeeded", "attempt": attempt, "points": results.rows}
         if reused:
             summary["points_reused"] = reused

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from chalicelib.execution.failure_codes import MAX_MESSAGE
+from chalicelib.execution.failure_codes import MAX_MESSAGE, FailureCode
+from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.execution.worker import run_task
 from chalicelib.model import events
 from chalicelib.model.sharding import shard_bounds
@@ -30,6 +32,7 @@ from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store, StorageE
 
 RUN_ID = "20261126T100000000Z-0123456789ab"
 DT = "2026-11-26"
+OTHER_RUN_ID = "20261126T100000000Z-fedcba987654"
 PLENTY_MS = 900_000
 MARGIN_MS = 10_000
 
@@ -486,6 +489,53 @@ def atomic_s3(store: ObjectStore) -> Iterator[None]:
     events.unregister("before-call.s3.PutObject", acquire)
     events.unregister("after-call.s3.PutObject", release)
     events.unregister("after-call-error.s3.PutObject", release)
+
+
+CLOSED_MIDWAY = "test_worker_closed_midway"
+
+
+@pytest.fixture
+def closed_midway(store: ObjectStore) -> Iterator[list[dict[str, Any]]]:
+    """A simulation whose first point, of a payload put in the list, records that shard's final
+    DISPATCH_FAILED: the dispatcher's Invoke failed (a timeout) although Lambda had the event,
+    and its outcome lands while the worker evaluates."""
+    pending: list[dict[str, Any]] = []
+
+    def closes_its_shard(p: Mapping[str, Any], rng: np.random.Generator) -> dict[str, float]:
+        if pending:
+            ref = ShardRef.from_payload(pending.pop())
+            assert ref is not None
+            now = datetime.now(UTC)
+            reason = "Invoke failed: Read timeout (after 4 attempts)"
+            OutcomeWriter(store).record_failure(
+                ref, FailureCode.DISPATCH_FAILED, reason, Timing(now, now), ""
+            )
+        return {"y": float(p["x"])}
+
+    params = [Parameter("x", "int", minimum=0)]
+    simulation(CLOSED_MIDWAY, parameters=params, metrics=["y"])(closes_its_shard)
+    yield pending
+    REGISTRY.pop(CLOSED_MIDWAY, None)
+
+
+def test_a_shard_whose_failure_became_final_while_it_ran_writes_no_success(
+    store: ObjectStore, closed_midway: list[dict[str, Any]]
+) -> None:
+    """Status may have shown the shard failed (and the run complete) since DISPATCH_FAILED
+    landed: the worker's success, checked on the listing its attempt number needs, is not
+    written, nor its results, nor a success lock; the failure stays the shard's outcome."""
+    body = {"simulation": CLOSED_MIDWAY, "parameters": {"x": {"values": [1, 2, 3]}}}
+    payload = make_payload(body | {"shards": {"count": 1}}, 0)
+    closed_midway.append(payload)
+    assert run(payload, store)["status"] == "closed"
+    assert not closed_midway  # the simulation ran
+    assert keys(store, "outcomes/") == [outcome_key("failed", 0, 1)]
+    assert_final_failure(failed_outcomes(store, 0)[1], "DISPATCH_FAILED")
+    assert_no_success(store, 0)
+    assert not store.exists(layout.success_lock(RUN_ID, 0))
+    # Without the failure, the same shard succeeds (the simulation itself is sound).
+    other = make_payload(body | {"shards": {"count": 1}}, 0, run_id=OTHER_RUN_ID)
+    assert run(other, store)["status"] == "succeeded"
 
 
 def _deliver_concurrently(payload: dict[str, Any], store: ObjectStore, n: int) -> list[Any]:
