@@ -32,8 +32,10 @@ from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.execution.worker import InjectedCrash, run_task
+from chalicelib.fanout.dispatcher import run_event
 from chalicelib.fanout.invoking import Function, InvokeError, compactor_trigger, encode
 from chalicelib.fanout.reconcile import reconcile
+from chalicelib.model.events import INITIAL, DispatchJob
 from chalicelib.runs.cancel import cancel
 from chalicelib.runs.redrive import redrive
 from chalicelib.runs.status import status
@@ -265,7 +267,12 @@ def test_two_compactors_at_once_commit_one_generation(tmp_path: Path) -> None:
 
 def snapshot(store: LocalStore) -> dict[str, bytes]:
     """Every object of the store, by key."""
-    return {o.key: store.get(o.key) for o in store.list("")}
+    return snapshot_of(store, "")
+
+
+def snapshot_of(store: LocalStore, prefix: str) -> dict[str, bytes]:
+    """Every object under ``prefix``, by key."""
+    return {o.key: store.get(o.key) for o in store.list(prefix)}
 
 
 def engine_agrees(store: LocalStore, run_id: str) -> dict[str, Any]:
@@ -372,6 +379,15 @@ def test_a_dispatch_failed_shard_delivered_late_writes_nothing(
     assert late["status"] == "closed"
     answer = status(local_store, run_id)
     assert answer["failed_shards"] == [4] and answer["dispatch"] == {"dispatched": 23, "failed": 1}
+    # The leaf delivered again, its Invoke of shard 4 failing once more (and the event
+    # reaching Lambda once more: refused), records no second DISPATCH_FAILED.
+    outcomes = snapshot_of(local_store, "outcomes/")
+    invoker.held.clear()
+    leaf = DispatchJob(run_id, INITIAL, 0, SHARDS).to_payload()
+    run_event(leaf, local_store, invoker, inline.settings, NoCatalog())
+    assert inline.drain() == SHARDS - 1 and len(invoker.held) == 1
+    assert run_task(invoker.held[0], None, local_store, 1000)["status"] == "closed"
+    assert snapshot_of(local_store, "outcomes/") == outcomes
 
 
 def test_a_duplicate_after_retries_exhausted_writes_nothing(local_store: LocalStore) -> None:
@@ -425,6 +441,15 @@ def test_a_delivery_after_a_cancelled_run_completed_writes_nothing(
     assert late["status"] == "closed"
     answer = status(local_store, run_id)
     assert answer["cancelled"] and answer["failed_shards"] == [20, 21, 22, 23]
+    # A dispatcher leaf of those shards delivered again finds the run cancelled and hands
+    # nothing out: it records no second CANCELLED for a shard already closed.
+    outcomes = snapshot_of(local_store, "outcomes/")
+    leaf = DispatchJob(run_id, INITIAL, 20, 24).to_payload()
+    assert (
+        run_event(leaf, local_store, inline.invoker, inline.settings, NoCatalog())["cancelled"] == 4
+    )
+    assert snapshot_of(local_store, "outcomes/") == outcomes
+    assert failed_codes(local_store, run_id) == {k: ["CANCELLED"] for k in range(20, 24)}
 
 
 @pytest.mark.parametrize("compacted", [False, True], ids=["complete", "compacted"])
