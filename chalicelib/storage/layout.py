@@ -106,7 +106,7 @@ def registered_marker(run_id: str) -> str:
 
 def closed_claim(run_id: str, shard_id: int, after_attempt: int) -> str:
     """Claimed by conditional create before the reconciler closes a shard (LOST/CANCELLED), so
-    concurrent reconcilers write one final outcome, not two. Only the reconciler reads it: a
+    concurrent reconcilers write one final outcome, not two. Only the reconciler uses it: a
     late delivery is refused by the final outcome itself (``OutcomeWriter.decided``)."""
     return f"{run_prefix(run_id)}closed/shard-{shard_id:06d}-after-{after_attempt}"
 
