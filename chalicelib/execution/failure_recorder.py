@@ -38,7 +38,7 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
     if writer.has_success(ref):
         logger.info("shard already succeeded; nothing to record", extra=log)
         return {"status": "already_succeeded", **log}
-    if writer.closed(ref):  # the reconciler's LOST/CANCELLED is this shard's final outcome
+    if writer.decided(ref):  # a final failure (LOST, CANCELLED, DISPATCH_FAILED, ...) stands
         logger.warning("shard already closed; nothing to record", extra=log)
         return {"status": "already_closed", **log}
     condition = str(context.get("condition", ""))

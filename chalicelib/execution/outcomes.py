@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeGuard
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from chalicelib.execution.failure_codes import FailureCode, bounded
 from chalicelib.model.events import identify
 from chalicelib.storage import layout, redrive_lists
@@ -96,22 +99,36 @@ class OutcomeWriter:
             layout.outcome(ref.run_id, "succeeded", ref.dt, ref.shard_id, attempt)
         )
 
-    def closed(self, ref: ShardRef) -> bool:
-        """Whether the reconciler closed the shard (LOST/CANCELLED) and no redrive has reopened
-        it since: a delivery that finds it so writes nothing, so a complete run's states stay
-        as they are (contract). One listing, empty for almost every shard."""
-        claims = [
-            after
-            for obj in self.store.list(layout.closed_claims_prefix(ref.run_id, ref.shard_id))
-            if (after := layout.parse_closed_claim(obj.key)) is not None
-        ]
-        if not claims:
+    def decided(self, ref: ShardRef) -> bool:
+        """Whether the shard's latest failure is final and no redrive has reopened it since:
+        the shard is ``failed`` as status reads it (``storage.shard_states``: no retry marker)
+        and as the view ``shard_status`` reads it (the row says ``retryable = false``),
+        whoever recorded that failure (the worker, the dispatcher's DISPATCH_FAILED, the
+        failure recorder's RETRIES_EXHAUSTED, the reconciler's LOST or CANCELLED). A delivery
+        or an OnFailure record that finds it so writes nothing, so a state status has shown
+        (and a complete run's summary holds) changes only through an explicit redrive
+        (contract), however late Lambda delivers.
+
+        One listing, empty for almost every shard (it replaces the listing of the reconciler's
+        closing claims asked before); only a shard with a failed attempt asks more: its retry
+        marker, the row (a retryable failure whose marker could not be written, S3 refusing
+        the PUT after the outcome's create, is not final: Lambda's retry still runs, as
+        before), then the run's redrive lists."""
+        return self._final(ref, self._last_failed(ref))
+
+    def _final(self, ref: ShardRef, latest: int) -> bool:
+        """``decided``, given the shard's latest failed attempt (0: none)."""
+        if latest == 0:
             return False
-        latest = max(claims)
+        if self.store.exists(layout.retry_marker(ref.run_id, ref.shard_id, latest)):
+            return False  # a retry follows: the worker's own next attempt
+        key = layout.outcome(ref.run_id, "failed", ref.dt, ref.shard_id, latest)
+        row = pq.read_table(pa.BufferReader(self.store.get(key)), columns=["retryable"])
+        if row.column("retryable")[0].as_py():
+            return False
         return not any(
-            redrive.after_attempts.get(ref.shard_id, -1) > latest
+            redrive.after_attempts.get(ref.shard_id, 0) >= latest
             for redrive in redrive_lists.every(self.store, ref.run_id)
-            if ref.shard_id in redrive.shards
         )
 
     def next_attempt(self, ref: ShardRef) -> int:
@@ -142,12 +159,19 @@ class OutcomeWriter:
         timing: Timing,
         request_id: str,
         points_reused: int = 0,
-    ) -> int:
+    ) -> int | None:
         """Store the results (Parquet bytes, or a Parquet file streamed from disk) and the one
-        success outcome; returns its attempt number."""
+        success outcome; returns its attempt number, or None, writing nothing, when the
+        shard's failure became final while it ran (``decided``: e.g. the dispatcher recorded
+        DISPATCH_FAILED for an Invoke that in fact reached Lambda): status may already have
+        shown it failed, and the run complete. Asked of the listing the attempt number needs
+        anyway, so a success pays no request for it."""
+        last = self._last_failed(ref)
+        if self._final(ref, last):
+            return None
         # The claim decides: a success claimed before owns its number (read back when the
         # create finds it), so the lock need not be read first.
-        attempt = self._last_failed(ref) + 1
+        attempt = last + 1
         lock = layout.success_lock(ref.run_id, ref.shard_id)
         if not self.store.create(lock, json.dumps({"attempt": attempt}).encode()):
             attempt = self.success_attempt(ref) or attempt

@@ -30,6 +30,7 @@ from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
+from chalicelib.storage import summary as run_summary
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.stores import CountingStore, ObjectStore, StorageError
@@ -115,10 +116,31 @@ def run_task(
         summary = _run(payload, ref, context, counting, margin_ms, cancel_poll_s, look_s)
         ended = summary["status"]
     finally:
-        what = layout.shard_what(ref.shard_id, ended)
-        usage.record(counting, ref.run_id, "worker", what, started_ns)
+        if ended not in REFUSED or not _summarised(store, ref.run_id):
+            what = layout.shard_what(ref.shard_id, ended)
+            usage.record(counting, ref.run_id, "worker", what, started_ns)
         logger.remove_keys(["run_id", "shard_id"])
     return {"run_id": ref.run_id, "shard_id": ref.shard_id, **summary}
+
+
+# How ``_run`` ends a delivery it refused: the shard's state was decided before it arrived.
+REFUSED = ("duplicate", "closed")
+
+
+def _summarised(store: ObjectStore, run_id: str) -> bool:
+    """Whether the run's complete summary is current (no redrive since): then a refused
+    delivery leaves no usage record. The run's cost was fixed with its summary (status keeps
+    it there rather than listing every usage record again) and its usage rows with its
+    compaction (Athena reads the generation), so a record written now would be counted by the
+    local engine alone; left out, status, the local ``usage`` table and Athena agree. What is
+    left out is bounded: a refused invocation makes a handful of requests and runs a few
+    milliseconds (docs/analytics.md "Cost"). Asked only of refused deliveries (a GET and a
+    listing); if it cannot be answered, the record is written, as before."""
+    try:
+        return run_summary.read(store, run_id) is not None
+    except Exception:
+        logger.warning("summary unreadable; the refused delivery is recorded", exc_info=True)
+        return False
 
 
 def _run(
@@ -137,16 +159,19 @@ def _run(
         # The three questions before any work, asked at once where the store gains from it
         # (on S3 one round trip instead of three: ~40 ms of a cheap shard's ~170; a duplicate
         # delivery then pays all three); on a folder each is asked in turn, and only if the
-        # one before let the shard run.
+        # one before let the shard run. A shard whose state is decided (succeeded, or its
+        # latest failure final and not redriven since: ``OutcomeWriter.decided``) is never
+        # run again, so a delivery arriving after its run completed or was compacted, hours
+        # late, writes neither an outcome nor results, and status stays as it was.
         with together(store) as issue:
             succeeded = issue(lambda: writer.has_success(ref))
-            closed = issue(lambda: writer.closed(ref))
+            decided = issue(lambda: writer.decided(ref))
             cancelled_before = issue(lambda: is_cancelled(store, ref.run_id))
             if succeeded():
                 logger.info("duplicate delivery of a succeeded shard")
                 return {"status": "duplicate"}
-            if closed():
-                logger.warning("late delivery of a closed shard; nothing written")
+            if decided():
+                logger.warning("late delivery of a shard whose failure is final; nothing written")
                 return {"status": "closed"}
             if cancelled_before():
                 raise ShardFailure(
@@ -176,6 +201,9 @@ def _run(
             attempt = writer.record_success(
                 ref, data, results.rows, Timing.since(started), request_id, points_reused=reused
             )
+        if attempt is None:
+            logger.warning("the shard's failure became final while it ran; nothing written")
+            return {"status": "closed"}
         summary = {"status": "succeeded", "attempt": attempt, "points": results.rows}
         if reused:
             summary["points_reused"] = reused

@@ -206,6 +206,8 @@ class Dispatcher:
         for payload, error in failed:
             ref = ShardRef.from_payload(payload)
             assert ref is not None  # built from the manifest just above
+            if _decided(writer, ref):
+                continue
             writer.record_failure(
                 ref,
                 FailureCode.DISPATCH_FAILED,
@@ -235,11 +237,11 @@ class Dispatcher:
         self, writer: OutcomeWriter, skipped: Sequence[dict[str, Any]], started: datetime
     ) -> None:
         """A final CANCELLED outcome for each shard this leaf did not hand out, so the run
-        completes; a shard that already succeeded (a redelivered leaf) is left alone."""
+        completes; a shard whose state is decided (a redelivered leaf) is left alone."""
         for payload in skipped:
             ref = ShardRef.from_payload(payload)
             assert ref is not None  # built from the manifest
-            if writer.has_success(ref):
+            if _decided(writer, ref):
                 continue
             writer.record_failure(
                 ref,
@@ -270,3 +272,11 @@ def run_event(
     finally:
         what = f"{job.job}-{job.lo}-{job.hi}"
         usage.record(counting, job.run_id, "dispatcher", what, started_ns)
+
+
+def _decided(writer: OutcomeWriter, ref: ShardRef) -> bool:
+    """Whether the shard succeeded or its failure is final (``OutcomeWriter.decided``): a leaf
+    delivered again, late, then records no second DISPATCH_FAILED or CANCELLED for it, so
+    the outcomes a compacted run's engines read stay the same. Asked only of a shard the leaf
+    could not hand out."""
+    return writer.has_success(ref) or writer.decided(ref)

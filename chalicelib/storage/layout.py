@@ -104,19 +104,10 @@ def registered_marker(run_id: str) -> str:
     return f"{run_prefix(run_id)}registered"
 
 
-def closed_claims_prefix(run_id: str, shard_id: int) -> str:
-    return f"{run_prefix(run_id)}closed/shard-{shard_id:06d}-after-"
-
-
-def parse_closed_claim(key: str) -> int | None:
-    """The attempt a closing claim was taken after, or None if ``key`` is not one."""
-    tail = key.rsplit("-after-", 1)
-    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
-
-
 def closed_claim(run_id: str, shard_id: int, after_attempt: int) -> str:
     """Claimed by conditional create before the reconciler closes a shard (LOST/CANCELLED), so
-    concurrent reconcilers write one final outcome, not two."""
+    concurrent reconcilers write one final outcome, not two. Only the reconciler uses it: a
+    late delivery is refused by the final outcome itself (``OutcomeWriter.decided``)."""
     return f"{run_prefix(run_id)}closed/shard-{shard_id:06d}-after-{after_attempt}"
 
 

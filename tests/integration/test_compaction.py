@@ -10,6 +10,7 @@ passed in, so no test waits out the grace period.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import threading
@@ -28,16 +29,21 @@ from chalicelib.analytics.catalog import Catalog, CatalogError, GlueCatalog, NoC
 from chalicelib.config import Settings
 from chalicelib.execution.compaction import compact, compact_event
 from chalicelib.execution.failure_codes import FailureCode
+from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
-from chalicelib.execution.worker import run_task
-from chalicelib.fanout.invoking import compactor_trigger
+from chalicelib.execution.worker import InjectedCrash, run_task
+from chalicelib.fanout.dispatcher import run_event
+from chalicelib.fanout.invoking import Function, InvokeError, compactor_trigger, encode
 from chalicelib.fanout.reconcile import reconcile
+from chalicelib.model.events import INITIAL, DispatchJob
+from chalicelib.runs.cancel import cancel
 from chalicelib.runs.redrive import redrive
 from chalicelib.runs.status import status
 from chalicelib.storage import compaction, layout, summary
 from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
 from sweeps.engines.local import Listings, LocalEngine, table_files
-from tests.support.inline import Inline
+from tests.support import destination_record, failed_codes
+from tests.support.inline import Inline, QueueInvoker
 
 SHARDS = 24
 POINTS = 240
@@ -251,27 +257,223 @@ def test_two_compactors_at_once_commit_one_generation(tmp_path: Path) -> None:
     assert compaction.latest(store, run_id) == gen
 
 
-def test_a_delivery_after_compaction_writes_nothing(local_store: LocalStore) -> None:
-    inline = Inline(local_store, settings())
-    deliveries: list[dict[str, Any]] = []
+# -- Late deliveries: a shard whose state is decided is never run again -----------------------
+# Lambda may deliver an event hours late, or twice. Each test below decides a shard one way (a
+# success, a final failure from the worker, the dispatcher, the failure recorder or a cancel),
+# lets the run complete and be compacted, then delivers the shard's event again: nothing is
+# written (every key of the store, usage records included, byte for byte), and status still
+# equals what the local engine reads of the Parquet, shard by shard, and its cost.
 
-    def keep(payload: dict[str, Any]) -> Any:
-        deliveries.append(payload)
+
+def snapshot(store: LocalStore) -> dict[str, bytes]:
+    """Every object of the store, by key."""
+    return snapshot_of(store, "")
+
+
+def snapshot_of(store: LocalStore, prefix: str) -> dict[str, bytes]:
+    """Every object under ``prefix``, by key."""
+    return {o.key: store.get(o.key) for o in store.list(prefix)}
+
+
+def engine_agrees(store: LocalStore, run_id: str) -> dict[str, Any]:
+    """Status, checked against the Parquet through the local engine: each shard's final status
+    (the view ``shard_status``), the points (``results``) and the cost (``run_cost.sql`` over
+    ``usage``). Returns status."""
+    answer = status(store, run_id)
+    engine = LocalEngine(store.root)
+    rows = engine.execute(
+        f"SELECT shard_id, final_status FROM shard_status WHERE run_id = '{run_id}'"
+    ).rows
+    states = {r["shard_id"]: r["final_status"] for r in rows}
+    assert sorted(states) == list(range(answer["shard_count"]))
+    assert answer["complete"] and answer["shards"] == {
+        s: sum(v == s for v in states.values()) for s in ("succeeded", "failed", "pending")
+    }
+    assert answer["failed_shards"] == sorted(k for k, v in states.items() if v == "failed")
+    seen = counts(store.root, run_id)
+    assert answer["points_succeeded"] == seen["points"] == seen["distinct"]
+    total = {r["function_name"]: r for r in engine.run("run_cost", run_id=run_id).rows}["total"]
+    assert total["invocations"] == answer["cost"]["invocations"]
+    assert total["usd"] == pytest.approx(answer["cost"]["usd"], abs=1e-9)
+    return answer
+
+
+def compacted_and_cleaned(store: LocalStore, inline: Inline, run_id: str) -> None:
+    clock = Clock()
+    assert compact(store, run_id, inline.settings, NoCatalog(), clock)["status"] == "compacted"
+    clock.advance(GRACE + 1)
+    assert compact(store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
+
+
+def delivered_late(
+    store: LocalStore, inline: Inline, run_id: str, payload: dict[str, Any], compacted: bool
+) -> dict[str, Any]:
+    """The run, complete (its status read: the summary and its cost stored) and, if
+    ``compacted``, compacted and cleaned, gets ``payload`` delivered again: asserts it wrote
+    nothing and changed no answer; returns the worker's."""
+    before = engine_agrees(store, run_id)
+    if compacted:
+        compacted_and_cleaned(store, inline, run_id)
+        before = engine_agrees(store, run_id)
+    files = snapshot(store)
+    answer = run_task(payload, None, store, 1000)
+    assert snapshot(store) == files  # no outcome, no results, no usage record
+    assert engine_agrees(store, run_id) == before
+    return answer
+
+
+class Keeping:
+    """A worker that keeps each payload delivered, then runs it as Lambda would."""
+
+    def __init__(self, inline: Inline) -> None:
+        self.inline = inline
+        self.delivered: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, payload: dict[str, Any]) -> Any:
+        self.delivered.setdefault(payload["shard_id"], payload)
+        return self.inline.run_worker(payload)
+
+
+@pytest.mark.parametrize("compacted", [False, True], ids=["complete", "compacted"])
+@pytest.mark.parametrize(
+    ("fail", "answer"), [([], "duplicate"), ([3], "closed")], ids=["succeeded", "failed"]
+)
+def test_a_delivery_of_a_decided_shard_after_completion_writes_nothing(
+    local_store: LocalStore, compacted: bool, fail: list[int], answer: str
+) -> None:
+    inline = Inline(local_store, settings())
+    inline.worker = keep = Keeping(inline)
+    run_id = complete_run(inline, sweep(fail=fail))
+    # Hours later, Lambda delivers shard 3's event again.
+    late = delivered_late(local_store, inline, run_id, keep.delivered[3], compacted)
+    assert late["status"] == answer
+    assert status(local_store, run_id)["failed_shards"] == fail
+
+
+class ReachesLambdaButFails(QueueInvoker):
+    """The worker's Invoke for ``shard`` fails (a timeout, say) after Lambda accepted the event:
+    the dispatcher records DISPATCH_FAILED, and the event is ``held`` for a late delivery. Only
+    the first invoke of the shard fails (a redrive's goes through)."""
+
+    def __init__(self, shard: int) -> None:
+        super().__init__()
+        self.shard = shard
+        self.held: list[dict[str, Any]] = []
+
+    def invoke(self, function: Function, payload: dict[str, Any]) -> None:
+        if function == "worker" and payload["shard_id"] == self.shard and not self.held:
+            self.held.append(json.loads(encode(payload)))
+            raise InvokeError("Read timeout on endpoint URL", retryable=False)
+        super().invoke(function, payload)
+
+
+@pytest.mark.parametrize("compacted", [False, True], ids=["complete", "compacted"])
+def test_a_dispatch_failed_shard_delivered_late_writes_nothing(
+    local_store: LocalStore, compacted: bool
+) -> None:
+    inline = Inline(local_store, settings())
+    inline.invoker = invoker = ReachesLambdaButFails(4)
+    run_id = complete_run(inline, sweep())
+    assert failed_codes(local_store, run_id) == {4: ["DISPATCH_FAILED"]}
+    late = delivered_late(local_store, inline, run_id, invoker.held[0], compacted)
+    assert late["status"] == "closed"
+    answer = status(local_store, run_id)
+    assert answer["failed_shards"] == [4] and answer["dispatch"] == {"dispatched": 23, "failed": 1}
+    # The leaf delivered again, its Invoke of shard 4 failing once more (and the event
+    # reaching Lambda once more: refused), records no second DISPATCH_FAILED.
+    outcomes = snapshot_of(local_store, "outcomes/")
+    invoker.held.clear()
+    leaf = DispatchJob(run_id, INITIAL, 0, SHARDS).to_payload()
+    run_event(leaf, local_store, invoker, inline.settings, NoCatalog())
+    assert inline.drain() == SHARDS - 1 and len(invoker.held) == 1
+    assert run_task(invoker.held[0], None, local_store, 1000)["status"] == "closed"
+    assert snapshot_of(local_store, "outcomes/") == outcomes
+
+
+def test_a_duplicate_after_retries_exhausted_writes_nothing(local_store: LocalStore) -> None:
+    """Shard 2 crashes on each of Lambda's three tries, the failure recorder writes its final
+    RETRIES_EXHAUSTED; then the event, and the OnFailure record, come once more."""
+    inline = Inline(local_store, settings())
+    tries: list[dict[str, Any]] = []
+
+    def lambda_retries(payload: dict[str, Any]) -> Any:
+        if payload["shard_id"] != 2:
+            return inline.run_worker(payload)
+        tries.append(payload)
+        for _ in range(3):
+            with pytest.raises(InjectedCrash):
+                inline.run_worker(payload)
+        crash = {"errorType": "InjectedCrash", "errorMessage": "shard 2 is in crash_shards"}
+        return record_destination(destination_record(payload, response=crash), local_store)
+
+    inline.worker = lambda_retries
+    run_id = complete_run(inline, sweep() | {"crash_shards": [2]})
+    assert failed_codes(local_store, run_id) == {2: ["RETRIES_EXHAUSTED"]}
+    late = delivered_late(local_store, inline, run_id, tries[0], compacted=True)
+    assert late["status"] == "closed"
+    files = snapshot(local_store)
+    crash = {"errorType": "InjectedCrash", "errorMessage": "again"}
+    again = record_destination(destination_record(tries[0], response=crash), local_store)
+    assert again["status"] == "already_closed" and snapshot(local_store) == files
+
+
+def test_a_delivery_after_a_cancelled_run_completed_writes_nothing(
+    local_store: LocalStore,
+) -> None:
+    """Shards 20-23 are held back; the run is cancelled; their deliveries then record CANCELLED
+    (the worker's check before it evaluates), which completes the run. A late duplicate of one
+    of them writes nothing (before, it recorded a second CANCELLED attempt)."""
+    inline = Inline(local_store, settings())
+    held: list[dict[str, Any]] = []
+
+    def hold_the_last_four(payload: dict[str, Any]) -> Any:
+        if payload["shard_id"] >= 20:
+            return held.append(payload)
         return inline.run_worker(payload)
 
-    inline.worker = keep
+    inline.worker = hold_the_last_four
+    run_id = inline.submit(sweep())
+    inline.drain()
+    cancel(local_store, run_id)
+    assert [run_task(p, None, local_store, 1000)["status"] for p in held] == ["failed"] * 4
+    assert failed_codes(local_store, run_id) == {k: ["CANCELLED"] for k in range(20, 24)}
+    late = delivered_late(local_store, inline, run_id, held[1], compacted=True)
+    assert late["status"] == "closed"
+    answer = status(local_store, run_id)
+    assert answer["cancelled"] and answer["failed_shards"] == [20, 21, 22, 23]
+    # A dispatcher leaf of those shards delivered again finds the run cancelled and hands
+    # nothing out: it records no second CANCELLED for a shard already closed.
+    outcomes = snapshot_of(local_store, "outcomes/")
+    leaf = DispatchJob(run_id, INITIAL, 20, 24).to_payload()
+    assert (
+        run_event(leaf, local_store, inline.invoker, inline.settings, NoCatalog())["cancelled"] == 4
+    )
+    assert snapshot_of(local_store, "outcomes/") == outcomes
+    assert failed_codes(local_store, run_id) == {k: ["CANCELLED"] for k in range(20, 24)}
+
+
+@pytest.mark.parametrize("compacted", [False, True], ids=["complete", "compacted"])
+def test_a_redrive_of_a_failed_shard_still_runs_and_the_late_event_then_writes_nothing(
+    local_store: LocalStore, compacted: bool
+) -> None:
+    """Shard 4 closed DISPATCH_FAILED; the run completes (and is compacted). A redrive reopens
+    the shard: its delivery runs, and the result is visible to status and the local engine.
+    The initial event, delivered after that, finds the success and writes nothing."""
+    inline = Inline(local_store, settings())
+    inline.invoker = invoker = ReachesLambdaButFails(4)
     run_id = complete_run(inline, sweep())
-    clock = Clock()
-    compact(local_store, run_id, inline.settings, NoCatalog(), clock)
-    clock.advance(GRACE + 1)
-    assert compact(local_store, run_id, inline.settings, NoCatalog(), clock)["status"] == "cleaned"
-    before = counts(local_store.root, run_id)
-    keys = {o.key for o in local_store.list("") if not o.key.startswith("usage/")}
-    # Hours later, Lambda delivers shard 3's event again.
-    answer = run_task(deliveries[3], None, local_store, 1000)
-    assert answer["status"] == "duplicate"
-    assert {o.key for o in local_store.list("") if not o.key.startswith("usage/")} == keys
-    assert counts(local_store.root, run_id) == before
+    assert engine_agrees(local_store, run_id)["failed_shards"] == [4]
+    if compacted:
+        compacted_and_cleaned(local_store, inline, run_id)
+    assert redrive(inline.settings, local_store, invoker, run_id, False)["redriven"] == [4]
+    assert status(local_store, run_id)["shards"]["pending"] == 1  # the summary is stale
+    assert inline.drain() == 1
+    answer = engine_agrees(local_store, run_id)
+    assert answer["failed_shards"] == [] and answer["points_succeeded"] == POINTS
+    assert answer["shards"]["succeeded"] == SHARDS
+    assert failed_codes(local_store, run_id) == {4: ["DISPATCH_FAILED"]}
+    late = delivered_late(local_store, inline, run_id, invoker.held[0], compacted)
+    assert late["status"] == "duplicate"
 
 
 def fail_finally(store: ObjectStore, run_id: str, payload: dict[str, Any]) -> None:

@@ -210,18 +210,18 @@ def test_record_for_a_succeeded_shard_writes_nothing(
     assert snapshot(store) == before
 
 
-def test_record_after_a_final_worker_failure_adds_the_next_attempt(
+def test_a_record_after_a_final_worker_failure_writes_nothing(
     store: ObjectStore, contract_example: dict[str, Any]
 ) -> None:
+    """The worker's INJECTED_FAILURE is final; an OnFailure record of the same shard after it
+    (a duplicate event that expired) changes nothing: status has shown the shard failed."""
     payload = task_payload(contract_example, 3)  # in fail_shards
     run_task(copy.deepcopy(payload), Context(), store, 1000)
+    before = snapshot(store)
     summary = record_destination(destination_record(payload, "EventAgeExceeded"), store)
-    assert summary["attempt"] == 2
-    rows = failed_rows(store, 3)
-    assert [rows[1]["error_code"], rows[2]["error_code"]] == [
-        "INJECTED_FAILURE",
-        "EVENT_AGE_EXCEEDED",
-    ]
+    assert summary["status"] == "already_closed"
+    assert snapshot(store) == before
+    assert [r["error_code"] for r in failed_rows(store, 3).values()] == ["INJECTED_FAILURE"]
 
 
 def test_a_task_that_names_its_shard_is_recorded_even_if_malformed(store: ObjectStore) -> None:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,20 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from chalicelib.execution.failure_codes import MAX_MESSAGE
+from chalicelib.execution.failure_codes import MAX_MESSAGE, FailureCode
+from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.execution.worker import run_task
 from chalicelib.model import events
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.simulations.declarations import Parameter, simulation
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import layout, tables
+from chalicelib.storage import layout, redrive_lists, tables
 from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store, StorageError
 
 RUN_ID = "20261126T100000000Z-0123456789ab"
 DT = "2026-11-26"
+OTHER_RUN_ID = "20261126T100000000Z-fedcba987654"
 PLENTY_MS = 900_000
 MARGIN_MS = 10_000
 
@@ -429,19 +432,31 @@ def test_duplicate_delivery_of_a_succeeded_task_writes_nothing(
     assert {k: v for k, v in snapshot(store).items() if k in before} == before
 
 
-def test_two_failing_deliveries_give_attempts_1_and_2(
+def test_a_final_failure_stands_until_a_redrive_reopens_the_shard(
     store: ObjectStore, contract_example: dict[str, Any]
 ) -> None:
+    """A second delivery of a shard whose failure is final writes nothing but its usage
+    record (the run is not complete); once a redrive lists the shard after attempt 1, the next
+    delivery runs again, as attempt 2."""
     payload = make_payload(contract_example, 5)
     first = run(payload, store, FakeContext(aws_request_id="req-a"))
+    assert first["status"] == "failed" and first["attempt"] == 1
+    before = snapshot(store)
+    assert run(payload, store, FakeContext(aws_request_id="req-late"))["status"] == "closed"
+    added = {k: v for k, v in snapshot(store).items() if k not in before}
+    assert [k.split("~")[:2] for k in added] == [
+        [f"usage/run_id={payload['run_id']}/worker", "shard-5-closed"]
+    ]
+    redrive_lists.create(store, RUN_ID, layout.manual_redrive_job(1), [5], {5: 1})
     second = run(payload, store, FakeContext(aws_request_id="req-b"))
-    assert (first["attempt"], second["attempt"]) == (1, 2)
+    assert second["status"] == "failed" and second["attempt"] == 2
     failed = failed_outcomes(store, 5)
     assert sorted(failed) == [1, 2]
     assert [failed[1]["request_id"], failed[2]["request_id"]] == ["req-a", "req-b"]
     for row in failed.values():
         assert_final_failure(row, "INJECTED_FAILURE")
     assert_no_success(store, 5)
+    assert run(payload, store)["status"] == "closed"  # attempt 2 is after the redrive
 
 
 # ---------------------------------------------------------------- races
@@ -476,6 +491,53 @@ def atomic_s3(store: ObjectStore) -> Iterator[None]:
     events.unregister("after-call-error.s3.PutObject", release)
 
 
+CLOSED_MIDWAY = "test_worker_closed_midway"
+
+
+@pytest.fixture
+def closed_midway(store: ObjectStore) -> Iterator[list[dict[str, Any]]]:
+    """A simulation whose first point, of a payload put in the list, records that shard's final
+    DISPATCH_FAILED: the dispatcher's Invoke failed (a timeout) although Lambda had the event,
+    and its outcome lands while the worker evaluates."""
+    pending: list[dict[str, Any]] = []
+
+    def closes_its_shard(p: Mapping[str, Any], rng: np.random.Generator) -> dict[str, float]:
+        if pending:
+            ref = ShardRef.from_payload(pending.pop())
+            assert ref is not None
+            now = datetime.now(UTC)
+            reason = "Invoke failed: Read timeout (after 4 attempts)"
+            OutcomeWriter(store).record_failure(
+                ref, FailureCode.DISPATCH_FAILED, reason, Timing(now, now), ""
+            )
+        return {"y": float(p["x"])}
+
+    params = [Parameter("x", "int", minimum=0)]
+    simulation(CLOSED_MIDWAY, parameters=params, metrics=["y"])(closes_its_shard)
+    yield pending
+    REGISTRY.pop(CLOSED_MIDWAY, None)
+
+
+def test_a_shard_whose_failure_became_final_while_it_ran_writes_no_success(
+    store: ObjectStore, closed_midway: list[dict[str, Any]]
+) -> None:
+    """Status may have shown the shard failed (and the run complete) since DISPATCH_FAILED
+    landed: the worker's success, checked on the listing its attempt number needs, is not
+    written, nor its results, nor a success lock; the failure stays the shard's outcome."""
+    body = {"simulation": CLOSED_MIDWAY, "parameters": {"x": {"values": [1, 2, 3]}}}
+    payload = make_payload(body | {"shards": {"count": 1}}, 0)
+    closed_midway.append(payload)
+    assert run(payload, store)["status"] == "closed"
+    assert not closed_midway  # the simulation ran
+    assert keys(store, "outcomes/") == [outcome_key("failed", 0, 1)]
+    assert_final_failure(failed_outcomes(store, 0)[1], "DISPATCH_FAILED")
+    assert_no_success(store, 0)
+    assert not store.exists(layout.success_lock(RUN_ID, 0))
+    # Without the failure, the same shard succeeds (the simulation itself is sound).
+    other = make_payload(body | {"shards": {"count": 1}}, 0, run_id=OTHER_RUN_ID)
+    assert run(other, store)["status"] == "succeeded"
+
+
 def _deliver_concurrently(payload: dict[str, Any], store: ObjectStore, n: int) -> list[Any]:
     barrier = threading.Barrier(n)
 
@@ -508,12 +570,14 @@ def test_concurrent_failing_deliveries_keep_every_attempt(store: ObjectStore) ->
     payload = make_payload(pi_body(points=8, shards=2, fail_shards=[0]), 0)
     summaries = _deliver_concurrently(payload, store, 8)
 
-    assert sorted(s["attempt"] for s in summaries) == list(range(1, 9))
+    # A delivery that starts once a failure has landed finds it final and writes nothing; those
+    # that started before each keep their own attempt, numbered without a gap.
+    ran = [s for s in summaries if s["status"] == "failed"]
+    assert ran and all(s["status"] == "closed" for s in summaries if s not in ran)
+    assert sorted(s["attempt"] for s in ran) == list(range(1, len(ran) + 1))
     failed = failed_outcomes(store, 0)
-    assert sorted(failed) == list(range(1, 9))
-    assert sorted(row["request_id"] for row in failed.values()) == sorted(
-        f"req-{k}" for k in range(8)
-    )
+    assert sorted(failed) == list(range(1, len(ran) + 1))
+    assert {row["request_id"] for row in failed.values()} <= {f"req-{k}" for k in range(8)}
     for row in failed.values():
         assert_final_failure(row, "INJECTED_FAILURE")
     assert_no_success(store, 0)
