@@ -119,6 +119,8 @@ def record(params: dict[str, Any], model: Any, **_: Any) -> None:
         call = {"fn": current[0], "service": model.service_model.endpoint_prefix}
         call["op"] = model.name
         call.update({k: params[k] for k in RECORDED if k in params})
+        if model.name == "DeleteObjects":  # IAM checks s3:DeleteObject on each of its keys
+            call["Keys"] = [o["Key"] for o in params["Delete"]["Objects"]]
         aws_calls.append(call)
 
 

@@ -224,6 +224,8 @@ def iam_requests(call: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
         return [(action, f"arn:aws:s3:::{call['Bucket']}/{call['Key']}", {})]
     if service == "s3" and op == "DeleteObject":
         return [("s3:DeleteObject", f"arn:aws:s3:::{call['Bucket']}/{call['Key']}", {})]
+    if service == "s3" and op == "DeleteObjects":  # one DeleteObject permission a key
+        return [("s3:DeleteObject", f"arn:aws:s3:::{call['Bucket']}/{k}", {}) for k in call["Keys"]]
     if service == "s3" and op == "ListObjectsV2":
         return [("s3:ListBucket", f"arn:aws:s3:::{call['Bucket']}", {"s3:prefix": call["Prefix"]})]
     if service == "glue" and op in ("BatchCreatePartition", "BatchUpdatePartition"):
