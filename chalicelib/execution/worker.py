@@ -27,6 +27,7 @@ from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.space import ParameterSpace
+from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
@@ -182,8 +183,10 @@ def _run(
         except events.InvalidTask as exc:
             raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
         cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
-        copied = reuse.load_plan(store, ref.run_id, ref.shard_id) if shard.request.reuse else None
-        with _results_sink(store, shard.end - shard.start) as sink:
+        with (
+            _plan(store, ref, shard.request.reuse) as copied,
+            _results_sink(store, shard.end - shard.start) as sink,
+        ):
             results = ResultsFile(sink, ref.shard_id)
             try:
                 _evaluate(
@@ -220,6 +223,16 @@ def _run(
     return summary
 
 
+@contextmanager
+def _plan(store: ObjectStore, ref: ShardRef, reusing: bool) -> Iterator[reuse.ShardPlan | None]:
+    """The shard's reuse plan (read as it is evaluated), or None for a run without reuse."""
+    if not reusing:
+        yield None
+        return
+    with reuse.open_plan(store, ref.run_id, ref.shard_id) as copied:
+        yield copied
+
+
 def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], bool]:
     """True once too little time is left to finish writing an outcome."""
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
@@ -246,8 +259,11 @@ def _evaluate(
 ) -> None:
     """Evaluate the shard's points, handing ``emit`` one row group (``ROW_GROUP_POINTS``) at a
     time, so memory is flat in the shard's size; the loop keeps only the metrics of each point.
-    A point in ``copied`` (reuse) takes the stored metrics and the simulation is not called for
-    it. ``out_of_time`` and ``cancelled`` are asked at the looks (``LOOK_SECONDS``).
+    A point in ``copied`` (reuse, read one row group at a time alongside) takes the stored
+    metrics and the simulation is not called for it. The group's points are decoded first and
+    the stream keys of those it evaluates made at once (``PointBatches.keys``: a sampled
+    point's new values cost no ``repr`` each). ``out_of_time`` and ``cancelled`` are asked at
+    the looks (``LOOK_SECONDS``).
 
     A point's parameters follow from its index, so their strings are made afterwards for the
     whole group at once (``param_strings``), not point by point; its metrics become one Arrow
@@ -261,31 +277,36 @@ def _evaluate(
         )
     sim = REGISTRY[shard.request.simulation]
     space = shard.request.space
-    # One re-keyed generator (stream v2); points decoded straight into effective parameters.
-    evaluate = _values_evaluator(sim, shard.request.seed)
+    # One re-keyed generator (stream v2); points decoded straight into effective parameters,
+    # and a row group's stream keys made at once (``PointBatches``), not point by point.
+    batches, evaluate = _point_batches(sim, shard.request.seed)
     base, floats = sim.defaults, sim.float_names
-    reused = copied.points if copied is not None else {}
     clock, due = time.monotonic, 0.0  # 0: look before the first point
     for lo in range(shard.start, shard.end, ROW_GROUP_POINTS):
         hi = min(shard.end, lo + ROW_GROUP_POINTS)
+        group = list(space.iter_points(lo, hi, base, floats))
+        copies = copied.group(lo, hi) if copied else None
+        reused = copies.metrics if copies is not None else {}
+        todo = [p for p in group if p[0] not in reused] if reused else group
+        key_of = iter(batches.keys([p for _, p, _ in todo], [r for _, _, r in todo])).__next__
         metrics: list[float] = []
         keep = metrics.extend
-        for index, point, replicate in space.iter_points(lo, hi, base, floats):
+        for index, point, _ in group:
             if clock() >= due:
                 _look(shard, index, out_of_time, cancelled)
                 due = clock() + look_s
             if reused and index in reused:
-                keep(reused[index][1])
+                keep(reused[index])
                 continue
             try:
-                keep(evaluate(point, replicate))
+                keep(evaluate(point, key_of()))
             except Exception as exc:  # any error in simulation code fails this shard, not the run
                 raise ShardFailure(
                     FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
                 ) from None
+        del group, todo
         values = pa.array(metrics, pa.float64())
         params = param_strings(space, lo, hi)
-        sources = reuse.source_column(copied, lo, hi) if copied else None
         emit(
             ResultColumns(
                 space.columns,
@@ -294,27 +315,31 @@ def _evaluate(
                 params,
                 values,
                 space.replicates,
-                sources,
+                copies.sources if copies is not None else None,
             )
         )
 
 
 _EVALUATORS: dict[
-    tuple[str, int], tuple[Simulation, Callable[[dict[str, Value], int], list[float]]]
+    tuple[str, int],
+    tuple[Simulation, PointBatches, Callable[[dict[str, Value], bytes], list[float]]],
 ] = {}
 
 
-def _values_evaluator(sim: Simulation, seed: int) -> Callable[[dict[str, Value], int], list[float]]:
-    """The process's evaluator of (simulation, seed), made once, not once a shard: making one
-    (a Philox generator, its state and the key fragments' caches) cost more than evaluating a
+def _point_batches(
+    sim: Simulation, seed: int
+) -> tuple[PointBatches, Callable[[dict[str, Value], bytes], list[float]]]:
+    """The process's key maker and evaluator of (simulation, seed), made once, not once a
+    shard: making one (a Philox generator and its checked layout) cost more than evaluating a
     cheap one-point shard. Reused as one point's generator is reused by the next (stream v2
     re-keys it per point). A simulation replaced under the same name (tests) gets its own."""
     held = _EVALUATORS.get((sim.name, seed))
     if held is None or held[0] is not sim:
         if len(_EVALUATORS) >= 16:  # a process sees a few (simulation, seed) pairs
             _EVALUATORS.clear()
-        held = _EVALUATORS[(sim.name, seed)] = (sim, sim.values_evaluator(seed))
-    return held[1]
+        batches = PointBatches(sim, seed)
+        held = _EVALUATORS[(sim.name, seed)] = (sim, batches, batches.values())
+    return held[1], held[2]
 
 
 def _look(

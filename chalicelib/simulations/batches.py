@@ -20,8 +20,8 @@ the layouts agree and fixed where they differ by a rule:
   writes at least two exponent digits (``1e-07``, Arrow ``1e-7``);
 - the rest (``1e-6 <= |x| < 1e-4`` and ``1e10 <= |x| < 1e16``) is one ``repr`` a value.
 
-This module loads pyarrow, so it is for the worker and the reuse planner (the API path never
-imports it; ``declarations`` stays free of it).
+This module loads pyarrow, so it is for the worker and the reuse planner: the registry does
+not import it with the simulations (``registry.NOT_SIMULATIONS``), and the API path never does.
 """
 
 from __future__ import annotations

@@ -381,9 +381,7 @@ def test_batched_keys_of_constant_mixed_and_foreign_points() -> None:
     ]
     for points in (same_point, mixed, foreign, [*mixed, *foreign]):
         replicates = [i % 2 for i in range(len(points))]
-        assert batches.keys(points, replicates) == key_texts_digests(
-            OPTION, 3, points, replicates
-        )
+        assert batches.keys(points, replicates) == key_texts_digests(OPTION, 3, points, replicates)
     assert batches.keys([], []) == []
 
 
