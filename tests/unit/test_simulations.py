@@ -395,6 +395,22 @@ def test_batched_keys_re_key_the_generator_point_rng_gives() -> None:
         assert values(point, key) == list(OPTION.evaluate(point, 9).values())
 
 
+def test_fast_path_keys_values_past_its_cache_limit_and_keeps_no_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More distinct values than a parameter's cache holds, and zeros of both signs: every
+    key is still ``key_text``'s digest, and the caches stop growing at their limit."""
+    monkeypatch.setattr(PointStreams, "CACHE_LIMIT", 4)
+    fast = PointStreams(OPTION, 3)
+    points = [OPTION.effective_params({"rate": 0.001 * k, "strike": 90 + k}) for k in range(12)]
+    points += [OPTION.effective_params({"rate": z}) for z in (0.0, -0.0, 0.0, -0.0)]
+    for params in points * 2:
+        text = streams.key_text("option_pricing", "1", 3, dict(params))
+        assert fast.key(params) == streams.digest(text)
+    assert max(len(cache) for cache in fast._caches) == 4
+    assert all(0.0 not in cache for cache in fast._caches)
+
+
 def test_version_is_declared_and_checked() -> None:
     assert OPTION.version == "1" and OPTION.describe()["version"] == "1"
     with pytest.raises(ValueError, match="version"):
