@@ -222,10 +222,12 @@ def _index_rows(
 
 @dataclass(frozen=True)
 class CopiedGroup:
-    """The points one row group of a shard copies (``ShardPlan.group``)."""
+    """The points one row group of a shard copies (``ShardPlan.group``), as arrays: no Python
+    object a point."""
 
-    metrics: dict[int, list[float]]  # point index -> its metrics, in declared order
-    sources: pa.Array  # each row's source run, null for a point evaluated here
+    positions: np.ndarray  # the copied points' offsets in the group, ascending
+    metrics: np.ndarray  # their metrics one after another, each point's in declared order
+    sources: pa.Array  # each row of the group's source run, null for a point evaluated here
 
 
 class ShardPlan:
@@ -269,12 +271,12 @@ class ShardPlan:
         if not taken:
             return None
         rows = pa.Table.from_batches(taken).combine_chunks()
-        indices = rows["point_index"].to_numpy()
+        positions = rows["point_index"].to_numpy() - lo
         at = np.full(hi - lo, -1, dtype=np.int64)
-        at[indices - lo] = np.arange(len(indices))
+        at[positions] = np.arange(len(positions))
         sources = rows["source_run_id"].chunk(0).take(pa.array(at, mask=at < 0))
-        metrics = dict(zip(indices.tolist(), rows["metrics"].to_pylist(), strict=True))
-        return CopiedGroup(metrics, sources)
+        metrics = rows["metrics"].chunk(0).flatten().to_numpy(zero_copy_only=False)
+        return CopiedGroup(positions, metrics, sources)
 
     def close(self) -> None:
         if self._file is not None:

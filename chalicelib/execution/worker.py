@@ -8,6 +8,7 @@ run out, the failure recorder writes the final outcome.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -260,10 +261,11 @@ def _evaluate(
     """Evaluate the shard's points, handing ``emit`` one row group (``ROW_GROUP_POINTS``) at a
     time, so memory is flat in the shard's size; the loop keeps only the metrics of each point.
     A point in ``copied`` (reuse, read one row group at a time alongside) takes the stored
-    metrics and the simulation is not called for it. The group's points are decoded first and
-    the stream keys of those it evaluates made at once (``PointBatches.keys``: a sampled
+    metrics as arrays, in place, and is neither decoded nor evaluated. The group's other points
+    are decoded first and their stream keys made at once (``PointBatches.keys``: a sampled
     point's new values cost no ``repr`` each). ``out_of_time`` and ``cancelled`` are asked at
-    the looks (``LOOK_SECONDS``).
+    the looks (``LOOK_SECONDS``): before evaluated points, and once for a group that copies
+    every point.
 
     A point's parameters follow from its index, so their strings are made afterwards for the
     whole group at once (``param_strings``), not point by point; its metrics become one Arrow
@@ -282,30 +284,41 @@ def _evaluate(
     batches, evaluate = _point_batches(sim, shard.request.seed)
     base, floats = sim.defaults, sim.float_names
     clock, due = time.monotonic, 0.0  # 0: look before the first point
+    width = len(sim.metrics)
     for lo in range(shard.start, shard.end, ROW_GROUP_POINTS):
         hi = min(shard.end, lo + ROW_GROUP_POINTS)
-        group = list(space.iter_points(lo, hi, base, floats))
         copies = copied.group(lo, hi) if copied else None
-        reused = copies.metrics if copies is not None else {}
-        todo = [p for p in group if p[0] not in reused] if reused else group
-        key_of = iter(batches.keys([p for _, p, _ in todo], [r for _, _, r in todo])).__next__
+        points = space.iter_points(lo, hi, base, floats)
+        if copies is None:
+            todo = list(points)
+        else:  # only the points not copied, picked in C; none decoded for a copied group
+            evaluated = np.ones(hi - lo, dtype=bool)
+            evaluated[copies.positions] = False
+            todo = list(itertools.compress(points, evaluated.tolist())) if evaluated.any() else []
+            if not todo and clock() >= due:
+                _look(shard, lo, out_of_time, cancelled)
+                due = clock() + look_s
+        keys = batches.keys([p for _, p, _ in todo], [r for _, _, r in todo])
         metrics: list[float] = []
         keep = metrics.extend
-        for index, point, _ in group:
+        for (index, point, _), key in zip(todo, keys, strict=True):
             if clock() >= due:
                 _look(shard, index, out_of_time, cancelled)
                 due = clock() + look_s
-            if reused and index in reused:
-                keep(reused[index])
-                continue
             try:
-                keep(evaluate(point, key_of()))
+                keep(evaluate(point, key))
             except Exception as exc:  # any error in simulation code fails this shard, not the run
                 raise ShardFailure(
                     FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
                 ) from None
-        del group, todo
-        values = pa.array(metrics, pa.float64())
+        del todo, keys
+        if copies is None:
+            values = pa.array(metrics, pa.float64())
+        else:  # the copied rows' stored metrics and the evaluated ones, each in its place
+            table = np.empty((hi - lo, width))
+            table[copies.positions] = copies.metrics.reshape(-1, width)
+            table[evaluated] = np.array(metrics, dtype=np.float64).reshape(-1, width)
+            values = pa.array(table.reshape(-1))
         params = param_strings(space, lo, hi)
         emit(
             ResultColumns(
