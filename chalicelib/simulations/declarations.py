@@ -178,7 +178,8 @@ class Simulation:
         return self._floats
 
     def values_evaluator(self, seed: int) -> Callable[[dict[str, Value], int], list[float]]:
-        """The worker's per-point call: effective parameters in (``effective_params``, or
+        """A per-point call (``sweep estimate``'s; the worker makes a row group's keys at once,
+        ``batches.PointBatches``): effective parameters in (``effective_params``, or
         ``ParameterSpace.iter_points`` with ``base=defaults, floats=float_names``), the metric
         values out as floats in declared order, no dict made per point."""
         point_streams = PointStreams(self, seed)
@@ -274,7 +275,7 @@ class PointStreams:
         self._hasher = _blake2b(prefix, digest_size=16)
         self._rekeyed = streams.Rekeyed()
         # The generator at the start of the stream whose ``key`` was just computed: the
-        # re-keyed generator's own method, so the worker's point pays no call of ours for it.
+        # re-keyed generator's own method, so a point pays no call of ours for it.
         self.rng_at: Callable[[bytes], np.random.Generator] = self._rekeyed.rng
 
     def key(self, params: Mapping[str, Value], replicate: int = 0) -> bytes:
