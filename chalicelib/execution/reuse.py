@@ -260,7 +260,7 @@ class ShardPlan:
             batch = self._next if self._next is not None else next(self._batches, None)
             if batch is None:
                 break
-            indices = batch.column(0).to_numpy()
+            indices = batch.column("point_index").to_numpy()
             first, end = np.searchsorted(indices, [lo, hi]).tolist()
             if end > first:
                 taken.append(batch.slice(first, end - first))
