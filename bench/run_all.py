@@ -97,8 +97,7 @@ def _end_to_end(r: Report) -> list[str]:
 
 def _streams(r: Report) -> list[str]:
     return [f"{x['case']}: {x['us_per_point']} us/point CPU" for x in r["results"]] + [
-        f"fast paths bit-identical to point_rng: {r['identical']} (numpy {r['numpy']})",
-        *_load(r),
+        f"fast paths bit-identical to point_rng: {r['identical']} (numpy {r['numpy']})"
     ]
 
 
@@ -172,7 +171,7 @@ def _worker_memory(r: Report) -> list[str]:
         out.append(
             f"**peak(largest, reused) - peak(smallest): {r['reuse_growth_mb']} MB** (goal <= 64)"
         )
-    return [*out, *_load(r)]
+    return out
 
 
 def _scale(r: Report) -> list[str]:

@@ -122,7 +122,12 @@ def measured(points: int, env: dict[str, str], reusing: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as root:
         extra = []
         if reusing:
-            subprocess.run([*module, "--prepare", str(points), root], check=True, env=env)
+            subprocess.run(  # its logs are not the report
+                [*module, "--prepare", str(points), root],
+                stdout=subprocess.DEVNULL,
+                check=True,
+                env=env,
+            )
             extra = ["--root", root]
         done = subprocess.run(
             [*module, "--one", str(points), *extra],
