@@ -97,7 +97,7 @@ def _end_to_end(r: Report) -> list[str]:
 
 def _streams(r: Report) -> list[str]:
     return [f"{x['case']}: {x['us_per_point']} us/point CPU" for x in r["results"]] + [
-        f"fast path bit-identical to point_rng: {r['identical']} (numpy {r['numpy']})"
+        f"fast paths bit-identical to point_rng: {r['identical']} (numpy {r['numpy']})"
     ]
 
 
@@ -162,7 +162,16 @@ def _worker_memory(r: Report) -> list[str]:
         f"{x['points']:,} points: peak RSS {x['peak_rss_mb']} MB ({x['results_mb']} MB of results)"
         for x in r["sizes"]
     ]
-    return [*out, f"**peak(largest) - peak(smallest): {r['growth_mb']} MB** (goal <= 64)"]
+    out.append(f"**peak(largest) - peak(smallest): {r['growth_mb']} MB** (goal <= 64)")
+    out += [
+        f"{x['points']:,} points all reused: peak RSS {x['peak_rss_mb']} MB"
+        for x in r.get("reuse_sizes", [])
+    ]
+    if "reuse_growth_mb" in r:
+        out.append(
+            f"**peak(largest, reused) - peak(smallest): {r['reuse_growth_mb']} MB** (goal <= 64)"
+        )
+    return out
 
 
 def _scale(r: Report) -> list[str]:

@@ -23,8 +23,10 @@ to the same function version, so equal metrics, bit for bit.
   (``runs/<run>/reuse/shard-<k>.parquet``) and ``runs/<run>/reuse/plan.json`` their counts.
   Entries whose source shard has no results any more (a deleted run) are skipped, so a source
   that is gone only means evaluating; a failed source shard never wrote any.
-- **Worker**: reads its own shard's plan (two GETs) and never scans history; reused points are
-  copied with their ``source_run_id``, the simulation function is not called for them.
+- **Worker**: reads its own shard's plan (two GETs: the shard's file streamed to scratch) and
+  never scans history; it reads the file a row group at a time as it evaluates
+  (``open_plan``), so its memory is flat in the shard's size. Reused points are copied with
+  their ``source_run_id``, the simulation function is not called for them.
 
 The plan reads the family's history once per run, never per shard: with its runs merged, one
 listing and one file whose size grows with the family's distinct points, not with its number
@@ -37,8 +39,12 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,11 +57,19 @@ from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import SweepRequest
 from chalicelib.model.sharding import shard_bounds
 from chalicelib.simulations import streams
-from chalicelib.simulations.declarations import PointStreams, Simulation, Value
+from chalicelib.simulations.batches import PointBatches
+from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import compaction, layout, manifests
 from chalicelib.storage.stores import ObjectStore
-from chalicelib.storage.tables import RESULTS, REUSE_MERGED, REUSE_PLAN, gathered, to_parquet
+from chalicelib.storage.tables import (
+    RESULTS,
+    REUSE_MERGED,
+    REUSE_PLAN,
+    ROW_GROUP_POINTS,
+    gathered,
+    to_parquet,
+)
 from chalicelib.storage.together import read_ahead
 
 if TYPE_CHECKING:  # not imported: sweep estimate imports this module from the wheel, which
@@ -180,9 +194,10 @@ def _index_rows(
     replicates: list[int] = []
     indices = rows["point_index"].to_numpy()
     starts = [0, *(np.flatnonzero(np.diff(indices) != 1) + 1).tolist(), len(indices)]
+    batches = PointBatches(sim, request.seed)
     for a, b in itertools.pairwise(starts):
         lo, hi = int(indices[a]), int(indices[b - 1]) + 1
-        for values, replicate, key in _keyed_points(sim, request, lo, hi):
+        for values, replicate, key in _keyed_points(batches, request, lo, hi):
             keys.append(key)
             replicates.append(replicate)
             params.append(
@@ -206,31 +221,97 @@ def _index_rows(
 
 
 @dataclass(frozen=True)
-class ShardPlan:
-    """The points one shard copies: point index -> (source run, metrics in declared order)."""
+class CopiedGroup:
+    """The points one row group of a shard copies (``ShardPlan.group``), as arrays: no Python
+    object a point."""
 
-    points: dict[int, tuple[str, list[float]]]
+    positions: np.ndarray  # the copied points' offsets in the group, ascending
+    metrics: np.ndarray  # their metrics one after another, each point's in declared order
+    sources: pa.Array  # each row of the group's source run, null for a point evaluated here
+
+
+class ShardPlan:
+    """The points one shard copies, read in step with the worker's row groups: the plan's
+    file (``runs/<run>/reuse/shard-<k>.parquet``, rows in point order) is fetched to a
+    scratch file, never into memory whole, and read a batch at a time, so a worker holds one
+    row group's copies whatever the shard's size (``bench.worker_memory``). ``len`` is the
+    number of points the shard copies. Made by ``open_plan``."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._file = (
+            None
+            if path is None
+            else pq.ParquetFile(path, buffer_size=PLAN_READ_BUFFER, pre_buffer=False)
+        )
+        self._count = 0 if self._file is None else self._file.metadata.num_rows
+        self._batches = (
+            iter(()) if self._file is None else self._file.iter_batches(ROW_GROUP_POINTS)
+        )
+        self._next: pa.RecordBatch | None = None
 
     def __len__(self) -> int:
-        return len(self.points)
+        return self._count
+
+    def group(self, lo: int, hi: int) -> CopiedGroup | None:
+        """The copies among points ``[lo, hi)``, the worker's next row group (groups are
+        asked in order; rows before ``lo`` are passed over); None when it copies none."""
+        taken: list[pa.RecordBatch] = []
+        while self._count:
+            batch = self._next if self._next is not None else next(self._batches, None)
+            if batch is None:
+                break
+            indices = batch.column("point_index").to_numpy()
+            first, end = np.searchsorted(indices, [lo, hi]).tolist()
+            if end > first:
+                taken.append(batch.slice(first, end - first))
+            if end < batch.num_rows:
+                self._next = batch.slice(end)
+                break
+            self._next = None
+        if not taken:
+            return None
+        rows = pa.Table.from_batches(taken).combine_chunks()
+        positions = rows["point_index"].to_numpy() - lo
+        at = np.full(hi - lo, -1, dtype=np.int64)
+        at[positions] = np.arange(len(positions))
+        sources = rows["source_run_id"].chunk(0).take(pa.array(at, mask=at < 0))
+        metrics = rows["metrics"].chunk(0).flatten().to_numpy(zero_copy_only=False)
+        return CopiedGroup(positions, metrics, sources)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
-def load_plan(store: ObjectStore, run_id: str, shard_id: int) -> ShardPlan:
-    """A shard's plan; empty when the run's plan is absent (planning failed: evaluate all)."""
+# The plan file's read buffer: its pages are read this much at a time, not a column chunk
+# (up to the whole shard's) at once.
+PLAN_READ_BUFFER = 1 << 20
+
+
+@contextmanager
+def open_plan(store: ObjectStore, run_id: str, shard_id: int) -> Iterator[ShardPlan]:
+    """A shard's plan, read as the worker goes (``ShardPlan``); empty when the run's plan is
+    absent (planning failed: evaluate all) or gives the shard nothing to copy."""
     try:
         summary = json.loads(store.get(layout.reuse_plan(run_id)))
     except KeyError:
-        return ShardPlan({})
+        yield ShardPlan()
+        return
     if not summary["shards"].get(str(shard_id)):
-        return ShardPlan({})
-    table = pq.read_table(io.BytesIO(store.get(layout.reuse_shard_plan(run_id, shard_id))))
-    rows = zip(
-        table["point_index"].to_pylist(),
-        table["source_run_id"].to_pylist(),
-        table["metrics"].to_pylist(),
-        strict=True,
-    )
-    return ShardPlan({index: (source, values) for index, source, values in rows})
+        yield ShardPlan()
+        return
+    fd, name = tempfile.mkstemp(dir=store.scratch(), prefix=".tmp-plan-", suffix=".parquet")
+    os.close(fd)
+    path = Path(name)
+    try:
+        store.get_file(layout.reuse_shard_plan(run_id, shard_id), path)
+        plan_ = ShardPlan(path)
+        try:
+            yield plan_
+        finally:
+            plan_.close()
+    finally:
+        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -482,23 +563,20 @@ def _distinct(table: pa.Table) -> pa.Table:
 
 def _keys(sim: Simulation, request: SweepRequest) -> list[bytes]:
     """Every point's stream key, in index order."""
-    return [key for _, _, key in _keyed_points(sim, request, 0, request.total_points)]
+    batches = PointBatches(sim, request.seed)
+    return [key for _, _, key in _keyed_points(batches, request, 0, request.total_points)]
 
 
 def _keyed_points(
-    sim: Simulation, request: SweepRequest, lo: int, hi: int
+    batches: PointBatches, request: SweepRequest, lo: int, hi: int
 ) -> Iterator[tuple[dict[str, Value], int, bytes]]:
     """Points ``[lo, hi)`` of the request as the worker decodes them (``iter_points`` with the
     defaults and float names: effective parameters straight away), each with its replicate and
-    stream key."""
-    key_of = PointStreams(sim, request.seed).key
-    for _, values, replicate in request.space.iter_points(lo, hi, sim.defaults, sim.float_names):
-        yield values, replicate, key_of(values, replicate)
-
-
-def source_column(plan_: ShardPlan, start: int, end: int) -> pa.Array | None:
-    """Each row's ``source_run_id``: the source run of a copied point, null otherwise."""
-    if not plan_.points:
-        return None
-    points: Mapping[int, tuple[str, list[float]]] = plan_.points
-    return pa.array([points[i][0] if i in points else None for i in range(start, end)], pa.string())
+    stream key, the keys made a row group at a time as the worker makes them."""
+    sim, space = batches.sim, request.space
+    for start in range(lo, hi, ROW_GROUP_POINTS):
+        end = min(hi, start + ROW_GROUP_POINTS)
+        group = list(space.iter_points(start, end, sim.defaults, sim.float_names))
+        keys = batches.keys([values for _, values, _ in group], [r for _, _, r in group])
+        for (_, values, replicate), key in zip(group, keys, strict=True):
+            yield values, replicate, key

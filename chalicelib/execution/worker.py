@@ -8,6 +8,7 @@ run out, the failure recorder writes the final outcome.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -27,6 +28,7 @@ from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.space import ParameterSpace
+from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
@@ -182,8 +184,10 @@ def _run(
         except events.InvalidTask as exc:
             raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
         cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
-        copied = reuse.load_plan(store, ref.run_id, ref.shard_id) if shard.request.reuse else None
-        with _results_sink(store, shard.end - shard.start) as sink:
+        with (
+            _plan(store, ref, shard.request.reuse) as copied,
+            _results_sink(store, shard.end - shard.start) as sink,
+        ):
             results = ResultsFile(sink, ref.shard_id)
             try:
                 _evaluate(
@@ -220,6 +224,16 @@ def _run(
     return summary
 
 
+@contextmanager
+def _plan(store: ObjectStore, ref: ShardRef, reusing: bool) -> Iterator[reuse.ShardPlan | None]:
+    """The shard's reuse plan (read as it is evaluated), or None for a run without reuse."""
+    if not reusing:
+        yield None
+        return
+    with reuse.open_plan(store, ref.run_id, ref.shard_id) as copied:
+        yield copied
+
+
 def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], bool]:
     """True once too little time is left to finish writing an outcome."""
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
@@ -246,8 +260,12 @@ def _evaluate(
 ) -> None:
     """Evaluate the shard's points, handing ``emit`` one row group (``ROW_GROUP_POINTS``) at a
     time, so memory is flat in the shard's size; the loop keeps only the metrics of each point.
-    A point in ``copied`` (reuse) takes the stored metrics and the simulation is not called for
-    it. ``out_of_time`` and ``cancelled`` are asked at the looks (``LOOK_SECONDS``).
+    A point in ``copied`` (reuse, read one row group at a time alongside) takes the stored
+    metrics as arrays, in place, and is neither decoded nor evaluated. The group's other points
+    are decoded first and their stream keys made at once (``PointBatches.keys``: a sampled
+    point's new values cost no ``repr`` each). ``out_of_time`` and ``cancelled`` are asked at
+    the looks (``LOOK_SECONDS``): before evaluated points, and once for a group that copies
+    every point.
 
     A point's parameters follow from its index, so their strings are made afterwards for the
     whole group at once (``param_strings``), not point by point; its metrics become one Arrow
@@ -261,31 +279,47 @@ def _evaluate(
         )
     sim = REGISTRY[shard.request.simulation]
     space = shard.request.space
-    # One re-keyed generator (stream v2); points decoded straight into effective parameters.
-    evaluate = _values_evaluator(sim, shard.request.seed)
+    # One re-keyed generator (stream v2); points decoded straight into effective parameters,
+    # and a row group's stream keys made at once (``PointBatches``), not point by point.
+    batches, evaluate = _point_batches(sim, shard.request.seed)
     base, floats = sim.defaults, sim.float_names
-    reused = copied.points if copied is not None else {}
     clock, due = time.monotonic, 0.0  # 0: look before the first point
+    width = len(sim.metrics)
     for lo in range(shard.start, shard.end, ROW_GROUP_POINTS):
         hi = min(shard.end, lo + ROW_GROUP_POINTS)
+        copies = copied.group(lo, hi) if copied else None
+        points = space.iter_points(lo, hi, base, floats)
+        if copies is None:
+            todo = list(points)
+        else:  # only the points not copied, picked in C; none decoded for a copied group
+            evaluated = np.ones(hi - lo, dtype=bool)
+            evaluated[copies.positions] = False
+            todo = list(itertools.compress(points, evaluated.tolist())) if evaluated.any() else []
+            if not todo and clock() >= due:
+                _look(shard, lo, out_of_time, cancelled)
+                due = clock() + look_s
+        keys = batches.keys([p for _, p, _ in todo], [r for _, _, r in todo])
         metrics: list[float] = []
         keep = metrics.extend
-        for index, point, replicate in space.iter_points(lo, hi, base, floats):
+        for (index, point, _), key in zip(todo, keys, strict=True):
             if clock() >= due:
                 _look(shard, index, out_of_time, cancelled)
                 due = clock() + look_s
-            if reused and index in reused:
-                keep(reused[index][1])
-                continue
             try:
-                keep(evaluate(point, replicate))
+                keep(evaluate(point, key))
             except Exception as exc:  # any error in simulation code fails this shard, not the run
                 raise ShardFailure(
                     FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
                 ) from None
-        values = pa.array(metrics, pa.float64())
+        del todo, keys
+        if copies is None:
+            values = pa.array(metrics, pa.float64())
+        else:  # the copied rows' stored metrics and the evaluated ones, each in its place
+            table = np.empty((hi - lo, width))
+            table[copies.positions] = copies.metrics.reshape(-1, width)
+            table[evaluated] = np.array(metrics, dtype=np.float64).reshape(-1, width)
+            values = pa.array(table.reshape(-1))
         params = param_strings(space, lo, hi)
-        sources = reuse.source_column(copied, lo, hi) if copied else None
         emit(
             ResultColumns(
                 space.columns,
@@ -294,27 +328,31 @@ def _evaluate(
                 params,
                 values,
                 space.replicates,
-                sources,
+                copies.sources if copies is not None else None,
             )
         )
 
 
 _EVALUATORS: dict[
-    tuple[str, int], tuple[Simulation, Callable[[dict[str, Value], int], list[float]]]
+    tuple[str, int],
+    tuple[Simulation, PointBatches, Callable[[dict[str, Value], bytes], list[float]]],
 ] = {}
 
 
-def _values_evaluator(sim: Simulation, seed: int) -> Callable[[dict[str, Value], int], list[float]]:
-    """The process's evaluator of (simulation, seed), made once, not once a shard: making one
-    (a Philox generator, its state and the key fragments' caches) cost more than evaluating a
+def _point_batches(
+    sim: Simulation, seed: int
+) -> tuple[PointBatches, Callable[[dict[str, Value], bytes], list[float]]]:
+    """The process's key maker and evaluator of (simulation, seed), made once, not once a
+    shard: making one (a Philox generator and its checked layout) cost more than evaluating a
     cheap one-point shard. Reused as one point's generator is reused by the next (stream v2
     re-keys it per point). A simulation replaced under the same name (tests) gets its own."""
     held = _EVALUATORS.get((sim.name, seed))
     if held is None or held[0] is not sim:
         if len(_EVALUATORS) >= 16:  # a process sees a few (simulation, seed) pairs
             _EVALUATORS.clear()
-        held = _EVALUATORS[(sim.name, seed)] = (sim, sim.values_evaluator(seed))
-    return held[1]
+        batches = PointBatches(sim, seed)
+        held = _EVALUATORS[(sim.name, seed)] = (sim, batches, batches.values())
+    return held[1], held[2]
 
 
 def _look(

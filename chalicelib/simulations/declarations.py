@@ -178,7 +178,8 @@ class Simulation:
         return self._floats
 
     def values_evaluator(self, seed: int) -> Callable[[dict[str, Value], int], list[float]]:
-        """The worker's per-point call: effective parameters in (``effective_params``, or
+        """A per-point call (``sweep estimate``'s; the worker makes a row group's keys at once,
+        ``batches.PointBatches``): effective parameters in (``effective_params``, or
         ``ParameterSpace.iter_points`` with ``base=defaults, floats=float_names``), the metric
         values out as floats in declared order, no dict made per point."""
         point_streams = PointStreams(self, seed)
@@ -204,7 +205,6 @@ class Simulation:
 
 
 REGISTERED: dict[str, Simulation] = {}
-_MISSING: Any = object()
 
 
 def simulation(
@@ -247,15 +247,20 @@ def point_rng(
 
 
 class PointStreams:
-    """The fast path, bit-identical to ``point_rng``: one generator per (simulation, seed),
-    re-keyed per point (``streams.Rekeyed``).
+    """The fast path point by point, bit-identical to ``point_rng``: one generator per
+    (simulation, seed), re-keyed per point (``streams.Rekeyed``). The worker makes a row
+    group's keys at once instead (``batches.PointBatches``), which is faster where values
+    never repeat (a ``sample`` design).
 
     The key text is assembled from cached ``name=value`` fragments (a grid repeats few
     distinct values per parameter) in the declaration's sorted name order, so a point costs one
     ``itemgetter`` call, one C-level ``map`` of dictionary lookups, one join and a copy of a
     BLAKE2b already fed the constant prefix (simulation, version, seed); then one re-keying.
-    ``rng`` takes the effective parameters (``Simulation.effective_params``) and lends the
-    process's one generator: the function must not keep it past its call."""
+    A value not cached yet costs one ``_Fragments.__missing__`` call (its ``repr``), and is
+    kept, up to ``CACHE_LIMIT`` values a parameter; a zero is never kept (``0.0 == -0.0``: one
+    dictionary key, two texts). ``rng`` takes the effective parameters
+    (``Simulation.effective_params``) and lends the process's one generator: the function must
+    not keep it past its call."""
 
     CACHE_LIMIT = 65536
 
@@ -264,13 +269,13 @@ class PointStreams:
         self.seed = seed
         self._names = tuple(sorted(p.name for p in sim.parameters))
         # One cache per name, in ``_names``' order: value -> its ``\x1fname=value`` bytes.
-        self._caches: tuple[dict[Value, bytes], ...] = tuple({} for _ in self._names)
+        self._caches = tuple(_Fragments(name, self.CACHE_LIMIT) for name in self._names)
         self._values: Callable[[Mapping[str, Value]], tuple[Value, ...]] = _getter(self._names)
         prefix = streams.prefix_text(sim.name, sim.version, seed).encode()
         self._hasher = _blake2b(prefix, digest_size=16)
         self._rekeyed = streams.Rekeyed()
         # The generator at the start of the stream whose ``key`` was just computed: the
-        # re-keyed generator's own method, so the worker's point pays no call of ours for it.
+        # re-keyed generator's own method, so a point pays no call of ours for it.
         self.rng_at: Callable[[bytes], np.random.Generator] = self._rekeyed.rng
 
     def key(self, params: Mapping[str, Value], replicate: int = 0) -> bytes:
@@ -279,35 +284,13 @@ class PointStreams:
             if len(params) != len(self._names):  # e.g. a required parameter not swept
                 raise KeyError
             text = b"".join(map(getitem, self._caches, self._values(params)))
-        except KeyError:  # a value not cached yet (or never: zeros), or other names
-            found = self._fragments(params)
-            if found is None:
-                return self._slow_key(params, replicate)
-            text = found
+        except KeyError:  # names other than the declaration's: the generic text
+            return self._slow_key(params, replicate)
         hasher = self._hasher.copy()
         hasher.update(text)
         if replicate:
             hasher.update(f"{streams.SEPARATOR}replicate={replicate}".encode())
         return hasher.digest()
-
-    def _fragments(self, params: Mapping[str, Value]) -> bytes | None:
-        """The point's fragments, caching the new ones; None if its names are not the
-        declaration's (the generic text then)."""
-        if len(params) != len(self._names):
-            return None
-        parts = []
-        for name, cache in zip(self._names, self._caches, strict=True):
-            value = params.get(name, _MISSING)
-            if value is _MISSING:
-                return None
-            fragment = cache.get(value)
-            if fragment is None:
-                fragment = f"{streams.SEPARATOR}{name}={streams.canonical(value)}".encode()
-                # 0.0 == -0.0 (one dict key) yet they print apart: zeros are never cached.
-                if value != 0 and len(cache) < self.CACHE_LIMIT:
-                    cache[value] = fragment
-            parts.append(fragment)
-        return b"".join(parts)
 
     def _slow_key(self, params: Mapping[str, Value], replicate: int) -> bytes:
         text = streams.key_text(self.sim.name, self.sim.version, self.seed, dict(params), replicate)
@@ -315,6 +298,22 @@ class PointStreams:
 
     def rng(self, params: Mapping[str, Value], replicate: int = 0) -> np.random.Generator:
         return self._rekeyed.rng(self.key(params, replicate))
+
+
+class _Fragments(dict[Value, bytes]):
+    """One parameter's ``\x1fname=value`` bytes by value (``PointStreams``): a lookup that
+    misses makes the fragment, and keeps it unless the value is a zero or the cache is full."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__()
+        self.head = f"{streams.SEPARATOR}{name}="
+        self.limit = limit
+
+    def __missing__(self, value: Value) -> bytes:
+        fragment = f"{self.head}{streams.canonical(value)}".encode()
+        if value != 0 and len(self) < self.limit:
+            self[value] = fragment
+        return fragment
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Value]], tuple[Value, ...]]:

@@ -13,8 +13,10 @@ import pkgutil
 from chalicelib import simulations
 from chalicelib.simulations.declarations import REGISTERED, Simulation
 
-# The package's own machinery: every other module declares simulations.
-NOT_SIMULATIONS = frozenset({"declarations", "registry"})
+# The package's own machinery: every other module declares simulations. ``batches`` loads
+# pyarrow (the worker's batched stream keys): importing it here would load pyarrow on the
+# API path, which lists the registry.
+NOT_SIMULATIONS = frozenset({"batches", "declarations", "registry"})
 
 for _module in sorted(pkgutil.iter_modules(simulations.__path__), key=lambda m: m.name):
     if _module.name not in NOT_SIMULATIONS:

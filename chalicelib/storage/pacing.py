@@ -77,6 +77,9 @@ class PacedStore(ObjectStore):
     def get(self, key: str) -> bytes:
         return self._paced(lambda: self.inner.get(key))
 
+    def get_file(self, key: str, path: Path) -> None:
+        self._paced(lambda: self.inner.get_file(key, path))
+
     def exists(self, key: str) -> bool:
         return self._paced(lambda: self.inner.exists(key))
 

@@ -18,6 +18,7 @@ import errno
 import functools
 import itertools
 import os
+import shutil
 import stat as stat_module
 import sys
 import tempfile
@@ -106,6 +107,12 @@ class ObjectStore(ABC):
     @abstractmethod
     def get(self, key: str) -> bytes:
         """Read; KeyError when absent."""
+
+    def get_file(self, key: str, path: Path) -> None:
+        """``get`` into the file ``path`` (made or overwritten), so a large object is never
+        held in memory whole (the local folder links or copies it; S3 streams it); KeyError
+        when absent."""
+        path.write_bytes(self.get(key))
 
     @abstractmethod
     def list(self, prefix: str) -> Iterator[StoredObject]:
@@ -358,6 +365,21 @@ class LocalStore(ObjectStore):
         except OSError as exc:
             raise StorageError(f"read {key}: {exc.strerror or exc}") from exc
 
+    def get_file(self, key: str, path: Path) -> None:
+        source = self._file(key)
+        try:
+            path.unlink(missing_ok=True)
+            try:  # an object is replaced, never changed in place: a link is a copy
+                os.link(source, path)
+            except FileNotFoundError:
+                raise
+            except OSError:  # another file system, or one without links
+                shutil.copyfile(source, path)
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        except OSError as exc:
+            raise StorageError(f"read {key}: {exc.strerror or exc}") from exc
+
     def list(self, prefix: str) -> Iterator[StoredObject]:
         return map(StoredObject, self.list_keys(prefix))
 
@@ -516,6 +538,17 @@ class S3Store(ObjectStore):
         except _Answered:
             raise KeyError(key) from None
 
+    def get_file(self, key: str, path: Path) -> None:
+        def read() -> None:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            with path.open("wb") as f:  # the body streamed a megabyte at a time
+                shutil.copyfileobj(response["Body"], f, 1 << 20)
+
+        try:
+            self._call(f"get {key}", read, expected=("NoSuchKey", "404"))
+        except _Answered:
+            raise KeyError(key) from None
+
     def list(self, prefix: str) -> Iterator[StoredObject]:
         return self._list(prefix, {})
 
@@ -617,6 +650,10 @@ class CountingStore(ObjectStore):
     def get(self, key: str) -> bytes:
         self._read()
         return self.inner.get(key)
+
+    def get_file(self, key: str, path: Path) -> None:
+        self._read()
+        self.inner.get_file(key, path)  # streamed by the inner store, never held whole
 
     def exists(self, key: str) -> bool:
         self._read()

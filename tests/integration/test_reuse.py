@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from chalicelib import pricing
 from chalicelib.analytics.catalog import NoCatalog
-from chalicelib.execution import reuse
+from chalicelib.execution import reuse, worker
 from chalicelib.execution.worker import run_task
 from chalicelib.model import ids
 from chalicelib.model.events import INITIAL, run_task_payload
@@ -248,6 +248,76 @@ def test_a_partly_copied_runs_evaluated_points_pair_each_key_with_its_own_point(
                 request.space.point(stored["point_index"])
             ).items()
         }
+
+
+def test_a_shard_reads_its_plan_a_row_group_at_a_time_and_copies_bit_for_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One shard of 153 points evaluated in row groups of 7 while its plan is read in batches
+    of 5 (aligned neither with each other nor with the copied blocks of 9): the function is
+    called for exactly the 72 new points, each copied row names its source and holds its
+    source's metrics, every row equals the same request evaluated from scratch bit for bit,
+    and the plan's scratch file is gone afterwards."""
+    monkeypatch.setattr(worker, "ROW_GROUP_POINTS", 7)
+    monkeypatch.setattr(reuse, "ROW_GROUP_POINTS", 5)
+    counted = Counted(monkeypatch)
+    runs = Runs(LocalStore(tmp_path / "data"))
+    coarse = runs.run(grid(VOL9))
+    counted.calls.clear()
+    wide = runs.run(grid(VOL17, reuse=True, shards={"count": 1}))
+    assert len(counted.calls) == 72
+    rows = runs.results(wide)
+    assert sorted(rows) == list(range(153))
+    source = by_point(runs.results(coarse))
+    for row in rows.values():
+        point = tuple(sorted(row["params"]))
+        assert row["source_run_id"] == (coarse.run_id if point in source else None)
+        if point in source:
+            assert row["metrics"] == source[point]["metrics"]
+    fresh = Runs(LocalStore(tmp_path / "fresh"))
+    scratch = fresh.results(fresh.run(grid(VOL17, shards={"count": 3})))
+    for i, row in rows.items():
+        assert row["params"] == scratch[i]["params"]
+        assert identical(dict(row["metrics"]), dict(scratch[i]["metrics"])), i
+    assert [o["points_reused"] for o in runs.outcomes(wide)] == [81]
+    assert not list((tmp_path / "data").glob(".tmp-*"))
+
+
+def test_a_sampled_runs_points_are_reused_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sampled design (every value new, keys made from Arrow's float texts), replicated,
+    with values across the magnitudes where Arrow's and repr's layouts differ: rerun with
+    reuse, nothing is evaluated and every row is the first run's, bit for bit."""
+    monkeypatch.setattr(worker, "ROW_GROUP_POINTS", 16)
+    counted = Counted(monkeypatch)
+    runs = Runs(LocalStore(tmp_path / "data"))
+    body = {
+        "simulation": "option_pricing",
+        "parameters": {"paths": PATHS},
+        "sample": {
+            "design": "lhs",
+            "points": 40,
+            "axes": {
+                "spot": {"loguniform": {"low": 1e-3, "high": 1e18}},
+                "volatility": {"loguniform": {"low": 1e-8, "high": 1.0}},
+                "rate": {"normal": {"mean": 0.0, "sd": 0.001}},
+            },
+        },
+        "replicates": 2,
+        "shards": {"count": 3},
+        "seed": 7,
+    }
+    first = runs.run(body)
+    assert len(counted.calls) == 80
+    counted.calls.clear()
+    again = runs.run(body | {"reuse": True, "shards": {"count": 2}})
+    assert counted.calls == []
+    before, after = runs.results(first), runs.results(again)
+    assert sorted(after) == list(range(80))
+    for i, row in after.items():
+        assert row["source_run_id"] == first.run_id
+        assert row["params"] == before[i]["params"] and row["metrics"] == before[i]["metrics"]
 
 
 @pytest.mark.parametrize("change", ["seed", "version"])

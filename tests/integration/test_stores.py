@@ -4,11 +4,13 @@ listings are complete and ordered (past S3's 1,000-key pages), keys cannot escap
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
+from chalicelib.storage.pacing import PacedStore
+from chalicelib.storage.stores import CountingStore, LocalStore, ObjectStore, S3Store
 
 
 def keys(store: ObjectStore, prefix: str = "") -> list[str]:
@@ -33,6 +35,26 @@ def test_listing_is_by_prefix_and_in_key_order(store: ObjectStore) -> None:
     assert keys(store, "b") == ["b/10", "b/2", "b2/x"]
     assert keys(store) == ["a/1", "b/10", "b/2", "b2/x", "c"]
     assert keys(store, "zzz/") == []
+
+
+def test_get_file_writes_the_object_to_a_file_and_counts_one_read(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """``get_file`` (a reuse plan, read as the worker goes) gives the bytes ``get`` gives, over
+    a file already there, leaves the object as it was, counts one read, and raises KeyError
+    for an absent key."""
+    data = bytes(range(256)) * 20_000  # 5 MB: more than one streamed chunk
+    store.put("runs/x/plan.parquet", data)
+    target = tmp_path / "plan.parquet"
+    target.write_bytes(b"stale")
+    counting = CountingStore(PacedStore(store))
+    counting.get_file("runs/x/plan.parquet", target)
+    assert target.read_bytes() == data and counting.reads == 1
+    assert store.get("runs/x/plan.parquet") == data
+    target.unlink()
+    assert store.get("runs/x/plan.parquet") == data
+    with pytest.raises(KeyError):
+        counting.get_file("runs/x/absent.parquet", tmp_path / "absent.parquet")
 
 
 def test_s3_listing_pages_past_1000_keys(s3_store: S3Store) -> None:

@@ -257,6 +257,41 @@ def test_success_writes_one_outcome_and_one_results_file_at_the_contract_keys(
         assert metrics["stderr"] > 0
 
 
+def test_a_sampled_shard_draws_what_point_rng_gives_each_point(store: ObjectStore) -> None:
+    """Stream keys made a row group at a time (``PointBatches``) on a sampled, replicated
+    design whose values span every float layout: each row's metrics are ``evaluate``'s, which
+    builds a fresh generator by ``point_rng``, bit for bit."""
+    body = {
+        "simulation": "option_pricing",
+        "parameters": {"option": {"values": ["call", "put"]}, "paths": {"values": [20]}},
+        "sample": {
+            "design": "random",
+            "points": 30,
+            "axes": {
+                "spot": {"loguniform": {"low": 1e-3, "high": 1e18}},
+                "volatility": {"loguniform": {"low": 1e-8, "high": 1.0}},
+                "rate": {"normal": {"mean": 0.0, "sd": 0.001}},
+            },
+        },
+        "replicates": 2,
+        "shards": {"count": 1},
+        "seed": 11,
+    }
+    assert run(make_payload(body, 0), store)["status"] == "succeeded"
+    request = validate_request(body, limits=None)
+    sim = REGISTRY["option_pricing"]
+    rows = read(store, results_key(0)).to_pylist()
+    assert [r["point_index"] for r in rows] == list(range(120))
+    for r in rows:
+        i = r["point_index"]
+        want = sim.evaluate(request.space.point(i), 11, replicate=i % 2)
+        assert dict(r["metrics"]) == want or all(
+            math.isnan(v) and math.isnan(want[k])
+            for k, v in dict(r["metrics"]).items()
+            if v != want[k]
+        )
+
+
 def _physical_timestamp_columns(data: bytes) -> dict[str, tuple[str, str]]:
     meta = pq.ParquetFile(pa.BufferReader(data)).metadata
     schema = meta.schema

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from chalicelib.model.sharding import ShardSpec, shard_bounds, shard_count
 from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations import streams
+from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.builtin import black_scholes
 from chalicelib.simulations.declarations import (
     Parameter,
@@ -272,6 +273,142 @@ def test_fast_path_keys_zeros_missing_names_and_replicates_like_point_rng() -> N
         for replicate in (0, 2):
             text = streams.key_text("option_pricing", "1", 3, dict(params), replicate)
             assert fast.key(params, replicate) == streams.digest(text)
+
+
+def test_the_in_place_re_keying_is_used_here_and_the_public_setter_is_its_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """This NumPy's Philox state is laid out as ``streams`` expects, so re-keying writes it in
+    place (a NumPy that moved it fails here: the fast path would be lost, not the streams);
+    where the layout is not trusted (here: a big-endian machine), the public setter re-keys,
+    with the same draws after any use."""
+    in_place = streams.Rekeyed()
+    assert in_place.in_place
+    for text in ("a", "b"):
+        in_place.rng(streams.digest(text + "-other")).integers(0, 2**32, 3, dtype=np.uint32)
+        got, want = in_place.rng(streams.digest(text)), streams.fresh_rng(text)
+        assert repr(got.bit_generator.state) == repr(want.bit_generator.state)
+    monkeypatch.setattr(sys, "byteorder", "big")
+    by_setter = streams.Rekeyed()
+    assert not by_setter.in_place
+    for text in ("a", "b", "a"):
+        used = by_setter.rng(streams.digest(text + "-other"))
+        used.integers(0, 2**32, 3, dtype=np.uint32)
+        got, want = by_setter.rng(streams.digest(text)), streams.fresh_rng(text)
+        assert repr(got.bit_generator.state) == repr(want.bit_generator.state)
+        assert np.array_equal(got.standard_normal(9), want.standard_normal(9))
+
+
+def key_texts_digests(
+    sim: Simulation, seed: int, points: list[dict[str, Value]], replicates: list[int]
+) -> list[bytes]:
+    """The keys by their definition: BLAKE2b of ``key_text``, point by point."""
+    return [
+        streams.digest(streams.key_text(sim.name, sim.version, seed, dict(p), r))
+        for p, r in zip(points, replicates, strict=True)
+    ]
+
+
+# Floats at and beside the magnitudes where Arrow's and repr's layouts change (batches).
+EDGES = [
+    x
+    for edge in (1e-6, 1e-4, 1e10, 1e16, 5e-324, 2.0**53, 1.7976931348623157e308)
+    for x in (math.nextafter(edge, 0), edge, math.nextafter(edge, math.inf))
+    if math.isfinite(x)
+] + [0.0, -0.0, 1.0, 80.0, 0.1, 1e-7, 1e22, 123456789.0, 9999999999.5]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(EDGES),
+            st.floats(allow_nan=False, allow_infinity=False, width=32),
+            st.sampled_from(["call", "put", 'qu"ote', "\u00e9t\u00e9"]),
+            st.integers(-(2**70), 2**70),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 2**40),
+)
+def test_batched_keys_are_the_key_texts_digests(
+    rows: list[tuple[float, float, str, int, int]], seed: int
+) -> None:
+    """``PointBatches.keys`` (Arrow's float texts fixed up to repr's) gives each point the
+    digest of its ``key_text``, for any finite float, signed zeros, odd strings, huge ints."""
+    points: list[dict[str, Value]] = [
+        OPTION.effective_params({"spot": a, "rate": b, "option": o, "paths": n})
+        for a, b, o, n, _ in rows
+    ]
+    replicates = [r for *_, r in rows]
+    got = PointBatches(OPTION, seed).keys(points, replicates)
+    assert got == key_texts_digests(OPTION, seed, points, replicates)
+
+
+def test_batched_keys_on_random_bit_patterns_and_every_edge() -> None:
+    """100,000 floats from random 64-bit patterns (every exponent), and the edges, each in a
+    batch beside a grid's repeated values: every key the digest of its text."""
+    rnd = random.Random(11)
+    bits = np.frombuffer(rnd.randbytes(8 * 100_000), dtype=np.uint64).view(np.float64)
+    values = [*bits[np.isfinite(bits)].tolist(), *EDGES]
+    points: list[dict[str, Value]] = [
+        OPTION.effective_params({"strike": v, "volatility": 0.1 * (i % 3 + 1)})
+        for i, v in enumerate(values)
+    ]
+    replicates = [0] * len(points)
+    assert PointBatches(OPTION, 5).keys(points, replicates) == key_texts_digests(
+        OPTION, 5, points, replicates
+    )
+
+
+def test_batched_keys_of_constant_mixed_and_foreign_points() -> None:
+    """A batch whose every column is constant, one mixing types in a column (80 and 80.0 are
+    two texts, True is not 1), points lacking a declared name or with another name: all keyed
+    as ``key_text`` says, and an empty batch has no keys."""
+    batches = PointBatches(OPTION, 3)
+    same_point = [OPTION.effective_params({"strike": 90}) for _ in range(4)]
+    mixed = [
+        OPTION.effective_params({}) | {"strike": 80},
+        OPTION.effective_params({}) | {"strike": 80.0},
+        OPTION.effective_params({}) | {"paths": True},
+        OPTION.effective_params({}) | {"paths": 1},
+    ]
+    foreign: list[dict[str, Value]] = [
+        {"strike": 90.0},
+        {k: v for k, v in OPTION.effective_params({}).items() if k != "paths"} | {"other": 1},
+    ]
+    for points in (same_point, mixed, foreign, [*mixed, *foreign]):
+        replicates = [i % 2 for i in range(len(points))]
+        assert batches.keys(points, replicates) == key_texts_digests(OPTION, 3, points, replicates)
+    assert batches.keys([], []) == []
+
+
+def test_batched_keys_re_key_the_generator_point_rng_gives() -> None:
+    batches = PointBatches(OPTION, 9)
+    values = batches.values()
+    points = [OPTION.effective_params({"spot": 90 + 0.37 * k}) for k in range(5)]
+    for point, key in zip(points, batches.keys(points, [0] * 5), strict=True):
+        want = point_rng("option_pricing", "1", 9, point).random(6)
+        assert np.array_equal(batches.rng_at(key).random(6), want)
+        assert values(point, key) == list(OPTION.evaluate(point, 9).values())
+
+
+def test_fast_path_keys_values_past_its_cache_limit_and_keeps_no_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More distinct values than a parameter's cache holds, and zeros of both signs: every
+    key is still ``key_text``'s digest, and the caches stop growing at their limit."""
+    monkeypatch.setattr(PointStreams, "CACHE_LIMIT", 4)
+    fast = PointStreams(OPTION, 3)
+    points = [OPTION.effective_params({"rate": 0.001 * k, "strike": 90 + k}) for k in range(12)]
+    points += [OPTION.effective_params({"rate": z}) for z in (0.0, -0.0, 0.0, -0.0)]
+    for params in points * 2:
+        text = streams.key_text("option_pricing", "1", 3, dict(params))
+        assert fast.key(params) == streams.digest(text)
+    assert max(len(cache) for cache in fast._caches) == 4
+    assert all(0.0 not in cache for cache in fast._caches)
 
 
 def test_version_is_declared_and_checked() -> None:
