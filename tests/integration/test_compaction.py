@@ -596,14 +596,19 @@ class FailingCatalog(Catalog):
         raise CatalogError("Glue is down")
 
 
-def test_athena_partitions_never_lose_a_file_under_a_query(s3_store: S3Store, glue: Any) -> None:
-    location = f"s3://{s3_store.bucket}/{s3_store.prefix}".rstrip("/")
+def glue_tables(store: S3Store, glue: Any) -> GlueCatalog:
+    """The tables in Glue (moto) over the store's bucket, and the catalog that points them."""
+    location = f"s3://{store.bucket}/{store.prefix}".rstrip("/")
     for table in glue_schema.TABLES:
         glue.create_table(
             DatabaseName=DATABASE,
             TableInput=glue_schema.table_input(table, f"{location}/{table}/"),
         )
-    catalog = GlueCatalog(DATABASE, location, lambda: glue)
+    return GlueCatalog(DATABASE, location, lambda: glue)
+
+
+def test_athena_partitions_never_lose_a_file_under_a_query(s3_store: S3Store, glue: Any) -> None:
+    catalog = glue_tables(s3_store, glue)
     inline = Inline(s3_store, settings())
     run_id = inline.submit(sweep(fail=[1]))
     dt = layout.run_dt(run_id)
@@ -783,13 +788,7 @@ def test_on_athena_a_redrive_after_compaction_is_visible_once_compacted_again(
     reading generation 1 (the redriven shard's new file is outside its location: documented)
     until status finds the run complete again and the compactor commits generation 2, which
     the partition then points at: every point once, none missing."""
-    location = f"s3://{s3_store.bucket}/{s3_store.prefix}".rstrip("/")
-    for table in glue_schema.TABLES:
-        glue.create_table(
-            DatabaseName=DATABASE,
-            TableInput=glue_schema.table_input(table, f"{location}/{table}/"),
-        )
-    catalog = GlueCatalog(DATABASE, location, lambda: glue)
+    catalog = glue_tables(s3_store, glue)
     inline = Inline(s3_store, settings())
 
     def lose_shard_4(payload: dict[str, Any]) -> Any:
