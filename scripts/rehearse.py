@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -200,14 +201,17 @@ def main() -> int:
             "SWEEP_COMPACTOR_FUNCTION": names.function("compactor"),
             "SWEEP_COMPACTION_GRACE_S": "0",  # the run's compaction is cleaned up within it
             "SWEEP_REHEARSAL_ROLES": json.dumps(roles),
+            "SWEEP_REHEARSAL_SCALE": str(SCALE_SHARDS),  # the driver's run at scale
         }
-        done = run_driver(artifact, boto, child_env, out, timeout=300, extra=[str(SMOKE)])
+        done = run_driver(artifact, boto, child_env, out, timeout=900, extra=[str(SMOKE)])
         if done.returncode != 0:
             print(f"FAILED running the deployed artifacts:\n{done.stderr[-4000:]}")
             return 1
         report = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps({k: report[k] for k in SHOWN}, indent=2))
         if not compaction_ok(report):
+            return 1
+        if not scale_ok(report["scale"]):
             return 1
         state = report["state"]
         # artifact_driver: shard 0 succeeds; 1 injected, 2 crashes (→ recorder), 3 refused.
@@ -227,6 +231,9 @@ def main() -> int:
 
 
 SHOWN = ("state", "handled", "partitions", "first_compaction_records")
+# The driver's run at scale (``run_at_scale``): past one page of S3's listing (1,000 keys), with
+# the dispatcher tree of 100,000 shards (a root, 10 inner, 100 leaves) at 11 shards a leaf.
+SCALE_SHARDS = 1_100
 
 
 def compaction_ok(report: dict[str, Any]) -> bool:
@@ -237,6 +244,117 @@ def compaction_ok(report: dict[str, Any]) -> bool:
         return True
     print("rehearsal: the deployed compactor did not compact, point and clean the run")
     return False
+
+
+def scale_ok(scale: dict[str, Any]) -> bool:
+    """Print what the run at scale did, in one line, then each of its problems."""
+    requests = sum(scale["cleanup_requests"].values())
+    deleted = sum(c.get("deleted", 0) for c in scale["compactions"])
+    print(
+        f"at scale: {scale['shards']:,} shards, {len(scale['dispatched'])} dispatcher "
+        f"invocations; status while running listed the outcomes in "
+        f"{len(scale['running_listings'])} requests; the compactor deleted {deleted:,} files "
+        f"in {requests} requests {scale['cleanup_requests']}; {scale['seconds']} s"
+    )
+    problems = scale_problems(scale)
+    for problem in problems:
+        print(f"FAILED at scale: {problem}")
+    return not problems
+
+
+def scale_problems(scale: dict[str, Any]) -> list[str]:
+    """Each way the driver's run at scale (``run_at_scale``) differs from what its deployed
+    code must do; empty when it ran as it must. Exact counts throughout."""
+    n = scale["shards"]
+    problems = []
+
+    def expect(what: str, got: Any, want: Any) -> None:
+        if got != want:
+            problems.append(f"{what}: {str(got)[:300]} (want {str(want)[:300]})")
+
+    # The tree of 100,000 shards at 1,000 a leaf: a root, 10 inner dispatchers, 100 leaves.
+    tree = sorted(tuple(r) for r in scale["dispatched"])
+    sizes = Counter(hi - lo for lo, hi in tree)
+    expect("dispatcher invocations by shards", dict(sizes), {n: 1, n // 10: 10, n // 100: 100})
+    leaves = [(lo, hi) for lo, hi in tree if hi - lo == n // 100]
+    expect("the leaves' ranges", leaves, [(k, k + n // 100) for k in range(0, n, n // 100)])
+    every = {"rows": n, "distinct": n, "lo": 0, "hi": n - 1}
+    expect("worker events", scale["worker_events"], n)
+    expect("worker invocations per shard", scale["worker_runs"], every)
+    running, at = scale["running"], scale["running_at"]
+    expect(
+        "status while running, shards",
+        running["shards"],
+        {"succeeded": at, "failed": 0, "pending": n - at},
+    )
+    expect("status while running, complete", running["complete"], False)
+    expect("status while running, dispatch", running["dispatch"], {"dispatched": n, "failed": 0})
+    expect("status while running, points", running["points_succeeded"], 2 * at)
+    # Its outcome listing: a first page (1,000 keys), then a range from each 999 shards on
+    # (key_ranges), except the first, which that page passed.
+    listings = sorted(scale["running_listings"])
+    ranges = len(range(2 * 999, n, 999)) + 1
+    expect("outcome listings while running (first page, ranges)", listings[:1], [""])
+    expect("outcome listings while running", len(listings), 1 + ranges)
+    complete = {
+        "complete": True,
+        "shards": {"succeeded": n, "failed": 0, "pending": 0},
+        "failed_shards": [],
+        "points_succeeded": 2 * n,
+        "dispatch": {"dispatched": n, "failed": 0},
+    }
+    expect("status once complete", scale["complete"], complete)
+    expect("status after compaction", scale["compacted"], complete)
+    expect(
+        "compactor invocations",
+        scale["compactions"],
+        [{"status": "cleaned", "generation": 1, "deleted": n}],
+    )
+    records = set(scale["compaction_records"])
+    expect(
+        "compaction records",
+        {"gen-000001.json", "gen-000001.pointed", "gen-000001.cleaned"} - records,
+        set(),
+    )
+    expect("a second generation", "gen-000002.json" in records, False)
+    requests = sum(scale["cleanup_requests"].values())
+    if not 1 <= requests <= -(-n // 1000):
+        problems.append(
+            f"the clean-up of {n:,} files took {requests} requests "
+            f"{scale['cleanup_requests']} (want at most {-(-n // 1000)}: DeleteObjects, "
+            "1,000 keys each)"
+        )
+    expect("per-shard results files after the clean-up", scale["per_shard_results_left"], 0)
+    expect("per-shard success outcomes (kept)", scale["succeeded_outcome_files"], n)
+    expect(
+        "a late worker delivery after compaction", scale["late_delivery"].get("status"), "duplicate"
+    )
+    partitions = scale["partitions"]
+    folders = [*partitions["results"].values(), *partitions["outcomes"].values()]
+    expect(
+        "partitions not pointed at generation 1",
+        [f for f in folders if "/gen-000001-" not in f],
+        [],
+    )
+    expect("results partitions", list(partitions["results"]), [""])
+    expect(
+        "points read through the results partition",
+        scale["results_read"],
+        {"rows": 2 * n, "distinct": 2 * n, "lo": 0, "hi": 2 * n - 1},
+    )
+    for partition, read in scale["outcomes_read"].items():
+        want = (
+            every
+            if partition.startswith("succeeded/")
+            else {"rows": 0, "distinct": 0, "lo": -1, "hi": -1}
+        )
+        expect(f"shards read through the outcomes partition {partition}", read, want)
+    expect(
+        "outcomes partitions",
+        sorted(p.split("/")[0] for p in scale["outcomes_read"]),
+        ["failed", "succeeded"],
+    )
+    return problems
 
 
 def enforce_iam(url: str, stage: str) -> dict[str, dict[str, str]]:

@@ -27,7 +27,9 @@ ARTIFACT, BOTO = sys.argv[1], sys.argv[2]
 sys.path[:] = [p for p in sys.path[1:] if p.startswith(sys.base_prefix)] + [ARTIFACT, BOTO]
 
 calls: list[tuple[str, dict[str, Any]]] = []
-REFUSED_SHARD = 3  # Invoke refuses its worker event: DISPATCH_FAILED
+refused_shards = {3}  # Invoke refuses their worker events: DISPATCH_FAILED
+# The account's concurrency as GetAccountSettings reports it; pacing's window (fanout.pacing).
+CONCURRENCY = [1000]
 # Every AWS call, attributed to the function whose handler made it, for the policy check.
 current = ["api_handler"]
 aws_calls: list[dict[str, Any]] = []
@@ -37,7 +39,10 @@ class InvokeStandIn(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """GetAccountSettings (moto has none): the unreserved concurrency pacing reads."""
         aws_calls.append({"fn": current[0], "service": "lambda", "op": "GetAccountSettings"})
-        limit = {"ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}
+        limit = {
+            "ConcurrentExecutions": CONCURRENCY[0],
+            "UnreservedConcurrentExecutions": CONCURRENCY[0],
+        }
         body = json.dumps({"AccountLimit": limit}).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -51,7 +56,7 @@ class InvokeStandIn(BaseHTTPRequestHandler):
         aws_calls.append(
             {"fn": current[0], "service": "lambda", "op": "Invoke", "FunctionName": name}
         )
-        if name.endswith("-worker") and payload.get("shard_id") == REFUSED_SHARD:
+        if name.endswith("-worker") and payload.get("shard_id") in refused_shards:
             # Lambda refuses this shard's event for good: the dispatcher records DISPATCH_FAILED.
             body = json.dumps({"Type": "User", "message": "refused by the stand-in"}).encode()
             self.send_response(400)
@@ -111,7 +116,7 @@ if ROLES:
     boto3.setup_default_session(botocore_session=signing_session())
 else:
     boto3.setup_default_session()
-RECORDED = ("Bucket", "Key", "Prefix", "DatabaseName", "TableName")
+RECORDED = ("Bucket", "Key", "Prefix", "StartAfter", "DatabaseName", "TableName")
 
 
 def record(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -552,10 +557,175 @@ if len(sys.argv) > 3:
 
     checks = smoke_module.run_checks(DriverTarget(), "smoke-rehearsal", polls=3)
     smoke = [[c.name, c.status, c.why] for c in checks]
+# -- A run at scale (``make rehearse``: SWEEP_REHEARSAL_SCALE, its shard count) ---------------
+from collections import Counter  # noqa: E402
+
+
+def keys_under(folder: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def spread(values: list[int]) -> dict[str, int]:
+    """How many values, how many distinct, the least and the most."""
+    low, high = (min(values), max(values)) if values else (-1, -1)
+    return {"rows": len(values), "distinct": len(set(values)), "lo": low, "hi": high}
+
+
+def read_partition(folder: str, column: str) -> dict[str, int]:
+    """``column`` of every Parquet row under ``folder``, as Athena reads a partition."""
+    found: list[int] = []
+    for key in keys_under(folder):
+        body = pyarrow.BufferReader(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        found += pq.read_table(body, columns=[column]).column(column).to_pylist()
+    return spread(found)
+
+
+def partitions_of(run: str, table: str) -> dict[str, str]:
+    """The run's Glue partitions of ``table``: their values after the run id → folder key."""
+    found = {}
+    pages = glue.get_paginator("get_partitions").paginate(
+        DatabaseName=os.environ["SWEEP_GLUE_DATABASE"], TableName=table
+    )
+    for partition in (p for page in pages for p in page["Partitions"]):
+        if partition["Values"][0] == run:
+            location = partition["StorageDescriptor"]["Location"]
+            folder = location.removeprefix(f"s3://{bucket}/").rstrip("/") + "/"
+            found["/".join(partition["Values"][1:])] = folder
+    return found
+
+
+def seen(state: dict[str, Any]) -> dict[str, Any]:
+    """What the scale checks read of a status body."""
+    fields = ("complete", "shards", "failed_shards", "points_succeeded", "dispatch")
+    return {k: state[k] for k in fields}
+
+
+def dispatch_tree() -> tuple[list[list[int]], list[tuple[str, dict[str, Any]]]]:
+    """Run the queued dispatcher events (and those they queue): the [lo, hi) of each
+    invocation, and the worker events the leaves sent, not yet run."""
+    dispatched: list[list[int]] = []
+    events: list[tuple[str, dict[str, Any]]] = []
+    while calls:
+        function, payload = calls.pop(0)
+        if function.endswith("-dispatcher"):
+            dispatched.append([payload["dispatch"]["lo"], payload["dispatch"]["hi"]])
+            current[0] = "dispatcher"
+            app.dispatcher(payload, Context(function))
+        else:
+            assert function.endswith("-worker"), function
+            events.append((function, payload))
+    return dispatched, events
+
+
+def run_at_scale(shards: int) -> dict[str, Any]:
+    """What a 100,000-shard run exercises on a deployed stage, at ``shards`` (a multiple of 100
+    above 1,000): with ``shards / 100`` a leaf, the dispatcher tree a 100,000-shard run has at
+    the default 1,000 a leaf and width 10 (a root, 10 inner dispatchers, 100 leaves); an outcome
+    folder past one page of S3's listing (1,000 keys), which a running run's status lists as a
+    first page and then key ranges (``storage.key_ranges``: a range per 999 shards); its
+    summary; and its compaction by the compactor function, whose clean-up deletes a per-shard
+    results file a shard: in DeleteObjects of 1,000 keys, unless a store layer lost
+    ``delete_many`` and sends a DELETE a key. Then status and the partitions' files as Athena
+    reads them after compaction, and a worker event Lambda delivers after compaction.
+
+    The leaf size is the stage's setting, changed as a redeploy changes it: in the environment,
+    read again at the next (cold) start. The stand-in's account concurrency is above the run's
+    shards, so the run is not paced (pacing has its own tests), and it refuses no invoke."""
+    from chalicelib import wiring  # the artifact's
+
+    started = time.monotonic()
+    os.environ["SWEEP_DISPATCH_LEAF_SHARDS"] = str(shards // 100)
+    CONCURRENCY[0] = 10 * shards
+    refused_shards.clear()
+    wiring.use(None)
+    points = 2 * shards
+    request = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"range": {"start": 10, "stop": 10 + points, "step": 1}}},
+        "shards": {"count": shards},
+    }
+    status, submitted = api("POST", "/sweeps", "/sweeps", request)
+    assert status == 202, submitted
+    run = submitted["run_id"]
+    path = f"/sweeps/{run}"
+    dispatched, events = dispatch_tree()
+    ran: list[int] = []
+    running_at = shards - 50  # status while running: past the first page of outcomes
+
+    def run_workers(batch: list[tuple[str, dict[str, Any]]]) -> None:
+        current[0] = "worker"
+        for function, payload in batch:
+            app.worker(payload, Context(function))
+            ran.append(payload["shard_id"])
+
+    run_workers(events[:running_at])
+    mark = len(aws_calls)
+    _, running = api("GET", "/sweeps/{run_id}", path)
+    outcomes = f"{os.environ['SWEEP_PREFIX']}/outcomes/run_id={run}/"
+    listings = [
+        c.get("StartAfter", "")
+        for c in aws_calls[mark:]
+        if c["op"] == "ListObjectsV2" and c.get("Prefix") == outcomes
+    ]
+    run_workers(events[running_at:])
+    _, complete = api("GET", "/sweeps/{run_id}", path)  # writes the summary, asks to compact
+    compactions = []
+    mark = len(aws_calls)
+    while calls:
+        function, payload = calls.pop(0)
+        assert function.endswith("-compactor"), function
+        current[0] = "compactor"
+        compactions.append(app.compactor(payload, Context(function)))
+    results = f"{os.environ['SWEEP_PREFIX']}/results/run_id={run}/"
+    cleanup = Counter(  # the requests that deleted the run's per-shard results files
+        c["op"]
+        for c in aws_calls[mark:]
+        if any(key.startswith(results) for key in c.get("Keys", [c.get("Key", "")]))
+        and c["op"] in ("DeleteObject", "DeleteObjects")
+    )
+    _, compacted = api("GET", "/sweeps/{run_id}", path)
+    late_function, late_payload = events[-1]
+    current[0] = "worker"
+    late = app.worker(late_payload, Context(late_function))
+    current[0] = ""
+    located = {table: partitions_of(run, table) for table in ("results", "outcomes")}
+    return {
+        "shards": shards,
+        "points": points,
+        "dispatched": dispatched,
+        "worker_events": len(events),
+        "worker_runs": spread(ran),
+        "running_at": running_at,
+        "running": seen(running),
+        "running_listings": listings,
+        "complete": seen(complete),
+        "compactions": compactions,
+        "cleanup_requests": dict(cleanup),
+        "compaction_records": compaction_records(run),
+        "compacted": seen(compacted),
+        "late_delivery": late,
+        "per_shard_results_left": sum(
+            1 for key in keys_under(results) if key.rsplit("/", 1)[1].startswith("shard-")
+        ),
+        "succeeded_outcome_files": len(keys_under(f"{outcomes}status=succeeded/")),
+        "partitions": located,
+        "results_read": read_partition(located["results"][""], "point_index"),
+        "outcomes_read": {
+            partition: read_partition(folder, "shard_id")
+            for partition, folder in located["outcomes"].items()
+        },
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+SCALE = int(os.environ.get("SWEEP_REHEARSAL_SCALE", "0"))
+scale = run_at_scale(SCALE) if SCALE else None
 print(
     json.dumps(
         {
             "smoke": smoke,
+            "scale": scale,
             "role_check": role_check,
             "status": status,
             "state": state,
