@@ -5,6 +5,8 @@ stand-in for Lambda's Invoke API, and prints what happened as one JSON line.
 
 argv: artifact folder, boto folder, and optionally deploy/smoke.py: its checklist then runs
 with these handlers as the deployed stage (``make rehearse``), and the report carries its lines.
+``SWEEP_REHEARSAL_SCALE`` (``make rehearse``: its shard count) adds a run at scale last
+(``run_at_scale``); ``test_artifact`` leaves it out, so ``make test`` stays as fast.
 
 Under ``make rehearse`` moto enforces IAM, and ``SWEEP_REHEARSAL_ROLES`` maps each function
 (deploy.naming's names) to its deployed name and the credentials of its own role
@@ -634,6 +636,7 @@ def run_at_scale(shards: int) -> dict[str, Any]:
     shards, so the run is not paced (pacing has its own tests), and it refuses no invoke."""
     from chalicelib import wiring  # the artifact's
 
+    drain()  # what the scenarios before left queued (the smoke's compaction)
     started = time.monotonic()
     os.environ["SWEEP_DISPATCH_LEAF_SHARDS"] = str(shards // 100)
     CONCURRENCY[0] = 10 * shards
