@@ -205,15 +205,13 @@ def main() -> int:
             "SWEEP_REHEARSAL_ROLES": json.dumps(roles),
             "SWEEP_REHEARSAL_SCALE": str(SCALE_SHARDS),  # the driver's run at scale
         }
-        done = run_driver(artifact, boto, child_env, out, timeout=900, extra=[str(SMOKE)])
+        done = drive(artifact, boto, child_env, out)
         if done.returncode != 0:
             print(f"FAILED running the deployed artifacts:\n{done.stderr[-4000:]}")
             return 1
         report = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps({k: report[k] for k in SHOWN}, indent=2))
-        if not compaction_ok(report):
-            return 1
-        if not scale_ok(report["scale"]):
+        if not compaction_ok(report) or not scale_ok(report["scale"]):
             return 1
         state = report["state"]
         # artifact_driver: shard 0 succeeds; 1 injected, 2 crashes (→ recorder), 3 refused.
@@ -238,6 +236,21 @@ SHOWN = ("state", "handled", "partitions", "first_compaction_records")
 SCALE_SHARDS = 1_100
 
 
+def drive(
+    artifact: Path, boto: Path, env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """``run_driver`` with the smoke, printing its CPU and moto's (this process's server
+    threads): the rehearsal's cost, beside its wall time, which a busy machine stretches."""
+    before = os.times()
+    done = run_driver(artifact, boto, env, cwd, timeout=900, extra=[str(SMOKE)])
+    after = os.times()
+    driver = after.children_user + after.children_system
+    driver -= before.children_user + before.children_system
+    moto = after.user + after.system - before.user - before.system
+    print(f"the driver's run: {driver:.1f} s of its CPU, {moto:.1f} s of moto's server's")
+    return done
+
+
 def compaction_ok(report: dict[str, Any]) -> bool:
     """The deployed compactor compacted the driver's first run, pointed Glue at it and (with
     no grace period) deleted what it replaced."""
@@ -256,7 +269,8 @@ def scale_ok(scale: dict[str, Any]) -> bool:
         f"at scale: {scale['shards']:,} shards, {len(scale['dispatched'])} dispatcher "
         f"invocations; status while running listed the outcomes in "
         f"{len(scale['running_listings'])} requests; the compactor deleted {deleted:,} files "
-        f"in {requests} requests {scale['cleanup_requests']}; {scale['seconds']} s"
+        f"in {requests} requests {scale['cleanup_requests']}; {scale['seconds']} s, "
+        f"{scale['cpu_seconds']} s of the driver's CPU"
     )
     problems = scale_problems(scale)
     for problem in problems:

@@ -79,6 +79,7 @@ def good(n: int = SCALE_SHARDS) -> dict[str, Any]:
             "failed/2026-12-06": {"rows": 0, "distinct": 0, "lo": -1, "hi": -1},
         },
         "seconds": 100.0,
+        "cpu_seconds": 40.0,
     }
 
 
