@@ -16,8 +16,9 @@ judge (tests/deploy/test_policies.py) stays: resource-based policies (bucket pol
 permissions); Conditions outside AssumeRole (treated as met); S3's 403-for-absent-keys without
 ListBucket (moto answers 404 whenever GetObject is allowed); resources for services without a
 ``_determine_resource`` (everything but S3, STS, IAM, SQS: a Glue call is checked against "*",
-so ``install_patches`` names the table of a BatchCreatePartition); Lambda's Invoke (the
-rehearsal's Invoke is a stand-in, not moto).
+so ``install_patches`` names the table of a BatchCreatePartition); DeleteObjects, which moto
+authorizes on the bucket's ARN rather than on each key (``install_patches`` checks each key);
+Lambda's Invoke (the rehearsal's Invoke is a stand-in, not moto).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def install_patches() -> None:
     """Make moto's evaluation read our policies as IAM does (for a server in this process)."""
     from moto.glue.responses import GlueResponse
     from moto.iam.access_control import IAMPolicyStatement
+    from moto.s3.responses import S3Response
 
     def match(pattern: str, string: str) -> re.Match[str] | None:
         return iam_pattern(pattern).fullmatch(string)
@@ -65,6 +67,30 @@ def install_patches() -> None:
 
     IAMPolicyStatement._match = staticmethod(match)  # type: ignore[method-assign]
     GlueResponse._determine_resource = determine_resource  # type: ignore[attr-defined]
+    S3Response._authenticate_and_authorize_s3_action = per_key(  # type: ignore[method-assign]
+        S3Response._authenticate_and_authorize_s3_action
+    )
+
+
+def per_key(authorize: Any) -> Any:
+    """DeleteObjects as IAM authorizes it: s3:DeleteObject on each object the request names
+    (AWS's DeleteObjects reference); moto 5.2.5 checks the bucket's ARN instead, which no
+    function's policy grants, and then refuses every key. Here each key is checked; one key
+    refused refuses them all (moto's fallback), where AWS would refuse that key alone."""
+
+    def authorize_s3(
+        self: Any, bucket_name: str | None = None, key_name: str | None = None
+    ) -> None:
+        if key_name is None and self.data.get("Action") == "DeleteObject" and self.is_delete_keys():
+            from xml.etree import ElementTree
+
+            for element in ElementTree.fromstring(self.body).iter():
+                if element.tag.rsplit("}", 1)[-1] == "Key":  # Delete/Object/Key, any namespace
+                    authorize(self, bucket_name=bucket_name, key_name=element.text or "")
+            return
+        authorize(self, bucket_name=bucket_name, key_name=key_name)
+
+    return authorize_s3
 
 
 def operator_environment(iam: Any) -> dict[str, str]:

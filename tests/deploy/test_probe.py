@@ -1,6 +1,7 @@
 """The probe every deployed function answers (chalicelib/storage/probe.py), judged by moto's IAM
 enforcement under each function's generated role: 404 inside the role's grants, AccessDenied
-once the role's policy is narrowed, and nothing but the exact probe event is answered."""
+once the role's policy is narrowed, and nothing but the exact probe event is answered. And the
+same judge on the compactor's batched delete (``moto_iam.per_key``)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,25 @@ def test_a_narrowed_policy_makes_the_probe_fail_with_access_denied(aws: Any) -> 
         answer = probe.answer(dict(probe.PROBE), store, "worker")
     assert "status" not in answer
     assert "403" in answer["error"] or "AccessDenied" in answer["error"], answer
+
+
+def test_the_compactors_batched_delete_is_judged_per_key(aws: Any) -> None:
+    """S3Store.delete_many (DeleteObjects: a compaction's clean-up) under the compactor's
+    generated role. IAM wants s3:DeleteObject on each key; moto 5.2.5 checks the bucket's ARN,
+    which no role is granted, so without ``moto_iam.per_key`` every key came back AccessDenied:
+    the keys inside the compactor's grants go, and a key outside them is refused."""
+    run = "20261206T155005279Z-5dd8d1c1b044"
+    keys = [layout.results(run, shard) for shard in range(3)]
+    operator = S3Store(BUCKET, StageNames(STAGE).prefix, lambda: boto3.client("s3"))
+    for key in keys:
+        operator.put(key, b"parquet")
+    compactor = role_store(aws, "compactor", policies.file_policy(STAGE, "compactor"))
+    outside = S3Store(BUCKET, "another-stage", functools.partial(getattr, compactor, "client"))
+    with enable_iam_authentication():
+        compactor.delete_many(keys)
+        with pytest.raises(Exception, match="AccessDenied"):
+            outside.delete_many(keys)
+    assert [key for key in keys if operator.exists(key)] == []
 
 
 def test_motos_enforcement_is_off_without_the_switch(aws: Any) -> None:
