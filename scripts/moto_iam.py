@@ -23,6 +23,7 @@ Lambda's Invoke (the rehearsal's Invoke is a stand-in, not moto).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.request
@@ -37,10 +38,12 @@ EVERYTHING = {
 }
 
 
+@functools.cache
 def iam_pattern(pattern: str) -> re.Pattern[str]:
     """IAM's wildcards: ``*`` any run of characters, ``?`` exactly one, everything else
     literal. moto 5.2.5 turns only ``*`` into ``.*`` and leaves the rest as regex, so our
-    account-agnostic bucket pattern (``sweeps-dev-????????????-*``) is a regex error there."""
+    account-agnostic bucket pattern (``sweeps-dev-????????????-*``) is a regex error there.
+    Cached: moto matches every statement's patterns on every request (a policy's few dozen)."""
     return re.compile(
         "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     )
