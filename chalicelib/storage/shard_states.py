@@ -8,7 +8,7 @@ here reads Parquet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,18 +107,23 @@ def shard_states_of(
         if (marker := layout.parse_retry_marker(found)) is not None:
             states.objects += 1
             states.retrying.add(marker)
-    sizes = {INITIAL: shard_count}
-    for redrive in redrive_lists.every(store, run_id):
+    redrives = list(redrive_lists.every(store, run_id))
+    for redrive in redrives:
         states.objects += 1
         states.redrive_jobs.append(redrive.job)
         states.auto_redrives += redrive.automatic
-        sizes[redrive.job] = len(redrive.shards)
         for shard, attempt in redrive.after_attempts.items():
             states.redriven_after[shard] = max(attempt, states.redriven_after.get(shard, 0))
-    dispatch = dispatch_counts(store, run_id, sizes)
+    dispatch = dispatch_counts(store, run_id, job_sizes(shard_count, redrives))
     states.objects += dispatch.records
     states.dispatch_final = dispatch.final
     return states, dispatch.counts
+
+
+def job_sizes(shard_count: int, redrives: Iterable[redrive_lists.RedriveList]) -> dict[str, int]:
+    """Each dispatch job's shard count: the run's for the initial job, its list's for a
+    redrive (what a job's leaves' ranges must cover, ``dispatch_counts``)."""
+    return {INITIAL: shard_count} | {r.job: len(r.shards) for r in redrives}
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib.model.events import INITIAL
 from chalicelib.storage import layout, redrive_lists
-from chalicelib.storage.shard_states import ShardStates, dispatch_counts, shard_states_of
+from chalicelib.storage.shard_states import (
+    ShardStates,
+    dispatch_counts,
+    job_sizes,
+    shard_states_of,
+)
 from chalicelib.storage.stores import ObjectStore
 from chalicelib.storage.together import together
 
@@ -136,8 +140,7 @@ def _final_dispatch(store: ObjectStore, run_id: str, progress: RunProgress) -> R
     """A summary written before a leaf's record landed: the dispatch counts read again (one
     listing of the leaves' records, and the redrive lists for their jobs' sizes), stored once
     they are final."""
-    sizes = {INITIAL: progress.shard_count}
-    sizes |= {r.job: len(r.shards) for r in redrive_lists.every(store, run_id)}
+    sizes = job_sizes(progress.shard_count, redrive_lists.every(store, run_id))
     found = dispatch_counts(store, run_id, sizes)
     progress = replace(progress, dispatch=found.counts, dispatch_final=found.final)
     if found.final:
