@@ -13,11 +13,17 @@ objects; nothing here changes what our code sends.
 - CloudFormation skips ``AWS::Glue::*`` and ``AWS::Athena::*`` (so their outputs), and gives
   no layer output after a no-op update — ``path_b_outputs`` fills them for path B's run; the
   deploy path itself has no moto branch.
+- PutObject's ``If-None-Match: *`` is checked, then the object stored, with nothing between
+  them held: two threads creating one key can both succeed (and a put that replaces a key
+  while another reads its ETag raises). S3 makes a conditional write atomic (one wins, the
+  others get 412 or 409) — ``atomic_object_writes`` holds a lock over each PutObject.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -90,7 +96,9 @@ def apply_model_patch(model: Any, operations: list[dict[str, Any]]) -> None:
 
 
 def install_server_patches() -> None:
-    """Patch moto's API Gateway backend and responses (for a server in this process)."""
+    """Patch moto's API Gateway backend and responses, and make its object writes atomic (for a
+    server in this process)."""
+    atomic_object_writes()
     from moto.apigateway.models import APIGatewayBackend
     from moto.apigateway.responses import APIGatewayResponse
 
@@ -136,6 +144,28 @@ def install_server_patches() -> None:
     APIGatewayBackend.put_rest_api = put_rest_api  # type: ignore[method-assign]
     APIGatewayResponse.update_method = update_method  # type: ignore[attr-defined]
     APIGatewayResponse.update_model = update_model  # type: ignore[attr-defined]
+
+
+def atomic_object_writes() -> None:
+    """One PutObject at a time in moto's S3 (in this process: ``mock_aws`` or a threaded
+    server), as S3 decides conditional writes atomically. moto 5.2.5 reads whether the key
+    exists, then stores, unlocked: with threads switching often (``sys.setswitchinterval``
+    1 us), 21 of 100 keys each created by 8 threads at once had more than one winner, which is
+    how two reconciler passes once both closed a shard as LOST. Idempotent."""
+    from moto.s3.responses import S3Response
+
+    if getattr(S3Response.put_object, "_atomic", False):
+        return
+    original = S3Response.put_object
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def put_object(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    put_object._atomic = True  # type: ignore[attr-defined]
+    S3Response.put_object = put_object  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------- path B's stack outputs

@@ -12,8 +12,16 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
+from scripts import moto_gaps
 from tests.support import BUCKET, CONTRACT_EXAMPLE
 from tests.support.harness import Harness
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _atomic_moto_writes() -> None:
+    """moto's conditional PutObject is not atomic across threads, S3's is: tests whose threads
+    race to create one key (reconciler passes, compactions at once) get S3's answer."""
+    moto_gaps.atomic_object_writes()
 
 
 @pytest.fixture(autouse=True)

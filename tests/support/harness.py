@@ -7,14 +7,18 @@ events are fed back by hand, so the same code paths run as on Lambda.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
+from unittest import mock
 
+from chalice.local import LambdaContext
 from chalice.test import Client
 
 from app import app
 from chalicelib import wiring
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import LambdaInvoker
+from chalicelib.pricing import function_sizes
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
 from chalicelib.wiring import Runtime
@@ -43,7 +47,8 @@ def settings(**overrides: Any) -> Settings:
         "dispatch_width": 3,
         "dispatch_backoff_ms": 1,
         "dispatch_threads": 8,
-        # chalice.test's Lambda context always has 3 s to live, whatever the config says.
+        # chalice.test's Lambda context always has 3 s to live, whatever the config says
+        # (workers are given their configured time: ``Harness.run_workers``).
         "deadline_margin_ms": 500,
     }
     return Settings(**(base | overrides))  # type: ignore[arg-type]
@@ -92,8 +97,14 @@ class Harness:
         return ran
 
     def run_workers(self, calls: list[Call] | None = None) -> None:
-        for call in calls if calls is not None else self.lambda_.take("worker"):
-            self.client.lambda_.invoke("worker", call.payload)
+        """Each worker event through chalice.test, its context given the worker's configured
+        timeout as Lambda gives it: chalice.test's 3 s (which dispatchers keep: the pacing
+        tests stop an invocation on it) made a shard on a loaded machine fail as TIMEOUT."""
+        timeout_ms = function_sizes("dev")["worker"].timeout_s * 1000
+        context = partial(LambdaContext, max_runtime_ms=timeout_ms)
+        with mock.patch("chalice.test.LambdaContext", context):
+            for call in calls if calls is not None else self.lambda_.take("worker"):
+                self.client.lambda_.invoke("worker", call.payload)
 
     def all_keys(self) -> list[str]:
         return [o.key for o in self.store.list("")]
