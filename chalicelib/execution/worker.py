@@ -118,7 +118,7 @@ def run_task(
         summary = _run(payload, ref, context, counting, margin_ms, cancel_poll_s, look_s)
         ended = summary["status"]
     finally:
-        if ended not in REFUSED or not _summarised(store, ref.run_id):
+        if ended not in REFUSED or not run_summary.current(store, ref.run_id):
             what = layout.shard_what(ref.shard_id, ended)
             usage.record(counting, ref.run_id, "worker", what, started_ns)
         logger.remove_keys(["run_id", "shard_id"])
@@ -127,22 +127,6 @@ def run_task(
 
 # How ``_run`` ends a delivery it refused: the shard's state was decided before it arrived.
 REFUSED = ("duplicate", "closed")
-
-
-def _summarised(store: ObjectStore, run_id: str) -> bool:
-    """Whether the run's complete summary is current (no redrive since): then a refused
-    delivery leaves no usage record. The run's cost was fixed with its summary (status keeps
-    it there rather than listing every usage record again) and its usage rows with its
-    compaction (Athena reads the generation), so a record written now would be counted by the
-    local engine alone; left out, status, the local ``usage`` table and Athena agree. What is
-    left out is bounded: a refused invocation makes a handful of requests and runs a few
-    milliseconds (docs/analytics.md "Cost"). Asked only of refused deliveries (a GET and a
-    listing); if it cannot be answered, the record is written, as before."""
-    try:
-        return run_summary.read(store, run_id) is not None
-    except Exception:
-        logger.warning("summary unreadable; the refused delivery is recorded", exc_info=True)
-        return False
 
 
 def _run(

@@ -29,6 +29,7 @@ from chalicelib.model.events import INITIAL, DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.sharding import ShardSpec, shard_bounds
 from chalicelib.storage import layout, manifests, redrive_lists
+from chalicelib.storage import summary as run_summary
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
 from chalicelib.storage.stores import CountingStore, ObjectStore
@@ -263,8 +264,16 @@ def run_event(
     """One job of the tree: the dispatcher function's body on Lambda and on the local stage.
     ``remaining``: the invocation's time left (None locally, where there is no limit)."""
     job = DispatchJob.from_payload(event)
-    counting = CountingStore(store)
+    counting = CountingStore(store)  # the check's requests count in the invocation's record
     started_ns = time.monotonic_ns()
+    if run_summary.current(counting, job.run_id):
+        # Delivered again after the run completed: every shard of the job is decided. Nothing
+        # is registered, planned, marked pending (a mark now would outlive its merge) or handed
+        # out (a root of 100,000 shards would invoke them all, each to be refused), and no
+        # usage record is left, as for a refused worker delivery (``run_summary.current``).
+        answer = {"run_id": job.run_id, "job": job.job, "lo": job.lo, "hi": job.hi}
+        logger.info("dispatch of a complete run: nothing to hand out", extra=answer)
+        return answer | {"complete": True}
     try:
         policy = Policy.from_settings(settings)
         dispatcher = Dispatcher(counting, invoker, policy, catalog, settings, remaining)

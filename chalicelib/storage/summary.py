@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chalicelib.logs import logger
 from chalicelib.storage import layout, redrive_lists
 from chalicelib.storage.shard_states import (
     ShardStates,
@@ -134,6 +135,24 @@ def read(store: ObjectStore, run_id: str) -> RunProgress | None:
         data.get("dispatch_final", True),
     )
     return progress if progress.dispatch_final else _final_dispatch(store, run_id, progress)
+
+
+def current(store: ObjectStore, run_id: str) -> bool:
+    """Whether the run's complete summary is current (no redrive since): every shard of every
+    dispatch job the run has is decided. Then an event Lambda delivers again, hours late
+    maybe, has nothing to do: a worker's is refused and a dispatcher's hands nothing out, and
+    neither leaves a usage record. The run's cost was fixed with its summary (status keeps it
+    there rather than listing every usage record again) and its usage rows with its compaction
+    (Athena reads the generation), so a record written now would be counted by the local
+    engine alone; left out, status, the local ``usage`` table and Athena agree. What is left
+    out is bounded: such an invocation makes a handful of requests and runs a few
+    milliseconds (docs/analytics.md "Cost"). A GET and a listing at once; if it cannot be
+    answered, False, and the event is handled as before."""
+    try:
+        return read(store, run_id) is not None
+    except Exception:
+        logger.warning("summary unreadable; the event is handled", exc_info=True)
+        return False
 
 
 def _final_dispatch(store: ObjectStore, run_id: str, progress: RunProgress) -> RunProgress:

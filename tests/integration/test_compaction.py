@@ -379,15 +379,64 @@ def test_a_dispatch_failed_shard_delivered_late_writes_nothing(
     assert late["status"] == "closed"
     answer = status(local_store, run_id)
     assert answer["failed_shards"] == [4] and answer["dispatch"] == {"dispatched": 23, "failed": 1}
-    # The leaf delivered again, its Invoke of shard 4 failing once more (and the event
-    # reaching Lambda once more: refused), records no second DISPATCH_FAILED.
+    # The leaf delivered again finds the run complete: it hands nothing out, writes nothing.
+    files = snapshot(local_store)
+    invoker.held.clear()
+    leaf = DispatchJob(run_id, INITIAL, 0, SHARDS).to_payload()
+    assert run_event(leaf, local_store, invoker, inline.settings, NoCatalog())["complete"]
+    assert inline.drain() == 0 and not invoker.held
+    assert snapshot(local_store) == files
+
+
+def test_a_leaf_delivered_again_while_its_run_runs_records_no_second_dispatch_failure(
+    local_store: LocalStore,
+) -> None:
+    """Shard 4's Invoke fails (DISPATCH_FAILED) and shard 9's event is held, so the run is still
+    running when the leaf is delivered again: it hands its shards out again (each refused, 9
+    held again), its Invoke of shard 4 failing once more (the event reaching Lambda once more:
+    refused), and records no second DISPATCH_FAILED."""
+    inline = Inline(local_store, settings())
+    inline.invoker = invoker = ReachesLambdaButFails(4)
+    held: list[dict[str, Any]] = []
+
+    def hold_nine(payload: dict[str, Any]) -> Any:
+        if payload["shard_id"] == 9:
+            return held.append(payload)
+        return inline.run_worker(payload)
+
+    inline.worker = hold_nine
+    run_id = inline.submit(sweep())
+    inline.drain()
+    assert failed_codes(local_store, run_id) == {4: ["DISPATCH_FAILED"]}
+    assert not status(local_store, run_id)["complete"]
     outcomes = snapshot_of(local_store, "outcomes/")
     invoker.held.clear()
     leaf = DispatchJob(run_id, INITIAL, 0, SHARDS).to_payload()
-    run_event(leaf, local_store, invoker, inline.settings, NoCatalog())
-    assert inline.drain() == SHARDS - 1 and len(invoker.held) == 1
+    assert "complete" not in run_event(leaf, local_store, invoker, inline.settings, NoCatalog())
+    assert inline.drain() == SHARDS - 1 and len(invoker.held) == 1 and len(held) == 2
     assert run_task(invoker.held[0], None, local_store, 1000)["status"] == "closed"
     assert snapshot_of(local_store, "outcomes/") == outcomes
+
+
+@pytest.mark.parametrize("compacted", [False, True], ids=["complete", "compacted"])
+def test_a_dispatch_job_delivered_after_completion_does_nothing(
+    local_store: LocalStore, compacted: bool
+) -> None:
+    """A reusing run, complete (its summary stored) and, if ``compacted``, compacted (its points
+    merged into its family's reuse index) and cleaned: its root job delivered again, hours
+    later, registers, plans, marks pending and hands out nothing and writes nothing (before,
+    it invoked all 24 workers, each refused, and marked the run pending in its family again
+    after its merge, for every later plan to read)."""
+    inline = Inline(local_store, settings())
+    run_id = complete_run(inline, sweep() | {"reuse": True})
+    if compacted:
+        compacted_and_cleaned(local_store, inline, run_id)
+    files = snapshot(local_store)
+    root = DispatchJob(run_id, INITIAL, 0, SHARDS).to_payload()
+    answer = run_event(root, local_store, inline.invoker, inline.settings, NoCatalog())
+    assert answer == {"run_id": run_id, "job": INITIAL, "lo": 0, "hi": SHARDS, "complete": True}
+    assert inline.drain() == 0
+    assert snapshot(local_store) == files
 
 
 def test_a_duplicate_after_retries_exhausted_writes_nothing(local_store: LocalStore) -> None:
@@ -420,36 +469,39 @@ def test_a_duplicate_after_retries_exhausted_writes_nothing(local_store: LocalSt
 def test_a_delivery_after_a_cancelled_run_completed_writes_nothing(
     local_store: LocalStore,
 ) -> None:
-    """Shards 20-23 are held back; the run is cancelled; their deliveries then record CANCELLED
-    (the worker's check before it evaluates), which completes the run. A late duplicate of one
-    of them writes nothing (before, it recorded a second CANCELLED attempt)."""
+    """Shards 19-23 are held back; the run is cancelled; the deliveries of 20-23 then record
+    CANCELLED (the worker's check before it evaluates). Their leaf delivered again while 19 is
+    still out finds the run cancelled and hands nothing out: it records no second CANCELLED.
+    19's delivery completes the run. A late duplicate of one of them writes nothing (before,
+    it recorded a second CANCELLED attempt), nor does the leaf delivered once more."""
     inline = Inline(local_store, settings())
     held: list[dict[str, Any]] = []
 
-    def hold_the_last_four(payload: dict[str, Any]) -> Any:
-        if payload["shard_id"] >= 20:
+    def hold_the_last_five(payload: dict[str, Any]) -> Any:
+        if payload["shard_id"] >= 19:
             return held.append(payload)
         return inline.run_worker(payload)
 
-    inline.worker = hold_the_last_four
+    inline.worker = hold_the_last_five
     run_id = inline.submit(sweep())
     inline.drain()
     cancel(local_store, run_id)
-    assert [run_task(p, None, local_store, 1000)["status"] for p in held] == ["failed"] * 4
+    assert [run_task(p, None, local_store, 1000)["status"] for p in held[1:]] == ["failed"] * 4
     assert failed_codes(local_store, run_id) == {k: ["CANCELLED"] for k in range(20, 24)}
-    late = delivered_late(local_store, inline, run_id, held[1], compacted=True)
-    assert late["status"] == "closed"
-    answer = status(local_store, run_id)
-    assert answer["cancelled"] and answer["failed_shards"] == [20, 21, 22, 23]
-    # A dispatcher leaf of those shards delivered again finds the run cancelled and hands
-    # nothing out: it records no second CANCELLED for a shard already closed.
     outcomes = snapshot_of(local_store, "outcomes/")
     leaf = DispatchJob(run_id, INITIAL, 20, 24).to_payload()
     assert (
         run_event(leaf, local_store, inline.invoker, inline.settings, NoCatalog())["cancelled"] == 4
     )
     assert snapshot_of(local_store, "outcomes/") == outcomes
-    assert failed_codes(local_store, run_id) == {k: ["CANCELLED"] for k in range(20, 24)}
+    assert run_task(held[0], None, local_store, 1000)["status"] == "failed"
+    late = delivered_late(local_store, inline, run_id, held[2], compacted=True)
+    assert late["status"] == "closed"
+    answer = status(local_store, run_id)
+    assert answer["cancelled"] and answer["failed_shards"] == [19, 20, 21, 22, 23]
+    files = snapshot(local_store)
+    assert run_event(leaf, local_store, inline.invoker, inline.settings, NoCatalog())["complete"]
+    assert snapshot(local_store) == files
 
 
 @pytest.mark.parametrize("compacted", [False, True], ids=["complete", "compacted"])
