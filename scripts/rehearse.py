@@ -345,6 +345,11 @@ def scale_problems(scale: dict[str, Any]) -> list[str]:
     expect(
         "a late worker delivery after compaction", scale["late_delivery"].get("status"), "duplicate"
     )
+    expect(
+        "a late root dispatcher delivery after compaction",
+        scale["late_dispatch"],
+        {"complete": True, "queued": 0},
+    )
     partitions = scale["partitions"]
     folders = [*partitions["results"].values(), *partitions["outcomes"].values()]
     expect(

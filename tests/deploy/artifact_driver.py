@@ -623,6 +623,22 @@ def dispatch_tree() -> tuple[list[list[int]], list[tuple[str, dict[str, Any]]]]:
     return dispatched, events
 
 
+def delivered_late(
+    worker: tuple[str, dict[str, Any]], root: tuple[str, dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A worker event and the root dispatcher's event, delivered again (after compaction):
+    the worker's answer, and whether the dispatcher found the run complete and how many events
+    it queued (the next level of the tree, if it handed it out again; dropped after)."""
+    current[0] = "worker"
+    late = app.worker(worker[1], Context(worker[0]))
+    current[0] = "dispatcher"
+    answer = app.dispatcher(root[1], Context(root[0]))
+    current[0] = ""
+    queued = len(calls)
+    calls.clear()
+    return late, {"complete": answer.get("complete", False), "queued": queued}
+
+
 def run_at_scale(shards: int) -> dict[str, Any]:
     """What a 100,000-shard run exercises on a deployed stage, at ``shards`` (a multiple of 100
     above 1,000): with ``shards / 100`` a leaf, the dispatcher tree a 100,000-shard run has at
@@ -632,7 +648,8 @@ def run_at_scale(shards: int) -> dict[str, Any]:
     summary; and its compaction by the compactor function, whose clean-up deletes a per-shard
     results file a shard: in DeleteObjects of 1,000 keys, unless a store layer lost
     ``delete_many`` and sends a DELETE a key. Then status and the partitions' files as Athena
-    reads them after compaction, and a worker event Lambda delivers after compaction.
+    reads them after compaction, and a worker event and the root dispatcher's event Lambda
+    delivers after compaction.
 
     The leaf size is the stage's setting, changed as a redeploy changes it: in the environment,
     read again at the next (cold) start. The stand-in's account concurrency is above the run's
@@ -655,6 +672,7 @@ def run_at_scale(shards: int) -> dict[str, Any]:
     assert status == 202, submitted
     run = submitted["run_id"]
     path = f"/sweeps/{run}"
+    root = next(call for call in calls if call[0].endswith("-dispatcher"))  # the POST's
     dispatched, events = dispatch_tree()
     ran: list[int] = []
     running_at = shards - 50  # status while running: past the first page of outcomes
@@ -698,10 +716,7 @@ def run_at_scale(shards: int) -> dict[str, Any]:
         and c["op"] in ("DeleteObject", "DeleteObjects")
     )
     _, compacted = api("GET", "/sweeps/{run_id}", path)
-    late_function, late_payload = events[-1]
-    current[0] = "worker"
-    late = app.worker(late_payload, Context(late_function))
-    current[0] = ""
+    late, late_dispatch = delivered_late(events[-1], root)
     located = {table: partitions_of(run, table) for table in ("results", "outcomes")}
     return {
         "shards": shards,
@@ -718,6 +733,7 @@ def run_at_scale(shards: int) -> dict[str, Any]:
         "compaction_records": compaction_records(run),
         "compacted": seen(compacted),
         "late_delivery": late,
+        "late_dispatch": late_dispatch,
         "per_shard_results_left": sum(
             1 for key in keys_under(results) if key.rsplit("/", 1)[1].startswith("shard-")
         ),

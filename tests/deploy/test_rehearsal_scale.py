@@ -64,6 +64,7 @@ def good(n: int = SCALE_SHARDS) -> dict[str, Any]:
         ],
         "compacted": complete,
         "late_delivery": {"run_id": RUN, "shard_id": n - 1, "status": "duplicate"},
+        "late_dispatch": {"complete": True, "queued": 0},
         "per_shard_results_left": 0,
         "succeeded_outcome_files": n,
         "partitions": {
@@ -158,6 +159,10 @@ FAULTS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "a late delivery wrote again": (
         _set("late_delivery.status", "succeeded"),
         "a late worker delivery after compaction",
+    ),
+    "a late root dispatch handed out the tree again": (
+        _set("late_dispatch", {"complete": False, "queued": 10}),
+        "a late root dispatcher delivery after compaction",
     ),
     "the catalog still at the per-shard folder": (
         _set("partitions.results", {"": f"sweeps/results/run_id={RUN}/"}),
