@@ -105,6 +105,12 @@ if TYPE_CHECKING:
 RUN_ID = "20000101T000000000Z-estimate0000"
 LEAF_SHARDS = 1000  # Settings.dispatch_leaf_shards' default: one dispatcher per 1,000 shards
 DISPATCHER_S = 0.25
+# The S3 (reads, writes) of a run's root dispatcher that is also its leaf on S3, as its usage
+# record counts them (a test runs one on moto): the summary's GET, the manifest's, the cancel
+# marker's HEAD; the redrive lists' listing, the registered and pending marks, the dispatch
+# record and the usage record itself. Inner dispatchers of a tree make fewer; each is charged
+# these.
+DISPATCHER_REQUESTS = (3, 5)
 CHEAP_POINT_S = 0.002
 ROUND_UP_S = 0.0005
 # Each worker timing is a median of this many runs: one run of a few ms varies by 2x or more
@@ -498,11 +504,11 @@ def estimate(
     compacting = compactor.billed(stage, shards, total)
     gb_s += compacting.gb_s
     invocations = shards + dispatchers + len(compacting.seconds)
-    # A dispatcher's few requests (manifest, listings, its record) are taken as writes, the
-    # dearer kind; a worker's and the compactor's are priced by kind as their usage records
-    # count them.
-    s3_reads = shards * reads_per_shard + compacting.s3_reads
-    s3_writes = shards * writes_per_shard + dispatchers * 4 + compacting.s3_writes
+    # Every request priced by kind, as the usage records count them.
+    s3_reads = shards * reads_per_shard + dispatchers * DISPATCHER_REQUESTS[0] + compacting.s3_reads
+    s3_writes = (
+        shards * writes_per_shard + dispatchers * DISPATCHER_REQUESTS[1] + compacting.s3_writes
+    )
     s3 = s3_reads + s3_writes
     usd = pricing.usd(gb_s, invocations, s3_reads, s3_writes)
     warning = None

@@ -18,8 +18,9 @@ from chalicelib.execution.compaction import compact_event
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import cost
 from chalicelib.storage import layout
-from chalicelib.storage.stores import LocalStore
+from chalicelib.storage.stores import LocalStore, S3Store
 from sweeps import estimate as estimating
+from tests.support.inline import Inline
 
 BODY: dict[str, Any] = {
     "simulation": "option_pricing",
@@ -30,6 +31,19 @@ BODY: dict[str, Any] = {
     "shards": {"count": 6},
     "seed": 3,
 }
+
+
+def test_the_dispatchers_requests_are_what_a_real_dispatcher_makes(s3_store: S3Store) -> None:
+    """A run small enough for one dispatcher (its root is its leaf), on S3 (moto), where the
+    summary's GET and the redrive lists' listing go out at once: the S3 requests its usage
+    record counts are the estimate's per dispatcher. (On a folder the listing is not made
+    once the GET finds no summary: one write fewer.)"""
+    inline = Inline(s3_store, Settings(stage="dev", dispatch_backoff_ms=1))
+    run_id = inline.submit(BODY)
+    inline.drain()
+    used = cost.usage_by_function(s3_store, run_id)["dispatcher"]
+    assert used.invocations == 1
+    assert (used.s3_reads, used.s3_writes) == estimating.DISPATCHER_REQUESTS
 
 
 def test_the_compactors_requests_are_what_the_real_compactor_makes(tmp_path: Path) -> None:
@@ -92,7 +106,9 @@ def test_the_estimate_bills_the_compactor_at_its_own_memory(
     assert e.compactor_memory_mb == 3008
     assert e.lambda_gb_s == pytest.approx(gb_s, abs=1e-4)
     assert e.invocations == shards + 1 + 2
-    reads, writes = shards * 3 + 10 + 3 * shards, shards * 5 + 4 + 24
+    dispatcher_reads, dispatcher_writes = estimating.DISPATCHER_REQUESTS
+    reads = shards * 3 + dispatcher_reads + 10 + 3 * shards
+    writes = shards * 5 + dispatcher_writes + 24
     assert e.s3_requests == reads + writes
     assert e.usd == pytest.approx(pricing.usd(gb_s, shards + 3, reads, writes), rel=1e-6)
     assert any("compactor" in line for line in estimating.lines(e))
