@@ -273,4 +273,23 @@ class LocalEngine(QueryEngine):
 
     def _query(self, duck: str) -> Any:
         relation = self.connection.sql(duck)
-        return relation.to_arrow_table() if relation is not None else None
+        if relation is None:
+            return None
+        return as_athena_types(relation.to_arrow_table(), [t.id for t in relation.types])
+
+
+def as_athena_types(table: Any, duck_types: list[str]) -> Any:
+    """The answer with Athena's types where DuckDB's differ: DuckDB gives ``count_if`` and
+    ``sum`` over integers as HUGEINT, which Arrow carries as decimal128(38, 0) (Python
+    ``Decimal``s, JSON strings in ``sweep query --format json``); Athena as bigint. Those
+    columns become int64 (a sum past bigint's range fails, as on Athena)."""
+    import pyarrow as pa
+
+    for i, duck_type in enumerate(duck_types):
+        if duck_type == "hugeint":
+            try:
+                column = table.column(i).cast(pa.int64())
+            except pa.ArrowInvalid as exc:
+                raise QueryError(f"column {table.column_names[i]}: {exc}") from exc
+            table = table.set_column(i, table.field(i).with_type(pa.int64()), column)
+    return table

@@ -182,8 +182,11 @@ def test_query_in_each_format(sweep: Sweep, run_id: str) -> None:
     expected = LocalEngine(sweep.data).run("run_summary", run_id=run_id)
     as_json = sweep.local("query", "run_summary", "--run", run_id, "--format", "json")
     assert as_json.exit_code == 0, as_json.output
-    assert json.loads(as_json.stdout) == json.loads(json.dumps(expected.rows, default=str))
-    assert {r["status"]: r["shards"] for r in expected.rows} == {"succeeded": 10, "failed": 2}
+    assert json.loads(as_json.stdout) == expected.rows  # numbers as JSON numbers, as on Athena
+    # (attempts: 2 or 4 failed ones, as the redrive test ran before on this worker or not)
+    counts = {r["status"]: (r["shards"], r["points"], r["attempts"]) for r in expected.rows}
+    assert {s: c[:2] for s, c in counts.items()} == {"succeeded": (10, 134), "failed": (2, 28)}
+    assert all(type(n) is int for row in counts.values() for n in row)
 
     as_csv = sweep.local("query", "run_summary", "--run", run_id, "--format", "csv")
     assert as_csv.exit_code == 0

@@ -551,6 +551,36 @@ def test_sql_text_runs_too_and_what_duckdb_lacks_is_an_error(engine: LocalEngine
         engine.run("no_such_query")
 
 
+def test_counts_and_sums_come_back_as_athenas_bigint(engine: LocalEngine) -> None:
+    """Athena types count_if and sum over integers as bigint; DuckDB as HUGEINT, which Arrow
+    gives as decimal128(38, 0) (Python Decimal: JSON strings in `sweep query --format json`).
+    The local engine answers Athena's types: int64, never a decimal."""
+    result = engine.run(
+        "SELECT count(*) AS n, count_if(shard_id > 1) AS some, sum(point_index) AS total,"
+        " sum(CASE WHEN replicate = 0 THEN 1 ELSE 0 END) AS plain"
+        " FROM results WHERE run_id = '${run_id}'",
+        run_id=RUN_C,
+    )
+    assert {f.name: str(f.type) for f in result.table.schema} == {
+        "n": "int64",
+        "some": "int64",
+        "total": "int64",
+        "plain": "int64",
+    }
+    assert result.rows == [{"n": 5, "some": 3, "total": 10, "plain": 5}]
+    assert all(type(v) is int for v in result.rows[0].values())
+    for name, params in (
+        ("failure_rate", {}),
+        ("daily_failure_rate", {}),
+        ("run_summary", {"run_id": RUN_A}),
+        ("coverage", {"run_id": RUN_A, "shard_count": SHARDS_A}),
+        ("SELECT * FROM shard_status WHERE run_id = '${run_id}'", {"run_id": RUN_A}),
+    ):
+        table = engine.run(name, **params).table  # type: ignore[arg-type]
+        decimals = [f.name for f in table.schema if str(f.type).startswith("decimal")]
+        assert decimals == [], name
+
+
 # Constructs sqlglot passes through unchanged although DuckDB differs (docs/analytics.md).
 KNOWN_GAPS = ("map_agg", "at_timezone", "format_datetime", "parse_datetime", "date_diff", "$path")
 
