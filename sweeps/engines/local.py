@@ -279,17 +279,24 @@ class LocalEngine(QueryEngine):
 
 
 def as_athena_types(table: Any, duck_types: list[str]) -> Any:
-    """The answer with Athena's types where DuckDB's differ: DuckDB gives ``count_if`` and
+    """The answer with Athena's types where DuckDB's differ. DuckDB gives ``count_if`` and
     ``sum`` over integers as HUGEINT, which Arrow carries as decimal128(38, 0) (Python
-    ``Decimal``s, JSON strings in ``sweep query --format json``); Athena as bigint. Those
-    columns become int64 (a sum past bigint's range fails, as on Athena)."""
+    ``Decimal``s, JSON strings in ``sweep query --format json``); Athena as bigint: int64 here
+    (a sum past bigint's range fails, as on Athena). DuckDB's timestamps have microseconds;
+    Athena's, like the files' (timestamp(ms, UTC)), milliseconds: truncated to them here."""
     import pyarrow as pa
 
     for i, duck_type in enumerate(duck_types):
+        field = table.field(i)
         if duck_type == "hugeint":
-            try:
-                column = table.column(i).cast(pa.int64())
-            except pa.ArrowInvalid as exc:
-                raise QueryError(f"column {table.column_names[i]}: {exc}") from exc
-            table = table.set_column(i, table.field(i).with_type(pa.int64()), column)
+            target, safe = pa.int64(), True
+        elif duck_type in ("timestamp", "timestamp with time zone"):
+            target, safe = pa.timestamp("ms", tz=field.type.tz), False
+        else:
+            continue
+        try:
+            column = table.column(i).cast(target, safe=safe)
+        except pa.ArrowInvalid as exc:
+            raise QueryError(f"column {field.name}: {exc}") from exc
+        table = table.set_column(i, field.with_type(target), column)
     return table

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
@@ -579,6 +580,22 @@ def test_counts_and_sums_come_back_as_athenas_bigint(engine: LocalEngine) -> Non
         table = engine.run(name, **params).table  # type: ignore[arg-type]
         decimals = [f.name for f in table.schema if str(f.type).startswith("decimal")]
         assert decimals == [], name
+
+
+@pytest.mark.parametrize("table", ["outcomes", "results"])
+def test_a_table_read_through_the_engine_has_the_contracts_types(
+    engine: LocalEngine, table: str
+) -> None:
+    """`SELECT *` answers the contract's columns with its types (timestamp(ms, UTC), as the
+    files hold it and Athena reads it, not DuckDB's microseconds), then the partition
+    columns as strings."""
+    answer = engine.run(f"SELECT * FROM {table} WHERE run_id = '${{run_id}}'", run_id=RUN_A).table
+    expected = [(f.name, f.type) for f in SCHEMAS[table]]
+    expected += [(p, pa.string()) for p in PARTITIONS[table]]
+    assert [(f.name, f.type) for f in answer.schema] == expected
+    if table == "outcomes":
+        stamps = engine.run("SELECT now() AS now, min(started_at) AS first FROM outcomes").table
+        assert [f.type for f in stamps.schema] == [pa.timestamp("ms", tz="UTC")] * 2
 
 
 # Constructs sqlglot passes through unchanged although DuckDB differs (docs/analytics.md).
