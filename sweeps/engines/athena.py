@@ -41,15 +41,24 @@ def _convert(value: str | None, athena_type: str) -> Any:
 
 
 def arrow_type(column: dict[str, Any]) -> pa.DataType:
-    """The Arrow type of a result column (``ColumnInfo``): the values ``_convert`` makes.
-    Dates, timestamps and the other types stay the strings Athena sends."""
+    """The Arrow type of a result column (``ColumnInfo``): the values ``_convert`` makes, at
+    the column's own width (an INTEGER is int32, a REAL float32), as the local engine answers
+    the same SQL. Dates, timestamps and the other types stay the strings Athena sends."""
     import pyarrow as pa
 
     kind = str(column.get("Type", "varchar")).lower()
-    if kind in _INTEGER_TYPES:
-        return pa.int64()
-    if kind in _FLOAT_TYPES:
-        return pa.float64()
+    widths = {
+        "tinyint": pa.int8(),
+        "smallint": pa.int16(),
+        "integer": pa.int32(),
+        "int": pa.int32(),
+        "bigint": pa.int64(),
+        "real": pa.float32(),
+        "float": pa.float32(),
+        "double": pa.float64(),
+    }
+    if kind in widths:
+        return widths[kind]
     if kind == "decimal":
         return pa.decimal128(int(column.get("Precision") or 38), int(column.get("Scale") or 0))
     if kind == "boolean":

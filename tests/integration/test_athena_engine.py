@@ -134,6 +134,39 @@ def test_a_query_runs_in_the_workgroup_polls_and_reads_typed_rows(athena: Record
     assert execution.context == {"Database": DATABASE}
 
 
+def test_a_typed_views_columns_keep_their_widths(athena: Recorder) -> None:
+    """``Run.results()`` on Athena answers the types the local engine does: the view's
+    shard_id and replicate are INTEGER (int32), not widened to int64; a REAL is float32."""
+    polls_per_state(1)
+    queue_result(
+        ["point_index", "shard_id", "replicate", "strike", "small", "tiny", "ratio"],
+        ["bigint", "integer", "integer", "double", "smallint", "tinyint", "real"],
+        [["5", "2", "0", "90.0", "7", "1", "0.5"]],
+    )
+    result = make_engine(athena, []).execute("SELECT 1")
+    assert {f.name: str(f.type) for f in result.table.schema} == {
+        "point_index": "int64",
+        "shard_id": "int32",
+        "replicate": "int32",
+        "strike": "double",
+        "small": "int16",
+        "tiny": "int8",
+        "ratio": "float",
+    }
+    assert result.table.to_pylist() == result.rows
+    assert result.rows == [
+        {
+            "point_index": 5,
+            "shard_id": 2,
+            "replicate": 0,
+            "strike": 90.0,
+            "small": 7,
+            "tiny": 1,
+            "ratio": 0.5,
+        }
+    ]
+
+
 def test_polling_backs_off_exponentially_up_to_the_cap(athena: Recorder) -> None:
     polls_per_state(4)
     queue_result(["n"], ["integer"], [["1"]])
