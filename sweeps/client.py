@@ -130,12 +130,16 @@ class RunsPage:
     next: str | None
 
 
-def read_request(request: Mapping[str, Any] | str | Path) -> Any:
-    """A request given as a mapping, JSON text, or the path of a JSON file."""
+def read_request(request: Mapping[str, Any] | list[Any] | str | Path) -> Any:
+    """A request given as a mapping, JSON text, or the path of a JSON file. JSON that is not
+    an object (an array, parsed or as text) is sent as it is: the API answers it with the
+    contract's problems."""
     if isinstance(request, Mapping):
         return dict(request)
+    if isinstance(request, list):
+        return request
     text = str(request)
-    if isinstance(request, str) and text.lstrip().startswith("{"):
+    if isinstance(request, str) and text.lstrip().startswith(("{", "[")):
         source = "the request"
     else:
         path = Path(text)
@@ -194,7 +198,7 @@ class Client:
 
     def submit(
         self,
-        request: Mapping[str, Any] | str | Path,
+        request: Mapping[str, Any] | list[Any] | str | Path,
         wait: bool = False,
         *,
         timeout: float | None = None,

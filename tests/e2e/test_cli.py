@@ -268,6 +268,10 @@ def test_a_rejected_request_prints_its_problems_and_exits_1(sweep: Sweep) -> Non
     assert lines[0].startswith("error: HTTP 400 invalid_request: ")
     assert any(line.strip().startswith("/shards/count: ") for line in lines[1:])
     assert any(line.strip().startswith("/seed: ") for line in lines[1:])
+    listed = sweep("submit", "-", stdin="[]")  # JSON, but not an object: the API says so
+    assert listed.exit_code == 1, listed.output
+    assert listed.stderr.splitlines()[0].startswith("error: HTTP 400 invalid_request: ")
+    assert listed.stderr.splitlines()[1].strip().startswith("/: ")
     missing = sweep("status", "20261126T000000000Z-000000000000")
     assert missing.exit_code == 1 and missing.stderr.startswith("error: HTTP 404 ")
 
