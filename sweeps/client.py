@@ -296,7 +296,7 @@ class Client:
         if query in generated_queries():
             text = self.engine(engine).generated_text(query, run_id)
         else:
-            text = resolve(query)
+            text = resolve(query, per_run=run_id is not None)
         needs_count = text is not None and "shard_count" in placeholders(text)
         if needs_count and values.get("shard_count") is None and run_id:
             values["shard_count"] = self.run(run_id).status()["shard_count"]
@@ -416,9 +416,7 @@ class Run:
         run is queryable once its status says ``queryable``)."""
         from sweeps.views import view_name
 
-        view = view_name(self.status()["simulation"])
-        sql = f"SELECT * FROM {view} WHERE run_id = '${{run_id}}' ORDER BY point_index"
-        return self.client.query(sql, run=self, engine=engine)
+        return self.client.query(view_name(self.status()["simulation"]), run=self, engine=engine)
 
 
 def _settings() -> Settings:
