@@ -4,7 +4,7 @@ moto cannot produce (reasons, AthenaError) with botocore's Stubber."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import boto3
@@ -165,6 +165,32 @@ def test_a_typed_views_columns_keep_their_widths(athena: Recorder) -> None:
             "ratio": 0.5,
         }
     ]
+
+
+def test_timestamps_and_dates_are_typed_as_the_local_engine_gives_them(athena: Recorder) -> None:
+    """outcomes.started_at is timestamp(ms, UTC) in the contract and on the local engine;
+    Athena sends its text (`2026-01-01 10:00:00.123`). A column whose text does not parse
+    stays text, whole, rather than failing the query."""
+    polls_per_state(1)
+    queue_result(
+        ["started_at", "dt", "odd", "zoned"],
+        ["timestamp", "date", "timestamp", "timestamp with time zone"],
+        [
+            ["2026-01-01 10:00:00.123", "2026-01-01", "2026-01-01 10:00:00.000", None],
+            [None, None, "not a time", "2026-01-01 10:00:00.000 UTC"],
+        ],
+    )
+    result = make_engine(athena, []).execute("SELECT 1")
+    assert {f.name: str(f.type) for f in result.table.schema} == {
+        "started_at": "timestamp[ms, tz=UTC]",
+        "dt": "date32[day]",
+        "odd": "string",
+        "zoned": "string",
+    }
+    assert result.rows[0]["started_at"] == datetime(2026, 1, 1, 10, 0, 0, 123000, tzinfo=UTC)
+    assert result.rows[0]["dt"] == date(2026, 1, 1)
+    assert [r["odd"] for r in result.rows] == ["2026-01-01 10:00:00.000", "not a time"]
+    assert result.table.to_pylist() == result.rows
 
 
 def test_polling_backs_off_exponentially_up_to_the_cap(athena: Recorder) -> None:
