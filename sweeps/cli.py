@@ -32,7 +32,7 @@ from rich.table import Table
 from sweeps.api import API_ENV, DEFAULT_API
 from sweeps.client import DEFAULT_POLL_S, Client, Engine, Run, Status
 from sweeps.errors import ApiError, QueryError
-from sweeps.sql import all_queries, all_views
+from sweeps.sql import all_queries, all_views, view_relations
 
 if TYPE_CHECKING:  # the engines load DuckDB, sqlglot or boto3: only a query needs them
     from sweeps.engines.athena import AthenaEngine
@@ -522,13 +522,14 @@ def query(
     workgroup: str | None,
     database: str | None,
 ) -> None:
-    """Run NAME (a query of athena/, or SQL text) on the local data or on Athena."""
+    """Run NAME (a query of athena/, a view of --list: its rows, of --run's run if given, or
+    SQL text) on the local data or on Athena."""
     if create_views:
         create_all_views(ctx, name, engine, show_sql, workgroup, database)
         return
     if list_ or not name:
         click.echo("\n".join(all_queries()))
-        click.echo("\n".join(v for v, _ in all_views()))
+        click.echo("\n".join(view_relations()))
         return
     with reported():
         client = client_for(ctx, engine, root, workgroup, database)

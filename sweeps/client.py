@@ -130,12 +130,16 @@ class RunsPage:
     next: str | None
 
 
-def read_request(request: Mapping[str, Any] | str | Path) -> Any:
-    """A request given as a mapping, JSON text, or the path of a JSON file."""
+def read_request(request: Mapping[str, Any] | list[Any] | str | Path) -> Any:
+    """A request given as a mapping, JSON text, or the path of a JSON file. JSON that is not
+    an object (an array, parsed or as text) is sent as it is: the API answers it with the
+    contract's problems."""
     if isinstance(request, Mapping):
         return dict(request)
+    if isinstance(request, list):
+        return request
     text = str(request)
-    if isinstance(request, str) and text.lstrip().startswith("{"):
+    if isinstance(request, str) and text.lstrip().startswith(("{", "[")):
         source = "the request"
     else:
         path = Path(text)
@@ -194,7 +198,7 @@ class Client:
 
     def submit(
         self,
-        request: Mapping[str, Any] | str | Path,
+        request: Mapping[str, Any] | list[Any] | str | Path,
         wait: bool = False,
         *,
         timeout: float | None = None,
@@ -292,7 +296,7 @@ class Client:
         if query in generated_queries():
             text = self.engine(engine).generated_text(query, run_id)
         else:
-            text = resolve(query)
+            text = resolve(query, per_run=run_id is not None)
         needs_count = text is not None and "shard_count" in placeholders(text)
         if needs_count and values.get("shard_count") is None and run_id:
             values["shard_count"] = self.run(run_id).status()["shard_count"]
@@ -412,9 +416,7 @@ class Run:
         run is queryable once its status says ``queryable``)."""
         from sweeps.views import view_name
 
-        view = view_name(self.status()["simulation"])
-        sql = f"SELECT * FROM {view} WHERE run_id = '${{run_id}}' ORDER BY point_index"
-        return self.client.query(sql, run=self, engine=engine)
+        return self.client.query(view_name(self.status()["simulation"]), run=self, engine=engine)
 
 
 def _settings() -> Settings:

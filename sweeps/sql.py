@@ -91,13 +91,34 @@ def load_query(name: str) -> str:
         raise QueryError(f"malformed query name {name!r}")
     path = QUERY_DIR / f"{name}.sql"
     if not path.is_file():
-        raise QueryError(f"no query {name!r}; known: {', '.join(query_names())}")
+        known = [*all_queries(), *view_relations()]
+        raise QueryError(f"no query {name!r}; known: {', '.join(known)}")
     return path.read_text()
 
 
-def resolve(query: str) -> str:
-    """A query name (``run_summary``) or SQL text."""
-    return load_query(query) if _NAME_RE.match(query) else query
+def resolve(query: str, per_run: bool = False) -> str:
+    """A query name (``run_summary``), a view's name (``shard_status``,
+    ``results_option_pricing``: its rows, a run's with ``per_run``; ``view_rows``) or SQL
+    text."""
+    if not _NAME_RE.match(query):
+        return query
+    if not (QUERY_DIR / f"{query}.sql").is_file() and query in view_relations():
+        return view_rows(query, per_run)
+    return load_query(query)
+
+
+def view_relations() -> list[str]:
+    """Every view by the name SQL reads it by (``view_<name>.sql`` creates ``<name>``), in
+    creation order: what ``sweep query --list`` shows besides the queries."""
+    return [name.removeprefix("view_") for name, _ in all_views()]
+
+
+def view_rows(view: str, per_run: bool) -> str:
+    """A view's rows, as ``sweep query <view>`` and ``Run.results`` read them: one run's
+    (``${run_id}``) or every run's, by run and point (a typed view) or shard."""
+    where = " WHERE run_id = '${run_id}'" if per_run else ""
+    order = "point_index" if view.startswith("results_") else "shard_id"
+    return f"SELECT * FROM {view}{where} ORDER BY run_id, {order}"
 
 
 def strip_header(sql: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -40,20 +41,64 @@ def _convert(value: str | None, athena_type: str) -> Any:
     return value
 
 
+def _time(value: str, athena_type: str) -> date | datetime:
+    """Athena's text of a ``date`` (``2026-01-01``) or a ``timestamp`` (``2026-01-01
+    10:00:00.123``: the tables' timestamps are UTC instants, as the local engine reads them);
+    ValueError if it is not that."""
+    if athena_type == "date":
+        return date.fromisoformat(value)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def typed_times(info: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each ``date`` and ``timestamp`` column of ``rows`` as Python dates and UTC datetimes
+    (in place), as the local engine answers them; returns the column infos to type the result
+    by. A column with a value that does not parse stays text, whole (typed ``varchar``):
+    Athena's text form is not documented, so another form is kept, not refused."""
+    typed = []
+    for column in info:
+        kind = str(column.get("Type", "")).lower()
+        name = column.get("Label") or column["Name"]
+        if kind in ("date", "timestamp"):
+            try:
+                values = [None if r[name] is None else _time(r[name], kind) for r in rows]
+            except ValueError:
+                typed.append(column | {"Type": "varchar"})
+                continue
+            for row, value in zip(rows, values, strict=True):
+                row[name] = value
+        typed.append(column)
+    return typed
+
+
 def arrow_type(column: dict[str, Any]) -> pa.DataType:
-    """The Arrow type of a result column (``ColumnInfo``): the values ``_convert`` makes.
-    Dates, timestamps and the other types stay the strings Athena sends."""
+    """The Arrow type of a result column (``ColumnInfo``): the values ``_convert`` makes, at
+    the column's own width (an INTEGER is int32, a REAL float32), as the local engine answers
+    the same SQL; dates and timestamps as ``typed_times`` made them (millisecond timestamps in
+    UTC, Athena's precision). The other types stay the strings Athena sends."""
     import pyarrow as pa
 
     kind = str(column.get("Type", "varchar")).lower()
-    if kind in _INTEGER_TYPES:
-        return pa.int64()
-    if kind in _FLOAT_TYPES:
-        return pa.float64()
+    widths = {
+        "tinyint": pa.int8(),
+        "smallint": pa.int16(),
+        "integer": pa.int32(),
+        "int": pa.int32(),
+        "bigint": pa.int64(),
+        "real": pa.float32(),
+        "float": pa.float32(),
+        "double": pa.float64(),
+    }
+    if kind in widths:
+        return widths[kind]
     if kind == "decimal":
         return pa.decimal128(int(column.get("Precision") or 38), int(column.get("Scale") or 0))
     if kind == "boolean":
         return pa.bool_()
+    if kind == "date":
+        return pa.date32()
+    if kind == "timestamp":
+        return pa.timestamp("ms", tz="UTC")
     return pa.string()
 
 
@@ -106,6 +151,7 @@ class AthenaEngine(QueryEngine):
         execution = self.wait(query_id)
         header = execution.get("StatementType") == "DML"  # a SELECT's first row names columns
         info, rows = self.fetch(query_id, skip_header=header)
+        info = typed_times(info, rows)
         columns = [c.get("Label") or c["Name"] for c in info]
 
         def schema() -> pa.Schema:

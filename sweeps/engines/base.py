@@ -66,7 +66,7 @@ class QueryEngine(ABC):
             if text is None:  # the run has no outcome here, so no points either
                 return QueryResult(list(PER_SIMULATION_QUERIES[query][1]), [])
         else:
-            text = resolve(query)
+            text = resolve(query, per_run=run_id is not None)
         return self.execute(strip_header(render(text, {"run_id": run_id, **params})))
 
     def generated_text(self, query: str, run_id: str | None) -> str | None:

@@ -273,4 +273,30 @@ class LocalEngine(QueryEngine):
 
     def _query(self, duck: str) -> Any:
         relation = self.connection.sql(duck)
-        return relation.to_arrow_table() if relation is not None else None
+        if relation is None:
+            return None
+        return as_athena_types(relation.to_arrow_table(), [t.id for t in relation.types])
+
+
+def as_athena_types(table: Any, duck_types: list[str]) -> Any:
+    """The answer with Athena's types where DuckDB's differ. DuckDB gives ``count_if`` and
+    ``sum`` over integers as HUGEINT, which Arrow carries as decimal128(38, 0) (Python
+    ``Decimal``s, JSON strings in ``sweep query --format json``); Athena as bigint: int64 here
+    (a sum past bigint's range fails, as on Athena). DuckDB's timestamps have microseconds;
+    Athena's, like the files' (timestamp(ms, UTC)), milliseconds: truncated to them here."""
+    import pyarrow as pa
+
+    for i, duck_type in enumerate(duck_types):
+        field = table.field(i)
+        if duck_type == "hugeint":
+            target, safe = pa.int64(), True
+        elif duck_type in ("timestamp", "timestamp with time zone"):
+            target, safe = pa.timestamp("ms", tz=field.type.tz), False
+        else:
+            continue
+        try:
+            column = table.column(i).cast(target, safe=safe)
+        except pa.ArrowInvalid as exc:
+            raise QueryError(f"column {field.name}: {exc}") from exc
+        table = table.set_column(i, field.with_type(target), column)
+    return table

@@ -10,6 +10,7 @@ to see it; docs/reliability.md and docs/benchmarks.md quote it; the goal is <= 1
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -18,8 +19,10 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 
 from scripts.local_stack import local_stage
+from sweeps import Client, cli
 
 pytestmark = pytest.mark.e2e
 
@@ -80,3 +83,38 @@ def test_a_killed_stage_restarted_finishes_its_run(tmp_path: Path) -> None:
     successes = list(data.glob(f"outcomes/run_id={run_id}/status=succeeded/*/*.parquet"))
     results = list(data.glob(f"results/run_id={run_id}/*.parquet"))
     assert len(successes) == len(results) == 40  # each shard once, none twice
+
+
+def test_pending_shards_are_redriven_only_when_asked(tmp_path: Path) -> None:
+    """Contract: a redrive re-dispatches the failed shards, and the pending ones only with
+    ``include_pending``. A stage killed mid-run and restarted without its reconciler leaves
+    shards pending for good: ``Run.redrive()`` leaves them be, ``sweep redrive RUN
+    --include-pending --wait`` re-dispatches exactly them and the run completes, each point
+    once."""
+    data, log = tmp_path / "data", tmp_path / "server.log"
+    with local_stage(data, log, settings=ENV) as (base, proc):
+        run_id = requests.post(f"{base}/sweeps", json=SLOW, timeout=30).json()["run_id"]
+        deadline = time.monotonic() + 120
+        while status(base, run_id)["shards"]["succeeded"] < 3:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(2)
+    with local_stage(data, log, settings=ENV | {"SWEEP_LOCAL_RECONCILER": "false"}) as (base, _):
+        run = Client(base, local_root=data).run(run_id)
+        before = run.status()
+        pending = before["shards"]["pending"]
+        assert pending > 0 and not before["complete"]
+        assert run.redrive()["redriven"] == []  # nothing failed; pending left alone
+        answer = CliRunner().invoke(
+            cli.main,
+            ["--api", base, "redrive", run_id, "--include-pending", "--wait", "--interval", "0.2"],
+        )
+        assert answer.exit_code == 0, answer.output
+        redriven = json.loads(answer.stdout)["redriven"]
+        assert len(redriven) == pending
+        after = run.status()
+        assert after["complete"] and after["shards"] == {"succeeded": 40, "failed": 0, "pending": 0}
+        points = run.results().column("point_index").to_pylist()
+    assert sorted(points) == list(range(40))

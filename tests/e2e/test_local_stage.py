@@ -3,6 +3,7 @@ AWS credentials at all, writing real Parquet under a temporary ``SWEEP_LOCAL_ROO
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from scripts.local_stack import local_server
+from scripts.local_stack import local_server, local_stage
+from sweeps import Client
 from sweeps.engines.local import LocalEngine
 from tests.support import CONTRACT_EXAMPLE
 
@@ -174,3 +176,79 @@ def test_a_complete_run_is_compacted_in_the_background(server: Server) -> None:
     summary = {row["status"]: row for row in server.query("run_summary", run_id)}
     assert summary["succeeded"]["points"] == before["points_succeeded"] == 162
     assert server.get(f"/sweeps/{run_id}").json()["shards"] == before["shards"]
+
+
+# docs/analytics.md, "Layout of a compacted run", written out here independently of layout.py.
+COMPACTED_PART = re.compile(
+    r"^compacted/(?:(?P<table>results|usage)/run_id=(?P<run>[A-Za-z0-9-]+)"
+    r"|(?P<outcomes>outcomes)/run_id=(?P<orun>[A-Za-z0-9-]+)/status=(?:succeeded|failed)"
+    r"/dt=\d{4}-\d{2}-\d{2})/gen-(?P<gen>\d{6})-(?P<token>[0-9a-f]+)/part-\d{5}\.parquet$"
+)
+
+
+def test_a_compacted_and_cleaned_run_has_the_documented_layout(tmp_path: Path) -> None:
+    """On the real local stage, once its compaction is cleaned (grace and timers shortened):
+    every part is where docs/analytics.md says, with the table's columns and types and no
+    partition column inside; the commit records are there; the per-shard results files are
+    gone, the per-shard outcome files kept; queries see every point and outcome once."""
+    from chalicelib.storage.tables import OUTCOMES, RESULTS, USAGE
+
+    data = tmp_path / "data"
+    fast = {
+        "SWEEP_COMPACTION_GRACE_S": "1",
+        "SWEEP_RECONCILE_INTERVAL_S": "1",
+        "SWEEP_COMPACTION_RETRY_S": "1",
+    }
+    body = {
+        "simulation": "option_pricing",
+        "parameters": {"strike": {"values": [80, 90, 100, 110, 120]}, "paths": {"values": [200]}},
+        "shards": {"count": 4},
+        "fail_shards": [2],
+    }
+    with local_stage(data, tmp_path / "server.log", settings=fast) as (base, _):
+        run = Client(base, local_root=data).submit(body, wait=True, timeout=120, poll=0.2)
+        records = data / "runs" / run.run_id / "compaction"
+        deadline = time.monotonic() + 120
+        while not (records / "gen-000001.cleaned").exists():
+            assert time.monotonic() < deadline, "not cleaned within 120 s"
+            time.sleep(0.2)
+        parts = sorted(str(p.relative_to(data)) for p in (data / "compacted").rglob("*.parquet"))
+        schemas = {"results": RESULTS, "usage": USAGE, "outcomes": OUTCOMES}
+        tokens = set()
+        for key in parts:
+            match = COMPACTED_PART.match(key)
+            assert match, key
+            assert (match["run"] or match["orun"], match["gen"]) == (run.run_id, "000001")
+            tokens.add(match["token"])
+            table = match["table"] or match["outcomes"]
+            schema = pq.read_schema(data / key)
+            assert [(f.name, f.type) for f in schema] == [
+                (f.name, f.type) for f in schemas[table]
+            ], key
+        assert {k.split("/")[1] for k in parts} == {"results", "usage", "outcomes"}
+        (token,) = tokens
+        assert {p.name for p in records.iterdir()} >= {
+            "gen-000001.json",
+            "gen-000001.pointed",
+            "gen-000001.cleaned",
+            f"gen-000001-{token}.usage.gz",
+        }
+        results_part = next(k for k in parts if k.startswith("compacted/results/"))
+        indexes = pq.read_table(data / results_part)["point_index"].to_pylist()
+        assert indexes == [0, 1, 2, 4]  # 5 points; shard 2 (index 3) failed
+        assert not list((data / "results").rglob("*.parquet"))  # replaced, then deleted
+        kept = sorted(p.name for p in (data / "outcomes").rglob("*.parquet"))
+        assert kept == [f"shard-00000{s}-attempt-1.parquet" for s in range(4)]
+        typed = run.results()
+        assert typed.column("point_index").to_pylist() == [0, 1, 2, 4]
+        engine = LocalEngine(data)
+        outcomes = engine.run(
+            "SELECT shard_id, status FROM outcomes WHERE run_id = '${run_id}' ORDER BY shard_id",
+            run_id=run.run_id,
+        ).rows
+        assert [(r["shard_id"], r["status"]) for r in outcomes] == [
+            (0, "succeeded"),
+            (1, "succeeded"),
+            (2, "failed"),
+            (3, "succeeded"),
+        ]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
@@ -551,6 +552,52 @@ def test_sql_text_runs_too_and_what_duckdb_lacks_is_an_error(engine: LocalEngine
         engine.run("no_such_query")
 
 
+def test_counts_and_sums_come_back_as_athenas_bigint(engine: LocalEngine) -> None:
+    """Athena types count_if and sum over integers as bigint; DuckDB as HUGEINT, which Arrow
+    gives as decimal128(38, 0) (Python Decimal: JSON strings in `sweep query --format json`).
+    The local engine answers Athena's types: int64, never a decimal."""
+    result = engine.run(
+        "SELECT count(*) AS n, count_if(shard_id > 1) AS some, sum(point_index) AS total,"
+        " sum(CASE WHEN replicate = 0 THEN 1 ELSE 0 END) AS plain"
+        " FROM results WHERE run_id = '${run_id}'",
+        run_id=RUN_C,
+    )
+    assert {f.name: str(f.type) for f in result.table.schema} == {
+        "n": "int64",
+        "some": "int64",
+        "total": "int64",
+        "plain": "int64",
+    }
+    assert result.rows == [{"n": 5, "some": 3, "total": 10, "plain": 5}]
+    assert all(type(v) is int for v in result.rows[0].values())
+    for name, params in (
+        ("failure_rate", {}),
+        ("daily_failure_rate", {}),
+        ("run_summary", {"run_id": RUN_A}),
+        ("coverage", {"run_id": RUN_A, "shard_count": SHARDS_A}),
+        ("SELECT * FROM shard_status WHERE run_id = '${run_id}'", {"run_id": RUN_A}),
+    ):
+        table = engine.run(name, **params).table
+        decimals = [f.name for f in table.schema if str(f.type).startswith("decimal")]
+        assert decimals == [], name
+
+
+@pytest.mark.parametrize("table", ["outcomes", "results"])
+def test_a_table_read_through_the_engine_has_the_contracts_types(
+    engine: LocalEngine, table: str
+) -> None:
+    """`SELECT *` answers the contract's columns with its types (timestamp(ms, UTC), as the
+    files hold it and Athena reads it, not DuckDB's microseconds), then the partition
+    columns as strings."""
+    answer = engine.run(f"SELECT * FROM {table} WHERE run_id = '${{run_id}}'", run_id=RUN_A).table
+    expected = [(f.name, f.type) for f in SCHEMAS[table]]
+    expected += [(p, pa.string()) for p in PARTITIONS[table]]
+    assert [(f.name, f.type) for f in answer.schema] == expected
+    if table == "outcomes":
+        stamps = engine.run("SELECT now() AS now, min(started_at) AS first FROM outcomes").table
+        assert [f.type for f in stamps.schema] == [pa.timestamp("ms", tz="UTC")] * 2
+
+
 # Constructs sqlglot passes through unchanged although DuckDB differs (docs/analytics.md).
 KNOWN_GAPS = ("map_agg", "at_timezone", "format_datetime", "parse_datetime", "date_diff", "$path")
 
@@ -590,7 +637,8 @@ def test_cli_leaves_views_to_the_local_engine() -> None:
     assert answer.exit_code == 2
     assert "--create-views needs --engine athena" in answer.stderr
     listed = runner.invoke(cli.main, ["query", "--list"]).stdout.split()
-    assert listed == [*sql.all_queries(), *(name for name, _ in sql.all_views())]
+    assert listed == [*sql.all_queries(), *sql.view_relations()]
+    assert sql.view_relations()[0] == "shard_status"  # the name SQL reads, not the file's
     assert "results_option_pricing" in listed
 
 

@@ -4,7 +4,7 @@ moto cannot produce (reasons, AthenaError) with botocore's Stubber."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import boto3
@@ -132,6 +132,65 @@ def test_a_query_runs_in_the_workgroup_polls_and_reads_typed_rows(athena: Record
     execution = backend().executions[result.query_id]
     assert execution.workgroup.name == WORKGROUP
     assert execution.context == {"Database": DATABASE}
+
+
+def test_a_typed_views_columns_keep_their_widths(athena: Recorder) -> None:
+    """``Run.results()`` on Athena answers the types the local engine does: the view's
+    shard_id and replicate are INTEGER (int32), not widened to int64; a REAL is float32."""
+    polls_per_state(1)
+    queue_result(
+        ["point_index", "shard_id", "replicate", "strike", "small", "tiny", "ratio"],
+        ["bigint", "integer", "integer", "double", "smallint", "tinyint", "real"],
+        [["5", "2", "0", "90.0", "7", "1", "0.5"]],
+    )
+    result = make_engine(athena, []).execute("SELECT 1")
+    assert {f.name: str(f.type) for f in result.table.schema} == {
+        "point_index": "int64",
+        "shard_id": "int32",
+        "replicate": "int32",
+        "strike": "double",
+        "small": "int16",
+        "tiny": "int8",
+        "ratio": "float",
+    }
+    assert result.table.to_pylist() == result.rows
+    assert result.rows == [
+        {
+            "point_index": 5,
+            "shard_id": 2,
+            "replicate": 0,
+            "strike": 90.0,
+            "small": 7,
+            "tiny": 1,
+            "ratio": 0.5,
+        }
+    ]
+
+
+def test_timestamps_and_dates_are_typed_as_the_local_engine_gives_them(athena: Recorder) -> None:
+    """outcomes.started_at is timestamp(ms, UTC) in the contract and on the local engine;
+    Athena sends its text (`2026-01-01 10:00:00.123`). A column whose text does not parse
+    stays text, whole, rather than failing the query."""
+    polls_per_state(1)
+    queue_result(
+        ["started_at", "dt", "odd", "zoned"],
+        ["timestamp", "date", "timestamp", "timestamp with time zone"],
+        [
+            ["2026-01-01 10:00:00.123", "2026-01-01", "2026-01-01 10:00:00.000", None],
+            [None, None, "not a time", "2026-01-01 10:00:00.000 UTC"],
+        ],
+    )
+    result = make_engine(athena, []).execute("SELECT 1")
+    assert {f.name: str(f.type) for f in result.table.schema} == {
+        "started_at": "timestamp[ms, tz=UTC]",
+        "dt": "date32[day]",
+        "odd": "string",
+        "zoned": "string",
+    }
+    assert result.rows[0]["started_at"] == datetime(2026, 1, 1, 10, 0, 0, 123000, tzinfo=UTC)
+    assert result.rows[0]["dt"] == date(2026, 1, 1)
+    assert [r["odd"] for r in result.rows] == ["2026-01-01 10:00:00.000", "not a time"]
+    assert result.table.to_pylist() == result.rows
 
 
 def test_polling_backs_off_exponentially_up_to_the_cap(athena: Recorder) -> None:

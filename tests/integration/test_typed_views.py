@@ -9,6 +9,7 @@ types; views must not mix simulations.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
+from click.testing import CliRunner
 
 from chalicelib.model import ids
 from chalicelib.model.sharding import shard_bounds
@@ -24,7 +26,7 @@ from chalicelib.model.validation import validate_request
 from chalicelib.simulations.declarations import Simulation
 from chalicelib.simulations.registry import REGISTRY
 from scripts.local_runs import run_sweep
-from sweeps import views
+from sweeps import cli, views
 from sweeps.engines.local import LocalEngine, to_duckdb
 from sweeps.errors import QueryError
 from sweeps.sql import render
@@ -250,3 +252,33 @@ def test_paired_sampled_and_replicated_points_are_ordinary_typed_columns(
     # replicates differ in their streams, not in their values
     first, second = result.rows[0], result.rows[1]
     assert first["volatility"] == second["volatility"] and first["price"] != second["price"]
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_every_name_query_list_prints_runs_as_a_name(engine: LocalEngine, name: str) -> None:
+    """`sweep query --list` prints the views too, so each is a NAME `sweep query` takes: a
+    typed view's rows of one run with --run (the rows `Run.results()` reads), or of every
+    run without; the view shard_status likewise."""
+    run_id, _ = RUNS[name]
+    runner = CliRunner()
+    listed = runner.invoke(cli.main, ["query", "--list"]).stdout.split()
+    view = views.view_name(name)
+    assert view in listed and "shard_status" in listed
+    root = ["--root", str(engine.root)]
+    one = runner.invoke(cli.main, ["query", view, "--run", run_id, "--format", "json", *root])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout) == json.loads(
+        json.dumps(expected_rows(engine.root, REGISTRY[name], run_id))
+    )
+    every = runner.invoke(cli.main, ["query", view, "--format", "csv", *root])
+    assert every.exit_code == 0, every.output
+    assert len(every.stdout.splitlines()) == 1 + len(
+        expected_rows(engine.root, REGISTRY[name], run_id)
+    )
+    status = runner.invoke(
+        cli.main, ["query", "shard_status", "--run", run_id, "--format", "json", *root]
+    )
+    assert status.exit_code == 0, status.output
+    assert {r["run_id"] for r in json.loads(status.stdout)} == {run_id}
+    unknown = runner.invoke(cli.main, ["query", "results_no_such_simulation", *root])
+    assert unknown.exit_code == 1 and "results_no_such_simulation" in unknown.stderr

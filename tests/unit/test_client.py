@@ -72,6 +72,13 @@ def test_a_request_is_a_mapping_json_text_or_a_file(tmp_path: Path) -> None:
         read_request(tmp_path / "missing.json")
 
 
+def test_a_json_body_that_is_not_an_object_goes_to_the_api_to_be_judged() -> None:
+    """The API answers a non-object body with the contract's problems (`/: ... is not of type
+    'object'`); the client must send it, not take it for a file's path."""
+    assert read_request(" [1, 2]") == [1, 2]
+    assert read_request([]) == []  # already parsed (the CLI reads FILE itself)
+
+
 def test_a_listing_item_becomes_a_typed_record() -> None:
     record = RunRecord.from_json(
         {

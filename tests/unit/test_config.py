@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,18 @@ def test_defaults_are_the_local_stage() -> None:
     settings = Settings.from_env({})
     assert settings.backend == "local" and settings.allow_fault_injection is True
     assert (settings.max_points, settings.max_shards) == (100_000_000, 100_000)
-    assert settings.local_root.name == ".sweep-data"
+    assert settings.local_root == ROOT / ".sweep-data"
+    assert ".sweep-data/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_environments_local_root_wins_because_config_json_never_sets_it() -> None:
+    """Contract: SWEEP_LOCAL_ROOT set where `chalice local` starts wins over .chalice/config.json.
+    chalice local lets config.json's variables override the environment's, so that holds only
+    while config.json sets it nowhere (globally, per stage, per function)."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    scopes = [config, *config["stages"].values()]
+    scopes += [f for s in list(scopes) for f in s.get("lambda_functions", {}).values()]
+    assert all("SWEEP_LOCAL_ROOT" not in s.get("environment_variables", {}) for s in scopes)
 
 
 def test_values_are_parsed() -> None:
