@@ -124,8 +124,19 @@ def test_bad_requests_over_http_write_nothing(server: Server) -> None:
     invalid = server.post("/sweeps", CONTRACT_EXAMPLE | {"shards": {"count": 0}})
     assert invalid.status_code == 400
     assert invalid.json()["problems"][0]["path"] == "/shards/count"
+    twice = requests.post(  # a zip member named twice: JSON would keep the second silently
+        server.base + "/sweeps",
+        data='{"simulation": "option_pricing", "shards": {"count": 1}, "parameters": {"pair": '
+        '{"zip": {"spot": [90], "rate": [0.01], "spot": [110]}}}}',
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
+    assert twice.status_code == 400
+    assert [p["path"] for p in twice.json()["problems"]] == ["/parameters/pair/zip/spot"]
     assert data_files(server.data) == before
-    assert server.get("/sweeps/20261126T000000000Z-000000000000").status_code == 404
+    for run_id in ("20261126T000000000Z-000000000000", "nope"):  # 200 or 404, says the contract
+        assert server.get(f"/sweeps/{run_id}").status_code == 404
+        assert server.post(f"/sweeps/{run_id}/cancel", {}).status_code == 404
 
 
 def test_every_route_is_open_on_the_local_stage(server: Server) -> None:

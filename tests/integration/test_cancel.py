@@ -90,18 +90,18 @@ def test_a_cancelled_run_is_not_redriven(harness: Harness) -> None:
 
 
 @pytest.mark.parametrize(
-    ("run_id", "status"),
+    "run_id",
     [
-        ("20260101T000000000Z-000000000000", 404),
-        ("short", 400),
-        ("a" * 65, 400),
-        ("..%2F..%2Fetc", 400),
-        ("bad_id_with_underscores", 400),
+        "20260101T000000000Z-000000000000",
+        "short",
+        "a" * 65,
+        "..%2F..%2Fetc",
+        "bad_id_with_underscores",
     ],
 )
-def test_cancel_of_an_unknown_or_malformed_run(harness: Harness, run_id: str, status: int) -> None:
+def test_cancel_of_an_unknown_or_malformed_run(harness: Harness, run_id: str) -> None:
     answer = harness.post({}, f"/sweeps/{run_id}/cancel")
-    assert answer.status_code == status
+    assert answer.status_code == 404  # no run has that id, well-formed or not
     assert set(body_of(answer)) == {"error", "message", "problems"}
     assert harness.all_keys() == []
 
