@@ -134,6 +134,11 @@ def test_bad_requests_over_http_write_nothing(server: Server) -> None:
     assert twice.status_code == 400
     assert [p["path"] for p in twice.json()["problems"]] == ["/parameters/pair/zip/spot"]
     assert data_files(server.data) == before
+    undeclared = requests.delete(server.base + "/sweeps", timeout=10)  # Chalice answers it
+    assert undeclared.status_code == 405
+    assert set(undeclared.json()) == {"error", "message", "problems"}
+    plain = {"Content-Type": "text/plain"}  # a GET has no body: its content type is moot
+    assert requests.get(server.base + "/simulations", headers=plain, timeout=10).ok
     for run_id in ("20261126T000000000Z-000000000000", "nope"):  # 200 or 404, says the contract
         assert server.get(f"/sweeps/{run_id}").status_code == 404
         assert server.post(f"/sweeps/{run_id}/cancel", {}).status_code == 404

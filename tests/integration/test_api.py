@@ -512,6 +512,37 @@ def test_an_unhandled_error_answers_the_contracts_body(
     jsonschema.validate(body_of(answer), ERROR_BODY_SCHEMA)
 
 
+def test_a_get_with_any_content_type_is_answered(harness: Harness) -> None:
+    """A GET has no body, so its Content-Type says nothing; Chalice refused one other than
+    JSON with a 415 in its own body ({"Code", "Message"}), on every stage."""
+    plain = {"Content-Type": "text/plain"}
+    for path in ("/simulations", "/sweeps?limit=1", "/sweeps/20261126T000000000Z-000000000000"):
+        answer = harness.client.http.get(path, headers=plain)
+        assert answer.status_code in (200, 404), (path, answer.body)
+        jsonschema.validate(body_of(answer), {"type": "object"})
+    assert harness.client.http.get("/sweeps/nope", headers=plain).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/sweeps"),
+        ("PUT", "/sweeps/20261126T000000000Z-000000000000"),
+        ("GET", "/sweeps/x/cancel"),
+    ],
+)
+def test_a_method_a_route_lacks_answers_the_contracts_body(
+    harness: Harness, method: str, path: str
+) -> None:
+    """Deployed, API Gateway answers it (its gateway responses carry the contract's body); on
+    the local stage Chalice does, in its own body unless the app reshapes it."""
+    answer = harness.client.http.request(method, path, headers=JSON, body=b"")
+    assert answer.status_code == 405
+    jsonschema.validate(body_of(answer), ERROR_BODY_SCHEMA)
+    assert body_of(answer)["error"] == "method_not_allowed"
+    assert harness.all_keys() == []
+
+
 def test_a_body_whose_events_would_exceed_1_mb_once_encoded_is_413(s3_store: S3Store) -> None:
     """Within the body limit as sent (about 640 KB, ``80000e9`` style numbers), but each
     worker event carries the canonical request (``80000000000000.0``), 1.3 MB: refused before
