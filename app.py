@@ -75,7 +75,7 @@ def redrive(run_id: str) -> Response:
 
 @app.route("/sweeps/{run_id}/cancel", methods=["POST"], content_types=ANY, authorizer=IAM)
 def cancel(run_id: str) -> Response:
-    return handlers.cancel(run_id, wiring.current())
+    return handlers.cancel(run_id, app.current_request, wiring.current())
 
 
 @app.route("/simulations", methods=["GET"], content_types=ANY, authorizer=IAM)

@@ -20,11 +20,13 @@ from chalicelib.model.errors import (
     pointer,
 )
 
+# The optional bodies of the run routes: an empty body is ``{}``.
 REDRIVE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {"include_pending": {"type": "boolean"}},
 }
+CANCEL_SCHEMA = {"type": "object", "additionalProperties": False, "properties": {}}
 
 
 MAX_LISTED = 100  # problems listed for repeated names (a body may repeat thousands)
@@ -103,13 +105,28 @@ def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int
     return body
 
 
-def redrive_options(raw: bytes | str | None, content_type: str | None, max_bytes: int) -> bool:
-    """``include_pending`` from an optional body (an empty body means the defaults)."""
+def optional_body(
+    raw: bytes | str | None, content_type: str | None, max_bytes: int, schema: dict[str, Any]
+) -> dict[str, Any]:
+    """A run route's optional body (none, or blank, means ``{}``) checked against ``schema``;
+    one it cannot take is a 4xx as any body is (``parse_json``), so nothing happens."""
     body = parse_json(raw, content_type, max_bytes) if raw and raw.strip() else {}
-    problems = [
-        Problem(pointer(*e.absolute_path), e.message)
-        for e in jsonschema.Draft4Validator(REDRIVE_SCHEMA).iter_errors(body)
-    ]
+    problems = []
+    for error in jsonschema.Draft4Validator(schema).iter_errors(body):
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = schema.get("properties", {})
+            problems += [
+                Problem(pointer(*error.absolute_path, k), f"unknown field {k!r}")
+                for k in error.instance
+                if k not in known
+            ]
+        else:
+            problems.append(Problem(pointer(*error.absolute_path), error.message))
     if problems:
         raise InvalidRequest(problems[0].message, problems)
-    return bool(body.get("include_pending", False))
+    return body
+
+
+def redrive_options(raw: bytes | str | None, content_type: str | None, max_bytes: int) -> bool:
+    """``include_pending`` from an optional body."""
+    return bool(optional_body(raw, content_type, max_bytes, REDRIVE_SCHEMA).get("include_pending"))

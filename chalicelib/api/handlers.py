@@ -111,8 +111,12 @@ def list_sweeps(request: Request | None, svc: Services) -> Response:
     return _answer(200, lambda: list_runs(svc.store, params, svc.invoker))
 
 
-def cancel(run_id: str, svc: Services) -> Response:
-    return _answer(202, lambda: cancel_run(svc.store, run_id, svc.invoker))
+def cancel(run_id: str, request: Request | None, svc: Services) -> Response:
+    def call() -> dict[str, Any]:
+        bodies.optional_body(*_raw(request), svc.settings.max_body_bytes, bodies.CANCEL_SCHEMA)
+        return cancel_run(svc.store, run_id, svc.invoker)
+
+    return _answer(202, call)
 
 
 def simulations() -> Response:

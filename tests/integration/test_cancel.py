@@ -12,7 +12,7 @@ from chalicelib.execution.worker import CancelPoll, run_task
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
 from tests.support import failed_codes
-from tests.support.harness import FIFTY, Harness, body_of
+from tests.support.harness import FIFTY, JSON, Harness, body_of
 
 TEN = {
     "simulation": "monte_carlo_pi",
@@ -41,6 +41,33 @@ def test_cancel_before_dispatch_hands_out_nothing(harness: Harness) -> None:
     codes = failed_codes(harness.store, run_id)
     assert sorted(codes) == list(range(50))
     assert all(c == ["CANCELLED"] for c in codes.values())
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers", "status", "path"),
+    [
+        ('{"reason": ', JSON, 400, None),  # not JSON
+        ("[]", JSON, 400, "/"),
+        ('{"reason": "late"}', JSON, 400, "/reason"),  # cancel takes no field
+        ("stop", {"Content-Type": "text/plain"}, 415, None),
+        ("{}" + " " * 300_000, JSON, 413, None),
+    ],
+    ids=["invalid JSON", "not an object", "unknown field", "wrong content type", "oversize"],
+)
+def test_a_cancel_with_a_bad_body_is_a_4xx_and_cancels_nothing(
+    harness: Harness, raw: str, headers: dict[str, str], status: int, path: str | None
+) -> None:
+    """The contract's errors hold for every body: cancel takes none (or ``{}``), and a body
+    it cannot take is refused like any other, before anything is written."""
+    run_id = body_of(harness.post(FIFTY))["run_id"]
+    answer = harness.post(raw, f"/sweeps/{run_id}/cancel", headers=headers)
+    assert answer.status_code == status
+    if path is not None:
+        assert [p["path"] for p in body_of(answer)["problems"]] == [path]
+    assert not harness.store.exists(layout.cancel_marker(run_id))
+    assert body_of(harness.get(f"/sweeps/{run_id}"))["cancelled"] is False
+    for empty in ("", "{}"):  # no body at all, or an empty object: both cancel
+        assert harness.post(empty, f"/sweeps/{run_id}/cancel").status_code == 202
 
 
 def test_cancel_racing_running_workers(harness: Harness) -> None:
