@@ -96,6 +96,12 @@ def test_cancel_twice_is_harmless_and_a_complete_run_is_a_conflict(harness: Harn
     second = harness.client.http.post(f"/sweeps/{run_id}/cancel")  # no body at all
     assert first.status_code == second.status_code == 202
     assert body_of(first) == body_of(second)
+    harness.run_dispatchers()  # nothing handed out: every shard closes CANCELLED
+    closed = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert closed["complete"] and closed["cancelled"]
+    third = harness.post({}, f"/sweeps/{run_id}/cancel")  # once complete too: same state
+    assert third.status_code == 202 and body_of(third) == body_of(first)
+    assert body_of(harness.get(f"/sweeps/{run_id}")) == closed
 
     done = body_of(harness.post(TEN))["run_id"]
     harness.run_dispatchers()
