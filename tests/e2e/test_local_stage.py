@@ -66,6 +66,13 @@ def test_a_sweep_with_failures_then_a_redrive(server: Server) -> None:
     assert status["shards"] == {"succeeded": 10, "failed": 2, "pending": 0}
     assert status["failed_shards"] == [3, 5]
     assert status["dispatch"] == {"dispatched": 12, "failed": 0}
+    # The contract's newer fields, as the local stage answers them.
+    assert status["queryable"] is True  # no catalog to wait for locally
+    assert status["simulation_version"] == "1" and status["request"]["seed"] == 7
+    assert status["request"]["fail_shards"] == [3, 5] and status["label"] == "vol-strike-grid"
+    assert (status["points_reused"], status["points_evaluated"]) == (0, 134)
+    assert {"usd", "lambda_gb_s", "invocations", "s3_requests", "prices"} <= set(status["cost"])
+    assert status["cost"]["invocations"] >= 13  # 12 workers and the dispatcher, at least
 
     assert server.query("coverage", run_id, shard_count=12) == []  # every shard exactly once
     summary = {row["status"]: row for row in server.query("run_summary", run_id)}
