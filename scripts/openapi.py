@@ -76,10 +76,10 @@ def document() -> dict[str, Any]:
             "parameters": [limit, token],
             "responses": _responses(200, listing, 400),
         },
-        ("/sweeps/{run_id}", "get"): {"responses": _responses(200, status, 400, 404)},
+        ("/sweeps/{run_id}", "get"): {"responses": _responses(200, status, 404)},
         ("/sweeps/{run_id}/cancel", "post"): {
             "requestBody": optional_body,
-            "responses": _responses(202, OBJECT, 400, 404, 409),
+            "responses": _responses(202, OBJECT, 400, 404, 409, 413, 415),
         },
         ("/sweeps/{run_id}/redrive", "post"): {
             "requestBody": optional_body,

@@ -7,6 +7,7 @@ before any domain code runs.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import jsonschema
@@ -19,11 +20,56 @@ from chalicelib.model.errors import (
     pointer,
 )
 
+# The optional bodies of the run routes: an empty body is ``{}``.
 REDRIVE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {"include_pending": {"type": "boolean"}},
 }
+CANCEL_SCHEMA = {"type": "object", "additionalProperties": False, "properties": {}}
+
+
+MAX_LISTED = 100  # problems listed for repeated names (a body may repeat thousands)
+
+
+class _Repeated(dict[str, Any]):
+    """An object of the body in which a name appeared more than once (``repeated``: those
+    names). ``json`` keeps the last value of a repeated name silently; the body is refused
+    instead, so what is validated is all the client said (a zip member named twice, one
+    parameter given two axes)."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _objects(marked: list[_Repeated]) -> Any:
+    """``json``'s object hook: a dict, or a ``_Repeated`` (also appended to ``marked``)."""
+
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        if len(found) == len(pairs):
+            return found
+        counts = Counter(k for k, _ in pairs)
+        repeated = _Repeated(found)
+        repeated.repeated = tuple(k for k, n in counts.items() if n > 1)
+        marked.append(repeated)
+        return repeated
+
+    return build
+
+
+def _repeated_names(value: Any, path: tuple[Any, ...]) -> list[Problem]:
+    """A problem for every name given twice in one object, at its pointer."""
+    found = []
+    if isinstance(value, _Repeated):
+        found += [
+            Problem(pointer(*path, name), f"{name!r} is given more than once in one object")
+            for name in value.repeated
+        ]
+    if isinstance(value, dict):
+        found += [p for k, v in value.items() for p in _repeated_names(v, (*path, k))]
+    elif isinstance(value, list):
+        found += [p for k, v in enumerate(value) for p in _repeated_names(v, (*path, k))]
+    return found
 
 
 def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int) -> Any:
@@ -38,8 +84,9 @@ def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int
         raise PayloadTooLarge(f"the body has {len(raw)} bytes; the limit is {max_bytes}")
     if not raw.strip():
         raise InvalidRequest("the body is empty; send a JSON object")
+    repeated: list[_Repeated] = []
     try:
-        return json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"), object_pairs_hook=_objects(repeated))
     except UnicodeDecodeError:
         raise InvalidRequest("the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -48,15 +95,38 @@ def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int
         ) from None
     except RecursionError:
         raise InvalidRequest("the body is nested too deeply") from None
+    if repeated:  # rare: the body is walked only to say where
+        try:
+            problems = _repeated_names(body, ())[:MAX_LISTED]
+        except RecursionError:
+            problems = []
+        first = problems[0].message if problems else "a name is given twice in one object"
+        raise InvalidRequest(first, problems)
+    return body
+
+
+def optional_body(
+    raw: bytes | str | None, content_type: str | None, max_bytes: int, schema: dict[str, Any]
+) -> dict[str, Any]:
+    """A run route's optional body (none, or blank, means ``{}``) checked against ``schema``;
+    one it cannot take is a 4xx as any body is (``parse_json``), so nothing happens."""
+    body = parse_json(raw, content_type, max_bytes) if raw and raw.strip() else {}
+    problems = []
+    for error in jsonschema.Draft4Validator(schema).iter_errors(body):
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = schema.get("properties", {})
+            problems += [
+                Problem(pointer(*error.absolute_path, k), f"unknown field {k!r}")
+                for k in error.instance
+                if k not in known
+            ]
+        else:
+            problems.append(Problem(pointer(*error.absolute_path), error.message))
+    if problems:
+        raise InvalidRequest(problems[0].message, problems)
+    return body
 
 
 def redrive_options(raw: bytes | str | None, content_type: str | None, max_bytes: int) -> bool:
-    """``include_pending`` from an optional body (an empty body means the defaults)."""
-    body = parse_json(raw, content_type, max_bytes) if raw and raw.strip() else {}
-    problems = [
-        Problem(pointer(*e.absolute_path), e.message)
-        for e in jsonschema.Draft4Validator(REDRIVE_SCHEMA).iter_errors(body)
-    ]
-    if problems:
-        raise InvalidRequest(problems[0].message, problems)
-    return bool(body.get("include_pending", False))
+    """``include_pending`` from an optional body."""
+    return bool(optional_body(raw, content_type, max_bytes, REDRIVE_SCHEMA).get("include_pending"))

@@ -9,6 +9,8 @@ never imports what the heavy functions need.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -18,7 +20,7 @@ from chalicelib.api import bodies
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Invoker
 from chalicelib.logs import logger
-from chalicelib.model.errors import SweepError
+from chalicelib.model.errors import SweepError, error_body
 from chalicelib.runs.cancel import cancel as cancel_run
 from chalicelib.runs.listing import list_runs
 from chalicelib.runs.redrive import redrive as redrive_run
@@ -48,6 +50,32 @@ def _answer(status_code: int, call: Callable[[], Any]) -> Response:
         logger.exception("unhandled error")
         internal = SweepError("internal error")
         return Response(body=internal.body(), status_code=internal.status, headers=JSON)
+
+
+# Chalice's own error codes (``chalice.app``: ``ChaliceViewError`` subclasses, and its answer to
+# an exception a view let through) as the contract's; any other is its name in snake case.
+_CHALICE_CODES = {"InternalServerError": "internal_error", "BadRequestError": "invalid_request"}
+
+
+def in_contract_body(response: Any) -> Any:
+    """A Lambda proxy response with Chalice's own error body (``{"Code", "Message"}``) in the
+    contract's instead. Chalice answers some requests before any handler runs: on the local
+    stage a method the path does not declare (405; deployed, API Gateway answers that with its
+    gateway responses, ``deploy.merge``). Anything else passes unchanged."""
+    if not (isinstance(response, dict) and isinstance(response.get("statusCode"), int)):
+        return response
+    if response["statusCode"] < 400 or not isinstance(response.get("body"), str):
+        return response
+    try:
+        body = json.loads(response["body"])
+    except ValueError:
+        return response
+    if not (isinstance(body, dict) and set(body) == {"Code", "Message"}):
+        return response
+    name = str(body["Code"])
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Error")).lower()
+    code = _CHALICE_CODES.get(name, snake)
+    return response | {"body": json.dumps(error_body(code, str(body["Message"])))}
 
 
 def _raw(request: Request | None) -> tuple[bytes | str | None, str | None]:
@@ -83,8 +111,12 @@ def list_sweeps(request: Request | None, svc: Services) -> Response:
     return _answer(200, lambda: list_runs(svc.store, params, svc.invoker))
 
 
-def cancel(run_id: str, svc: Services) -> Response:
-    return _answer(202, lambda: cancel_run(svc.store, run_id, svc.invoker))
+def cancel(run_id: str, request: Request | None, svc: Services) -> Response:
+    def call() -> dict[str, Any]:
+        bodies.optional_body(*_raw(request), svc.settings.max_body_bytes, bodies.CANCEL_SCHEMA)
+        return cancel_run(svc.store, run_id, svc.invoker)
+
+    return _answer(202, call)
 
 
 def simulations() -> Response:

@@ -53,6 +53,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chalicelib.logs import logger
+from chalicelib.model.errors import NotFound
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import SweepRequest
 from chalicelib.model.sharding import shard_bounds
@@ -167,7 +168,7 @@ def _run_simulation(store: ObjectStore, run_id: str) -> tuple[SweepRequest, Simu
     simulation is not registered here (nothing of it can be keyed)."""
     try:
         request = manifests.load(store, run_id).request
-    except KeyError:
+    except NotFound:
         return None
     sim = REGISTRY.get(request.simulation)
     return None if sim is None else (request, sim)

@@ -161,14 +161,38 @@ def _schema_problems(errors: list[jsonschema.ValidationError]) -> list[Problem]:
             for name in error.validator_value:
                 if isinstance(error.instance, dict) and name not in error.instance:
                     problems.append(Problem(pointer(*path, name), f"{name!r} is required"))
-        elif error.validator in ("minProperties", "maxProperties") and path[-1:] != ["parameters"]:
-            options = " or ".join(repr(k) for k in schema.get("properties", {}))
-            problems.append(Problem(pointer(*path), f"give exactly one of {options}"))
+        elif error.validator in ("minProperties", "maxProperties"):
+            problems.append(Problem(pointer(*path), _count_message(error, path, schema)))
         elif error.validator == "not":
             problems.append(Problem(pointer(*path), "must not be 0"))
         else:
             problems.append(Problem(pointer(*path), error.message))
     return sorted(set(problems), key=lambda p: (p.path, p.message))
+
+
+# How to say the size of the maps the schema bounds, by the last key of their path: the
+# phrase before the bound, and the entries' noun (singular, plural).
+_BOUNDED = {
+    "zip": ("a zip pairs", ("parameter", "parameters")),
+    "axes": ("give", ("sampled axis", "sampled axes")),
+    "parameters": ("give", ("axis", "axes")),
+}
+
+
+def _count_message(
+    error: jsonschema.ValidationError, path: list[Any], schema: dict[str, Any]
+) -> str:
+    """An object with too few or too many entries: one that holds exactly one of its fields
+    (an axis, ``shards``, a distribution), or a bounded map (a zip's members, the sampled
+    axes, the axes)."""
+    if fields := schema.get("properties"):
+        return "give exactly one of " + " or ".join(repr(k) for k in fields)
+    phrase, (one, many) = _BOUNDED.get(
+        str(path[-1]) if path else "", ("give", ("entry", "entries"))
+    )
+    bound = error.validator_value
+    side = "at least" if error.validator == "minProperties" else "at most"
+    return f"{phrase} {side} {bound} {one if bound == 1 else many}"
 
 
 def _non_finite(value: Any, path: tuple[Any, ...]) -> list[Problem]:

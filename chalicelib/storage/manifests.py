@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from chalicelib.model import ids
-from chalicelib.model.errors import InvalidRequest, NotFound, Problem
+from chalicelib.model.errors import NotFound, Problem
 from chalicelib.model.manifest import Manifest
 from chalicelib.storage import layout
 from chalicelib.storage.stores import ObjectStore
@@ -28,10 +28,12 @@ def save(store: ObjectStore, manifest: Manifest) -> None:
 
 
 def load(store: ObjectStore, run_id: str) -> Manifest:
-    """The run's manifest; 400 for a malformed id (it never reaches a key), 404 if unknown."""
+    """The run's manifest; 404 if there is none. An id no run can have is a 404 too (the
+    contract's GET /sweeps/{run_id} answers 200 or 404), and never reaches a key."""
     if not ids.is_run_id(run_id):
-        raise InvalidRequest(
-            "malformed run id", [Problem("/run_id", f"run ids match {ids.RUN_ID_RE.pattern}")]
+        raise NotFound(
+            f"no run {run_id[:70]!r}: run ids match {ids.RUN_ID_RE.pattern}",
+            [Problem("/run_id", f"run ids match {ids.RUN_ID_RE.pattern}")],
         )
     try:
         return Manifest.from_dict(json.loads(store.get(layout.manifest(run_id))))

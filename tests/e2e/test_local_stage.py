@@ -68,6 +68,13 @@ def test_a_sweep_with_failures_then_a_redrive(server: Server) -> None:
     assert status["shards"] == {"succeeded": 10, "failed": 2, "pending": 0}
     assert status["failed_shards"] == [3, 5]
     assert status["dispatch"] == {"dispatched": 12, "failed": 0}
+    # The contract's newer fields, as the local stage answers them.
+    assert status["queryable"] is True  # no catalog to wait for locally
+    assert status["simulation_version"] == "1" and status["request"]["seed"] == 7
+    assert status["request"]["fail_shards"] == [3, 5] and status["label"] == "vol-strike-grid"
+    assert (status["points_reused"], status["points_evaluated"]) == (0, 134)
+    assert {"usd", "lambda_gb_s", "invocations", "s3_requests", "prices"} <= set(status["cost"])
+    assert status["cost"]["invocations"] >= 13  # 12 workers and the dispatcher, at least
 
     assert server.query("coverage", run_id, shard_count=12) == []  # every shard exactly once
     summary = {row["status"]: row for row in server.query("run_summary", run_id)}
@@ -126,8 +133,24 @@ def test_bad_requests_over_http_write_nothing(server: Server) -> None:
     invalid = server.post("/sweeps", CONTRACT_EXAMPLE | {"shards": {"count": 0}})
     assert invalid.status_code == 400
     assert invalid.json()["problems"][0]["path"] == "/shards/count"
+    twice = requests.post(  # a zip member named twice: JSON would keep the second silently
+        server.base + "/sweeps",
+        data='{"simulation": "option_pricing", "shards": {"count": 1}, "parameters": {"pair": '
+        '{"zip": {"spot": [90], "rate": [0.01], "spot": [110]}}}}',
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
+    assert twice.status_code == 400
+    assert [p["path"] for p in twice.json()["problems"]] == ["/parameters/pair/zip/spot"]
     assert data_files(server.data) == before
-    assert server.get("/sweeps/20261126T000000000Z-000000000000").status_code == 404
+    undeclared = requests.delete(server.base + "/sweeps", timeout=10)  # Chalice answers it
+    assert undeclared.status_code == 405
+    assert set(undeclared.json()) == {"error", "message", "problems"}
+    plain = {"Content-Type": "text/plain"}  # a GET has no body: its content type is moot
+    assert requests.get(server.base + "/simulations", headers=plain, timeout=10).ok
+    for run_id in ("20261126T000000000Z-000000000000", "nope"):  # 200 or 404, says the contract
+        assert server.get(f"/sweeps/{run_id}").status_code == 404
+        assert server.post(f"/sweeps/{run_id}/cancel", {}).status_code == 404
 
 
 def test_every_route_is_open_on_the_local_stage(server: Server) -> None:

@@ -174,8 +174,12 @@ def test_redrive_include_pending_and_nothing_to_redrive(harness: Harness) -> Non
     harness.run_workers()
     status = body_of(harness.get(f"/sweeps/{run_id}"))
     assert status["complete"] and status["failed_shards"] == [7, 31]
-    bad = harness.post({"include_pending": "yes"}, f"/sweeps/{run_id}/redrive")
+    redrive_url = f"/sweeps/{run_id}/redrive"
+    bad = harness.post({"include_pending": "yes"}, redrive_url)
     assert bad.status_code == 400 and body_of(bad)["problems"][0]["path"] == "/include_pending"
+    twice = harness.post('{"include_pending": true, "include_pending": false}', redrive_url)
+    assert twice.status_code == 400 and body_of(twice)["problems"][0]["path"] == "/include_pending"
+    assert body_of(harness.get(f"/sweeps/{run_id}"))["redrives"].keys() == {"redrive-1"}
 
 
 def throttle_first(k: int) -> Rule:
@@ -365,6 +369,28 @@ INVALID: list[tuple[str, Any, int, str]] = [
     ("NaN", json.dumps(mutate(["seed"], 1)).replace('"seed": 1', '"seed": NaN'), 400, "/seed"),
     ("empty body", "", 400, ""),
     ("not UTF-8", b"\xff\xfe{}", 400, ""),
+    # JSON parsers keep the last of two equal names silently; the contract makes a zip member
+    # named twice a 400, and a request that says two things at once is one whatever the field.
+    (
+        "a zip member named twice",
+        '{"simulation": "option_pricing", "shards": {"count": 2}, "parameters": {"pair": '
+        '{"zip": {"spot": [90, 110], "rate": [0.01, 0.02], "spot": [1, 2]}}}}',
+        400,
+        "/parameters/pair/zip/spot",
+    ),
+    (
+        "a parameter named twice",
+        '{"simulation": "option_pricing", "shards": {"count": 2}, "parameters": '
+        '{"strike": {"values": [80]}, "strike": {"values": [90, 100]}}}',
+        400,
+        "/parameters/strike",
+    ),
+    (
+        "a field given twice",
+        json.dumps(CONTRACT_EXAMPLE)[:-1] + ', "seed": 8}',
+        400,
+        "/seed",
+    ),
 ]
 
 
@@ -414,18 +440,23 @@ def test_fault_injection_refused_where_the_stage_forbids_it(s3_store: S3Store) -
 
 
 @pytest.mark.parametrize(
-    ("run_id", "status"),
-    [
-        ("nope", 400),
-        ("dots.and_underscores", 400),
-        ("a" * 65, 400),
-        ("20261126T000000000Z-000000000000", 404),
-    ],
+    "run_id", ["nope", "dots.and_underscores", "a" * 65, "20261126T000000000Z-000000000000"]
 )
-def test_status_of_malformed_or_unknown_runs(harness: Harness, run_id: str, status: int) -> None:
-    response = harness.get(f"/sweeps/{run_id}")
-    assert response.status_code == status
-    assert set(body_of(response)) == {"error", "message", "problems"}
+def test_status_cancel_and_redrive_of_a_run_that_does_not_exist_are_404s(
+    harness: Harness, run_id: str
+) -> None:
+    """The contract's GET /sweeps/{run_id} answers 200 or 404: an id no run can have names no
+    run, as an unknown one does (it still never reaches a key)."""
+    answers = [
+        harness.get(f"/sweeps/{run_id}"),
+        harness.post({}, f"/sweeps/{run_id}/cancel"),
+        harness.post({}, f"/sweeps/{run_id}/redrive"),
+    ]
+    for response in answers:
+        assert response.status_code == 404
+        assert body_of(response)["error"] == "not_found"
+        assert set(body_of(response)) == {"error", "message", "problems"}
+    assert harness.lambda_.accepted == [] and harness.all_keys() == []
 
 
 def test_simulations_come_from_the_registry(harness: Harness) -> None:
@@ -479,6 +510,37 @@ def test_an_unhandled_error_answers_the_contracts_body(
         "problems": [],
     }
     jsonschema.validate(body_of(answer), ERROR_BODY_SCHEMA)
+
+
+def test_a_get_with_any_content_type_is_answered(harness: Harness) -> None:
+    """A GET has no body, so its Content-Type says nothing; Chalice refused one other than
+    JSON with a 415 in its own body ({"Code", "Message"}), on every stage."""
+    plain = {"Content-Type": "text/plain"}
+    for path in ("/simulations", "/sweeps?limit=1", "/sweeps/20261126T000000000Z-000000000000"):
+        answer = harness.client.http.get(path, headers=plain)
+        assert answer.status_code in (200, 404), (path, answer.body)
+        jsonschema.validate(body_of(answer), {"type": "object"})
+    assert harness.client.http.get("/sweeps/nope", headers=plain).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/sweeps"),
+        ("PUT", "/sweeps/20261126T000000000Z-000000000000"),
+        ("GET", "/sweeps/x/cancel"),
+    ],
+)
+def test_a_method_a_route_lacks_answers_the_contracts_body(
+    harness: Harness, method: str, path: str
+) -> None:
+    """Deployed, API Gateway answers it (its gateway responses carry the contract's body); on
+    the local stage Chalice does, in its own body unless the app reshapes it."""
+    answer = harness.client.http.request(method, path, headers=JSON, body=b"")
+    assert answer.status_code == 405
+    jsonschema.validate(body_of(answer), ERROR_BODY_SCHEMA)
+    assert body_of(answer)["error"] == "method_not_allowed"
+    assert harness.all_keys() == []
 
 
 def test_a_body_whose_events_would_exceed_1_mb_once_encoded_is_413(s3_store: S3Store) -> None:

@@ -12,7 +12,7 @@ from chalicelib.execution.worker import CancelPoll, run_task
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
 from tests.support import failed_codes
-from tests.support.harness import FIFTY, Harness, body_of
+from tests.support.harness import FIFTY, JSON, Harness, body_of
 
 TEN = {
     "simulation": "monte_carlo_pi",
@@ -43,6 +43,33 @@ def test_cancel_before_dispatch_hands_out_nothing(harness: Harness) -> None:
     assert all(c == ["CANCELLED"] for c in codes.values())
 
 
+@pytest.mark.parametrize(
+    ("raw", "headers", "status", "path"),
+    [
+        ('{"reason": ', JSON, 400, None),  # not JSON
+        ("[]", JSON, 400, "/"),
+        ('{"reason": "late"}', JSON, 400, "/reason"),  # cancel takes no field
+        ("stop", {"Content-Type": "text/plain"}, 415, None),
+        ("{}" + " " * 300_000, JSON, 413, None),
+    ],
+    ids=["invalid JSON", "not an object", "unknown field", "wrong content type", "oversize"],
+)
+def test_a_cancel_with_a_bad_body_is_a_4xx_and_cancels_nothing(
+    harness: Harness, raw: str, headers: dict[str, str], status: int, path: str | None
+) -> None:
+    """The contract's errors hold for every body: cancel takes none (or ``{}``), and a body
+    it cannot take is refused like any other, before anything is written."""
+    run_id = body_of(harness.post(FIFTY))["run_id"]
+    answer = harness.post(raw, f"/sweeps/{run_id}/cancel", headers=headers)
+    assert answer.status_code == status
+    if path is not None:
+        assert [p["path"] for p in body_of(answer)["problems"]] == [path]
+    assert not harness.store.exists(layout.cancel_marker(run_id))
+    assert body_of(harness.get(f"/sweeps/{run_id}"))["cancelled"] is False
+    for empty in ("", "{}"):  # no body at all, or an empty object: both cancel
+        assert harness.post(empty, f"/sweeps/{run_id}/cancel").status_code == 202
+
+
 def test_cancel_racing_running_workers(harness: Harness) -> None:
     """Workers that ran before the cancel keep their outcome; those that start after record
     CANCELLED; the run completes with every shard represented once."""
@@ -69,6 +96,12 @@ def test_cancel_twice_is_harmless_and_a_complete_run_is_a_conflict(harness: Harn
     second = harness.client.http.post(f"/sweeps/{run_id}/cancel")  # no body at all
     assert first.status_code == second.status_code == 202
     assert body_of(first) == body_of(second)
+    harness.run_dispatchers()  # nothing handed out: every shard closes CANCELLED
+    closed = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert closed["complete"] and closed["cancelled"]
+    third = harness.post({}, f"/sweeps/{run_id}/cancel")  # once complete too: same state
+    assert third.status_code == 202 and body_of(third) == body_of(first)
+    assert body_of(harness.get(f"/sweeps/{run_id}")) == closed
 
     done = body_of(harness.post(TEN))["run_id"]
     harness.run_dispatchers()
@@ -90,18 +123,18 @@ def test_a_cancelled_run_is_not_redriven(harness: Harness) -> None:
 
 
 @pytest.mark.parametrize(
-    ("run_id", "status"),
+    "run_id",
     [
-        ("20260101T000000000Z-000000000000", 404),
-        ("short", 400),
-        ("a" * 65, 400),
-        ("..%2F..%2Fetc", 400),
-        ("bad_id_with_underscores", 400),
+        "20260101T000000000Z-000000000000",
+        "short",
+        "a" * 65,
+        "..%2F..%2Fetc",
+        "bad_id_with_underscores",
     ],
 )
-def test_cancel_of_an_unknown_or_malformed_run(harness: Harness, run_id: str, status: int) -> None:
+def test_cancel_of_an_unknown_or_malformed_run(harness: Harness, run_id: str) -> None:
     answer = harness.post({}, f"/sweeps/{run_id}/cancel")
-    assert answer.status_code == status
+    assert answer.status_code == 404  # no run has that id, well-formed or not
     assert set(body_of(answer)) == {"error", "message", "problems"}
     assert harness.all_keys() == []
 

@@ -362,6 +362,24 @@ def test_a_deleted_or_failed_source_only_means_evaluating(
     assert status(runs.store, run.run_id)["points_reused"] == 60
 
 
+def test_a_source_run_gone_whole_only_means_evaluating_its_points(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run deleted with its manifest (its folders gone, its family's markers left): the
+    points only it computed are evaluated, and the others are still copied."""
+    counted = Counted(monkeypatch)
+    gone = runs.run(grid(VOL9))
+    root = Path(runs.store.describe())
+    shutil.rmtree(root / layout.results_prefix(gone.run_id))
+    shutil.rmtree((root / layout.manifest(gone.run_id)).parent)
+    kept = runs.run(grid(VOL9, fail_shards=[0]))  # shard 0 (21 points) never succeeds
+    counted.calls.clear()
+    run = runs.run(grid(VOL9, reuse=True))
+    assert len(counted.calls) == 21
+    assert {r["source_run_id"] for r in runs.results(run).values()} == {kept.run_id, None}
+    assert status(runs.store, run.run_id)["points_reused"] == 60
+
+
 def test_without_reuse_nothing_is_copied(runs: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
     counted = Counted(monkeypatch)
     runs.run(grid(VOL9))

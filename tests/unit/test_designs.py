@@ -271,6 +271,12 @@ def test_a_malformed_sample_is_a_400(change: dict[str, Any], path: str) -> None:
     assert path in problems(body)
 
 
+def test_a_sample_of_no_axes_says_so() -> None:
+    body = copy.deepcopy(LHS)
+    body["sample"]["axes"] = {}
+    assert problems(body)["/sample/axes"] == "give at least 1 sampled axis"
+
+
 def test_a_missing_design_is_a_400() -> None:
     body = copy.deepcopy(LHS)
     del body["sample"]["design"]

@@ -154,3 +154,18 @@ def test_every_problem_is_named_at_once() -> None:
 def test_malformed_pairs_are_schema_400s(axis: dict[str, Any]) -> None:
     found = problems(paired(scenario=axis))
     assert any(path.startswith("/parameters/scenario") for path in found), found
+
+
+@pytest.mark.parametrize("members", [{"spot": [90, 110]}, {}])
+def test_a_zip_of_fewer_than_two_members_says_so(members: dict[str, Any]) -> None:
+    found = problems(paired(scenario={"zip": members}))
+    assert found["/parameters/scenario/zip"] == "a zip pairs at least 2 parameters"
+
+
+def test_too_many_axes_or_members_say_how_many_are_allowed() -> None:
+    names = [f"p{k}" for k in range(33)]
+    assert problems(paired(scenario={"zip": {n: [1] for n in names}}))[
+        "/parameters/scenario/zip"
+    ] == ("a zip pairs at most 32 parameters")
+    body = paired(**{n: {"values": [1]} for n in names})
+    assert problems(body)["/parameters"] == "give at most 32 axes"
