@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from sweeps.api import API_ENV, DEFAULT_API
-from sweeps.client import DEFAULT_POLL_S, Client, Engine, Run, Status
+from sweeps.client import DEFAULT_POLL_S, Client, Engine, Run, Status, parse_request
 from sweeps.errors import ApiError, QueryError
 from sweeps.sql import all_queries, all_views, view_relations
 
@@ -214,8 +214,11 @@ def submit(
 
 
 def _load_body(file: IO[str]) -> Any:
+    """FILE's request: not JSON is a usage error (2); a name given twice in one object is the
+    API's problem (1), as if it had been sent (``parse_request``)."""
     try:
-        return json.load(file)
+        with reported():
+            return parse_request(file.read(), file.name)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
 

@@ -149,7 +149,7 @@ def read_request(request: Mapping[str, Any] | list[Any] | str | Path) -> Any:
             raise ApiError(None, "invalid_request", f"cannot read {path}: {exc}") from None
         source = str(path)
     try:
-        return json.loads(text)
+        return parse_request(text, source)
     except json.JSONDecodeError as exc:
         raise ApiError(
             None,
@@ -157,6 +157,21 @@ def read_request(request: Mapping[str, Any] | list[Any] | str | Path) -> Any:
             f"{source} is not JSON",
             [{"path": "/", "message": str(exc)}],
         ) from None
+
+
+def parse_request(text: str, source: str) -> Any:
+    """A request's JSON text (from ``source``) read as the API reads a body
+    (``chalicelib.api.bodies.loads``): a name given twice in one object is an ``ApiError``
+    with the API's problem at its pointer, not the last value kept silently. Not JSON:
+    ``json.JSONDecodeError``."""
+    from chalicelib.api.bodies import loads
+    from chalicelib.model.errors import InvalidRequest
+
+    try:
+        return loads(text)
+    except InvalidRequest as exc:
+        problems = [p.to_dict() for p in exc.problems]
+        raise ApiError(None, exc.code, f"{source}: {exc.message}", problems) from None
 
 
 class Client:

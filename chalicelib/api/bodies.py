@@ -84,9 +84,8 @@ def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int
         raise PayloadTooLarge(f"the body has {len(raw)} bytes; the limit is {max_bytes}")
     if not raw.strip():
         raise InvalidRequest("the body is empty; send a JSON object")
-    repeated: list[_Repeated] = []
     try:
-        body = json.loads(raw.decode("utf-8"), object_pairs_hook=_objects(repeated))
+        return loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidRequest("the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -95,6 +94,15 @@ def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int
         ) from None
     except RecursionError:
         raise InvalidRequest("the body is nested too deeply") from None
+
+
+def loads(text: str) -> Any:
+    """JSON text as ``json.loads`` reads it (its errors pass through), except that a name given
+    twice in one object is an ``InvalidRequest`` naming each at its pointer: ``json`` keeps
+    the last value silently. The API's bodies and the client's requests (``sweeps.client``:
+    a file or text the user wrote) are read by this one rule."""
+    repeated: list[_Repeated] = []
+    body = json.loads(text, object_pairs_hook=_objects(repeated))
     if repeated:  # rare: the body is walked only to say where
         try:
             problems = _repeated_names(body, ())[:MAX_LISTED]

@@ -274,6 +274,13 @@ def test_a_rejected_request_prints_its_problems_and_exits_1(sweep: Sweep) -> Non
     assert listed.stderr.splitlines()[1].strip().startswith("/: ")
     missing = sweep("status", "20261126T000000000Z-000000000000")
     assert missing.exit_code == 1 and missing.stderr.startswith("error: HTTP 404 ")
+    # A name given twice is the API's problem at its pointer (json would keep the last):
+    twice = '{"simulation": "monte_carlo_pi", "seed": 1, "seed": 2, "parameters": {}}'
+    for command in ("submit", "estimate"):
+        repeated = sweep(command, "-", stdin=twice)
+        assert repeated.exit_code == 1, repeated.output
+        assert repeated.stderr.splitlines()[0].startswith("error: invalid_request: <stdin>: ")
+        assert repeated.stderr.splitlines()[1].strip().startswith("/seed: ")
 
 
 def test_usage_errors_exit_2(sweep: Sweep) -> None:

@@ -179,3 +179,22 @@ def test_wait_pauses_its_poll_or_three_times_its_last_status_read_if_longer(
     with pytest.raises(WaitTimeout):
         Timed(Client("http://127.0.0.1:1"), RUN).wait(timeout=1.0, poll=0.1)
     assert sum(clock.slept) <= 1.0
+
+
+def test_a_name_given_twice_is_refused_as_the_api_refuses_it(tmp_path: Path) -> None:
+    """``json`` keeps the last of a repeated name silently: the client reads a request by the
+    API's rule instead, so a zip member named twice in a file is the API's problem at its
+    pointer, not a smaller request sent without a word."""
+    text = '{"parameters": {"pair": {"zip": {"spot": [1, 2], "spot": [3, 4]}}}}'
+    path = tmp_path / "twice.json"
+    path.write_text(text)
+    for given in (text, path):
+        with pytest.raises(ApiError) as raised:
+            read_request(given)
+        assert raised.value.code == "invalid_request"
+        assert raised.value.problems == [
+            {
+                "path": "/parameters/pair/zip/spot",
+                "message": "'spot' is given more than once in one object",
+            }
+        ]
