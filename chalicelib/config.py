@@ -84,8 +84,10 @@ class Settings:
     )
     allow_fault_injection: bool = setting(
         "SWEEP_FAULT_INJECTION",
-        True,
-        "whether `fail_shards` and `crash_shards` are honoured (`false` on prod: 400)",
+        False,
+        "whether `fail_shards` and `crash_shards` are honoured (else 400); a deployed stage "
+        "honours them only where its config says `true` (dev does), so a new stage does not",
+        local_default=True,
     )
     local_root: Path = setting(
         "SWEEP_LOCAL_ROOT",

@@ -64,6 +64,7 @@ def sweep(fail: list[int] | None = None, shards: int = SHARDS) -> dict[str, Any]
 def settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "stage": "dev",
+        "allow_fault_injection": True,  # as the dev stage's config sets it
         "dispatch_backoff_ms": 1,
         "compaction_target_mb": 1,
         "compaction_grace_s": GRACE,

@@ -87,7 +87,12 @@ def test_crash_shards_crash_every_attempt_then_reach_the_recorder(tmp_path: Path
     Lambda stand-in retries it (3 attempts) and then hands it to the failure recorder."""
     from tests.support import failed_codes
 
-    settings = Settings(local_root=tmp_path / "data", local_processes=2, worker_max_attempts=3)
+    settings = Settings(
+        local_root=tmp_path / "data",
+        local_processes=2,
+        worker_max_attempts=3,
+        allow_fault_injection=True,  # as on the local stage
+    )
     store = LocalStore(settings.local_root)
     invoker = LocalInvoker(settings, store)
     body = {

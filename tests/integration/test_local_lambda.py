@@ -43,7 +43,12 @@ SWEEP = {
 
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[tuple[Settings, LocalStore, LocalInvoker]]:
-    settings = Settings(local_root=tmp_path / "data", dispatch_leaf_shards=2, dispatch_width=2)
+    settings = Settings(
+        local_root=tmp_path / "data",
+        dispatch_leaf_shards=2,
+        dispatch_width=2,
+        allow_fault_injection=True,  # as on the local stage
+    )
     store = LocalStore(settings.local_root)
     invoker = LocalInvoker(settings, store)
     yield settings, store, invoker

@@ -39,6 +39,7 @@ def settings(**overrides: Any) -> Settings:
     base = {
         "stage": "dev",
         "backend": "aws",
+        "allow_fault_injection": True,  # as the dev stage's config sets it
         "bucket": BUCKET,
         "prefix": "sweeps/test",
         "worker_function": "sweeps-dev-worker",

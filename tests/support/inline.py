@@ -42,7 +42,9 @@ class Inline:
 
     def __init__(self, store: ObjectStore, settings: Settings | None = None) -> None:
         self.store = store
-        self.settings = settings or Settings(stage="dev", dispatch_backoff_ms=1)
+        self.settings = settings or Settings(
+            stage="dev", dispatch_backoff_ms=1, allow_fault_injection=True
+        )
         self.invoker = QueueInvoker()
         self.worker: Callable[[dict[str, Any]], Any] = self.run_worker
 

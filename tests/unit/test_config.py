@@ -32,6 +32,21 @@ def test_defaults_are_the_local_stage() -> None:
     assert ".sweep-data/" in (ROOT / ".gitignore").read_text().splitlines()
 
 
+def test_a_deployed_stage_injects_faults_only_where_its_config_says_so() -> None:
+    """The contract: fault injection is honoured on the local and dev stages, others answer
+    400. A deployed stage whose config does not set SWEEP_FAULT_INJECTION (a new one, say)
+    refuses ``fail_shards``; the local stage, and every stage that sets it, as set."""
+    assert Settings.from_env(AWS).allow_fault_injection is False
+    assert Settings.from_env(AWS | {"SWEEP_FAULT_INJECTION": "true"}).allow_fault_injection
+    assert Settings.from_env({}).allow_fault_injection is True
+    stages = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    allowed = {
+        name: Settings.from_env(stage["environment_variables"]).allow_fault_injection
+        for name, stage in stages.items()
+    }
+    assert allowed == {name: name in ("local", "dev") for name in stages}
+
+
 def test_the_environments_local_root_wins_because_config_json_never_sets_it() -> None:
     """Contract: SWEEP_LOCAL_ROOT set where `chalice local` starts wins over .chalice/config.json.
     chalice local lets config.json's variables override the environment's, so that holds only
