@@ -255,10 +255,9 @@ def _print_estimate(
     try:
         data_root = root or settings.local_root
         result = estimate(body, stage=settings.stage, data_root=data_root, engine=counter)
-    except InvalidRequest as exc:
-        for problem in exc.problems:
-            err().print(f"{problem.path}: {problem.message}")
-        raise SystemExit(1) from None
+    except InvalidRequest as exc:  # as the API would answer it: the error, then its problems
+        problems = [p.to_dict() for p in exc.problems]
+        raise ApiError(None, exc.code, exc.message, problems) from None
     for line in lines(result):
         console.print(line)
     return result.to_dict()

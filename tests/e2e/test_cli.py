@@ -281,6 +281,12 @@ def test_a_rejected_request_prints_its_problems_and_exits_1(sweep: Sweep) -> Non
         assert repeated.exit_code == 1, repeated.output
         assert repeated.stderr.splitlines()[0].startswith("error: invalid_request: <stdin>: ")
         assert repeated.stderr.splitlines()[1].strip().startswith("/seed: ")
+    # sweep estimate judges a request locally, and says so as the API would:
+    bad = {"simulation": "monte_carlo_pi", "parameters": {}, "shards": {"count": 0}}
+    judged = sweep("estimate", "-", stdin=json.dumps(bad))
+    assert judged.exit_code == 1, judged.output
+    assert judged.stderr.splitlines()[0].startswith("error: invalid_request: ")
+    assert any(line.strip().startswith("/shards/count: ") for line in judged.stderr.splitlines())
 
 
 def test_usage_errors_exit_2(sweep: Sweep) -> None:
