@@ -50,16 +50,23 @@ def status(base: str, run_id: str) -> dict[str, Any]:
     return answer
 
 
-def test_a_killed_stage_restarted_finishes_its_run(tmp_path: Path) -> None:
-    data, log = tmp_path / "data", tmp_path / "server.log"
+def killed_mid_run(data: Path, log: Path) -> str:
+    """A stage on ``data`` given the slow run, SIGKILLed (its whole process group) once 3 of
+    its shards succeeded: the run's id."""
     with local_stage(data, log, settings=ENV) as (base, proc):
-        run_id = requests.post(f"{base}/sweeps", json=SLOW, timeout=30).json()["run_id"]
+        run_id: str = requests.post(f"{base}/sweeps", json=SLOW, timeout=30).json()["run_id"]
         deadline = time.monotonic() + 120
         while status(base, run_id)["shards"]["succeeded"] < 3:
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    return run_id
+
+
+def test_a_killed_stage_restarted_finishes_its_run(tmp_path: Path) -> None:
+    data, log = tmp_path / "data", tmp_path / "server.log"
+    run_id = killed_mid_run(data, log)
     time.sleep(2)  # the orphaned pool processes notice their parent is gone (watch_parent)
     began = time.monotonic()  # the restart itself counts: start-up, then the first pass
     with local_stage(data, log, settings=ENV) as (base, _):
@@ -92,14 +99,7 @@ def test_pending_shards_are_redriven_only_when_asked(tmp_path: Path) -> None:
     --include-pending --wait`` re-dispatches exactly them and the run completes, each point
     once."""
     data, log = tmp_path / "data", tmp_path / "server.log"
-    with local_stage(data, log, settings=ENV) as (base, proc):
-        run_id = requests.post(f"{base}/sweeps", json=SLOW, timeout=30).json()["run_id"]
-        deadline = time.monotonic() + 120
-        while status(base, run_id)["shards"]["succeeded"] < 3:
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    run_id = killed_mid_run(data, log)
     time.sleep(2)
     with local_stage(data, log, settings=ENV | {"SWEEP_LOCAL_RECONCILER": "false"}) as (base, _):
         run = Client(base, local_root=data).run(run_id)
