@@ -161,11 +161,11 @@ def read_request(request: Mapping[str, Any] | list[Any] | str | Path) -> Any:
 
 def parse_request(text: str, source: str) -> Any:
     """A request's JSON text (from ``source``) read as the API reads a body
-    (``chalicelib.api.bodies.loads``): a name given twice in one object is an ``ApiError``
+    (``chalicelib.model.json_text.loads``): a name given twice in one object is an ``ApiError``
     with the API's problem at its pointer, not the last value kept silently. Not JSON:
     ``json.JSONDecodeError``."""
-    from chalicelib.api.bodies import loads
     from chalicelib.model.errors import InvalidRequest
+    from chalicelib.model.json_text import loads
 
     try:
         return loads(text)

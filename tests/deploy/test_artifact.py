@@ -331,7 +331,9 @@ def test_the_results_equal_the_local_stages(
     from chalicelib.storage.stores import LocalStore
 
     report = run[0]
-    settings = Settings(local_root=tmp_path / "data", local_processes=2)
+    settings = Settings(  # as on the local stage
+        local_root=tmp_path / "data", local_processes=2, allow_fault_injection=True
+    )
     store = LocalStore(settings.local_root)
     invoker = LocalInvoker(settings, store)
     try:
