@@ -288,13 +288,17 @@ def scale_problems(scale: dict[str, Any]) -> list[str]:
         if got != want:
             problems.append(f"{what}: {str(got)[:300]} (want {str(want)[:300]})")
 
+    def spread(k: int) -> dict[str, int]:
+        """What the driver reports of values read: each of 0..k-1 once (k = 0: none)."""
+        return {"rows": k, "distinct": k, "lo": 0 if k else -1, "hi": k - 1}
+
     # The tree of 100,000 shards at 1,000 a leaf: a root, 10 inner dispatchers, 100 leaves.
     tree = sorted(tuple(r) for r in scale["dispatched"])
     sizes = Counter(hi - lo for lo, hi in tree)
     expect("dispatcher invocations by shards", dict(sizes), {n: 1, n // 10: 10, n // 100: 100})
     leaves = [(lo, hi) for lo, hi in tree if hi - lo == n // 100]
     expect("the leaves' ranges", leaves, [(k, k + n // 100) for k in range(0, n, n // 100)])
-    every = {"rows": n, "distinct": n, "lo": 0, "hi": n - 1}
+    every = spread(n)
     expect("worker events", scale["worker_events"], n)
     expect("worker invocations per shard", scale["worker_runs"], every)
     running, at = scale["running"], scale["running_at"]
@@ -361,14 +365,10 @@ def scale_problems(scale: dict[str, Any]) -> list[str]:
     expect(
         "points read through the results partition",
         scale["results_read"],
-        {"rows": 2 * n, "distinct": 2 * n, "lo": 0, "hi": 2 * n - 1},
+        spread(2 * n),
     )
     for partition, read in scale["outcomes_read"].items():
-        want = (
-            every
-            if partition.startswith("succeeded/")
-            else {"rows": 0, "distinct": 0, "lo": -1, "hi": -1}
-        )
+        want = every if partition.startswith("succeeded/") else spread(0)
         expect(f"shards read through the outcomes partition {partition}", read, want)
     expect(
         "outcomes partitions",

@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 from urllib.parse import quote
 
 from chalicelib.config import Settings
+from chalicelib.model.errors import InvalidRequest
+from chalicelib.model.json_text import loads
 from sweeps.api import Api, is_local
 from sweeps.errors import ApiError, QueryError, WaitTimeout
 from sweeps.sql import placeholders, render, resolve, strip_header
@@ -164,9 +166,6 @@ def parse_request(text: str, source: str) -> Any:
     (``chalicelib.model.json_text.loads``): a name given twice in one object is an ``ApiError``
     with the API's problem at its pointer, not the last value kept silently. Not JSON:
     ``json.JSONDecodeError``."""
-    from chalicelib.model.errors import InvalidRequest
-    from chalicelib.model.json_text import loads
-
     try:
         return loads(text)
     except InvalidRequest as exc:

@@ -22,18 +22,26 @@ from sweeps.sql import all_views
 if TYPE_CHECKING:
     import pyarrow as pa
 
-_INTEGER_TYPES = {"tinyint", "smallint", "integer", "int", "bigint"}
-_FLOAT_TYPES = {"double", "float", "real"}
+# Athena's numeric types: the Python value of their text, and their Arrow type (an alias:
+# pyarrow loads only when a result is made a table) at the type's own width.
+_NUMERIC: dict[str, tuple[Callable[[str], Any], str]] = {
+    "tinyint": (int, "int8"),
+    "smallint": (int, "int16"),
+    "integer": (int, "int32"),
+    "int": (int, "int32"),
+    "bigint": (int, "int64"),
+    "real": (float, "float32"),
+    "float": (float, "float32"),
+    "double": (float, "float64"),
+}
 
 
 def _convert(value: str | None, athena_type: str) -> Any:
     if value is None:
         return None
     kind = athena_type.lower()
-    if kind in _INTEGER_TYPES:
-        return int(value)
-    if kind in _FLOAT_TYPES:
-        return float(value)
+    if kind in _NUMERIC:
+        return _NUMERIC[kind][0](value)
     if kind == "decimal":
         return Decimal(value)
     if kind == "boolean":
@@ -79,18 +87,8 @@ def arrow_type(column: dict[str, Any]) -> pa.DataType:
     import pyarrow as pa
 
     kind = str(column.get("Type", "varchar")).lower()
-    widths = {
-        "tinyint": pa.int8(),
-        "smallint": pa.int16(),
-        "integer": pa.int32(),
-        "int": pa.int32(),
-        "bigint": pa.int64(),
-        "real": pa.float32(),
-        "float": pa.float32(),
-        "double": pa.float64(),
-    }
-    if kind in widths:
-        return widths[kind]
+    if kind in _NUMERIC:
+        return pa.type_for_alias(_NUMERIC[kind][1])
     if kind == "decimal":
         return pa.decimal128(int(column.get("Precision") or 38), int(column.get("Scale") or 0))
     if kind == "boolean":
