@@ -177,14 +177,15 @@ def _worker_memory(r: Report) -> list[str]:
 def _scale(r: Report) -> list[str]:
     out = [
         "shards: POST ms / complete s / per-shard ms / status local complete, running ms / "
-        "status S3 model complete, running ms / run_summary s / files"
+        "status S3 model complete, running ms / run_summary s / files / a new file on the "
+        "data root, CPU us"
     ]
     for x in r["rows"]:
         out.append(
             f"{x['shards']:,}: {x['post_ms']} / {x['complete_s']} / {x.get('per_shard_ms', '-')} "
             f"/ {x['status_local_complete_ms']}, {x['status_local_running_ms']} / "
             f"{x['status_s3_complete_ms']}, {x['status_s3_running_ms']} / "
-            f"{x['query_run_summary_s']} / {x['files']:,}"
+            f"{x['query_run_summary_s']} / {x['files']:,} / {x.get('new_file_us', '-')}"
         )
     out.append(
         "compaction (issue 16): shards: compaction s / pool processes' peak RSS MB / files after "

@@ -27,6 +27,12 @@ root):
 - **query**: ``run_summary`` on the local engine (DuckDB over the data root), median of 3,
   once the run is compacted (the local stage compacts it as soon as status sees it complete);
 - **files**: Parquet files of the run (outcomes + results), per-shard, before compaction;
+- **new file**: before each size's run, the CPU microseconds it takes to create one new file in
+  its data root (median of 1,000; ``new_file_us``). A shard creates four (its success lock,
+  results, outcome and usage record), and on this VM's ext4 that cost moved between 15 and
+  460 us a file with the folder's place on the disk, the hour and the files already made
+  (2026-12-06: 25 us a file over the first 200 in a new folder under /tmp, 150-170 us over
+  2,000; tmpfs 6-23 us), so a per-shard figure is read beside it;
 - **compaction**: the local stage compacts the run in the background once status finds it
   complete (``execution.compaction``); the bench waits for its generation record
   (``compaction_s``: from complete until it is committed; ``pool_peak_rss_mb``: then the
@@ -56,6 +62,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -321,6 +328,22 @@ def after_compaction(runs: list[tuple[Path, str, int]]) -> list[dict[str, dict[s
     return out
 
 
+def new_file_us(folder: Path, files: int = 1000) -> float:
+    """CPU microseconds to create (and write a byte to) one new file in ``folder``: the
+    file system's share of a shard's writes, which has nothing of ours in it."""
+    probe = folder / ".tmp-new-file-probe"
+    probe.mkdir(parents=True)
+    took = []
+    for i in range(files):
+        started = time.process_time()
+        fd = os.open(probe / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"x")
+        os.close(fd)
+        took.append(time.process_time() - started)
+    shutil.rmtree(probe)
+    return round(statistics.median(took) * 1e6, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, nargs="+", default=[100, 1000, 10_000, 100_000])
@@ -331,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as kept:  # every size's data root, until its queries are timed
         for shards in args.shards:
             tmp = Path(kept.enter_context(tempfile.TemporaryDirectory(prefix="bench-scale-")))
+            new_file = new_file_us(tmp)
             row, run_id = one(shards, tmp)
+            row["new_file_us"] = new_file
             rows.append(row)
             runs.append((tmp / "data", run_id, shards))
             if not args.json:
