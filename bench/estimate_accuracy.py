@@ -49,7 +49,7 @@ Each run lasts seconds (1,000 cheap shards, 12 to 50 dear or mixed ones), not a 
 this machine's cores change speed by up to 2x in phases that last seconds (a fixed loop timed
 every 70 ms on each core: 14 to 25 ms within 40 s; ``monte_carlo_pi``'s points in one process:
 125 then 250 us a point), so a run of 0.1 s sat in one phase, and its seconds moved by 1.6x
-from one run to the next. The estimate, which measures over 2 s, still can: the
+from one run to the next. The estimate, which measures for about a second, still can: the
 median of each case's estimates against the median of its runs (``ratio_of_medians``) is
 reported beside the goal's measure. So that a miss can be told from the machine's phases, each
 case reports ``machine_ms`` (a fixed loop's CPU time) before each estimate, before its run and

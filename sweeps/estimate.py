@@ -4,31 +4,24 @@ How it measures (CPU time of this process, or for the compactor its time on a co
 so neighbours on a shared machine matter less):
 
 1. **Per point**: a random sample of the request's points (200, or fewer once a third of 5 s
-   of CPU is spent on the first pass; seeded so two estimates agree) evaluated through the
-   worker's own evaluator (``Simulation.evaluator``: the same simulation code and stream fast
-   path), pass after pass within the budget; the simulation's cost per point is the mean over
-   the passes (less their top and bottom tenth) of a pass's mean.
+   of CPU is spent; seeded so two estimates agree) evaluated through the worker's own
+   evaluator (``Simulation.evaluator``: the same simulation code and stream fast path), in up
+   to three passes; a point's time is the median of its passes, the simulation's cost per
+   point the mean over the sample.
 2. **Worker overhead, measured now, never a constant** (the worker's own cost per shard
    changes with its code and its store): ``run_task``, the worker function's code path
    (task validation, decoding, results Parquet, outcome and usage records, every
    write the current code makes), delivered a 1-point shard of the request and, when points
    are cheap (< 2 ms), a 200-point shard of its first points, on a ``LocalStore`` (the local
    stage's store kind) in a temp folder inside the data root (a ``.tmp-`` name, which no
-   listing reads). Each shard is delivered again and again to one store: the first delivery
-   is a warm-up and not counted (a warm Lambda invocation has paid its first-call costs; a
-   cold start is not modelled), and between deliveries the store's objects are removed but its
+   listing reads). Each shard is delivered ten times to one store: the first delivery is a
+   warm-up and not counted (a warm Lambda invocation has paid its first-call costs; a cold
+   start is not modelled), and between deliveries the store's objects are removed but its
    folders kept, as a warm worker's later shards of a run find them. Each delivery less the
-   bare evaluation of its points, timed right after it, is the worker's own cost; their means
-   (less the top and bottom tenth) give the fixed cost per shard and the worker's cost per
-   point (negligible next to points of 2 ms or more). The same deliveries give the S3
-   requests a shard makes, reads and writes (their usage records), each priced as its kind.
-
-   The sample's passes and the deliveries are taken in turns, at least nine, for at least 2 s
-   of wall-clock time (``SPAN_S``, the sample's budget allowing): a run lasts seconds and bills
-   the mean over the machine's speed phases, fast and slow (this VM's cores change speed by up
-   to 2x in phases of a second or a few), while measurements made within 0.1 s sat in one
-   phase (the same cheap request's per-point figure moved by 1.8x from one estimate to the
-   next).
+   bare evaluation of its points, timed right after it, is the worker's own cost; the medians
+   give the fixed cost per shard and the worker's cost per point (negligible next to points of
+   2 ms or more). The same deliveries give the S3 requests a shard makes, reads and writes
+   (their usage records), each priced as its kind.
 3. **Scaling to Lambda**: Lambda gives a function CPU in proportion to its memory, one full vCPU
    at 1,769 MB (``pricing.FULL_VCPU_MB``). Single-threaded work runs ``1769 / memory`` times
    longer below that and no faster above it, so local CPU seconds are multiplied by
@@ -120,17 +113,11 @@ DISPATCHER_S = 0.25
 DISPATCHER_REQUESTS = (3, 5)
 CHEAP_POINT_S = 0.002
 ROUND_UP_S = 0.0005
-# Each worker timing is a mean of at least this many deliveries: one of a few ms varies by 2x
-# or more (a collection, a neighbour's burst), and the fixed cost is most of a cheap shard's
-# seconds.
+# Each worker timing is a median of this many runs: one run of a few ms varies by 2x or more
+# (a collection, a neighbour's burst), and the fixed cost is most of a cheap shard's seconds.
 REPEATS = 9
-# The sample's first pass may take this share of the CPU budget (later passes fit in the rest).
+# A sampled point's time is the median of this many passes over it (budget allowing).
 PASSES = 3
-# The sample's passes and the shards' deliveries are taken in turns over at least this much
-# wall-clock time: this machine's cores change speed by up to 2x in phases of a second or a few,
-# and a run lasts seconds; measured in 0.1 s, an estimate sat in one phase.
-SPAN_S = 2.0
-MAX_TURNS = 200
 # The compactor's timings (``_compactor_timing``): counted runs of each invocation (after a
 # warm-up), the most points a shard of its per-row run has, the fewest it is measured with,
 # and the evaluation it may spend producing them.
@@ -189,98 +176,39 @@ def _own_core(fn: Any) -> float:
     return max(0.0, took - waited / 1e9)
 
 
-class _Sample:
-    """The simulation's CPU seconds per point, over a random sample of the request's points:
-    ``sample`` of them, or fewer (at least 3) once a third of ``budget_s`` is spent on the first
-    pass, evaluated through the worker's own evaluator in passes (``timed_pass``) that
-    ``_measure`` spreads over ``SPAN_S`` (a pass of 200 cheap points lasts 30 ms, one of this
-    machine's speed phases; one pass varied by 1.8x from one estimate to the next). The first
-    sampled point is evaluated once untimed before (and its time counted in the budget): a
-    process's first evaluation pays NumPy's and the allocator's first-call costs, which a warm
-    worker has paid."""
-
-    def __init__(self, request: SweepRequest, sample: int, budget_s: float) -> None:
-        picked = random.Random(0).sample(
-            range(request.total_points), min(sample, request.total_points)
-        )
-        self._evaluate = REGISTRY[request.simulation].evaluator(request.seed)
-        self.budget_s = budget_s
-        self.spent = _cpu(lambda: self._evaluate(request.space.point(picked[0])))
-        self._points: list[dict[str, Any]] = []
-        took = 0.0
-        for i in picked:
-            point = request.space.point(i)
-            took += _cpu(lambda point=point: self._evaluate(point))
-            self._points.append(point)
-            if self.spent + took > budget_s / PASSES and len(self._points) >= min(3, len(picked)):
-                break
-        self.spent += took
-        self.first = took
-        self.passes = [took / len(self._points)]
-
-    def fits(self) -> bool:
-        """Whether one more pass stays within the CPU budget."""
-        return self.spent + self.first <= self.budget_s
-
-    def timed_pass(self) -> None:
-        took = _cpu(lambda: [self._evaluate(point) for point in self._points])
-        self.spent += took
-        self.passes.append(took / len(self._points))
-
-    def per_point(self) -> float:
-        return _trimmed_mean(self.passes)
-
-
-class _Deliveries:
-    """The worker's own CPU seconds on one shard: shard 0 of the request resharded to ``size``
-    points, delivered to ``run_task`` (the worker function's code path) on a ``LocalStore``
-    (the local stage's store kind, in a temp folder inside the data root when there is one:
-    the same file system), less the bare evaluation of the same points through the same
-    evaluator, timed right after each delivery. The first delivery is a warm-up and not
-    counted, as a warm Lambda invocation does not pay its environment's first-call costs;
-    before each, the store's objects are removed but its folders kept (``_reset``). The last
-    delivery's usage record gives the S3 (reads, writes) a shard makes."""
-
-    def __init__(self, request: SweepRequest, size: int, folder: Path) -> None:
-        body = request.to_dict() | {"shards": {"size": size}}
-        for fault in ("fail_shards", "crash_shards", "reuse"):
-            body.pop(fault, None)
-        resharded = validate_request(body, limits=None)
-        bounds = shard_bounds(resharded.total_points, resharded.shards, 0)
-        self._payload = task_payload(RUN_ID, 0, bounds, "2000-01-01", resharded.to_dict())
-        sim = REGISTRY[request.simulation]
-        self._evaluate = sim.values_evaluator(request.seed)
-        base, floats = sim.defaults, sim.float_names
-        self._points = [(p, r) for _, p, r in resharded.space.iter_points(*bounds, base, floats)]
-        self._folder = folder
-        self._store = LocalStore(folder)
-        self.own: list[float] = []
-        self._deliver()  # the warm-up
-
-    def _deliver(self) -> float:
-        _reset(self._folder)
-        cpu = _cpu(lambda: run_task(self._payload, None, self._store, 0))
-        bare = _cpu(lambda: [self._evaluate(p, r) for p, r in self._points])
-        return max(0.0, cpu - bare)
-
-    def timed(self) -> None:
-        self.own.append(self._deliver())
-
-    def worker_s(self) -> float:
-        return _trimmed_mean(self.own)
-
-    def requests(self) -> tuple[int, int]:
-        worker = cost.usage_by_function(self._store, RUN_ID)["worker"]
-        return worker.s3_reads, worker.s3_writes
-
-
-def _trimmed_mean(values: list[float]) -> float:
-    """The mean without its top and bottom tenth: a run's billed seconds are a mean over the
-    machine's phases, fast and slow (which a median would pick one of), but one collection or
-    neighbour's burst should not move a figure of a few rounds."""
-    ordered = sorted(values)
-    cut = len(ordered) // 10
-    return statistics.fmean(ordered[cut : len(ordered) - cut])
+def _sample_cost(request: SweepRequest, sample: int, budget_s: float) -> float:
+    """CPU seconds per point, over a random sample of the request's points: ``sample`` of
+    them, or fewer (at least 3) once a third of ``budget_s`` is spent, each evaluated in up to
+    ``PASSES`` passes (within the budget) and timed by the median of its passes: one pass of
+    200 points varied by 1.8x from one estimate to the next on a loaded machine, and the
+    fastest pass was as far below what a run then measured. The first sampled point is
+    evaluated once untimed before (and its time counted in the budget): a process's first
+    evaluation pays NumPy's and the allocator's first-call costs, which a warm worker has
+    paid."""
+    sim = REGISTRY[request.simulation]
+    total = request.total_points
+    picked = random.Random(0).sample(range(total), min(sample, total))
+    evaluate = sim.evaluator(request.seed)
+    points: list[dict[str, Any]] = []
+    times: list[list[float]] = []
+    spent = _cpu(lambda: evaluate(request.space.point(picked[0])))
+    for i in picked:
+        point = request.space.point(i)
+        took = _cpu(lambda point=point: evaluate(point))
+        points.append(point)
+        times.append([took])
+        spent += took
+        if spent > budget_s / PASSES and len(points) >= min(3, len(picked)):
+            break
+    first = spent
+    for _ in range(PASSES - 1):
+        if spent + first > budget_s:
+            break
+        for k, point in enumerate(points):
+            took = _cpu(lambda point=point: evaluate(point))
+            times[k].append(took)
+            spent += took
+    return sum(statistics.median(t) for t in times) / len(times)
 
 
 def _reset(root: Path) -> None:
@@ -294,11 +222,44 @@ def _reset(root: Path) -> None:
 
 @dataclass(frozen=True)
 class ShardTiming:
-    """The worker's own CPU seconds on one shard (``_Deliveries``) and the S3 (reads, writes)
-    one makes."""
+    """The worker's own CPU seconds on one shard (its ``run_task`` less the bare evaluation of
+    its points), median of ``REPEATS`` deliveries, and the S3 (reads, writes) one makes."""
 
     worker_s: float
     requests: tuple[int, int]
+
+
+def _shard_timing(request: SweepRequest, size: int, scratch: Path | None) -> ShardTiming:
+    """Shard 0 of the request resharded to ``size`` points, delivered ``1 + REPEATS`` times to
+    ``run_task`` (the worker function's code path) on a ``LocalStore`` (the local stage's
+    store kind, in a temp folder inside the data root when there is one: the same file
+    system). The first delivery is a warm-up and not counted, as a warm Lambda invocation does
+    not pay its environment's first-call costs; between deliveries the store's objects are
+    removed but its folders kept (``_reset``). Each counted delivery's bare evaluation of the
+    same points, through the same evaluator, is timed right after it and subtracted."""
+    body = request.to_dict() | {"shards": {"size": size}}
+    body.pop("fail_shards", None)
+    body.pop("crash_shards", None)
+    body.pop("reuse", None)
+    resharded = validate_request(body, limits=None)
+    bounds = shard_bounds(resharded.total_points, resharded.shards, 0)
+    payload = task_payload(RUN_ID, 0, bounds, "2000-01-01", resharded.to_dict())
+    sim = REGISTRY[request.simulation]
+    evaluate = sim.values_evaluator(request.seed)
+    base, floats = sim.defaults, sim.float_names
+    points = [(p, r) for _, p, r in resharded.space.iter_points(*bounds, base, floats)]
+    own: list[float] = []
+    with tempfile.TemporaryDirectory(prefix=".tmp-estimate-", dir=scratch) as tmp:
+        store = LocalStore(Path(tmp))
+        for delivery in range(1 + REPEATS):
+            _reset(Path(tmp))
+            cpu = _cpu(lambda: run_task(payload, None, store, 0))
+            bare = _cpu(lambda: [evaluate(p, r) for p, r in points])
+            if delivery:
+                own.append(max(0.0, cpu - bare))
+        worker = cost.usage_by_function(store, RUN_ID)["worker"]  # the last delivery's
+        requests = (worker.s3_reads, worker.s3_writes)
+    return ShardTiming(statistics.median(own), requests)
 
 
 @dataclass(frozen=True)
@@ -478,35 +439,19 @@ def _measure(
     budget_s: float,
     scratch: Path | None,
 ) -> _Measured:
-    """Every local measurement the estimate scales (module docstring, steps 1 and 2), the
-    sample's passes and the shards' deliveries taken in turns over at least ``SPAN_S`` of
-    wall-clock time (budget allowing), so that they average over the machine's speed phases as
-    a run of seconds does."""
+    """Every local measurement the estimate scales (module docstring, steps 1 and 2)."""
     total = request.total_points
     level = logger.log_level
     logger.setLevel("WARNING")  # the worker's per-shard log lines are not the estimate's output
     try:
-        with tempfile.TemporaryDirectory(prefix=".tmp-estimate-", dir=scratch) as tmp:
-            started = time.perf_counter()
-            sampled = _Sample(request, sample, budget_s)
-            shards = [_Deliveries(request, 1, Path(tmp) / "one")]
-            m = min(overhead_points, total)  # the worker's own cost per point is negligible
-            if sampled.per_point() < CHEAP_POINT_S and m > 1:  # next to a dear point's
-                shards.append(_Deliveries(request, m, Path(tmp) / "many"))
-            for turn in range(MAX_TURNS):
-                if turn >= REPEATS and (
-                    time.perf_counter() - started >= SPAN_S or not sampled.fits()
-                ):
-                    break
-                if sampled.fits():
-                    sampled.timed_pass()
-                for shard in shards:
-                    shard.timed()
-            per_point = sampled.per_point()
-            one = ShardTiming(shards[0].worker_s(), shards[0].requests())
-            overhead = 0.0
-            if len(shards) > 1:
-                overhead = max(0.0, (shards[1].worker_s() - one.worker_s) / (m - 1))
+        per_point = _sample_cost(request, sample, budget_s)
+        one = _shard_timing(request, 1, scratch)
+        overhead = 0.0
+        if per_point < CHEAP_POINT_S and total > 1:  # else the worker's own cost per point
+            m = min(overhead_points, total)  # is negligible next to the point's
+            if m > 1:
+                many = _shard_timing(request, m, scratch)
+                overhead = max(0.0, (many.worker_s - one.worker_s) / (m - 1))
         compactor = _compactor_timing(request, per_point, scratch)
     finally:
         logger.setLevel(level)

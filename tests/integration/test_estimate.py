@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -184,46 +183,3 @@ def test_sweep_estimate_prints_every_figure_and_the_timeout_warning(tmp_path: Pa
     fits = (0.8 * sizes["worker"].timeout_s - fixed_s) / per_point_s
     assert 1 <= warning["size"] < points
     assert abs(warning["size"] - fits) <= fits * 1e-4 + 1
-
-
-@pytest.mark.parametrize(
-    ("paths", "budget_s", "many"),
-    [(30, 5.0, True), (200_000, 1e-6, False)],
-    ids=["cheap points: turns until the span", "dear points: the sample stops at its budget"],
-)
-def test_the_sample_and_the_deliveries_are_measured_in_turns_over_the_span(
-    monkeypatch: pytest.MonkeyPatch, paths: int, budget_s: float, many: bool
-) -> None:
-    """The sample's passes and the shards' deliveries alternate, at least ``REPEATS`` turns,
-    until ``SPAN_S`` of wall-clock time has passed (so the figures average over the machine's
-    speed phases as a run's do), the sample's passes only while its CPU budget lasts. The
-    span is shortened here; the order and the counts are what is checked."""
-    taken: list[str] = []
-    pass_, timed = estimating._Sample.timed_pass, estimating._Deliveries.timed
-
-    def recorded_pass(sample: Any) -> None:
-        taken.append("pass")
-        pass_(sample)
-
-    def recorded_delivery(shard: Any) -> None:
-        taken.append(f"shard-{len(shard._points)}")
-        timed(shard)
-
-    monkeypatch.setattr(estimating, "SPAN_S", 0.3)
-    monkeypatch.setattr(estimating._Sample, "timed_pass", recorded_pass)
-    monkeypatch.setattr(estimating._Deliveries, "timed", recorded_delivery)
-    monkeypatch.setattr(estimating, "_compactor_timing", lambda *args: None)
-    body = BODY | {"parameters": BODY["parameters"] | {"paths": {"values": [paths]}}}
-    request = validate_request(body, limits=None)
-    started = time.perf_counter()
-    measured = estimating._measure(request, 20, 20, budget_s, None)
-    took = time.perf_counter() - started
-
-    turn = ["pass", "shard-1", "shard-20"] if many else ["shard-1"]
-    if many:
-        assert len(taken) % 3 == 0 and taken == turn * (len(taken) // 3)
-        assert took >= 0.3 and len(taken) // 3 >= estimating.REPEATS
-    else:  # a first pass of 3 dear points spends the budget: no further pass, nine deliveries
-        assert taken == turn * estimating.REPEATS
-    assert measured.per_point > 0 and measured.shard.worker_s > 0
-    assert many or measured.overhead == 0  # dear points: no per-point overhead measured
