@@ -28,7 +28,8 @@ root):
   once the run is compacted (the local stage compacts it as soon as status sees it complete);
 - **files**: Parquet files of the run (outcomes + results), per-shard, before compaction;
 - **new file**: before each size's run, the CPU microseconds it takes to create one new file in
-  its data root (median of 1,000; ``new_file_us``). A shard creates four (its success lock,
+  a new folder beside its data root, on the same file system (median of 1,000;
+  ``new_file_us``). A shard creates four (its success lock,
   results, outcome and usage record), and on this VM's ext4 that cost moved between 15 and
   460 us a file with the folder's place on the disk, the hour and the files already made
   (2026-12-06: 25 us a file over the first 200 in a new folder under /tmp, 150-170 us over
