@@ -256,8 +256,7 @@ def _print_estimate(
         data_root = root or settings.local_root
         result = estimate(body, stage=settings.stage, data_root=data_root, engine=counter)
     except InvalidRequest as exc:  # as the API would answer it: the error, then its problems
-        problems = [p.to_dict() for p in exc.problems]
-        raise ApiError(None, exc.code, exc.message, problems) from None
+        raise ApiError.before_sending(exc) from None
     for line in lines(result):
         console.print(line)
     return result.to_dict()

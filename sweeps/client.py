@@ -169,8 +169,7 @@ def parse_request(text: str, source: str) -> Any:
     try:
         return loads(text)
     except InvalidRequest as exc:
-        problems = [p.to_dict() for p in exc.problems]
-        raise ApiError(None, exc.code, f"{source}: {exc.message}", problems) from None
+        raise ApiError.before_sending(exc, source) from None
 
 
 class Client:

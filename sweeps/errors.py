@@ -7,7 +7,10 @@ and exit status 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.model.errors import SweepError
 
 
 class SweepsError(Exception):
@@ -24,6 +27,13 @@ class ApiError(SweepsError):
     code: str
     message: str
     problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def before_sending(cls, refused: SweepError, source: str | None = None) -> ApiError:
+        """A request refused here, before it was sent (read, or estimated, by the model's own
+        rules), as the API would have answered it: the error, then its problems."""
+        message = f"{source}: {refused.message}" if source else refused.message
+        return cls(None, refused.code, message, [p.to_dict() for p in refused.problems])
 
     def __str__(self) -> str:
         where = f"HTTP {self.status} " if self.status else ""

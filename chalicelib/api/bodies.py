@@ -14,11 +14,10 @@ import jsonschema
 from chalicelib.model.errors import (
     InvalidRequest,
     PayloadTooLarge,
-    Problem,
     UnsupportedMediaType,
-    pointer,
 )
 from chalicelib.model.json_text import loads
+from chalicelib.model.validation import schema_problems
 
 # The optional bodies of the run routes: an empty body is ``{}``.
 REDRIVE_SCHEMA = {
@@ -59,17 +58,7 @@ def optional_body(
     """A run route's optional body (none, or blank, means ``{}``) checked against ``schema``;
     one it cannot take is a 4xx as any body is (``parse_json``), so nothing happens."""
     body = parse_json(raw, content_type, max_bytes) if raw and raw.strip() else {}
-    problems = []
-    for error in jsonschema.Draft4Validator(schema).iter_errors(body):
-        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            known = schema.get("properties", {})
-            problems += [
-                Problem(pointer(*error.absolute_path, k), f"unknown field {k!r}")
-                for k in error.instance
-                if k not in known
-            ]
-        else:
-            problems.append(Problem(pointer(*error.absolute_path), error.message))
+    problems = schema_problems(list(jsonschema.Draft4Validator(schema).iter_errors(body)))
     if problems:
         raise InvalidRequest(problems[0].message, problems)
     return body

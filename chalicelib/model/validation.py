@@ -96,7 +96,7 @@ def _schema_validator() -> Any:
 def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
     """Parse a request body or raise InvalidRequest naming every problem."""
     errors = list(_schema_validator().iter_errors(body))
-    problems = _schema_problems(errors)
+    problems = schema_problems(errors)
     problems += _non_finite(body, ())
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object", problems)
@@ -136,7 +136,10 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
     )
 
 
-def _schema_problems(errors: list[jsonschema.ValidationError]) -> list[Problem]:
+def schema_problems(errors: list[jsonschema.ValidationError]) -> list[Problem]:
+    """JSON Schema's errors as the contract's problems, one per field where it names several
+    (an unknown field, a missing one), sorted by path: every body the API checks is told
+    its problems this way (``api.bodies`` too)."""
     problems = []
     for error in errors:
         path = list(error.absolute_path)
