@@ -96,9 +96,10 @@ def apply_model_patch(model: Any, operations: list[dict[str, Any]]) -> None:
 
 
 def install_server_patches() -> None:
-    """Patch moto's API Gateway backend and responses, and make its object writes atomic (for a
+    """Patch moto's API Gateway backend and responses, and make its S3 safe for threads (for a
     server in this process)."""
     atomic_object_writes()
+    serial_url_reloads()
     from moto.apigateway.models import APIGatewayBackend
     from moto.apigateway.responses import APIGatewayResponse
 
@@ -166,6 +167,29 @@ def atomic_object_writes() -> None:
 
     put_object._atomic = True  # type: ignore[attr-defined]
     S3Response.put_object = put_object  # type: ignore[method-assign]
+
+
+def serial_url_reloads() -> None:
+    """One reload at a time of ``moto.s3.urls``, which moto 5.2.5's S3 backend reloads on every
+    request (``S3Backend._url_module``). ``importlib.reload`` checks that the module is in
+    ``sys.modules`` before taking the import lock, and a reload in progress takes it out and puts
+    it back (``_bootstrap._exec``): a request in another thread in between failed with
+    "module moto.s3.urls not in sys.modules" (a fresh-clone CI, in
+    ``test_one_of_many_racing_creates_wins``'s eight threads). S3 has no such step. Idempotent."""
+    from moto.s3.models import S3Backend
+
+    current = S3Backend.__dict__["_url_module"]
+    if getattr(current.fget, "_serial", False):
+        return
+    lock = threading.Lock()
+
+    @functools.wraps(current.fget)
+    def url_module(self: Any) -> Any:
+        with lock:
+            return current.fget(self)
+
+    url_module._serial = True  # type: ignore[attr-defined]
+    S3Backend._url_module = property(url_module)  # type: ignore[method-assign, assignment]
 
 
 # ---------------------------------------------------------------------- path B's stack outputs

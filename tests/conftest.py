@@ -20,8 +20,10 @@ from tests.support.harness import Harness
 @pytest.fixture(autouse=True, scope="session")
 def _atomic_moto_writes() -> None:
     """moto's conditional PutObject is not atomic across threads, S3's is: tests whose threads
-    race to create one key (reconciler passes, compactions at once) get S3's answer."""
+    race to create one key (reconciler passes, compactions at once) get S3's answer; and its
+    S3 reloads a module on every request, which threads must not do at once."""
     moto_gaps.atomic_object_writes()
+    moto_gaps.serial_url_reloads()
 
 
 @pytest.fixture(autouse=True)

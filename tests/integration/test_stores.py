@@ -182,3 +182,30 @@ def test_one_of_many_racing_creates_wins(s3_store: S3Store, local_store: LocalSt
                 assert store.get(f"race/{k}") == f"writer {wins.index(True)}".encode()
     finally:
         sys.setswitchinterval(interval)
+
+
+def test_moto_s3_requests_in_threads_never_meet_a_reload_half_done(
+    s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's S3 reloads ``moto.s3.urls`` on every request, and a reload takes the module out
+    of ``sys.modules`` and puts it back (``importlib._bootstrap._exec``), while another reload
+    first checks that it is there. Here each reload's window is held open for 20 ms, so two
+    threads' requests meet in it unless reloads go one at a time
+    (``moto_gaps.serial_url_reloads``, installed for every test by the session fixture)."""
+    import importlib
+
+    import moto.s3.models
+
+    def reload(module: Any) -> Any:  # importlib.reload's check, then _exec's window, held open
+        name = module.__name__
+        if sys.modules.get(name) is not module:
+            raise ImportError(f"module {name} not in sys.modules")
+        sys.modules.pop(name)
+        threading.Event().wait(0.02)
+        sys.modules[name] = module
+        return importlib.reload(module)
+
+    monkeypatch.setattr(moto.s3.models, "reload", reload)
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda k: s3_store.exists(f"absent/{k}"), range(8)))
+    assert found == [False] * 8
