@@ -8,6 +8,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -196,7 +197,8 @@ def test_moto_s3_requests_in_threads_never_meet_a_reload_half_done(
 
     import moto.s3.models
 
-    def reload(module: Any) -> Any:  # importlib.reload's check, then _exec's window, held open
+    def reload(module: ModuleType) -> ModuleType:
+        """importlib.reload's check, then _exec's window, held open."""
         name = module.__name__
         if sys.modules.get(name) is not module:
             raise ImportError(f"module {name} not in sys.modules")
