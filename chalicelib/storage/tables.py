@@ -168,8 +168,16 @@ def one_row_parquet(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Python rows (a missing key is a null) as a table of ``schema``, converted as one struct
+    array: half the CPU of ``pa.Table.from_pylist``, which converts column by column (about
+    90 us saved on an 18-column outcome, issue 16: a shard writes two such rows)."""
+    rows_array = pa.array(rows, pa.struct(list(schema)))
+    return pa.Table.from_arrays(rows_array.flatten(), schema=schema)
+
+
 def outcome_parquet(row: dict[str, Any]) -> bytes:
-    return one_row_parquet(pa.Table.from_pylist([row], schema=OUTCOMES))
+    return one_row_parquet(rows_table([row], OUTCOMES))
 
 
 def usage_parquet(usage: layout.Usage) -> bytes:
@@ -190,7 +198,7 @@ def usage_table(entries: list[layout.Usage]) -> pa.Table:
                 "ended": shard[1] if shard else None,
             }
         )
-    return pa.Table.from_pylist(rows, schema=USAGE)  # ``function`` is left out
+    return rows_table(rows, USAGE)  # ``function`` is left out
 
 
 @dataclass

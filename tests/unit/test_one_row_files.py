@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chalicelib.storage import layout
-from chalicelib.storage.tables import OUTCOMES, USAGE, outcome_parquet, usage_parquet
+from chalicelib.storage.tables import OUTCOMES, USAGE, outcome_parquet, rows_table, usage_parquet
 
 
 def test_outcome_and_usage_rows_read_back_with_their_schemas(tmp_path: Path) -> None:
@@ -58,3 +61,31 @@ def test_outcome_and_usage_rows_read_back_with_their_schemas(tmp_path: Path) -> 
     assert duckdb.connect().execute(
         "SELECT shard_id, error_code, epoch_ms(started_at) FROM read_parquet(?)", [str(path)]
     ).fetchall() == [(7, "INJECTED_FAILURE", int(started.timestamp() * 1000))]
+
+
+_OUTCOME_VALUES = {
+    "shard_id": st.integers(0, 2**31 - 1),
+    "attempt": st.integers(1, 10),
+    "start_index": st.integers(0, 2**62),
+    "end_index": st.integers(0, 2**62),
+    "point_count": st.integers(0, 2**62),
+    "simulation": st.text(max_size=20),
+    "started_at": st.datetimes(timezones=st.just(UTC)),
+    "finished_at": st.datetimes(timezones=st.just(UTC)),
+    "duration_ms": st.integers(0, 2**40),
+    "results_key": st.text(max_size=40),
+    "error_code": st.sampled_from(["LOST", "INJECTED_FAILURE"]),
+    "error_message": st.text(max_size=40),
+    "retryable": st.booleans(),
+    "request_id": st.text(max_size=10),
+    "points_reused": st.integers(0, 2**40),
+    "s3_requests": st.integers(0, 1000),
+}
+
+
+@given(st.fixed_dictionaries({}, optional=_OUTCOME_VALUES), st.integers(1, 3))
+def test_rows_convert_as_pyarrow_converts_them_row_by_row(row: dict[str, object], n: int) -> None:
+    """``rows_table`` (one struct array) gives what ``pa.Table.from_pylist`` gives, missing keys
+    as nulls and unknown keys left out."""
+    rows = [row | {"not_a_column": 1}] * n
+    assert rows_table(rows, OUTCOMES).equals(pa.Table.from_pylist(rows, schema=OUTCOMES))
