@@ -8,7 +8,9 @@ coordinates in stream-key text (``streams.canonical`` of the effective value, wh
 index stores), each with how many times the factor holds it; a parameter the request does not
 set must equal its default's text; replicates are a range. Each distinct matched point is then
 weighted by the product of its factors' counts, the number of the request's points that are it,
-so the count is what the plan's ``index_in`` over every point finds.
+so the count is what the plan's ``index_in`` over every point finds. A request whose ``VALUES``
+lists would pass Athena's limit on a query's length is counted by several queries, each over
+a part of its longest factor (``count_sqls``).
 
 What it sees is the merged index, so it agrees with the run's ``points_reused`` when the
 family's earlier runs are merged (complete and compacted) and none of their data was deleted
@@ -20,6 +22,7 @@ instant (a merge commits the next before deleting the previous).
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 
@@ -57,21 +60,87 @@ def factors(request: SweepRequest) -> list[tuple[tuple[str, ...], Counter[tuple[
     return out
 
 
-def count_sql(request: SweepRequest) -> str:
-    """The Athena SQL counting the request's points in its family's merged index."""
+# Athena refuses a query text longer than this, and the quota is not adjustable ("Member must
+# have length less than or equal to 262144"); DuckDB has no such limit.
+MAX_QUERY_CHARS = 262_144
+
+Factor = tuple[tuple[str, ...], list[str]]  # parameter names, VALUES rows (each with its count)
+
+
+def count_sqls(request: SweepRequest, limit: int = MAX_QUERY_CHARS) -> list[str]:
+    """The queries counting the request's points in its family's merged index, each at most
+    ``limit`` characters: one, unless a factor's ``VALUES`` list is too long for one query (a
+    sampled block holds a row per distinct sampled point: 10,000 of them made 489 KB). Then
+    the longest factor's rows are split into chunks, again until every query fits, and a
+    query is made for each combination of chunks. The counts add up exactly: a factor's rows
+    are distinct coordinates, so each matched point falls in one combination only."""
     sim = REGISTRY[request.simulation]
     fam = reuse.family(sim.name, sim.version, request.seed)
-    joins, picked, weights = [], [], []
-    for k, (names, counts) in enumerate(factors(request)):
-        columns = [f"c{m}" for m in range(len(names))]
-        rows = ", ".join(
-            "(" + ", ".join([*map(literal, coords), str(n)]) + ")" for coords, n in counts.items()
+    factor_rows: list[Factor] = [
+        (
+            names,
+            [
+                "(" + ", ".join([*map(literal, coords), str(n)]) + ")"
+                for coords, n in counts.items()
+            ],
         )
+        for names, counts in factors(request)
+    ]
+    chunked = [[rows] for _, rows in factor_rows]
+    while True:
+        longest = [max(chunks, key=_chars) for chunks in chunked]
+        sql = _sql(
+            request,
+            sim,
+            fam,
+            [(names, rows) for (names, _), rows in zip(factor_rows, longest, strict=True)],
+        )
+        if len(sql.encode()) <= limit:  # in bytes: never under the characters Athena counts
+            break
+        k = max(range(len(longest)), key=lambda j: _chars(longest[j]))
+        if len(longest[k]) == 1:
+            raise ValueError(
+                f"a reuse count over {len(sql):,} characters cannot be split to {limit:,}"
+            )
+        chunked[k] = _split(factor_rows[k][1], _chars(longest[k]) // 2)
+    return [
+        _sql(
+            request,
+            sim,
+            fam,
+            [(names, rows) for (names, _), rows in zip(factor_rows, combo, strict=True)],
+        )
+        for combo in itertools.product(*chunked)
+    ]
+
+
+def _chars(rows: list[str]) -> int:
+    return sum(len(row) + 2 for row in rows)  # each with its ", "
+
+
+def _split(rows: list[str], chars: int) -> list[list[str]]:
+    """``rows`` in order, in chunks of at most ``chars`` characters (at least one row each)."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for row in rows:
+        if chunks[-1] and size + len(row) + 2 > chars:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += len(row) + 2
+    return chunks
+
+
+def _sql(request: SweepRequest, sim: Simulation, fam: str, factor_rows: list[Factor]) -> str:
+    """The SQL counting the points whose factors' coordinates are among ``factor_rows``."""
+    joins, picked, weights = [], [], []
+    for k, (names, rows) in enumerate(factor_rows):
+        columns = [f"c{m}" for m in range(len(names))]
         on = " AND ".join(
             f"element_at(r.params, {literal(name)}) = f{k}.{c}"
             for name, c in zip(names, columns, strict=True)
         )
-        joins.append(f"JOIN (VALUES {rows}) AS f{k} ({', '.join(columns)}, n) ON {on}")
+        joins.append(f"JOIN (VALUES {', '.join(rows)}) AS f{k} ({', '.join(columns)}, n) ON {on}")
         picked += [f"f{k}.{c} AS f{k}{c}" for c in columns]
         weights.append(f"f{k}.n")
     unset = sim.effective_params({})
@@ -94,7 +163,11 @@ def count_sql(request: SweepRequest) -> str:
     )
 
 
-def count(engine: QueryEngine, request: SweepRequest) -> int:
-    """The request's points in its family's merged index, by ``count_sql`` on ``engine``."""
-    rows = engine.execute(count_sql(request)).rows
-    return int(rows[0]["reusable"]) if rows else 0
+def count(engine: QueryEngine, request: SweepRequest, limit: int = MAX_QUERY_CHARS) -> int:
+    """The request's points in its family's merged index: ``count_sqls`` on ``engine``, one
+    after the other, their counts added."""
+    total = 0
+    for sql in count_sqls(request, limit):
+        rows = engine.execute(sql).rows
+        total += int(rows[0]["reusable"]) if rows else 0
+    return total

@@ -654,6 +654,42 @@ def test_the_reuse_count_query_is_what_the_run_then_reuses(tmp_path: Path) -> No
         assert counted == expected if expected is not None else 20 < counted <= 30
 
 
+def test_a_reuse_count_too_long_for_athena_is_split_and_adds_up(tmp_path: Path) -> None:
+    """Athena refuses a query over 262,144 characters, and a sampled block's ``VALUES`` list
+    grows by a row per distinct point: such a request is counted by several queries, each
+    within the limit, whose counts add up to the one query's (run on DuckDB, which has no
+    limit) and to what the run then reuses."""
+    from sweeps import reuse_count
+    from sweeps.engines.local import LocalEngine
+
+    big = validate_request(pi_sample(20_000) | {"sample": _wide_sample(20_000)}, LIMITS)
+    (whole,) = reuse_count.count_sqls(big, limit=10**8)
+    assert len(whole) > reuse_count.MAX_QUERY_CHARS  # one query would be refused
+    parts = reuse_count.count_sqls(big)
+    assert len(parts) > 1 and all(len(q.encode()) <= reuse_count.MAX_QUERY_CHARS for q in parts)
+
+    runs = Runs(LocalStore(tmp_path / "data"), merge=True)
+    runs.run(pi_sample(20))
+    runs.run(grid(VOL9, replicates=2))
+    engine = LocalEngine(tmp_path / "data")
+    for body in (pi_sample(30, reuse=True), grid(VOL17, reuse=True, replicates=3)):
+        request = validate_request(body, LIMITS)
+        one = reuse_count.count(engine, request, limit=10**8)
+        (alone,) = reuse_count.count_sqls(request, limit=10**8)
+        limit = len(alone) - 30  # a limit the one query passes: split
+        sqls = reuse_count.count_sqls(request, limit)
+        assert len(sqls) > 1 and all(len(q.encode()) <= limit for q in sqls)
+        assert reuse_count.count(engine, request, limit) == one > 0
+        run = runs.run(body)
+        assert one == status(runs.store, run.run_id)["points_reused"]
+
+
+def _wide_sample(points: int) -> dict[str, Any]:
+    """A sampled block whose points are all distinct (two continuous axes)."""
+    axes = {"samples": {"integer": {"low": 1, "high": 10**9}}}
+    return {"design": "random", "points": points, "axes": axes}
+
+
 @contextmanager
 def athena_over(
     root: Path, monkeypatch: pytest.MonkeyPatch, sent: list[str] | None = None
@@ -718,7 +754,8 @@ def test_sweep_estimate_counts_reusable_points_on_athena(
         (execution,) = backend.executions.values()
         assert execution.workgroup.name == "sweeps"
         assert execution.context == {"Database": "db"}
-    assert sent == [reuse_count.count_sql(validate_request(body, LIMITS))]
+    assert sent == reuse_count.count_sqls(validate_request(body, LIMITS))
+    assert len(sent) == 1
     estimated = json.loads(answer.stdout)
     run = runs.run(body)
     assert estimated["points_reused"] == status(runs.store, run.run_id)["points_reused"] == 81
@@ -844,7 +881,8 @@ def test_submit_estimate_counts_on_the_deployed_stage_it_submits_to(
         argv = ["--api", DEPLOYED, "submit", str(tmp_path / "wide.json"), "--estimate"]
         answer = CliRunner().invoke(cli.main, argv, catch_exceptions=False)
     assert answer.exit_code == 0, answer.output
-    assert sent == [reuse_count.count_sql(validate_request(body, LIMITS))]
+    assert sent == reuse_count.count_sqls(validate_request(body, LIMITS))
+    assert len(sent) == 1
     assert "points 153 in 4 shards; 81 reusable, 72 to evaluate\n" in answer.stderr
     assert "note: priced with the local stage's function sizes" in answer.stderr
     assert "accepted: 153 points in 4 shards" in answer.stderr
