@@ -78,8 +78,11 @@ GRANTS: dict[str, Grant] = {
         # Pacing reads the account's unreserved concurrency (chalicelib/fanout/pacing.py).
         account_settings=True,
     ),
+    # results/: a create that finds its key taken reads it back (ObjectStore._holds): a retry
+    # after the success outcome's write failed finds its own results there. Without the read,
+    # S3's 403 failed every retry and every redrive of that shard.
     "worker": Grant(
-        read=("runs", "outcomes"),
+        read=("runs", "outcomes", "results"),
         # usage/: each invocation's usage record (chalicelib/execution/usage.py), for cost.
         write=("runs", "outcomes", "results", "usage"),
         # Lambda delivers the worker's OnFailure record with the worker's own role.

@@ -221,7 +221,7 @@ def main() -> int:
             return 1
         verdict = smoke_verdict(report["smoke"])
         # A HEAD moto refuses answers a bare 403 (no body): the worker's role is not the operator.
-        print(f"the worker's role reading results/: {report['role_check']} (want 403)")
+        print(f"the worker's role reading compacted/: {report['role_check']} (want 403)")
         if report["role_check"] != "403":
             verdict = 1
         print("[4/4] a narrowed policy makes the worker's probe fail")

@@ -495,15 +495,58 @@ assert redelivered["cancelled"] == first_leaf[1]["dispatch"]["hi"], redelivered
 status, cancelled_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{third['run_id']}")
 assert cancelled_state["shards"]["succeeded"] == 1, cancelled_state  # shard 0 left alone
 current[0] = ""
+
+# A worker's success outcome write fails after its results landed (S3 answering 500 past
+# botocore's retries): the worker records STORAGE_ERROR and raises, and Lambda's retry finds
+# its success lock and its results already stored. Each create then reads the stored object
+# back (ObjectStore._holds) before the outcome is written, so the worker's role must be allowed
+# to read its own results/: without it every retry, and every redrive, failed on that read
+# (an audit found it; moto enforces it under make rehearse).
+from botocore.exceptions import ClientError  # noqa: E402
+
+status, fourth = api(
+    "POST",
+    "/sweeps",
+    "/sweeps",
+    {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [5, 6]}},
+        "shards": {"count": 1},
+    },
+)
+assert status == 202, fourth
+outcome_failures: list[str] = []
+
+
+def outcome_write_fails_once(params: dict[str, Any]) -> None:
+    key = params.get("Key", "")
+    if f"outcomes/run_id={fourth['run_id']}/status=succeeded/" in key and not outcome_failures:
+        outcome_failures.append(key)
+        error = {"Code": "InternalError", "Message": "injected: S3 failed the outcome's PUT"}
+        raise ClientError({"Error": error}, "PutObject")
+
+
+put_hooks.append(outcome_write_fails_once)
+attempts_before = handled["worker_attempts"]
+drain()
+put_hooks.remove(outcome_write_fails_once)
+current[0] = "api_handler"
+status, retried_state = api("GET", "/sweeps/{run_id}", f"/sweeps/{fourth['run_id']}")
+current[0] = ""
+retried_write = {
+    "outcome_failures": len(outcome_failures),
+    "worker_attempts": handled["worker_attempts"] - attempts_before,
+    "shards": retried_state["shards"],
+    "complete": retried_state["complete"],
+}
+
 # Under enforcement, the handlers above really ran as their roles: the worker's role may not
-# read results/ (no function reads it), and moto refuses it the way AWS would.
+# read compacted/ (only the compactor's may), and moto refuses it the way AWS would.
 role_check = "no roles"
 if ROLES:
-    from botocore.exceptions import ClientError
-
     current[0] = "worker"
     try:
-        s3.head_object(Bucket=bucket, Key=f"sweeps/results/run_id={run_id}/probe")
+        s3.head_object(Bucket=bucket, Key=f"sweeps/compacted/results/run_id={run_id}/probe")
         role_check = "allowed: the driver does not sign as the worker's role"
     except ClientError as error:
         role_check = str(error.response["Error"]["Code"])
@@ -757,6 +800,7 @@ print(
             "smoke": smoke,
             "scale": scale,
             "role_check": role_check,
+            "retried_outcome_write": retried_write,
             "status": status,
             "state": state,
             "reconciler_passes": passes,

@@ -192,9 +192,10 @@ def test_the_unpacked_artifacts_run_a_sweep(run: tuple[dict[str, Any], Path, Pat
     assert state["shards"] == {"succeeded": 1, "failed": 3, "pending": 0}
     assert state["failed_shards"] == [1, 2, 3]
     assert report["handled"]["failure_recorder"] == 2
-    # the crashing shard's event ran 3 times (Lambda's 2 retries) each time it was dispatched
+    # the crashing shard's event ran 3 times (Lambda's 2 retries) each time it was dispatched;
+    # one more attempt failed on its outcome's write (``retried_outcome_write``)
     handled = report["handled"]
-    assert handled["worker_attempts"] - handled["worker"] == 2 * 3
+    assert handled["worker_attempts"] - handled["worker"] == 2 * 3 + 1
     assert report["handled"]["dispatcher"] > 2  # the tree's inner and leaf dispatchers
     assert report["partitions"] == {"outcomes": 2, "results": 1}
     assert report["handled"]["duplicates"] == 1
@@ -209,6 +210,26 @@ def test_the_unpacked_artifacts_run_a_sweep(run: tuple[dict[str, Any], Path, Pat
         samples = SAMPLES[index]
         assert params == {"samples": str(samples)}
         assert metrics == sim.evaluate({"samples": samples}, 0)
+
+
+def test_a_retry_after_the_outcome_write_failed_succeeds(
+    run: tuple[dict[str, Any], Path, Path],
+) -> None:
+    """S3 fails a worker's success outcome PUT after its results landed: Lambda's retry finds
+    its lock and results stored, reads them back and writes the outcome. (The read of its own
+    results/ is a call ``test_each_call_is_granted_and_each_grant_is_used`` checks against the
+    worker's policy, and ``make rehearse`` makes as the worker's role under moto's IAM.)"""
+    retried = run[0]["retried_outcome_write"]
+    assert retried["outcome_failures"] == 1
+    assert retried["worker_attempts"] == 2  # the failed attempt, then Lambda's retry
+    assert retried["complete"] is True
+    assert retried["shards"] == {"succeeded": 1, "failed": 0, "pending": 0}
+    reads = [
+        call
+        for call in run[0]["aws_calls"]
+        if call["fn"] == "worker" and call["op"] == "GetObject" and "/results/" in call["Key"]
+    ]
+    assert reads, "the retry did not read its stored results back"
 
 
 # -- every AWS call each function made, against that function's policy ----------------------
