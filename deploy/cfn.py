@@ -11,6 +11,13 @@ from typing import Any
 
 import yaml
 
+# CloudFormation's limits on a template's size (API reference, CreateStack/ValidateTemplate):
+# sent in the request (TemplateBody, what `aws cloudformation deploy` does without --s3-bucket),
+# at most 51,200 bytes; from S3 (TemplateURL), at most 460,800 (the API reference's figure; the
+# quotas page now says 1 MB: the smaller is checked).
+TEMPLATE_BODY_MAX_BYTES = 51_200
+TEMPLATE_URL_MAX_BYTES = 460_800
+
 
 @dataclass(frozen=True)
 class Tag:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from chalicelib.config import PROJECT_ROOT
 from deploy import sdk, timeline
-from deploy.cfn import dump_yaml
+from deploy.cfn import TEMPLATE_URL_MAX_BYTES, dump_yaml
 from deploy.merge import merge_template
 from deploy.tools import PackageError, tool
 
@@ -84,6 +84,12 @@ def package(stage: str, out: Path) -> Packaged:
     template, archive = out / "sam.yaml", out / "deployment.zip"
     sdk.trim(archive)
     cfn_lint(template)
+    size = template.stat().st_size
+    if size > TEMPLATE_URL_MAX_BYTES:
+        raise PackageError(
+            f"{template} is {size:,} bytes: CloudFormation takes at most "
+            f"{TEMPLATE_URL_MAX_BYTES:,} from S3"
+        )
     return Packaged(template, archive, archive.stat().st_size, unzipped_size(archive))
 
 

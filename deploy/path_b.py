@@ -27,6 +27,7 @@ from typing import Any
 
 from chalicelib.config import PROJECT_ROOT
 from deploy import infra, layer, post_deploy, slim
+from deploy.cfn import TEMPLATE_BODY_MAX_BYTES
 from deploy.naming import StageNames
 from deploy.tools import PackageError, tool
 
@@ -61,6 +62,11 @@ def deploy_stack(cfn: Any, stage: str, layer_bucket: str, key: str) -> dict[str,
     """Create or update the data stack; its outputs once it is stable."""
     name = stack_name(stage)
     body = infra.template_path(stage).read_text()
+    if len(body.encode()) > TEMPLATE_BODY_MAX_BYTES:  # sent in the request, not from S3
+        raise PackageError(
+            f"{infra.template_path(stage)} is over CloudFormation's {TEMPLATE_BODY_MAX_BYTES:,}"
+            " bytes for a template sent in the request"
+        )
     params = [
         {"ParameterKey": "LayerBucket", "ParameterValue": layer_bucket},
         {"ParameterKey": "LayerKey", "ParameterValue": key},

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import PROJECT_ROOT
 from deploy import merge, package, policies, tools
-from deploy.cfn import Tag, load_yaml
+from deploy.cfn import TEMPLATE_BODY_MAX_BYTES, TEMPLATE_URL_MAX_BYTES, Tag, load_yaml
 from deploy.naming import FUNCTIONS, STAGES, StageNames
 
 
@@ -24,6 +25,19 @@ def packaged(
     result = package.package(stage, tmp_path_factory.mktemp(stage) / "out")  # cfn-lint inside
     template: dict[str, Any] = load_yaml(result.template.read_text())
     return stage, template, result
+
+
+def test_the_template_goes_to_cloudformation_through_s3(
+    packaged: tuple[str, dict[str, Any], package.Packaged],
+) -> None:
+    """The packaged template is over the 51,200 bytes CloudFormation takes in a request, so the
+    runbook's ``aws cloudformation deploy`` names an S3 bucket for it (aws-cli stops without
+    one), and within what it takes from S3."""
+    size = packaged[2].template.stat().st_size
+    assert TEMPLATE_BODY_MAX_BYTES < size <= TEMPLATE_URL_MAX_BYTES
+    runbook = (PROJECT_ROOT / "docs" / "runbook.md").read_text()
+    deploy = runbook[runbook.index("aws cloudformation deploy") :].split("\n\n", 1)[0]
+    assert '--s3-bucket "$ARTIFACTS"' in deploy
 
 
 def test_every_route_requires_sigv4(packaged: tuple[str, dict[str, Any], Any]) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chalicelib.config import PROJECT_ROOT
-from deploy import path_b
+from deploy import infra, path_b
+from deploy.cfn import TEMPLATE_BODY_MAX_BYTES
+from deploy.naming import STAGES
+from deploy.tools import PackageError
 
 OUTPUTS = {
     "DataBucketName": "sweeps-dev-000000000000-eu-west-1",
@@ -70,3 +74,26 @@ def test_the_committed_config_uses_the_deployed_names() -> None:
         assert env["SWEEP_GLUE_DATABASE"] == names.glue_database
         assert env["SWEEP_ATHENA_WORKGROUP"] == names.workgroup
         assert env["SWEEP_PREFIX"] == names.prefix
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_data_template_fits_a_request(stage: str) -> None:
+    """Path B sends the data stack's template in the request (TemplateBody), where
+    CloudFormation takes at most 51,200 bytes: a template grown past it (each simulation adds
+    named queries) fails here, offline, and ``deploy_stack`` refuses it before any call."""
+    assert len(infra.template_path(stage).read_bytes()) <= TEMPLATE_BODY_MAX_BYTES
+
+
+def test_an_oversized_data_template_is_refused_before_any_call(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    big = tmp_path / "data.yaml"
+    big.write_text("#" * (TEMPLATE_BODY_MAX_BYTES + 1))
+    monkeypatch.setattr(infra, "template_path", lambda stage: big)
+
+    class NoCalls:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"CloudFormation was called: {name}")
+
+    with pytest.raises(PackageError, match="51,200"):
+        path_b.deploy_stack(NoCalls(), "dev", "artifacts", "layers/x.zip")
