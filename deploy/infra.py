@@ -68,8 +68,10 @@ def bucket_resources(names: StageNames) -> dict[str, Any]:
     return {
         "DataBucket": {
             "Type": "AWS::S3::Bucket",
-            # Results outlive a stack: deleting it must not take a sweep's data along.
-            "DeletionPolicy": "Retain",
+            # Results outlive a stack: deleting it must not take a sweep's data along. Except
+            # when the stack's first create fails: its rollback then deletes the (empty) bucket,
+            # whose fixed name would otherwise make every retry fail with "already exists".
+            "DeletionPolicy": "RetainExceptOnCreate",
             "UpdateReplacePolicy": "Retain",
             "Properties": {
                 "BucketName": Tag("Sub", names.bucket_sub),

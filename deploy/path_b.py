@@ -72,9 +72,16 @@ def deploy_stack(cfn: Any, stage: str, layer_bucket: str, key: str) -> dict[str,
         {"ParameterKey": "LayerKey", "ParameterValue": key},
     ]
     try:
-        cfn.describe_stacks(StackName=name)
+        status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
         exists = True
     except cfn.exceptions.ClientError:
+        exists = False
+    if exists and status == "ROLLBACK_COMPLETE":
+        # A first create that failed and was rolled back: such a stack can only be deleted
+        # (CloudFormation refuses to update it), and its bucket went with the rollback
+        # (RetainExceptOnCreate), so this run creates it afresh.
+        cfn.delete_stack(StackName=name)
+        cfn.get_waiter("stack_delete_complete").wait(StackName=name)
         exists = False
     if not exists:
         cfn.create_stack(StackName=name, TemplateBody=body, Parameters=params)

@@ -38,7 +38,9 @@ def test_bucket_is_private_encrypted_and_named_per_account(stage: str) -> None:
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     expiry = [r for r in props["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r]
     assert [r["Prefix"] for r in expiry] == ["athena-results/"]
-    assert bucket["DeletionPolicy"] == "Retain"
+    # kept when the stack is deleted, but removed by the rollback of a failed first create
+    assert bucket["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert bucket["UpdateReplacePolicy"] == "Retain"
 
 
 @pytest.mark.parametrize("stage", STAGES)

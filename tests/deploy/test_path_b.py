@@ -97,3 +97,51 @@ def test_an_oversized_data_template_is_refused_before_any_call(
 
     with pytest.raises(PackageError, match="51,200"):
         path_b.deploy_stack(NoCalls(), "dev", "artifacts", "layers/x.zip")
+
+
+class RecordingCloudFormation:
+    """A stand-in for CloudFormation answering for a data stack in a given state, recording the
+    calls made: the state a failed first create leaves is AWS's, not reproduced here."""
+
+    class exceptions:
+        ClientError = RuntimeError
+
+    def __init__(self, status: str | None) -> None:
+        self.status = status
+        self.calls: list[str] = []
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        self.calls.append("describe_stacks")
+        if self.status is None:
+            raise RuntimeError(f"Stack with id {StackName} does not exist")
+        return {"Stacks": [{"StackStatus": self.status, "Outputs": []}]}
+
+    def __getattr__(self, name: str) -> Any:
+        def call(**_: Any) -> None:
+            self.calls.append(name)
+            if name == "delete_stack":
+                self.status = None
+            if name == "create_stack":
+                self.status = "CREATE_COMPLETE"
+
+        if name == "get_waiter":
+            return lambda waiter: type("Waiter", (), {"wait": lambda self, **_: None})()
+        return call
+
+
+@pytest.mark.parametrize(
+    ("status", "calls"),
+    [
+        (None, ["describe_stacks", "create_stack"]),
+        ("ROLLBACK_COMPLETE", ["describe_stacks", "delete_stack", "create_stack"]),
+        ("UPDATE_COMPLETE", ["describe_stacks", "update_stack"]),
+    ],
+)
+def test_a_rolled_back_first_create_is_deleted_then_created_again(
+    status: str | None, calls: list[str]
+) -> None:
+    """``make deploy`` is run again after any failure: a data stack whose first create rolled
+    back (ROLLBACK_COMPLETE) only accepts deletion, so it is deleted and created afresh."""
+    cfn = RecordingCloudFormation(status)
+    path_b.deploy_stack(cfn, "dev", "artifacts", "layers/x.zip")
+    assert cfn.calls == [*calls, "describe_stacks"]  # the last: the outputs
