@@ -150,8 +150,8 @@ class Arns:
     def function(self, fn: str) -> Any:
         return self._text("lambda", f"function:{self.names.function(fn)}")
 
-    def log_group(self, fn: str) -> Any:
-        return self._text("logs", f"log-group:{self.names.log_group(fn)}")
+    def log_group(self, fn: str, suffix: str = "") -> Any:
+        return self._text("logs", f"log-group:{self.names.log_group(fn)}{suffix}")
 
     def log_streams(self, fn: str) -> Any:
         return self._text("logs", f"log-group:{self.names.log_group(fn)}:log-stream:*")
@@ -165,10 +165,15 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
     arns = Arns(names, exact)
     out: list[dict[str, Any]] = [
         {
+            # Both forms of the group's ARN: the Service Authorization Reference names the
+            # group's own, but IAM has been seen to check CreateLogGroup against the ":*" form
+            # (CloudTrail: "...:log-group:<name>:log-stream:", aws-solutions/
+            # instance-scheduler-on-aws#578), so the group alone left path B's functions,
+            # whose groups nothing else creates, without logs. ":*" reaches no other group.
             "Sid": "OwnLogGroup",
             "Effect": "Allow",
             "Action": ["logs:CreateLogGroup"],
-            "Resource": [arns.log_group(fn)],
+            "Resource": [arns.log_group(fn), arns.log_group(fn, ":*")],
         },
         {
             "Sid": "OwnLogStreams",

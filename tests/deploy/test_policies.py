@@ -155,3 +155,22 @@ def test_every_reader_may_list_its_whole_bucket(
         assert "Condition" not in statement
         (bucket,) = statement["Resource"]
         assert iam_match(bucket, f"arn:aws:s3:::{StageNames(stage).base}-{ACCOUNT}-{REGION}")
+
+
+@pytest.mark.parametrize(("kind", "stage", "fn", "policy"), every_policy())
+def test_each_function_may_create_its_own_log_group_however_iam_names_it(
+    kind: str, stage: str, fn: str, policy: dict[str, Any]
+) -> None:
+    """On path B nothing else creates a function's log group. IAM's reference names the group's
+    ARN, but CreateLogGroup has been checked against "<group>:log-stream:" (CloudTrail in
+    aws-solutions/instance-scheduler-on-aws#578): both are granted, and no other group is."""
+    names = StageNames(stage)
+    creating = [s for s in policy["Statement"] if s["Action"] == ["logs:CreateLogGroup"]]
+    patterns = [p for s in creating for p in s["Resource"]]
+    group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{names.log_group(fn)}"
+    for arn in (group, f"{group}:log-stream:"):
+        assert any(iam_match(p, arn) for p in patterns), arn
+    for other in FUNCTIONS:
+        if other != fn:
+            neighbour = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{names.log_group(other)}"
+            assert not any(iam_match(p, f"{neighbour}:log-stream:") for p in patterns)
