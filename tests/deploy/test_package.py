@@ -12,9 +12,13 @@ from typing import Any
 import pytest
 
 from chalicelib.config import PROJECT_ROOT
+from chalicelib.pricing import function_sizes
 from deploy import merge, package, policies, tools
 from deploy.cfn import TEMPLATE_BODY_MAX_BYTES, TEMPLATE_URL_MAX_BYTES, Tag, load_yaml
 from deploy.naming import FUNCTIONS, STAGES, StageNames
+
+# API Gateway's REST integration timeout (its quotas page: 50 ms - 29 s).
+API_GATEWAY_TIMEOUT_S = 29
 
 
 @pytest.fixture(scope="module", params=STAGES)
@@ -191,3 +195,10 @@ def test_the_stack_creates_exactly_one_throttled_stage(
     assert names == ["api"]
     (settings,) = stages[0]["MethodSettings"]
     assert settings["ThrottlingRateLimit"] == merge.THROTTLE_RATE
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_handler_gives_up_before_api_gateway(stage: str) -> None:
+    """API Gateway ends a REST integration at 29 s: a handler allowed longer could still be
+    working (a POST /sweeps accepted) when the client is told 504 and submits again."""
+    assert function_sizes(stage)["api_handler"].timeout_s < API_GATEWAY_TIMEOUT_S
