@@ -468,17 +468,19 @@ class LiveTarget:
 
 
 def live_target(stage: str, project: Path, api_url: str | None) -> LiveTarget:
-    """The stage's names from its data stack's outputs, the API's URL from what ``chalice
-    deploy`` recorded (or ``--api-url``, e.g. path A's ``EndpointURL`` output)."""
+    """The stage's names from its stack's outputs (``stage_outputs``), the API's URL from
+    ``--api-url``, else path A's ``EndpointURL`` output, else what ``chalice deploy`` recorded
+    (path B)."""
     import boto3
 
-    from deploy import path_b, post_deploy
+    from deploy import post_deploy
     from deploy.naming import FUNCTIONS, StageNames
 
     session = boto3.Session()
     region = session.region_name or "us-east-1"
-    stack = session.client("cloudformation").describe_stacks(StackName=path_b.stack_name(stage))
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0].get("Outputs", [])}
+    outputs = stage_outputs(session.client("cloudformation"), stage)
+    if api_url is None:
+        api_url = outputs.get("EndpointURL")
     if api_url is None:
         api = post_deploy.rest_api_id(project, stage)
         api_url = f"https://{api}.execute-api.{region}.amazonaws.com/{post_deploy.API_STAGE}"
@@ -491,6 +493,23 @@ def live_target(stage: str, project: Path, api_url: str | None) -> LiveTarget:
         workgroup=outputs["AthenaWorkGroupName"],
         function_names={fn: StageNames(stage).function(fn) for fn in FUNCTIONS},
     )
+
+
+def stage_outputs(cfn: Any, stage: str) -> dict[str, str]:
+    """The outputs of the stack holding the stage's data: path B's data stack
+    (``sweeps-<stage>-data``), else path A's one stack (``sweeps-<stage>``, which holds the
+    same outputs and the API's ``EndpointURL``)."""
+    from deploy import path_b
+    from deploy.naming import StageNames
+
+    names = (path_b.stack_name(stage), StageNames(stage).base)
+    for name in names:
+        try:
+            stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        except cfn.exceptions.ClientError:
+            continue
+        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    raise SystemExit(f"no stack {' or '.join(names)}: is stage {stage} deployed here?")
 
 
 def report(checks: Sequence[Check], out: Callable[[str], None] = print) -> int:

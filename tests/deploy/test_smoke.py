@@ -4,8 +4,11 @@ bucket's real keys (S3 through moto) before and after the refused request."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 from chalicelib.storage import probe
 from deploy import smoke
@@ -164,3 +167,31 @@ def test_the_probe_line_passes_only_on_the_probes_404(s3_client: Any) -> None:
     assert "invoke failed: RuntimeError" in checks["failure_recorder"].why
     assert "refused the probe event" in checks["worker"].why
     assert "not the probe's answer" in checks["reconciler"].why
+
+
+def _stack(cfn: Any, name: str, outputs: dict[str, str]) -> None:
+    template = {
+        "Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+def test_the_smoke_finds_the_stage_deployed_by_either_path() -> None:
+    """Path B's names come from its data stack ``sweeps-<stage>-data``; path A has one stack,
+    ``sweeps-<stage>``, with the same outputs and the API's ``EndpointURL`` (moto's
+    CloudFormation holds the stacks)."""
+    import boto3
+    from moto import mock_aws
+
+    names = {"DataBucketName": "b", "DataPrefix": "sweeps", "GlueDatabaseName": "sweeps_dev"}
+    names["AthenaWorkGroupName"] = "sweeps-dev"
+    with mock_aws():
+        cfn = boto3.client("cloudformation", region_name="us-east-1")
+        with pytest.raises(SystemExit, match="sweeps-dev-data or sweeps-dev"):
+            smoke.stage_outputs(cfn, "dev")
+        _stack(cfn, "sweeps-dev", names | {"EndpointURL": "https://api.example/api/"})
+        assert smoke.stage_outputs(cfn, "dev")["EndpointURL"] == "https://api.example/api/"
+        assert smoke.stage_outputs(cfn, "dev")["DataBucketName"] == "b"
+        _stack(cfn, "sweeps-dev-data", names | {"DataBucketName": "from-path-b"})
+        assert smoke.stage_outputs(cfn, "dev")["DataBucketName"] == "from-path-b"
