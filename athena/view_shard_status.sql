@@ -12,7 +12,7 @@
 -- view is pushed below the aggregation to the scan of outcomes (Trino's predicate pushdown
 -- moves conjuncts on grouping keys through an aggregation; DuckDB's does too, and a test checks
 -- its plan). Athena then reads that run's partitions only, as a filter on outcomes would.
--- Athena: create or replace it with `python -m chalicelib.query --engine athena --create-views`
+-- Athena: create or replace it with `sweep query --create-views --engine athena`
 -- after the tables exist and after any change to this file or to the outcomes table. LocalEngine
 -- creates it on DuckDB by itself.
 CREATE OR REPLACE VIEW shard_status AS

@@ -55,9 +55,17 @@ def baseline_queries() -> dict[str, str]:
 
 
 def _summary(sql: str) -> str:
-    """The first comment line: every query file opens with what it answers."""
+    """The first comment line: every query file opens with what it answers. A query with
+    placeholders says so: Athena's console runs the text as saved, where ``run_id =
+    '${run_id}'`` matches nothing and ``CAST('${shard_count}' AS BIGINT)`` fails
+    (``sweep query`` fills them in)."""
     first = sql.splitlines()[0] if sql else ""
-    return first.removeprefix("--").strip()[:1024] or "Sweep baseline query"
+    summary = first.removeprefix("--").strip() or "Sweep baseline query"
+    placeholders = sorted(set(re.findall(r"\$\{(\w+)\}", sql)))
+    if placeholders:
+        named = ", ".join(f"${{{p}}}" for p in placeholders)
+        summary += f" Replace {named} before running it here (sweep query fills them in)."
+    return summary[:1024]
 
 
 def _bucket_arn(names: StageNames, suffix: str = "") -> Tag:

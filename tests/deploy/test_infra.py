@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -136,3 +137,21 @@ def test_the_layer_is_published_from_s3_only_when_asked(stage: str) -> None:
     assert props["CompatibleArchitectures"] == ["x86_64"]
     assert props["LayerName"] == f"sweeps-{stage}-pyarrow"
     assert template["Outputs"]["LayerVersionArn"]["Condition"] == "HasLayer"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_saved_query_with_placeholders_says_to_replace_them(stage: str) -> None:
+    """Athena's console runs a saved query as it is, and ``${run_id}`` left in matches no run:
+    each saved query names the placeholders its text holds, and only those."""
+    for resource in load(stage)["Resources"].values():
+        if resource["Type"] != "AWS::Athena::NamedQuery":
+            continue
+        props = resource["Properties"]
+        held = set(re.findall(r"\$\{(\w+)\}", props["QueryString"]))
+        said = (
+            props["Description"].split("Replace ", 1)[1]
+            if "Replace " in props["Description"]
+            else ""
+        )
+        assert set(re.findall(r"\$\{(\w+)\}", said)) == held, props["Name"]
+        assert len(props["Description"]) <= 1024
