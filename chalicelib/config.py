@@ -235,7 +235,9 @@ class Settings:
         100,
         "the worker concurrency pacing assumes on a deployed stage when neither "
         "`SWEEP_WORKER_RESERVED_CONCURRENCY` is set nor Lambda's `GetAccountSettings` answers "
-        "(its `UnreservedConcurrentExecutions` is used otherwise)",
+        "(its `UnreservedConcurrentExecutions` is used otherwise); either is a pool the "
+        "stage's functions share, so a run's workers take it less a headroom "
+        "(`invoking.shared_share`: a tenth, at least ten or half of a small pool)",
     )
     local_max_event_age_s: int = setting(
         "SWEEP_LOCAL_MAX_EVENT_AGE_S",

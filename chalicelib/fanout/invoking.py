@@ -8,6 +8,7 @@ Event``) on AWS, and a process pool on the local stage (``local_lambda``). Both 
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from abc import ABC, abstractmethod
@@ -172,9 +173,10 @@ class LambdaInvoker(Invoker):
         self._account: tuple[float, int] | None = None  # (when read, unreserved concurrency)
 
     def worker_concurrency(self) -> int:
-        """The worker's reserved concurrency when the stage sets one; else the account's
-        unreserved concurrency (``GetAccountSettings``, re-read every ``ACCOUNT_TTL_S``), which
-        every function without a reservation shares; else the stage's fallback (logged)."""
+        """The concurrency a run's workers may take: the worker's reservation when the stage
+        sets one; else the account's unreserved concurrency (``GetAccountSettings``, re-read
+        every ``ACCOUNT_TTL_S``), else the stage's fallback (logged), each less the headroom
+        the functions sharing that pool keep (``shared_share``)."""
         if self._reserved:
             return self._reserved
         now = time.monotonic()
@@ -186,8 +188,8 @@ class LambdaInvoker(Invoker):
                     "GetAccountSettings failed; pacing assumes the fallback concurrency",
                     extra={"error": str(exc), "fallback": self._fallback},
                 )
-                return self._fallback
-        return self._account[1]
+                return shared_share(self._fallback)
+        return shared_share(self._account[1])
 
     def _unreserved(self) -> int:
         endpoint = self._endpoint_factory()
@@ -239,6 +241,19 @@ class LambdaInvoker(Invoker):
 
 ACCOUNT_SETTINGS_PATH = "/2016-08-19/account-settings/"  # Lambda's GetAccountSettings
 ACCOUNT_TTL_S = 300.0
+
+
+def shared_share(unreserved: int) -> int:
+    """What a run's workers may take of the account's unreserved concurrency, a pool every
+    function without a reservation shares: the rest is left to the others. Workers that took
+    all of it would have Lambda throttle the API handler, whose synchronous calls API Gateway
+    then answers 500 (``GET /sweeps/{id}`` included, for the whole run), and the dispatchers,
+    the reconciler, the failure recorder and the compactor (retried later, being async).
+    Left free: a tenth, and at least ten or half of a small pool (4 of 7, 900 of 1,000)."""
+    headroom = max(math.ceil(unreserved / 10), min(10, unreserved // 2))
+    return max(1, unreserved - headroom)
+
+
 INVOKE_HEADERS = {"X-Amz-Invocation-Type": "Event", "Content-Type": "application/json"}
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.config import Settings
 from chalicelib.fanout.dispatcher import run_event
-from chalicelib.fanout.invoking import LambdaInvoker
+from chalicelib.fanout.invoking import LambdaInvoker, shared_share
 from chalicelib.fanout.reconcile import reconcile
 from chalicelib.runs.status import status
 from chalicelib.storage import layout
@@ -139,18 +141,34 @@ def test_a_lost_continuation_is_resumed_by_the_reconciler() -> None:
 
 
 def test_the_deployed_concurrency_is_the_reservation_else_the_account_else_the_fallback() -> None:
+    """A run's workers take the worker's reservation, else the account's shared unreserved
+    pool less the headroom the stage's other functions keep (the API handler among them),
+    else the fallback less that headroom."""
     with StandIn(unreserved=7) as lambda_:
         endpoint = lambda_.endpoint()
         account = LambdaInvoker(NAMES, lambda: endpoint)
-        assert account.worker_concurrency() == 7  # GetAccountSettings, signed
-        assert account.worker_concurrency() == 7 and lambda_.account_reads == 1  # cached
+        assert account.worker_concurrency() == 4  # GetAccountSettings, signed: 3 left free
+        assert account.worker_concurrency() == 4 and lambda_.account_reads == 1  # cached
         reserved = LambdaInvoker(NAMES, lambda: endpoint, reserved_concurrency=50)
         assert reserved.worker_concurrency() == 50 and lambda_.account_reads == 1
+    with StandIn(unreserved=1000) as lambda_:
+        endpoint = lambda_.endpoint()
+        assert LambdaInvoker(NAMES, lambda: endpoint).worker_concurrency() == 900
     # Lambda cannot be reached (nothing listens there any more): the stage's fallback.
     with StandIn() as closed:
         nowhere = closed.endpoint()
-    gone = LambdaInvoker(NAMES, lambda: nowhere, fallback_concurrency=11)
-    assert gone.worker_concurrency() == 11
+    gone = LambdaInvoker(NAMES, lambda: nowhere, fallback_concurrency=100)
+    assert gone.worker_concurrency() == 90
+
+
+@pytest.mark.parametrize(
+    ("unreserved", "taken"),
+    [(1, 1), (2, 1), (3, 2), (7, 4), (10, 5), (20, 10), (100, 90), (1000, 900), (10_000, 9000)],
+)
+def test_a_run_never_takes_the_whole_shared_pool(unreserved: int, taken: int) -> None:
+    """At least one worker; a tenth of the pool left free, and at least ten (or half of a
+    small pool)."""
+    assert shared_share(unreserved) == taken
 
 
 def test_the_deployed_dispatcher_paces_within_its_invocation(s3_store: S3Store) -> None:
