@@ -125,7 +125,7 @@ class RecordingCloudFormation:
                 self.status = "CREATE_COMPLETE"
 
         if name == "get_waiter":
-            return lambda waiter: type("Waiter", (), {"wait": lambda self, **_: None})()
+            return lambda *_: type("Waiter", (), {"wait": lambda *_, **__: None})()
         return call
 
 
