@@ -445,7 +445,11 @@ def client_for(
             "the athena engine needs --workgroup and --database (SWEEP_ATHENA_WORKGROUP, "
             "SWEEP_GLUE_DATABASE)"
         )
-    local_root = (root or _setting("local_root")()) if name == "local" else None
+    if name == "local" and root is None:
+        _setting("local_root")()  # a malformed SWEEP_LOCAL_ROOT is a usage error, named
+    # Only --root is handed over: the default root is the client's own, so a default that does
+    # not exist (an install outside the repository) is an error saying so, not empty answers.
+    local_root = root if name == "local" else None
     return Client(ctx.api_url, local_root=local_root, workgroup=workgroup, database=database)
 
 

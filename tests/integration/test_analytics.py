@@ -631,6 +631,23 @@ def test_cli_prints_a_query(dataset: Dataset) -> None:
     assert answer.exit_code == 1 and answer.stderr.startswith("error: unreachable")
 
 
+def test_cli_names_a_default_data_root_that_does_not_exist(
+    dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sweep query`` installed outside the repository, with no SWEEP_LOCAL_ROOT, would read an
+    empty folder: it says so and exits 1, as ``Client`` does, instead of printing 0 rows. A root
+    given with --root, or set in SWEEP_LOCAL_ROOT and present, is read."""
+    runner = CliRunner()
+    monkeypatch.setenv("SWEEP_LOCAL_ROOT", str(tmp_path / "missing"))
+    argv = ["query", "failure_by_error", "--run", RUN_A]
+    answer = runner.invoke(cli.main, argv)
+    assert answer.exit_code == 1, answer.output
+    assert "no local data root" in answer.stderr and "SWEEP_LOCAL_ROOT" in answer.stderr
+    assert runner.invoke(cli.main, [*argv, "--root", str(dataset.root)]).exit_code == 0
+    monkeypatch.setenv("SWEEP_LOCAL_ROOT", str(dataset.root))
+    assert "INJECTED_FAILURE" in runner.invoke(cli.main, argv).stdout
+
+
 def test_cli_leaves_views_to_the_local_engine() -> None:
     runner = CliRunner()
     answer = runner.invoke(cli.main, ["query", "--create-views"])
