@@ -100,7 +100,11 @@ class Api:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         url = self.base + path
-        data = None if body is None else json.dumps(body).encode()
+        try:
+            data = None if body is None else json.dumps(body).encode()
+        except (TypeError, ValueError) as exc:  # e.g. a numpy integer: not JSON
+            problem = {"path": "/", "message": f"the body is not JSON: {exc}"}
+            raise ApiError(None, "invalid_request", "the request is not JSON", [problem]) from None
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"

@@ -393,7 +393,8 @@ class Run:
     ) -> Status:
         """Poll until the run is complete and return its status; ``on_status`` sees each
         status read. Polls every ``poll`` seconds, or ``PACE`` times as long as the last read
-        took if that is longer. WaitTimeout after ``timeout`` seconds."""
+        took if that is longer. WaitTimeout after ``timeout`` seconds, once a read made at the
+        deadline still found the run running."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             asked = time.monotonic()
@@ -405,7 +406,7 @@ class Run:
             now = time.monotonic()
             pause = max(poll, PACE * (now - asked))
             if deadline is not None:
-                if now + poll > deadline:
+                if now >= deadline:  # the last read was at the deadline or after it
                     raise WaitTimeout(f"run {self.run_id} not complete after {timeout:g} s")
                 pause = min(pause, deadline - now)
             time.sleep(pause)

@@ -17,7 +17,7 @@ class SweepsError(Exception):
     """Anything the client reports: the API refused or failed, a query failed, a wait ran out."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed as any exception is: by identity
 class ApiError(SweepsError):
     """A non-2xx answer (or no answer at all), with the contract's error body: ``code`` is its
     ``error``, ``problems`` its list of ``{path, message}``; ``status`` is None when the API was

@@ -172,13 +172,41 @@ def test_wait_pauses_its_poll_or_three_times_its_last_status_read_if_longer(
 
     assert Timed(Client("http://127.0.0.1:1"), RUN).wait(poll=0.1)["complete"]
     assert clock.slept == pytest.approx([pause_s] * 3)
-    # A deadline nearer than the pause: the last pause ends at it, and the next read is the
-    # last before the timeout.
-    clock.slept.clear()
-    answers = iter([False] * 20)
+    # A deadline nearer than the pause: the last pause ends at it, and the read made there is
+    # the last before the timeout; a run complete by then is returned, not given up on.
+    starts: list[float] = []
+
+    class AtDeadline(Run):
+        def status(self) -> Any:
+            starts.append(clock.now)
+            clock.now += read_s
+            return {"complete": clock.now >= complete_at - 1e-9}  # as the read ends
+
+    clock.now, complete_at = 0.0, float("inf")
     with pytest.raises(WaitTimeout):
-        Timed(Client("http://127.0.0.1:1"), RUN).wait(timeout=1.0, poll=0.1)
-    assert sum(clock.slept) <= 1.0
+        AtDeadline(Client("http://127.0.0.1:1"), RUN).wait(timeout=1.0, poll=0.1)
+    assert starts[-1] + read_s >= 1.0 - 1e-9 > starts[-2]  # the last read reached the deadline
+    starts.clear()
+    clock.now, complete_at = 0.0, 1.0
+    assert AtDeadline(Client("http://127.0.0.1:1"), RUN).wait(timeout=1.0, poll=0.1)["complete"]
+
+
+def test_wait_reads_once_more_at_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Less than a poll left: the watcher sleeps to the deadline and reads there, rather than
+    give up a poll early without a look (0.94 s into a 1 s timeout, polling every 0.3 s)."""
+    clock = Clock()
+    monkeypatch.setattr(client_module, "time", clock)
+    starts: list[float] = []
+
+    class DoneAtOne(Run):
+        def status(self) -> Any:
+            starts.append(clock.now)
+            clock.now += 0.01
+            return {"complete": clock.now >= 1.0}
+
+    assert DoneAtOne(Client("http://127.0.0.1:1"), RUN).wait(timeout=1.0, poll=0.3)["complete"]
+    assert starts[-1] == pytest.approx(1.0)
+    assert clock.slept[-1] == pytest.approx(1.0 - starts[-2] - 0.01)
 
 
 def test_a_name_given_twice_is_refused_as_the_api_refuses_it(tmp_path: Path) -> None:
@@ -198,3 +226,17 @@ def test_a_name_given_twice_is_refused_as_the_api_refuses_it(tmp_path: Path) -> 
                 "message": "'spot' is given more than once in one object",
             }
         ]
+
+
+def test_a_body_that_is_not_json_is_refused_before_sending() -> None:
+    """A numpy integer in a request is not JSON: the client's own error with the problem, not
+    a bare TypeError from ``json``; and errors hash and compare as exceptions do."""
+    import numpy as np
+
+    with pytest.raises(ApiError) as raised:
+        Client("http://127.0.0.1:9").submit({"simulation": "monte_carlo_pi", "seed": np.int64(3)})
+    assert (raised.value.status, raised.value.code) == (None, "invalid_request")
+    assert raised.value.problems[0]["path"] == "/"
+    assert "int64" in raised.value.problems[0]["message"]
+    same = ApiError(None, "invalid_request", "the request is not JSON", raised.value.problems)
+    assert len({raised.value, same}) == 2 and raised.value != same
