@@ -70,7 +70,7 @@ Factor = tuple[tuple[str, ...], list[str]]  # parameter names, VALUES rows (each
 def count_sqls(request: SweepRequest, limit: int = MAX_QUERY_CHARS) -> list[str]:
     """The queries counting the request's points in its family's merged index, each at most
     ``limit`` characters: one, unless a factor's ``VALUES`` list is too long for one query (a
-    sampled block holds a row per distinct sampled point: 10,000 of them made 489 KB). Then
+    sampled block holds a row per distinct sampled point: 20,000 of one axis made 358 KB). Then
     the longest factor's rows are split into chunks, again until every query fits, and a
     query is made for each combination of chunks. The counts add up exactly: a factor's rows
     are distinct coordinates, so each matched point falls in one combination only."""
