@@ -98,8 +98,7 @@ def apply_model_patch(model: Any, operations: list[dict[str, Any]]) -> None:
 def install_server_patches() -> None:
     """Patch moto's API Gateway backend and responses, and make its S3 safe for threads (for a
     server in this process)."""
-    atomic_object_writes()
-    serial_url_reloads()
+    thread_safe_s3()
     from moto.apigateway.models import APIGatewayBackend
     from moto.apigateway.responses import APIGatewayResponse
 
@@ -145,6 +144,13 @@ def install_server_patches() -> None:
     APIGatewayBackend.put_rest_api = put_rest_api  # type: ignore[method-assign]
     APIGatewayResponse.update_method = update_method  # type: ignore[attr-defined]
     APIGatewayResponse.update_model = update_model  # type: ignore[attr-defined]
+
+
+def thread_safe_s3() -> None:
+    """moto's S3 as safe for threads as S3 is: atomic conditional writes, one module reload at
+    a time (the tests' session and the rehearsal's server both need it)."""
+    atomic_object_writes()
+    serial_url_reloads()
 
 
 def atomic_object_writes() -> None:

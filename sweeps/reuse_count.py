@@ -86,15 +86,16 @@ def count_sqls(request: SweepRequest, limit: int = MAX_QUERY_CHARS) -> list[str]
         )
         for names, counts in factors(request)
     ]
+    names = [factor_names for factor_names, _ in factor_rows]
+
+    def query(parts: Sequence[list[str]]) -> str:
+        """The SQL over one chunk of each factor's rows."""
+        return _sql(request, sim, fam, list(zip(names, parts, strict=True)))
+
     chunked = [[rows] for _, rows in factor_rows]
     while True:
         longest = [max(chunks, key=_chars) for chunks in chunked]
-        sql = _sql(
-            request,
-            sim,
-            fam,
-            [(names, rows) for (names, _), rows in zip(factor_rows, longest, strict=True)],
-        )
+        sql = query(longest)
         if len(sql.encode()) <= limit:  # in bytes: never under the characters Athena counts
             break
         k = max(range(len(longest)), key=lambda j: _chars(longest[j]))
@@ -103,15 +104,7 @@ def count_sqls(request: SweepRequest, limit: int = MAX_QUERY_CHARS) -> list[str]
                 f"a reuse count over {len(sql):,} characters cannot be split to {limit:,}"
             )
         chunked[k] = _split(factor_rows[k][1], _chars(longest[k]) // 2)
-    return [
-        _sql(
-            request,
-            sim,
-            fam,
-            [(names, rows) for (names, _), rows in zip(factor_rows, combo, strict=True)],
-        )
-        for combo in itertools.product(*chunked)
-    ]
+    return [query(combo) for combo in itertools.product(*chunked)]
 
 
 def _chars(rows: list[str]) -> int:

@@ -22,8 +22,7 @@ def _atomic_moto_writes() -> None:
     """moto's conditional PutObject is not atomic across threads, S3's is: tests whose threads
     race to create one key (reconciler passes, compactions at once) get S3's answer; and its
     S3 reloads a module on every request, which threads must not do at once."""
-    moto_gaps.atomic_object_writes()
-    moto_gaps.serial_url_reloads()
+    moto_gaps.thread_safe_s3()
 
 
 @pytest.fixture(autouse=True)
