@@ -103,7 +103,7 @@ class Dispatcher:
         ids = self._job_ids(manifest, job)
         if job.step is not None:  # a paced job's continuation
             return self._pace(manifest, job, ids)
-        if job.lo == 0 and job.hi == len(ids):
+        if job.lo == 0 and job.hi == len(ids) and not job.sliced:
             self._register(manifest)
             if manifest.request.reuse:
                 self._plan_reuse(manifest)

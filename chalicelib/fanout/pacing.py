@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,7 +102,10 @@ class Pacer:
         step = job.step or 0
         key = layout.pacing_state(job.run_id, job.job)
         summary: dict[str, Any] = {"run_id": job.run_id, "job": job.job, "step": step}
-        if not self.store.create(layout.pacing_claim(job.run_id, job.job, step), b""):
+        # Unique bytes: a create that finds its own bytes counts as made (stores.create), so
+        # an empty claim would let every duplicate delivery win it.
+        claim = uuid.uuid4().hex.encode()
+        if not self.store.create(layout.pacing_claim(job.run_id, job.job, step), claim):
             return summary | {"paced": "duplicate"}
         state = PacingState.read(self.store, key)
         if job.step is not None and (state is None or state.step != step):
@@ -113,13 +117,13 @@ class Pacer:
             self._save(key, step, cursor, job.hi)
             if is_cancelled(self.store, job.run_id):
                 # The leaves record CANCELLED for every shard they find cancelled.
-                self.hand_out(DispatchJob(job.run_id, job.job, cursor, job.hi))
+                self.hand_out(DispatchJob(job.run_id, job.job, cursor, job.hi, sliced=True))
                 cursor = job.hi
                 break
             free = size - outstanding(self.store, run, ids, cursor)
             if free > 0:
                 upto = min(job.hi, cursor + free)
-                self.hand_out(DispatchJob(job.run_id, job.job, cursor, upto))
+                self.hand_out(DispatchJob(job.run_id, job.job, cursor, upto, sliced=True))
                 cursor = upto
                 continue
             if self.clock() + poll_s > deadline:

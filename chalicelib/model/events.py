@@ -141,18 +141,24 @@ class DispatchJob:
     # Set on a paced job's continuation (``fanout.pacing``): its step number; ``lo`` is then the
     # cursor, everything of the job before it handed out already.
     step: int | None = None
+    # Set on a slice a pacer handed out: never the job's root, even when it spans the whole job
+    # (a job cancelled before its first hand-out goes out whole, to leaves that close it).
+    sliced: bool = False
 
     def to_payload(self) -> dict[str, Any]:
         d: dict[str, Any] = {"run_id": self.run_id, "job": self.job, "lo": self.lo, "hi": self.hi}
         if self.step is not None:
             d["step"] = self.step
+        if self.sliced:
+            d["sliced"] = True
         return {"dispatch": d}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> DispatchJob:
         d = payload["dispatch"]
         step = None if d.get("step") is None else int(d["step"])
-        job = cls(str(d["run_id"]), str(d["job"]), int(d["lo"]), int(d["hi"]), step)
+        run_id, name, lo, hi = str(d["run_id"]), str(d["job"]), int(d["lo"]), int(d["hi"])
+        job = cls(run_id, name, lo, hi, step, d.get("sliced") is True)
         if not (ids.is_run_id(job.run_id) and ids.is_job(job.job)):
             raise ValueError(f"malformed dispatch job {job.run_id!r}/{job.job!r}")
         if not 0 <= job.lo <= job.hi or (step is not None and step < 0):

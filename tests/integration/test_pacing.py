@@ -17,10 +17,12 @@ from chalicelib.config import Settings
 from chalicelib.fanout.dispatcher import run_event
 from chalicelib.fanout.invoking import LambdaInvoker, shared_share
 from chalicelib.fanout.reconcile import reconcile
+from chalicelib.runs.cancel import cancel
 from chalicelib.runs.status import status
 from chalicelib.storage import layout
-from chalicelib.storage.stores import S3Store
+from chalicelib.storage.stores import ObjectStore, S3Store
 from scripts.invoke_standin import StandIn
+from tests.support import failed_codes
 from tests.support.harness import FIFTY, Harness, body_of
 from tests.support.inline import Inline, QueueInvoker
 from tests.support.store_models import S3LatencyStore
@@ -87,6 +89,74 @@ def test_without_a_queue_model_nothing_is_paced() -> None:
     inline.submit(SWEEP)
     inline.drain()
     assert max(in_flight) == SHARDS  # all handed out before the first ran
+
+
+def run_until_continued(inline: Inline) -> dict[str, Any]:
+    """Deliver queued events until the first continuation is queued; that continuation."""
+    while not continuations(inline):
+        fn, payload = inline.invoker.queue.popleft()
+        if fn == "dispatcher":
+            run_event(payload, inline.store, inline.invoker, inline.settings, NoCatalog())
+        else:
+            inline.worker(payload)
+    (following,) = continuations(inline)
+    return following
+
+
+def on_store(store: ObjectStore) -> Inline:
+    inline = Inline(store, Settings(stage="dev", dispatch_backoff_ms=1, pacing_max_wait_s=0))
+    inline.invoker = LimitedQueue()
+    return inline
+
+
+@pytest.mark.parametrize("kind", ["local_store", "s3_store"])
+def test_a_duplicate_step_stops_at_once_on_both_real_stores(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Both stores count a create that finds its own bytes as made (a retried PUT), so the
+    claim must carry unique bytes: with an empty claim the duplicate continued too."""
+    inline = on_store(request.getfixturevalue(kind))
+    inline.submit(SWEEP)
+    following = run_until_continued(inline)
+    first = run_event(following, inline.store, inline.invoker, inline.settings, NoCatalog())
+    sent = inline.invoker.sent["worker"]
+    again = run_event(following, inline.store, inline.invoker, inline.settings, NoCatalog())
+    assert first["paced"] == "continued" and again["paced"] == "duplicate"
+    assert inline.invoker.sent["worker"] == sent  # the duplicate handed nothing out
+
+
+@pytest.mark.parametrize("kind", ["local_store", "s3_store"])
+def test_a_root_delivered_twice_hands_its_first_window_out_once(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    inline = on_store(request.getfixturevalue(kind))
+    run_id = inline.submit(SWEEP)
+    ((_, root),) = list(inline.invoker.queue)
+    inline.invoker.queue.clear()
+    first = run_event(root, inline.store, inline.invoker, inline.settings, NoCatalog())
+    queued = list(inline.invoker.queue)
+    again = run_event(root, inline.store, inline.invoker, inline.settings, NoCatalog())
+    assert first["paced"] == "continued" and again["paced"] == "duplicate"
+    assert list(inline.invoker.queue) == queued  # nothing more queued
+    inline.drain()
+    done = status(inline.store, run_id)
+    assert done["complete"] and done["dispatch"]["dispatched"] == SHARDS
+
+
+def test_a_run_cancelled_before_its_first_hand_out_completes_at_once() -> None:
+    """The pacer hands a cancelled job out whole, to leaves that record CANCELLED: that slice
+    spans the whole job, and was taken for the job's root (paced again, a duplicate step),
+    so the run stayed pending until the reconciler closed it hours later."""
+    inline = paced_inline()
+    run_id = inline.submit(SWEEP)
+    assert cancel(inline.store, run_id)["cancelled"]
+    inline.drain()
+    done = status(inline.store, run_id)
+    assert done["complete"] and done["cancelled"]
+    assert done["shards"] == {"succeeded": 0, "failed": SHARDS, "pending": 0}
+    codes = failed_codes(inline.store, run_id)
+    assert sorted(codes) == list(range(SHARDS))
+    assert all(c == ["CANCELLED"] for c in codes.values())
 
 
 def test_a_duplicate_step_stops_at_once() -> None:
