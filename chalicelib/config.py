@@ -162,6 +162,13 @@ class Settings:
         "base of the capped (5 s) exponential backoff with full jitter",
         low=0,
     )
+    dispatch_not_ready_s: int = setting(
+        "SWEEP_DISPATCH_NOT_READY_S",
+        300,
+        "how long a dispatcher keeps asking a function Lambda answers is not ready yet (an "
+        "inactive function being restored, one being updated) before `DISPATCH_FAILED`",
+        low=0,
+    )
     worker_max_attempts: int = setting(
         "SWEEP_WORKER_MAX_ATTEMPTS",
         3,

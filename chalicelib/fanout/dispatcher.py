@@ -49,7 +49,7 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        backoff = Backoff.from_settings(settings)
+        backoff = Backoff.from_settings(settings, wait_not_ready=True)
         return cls(
             settings.dispatch_leaf_shards,
             settings.dispatch_width,

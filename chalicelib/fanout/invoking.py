@@ -35,16 +35,33 @@ RETRYABLE_CODES = frozenset(
         "TooManyRequestsException",
         "EC2ThrottledException",
         "ServiceException",
-        "ResourceNotReadyException",
         "ThrottlingException",
     }
 )
 
 
+# Lambda's answers that mean "the function is not ready yet": an inactive function being
+# restored (``CodeArtifactUserPendingException``: "Lambda is initializing your function. It will
+# be ready to invoke shortly"), a function in the Pending state after a create or an update
+# (``ResourceConflictException``, ``ResourceNotReadyException``), SnapStart's
+# ``SnapStartNotReadyException`` ("invoke the function when the function state becomes
+# Active"). All 409/502s that pass in tens of seconds, longer than a throttle's backoff: a
+# dispatcher keeps trying for ``SWEEP_DISPATCH_NOT_READY_S`` before giving a shard up.
+NOT_READY_CODES = frozenset(
+    {
+        "CodeArtifactUserPendingException",
+        "ResourceConflictException",
+        "ResourceNotReadyException",
+        "SnapStartNotReadyException",
+    }
+)
+
+
 class InvokeError(Exception):
-    def __init__(self, message: str, retryable: bool) -> None:
+    def __init__(self, message: str, retryable: bool, not_ready: bool = False) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = retryable or not_ready
+        self.not_ready = not_ready
 
 
 class Invoker(ABC):
@@ -80,18 +97,31 @@ class Backoff:
     max_attempts: int = 8
     base_ms: int = 50
     cap_ms: int = 5_000
+    # How long a "not ready" answer (NOT_READY_CODES) is waited out before it counts as an
+    # ordinary retryable failure: only a caller with minutes to live (a dispatcher) waits.
+    not_ready_s: float = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Settings, at_most: int | None = None) -> Backoff:
+    def from_settings(
+        cls, settings: Settings, at_most: int | None = None, wait_not_ready: bool = False
+    ) -> Backoff:
         """The stage's (``SWEEP_DISPATCH_MAX_ATTEMPTS``, ``SWEEP_DISPATCH_BACKOFF_MS``), with
-        at most ``at_most`` attempts for a caller that cannot wait that long."""
+        at most ``at_most`` attempts for a caller that cannot wait that long;
+        ``wait_not_ready``: also wait out a function that is not ready
+        (``SWEEP_DISPATCH_NOT_READY_S``)."""
         attempts = settings.dispatch_max_attempts
         if at_most is not None:
             attempts = min(at_most, attempts)
-        return cls(attempts, settings.dispatch_backoff_ms)
+        waits = float(settings.dispatch_not_ready_s) if wait_not_ready else 0.0
+        return cls(attempts, settings.dispatch_backoff_ms, not_ready_s=waits)
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         return rand() * min(self.cap_ms, self.base_ms * (1 << attempt)) / 1000
+
+    def not_ready_pause(self, left_s: float, rand: Callable[[], float] = random.random) -> float:
+        """One wait for a function that is not ready: 1-5 s (jittered, so a leaf's threads
+        do not ask together), never past what is left of ``not_ready_s``."""
+        return min(left_s, 1.0 + 4.0 * rand())
 
 
 def send(
@@ -101,15 +131,25 @@ def send(
     backoff: Backoff,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str | None:
-    """Invoke with retries; None once handed over, else why it finally could not be."""
-    for attempt in range(backoff.max_attempts):
+    """Invoke with retries; None once handed over, else why it finally could not be. A "not
+    ready" answer is waited out for ``backoff.not_ready_s`` before it counts as an attempt."""
+    attempt, waited = 0, 0.0
+    while attempt < backoff.max_attempts:
         try:
             invoker.invoke(function, payload)
             return None
         except InvokeError as exc:
+            if exc.not_ready and waited < backoff.not_ready_s:
+                pause = backoff.not_ready_pause(backoff.not_ready_s - waited)
+                sleep(pause)
+                waited += pause
+                continue
             if not exc.retryable or attempt == backoff.max_attempts - 1:
-                return f"{exc} (after {attempt + 1} attempt{'s' if attempt else ''})"
+                tried = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                late = f", {waited:.0f} s waiting for the function to be ready" if waited else ""
+                return f"{exc} (after {tried}{late})"
             sleep(backoff.delay(attempt))
+            attempt += 1
     return "no attempt was made"
 
 
@@ -269,4 +309,5 @@ def _invoke_error(status: int, headers: Any, data: bytes) -> InvokeError:
     )
     message = str(body.get("message") or body.get("Message") or "")
     retryable = code in RETRYABLE_CODES or status == 429 or status >= 500
-    return InvokeError(f"{code} ({status}): {message}".rstrip(": "), retryable)
+    text = f"{code} ({status}): {message}".rstrip(": ")
+    return InvokeError(text, retryable, not_ready=code in NOT_READY_CODES)

@@ -16,6 +16,7 @@ import jsonschema
 import pyarrow.parquet as pq
 import pytest
 
+from chalicelib.fanout.invoking import Backoff
 from chalicelib.model import ids
 from chalicelib.model.errors import ERROR_BODY_SCHEMA
 from chalicelib.storage import layout
@@ -227,6 +228,34 @@ def test_shards_that_cannot_be_dispatched_get_final_failures(s3_store: S3Store) 
             table = pq.read_table(io.BytesIO(h.store.get(key)))
             assert table.column("error_code")[0].as_py() == "DISPATCH_FAILED"
             assert table.column("retryable")[0].as_py() is False
+    finally:
+        h.close()
+
+
+def test_a_worker_function_not_ready_yet_is_waited_for(
+    s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inactive worker function (a stage left idle for weeks) answers 409 "Lambda is
+    initializing your function" until it is restored: every shard was DISPATCH_FAILED."""
+    refused = 0
+
+    def rule(call: Call, tries: int) -> tuple[int, str] | None:
+        nonlocal refused
+        if call.function.endswith("worker") and refused < 120:  # > two answers per shard
+            refused += 1
+            return 409, "CodeArtifactUserPendingException"
+        return None
+
+    # The 1-5 s pauses shortened: the test checks who waits, not how long.
+    monkeypatch.setattr(Backoff, "not_ready_pause", lambda self, left_s: min(left_s, 0.001))
+    h = Harness(s3_store, rule, dispatch_max_attempts=2)
+    try:
+        run_id = body_of(h.post(FIFTY))["run_id"]
+        h.run_dispatchers()
+        workers = h.lambda_.take("worker")
+        assert sorted(c.payload["shard_id"] for c in workers) == list(range(50))
+        assert len(h.lambda_.refused) == 120
+        assert body_of(h.get(f"/sweeps/{run_id}"))["dispatch"] == {"dispatched": 50, "failed": 0}
     finally:
         h.close()
 

@@ -73,6 +73,10 @@ def recorder() -> Iterator[StandIn]:
         "gone": (404, "ResourceNotFoundException"),
         "ec2": (502, "EC2ThrottledException"),
         "big": (413, "RequestTooLargeException"),
+        "inactive": (409, "CodeArtifactUserPendingException"),
+        "pending": (409, "ResourceConflictException"),
+        "snapstart": (409, "SnapStartNotReadyException"),
+        "vpc": (502, "ResourceNotReadyException"),
     }
 
     def rule(call: Call, tries: int) -> tuple[int, str] | None:
@@ -90,15 +94,41 @@ def recorder() -> Iterator[StandIn]:
         ("ec2", True, "EC2ThrottledException"),
         ("gone", False, "ResourceNotFoundException"),
         ("big", False, "RequestTooLargeException"),
+        ("inactive", True, "CodeArtifactUserPendingException"),
+        ("pending", True, "ResourceConflictException"),
+        ("snapstart", True, "SnapStartNotReadyException"),
+        ("vpc", True, "ResourceNotReadyException"),
     ],
 )
 def test_lambda_errors_are_classified(
     recorder: StandIn, case: str, retryable: bool, code: str
 ) -> None:
+    """Lambda's "not ready yet" answers (an inactive function being restored, one pending
+    after an update) were final: a dispatcher then failed every shard it met."""
     invoker = LambdaInvoker(NAMES, recorder.endpoint)
     with pytest.raises(InvokeError) as caught:
         invoker.invoke("worker", {"case": case})
     assert caught.value.retryable is retryable and code in str(caught.value)
+    assert caught.value.not_ready is (case in {"inactive", "pending", "snapstart", "vpc"})
+
+
+def test_a_function_not_ready_is_waited_out_without_spending_attempts() -> None:
+    pending = InvokeError("CodeArtifactUserPendingException (409)", False, not_ready=True)
+    sleeps: list[float] = []
+    waking = Scripted([pending] * 12)  # ~36 s of "initializing", then ready
+    backoff = Backoff(max_attempts=2, not_ready_s=300)
+    assert send(waking, "worker", {}, backoff, sleeps.append) is None
+    assert waking.calls == 13 and all(1 <= s <= 5 for s in sleeps)
+    # Without a budget (the API handler): an ordinary retryable failure, attempts counted.
+    never = Scripted([pending] * 12)
+    error = send(never, "worker", {}, Backoff(max_attempts=2), lambda _: None)
+    assert error == "CodeArtifactUserPendingException (409) (after 2 attempts)"
+    # A budget spent: the wait is bounded, then the attempts.
+    sleeps.clear()
+    stuck = Scripted([pending] * 1000)
+    error = send(stuck, "worker", {}, Backoff(max_attempts=2, not_ready_s=20), sleeps.append)
+    assert error is not None and error.endswith("s waiting for the function to be ready)")
+    assert sum(sleeps[:-1]) == pytest.approx(20)  # the last sleep is an attempt's backoff
 
 
 def test_a_signed_event_invoke_reaches_the_named_function(recorder: StandIn) -> None:
@@ -140,6 +170,7 @@ def test_the_backoff_is_the_stages_and_the_api_handler_makes_at_most_four_attemp
     env = {"SWEEP_DISPATCH_MAX_ATTEMPTS": "6", "SWEEP_DISPATCH_BACKOFF_MS": "7"}
     settings = Settings.from_env(env)
     assert Backoff.from_settings(settings) == Backoff(6, 7)
+    assert Backoff.from_settings(settings, wait_not_ready=True) == Backoff(6, 7, not_ready_s=300)
     assert Backoff.from_settings(settings, at_most=API_MAX_ATTEMPTS) == Backoff(4, 7)
     assert Backoff.from_settings(
         Settings.from_env(env | {"SWEEP_DISPATCH_MAX_ATTEMPTS": "2"}), 4
