@@ -50,7 +50,7 @@ class Grant:
     delete: tuple[str, ...] = ()  # s3:DeleteObject
     # glue:BatchCreatePartition on these tables of the stage's database.
     register_partitions: tuple[str, ...] = ()
-    point_partitions: bool = False  # glue:BatchUpdatePartition on the stage's tables
+    point_partitions: bool = False  # glue:BatchUpdatePartition/BatchGetPartition, those tables
     # lambda:GetAccountSettings (resource "*": the action has no resource-level permission).
     account_settings: bool = False
 
@@ -230,23 +230,24 @@ def statements(names: StageNames, fn: str, exact: bool) -> list[dict[str, Any]]:
                 "Resource": ["*"],
             }
         )
-    glue = (
-        ("RegisterPartitions", "glue:BatchCreatePartition", grant.register_partitions),
-        # Compaction repoints the tables it rewrites (outcomes, results, usage).
+    glue: tuple[tuple[str, list[str], Sequence[str]], ...] = (
+        ("RegisterPartitions", ["glue:BatchCreatePartition"], grant.register_partitions),
+        # Compaction repoints the tables it rewrites (outcomes, results, usage), and reads
+        # where they point before it deletes anything.
         (
             "PointPartitions",
-            "glue:BatchUpdatePartition",
+            ["glue:BatchUpdatePartition", "glue:BatchGetPartition"],
             COMPACTED_TABLES if grant.point_partitions else (),
         ),
     )
-    for sid, action, tables in glue:
+    for sid, actions, tables in glue:
         if tables:
             db = names.glue_database
             out.append(
                 {
                     "Sid": sid,
                     "Effect": "Allow",
-                    "Action": [action],
+                    "Action": actions,
                     "Resource": [
                         arns.glue("catalog"),
                         arns.glue(f"database/{db}"),

@@ -39,6 +39,13 @@ class Catalog(ABC):
         """Point the run's partitions at a compaction generation's folders (keys under the data
         root, per ``storage.compaction.PARTITIONS``); idempotent."""
 
+    @abstractmethod
+    def points_at(self, run_id: str, dt: str, folders: dict[str, str]) -> bool:
+        """Whether every one of the run's partitions points at these folders now: what the
+        compactor asks before deleting what a generation replaced, as a compactor that pointed
+        late (it read the generations before a newer one was committed) may have moved a
+        partition back to an older generation's files."""
+
     def register_family(self, family: str) -> int:
         """Register a reuse family's partition of the table ``reuse`` (its merged index, one
         folder whatever its generation); idempotent, returns 1 if new. Nothing to do locally."""
@@ -63,6 +70,11 @@ class NoCatalog(Catalog):
     def point_run(self, run_id: str, dt: str, folders: dict[str, str]) -> None:
         """The local engine reads the generation record itself (``storage.compaction``)."""
         check_run(run_id, dt)
+
+    def points_at(self, run_id: str, dt: str, folders: dict[str, str]) -> bool:
+        """Nothing points anywhere: the local engine reads the latest generation."""
+        check_run(run_id, dt)
+        return True
 
 
 def partition_dirs(run_id: str, dt: str) -> dict[str, list[tuple[list[str], str]]]:
@@ -184,6 +196,37 @@ class GlueCatalog(Catalog):
             self._refuse_first(
                 "pointing", table, response.get("Errors") or [], "PartitionValueList"
             )
+
+    def points_at(self, run_id: str, dt: str, folders: dict[str, str]) -> bool:
+        """One ``BatchGetPartition`` per table; a partition missing or not returned (Glue's
+        ``UnprocessedKeys``) is an error, never a yes."""
+        check_run(run_id, dt)
+        wanted: dict[str, dict[tuple[str, ...], str]] = {}
+        for partition, folder in folders.items():
+            table, values = partition_values(run_id, dt, partition)
+            location = glue_schema.storage_descriptor(table, f"{self.location}/{folder}")
+            wanted.setdefault(table, {})[tuple(values)] = location["Location"]
+        for table, where in wanted.items():
+            try:
+                response = self.client.batch_get_partition(
+                    DatabaseName=self.database,
+                    TableName=table,
+                    PartitionsToGet=[{"Values": list(v)} for v in where],
+                )
+            except aws.AWS_ERRORS as exc:
+                raise CatalogError(
+                    f"reading {self.database}.{table} partitions of run {run_id}: "
+                    f"{aws.describe(exc)}"
+                ) from exc
+            if response.get("UnprocessedKeys"):
+                raise CatalogError(f"{self.database}.{table}: partitions of {run_id} unread")
+            found = {
+                tuple(p["Values"]): p["StorageDescriptor"]["Location"]
+                for p in response.get("Partitions", [])
+            }
+            if found != where:
+                return False
+        return True
 
 
 def partition_values(run_id: str, dt: str, partition: str) -> tuple[str, list[str]]:

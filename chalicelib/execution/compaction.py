@@ -99,11 +99,13 @@ def compact(
     pointed = compaction.pointed_at(store, run_id, latest.number)
     if pointed is None:
         try:
-            catalog.point_run(run_id, dt, _locations(latest, dt))
+            newest = _point(store, catalog, latest, dt)
         except CatalogError:
             logger.exception("compacted run not pointed at; the reconciler retries")
             return {"status": "unpointed", "generation": latest.number}
-        compaction.mark_pointed(store, run_id, latest.number, now())
+        compaction.mark_pointed(store, run_id, newest.number, now())
+        if newest.number != latest.number:  # a newer one was committed meanwhile: its turn
+            return {"status": "compacted", "generation": newest.number}
         pointed = compaction.pointed_at(store, run_id, latest.number) or now()
     if compaction.cleaned(store, run_id, latest.number):
         return {"status": "clean", "generation": latest.number}
@@ -111,13 +113,38 @@ def compact(
         return {"status": "compacted", "generation": latest.number}
     if reuse.pending(store, run_id):  # plans read its per-shard results until it is merged
         return {"status": "compacted", "generation": latest.number, "pending_merge": True}
+    try:  # never delete what a partition still points at
+        where = catalog.points_at(run_id, dt, locations(latest, dt))
+        if not where:
+            catalog.point_run(run_id, dt, locations(latest, dt))
+    except CatalogError:
+        logger.exception("compacted run's partitions not checked; the reconciler retries")
+        return {"status": "unpointed", "generation": latest.number}
+    if not where:  # moved back by a compactor that pointed late: the grace starts again
+        logger.warning("compacted run pointed at again", extra={"run_id": run_id})
+        compaction.mark_pointed(store, run_id, latest.number, now(), again=True)
+        return {"status": "repointed", "generation": latest.number}
     replaced = compaction.replaced_keys(store, latest)
     store.delete_many(replaced)
     store.put(layout.compaction_cleaned(run_id, latest.number), b"")
     return {"status": "cleaned", "generation": latest.number, "deleted": len(replaced)}
 
 
-def _locations(gen: Generation, dt: str) -> dict[str, str]:
+def _point(store: ObjectStore, catalog: Catalog, gen: Generation, dt: str) -> Generation:
+    """Point the catalog at ``gen``, then at whatever generation is newest once that call has
+    landed: a compactor that read the generations before a newer one was committed points
+    late, and may land after the newer one's pointing. Read after each call, a newer
+    generation is seen here whenever its own pointing could have come first. Returns the
+    generation pointed at last. Glue has no conditional update: the last call wins."""
+    while True:
+        catalog.point_run(gen.run_id, dt, locations(gen, dt))
+        newer = compaction.latest(store, gen.run_id)
+        if newer is None or newer.number <= gen.number:
+            return gen
+        gen = newer
+
+
+def locations(gen: Generation, dt: str) -> dict[str, str]:
     return _folders(gen.run_id, gen.number, gen.token, dt)
 
 

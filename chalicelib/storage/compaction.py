@@ -224,10 +224,19 @@ def pointed_at(store: ObjectStore, run_id: str, number: int) -> datetime | None:
         return None
 
 
-def mark_pointed(store: ObjectStore, run_id: str, number: int, at: datetime) -> None:
+def mark_pointed(
+    store: ObjectStore, run_id: str, number: int, at: datetime, again: bool = False
+) -> None:
     """First pointing only: the grace period runs from the first time the catalog stopped
-    pointing at what the generation replaced."""
-    store.create(layout.compaction_pointed(run_id, number), at.isoformat().encode())
+    pointing at what the generation replaced. ``again``: the catalog was found pointing
+    elsewhere and was pointed back, so the grace period starts over (a later time only ever
+    delays the deletion)."""
+    key = layout.compaction_pointed(run_id, number)
+    data = at.isoformat().encode()
+    if again:
+        store.put(key, data)
+    else:
+        store.create(key, data)
 
 
 def abandoned_for(store: ObjectStore, run_id: str) -> tuple[str, ...] | None:

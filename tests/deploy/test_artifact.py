@@ -249,7 +249,11 @@ def iam_requests(call: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
         return [("s3:DeleteObject", f"arn:aws:s3:::{call['Bucket']}/{k}", {}) for k in call["Keys"]]
     if service == "s3" and op == "ListObjectsV2":
         return [("s3:ListBucket", f"arn:aws:s3:::{call['Bucket']}", {"s3:prefix": call["Prefix"]})]
-    if service == "glue" and op in ("BatchCreatePartition", "BatchUpdatePartition"):
+    if service == "glue" and op in (
+        "BatchCreatePartition",
+        "BatchUpdatePartition",
+        "BatchGetPartition",
+    ):
         glue = f"arn:aws:glue:{REGION}:{ACCOUNT}"
         db, table = call["DatabaseName"], call["TableName"]
         return [

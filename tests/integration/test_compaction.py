@@ -27,7 +27,7 @@ from moto import mock_aws
 from chalicelib.analytics import glue_schema
 from chalicelib.analytics.catalog import Catalog, CatalogError, GlueCatalog, NoCatalog
 from chalicelib.config import Settings
-from chalicelib.execution.compaction import compact, compact_event
+from chalicelib.execution.compaction import compact, compact_event, locations
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
@@ -648,6 +648,9 @@ class FailingCatalog(Catalog):
     def point_run(self, run_id: str, dt: str, folders: dict[str, str]) -> None:
         raise CatalogError("Glue is down")
 
+    def points_at(self, run_id: str, dt: str, folders: dict[str, str]) -> bool:
+        raise CatalogError("Glue is down")
+
 
 def glue_tables(store: S3Store, glue: Any) -> GlueCatalog:
     """The tables in Glue (moto) over the store's bucket, and the catalog that points them."""
@@ -876,4 +879,99 @@ def test_on_athena_a_redrive_after_compaction_is_visible_once_compacted_again(
     assert results["StorageDescriptor"]["Location"].endswith(
         layout.compacted_folder("results", run_id, 2, gen.token)
     )
+    assert sorted(athena_points(s3_store, glue)) == list(range(POINTS))
+
+
+def redriven_run(s3_store: S3Store, glue: Any) -> tuple[GlueCatalog, Inline, str, str]:
+    """A run on S3 and Glue (moto) whose shard 4 failed for good until its first redrive."""
+    catalog = glue_tables(s3_store, glue)
+    inline = Inline(s3_store, settings())
+
+    def lose_shard_4(payload: dict[str, Any]) -> Any:
+        if payload["shard_id"] == 4 and not s3_store.exists(
+            layout.redrive_list(payload["run_id"], layout.manual_redrive_job(1))
+        ):
+            return fail_finally(s3_store, payload["run_id"], payload)
+        return inline.run_worker(payload)
+
+    inline.worker = lose_shard_4
+    run_id = inline.submit(sweep())
+    dt = layout.run_dt(run_id)
+    assert dt is not None
+    catalog.register_run(run_id, dt)
+    inline.drain()
+    assert status(s3_store, run_id)["failed_shards"] == [4]
+    return catalog, inline, run_id, dt
+
+
+def results_generation(glue: Any) -> int:
+    """The generation the results partition points at (its folder ``gen-NNNNNN-token/``)."""
+    (p,) = glue.get_partitions(DatabaseName=DATABASE, TableName="results")["Partitions"]
+    folder = p["StorageDescriptor"]["Location"].rstrip("/").rsplit("/", 1)[-1]
+    assert folder.startswith("gen-")
+    return int(folder.split("-")[1])
+
+
+def test_a_compactor_that_points_late_never_leaves_athena_on_deleted_files(
+    s3_store: S3Store, glue: Any
+) -> None:
+    """Compactor X commits generation 1 and, before its BatchUpdatePartition lands, the
+    shard is redriven and compactor Y commits generation 2 and points Glue at it; then X's
+    call lands. Glue has no conditional update: X moved the partitions back to generation 1,
+    which generation 2's clean-up then deleted (Athena read none of the 240 points)."""
+    catalog, inline, run_id, _ = redriven_run(s3_store, glue)
+    clock = Clock()
+
+    class LateX(GlueCatalog):
+        def point_run(self, rid: str, d: str, folders: dict[str, str]) -> None:
+            if not hasattr(self, "overtaken"):
+                self.overtaken = True
+                redrive(inline.settings, s3_store, inline.invoker, run_id, False)
+                inline.drain()
+                assert status(s3_store, run_id)["complete"]
+                y = compact(s3_store, run_id, inline.settings, catalog, clock)
+                assert y == {"status": "compacted", "generation": 2}
+            super().point_run(rid, d, folders)
+
+    late = LateX(DATABASE, catalog.location, lambda: glue)
+    x = compact(s3_store, run_id, inline.settings, late, clock)
+    assert x == {"status": "compacted", "generation": 2}  # X saw generation 2 and pointed it
+    assert results_generation(glue) == 2
+    assert sorted(athena_points(s3_store, glue)) == list(range(POINTS))
+    clock.advance(GRACE + 1)
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "cleaned"
+    assert sorted(athena_points(s3_store, glue)) == list(range(POINTS))
+
+
+def test_partitions_moved_back_are_pointed_again_before_anything_is_deleted(
+    s3_store: S3Store, glue: Any
+) -> None:
+    """The late pointing of a compactor that died before it could look again: found at
+    clean-up time, the partitions are pointed at the latest generation again and the grace
+    period starts over; nothing is deleted under them."""
+    catalog, inline, run_id, dt = redriven_run(s3_store, glue)
+    clock = Clock()
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "compacted"
+    first = compaction.latest(s3_store, run_id)
+    assert first is not None
+    redrive(inline.settings, s3_store, inline.invoker, run_id, False)
+    inline.drain()
+    assert status(s3_store, run_id)["complete"]
+    assert compact(s3_store, run_id, inline.settings, catalog, clock) == {
+        "status": "compacted",
+        "generation": 2,
+    }
+    catalog.point_run(run_id, dt, locations(first, dt))  # the dead compactor's call
+    assert results_generation(glue) == 1
+    clock.advance(GRACE + 1)
+    assert compact(s3_store, run_id, inline.settings, catalog, clock) == {
+        "status": "repointed",
+        "generation": 2,
+    }
+    assert results_generation(glue) == 2
+    assert sorted(athena_points(s3_store, glue)) == list(range(POINTS))
+    clock.advance(GRACE - 1)  # the grace runs from the pointing again
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "compacted"
+    clock.advance(2)
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "cleaned"
     assert sorted(athena_points(s3_store, glue)) == list(range(POINTS))
