@@ -200,23 +200,32 @@ class OutcomeWriter:
         timing: Timing,
         request_id: str,
     ) -> int:
-        """Store a failed attempt under a fresh attempt number; returns it."""
+        """Store a failed attempt under a fresh attempt number; returns it.
+
+        A retryable failure's retry marker is put before its outcome: status reads a failed
+        attempt with no marker as final, so a marker put after the outcome left a window (and,
+        if S3 refused that PUT, for good) in which status called the shard failed and could
+        store a complete run's summary, then Lambda's retry succeeded. A marker whose PUT
+        fails now fails the call before anything is recorded (Lambda retries). A writer that
+        loses an attempt number's claim leaves its marker on the winner's attempt, which is
+        then not the latest: the loser's own attempt follows at once. Only if it died between
+        the two would the winner's attempt read as retrying: the shard stays pending until the
+        reconciler re-dispatches it, never wrongly final."""
         attempt = self.next_attempt(ref)
         row = _row(ref, attempt, timing, request_id) | {
             "error_code": error.code,
             "error_message": bounded(message),
             "retryable": error.retryable,
         }
-        while not self.store.create(
-            layout.outcome(ref.run_id, "failed", ref.dt, ref.shard_id, attempt),
-            outcome_parquet(row | {"attempt": attempt, "s3_requests": self._s3_requests()}),
-        ):
+        while True:
+            if error.retryable:
+                self.store.put(layout.retry_marker(ref.run_id, ref.shard_id, attempt), b"")
+            if self.store.create(
+                layout.outcome(ref.run_id, "failed", ref.dt, ref.shard_id, attempt),
+                outcome_parquet(row | {"attempt": attempt, "s3_requests": self._s3_requests()}),
+            ):
+                return attempt
             attempt += 1
-        # Marked only once the attempt number is ours: a writer that lost the claim must never
-        # mark the winner's (possibly final) attempt as retrying.
-        if error.retryable:
-            self.store.put(layout.retry_marker(ref.run_id, ref.shard_id, attempt), b"")
-        return attempt
 
 
 def _row(ref: ShardRef, attempt: int, timing: Timing, request_id: str) -> dict[str, object]:

@@ -28,7 +28,13 @@ from chalicelib.model.validation import validate_request
 from chalicelib.simulations.declarations import Parameter, simulation
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout, redrive_lists, tables
-from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store, StorageError
+from chalicelib.storage.stores import (
+    CountingStore,
+    LocalStore,
+    ObjectStore,
+    S3Store,
+    StorageError,
+)
 
 RUN_ID = "20261126T100000000Z-0123456789ab"
 DT = "2026-11-26"
@@ -678,6 +684,54 @@ def test_storage_error_is_recorded_as_retryable_and_re_raised(
     assert sorted(failed_outcomes(store, 4)) == [2]  # the failed attempt is kept
     assert successes[0].endswith("shard-000004-attempt-1.parquet")  # the claimed number
     assert run(payload, store)["status"] == "duplicate"
+
+
+class MarkerOrder(CountingStore):
+    """The store as status sees it while a failure is written: at each failed outcome's
+    create, whether that attempt's retry marker is already there; ``refuse_markers``: every
+    retry marker's PUT fails (S3 in the brownout that failed the shard)."""
+
+    def __init__(self, inner: ObjectStore, refuse_markers: bool = False) -> None:
+        super().__init__(inner)
+        self.refuse_markers = refuse_markers
+        self.marked_first: list[bool] = []
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.refuse_markers and "/retrying/" in key:
+            raise StorageError(f"SlowDown writing {key}")
+        super().put(key, data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        parsed = layout.parse_outcome(key)
+        if parsed is not None and "/status=failed/" in key:
+            marker = layout.retry_marker(RUN_ID, parsed.shard_id, parsed.attempt)
+            self.marked_first.append(self.inner.exists(marker))
+        return super().create(key, data)
+
+
+def test_a_retryable_failure_is_never_seen_final(
+    store: ObjectStore, contract_example: dict[str, Any]
+) -> None:
+    """Status reads a failed attempt with no retry marker as final. The marker was put after
+    the outcome: a status read between the two (or after S3 refused the marker's PUT) called
+    the shard failed, and a run it found complete kept that summary though Lambda's retry
+    then succeeded. The marker now comes first, and a refused marker records nothing."""
+    payload = make_payload(contract_example, 4)
+    watched = MarkerOrder(store)
+    undo = inject_results_failure(store)
+    with pytest.raises(StorageError):
+        run(payload, watched)
+    assert watched.marked_first == [True]
+    assert sorted(failed_outcomes(store, 4)) == [2]
+
+    refusing = MarkerOrder(store, refuse_markers=True)
+    with pytest.raises(StorageError):
+        run(payload, refusing)
+    undo()
+    assert refusing.marked_first == []  # no outcome without its marker
+    assert sorted(failed_outcomes(store, 4)) == [2]
+    assert not OutcomeWriter(store).decided(ShardRef.from_payload(payload) or pytest.fail())
+    assert run(payload, store)["status"] == "succeeded"  # Lambda's retry
 
 
 def test_storage_error_before_evaluation_is_recorded_too(
