@@ -1,4 +1,4 @@
-"""JSON text read by the contract's rule: a name given twice in one object is refused.
+"""JSON text read by the contract's rule: a name given twice in one object is a problem.
 
 Here, in the model, because both sides read requests by it: the API's bodies and the ``sweeps``
 client (whose wheel ships ``chalicelib.model``, not the API's modules).
@@ -18,8 +18,8 @@ MAX_LISTED = 100  # problems listed for repeated names (a body may repeat thousa
 class _Repeated(dict[str, Any]):
     """An object of the body in which a name appeared more than once (``repeated``: those
     names). ``json`` keeps the last value of a repeated name silently; the body is refused
-    instead, so what is validated is all the client said (a zip member named twice, one
-    parameter given two axes)."""
+    instead (a zip member named twice, one parameter given two axes: the client said two
+    things), its other problems found in it as ``json`` read it, so all are answered at once."""
 
     repeated: tuple[str, ...] = ()
 
