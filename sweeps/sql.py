@@ -158,7 +158,7 @@ def _shard_count(value: object) -> str:
 
 
 def _metric(value: object) -> str:
-    if not (isinstance(value, str) and ids.NAME_RE.match(value)):
+    if not ids.is_name(value):
         raise QueryError(f"metric must match {ids.NAME_RE.pattern}, got {value!r}")
     return value
 

@@ -34,7 +34,7 @@ class ViewError(ValueError):
 
 
 def view_name(simulation: str) -> str:
-    if not ids.NAME_RE.match(simulation):
+    if not ids.is_name(simulation):
         raise ViewError(f"simulation name {simulation!r} is not a SQL identifier")
     return f"results_{simulation}"
 
@@ -51,7 +51,7 @@ def columns(sim: Simulation) -> dict[str, str]:
     named = [(p.name, SQL_TYPES[p.kind]) for p in sim.parameters]
     named += [(m, "DOUBLE") for m in sim.metrics]
     for name, kind in named:
-        if not ids.NAME_RE.match(name):
+        if not ids.is_name(name):
             raise ViewError(f"{sim.name}: {name!r} is not a SQL identifier")
         if name in out:
             raise ViewError(f"{sim.name}: two columns named {name!r}")

@@ -14,12 +14,14 @@ import jsonschema
 from chalicelib.model.errors import (
     InvalidRequest,
     PayloadTooLarge,
+    Problem,
     UnsupportedMediaType,
 )
-from chalicelib.model.json_text import loads
+from chalicelib.model.json_text import read
 from chalicelib.model.validation import schema_problems
 
-# The optional bodies of the run routes: an empty body is ``{}``.
+# The optional bodies of the run routes: an empty body is ``{}``. The OpenAPI document
+# (``scripts/openapi.py``) describes them by these.
 REDRIVE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -28,8 +30,13 @@ REDRIVE_SCHEMA = {
 CANCEL_SCHEMA = {"type": "object", "additionalProperties": False, "properties": {}}
 
 
-def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int) -> Any:
-    """The body as JSON; every way a client can get this wrong is a 4xx with our error body."""
+def parse_json(
+    raw: bytes | str | None, content_type: str | None, max_bytes: int
+) -> tuple[Any, list[Problem]]:
+    """The body as JSON, and a problem for each name given twice in one of its objects (the
+    body keeps the last value): the caller lists those beside the body's other problems, so
+    the 400 names every one. Every way a client can get this wrong is a 4xx with our error
+    body."""
     media = (content_type or "").split(";")[0].strip().lower()
     if media != "application/json":
         raise UnsupportedMediaType(
@@ -41,7 +48,7 @@ def parse_json(raw: bytes | str | None, content_type: str | None, max_bytes: int
     if not raw.strip():
         raise InvalidRequest("the body is empty; send a JSON object")
     try:
-        return loads(raw.decode("utf-8"))
+        return read(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidRequest("the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -57,8 +64,9 @@ def optional_body(
 ) -> dict[str, Any]:
     """A run route's optional body (none, or blank, means ``{}``) checked against ``schema``;
     one it cannot take is a 4xx as any body is (``parse_json``), so nothing happens."""
-    body = parse_json(raw, content_type, max_bytes) if raw and raw.strip() else {}
-    problems = schema_problems(list(jsonschema.Draft4Validator(schema).iter_errors(body)))
+    body, repeated = parse_json(raw, content_type, max_bytes) if raw and raw.strip() else ({}, [])
+    errors = list(jsonschema.Draft4Validator(schema).iter_errors(body))
+    problems = repeated + schema_problems(errors)
     if problems:
         raise InvalidRequest(problems[0].message, problems)
     return body

@@ -86,8 +86,8 @@ def _raw(request: Request | None) -> tuple[bytes | str | None, str | None]:
 
 def submit_sweep(request: Request | None, svc: Services) -> Response:
     def call() -> dict[str, Any]:
-        body = bodies.parse_json(*_raw(request), svc.settings.max_body_bytes)
-        return submit(svc.settings, svc.store, svc.invoker, body)
+        body, repeated = bodies.parse_json(*_raw(request), svc.settings.max_body_bytes)
+        return submit(svc.settings, svc.store, svc.invoker, body, repeated)
 
     return _answer(202, call)
 

@@ -2,7 +2,8 @@
 names that become SQL columns.
 
 Each is checked here, once, before it is ever formatted into a key, so no client value can
-name a key outside its run's prefixes.
+name a key outside its run's prefixes. Always with ``fullmatch``: with ``match`` or ``search``,
+Python's ``$`` also matches before a final newline, so ``"<run id>\\n"`` would pass.
 """
 
 from __future__ import annotations
@@ -29,16 +30,21 @@ def new_run_id(now: datetime) -> str:
 
 
 def is_run_id(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and RUN_ID_RE.match(value) is not None
+    return isinstance(value, str) and RUN_ID_RE.fullmatch(value) is not None
 
 
 def is_job(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and JOB_RE.match(value) is not None
+    return isinstance(value, str) and JOB_RE.fullmatch(value) is not None
+
+
+def is_name(value: object) -> TypeGuard[str]:
+    """A parameter's name, a metric's, a simulation's: ``NAME_RE``."""
+    return isinstance(value, str) and NAME_RE.fullmatch(value) is not None
 
 
 def is_dt(value: object) -> TypeGuard[str]:
     """A real calendar date written YYYY-MM-DD (a run's date partition)."""
-    if not (isinstance(value, str) and DT_RE.match(value)):
+    if not (isinstance(value, str) and DT_RE.fullmatch(value)):
         return False
     try:
         date.fromisoformat(value)

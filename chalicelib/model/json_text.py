@@ -1,4 +1,4 @@
-"""JSON text read by the contract's rule: a name given twice in one object is refused.
+"""JSON text read by the contract's rule: a name given twice in one object is a problem.
 
 Here, in the model, because both sides read requests by it: the API's bodies and the ``sweeps``
 client (whose wheel ships ``chalicelib.model``, not the API's modules).
@@ -18,8 +18,8 @@ MAX_LISTED = 100  # problems listed for repeated names (a body may repeat thousa
 class _Repeated(dict[str, Any]):
     """An object of the body in which a name appeared more than once (``repeated``: those
     names). ``json`` keeps the last value of a repeated name silently; the body is refused
-    instead, so what is validated is all the client said (a zip member named twice, one
-    parameter given two axes)."""
+    instead (a zip member named twice, one parameter given two axes: the client said two
+    things), its other problems found in it as ``json`` read it, so all are answered at once."""
 
     repeated: tuple[str, ...] = ()
 
@@ -55,18 +55,27 @@ def _repeated_names(value: Any, path: tuple[Any, ...]) -> list[Problem]:
     return found
 
 
-def loads(text: str) -> Any:
-    """JSON text as ``json.loads`` reads it (its errors pass through), except that a name given
-    twice in one object is an ``InvalidRequest`` naming each at its pointer: ``json`` keeps
-    the last value silently. The API's bodies (``api.bodies``) and the client's requests
-    (``sweeps.client``: a file or text the user wrote) are read by this one rule."""
+def read(text: str) -> tuple[Any, list[Problem]]:
+    """JSON text as ``json.loads`` reads it (its errors pass through), with a problem for each
+    name given twice in one object, at its pointer (``json`` keeps the last value silently;
+    so does the body returned here). The API validates that body as usual and answers every
+    problem at once: a repeated name must not hide the body's other problems."""
     repeated: list[_Repeated] = []
     body = json.loads(text, object_pairs_hook=_objects(repeated))
-    if repeated:  # rare: the body is walked only to say where
-        try:
-            problems = _repeated_names(body, ())[:MAX_LISTED]
-        except RecursionError:
-            problems = []
-        first = problems[0].message if problems else "a name is given twice in one object"
-        raise InvalidRequest(first, problems)
+    if not repeated:
+        return body, []
+    try:  # rare: the body is walked only to say where
+        problems = _repeated_names(body, ())[:MAX_LISTED]
+    except RecursionError:
+        problems = []
+    return body, problems or [Problem("/", "a name is given twice in one object")]
+
+
+def loads(text: str) -> Any:
+    """JSON text by ``read``'s rule, a name given twice being an ``InvalidRequest`` that names
+    each at its pointer: the ``sweeps`` client refuses such a request (a file or text the user
+    wrote) before sending it, as the API would (the API's bodies use ``read``)."""
+    body, problems = read(text)
+    if problems:
+        raise InvalidRequest(problems[0].message, problems)
     return body

@@ -2,7 +2,13 @@
 
 Every problem is collected before answering, each with a JSON pointer, so a client fixes a
 body in one round trip. Semantic checks run on whatever parts are well-formed, so a schema
-error in one axis does not hide a domain error in another.
+error in one axis does not hide a domain error in another, and the stage's limits are checked
+whenever the point count is known (the axes' sizes, the sample's ``points``, ``replicates``),
+whatever the values or distributions.
+
+The schema's patterns are ECMA 262 regular expressions, as JSON Schema defines them; Python's
+``re`` reads ``$`` differently (it also matches before a final newline), so the validator runs
+on a copy whose patterns say what the schema means (``_python_patterns``).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ import jsonschema
 from chalicelib.model import ids, normal
 from chalicelib.model.designs import (
     DESIGNS,
+    Choice,
     Distribution,
     Normal,
     SampleBlock,
@@ -33,11 +40,13 @@ from chalicelib.model.space import (
     LinspaceAxis,
     ParameterSpace,
     RangeAxis,
+    ValuesAxis,
     ZipAxis,
     axis_from_dict,
 )
-from chalicelib.simulations.declarations import Parameter, Simulation
+from chalicelib.simulations.declarations import Parameter, Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
+from chalicelib.simulations.streams import canonical
 
 SCHEMA_PATH = Path(__file__).with_name("request_schema.json")
 MAX_PROBLEMS = 100
@@ -84,19 +93,63 @@ def _unique_items(
 _Validator: Any = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
     jsonschema.Draft4Validator, {"uniqueItems": _unique_items}
 )
+# Each pattern of the validator's copy of the schema -> the schema's own (for messages).
+_ECMA_PATTERNS: dict[str, str] = {}
+
+
+def _python_regex(pattern: str) -> str:
+    """An ECMA 262 pattern for Python's ``re.search`` (what jsonschema runs): ``$`` outside a
+    character class is the end of the text in ECMA 262 (no multiline flag in JSON Schema),
+    while Python's also matches before a final newline, so it becomes ``\\Z``; else the label
+    ``"abc\\n"`` would pass ``^[A-Za-z0-9._-]{1,64}$``."""
+    out, escaped, in_class = [], False, False
+    for char in pattern:
+        anchor = not (escaped or in_class) and char == "$"
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        out.append(r"\Z" if anchor else char)
+    python = "".join(out)
+    _ECMA_PATTERNS[python] = pattern
+    return python
+
+
+def _python_patterns(node: Any) -> Any:
+    """``node`` (a schema) with every ``pattern`` and ``patternProperties`` key for Python."""
+    if isinstance(node, list):
+        return [_python_patterns(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "pattern" and isinstance(value, str):
+            out[key] = _python_regex(value)
+        elif key == "patternProperties" and isinstance(value, dict):
+            out[key] = {_python_regex(k): _python_patterns(v) for k, v in value.items()}
+        else:
+            out[key] = _python_patterns(value)
+    return out
 
 
 @cache
 def _schema_validator() -> Any:
     schema = request_schema()
     jsonschema.Draft4Validator.check_schema(schema)
-    return _Validator(schema)
+    return _Validator(_python_patterns(schema))
 
 
-def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
-    """Parse a request body or raise InvalidRequest naming every problem."""
+def validate_request(
+    body: Any, limits: Limits | None, found: Sequence[Problem] = ()
+) -> SweepRequest:
+    """Parse a request body or raise InvalidRequest naming every problem. ``found``: problems
+    already found in the body's text (a name given twice, ``json_text.read``), listed first."""
     errors = list(_schema_validator().iter_errors(body))
-    problems = schema_problems(errors)
+    problems = [*found, *schema_problems(errors)]
     problems += _non_finite(body, ())
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object", problems)
@@ -104,14 +157,17 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
     axes = _check_axes(body, sim, _malformed(body, errors, "parameters"), problems)
     sample = _check_sample(body, sim, _malformed(body, errors, "sample", "axes"), problems)
     _check_coverage(body, sim, problems)
-    replicates = body.get("replicates", 1)
-    if not isinstance(replicates, int) or isinstance(replicates, bool) or replicates < 1:
-        replicates = None
+    replicates = _count(body.get("replicates", 1))
     space = None
     if axes is not None and sample is not None and replicates is not None:
         block = sample if isinstance(sample, SampleBlock) else None
         space = ParameterSpace(tuple(axes), tuple(axes.values()), block, replicates)
-    total = space.size if space is not None else None
+    # The limits are checked whenever the count is known, even if some values are not valid.
+    spec = body.get("sample")
+    points = 1 if spec is None else _count(spec.get("points")) if isinstance(spec, dict) else None
+    total = None
+    if axes is not None and points is not None and replicates is not None:
+        total = math.prod(a.size for a in axes.values()) * points * replicates
     shards = _check_shards(body, total, limits, problems)
     for field in FAULT_FIELDS:
         _check_fault_shards(field, body, total, shards, limits, problems)
@@ -134,6 +190,12 @@ def validate_request(body: Any, limits: Limits | None) -> SweepRequest:
         tolerated_failure_percentage=body.get("tolerated_failure_percentage", TOLERATE_ALL),
         reuse=body.get("reuse", False),
     )
+
+
+def _count(value: Any) -> int | None:
+    """A count the schema takes (an integer >= 1), or None."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return value if ok else None
 
 
 def schema_problems(errors: list[jsonschema.ValidationError]) -> list[Problem]:
@@ -168,6 +230,11 @@ def schema_problems(errors: list[jsonschema.ValidationError]) -> list[Problem]:
             problems.append(Problem(pointer(*path), _count_message(error, path, schema)))
         elif error.validator == "not":
             problems.append(Problem(pointer(*path), "must not be 0"))
+        elif error.validator == "pattern":
+            pattern = _ECMA_PATTERNS.get(str(error.validator_value), error.validator_value)
+            problems.append(
+                Problem(pointer(*path), f"{error.instance!r} does not match {pattern!r}")
+            )
         else:
             problems.append(Problem(pointer(*path), error.message))
     return sorted(set(problems), key=lambda p: (p.path, p.message))
@@ -229,7 +296,7 @@ def _malformed(
     for key in at:
         node = node.get(key) if isinstance(node, dict) else None
     names = set(node) if isinstance(node, dict) else set()
-    bad = {n for n in names if not ids.NAME_RE.match(n)}
+    bad = {n for n in names if not ids.is_name(n)}
     depth = len(at)
     for error in errors:
         path = list(error.absolute_path)
@@ -260,6 +327,9 @@ def _check_axes(
         if axis is None:
             complete = False
             continue
+        param = sim.by_name.get(name) if sim is not None else None
+        if isinstance(axis, ValuesAxis):
+            problems.extend(_repeats(param, axis.values, pointer(*where, "values")))
         if isinstance(axis, ZipAxis):
             if not _zip_problems(axis, name, sim, where, problems):
                 complete = False
@@ -273,7 +343,6 @@ def _check_axes(
         axes[name] = axis
         if sim is None:
             continue
-        param = sim.by_name.get(name)
         if param is None:
             takes = ", ".join(sim.by_name)
             problems.append(
@@ -303,9 +372,12 @@ def _zip_problems(
             Problem(pointer(*where, "zip"), f"paired lists must have one length; got {sizes}")
         )
     if len(lengths) == 1:
+        params = [sim.by_name.get(m) if sim is not None else None for m in axis.names]
         first: dict[tuple[Any, ...], int] = {}
         for k, pair in enumerate(zip(*axis.columns, strict=True)):
-            key = tuple(_json_key(v) for v in pair)
+            key = tuple(_received(p, v) for p, v in zip(params, pair, strict=True))
+            if None in key:  # a value its parameter cannot take: a problem of its own
+                continue
             if key in first:
                 problems.append(
                     Problem(
@@ -337,6 +409,46 @@ def _zip_problems(
             _value_problems(param, [(pointer(*at, k), v) for k, v in enumerate(column)])
         )
     return len(lengths) == 1
+
+
+def _received(param: Parameter | None, value: Value) -> Any:
+    """``value`` as a hashable key under the stream key's equality (``streams.canonical`` of
+    what the function receives: a float parameter's value as float64), so two values are one
+    key exactly when they would be one point: ``80`` and ``80.0`` are, and so are
+    ``9007199254740992`` and ``9007199254740993`` (one float64), while ``0.0`` and ``-0.0``
+    are two (the function can tell them apart, and their streams differ). JSON equality for a
+    parameter the simulation lacks; None for a value its parameter cannot take (that is its
+    own problem)."""
+    if param is None:
+        return _json_key(value)
+    if param.type_problem(value) is not None:
+        return None
+    try:
+        return canonical(float(value) if param.kind == "float" else value)
+    except OverflowError:  # an integer beyond the float range: a domain problem of its own
+        return None
+
+
+def _repeats(param: Parameter | None, values: Sequence[Value], at: str) -> list[Problem]:
+    """A list of values (an axis's, a choice's) that gives one point twice: the contract's
+    "unique", which the schema cannot say (it depends on the parameter's type)."""
+    first: dict[Any, int] = {}
+    for k, value in enumerate(values):
+        key = _received(param, value)
+        if key is None:
+            continue
+        if key in first:
+            j = first[key]
+            same = _json_key(values[j]) == _json_key(value)
+            what = (
+                f"{value!r} appears"
+                if same
+                else f"{values[j]!r} and {value!r} are one value as the simulation receives it "
+                f"({key}), which appears"
+            )
+            return [Problem(at, f"{what} more than once (items {j} and {k})")]
+        first[key] = k
+    return []
 
 
 def _build_axis(spec: Any) -> GridAxis | None:
@@ -404,6 +516,9 @@ def _check_sample(
             )
             continue
         distributions[name] = dist
+        if isinstance(dist, Choice):
+            at = pointer("sample", "axes", name, "choice", "values")
+            problems.extend(_repeats(param, dist.values, at))
         if sim is None:
             continue
         if param is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Invoker
 from chalicelib.logs import logger
 from chalicelib.model import events, ids
-from chalicelib.model.errors import DispatchUnavailable, PayloadTooLarge
+from chalicelib.model.errors import DispatchUnavailable, PayloadTooLarge, Problem
 from chalicelib.model.events import INITIAL, DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.validation import validate_request
@@ -18,11 +19,18 @@ from chalicelib.storage import manifests
 from chalicelib.storage.stores import ObjectStore
 
 
-def submit(settings: Settings, store: ObjectStore, invoker: Invoker, body: Any) -> dict[str, Any]:
-    """The 202's body. The manifest is stored before the hand-over, so a run that could not be
-    handed over is still known and can be redriven."""
+def submit(
+    settings: Settings,
+    store: ObjectStore,
+    invoker: Invoker,
+    body: Any,
+    found: Sequence[Problem] = (),
+) -> dict[str, Any]:
+    """The 202's body. ``found``: problems of the body's text (a name given twice,
+    ``api.bodies.parse_json``), answered with every other one. The manifest is stored before
+    the hand-over, so a run that could not be handed over is still known and can be redriven."""
     limits = handoff.limits(settings)
-    request = validate_request(body, limits)
+    request = validate_request(body, limits, found)
     now = datetime.now(UTC)
     run = Manifest.new(ids.new_run_id(now), now, settings.stage, request, limits)
     _check_event_size(run)

@@ -588,3 +588,90 @@ def test_a_body_whose_events_would_exceed_1_mb_once_encoded_is_413(s3_store: S3S
         assert h.lambda_.accepted == [] and h.all_keys() == []
     finally:
         h.close()
+
+
+def test_a_name_given_twice_does_not_hide_the_bodys_other_problems(harness: Harness) -> None:
+    """The repeated name is one problem among all of them: the 400 names every one."""
+    raw = (
+        '{"simulation":"option_pricing","parameters":{"spot":{"values":[-1]},'
+        '"option":{"values":["x"]}},"shards":{"count":0},"seed":1,"seed":2,"extra":true}'
+    )
+    answer = harness.post(raw)
+    assert answer.status_code == 400
+    paths = [p["path"] for p in body_of(answer)["problems"]]
+    assert paths[0] == "/seed"  # the body's text first, then as validation lists them
+    assert "given more than once" in body_of(answer)["problems"][0]["message"]
+    assert set(paths) == {
+        "/seed",
+        "/extra",
+        "/shards/count",
+        "/parameters/spot/values/0",
+        "/parameters/option/values/0",
+    }
+    assert "(and 4 more problems)" in body_of(answer)["message"]
+    assert harness.lambda_.accepted == [] and harness.all_keys() == []
+
+
+@pytest.mark.parametrize("route", ["redrive", "cancel"])
+def test_a_run_routes_body_with_a_name_given_twice_names_its_other_problems(
+    harness: Harness, route: str
+) -> None:
+    run_id = body_of(harness.post(FIFTY))["run_id"]
+    answer = harness.post('{"x": 1, "x": 2, "y": true}', f"/sweeps/{run_id}/{route}")
+    assert answer.status_code == 400
+    assert [p["path"] for p in body_of(answer)["problems"]] == ["/x", "/x", "/y"]
+    assert "more than once" in body_of(answer)["problems"][0]["message"]
+    assert "unknown field" in body_of(answer)["problems"][1]["message"]
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [(["label"], "abc\n"), (["label"], "a" * 64 + "\n")],
+    ids=["short label", "64 characters and a newline"],
+)
+def test_a_label_ending_in_a_newline_is_refused(
+    harness: Harness, where: list[str], value: str
+) -> None:
+    """JSON Schema's ``$`` (ECMA 262) is the end of the text; Python's also matches before a
+    final newline, which let ``abc\\n`` through (and ``GET /sweeps`` then listed ``abc``)."""
+    answer = harness.post(mutate(where, value))
+    assert answer.status_code == 400, body_of(answer)
+    assert [p["path"] for p in body_of(answer)["problems"]] == ["/label"]
+    assert "'^[A-Za-z0-9._-]{1,64}$'" in body_of(answer)["problems"][0]["message"]
+    assert harness.all_keys() == []
+
+
+def test_a_zip_group_name_ending_in_a_newline_is_refused(harness: Harness) -> None:
+    body = {
+        "simulation": "option_pricing",
+        "parameters": {"sc\n": {"zip": {"spot": [90, 100], "rate": [0.01, 0.02]}}},
+        "shards": {"count": 1},
+    }
+    answer = harness.post(body)
+    assert answer.status_code == 400, body_of(answer)
+    assert [p["path"] for p in body_of(answer)["problems"]] == ["/parameters/sc\n"]
+    assert harness.all_keys() == []
+
+
+def test_values_are_unique_as_the_simulation_receives_them(harness: Harness) -> None:
+    """Two JSON numbers that are one float64 are one point (the stream key's text is the
+    float's): refused as ``80`` and ``80.0`` are. ``0.0`` and ``-0.0`` are two floats the
+    function tells apart, with two stream keys: two points."""
+    one_float = mutate(["parameters", "spot"], {"values": [9007199254740992, 9007199254740993]})
+    answer = harness.post(one_float)
+    assert answer.status_code == 400, body_of(answer)
+    assert [p["path"] for p in body_of(answer)["problems"]] == ["/parameters/spot/values"]
+    assert "more than once" in body_of(answer)["problems"][0]["message"]
+    zipped = mutate(
+        ["parameters", "spot"], {"zip": {"spot": [2**53, 2**53 + 1], "rate": [0.01, 0.01]}}
+    )
+    zipped["parameters"]["pair"] = zipped["parameters"].pop("spot")
+    answer = harness.post(zipped)
+    assert answer.status_code == 400, body_of(answer)
+    assert [p["path"] for p in body_of(answer)["problems"]] == ["/parameters/pair/zip"]
+    assert harness.all_keys() == []
+
+    signed = mutate(["parameters", "rate"], {"values": [0.0, -0.0]})
+    answer = harness.post(signed)
+    assert answer.status_code == 202, body_of(answer)
+    assert body_of(answer)["total_points"] == 2 * 162  # the example's 162 points, twice

@@ -371,3 +371,138 @@ def test_fault_injection_fields_need_a_stage_that_allows_them(field: str) -> Non
     with pytest.raises(InvalidRequest) as missing:
         validate_request(body | {field: [5]}, Limits(100, 10, allow_fault_injection=True))
     assert [p.path for p in missing.value.problems] == [f"/{field}/0"]
+
+
+@pytest.mark.parametrize(
+    "axes",
+    [
+        {"spot": {"uniform": {"low": -1, "high": 2}}},  # a domain problem
+        {"spot": {"uniform": {"low": 1}}},  # a schema problem
+        {"volume": {"uniform": {"low": 1, "high": 2}}},  # no such parameter
+    ],
+    ids=["domain", "schema", "unknown"],
+)
+def test_a_problem_in_a_sampled_axis_does_not_hide_the_limits(axes: Body) -> None:
+    """The point count is the grid's sizes x the sample's points x replicates, whatever the
+    distributions say: the point limit, the shard limit and the fault shards are checked."""
+    body = {
+        "simulation": "option_pricing",
+        "parameters": {"strike": {"linspace": {"start": 1, "stop": 2, "num": 10**9}}},
+        "sample": {"design": "random", "points": 10, "axes": axes},
+        "replicates": 2,
+        "shards": {"count": 10**6},
+        "fail_shards": [10**7],
+    }
+    limits = Limits(max_points=100_000_000, max_shards=100_000, allow_fault_injection=True)
+    problems = problems_of(body, limits)
+    messages = {p.path: p.message for p in problems}
+    assert any(p.startswith(f"/sample/axes/{next(iter(axes))}") for p in messages), messages
+    assert messages["/parameters"] == ("20000000000 points exceed this stage's limit of 100000000")
+    assert messages["/shards/count"] == "1000000 shards exceed this stage's limit of 100000"
+    assert messages["/fail_shards/0"] == "shard 10000000 does not exist (0..999999)"
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (["label"], "abc\n"),
+        (["label"], "a" * 64 + "\n"),
+        (["parameters", "sc\n"], {"zip": {"spot": [90, 100], "rate": [0.01, 0.02]}}),
+        (["parameters", "spot\n"], {"values": [90]}),
+        (
+            ["sample"],
+            {"design": "lhs", "points": 2, "axes": {"spot\n": {"choice": {"values": [1]}}}},
+        ),
+    ],
+    ids=["label", "long label", "zip group", "parameter", "sampled axis"],
+)
+def test_a_name_or_label_ending_in_a_newline_is_refused(where: list[str], value: Any) -> None:
+    """The schema's ``$`` is ECMA 262's, the end of the text; Python's ``re.search`` (what
+    jsonschema runs) also matches it before a final newline."""
+    body = example()
+    target = body
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    paths = [p.path for p in problems_of(body)]
+    assert ids.NAME_RE.pattern.endswith("$")
+    expected = "/" + "/".join(w.replace("~", "~0").replace("/", "~1") for w in where)
+    if where[0] == "sample":
+        expected = "/sample/axes/spot\n"
+    assert expected in paths, paths
+
+
+def test_the_schemas_patterns_are_read_as_ecma_262() -> None:
+    from chalicelib.model.validation import _python_regex
+
+    assert _python_regex("^[a-z]{1,3}$") == r"^[a-z]{1,3}\Z"
+    assert _python_regex(r"^a\$[$]$") == r"^a\$[$]\Z"  # an escaped $ and one in a class stay
+
+
+@pytest.mark.parametrize(
+    ("check", "good"),
+    [
+        ("is_run_id", "20260101T000000000Z-aaaaaaaaaaaa"),
+        ("is_job", "root-1"),
+        ("is_dt", "2026-01-01"),
+        ("is_name", "spot"),
+    ],
+)
+def test_ids_refuse_a_trailing_newline(check: str, good: str) -> None:
+    """With ``match``, Python's ``$`` matched before a final newline: ``GET /sweeps`` took
+    ``next=<run id>%0A`` as a paging token."""
+    is_valid = getattr(ids, check)
+    assert is_valid(good)
+    assert not is_valid(good + "\n")
+
+
+def _values_problems(param: str, values: list[Any]) -> list[str]:
+    body = example()
+    body["parameters"][param] = {"values": values}
+    try:
+        validate_request(body, LIMITS)
+    except InvalidRequest as exc:
+        return [p.path for p in exc.problems]
+    return []
+
+
+def test_values_that_are_one_float64_are_one_point() -> None:
+    """A float parameter's values are compared as the function receives them, by the stream
+    key's text: 2**53 and 2**53 + 1 are one float64 (one point, twice), 80 and 80.0 too."""
+    assert _values_problems("spot", [2**53, 2**53 + 1]) == ["/parameters/spot/values"]
+    assert _values_problems("spot", [80, 80.0]) == ["/parameters/spot/values"]
+    assert _values_problems("spot", [2**53, 2**53 + 2]) == []
+
+
+def test_signed_zeros_are_two_points() -> None:
+    """``0.0`` and ``-0.0`` are two float64s the function can tell apart, with two stream
+    keys (``streams.canonical``): two points, not a repeat."""
+    assert _values_problems("rate", [0.0, -0.0]) == []
+    body = example()
+    body["parameters"]["rate"] = {"values": [0.0, -0.0]}
+    request = validate_request(body, LIMITS)
+    from chalicelib.simulations.registry import REGISTRY
+
+    sim = REGISTRY["option_pricing"]
+    rates = {
+        repr(p["rate"])
+        for _, p, _ in request.space.iter_points(0, 4, sim.defaults, sim.float_names)
+    }
+    assert rates == {"0.0", "-0.0"}
+
+
+def test_zip_and_choice_values_are_compared_as_the_function_receives_them() -> None:
+    body = example()
+    body["parameters"]["pair"] = {"zip": {"spot": [2**53, 2**53 + 1], "rate": [0.01, 0.01]}}
+    assert [p.path for p in problems_of(body)] == ["/parameters/pair/zip"]
+    body["parameters"]["pair"] = {"zip": {"spot": [1, 1], "rate": [0.0, -0.0]}}
+    validate_request(body, LIMITS)
+    del body["parameters"]["pair"]
+    body["sample"] = {
+        "design": "random",
+        "points": 2,
+        "axes": {"spot": {"choice": {"values": [2**53, 2**53 + 1]}}},
+    }
+    assert [p.path for p in problems_of(body)] == ["/sample/axes/spot/choice/values"]
+    body["sample"]["axes"] = {"rate": {"choice": {"values": [0.0, -0.0]}}}
+    validate_request(body, LIMITS)
