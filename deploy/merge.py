@@ -162,6 +162,10 @@ def rest_api() -> dict[str, Any]:
     }
 
 
+# The dispatcher's recursive-loop setting (``function_overrides``; path B: ``post_deploy``).
+RECURSIVE_LOOP = "Allow"
+
+
 def function_overrides(names: StageNames) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     for fn in FUNCTIONS:
@@ -202,6 +206,12 @@ def function_overrides(names: StageNames) -> dict[str, Any]:
                 "RetentionInDays": LOG_RETENTION_DAYS,
             },
         }
+    # The pacer's continuations are the dispatcher invoking itself, once per
+    # SWEEP_PACING_MAX_WAIT_S for as long as a paced run lasts: past Lambda's recursive-loop
+    # limit (16 invocations in one chain) within hours. Our signed Invoke forwards no X-Ray
+    # trace header, which the detection follows, so it should not see the chain; whether it
+    # can otherwise is undocumented, so the dispatcher says Allow whichever way AWS answers.
+    resources[LOGICAL_IDS["dispatcher"]]["Properties"]["RecursiveLoop"] = RECURSIVE_LOOP
     reserved = stage_settings.settings(names.stage).worker_reserved_concurrency
     if reserved:
         resources[LOGICAL_IDS["worker"]]["Properties"]["ReservedConcurrentExecutions"] = reserved

@@ -5,6 +5,7 @@ configuration (aws-facts), so after each ``chalice deploy`` this applies, idempo
 
 - the worker's async config: retries, maximum event age, OnFailure → the failure recorder;
   its reserved concurrency (``SWEEP_WORKER_RESERVED_CONCURRENCY``; removed when unset);
+- the dispatcher's recursive-loop setting (``Allow``: its pacing continues itself);
 - on the API: the request model (the coarse gateway check, as path A's) and the body validator
   on ``POST /sweeps``, the gateway responses in the contract's error shape, stage throttling,
   and a deployment so the stage serves all of it.
@@ -58,6 +59,14 @@ def configure_worker(lambda_client: Any, names: StageNames) -> None:
         MaximumRetryAttempts=merge.WORKER_RETRIES,
         MaximumEventAgeInSeconds=merge.WORKER_MAX_EVENT_AGE,
         DestinationConfig={"OnFailure": {"Destination": recorder["Configuration"]["FunctionArn"]}},
+    )
+
+
+def configure_dispatcher(lambda_client: Any, names: StageNames) -> None:
+    """Lambda's recursive-loop detection left off for the dispatcher, as path A's template
+    sets it (``merge.RECURSIVE_LOOP``: why)."""
+    lambda_client.put_function_recursion_config(
+        FunctionName=names.function("dispatcher"), RecursiveLoop=merge.RECURSIVE_LOOP
     )
 
 
@@ -180,6 +189,7 @@ def apply(stage: str, api: str, lambda_client: Any, apigw: Any) -> None:
     check_auth(apigw, api)
     names = StageNames(stage)
     configure_worker(lambda_client, names)
+    configure_dispatcher(lambda_client, names)
     put_models(apigw, api)
     validator = body_validator(apigw, api)
     validate_bodies(apigw, api, validator)

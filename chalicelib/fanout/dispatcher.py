@@ -4,8 +4,10 @@ Dispatch is CPU-bound (docs/benchmarks.md measures the CPU per Invoke), so one p
 fan out 10,000+ shards quickly. A job covering more than ``leaf_shards`` shards is split into
 ``width`` contiguous children, each handed to another dispatcher invocation, giving a shallow
 tree (100,000 shards at width 10 and 1,000 per leaf: 3 levels, far below Lambda's recursion
-limit of ~16 hops). Leaves invoke workers from a bounded thread pool and record one small
-progress object each, so status can count dispatched shards from a listing.
+limit of ~16 hops; a paced job's continuations chain further, and the deployed dispatcher
+allows it: ``deploy.merge.RECURSIVE_LOOP``). Leaves invoke workers from a bounded thread pool
+and record one small progress object each, so status can count dispatched shards from a
+listing.
 """
 
 from __future__ import annotations

@@ -101,6 +101,20 @@ def test_the_worker_fails_over_to_the_recorder(packaged: tuple[str, dict[str, An
     }
 
 
+def test_only_the_dispatcher_allows_recursive_invocation(
+    packaged: tuple[str, dict[str, Any], Any],
+) -> None:
+    """Its pacing continues itself past Lambda's 16-hop recursive-loop limit within hours."""
+    _, template, _ = packaged
+    functions = {
+        name: r["Properties"]
+        for name, r in template["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    assert functions["Dispatcher"]["RecursiveLoop"] == "Allow"
+    assert [n for n, p in functions.items() if "RecursiveLoop" in p] == ["Dispatcher"]
+
+
 def test_functions_get_their_names_and_only_the_generated_policy(
     packaged: tuple[str, dict[str, Any], Any],
 ) -> None:
