@@ -335,7 +335,7 @@ def _complete_run(request: SweepRequest, shards: int, size: int, root: Path) -> 
     own = Limits(resharded.total_points, resharded.shard_count, False)  # a throw-away run's
     run = Manifest.new(RUN_ID, datetime(2000, 1, 1, tzinfo=UTC), "estimate", resharded, own)
     manifests.save(store, run)
-    reuse.mark_pending(store, resharded, RUN_ID, INITIAL)  # as its root dispatcher does
+    reuse.mark_pending(store, run, INITIAL)  # as its root dispatcher does
     for shard in range(shards):
         run_task(run_task_payload(run, shard), None, store, 0)
     summary.write(store, RUN_ID, summary.RunProgress(shards, [], []))

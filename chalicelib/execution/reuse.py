@@ -82,12 +82,14 @@ def family(simulation: str, version: str, seed: int) -> str:
     return streams.digest(streams.prefix_text(simulation, version, seed)).hex()
 
 
-def mark_pending(store: ObjectStore, request: SweepRequest, run_id: str, job: str) -> None:
+def mark_pending(store: ObjectStore, run: Manifest, job: str) -> None:
     """Before a job's workers are invoked: its run's evaluated points are for plans to read
-    from its results until ``merge_run`` folds them in (idempotent: a create)."""
-    sim = REGISTRY[request.simulation]
-    fam = family(sim.name, sim.version, request.seed)
-    store.create(layout.reuse_pending(fam, run_id, job), b"")
+    from its results until ``merge_run`` folds them in (idempotent: a create). The family is
+    the one of the version the run was accepted under (its manifest's), whatever is deployed
+    now: a shard of another version is refused by the worker, never filed under this one."""
+    request = run.request
+    fam = family(request.simulation, run.simulation_version, request.seed)
+    store.create(layout.reuse_pending(fam, run.run_id, job), b"")
 
 
 def _pending(store: ObjectStore, fam: str) -> dict[str, list[str]]:
@@ -104,6 +106,7 @@ def evaluated(
     run_id: str,
     with_params: bool = True,
     generation: compaction.Generation | None = None,
+    fam: str | None = None,
 ) -> pa.Table | None:
     """The points run ``run_id`` evaluated itself (results rows with no ``source_run_id``) and
     not merged yet, as rows of the merged index (``tables.REUSE_MERGED``; ``params`` empty
@@ -112,12 +115,13 @@ def evaluated(
     (``pending``), and after a merge only a redrive's new shards have files of their own.
     Given the run's compaction ``generation`` (the compactor's merge, right after writing it),
     the rows of the shards it holds come from its few parts instead, one at a time (a part
-    can be large). None when there is nothing to read, the run is gone (no manifest) or its
-    simulation is not registered here."""
+    can be large). None when there is nothing to read, the run is gone (no manifest), its
+    simulation is not registered here or has another version now (``_run_simulation``), or,
+    given ``fam``, the run is not of that family (a source marked in the wrong one)."""
     found = _run_simulation(store, run_id)
-    if found is None:
+    if found is None or (fam is not None and found.family != fam):
         return None
-    request, sim = found
+    request, sim = found.request, found.sim
     held = generation.results_shards if generation is not None else frozenset()
     keys = [
         obj.key
@@ -158,20 +162,39 @@ def pending(store: ObjectStore, run_id: str) -> bool:
     found = _run_simulation(store, run_id)
     if found is None:
         return False
-    request, sim = found
-    fam = family(sim.name, sim.version, request.seed)
-    return any(True for _ in store.list(layout.reuse_pending_prefix(fam, run_id)))
+    return any(True for _ in store.list(layout.reuse_pending_prefix(found.family, run_id)))
 
 
-def _run_simulation(store: ObjectStore, run_id: str) -> tuple[SweepRequest, Simulation] | None:
-    """The run's request and its simulation; None when the run is gone (no manifest) or its
-    simulation is not registered here (nothing of it can be keyed)."""
+@dataclass(frozen=True)
+class _Keyable:
+    """A stored run whose points can be keyed here: its request, its simulation as registered
+    (at the version the run was accepted under) and its family."""
+
+    request: SweepRequest
+    sim: Simulation
+    family: str
+
+
+def _run_simulation(store: ObjectStore, run_id: str) -> _Keyable | None:
+    """The run as ``_Keyable``; None when the run is gone (no manifest), or its simulation is
+    not registered here or is at another version than the run's manifest records (a version
+    bumped since): its points' keys are of that version (``_same_version``), which this
+    deployment's declaration cannot make, and reuse never crosses versions."""
     try:
-        request = manifests.load(store, run_id).request
+        run = manifests.load(store, run_id)
     except NotFound:
         return None
-    sim = REGISTRY.get(request.simulation)
-    return None if sim is None else (request, sim)
+    sim = _same_version(run)
+    if sim is None:
+        return None
+    request = run.request
+    return _Keyable(request, sim, family(sim.name, run.simulation_version, request.seed))
+
+
+def _same_version(run: Manifest) -> Simulation | None:
+    """The run's simulation as registered, if at the version the run was accepted under."""
+    sim = REGISTRY.get(run.request.simulation)
+    return sim if sim is not None and sim.version == run.simulation_version else None
 
 
 EVALUATED_COLUMNS = ["shard_id", "point_index", "metrics", "source_run_id"]
@@ -385,7 +408,7 @@ def history(store: ObjectStore, fam: str, run_id: str) -> History:
         metrics.append(table["metrics"].combine_chunks())
         origins.append(table["source_run_id"].combine_chunks())
     for source in pending:
-        if source == run_id or (rows := evaluated(store, source, with_params=False)) is None:
+        if source == run_id or (rows := evaluated(store, source, False, fam=fam)) is None:
             continue
         keys.append(rows["key"].combine_chunks())
         metrics.append(rows["metrics"].combine_chunks())
@@ -449,10 +472,13 @@ def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
     except KeyError:
         pass
     request = run.request
-    sim = REGISTRY[request.simulation]
-    past = history(store, family(sim.name, sim.version, request.seed), run.run_id)
+    # None: the run was accepted under another version of its simulation than the one
+    # registered; its shards are refused (SIMULATION_VERSION_CHANGED) and it copies nothing.
+    sim = _same_version(run)
+    fam = family(request.simulation, run.simulation_version, request.seed)
+    past = history(store, fam, run.run_id)
     counts: dict[int, int] = {}
-    if len(past):
+    if sim is not None and len(past):
         found = matches(past, _keys(sim, request))
         for shard_id in range(request.shard_count):
             start, end = shard_bounds(request.total_points, request.shards, shard_id)
@@ -521,8 +547,7 @@ def _merge(
     found = _run_simulation(store, run_id)
     if found is None:
         return 0
-    request, sim = found
-    fam = family(sim.name, sim.version, request.seed)
+    fam = found.family
     markers = [o.key for o in store.list(layout.reuse_pending_prefix(fam, run_id))]
     if not markers:
         return 0  # merged already
