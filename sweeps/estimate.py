@@ -94,7 +94,6 @@ from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import cost
 from chalicelib.simulations import allocator  # noqa: F401  (the workers' malloc thresholds)
-from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import manifests, summary
 from chalicelib.storage.stores import LocalStore
@@ -408,20 +407,12 @@ def _compactor_timing(
 
 def reusable(request: SweepRequest, data_root: Path) -> int:
     """Points of ``request`` a run would copy now from the local stage's reuse index: the
-    plan's own reading of the history (``reuse.history``) and matching (``reuse.matches``), so
-    the count is what the run's status then reports as ``points_reused``."""
+    plan's own reading of the history (``reuse.history``) and matching (``reuse.reusable``),
+    so the count is what the run's status then reports as ``points_reused``."""
     sim = REGISTRY[request.simulation]
     store = LocalStore(data_root)
     past = reuse.history(store, reuse.family(sim.name, sim.version, request.seed), RUN_ID)
-    if not len(past):
-        return 0
-    streams = PointStreams(sim, request.seed)
-    keys = [
-        streams.key(sim.effective_params(p), r)
-        for _, p, r in request.space.iter_points(0, request.total_points)
-    ]
-    found = reuse.matches(past, keys)
-    return len(found) - int(found.null_count)
+    return reuse.reusable(past, sim, request) if len(past) else 0
 
 
 @dataclass(frozen=True)
