@@ -78,7 +78,7 @@ class Runner:
         wall, cpu = time.perf_counter(), time.process_time()
         if request.reuse:
             reuse.plan(self.store, run)
-        reuse.mark_pending(self.store, request, run.run_id, INITIAL)  # as its dispatcher
+        reuse.mark_pending(self.store, run, INITIAL)  # as its dispatcher
         for shard_id in range(request.shard_count):
             run_task(run_task_payload(run, shard_id), None, self.store, 0)
         return run, time.perf_counter() - wall, time.process_time() - cpu

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         earlier: list[str] = []
         for count in range(1, max(CHECKPOINTS) + 1):
             run = clock.manifest(store, body(n))
-            reuse.mark_pending(store, run.request, run.run_id, INITIAL)  # as its dispatcher
+            reuse.mark_pending(store, run, INITIAL)  # as its dispatcher
             for shard_id in range(SHARDS):
                 run_task(run_task_payload(run, shard_id), None, store, 0)
             earlier.append(run.run_id)

@@ -110,7 +110,7 @@ def prepare(points: int, root: str) -> None:
         if reusing:
             reuse.plan(store, run)
         else:
-            reuse.mark_pending(store, request, run.run_id, INITIAL)
+            reuse.mark_pending(store, run, INITIAL)
             assert run_task(run_task_payload(run, 0), None, store, 0)["status"] == "succeeded"
         runs.append(run)
     (Path(root) / "payload.json").write_text(json.dumps(run_task_payload(runs[-1], 0)))

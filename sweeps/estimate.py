@@ -61,7 +61,9 @@ price follow with ``pricing``. With ``"reuse": true``, points already in the sta
 are counted and only the others charged: on the local stage through the plan's own reading of
 the index (``reuse.history``, exactly what the run's plan will copy), on a deployed one by a
 query over the table ``reuse`` on Athena (``sweeps.reuse_count``: runs merged by their
-compaction).
+compaction). The largest shard's seconds, and the warning and suggested ``shards.size`` when it
+nears the worker's timeout, charge every point as evaluated: which shard copies what is not
+known here, and reused points are usually one block, so a shard may copy none of them.
 """
 
 from __future__ import annotations
@@ -94,7 +96,6 @@ from chalicelib.model.sharding import shard_bounds
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import cost
 from chalicelib.simulations import allocator  # noqa: F401  (the workers' malloc thresholds)
-from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import manifests, summary
 from chalicelib.storage.stores import LocalStore
@@ -335,7 +336,7 @@ def _complete_run(request: SweepRequest, shards: int, size: int, root: Path) -> 
     own = Limits(resharded.total_points, resharded.shard_count, False)  # a throw-away run's
     run = Manifest.new(RUN_ID, datetime(2000, 1, 1, tzinfo=UTC), "estimate", resharded, own)
     manifests.save(store, run)
-    reuse.mark_pending(store, resharded, RUN_ID, INITIAL)  # as its root dispatcher does
+    reuse.mark_pending(store, run, INITIAL)  # as its root dispatcher does
     for shard in range(shards):
         run_task(run_task_payload(run, shard), None, store, 0)
     summary.write(store, RUN_ID, summary.RunProgress(shards, [], []))
@@ -408,20 +409,12 @@ def _compactor_timing(
 
 def reusable(request: SweepRequest, data_root: Path) -> int:
     """Points of ``request`` a run would copy now from the local stage's reuse index: the
-    plan's own reading of the history (``reuse.history``) and matching (``reuse.matches``), so
-    the count is what the run's status then reports as ``points_reused``."""
+    plan's own reading of the history (``reuse.history``) and matching (``reuse.reusable``),
+    so the count is what the run's status then reports as ``points_reused``."""
     sim = REGISTRY[request.simulation]
     store = LocalStore(data_root)
     past = reuse.history(store, reuse.family(sim.name, sim.version, request.seed), RUN_ID)
-    if not len(past):
-        return 0
-    streams = PointStreams(sim, request.seed)
-    keys = [
-        streams.key(sim.effective_params(p), r)
-        for _, p, r in request.space.iter_points(0, request.total_points)
-    ]
-    found = reuse.matches(past, keys)
-    return len(found) - int(found.null_count)
+    return reuse.reusable(past, sim, request) if len(past) else 0
 
 
 @dataclass(frozen=True)
@@ -489,11 +482,15 @@ def estimate(
     scale = max(1.0, pricing.FULL_VCPU_MB / size.memory_mb)
     evaluated_share = (total - reused) / total
     per_point_s = (per_point * evaluated_share + overhead) * scale
+    # A shard's longest case evaluates every point: reused points are usually contiguous (a
+    # widened axis adds a block of new ones), so one shard may copy nothing while the run's
+    # share is high. The totals keep the share; the largest shard and its warning do not.
+    per_point_full_s = (per_point + overhead) * scale
     fixed_s = fixed_cpu * scale
     biggest = shard_bounds(total, request.shards, 0)
     # Billed per invocation: its duration rounded up to 1 ms, half a ms more on average.
     seconds = per_point_s * (total / shards) + fixed_s + ROUND_UP_S
-    seconds_max = per_point_s * (biggest[1] - biggest[0]) + fixed_s + ROUND_UP_S
+    seconds_max = per_point_full_s * (biggest[1] - biggest[0]) + fixed_s + ROUND_UP_S
     worker_gb_s = shards * seconds * size.memory_mb / 1024
     dispatchers = 1 + math.ceil(shards / LEAF_SHARDS) if shards > LEAF_SHARDS else 1
     dispatcher = pricing.function_sizes(stage)["dispatcher"]
@@ -514,7 +511,7 @@ def estimate(
     warning = None
     limit_s = size.timeout_s * 0.8  # room for the deadline margin and a slow neighbour
     if seconds_max > limit_s:
-        fitting = max(1, int((limit_s - fixed_s) / per_point_s)) if per_point_s > 0 else 1
+        fitting = max(1, int((limit_s - fixed_s) / per_point_full_s)) if per_point_full_s else 1
         warning = (
             f"shards of {biggest[1] - biggest[0]} points would take ~{seconds_max:.0f} s, over "
             f'80% of the worker timeout ({size.timeout_s} s): use "shards": '

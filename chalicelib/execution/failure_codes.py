@@ -25,6 +25,7 @@ class FailureCode(Enum):
     DISPATCH_FAILED = "DISPATCH_FAILED"
     CANCELLED = "CANCELLED"
     LOST = "LOST"
+    SIMULATION_VERSION_CHANGED = "SIMULATION_VERSION_CHANGED"
 
     @property
     def code(self) -> str:

@@ -17,10 +17,13 @@ to the same function version, so equal metrics, bit for bit.
   then the markers it folded deleted. Its size is the family's distinct points, whatever the
   number of runs that computed them.
 - **Plan** (once per run, in the root dispatcher before any worker is invoked; the 202 does
-  not wait for it): the run's points' keys are matched against the family's history
-  (``history``: the latest merged generation, then the results of runs still pending) in one
-  Arrow ``index_in``, and each shard gets the list of points it copies
-  (``runs/<run>/reuse/shard-<k>.parquet``) and ``runs/<run>/reuse/plan.json`` their counts.
+  not wait for it): the run's points' keys are made and matched a row group at a time against
+  the family's history (``history``: the latest merged generation, then the results of runs
+  still pending; its keys sorted once, ``Lookup``), and each shard gets the list of points it
+  copies (``runs/<run>/reuse/shard-<k>.parquet``, written once its last point is matched) and
+  ``runs/<run>/reuse/plan.json`` their counts. Planning holds the history and one shard's
+  copies, never a key per point of the run; a delivery that finds an earlier one's planning
+  started and not finished (killed) writes an empty plan, so dispatch never waits on it.
   Entries whose source shard has no results any more (a deleted run) are skipped, so a source
   that is gone only means evaluating; a failed source shard never wrote any.
 - **Worker**: reads its own shard's plan (two GETs: the shard's file streamed to scratch) and
@@ -41,7 +44,7 @@ import itertools
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +85,14 @@ def family(simulation: str, version: str, seed: int) -> str:
     return streams.digest(streams.prefix_text(simulation, version, seed)).hex()
 
 
-def mark_pending(store: ObjectStore, request: SweepRequest, run_id: str, job: str) -> None:
+def mark_pending(store: ObjectStore, run: Manifest, job: str) -> None:
     """Before a job's workers are invoked: its run's evaluated points are for plans to read
-    from its results until ``merge_run`` folds them in (idempotent: a create)."""
-    sim = REGISTRY[request.simulation]
-    fam = family(sim.name, sim.version, request.seed)
-    store.create(layout.reuse_pending(fam, run_id, job), b"")
+    from its results until ``merge_run`` folds them in (idempotent: a create). The family is
+    the one of the version the run was accepted under (its manifest's), whatever is deployed
+    now: a shard of another version is refused by the worker, never filed under this one."""
+    request = run.request
+    fam = family(request.simulation, run.simulation_version, request.seed)
+    store.create(layout.reuse_pending(fam, run.run_id, job), b"")
 
 
 def _pending(store: ObjectStore, fam: str) -> dict[str, list[str]]:
@@ -104,6 +109,7 @@ def evaluated(
     run_id: str,
     with_params: bool = True,
     generation: compaction.Generation | None = None,
+    fam: str | None = None,
 ) -> pa.Table | None:
     """The points run ``run_id`` evaluated itself (results rows with no ``source_run_id``) and
     not merged yet, as rows of the merged index (``tables.REUSE_MERGED``; ``params`` empty
@@ -112,12 +118,13 @@ def evaluated(
     (``pending``), and after a merge only a redrive's new shards have files of their own.
     Given the run's compaction ``generation`` (the compactor's merge, right after writing it),
     the rows of the shards it holds come from its few parts instead, one at a time (a part
-    can be large). None when there is nothing to read, the run is gone (no manifest) or its
-    simulation is not registered here."""
+    can be large). None when there is nothing to read, the run is gone (no manifest), its
+    simulation is not registered here or has another version now (``_run_simulation``), or,
+    given ``fam``, the run is not of that family (a source marked in the wrong one)."""
     found = _run_simulation(store, run_id)
-    if found is None:
+    if found is None or (fam is not None and found.family != fam):
         return None
-    request, sim = found
+    request, sim = found.request, found.sim
     held = generation.results_shards if generation is not None else frozenset()
     keys = [
         obj.key
@@ -158,20 +165,39 @@ def pending(store: ObjectStore, run_id: str) -> bool:
     found = _run_simulation(store, run_id)
     if found is None:
         return False
-    request, sim = found
-    fam = family(sim.name, sim.version, request.seed)
-    return any(True for _ in store.list(layout.reuse_pending_prefix(fam, run_id)))
+    return any(True for _ in store.list(layout.reuse_pending_prefix(found.family, run_id)))
 
 
-def _run_simulation(store: ObjectStore, run_id: str) -> tuple[SweepRequest, Simulation] | None:
-    """The run's request and its simulation; None when the run is gone (no manifest) or its
-    simulation is not registered here (nothing of it can be keyed)."""
+@dataclass(frozen=True)
+class _Keyable:
+    """A stored run whose points can be keyed here: its request, its simulation as registered
+    (at the version the run was accepted under) and its family."""
+
+    request: SweepRequest
+    sim: Simulation
+    family: str
+
+
+def _run_simulation(store: ObjectStore, run_id: str) -> _Keyable | None:
+    """The run as ``_Keyable``; None when the run is gone (no manifest), or its simulation is
+    not registered here or is at another version than the run's manifest records (a version
+    bumped since): its points' keys are of that version (``_same_version``), which this
+    deployment's declaration cannot make, and reuse never crosses versions."""
     try:
-        request = manifests.load(store, run_id).request
+        run = manifests.load(store, run_id)
     except NotFound:
         return None
-    sim = REGISTRY.get(request.simulation)
-    return None if sim is None else (request, sim)
+    sim = _same_version(run)
+    if sim is None:
+        return None
+    request = run.request
+    return _Keyable(request, sim, family(sim.name, run.simulation_version, request.seed))
+
+
+def _same_version(run: Manifest) -> Simulation | None:
+    """The run's simulation as registered, if at the version the run was accepted under."""
+    sim = REGISTRY.get(run.request.simulation)
+    return sim if sim is not None and sim.version == run.simulation_version else None
 
 
 EVALUATED_COLUMNS = ["shard_id", "point_index", "metrics", "source_run_id"]
@@ -385,7 +411,7 @@ def history(store: ObjectStore, fam: str, run_id: str) -> History:
         metrics.append(table["metrics"].combine_chunks())
         origins.append(table["source_run_id"].combine_chunks())
     for source in pending:
-        if source == run_id or (rows := evaluated(store, source, with_params=False)) is None:
+        if source == run_id or (rows := evaluated(store, source, False, fam=fam)) is None:
             continue
         keys.append(rows["key"].combine_chunks())
         metrics.append(rows["metrics"].combine_chunks())
@@ -442,48 +468,158 @@ def _latest_merged(store: ObjectStore, fam: str, tries: int = 3) -> pa.Table | N
 
 def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
     """Write the run's reuse plan once (see the module docstring); returns the count each
-    shard copies. A plan already written (a redelivered dispatcher event) stands."""
-    try:
-        done = json.loads(store.get(layout.reuse_plan(run.run_id)))
-        return {int(k): v for k, v in done["shards"].items()}
-    except KeyError:
-        pass
+    shard copies. A plan already written (a redelivered dispatcher event) stands.
+
+    A marker (``layout.reuse_planning``) is made first: a delivery that finds it and no plan
+    follows one that died planning (killed out of memory or time: no exception to catch), so
+    it writes an empty plan (every point evaluated) rather than die the same way again, and
+    the run is dispatched whatever happened to its planning. A run accepted under another
+    version of its simulation than the one registered gets an empty plan too: its shards are
+    refused (``SIMULATION_VERSION_CHANGED``), and reuse never crosses versions."""
+    written = _written(store, run.run_id)
+    if written is not None:
+        return written
     request = run.request
-    sim = REGISTRY[request.simulation]
-    past = history(store, family(sim.name, sim.version, request.seed), run.run_id)
+    sim = _same_version(run)
     counts: dict[int, int] = {}
-    if len(past):
-        found = matches(past, _keys(sim, request))
-        for shard_id in range(request.shard_count):
-            start, end = shard_bounds(request.total_points, request.shards, shard_id)
-            hits = found.slice(start, end - start)
-            mask = hits.is_valid()
-            if not pc.any(mask).as_py():
-                continue
-            positions = pc.filter(hits, mask)
-            table = pa.table(
-                {
-                    "point_index": pc.filter(pa.array(np.arange(start, end)), mask),
-                    "source_run_id": past.origins.take(positions),
-                    "metrics": past.metrics.take(positions),
-                },
-                schema=REUSE_PLAN,
-            )
-            store.put(layout.reuse_shard_plan(run.run_id, shard_id), to_parquet(table))
-            counts[shard_id] = table.num_rows
+    # Bytes of this delivery's own: a create that finds its own bytes counts as made (a
+    # retried request), so an empty marker would look made to every delivery.
+    if not store.create(layout.reuse_planning(run.run_id), os.urandom(16).hex().encode()):
+        logger.warning(
+            "an earlier reuse planning of the run did not finish; evaluating every point",
+            extra={"run_id": run.run_id},
+        )
+    elif sim is not None:
+        fam = family(sim.name, run.simulation_version, request.seed)
+        past = history(store, fam, run.run_id)
+        if len(past):
+            counts = _plan_shards(store, run, sim, past)
     summary = {"shards": {str(k): v for k, v in counts.items()}, "reused": sum(counts.values())}
-    store.create(layout.reuse_plan(run.run_id), json.dumps(summary).encode())
-    logger.info(
-        "reuse planned",
-        extra={"run_id": run.run_id, "reused": summary["reused"], "history": len(past)},
-    )
+    if not store.create(layout.reuse_plan(run.run_id), json.dumps(summary).encode()):
+        return _written(store, run.run_id) or {}  # another delivery's plan stands
+    logger.info("reuse planned", extra={"run_id": run.run_id, "reused": summary["reused"]})
     return counts
 
 
-def matches(past: History, keys: Sequence[bytes]) -> pa.Array:
-    """For each of ``keys`` (a request's points, in index order), its row in ``past``, or null
-    when no earlier run computed it: what the plan copies, and what ``sweep estimate`` counts."""
-    return pc.index_in(pa.array(keys, pa.binary(16)), value_set=past.keys)
+def _written(store: ObjectStore, run_id: str) -> dict[int, int] | None:
+    """The counts of the run's plan, if written."""
+    try:
+        done = json.loads(store.get(layout.reuse_plan(run_id)))
+    except KeyError:
+        return None
+    return {int(k): v for k, v in done["shards"].items()}
+
+
+def _plan_shards(
+    store: ObjectStore, run: Manifest, sim: Simulation, past: History
+) -> dict[int, int]:
+    """Match the run's points against ``past`` a row group of keys at a time (``Lookup``),
+    writing each shard's plan file once its last point is matched: memory is the history's
+    and one shard's copies, never a key per point of the run (10^7 points held as Python keys
+    took over the dispatcher's 1,024 MB)."""
+    request = run.request
+    total, spec = request.total_points, request.shards
+    lookup = Lookup(past.keys)
+    batches = PointBatches(sim, request.seed)
+    counts: dict[int, int] = {}
+    shard_id, end = 0, shard_bounds(total, spec, 0)[1]
+    indices: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+
+    def flush() -> None:
+        if not indices:
+            return
+        at = pa.array(np.concatenate(rows))
+        table = pa.table(
+            {
+                "point_index": pa.array(np.concatenate(indices)),
+                "source_run_id": past.origins.take(at),
+                "metrics": past.metrics.take(at),
+            },
+            schema=REUSE_PLAN,
+        )
+        store.put(layout.reuse_shard_plan(run.run_id, shard_id), to_parquet(table))
+        counts[shard_id] = table.num_rows
+        indices.clear()
+        rows.clear()
+
+    for lo in range(0, total, ROW_GROUP_POINTS):
+        hi = min(total, lo + ROW_GROUP_POINTS)
+        found = lookup(_group_keys(batches, request, lo, hi))
+        hits = np.flatnonzero(found >= 0)
+        point = hits + lo
+        while True:  # hand the group's hits to the shards they fall in, in order
+            cut = int(np.searchsorted(point, end))
+            if cut:
+                indices.append(point[:cut])
+                rows.append(found[hits[:cut]])
+                point, hits = point[cut:], hits[cut:]
+            if end > hi:
+                break
+            flush()
+            shard_id += 1
+            if shard_id == request.shard_count:
+                break
+            end = shard_bounds(total, spec, shard_id)[1]
+    flush()
+    return counts
+
+
+class Lookup:
+    """``past``'s keys (16 bytes each) sorted once by their two 64-bit halves, then asked a
+    group of keys at a time: each key's first row in ``past`` (what ``pc.index_in`` answers),
+    or -1. Arrow's ``index_in`` hashes its whole value set on every call, so asking it group
+    by group cost the history's size per group; sorted, a group costs its own size (times a
+    binary search). Equal keys keep their first row only (a stable sort)."""
+
+    def __init__(self, keys: pa.Array) -> None:
+        halves = _halves(keys)
+        order = np.lexsort((halves[:, 1], halves[:, 0]))  # stable: equal keys in row order
+        ordered = halves[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+        self._rows = order[first]
+        self._high = np.ascontiguousarray(ordered[first, 0])
+        self._low = np.ascontiguousarray(ordered[first, 1])
+
+    def __call__(self, keys: pa.Array) -> np.ndarray:
+        asked = _halves(keys)
+        found = np.full(len(asked), -1, dtype=np.int64)
+        left = np.searchsorted(self._high, asked[:, 0], "left")
+        right = np.searchsorted(self._high, asked[:, 0], "right")
+        one = np.flatnonzero(right - left == 1)
+        hit = one[self._low[left[one]] == asked[one, 1]]
+        found[hit] = self._rows[left[hit]]
+        # Distinct keys sharing their first 8 bytes (about one pair in 10^9 at 10^5 keys):
+        # their few runs are searched one by one.
+        for i in np.flatnonzero(right - left > 1).tolist():
+            low = self._low[left[i] : right[i]]
+            match = np.flatnonzero(low == asked[i, 1])
+            if len(match):
+                found[i] = self._rows[left[i] + match[0]]
+        return found
+
+
+def _halves(keys: pa.Array) -> np.ndarray:
+    """16-byte keys as rows of two unsigned 64-bit integers (their bytes, as stored)."""
+    if len(keys) == 0:
+        return np.empty((0, 2), dtype=np.uint64)
+    data = keys.buffers()[1]
+    assert data is not None and keys.null_count == 0
+    raw = np.frombuffer(data, dtype=np.uint64, count=2 * len(keys), offset=keys.offset * 16)
+    return raw.reshape(-1, 2)
+
+
+def reusable(past: History, sim: Simulation, request: SweepRequest) -> int:
+    """How many of the request's points ``past`` holds: what a plan of it copies (the same
+    keys, the same matching, a row group at a time), as ``sweep estimate`` counts them."""
+    lookup = Lookup(past.keys)
+    batches = PointBatches(sim, request.seed)
+    total, found = request.total_points, 0
+    for lo in range(0, total, ROW_GROUP_POINTS):
+        keys = _group_keys(batches, request, lo, min(total, lo + ROW_GROUP_POINTS))
+        found += int(np.count_nonzero(lookup(keys) >= 0))
+    return found
 
 
 def merge_run(
@@ -521,8 +657,7 @@ def _merge(
     found = _run_simulation(store, run_id)
     if found is None:
         return 0
-    request, sim = found
-    fam = family(sim.name, sim.version, request.seed)
+    fam = found.family
     markers = [o.key for o in store.list(layout.reuse_pending_prefix(fam, run_id))]
     if not markers:
         return 0  # merged already
@@ -562,10 +697,12 @@ def _distinct(table: pa.Table) -> pa.Table:
     return ordered.filter(pa.concat_arrays([pa.array([True]), first]))
 
 
-def _keys(sim: Simulation, request: SweepRequest) -> list[bytes]:
-    """Every point's stream key, in index order."""
-    batches = PointBatches(sim, request.seed)
-    return [key for _, _, key in _keyed_points(batches, request, 0, request.total_points)]
+def _group_keys(batches: PointBatches, request: SweepRequest, lo: int, hi: int) -> pa.Array:
+    """The stream keys of points ``[lo, hi)`` (at most a row group), as the worker makes them."""
+    sim = batches.sim
+    group = list(request.space.iter_points(lo, hi, sim.defaults, sim.float_names))
+    keys = batches.keys([values for _, values, _ in group], [r for _, _, r in group])
+    return pa.array(keys, pa.binary(16))
 
 
 def _keyed_points(

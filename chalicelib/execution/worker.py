@@ -27,11 +27,12 @@ from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
+from chalicelib.model.errors import NotFound
 from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import layout
+from chalicelib.storage import layout, manifests
 from chalicelib.storage import summary as run_summary
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.failure_threshold import enforce_threshold
@@ -142,17 +143,20 @@ def _run(
     request_id = getattr(context, "aws_request_id", "") or ""
     writer = OutcomeWriter(store)
     try:
-        # The three questions before any work, asked at once where the store gains from it
-        # (on S3 one round trip instead of three: ~40 ms of a cheap shard's ~170; a duplicate
-        # delivery then pays all three); on a folder each is asked in turn, and only if the
-        # one before let the shard run. A shard whose state is decided (succeeded, or its
-        # latest failure final and not redriven since: ``OutcomeWriter.decided``) is never
-        # run again, so a delivery arriving after its run completed or was compacted, hours
-        # late, writes neither an outcome nor results, and status stays as it was.
+        # The questions before any work, asked at once where the store gains from it (on S3
+        # one round trip instead of four: ~40 ms of a cheap shard's ~170; a duplicate
+        # delivery then pays all four); on a folder each is asked in turn, and only if the
+        # one before let the shard run. The fourth, the version the run was accepted under
+        # (its manifest), is asked once the task is parsed (``_check_version``). A shard
+        # whose state is decided (succeeded, or its latest failure final and not redriven
+        # since: ``OutcomeWriter.decided``) is never run again, so a delivery arriving after
+        # its run completed or was compacted, hours late, writes neither an outcome nor
+        # results, and status stays as it was.
         with together(store) as issue:
             succeeded = issue(lambda: writer.has_success(ref))
             decided = issue(lambda: writer.decided(ref))
             cancelled_before = issue(lambda: is_cancelled(store, ref.run_id))
+            recorded = issue(lambda: _recorded_version(store, ref.run_id))
             if succeeded():
                 logger.info("duplicate delivery of a succeeded shard")
                 return {"status": "duplicate"}
@@ -167,6 +171,7 @@ def _run(
             shard = events.parse_task(payload)
         except events.InvalidTask as exc:
             raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
+        _check_version(shard, recorded())
         cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
         with (
             _plan(store, ref, shard.request.reuse) as copied,
@@ -206,6 +211,30 @@ def _run(
     summary["duration_ms"] = Timing.since(started).duration_ms
     logger.info("shard finished", extra=summary)
     return summary
+
+
+def _recorded_version(store: ObjectStore, run_id: str) -> str | None:
+    """The simulation version the run was accepted under (its manifest's), or None when the
+    run has no manifest (deleted; ``sweep estimate``'s throw-away shards)."""
+    try:
+        return manifests.load(store, run_id).simulation_version
+    except NotFound:
+        return None
+
+
+def _check_version(shard: events.ShardTask, recorded: str | None) -> None:
+    """Refuse a shard of a run accepted under another version of its simulation than the one
+    deployed now (a redrive or a late retry after a deploy that bumped it): evaluated here its
+    points would be the new code's numbers under the run's old version, and later runs would
+    reuse them as such. Final: no retry or redrive on this deployment can run the old code."""
+    current = REGISTRY[shard.request.simulation].version
+    if recorded is not None and recorded != current:
+        raise ShardFailure(
+            FailureCode.SIMULATION_VERSION_CHANGED,
+            f"the run was accepted under {shard.request.simulation} version {recorded!r}, and "
+            f"this deployment has version {current!r}: its points are not evaluated with other "
+            "code; submit the request again for the new version's numbers",
+        )
 
 
 @contextmanager

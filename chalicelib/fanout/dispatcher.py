@@ -138,7 +138,7 @@ class Dispatcher:
         """Before the job's workers are invoked: later runs' plans read what they evaluate
         from the run's results until its compaction merges them (``reuse.mark_pending``).
         A job whose mark failed is retried by Lambda, as any storage error here is."""
-        reuse.mark_pending(self.store, manifest.request, manifest.run_id, job.job)
+        reuse.mark_pending(self.store, manifest, job.job)
 
     def _pace(
         self, manifest: Manifest, job: DispatchJob, ids: Sequence[int], size: int | None = None

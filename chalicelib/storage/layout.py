@@ -153,6 +153,13 @@ def reuse_plan(run_id: str) -> str:
     return f"{run_prefix(run_id)}reuse/plan.json"
 
 
+def reuse_planning(run_id: str) -> str:
+    """Made (a token of its own) by the root dispatcher before it plans a reusing run: one that
+    finds it and no ``reuse_plan`` knows an earlier one died planning (out of memory or time,
+    which no handler catches) and writes an empty plan instead of planning again."""
+    return f"{run_prefix(run_id)}reuse/planning"
+
+
 def reuse_shard_plan(run_id: str, shard_id: int) -> str:
     """The points shard ``shard_id`` of a reusing run copies (Parquet, tables.REUSE_PLAN)."""
     return f"{run_prefix(run_id)}reuse/shard-{shard_id:06d}.parquet"

@@ -126,6 +126,36 @@ def test_the_estimate_bills_the_compactor_at_its_own_memory(
     assert smaller.lambda_gb_s == pytest.approx(others + sum(stretched), abs=1e-4)
 
 
+def test_a_shard_of_only_new_points_is_warned_about_whatever_the_reused_share(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """800 points of 10 s each in shards of 80, 720 of them reusable (an earlier run's block:
+    a shard 0 of only new points takes 800 s, over 80 % of the dev worker's 900 s): the
+    estimate warns and names a size that fits (at most 71 points of 10 s in 720 s), while its
+    totals charge only the 80 points to evaluate."""
+    body = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"range": {"start": 1, "stop": 801, "step": 1}}},
+        "shards": {"size": 80},
+        "seed": 0,
+        "reuse": True,
+    }
+    timing = estimating.CompactorTiming(
+        compact=(1.0, 0.0, 0.0), cleanup=(1.0, 0.0, 0.0), reads=(1, 0), writes=(1, 0)
+    )
+    measured = estimating._Measured(10.0, estimating.ShardTiming(0.1, (3, 5)), 0.0, timing)
+    monkeypatch.setattr(estimating, "_measure", lambda *args: measured)
+    monkeypatch.setattr(estimating, "reusable", lambda request, root: 720)
+    e = estimating.estimate(body, stage="dev", data_root=tmp_path)
+    assert e.points_reused == 720
+    assert e.worker_seconds_max_shard == pytest.approx(80 * 10.0 + 0.1 + estimating.ROUND_UP_S)
+    assert e.warning is not None and '"shards": {"size": ' in e.warning
+    size = int(e.warning.split('{"size": ')[1].split("}")[0])
+    assert 1 <= size <= 71
+    # The totals: 80 points evaluated over 10 shards, each shard's fixed cost.
+    assert e.worker_seconds_per_shard == pytest.approx(8 * 10.0 + 0.1 + estimating.ROUND_UP_S)
+
+
 # A billion cheap points in one shard: sampled in a second or two, and far over the timeout.
 HUGE: dict[str, Any] = {
     "simulation": "option_pricing",

@@ -12,7 +12,7 @@ import io
 import json
 import math
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,17 +77,19 @@ class Runs:
         self.merge = merge
         self.clock = datetime(2026, 12, 1, tzinfo=UTC)
 
-    def run(self, body: dict[str, Any]) -> Manifest:
+    def run(self, body: dict[str, Any], shards: Sequence[int] | None = None) -> Manifest:
+        """Submit and run ``body``: every shard, or only ``shards`` (the others' events lost:
+        the run stays incomplete, unmerged)."""
         request = validate_request(body, LIMITS)
         self.clock += timedelta(seconds=1)
         run = Manifest.new(ids.new_run_id(self.clock), self.clock, "test", request, LIMITS)
         manifests.save(self.store, run)
         if request.reuse:
             reuse.plan(self.store, run)
-        reuse.mark_pending(self.store, request, run.run_id, INITIAL)
-        for shard_id in range(request.shard_count):
+        reuse.mark_pending(self.store, run, INITIAL)
+        for shard_id in range(request.shard_count) if shards is None else shards:
             run_task(run_task_payload(run, shard_id), None, self.store, 0)
-        if self.merge:
+        if self.merge and shards is None:
             reuse.merge_run(self.store, run.run_id, NoCatalog())
         return run
 
@@ -336,6 +338,101 @@ def test_no_reuse_across_seeds_or_versions(
     assert len(counted.calls) == 81
     assert all(r["source_run_id"] is None for r in runs.results(run).values())
     assert status(runs.store, run.run_id)["points_reused"] == 0
+
+
+def bump_version(monkeypatch: pytest.MonkeyPatch) -> Counted:
+    """A deploy that bumps option_pricing to version "2", whose results differ (a bug fix:
+    every metric + 1), counting its calls."""
+    counted = Counted(monkeypatch, version="2")
+    fn = REGISTRY["option_pricing"].fn
+
+    def fixed(p: Mapping[str, Any], rng: np.random.Generator) -> dict[str, float]:
+        return {k: v + 1.0 for k, v in fn(p, rng).items()}
+
+    monkeypatch.setitem(
+        REGISTRY, "option_pricing", dataclasses.replace(REGISTRY["option_pricing"], fn=fixed)
+    )
+    return counted
+
+
+def test_a_shard_of_an_older_version_is_refused_and_never_reused(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Run A under version 1 loses shard 3's event; a deploy bumps the version to "2"; the
+    shard is redriven (its root dispatcher marks the job pending, the worker runs it). The
+    worker refuses it with a final SIMULATION_VERSION_CHANGED naming both versions instead of
+    filing version 2's numbers under A's version 1; A is filed under version 1's family only,
+    so a version-2 run with reuse copies nothing of A and equals a from-scratch version-2 run
+    bit for bit."""
+    Counted(monkeypatch)
+    a = runs.run(grid(VOL9), shards=[0, 1, 2])
+    counted = bump_version(monkeypatch)
+    reuse.mark_pending(runs.store, a, "redrive-1")  # the redrive's root dispatcher
+    summary = run_task(run_task_payload(a, 3), None, runs.store, 0)
+    assert summary["status"] == "failed"
+    assert summary["error_code"] == "SIMULATION_VERSION_CHANGED"
+    assert counted.calls == [] and sorted(runs.results(a)) == list(range(61))
+    (failure,) = [o for o in runs.outcomes(a) if o["error_code"] is not None]
+    assert failure["shard_id"] == 3 and failure["retryable"] is False
+    assert "version '1'" in failure["error_message"]
+    assert "version '2'" in failure["error_message"]
+    state = status(runs.store, a.run_id)
+    assert state["complete"] and state["failed_shards"] == [3]
+    assert state["simulation_version"] == "1"
+    v1, v2 = reuse.family("option_pricing", "1", 7), reuse.family("option_pricing", "2", 7)
+    marked = [layout.parse_reuse_pending(o.key) for o in runs.store.list(f"reuse/{v1}/")]
+    assert set(marked) == {a.run_id}
+    assert list(runs.store.list(f"reuse/{v2}/")) == []
+    # Its compaction's merge cannot key A's points (this deployment declares version 2): none.
+    assert reuse.merge_run(runs.store, a.run_id, NoCatalog()) == 0
+    assert list(runs.store.list(layout.reuse_merged_prefix(v2))) == []
+
+    b = runs.run(grid(VOL9, reuse=True))
+    assert len(counted.calls) == 81
+    assert status(runs.store, b.run_id)["points_reused"] == 0
+    fresh = Runs(LocalStore(tmp_path / "fresh"))
+    scratch = fresh.results(fresh.run(grid(VOL9, shards={"count": 3})))
+    rows = runs.results(b)
+    assert sorted(rows) == list(range(81))
+    for i, row in rows.items():
+        assert row["source_run_id"] is None and row["params"] == scratch[i]["params"]
+        assert identical(dict(row["metrics"]), dict(scratch[i]["metrics"])), i
+
+
+def test_a_source_marked_in_another_versions_family_is_not_a_source(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version-1 run marked pending in version 2's family (what a redrive's dispatcher did
+    before it took the family from the manifest): plans of version 2 never copy it."""
+    Counted(monkeypatch)
+    a = runs.run(grid(VOL9))
+    counted = bump_version(monkeypatch)
+    v2 = reuse.family("option_pricing", "2", 7)
+    runs.store.create(layout.reuse_pending(v2, a.run_id, "redrive-1"), b"")
+    assert len(reuse.history(runs.store, v2, "none")) == 0
+    b = runs.run(grid(VOL9, reuse=True))
+    assert len(counted.calls) == 81
+    assert {r["source_run_id"] for r in runs.results(b).values()} == {None}
+
+
+def test_a_run_planned_after_its_version_was_bumped_copies_nothing(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version-1 run with reuse whose root dispatcher plans it only after a deploy bumped the
+    version: it copies nothing (not version 2's points, nor version 1's keyed with version
+    2's declaration), and its shards are refused."""
+    Counted(monkeypatch)
+    runs.run(grid(VOL9))
+    request = validate_request(grid(VOL9, reuse=True), LIMITS)
+    runs.clock += timedelta(seconds=1)
+    late = Manifest.new(ids.new_run_id(runs.clock), runs.clock, "test", request, LIMITS)
+    manifests.save(runs.store, late)
+    bump_version(monkeypatch)
+    runs.run(grid(VOL9))  # version 2's points are in version 2's family
+    assert reuse.plan(runs.store, late) == {}
+    assert json.loads(runs.store.get(layout.reuse_plan(late.run_id)))["reused"] == 0
+    summary = run_task(run_task_payload(late, 0), None, runs.store, 0)
+    assert summary["error_code"] == "SIMULATION_VERSION_CHANGED"
 
 
 def test_no_reuse_across_simulations(runs: Runs) -> None:

@@ -1,7 +1,7 @@
 """S3's round trips, where a 100,000-shard run pays them: the compactor reads a run's
 per-shard files several at once (in order, a bounded number in flight) and deletes the files it
 replaced 1,000 keys a request, so a 100,000-shard run's compaction fits its function's timeout
-(bench.compaction_s3 gives the times); a worker asks its three questions before any work in
+(bench.compaction_s3 gives the times); a worker asks its questions before any work in
 one round trip; the requests counted for a run's cost stay exact when made from threads.
 
 Reads and deletes go through the real S3 store on moto (DeleteObjects) and through

@@ -14,5 +14,5 @@ def test_every_code_is_documented() -> None:
 
 def test_codes_are_their_names_and_only_storage_errors_are_retried() -> None:
     assert [e.code for e in FailureCode] == [e.name for e in FailureCode]
-    assert len(FailureCode) == 10
+    assert len(FailureCode) == 11
     assert [e.code for e in FailureCode if e.retryable] == ["STORAGE_ERROR"]
