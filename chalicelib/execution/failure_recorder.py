@@ -15,8 +15,10 @@ from chalicelib.execution import usage
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
+from chalicelib.model import ids
+from chalicelib.model.events import INITIAL
 from chalicelib.pricing import function_sizes
-from chalicelib.storage import layout
+from chalicelib.storage import layout, redrive_lists
 from chalicelib.storage.stores import ObjectStore
 
 CONDITIONS = {
@@ -41,6 +43,10 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
     if writer.decided(ref):  # a final failure (LOST, CANCELLED, DISPATCH_FAILED, ...) stands
         logger.warning("shard already closed; nothing to record", extra=log)
         return {"status": "already_closed", **log}
+    if _superseded(store, ref, payload.get("job") if isinstance(payload, dict) else None):
+        logger.warning("record of an event a redrive replaced; nothing to record", extra=log)
+        _record_crashes(store, ref, context.get("approximateInvokeCount"))  # they still ran
+        return {"status": "superseded", **log}
     condition = str(context.get("condition", ""))
     error = CONDITIONS.get(condition, FailureCode.RETRIES_EXHAUSTED)
     now = datetime.now(UTC)
@@ -56,6 +62,28 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
     # The failure threshold is not checked here: the recorder may not write under runs/
     # (deploy/policies.py); the reconciler's next pass applies it to this failure too.
     return {"status": "failed", "attempt": attempt, "error_code": error.code, **log}
+
+
+def _superseded(store: ObjectStore, ref: ShardRef, job: Any) -> bool:
+    """Whether a redrive sent the shard again after the dispatch this record is about (the
+    event's ``job``), so the redriven event is the live one: a record can reach this function
+    hours after its event gave up (Lambda keeps a throttled one up to six hours), after the
+    reconciler or a user redrove the shard, and recording its failure then closed the shard
+    under the redriven worker, which found it decided and wrote nothing. A redrive replaces the
+    initial dispatch whenever it lists the shard, and a redrive's dispatch when it lists the
+    shard after a later attempt. An event with no job (sent before jobs were named) is never
+    taken as replaced: its failure is recorded as before."""
+    if not ids.is_job(job):
+        return False
+    lists = list(redrive_lists.every(store, ref.run_id))
+    own = next((r for r in lists if r.job == job), None)
+    after = own.after_attempts.get(ref.shard_id, 0) if own is not None else 0
+    return any(
+        r.job != job
+        and ref.shard_id in r.shards
+        and (job == INITIAL or r.after_attempts.get(ref.shard_id, 0) > after)
+        for r in lists
+    )
 
 
 def _record_crashes(store: ObjectStore, ref: ShardRef, tries: Any) -> None:

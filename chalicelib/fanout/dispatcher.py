@@ -190,7 +190,7 @@ class Dispatcher:
 
     def _leaf(self, manifest: Manifest, job: DispatchJob, ids: Sequence[int]) -> dict[str, Any]:
         started = datetime.now(UTC)
-        payloads = [run_task_payload(manifest, shard_id) for shard_id in ids]
+        payloads = [run_task_payload(manifest, shard_id, job.job) for shard_id in ids]
 
         def hand_over(payload: dict[str, Any]) -> str | None:
             return send(self.invoker, "worker", payload, self.policy.backoff)

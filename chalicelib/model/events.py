@@ -65,11 +65,13 @@ def task_payload(
     }
 
 
-def run_task_payload(run: Manifest, shard_id: int) -> dict[str, Any]:
-    """Shard ``shard_id``'s event for a stored run, as dispatchers send it."""
+def run_task_payload(run: Manifest, shard_id: int, job: str = INITIAL) -> dict[str, Any]:
+    """Shard ``shard_id``'s event for a stored run, as the dispatch job ``job`` sends it. The
+    job is not part of the task: it tells an OnFailure record about this event from one about
+    a later redrive's (``failure_recorder``)."""
     request = run.request
     bounds = shard_bounds(request.total_points, request.shards, shard_id)
-    return task_payload(run.run_id, shard_id, bounds, run.dt, run.request_body)
+    return task_payload(run.run_id, shard_id, bounds, run.dt, run.request_body) | {"job": job}
 
 
 def encode(payload: dict[str, Any]) -> bytes:

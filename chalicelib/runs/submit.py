@@ -62,9 +62,10 @@ def _check_event_size(run: Manifest) -> None:
     body limit counts the body's own bytes, but ``json.dumps`` escapes non-ASCII (an emoji's 4
     bytes become 12), so a body within it can still make events over Lambda's 1 MB: refuse it
     now, before anything is stored, instead of failing every shard's dispatch later. The last
-    shard's event is the largest (its numbers are)."""
+    shard's event is the largest (its numbers are), as a redrive with the longest job name
+    sends it."""
     try:
-        events.encode(run_task_payload(run, run.request.shard_count - 1))
+        events.encode(run_task_payload(run, run.request.shard_count - 1, ids.LONGEST_JOB))
     except ValueError as exc:
         raise PayloadTooLarge(
             f"{exc} once encoded (non-ASCII text is sent escaped); shorten the request"

@@ -12,15 +12,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.execution.failure_codes import MAX_MESSAGE
 from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.worker import run_task
+from chalicelib.fanout.dispatcher import run_event
+from chalicelib.fanout.reconcile import reconcile
 from chalicelib.model.validation import validate_request
+from chalicelib.runs.status import status
 from chalicelib.storage import layout
 from chalicelib.storage.stores import ObjectStore, StorageError, StoredObject
 from scripts.local_runs import shard_payload
 from tests import support
 from tests.support import REQUEST_ID
+from tests.support.inline import Inline
+from tests.support.store_models import S3LatencyStore
 
 RUN_ID = "20261126T100000000Z-fedcba987654"
 DT = "2026-11-26"
@@ -253,3 +259,63 @@ def test_record_without_a_usable_payload_is_rejected(
 ) -> None:
     assert record_destination(record, store) == {"status": "rejected"}
     assert keys(store) == []
+
+
+def crashed_then_redriven() -> tuple[Inline, str, dict[str, Any], dict[str, Any]]:
+    """A 2-shard run whose shard 1's worker event crashed on every try (its OnFailure record
+    not delivered yet), stalled and redriven by the reconciler: (inline, run id, the original
+    event, the redriven event, queued and not run)."""
+    inline = Inline(S3LatencyStore(latency_s=0))
+    run_id = inline.submit(
+        {
+            "simulation": "monte_carlo_pi",
+            "parameters": {"samples": {"range": {"start": 10, "stop": 12, "step": 1}}},
+            "shards": {"count": 2},
+        }
+    )
+    original: dict[str, Any] = {}
+    while inline.invoker.queue:
+        fn, payload = inline.invoker.queue.popleft()
+        if fn == "dispatcher":
+            run_event(payload, inline.store, inline.invoker, inline.settings, NoCatalog())
+        elif payload["shard_id"] == 1:
+            original = payload  # crashes, is retried, gives up: its record is queued
+        else:
+            inline.worker(payload)
+    t0 = datetime.now(UTC)
+    first = reconcile(inline.store, inline.invoker, inline.settings, lambda: t0)
+    assert first == {"progressing": 1}  # the pass that notes the run's progress
+    stalled = t0 + timedelta(seconds=inline.settings.stall_timeout_s + 60)
+    assert reconcile(inline.store, inline.invoker, inline.settings, lambda: stalled) == {
+        "redriven": 1
+    }
+    _, dispatch = inline.invoker.queue.popleft()
+    run_event(dispatch, inline.store, inline.invoker, inline.settings, NoCatalog())
+    ((_, redriven),) = list(inline.invoker.queue)
+    assert (original["job"], redriven["job"]) == ("initial", "auto-1")
+    return inline, run_id, original, redriven
+
+
+def test_a_record_of_an_event_a_redrive_replaced_closes_nothing() -> None:
+    """The original event's record arrives after the redrive (a throttled recorder: Lambda
+    keeps it up to six hours), before the redriven event runs. It closed the shard, and the
+    redriven worker found it decided and threw its success away."""
+    inline, run_id, original, redriven = crashed_then_redriven()
+    late = record_destination(support.destination_record(original), inline.store)
+    assert late["status"] == "superseded"
+    assert inline.worker(redriven)["status"] == "succeeded"
+    done = status(inline.store, run_id)
+    assert done["complete"] and done["shards"] == {"succeeded": 2, "failed": 0, "pending": 0}
+    assert done["cost"]["upper_bound"] is True  # the crashed tries still ran: charged, flagged
+
+
+def test_a_record_of_the_redriven_event_itself_is_recorded() -> None:
+    inline, run_id, original, redriven = crashed_then_redriven()
+    assert record_destination(support.destination_record(original), inline.store)["status"] == (
+        "superseded"
+    )
+    given_up = record_destination(support.destination_record(redriven), inline.store)
+    assert given_up["status"] == "failed" and given_up["error_code"] == "RETRIES_EXHAUSTED"
+    assert inline.worker(redriven)["status"] == "closed"  # a late delivery of it: decided
+    done = status(inline.store, run_id)
+    assert done["complete"] and done["failed_shards"] == [1]
