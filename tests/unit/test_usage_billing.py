@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -42,3 +45,34 @@ def test_a_duration_is_billed_rounded_up_to_the_ms(
     assert entry == layout.Usage(
         "worker", "shard-0-succeeded", usage.memory_mb("worker"), billed_ms, 3, 3
     )  # the record's own PUT is one more write
+
+
+FIRST_TWO = """
+import time
+time.sleep(0.3)  # what a runtime's start and a handler's imports take before it runs
+from chalicelib.execution import usage
+for _ in range(2):
+    t = time.monotonic_ns()
+    print((t - usage.billed_from(t)) // 1_000_000)
+"""
+
+
+@pytest.mark.parametrize(("initialization", "billed"), [("on-demand", True), ("", False)])
+def test_an_environments_first_invocation_is_billed_from_its_process_start(
+    initialization: str, billed: bool
+) -> None:
+    """Lambda bills the INIT phase of an on-demand environment (since August 2025), and its
+    first invocation's lazy imports come before the handler's own clock: that invocation is
+    billed from the process's start (read from /proc in a fresh interpreter that slept
+    0.3 s before the handler ran); the next one from its own start; and nowhere but on
+    Lambda (a local stage's process serves many functions)."""
+    env = {**os.environ, "AWS_LAMBDA_INITIALIZATION_TYPE": initialization}
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_TWO], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    first, second = int(out[0]), int(out[1])
+    if billed:
+        assert first >= 300
+    else:
+        assert first == 0
+    assert second == 0
