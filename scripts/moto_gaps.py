@@ -13,6 +13,8 @@ objects; nothing here changes what our code sends.
 - CloudFormation skips ``AWS::Glue::*`` and ``AWS::Athena::*`` (so their outputs), and gives
   no layer output after a no-op update — ``path_b_outputs`` fills them for path B's run; the
   deploy path itself has no moto branch.
+- PutFunctionRecursionConfig / GetFunctionRecursionConfig (API 2024-08-31) have no route
+  (the server answers 404): ``recursion_config`` keeps the setting on moto's function.
 - PutObject's ``If-None-Match: *`` is checked, then the object stored, with nothing between
   them held: two threads creating one key can both succeed (and a put that replaces a key
   while another reads its ETag raises). S3 makes a conditional write atomic (one wins, the
@@ -140,10 +142,41 @@ def install_server_patches() -> None:
         api.default = api.add_child("/")
         return build_swagger2_paths(self, api, api_doc)
 
+    recursion_config()
     APIGatewayBackend.import_rest_api = import_rest_api  # type: ignore[method-assign]
     APIGatewayBackend.put_rest_api = put_rest_api  # type: ignore[method-assign]
     APIGatewayResponse.update_method = update_method  # type: ignore[attr-defined]
     APIGatewayResponse.update_model = update_model  # type: ignore[attr-defined]
+
+
+def recursion_config() -> None:
+    """Lambda's recursion config for moto 5.2.5, which has neither the route nor the calls: a
+    function's ``RecursiveLoop`` kept on moto's function object, ``Terminate`` unless set, as
+    Lambda documents it; a function that does not exist is moto's own 404."""
+    from urllib.parse import unquote
+
+    from moto.awslambda import urls
+    from moto.awslambda.responses import LambdaResponse
+
+    route = r"{0}/(?P<api_version>[^/]+)/functions/(?P<function_name>[\w_:%-]+)/recursion-config/?$"
+    urls.url_paths[route] = LambdaResponse.dispatch
+
+    def function(self: Any) -> Any:
+        return self.backend.get_function(unquote(self.path.rstrip("/").split("/")[-2]))
+
+    def put_function_recursion_config(self: Any) -> str:
+        value = json.loads(self.body)["RecursiveLoop"]
+        if value not in ("Allow", "Terminate"):
+            raise ValueError(f"RecursiveLoop {value!r}")
+        function(self).recursive_loop = value
+        return json.dumps({"RecursiveLoop": value})
+
+    def get_function_recursion_config(self: Any) -> str:
+        value = getattr(function(self), "recursive_loop", "Terminate")
+        return json.dumps({"RecursiveLoop": value})
+
+    LambdaResponse.put_function_recursion_config = put_function_recursion_config  # type: ignore[attr-defined]
+    LambdaResponse.get_function_recursion_config = get_function_recursion_config  # type: ignore[attr-defined]
 
 
 def thread_safe_s3() -> None:

@@ -16,7 +16,7 @@ judge (tests/deploy/test_policies.py) stays: resource-based policies (bucket pol
 permissions); Conditions outside AssumeRole (treated as met); S3's 403-for-absent-keys without
 ListBucket (moto answers 404 whenever GetObject is allowed); resources for services without a
 ``_determine_resource`` (everything but S3, STS, IAM, SQS: a Glue call is checked against "*",
-so ``install_patches`` names the table of a BatchCreatePartition); DeleteObjects, which moto
+so ``install_patches`` names the table of a partition batch call); DeleteObjects, which moto
 authorizes on the bucket's ARN rather than on each key (``install_patches`` checks each key);
 Lambda's Invoke (the rehearsal's Invoke is a stand-in, not moto).
 """
@@ -59,10 +59,11 @@ def install_patches() -> None:
         return iam_pattern(pattern).fullmatch(string)
 
     def determine_resource(self: Any) -> str:
-        """BatchCreatePartition and BatchUpdatePartition (the compactor's) are checked against
-        their table's ARN (AWS also wants the catalog and the database, which our policies grant
-        alongside); other Glue calls against "*"."""
-        if self._get_action() not in ("BatchCreatePartition", "BatchUpdatePartition"):
+        """BatchCreatePartition, BatchUpdatePartition and BatchGetPartition (the compactor's)
+        are checked against their table's ARN (AWS also wants the catalog and the database,
+        which our policies grant alongside); other Glue calls against "*"."""
+        batch = ("BatchCreatePartition", "BatchUpdatePartition", "BatchGetPartition")
+        if self._get_action() not in batch:
             return "*"
         params = self.parameters
         where = f"{self.region}:{self.current_account}"

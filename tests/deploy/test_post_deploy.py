@@ -61,29 +61,6 @@ def lambda_zip() -> bytes:
 UNSECURED: list[tuple[str, str]] = []  # (path, method) created without auth, per test
 
 
-class MotoLambda:
-    """The lambda client, plus the recursion config moto 5.2.5 does not implement
-    (PutFunctionRecursionConfig: NotImplementedError), kept per existing function as Lambda
-    documents it (``Terminate`` unless set). Everything else goes to moto unchanged."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.recursion: dict[str, str] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
-
-    def put_function_recursion_config(self, FunctionName: str, RecursiveLoop: str) -> Any:
-        self.client.get_function(FunctionName=FunctionName)  # ResourceNotFoundException
-        assert RecursiveLoop in ("Allow", "Terminate")
-        self.recursion[FunctionName] = RecursiveLoop
-        return {"RecursiveLoop": RecursiveLoop}
-
-    def get_function_recursion_config(self, FunctionName: str) -> Any:
-        self.client.get_function(FunctionName=FunctionName)
-        return {"RecursiveLoop": self.recursion.get(FunctionName, "Terminate")}
-
-
 @pytest.fixture
 def aws() -> Iterator[tuple[Any, Any, str]]:
     with mock_aws():
@@ -93,7 +70,8 @@ def aws() -> Iterator[tuple[Any, Any, str]]:
             RoleName="r",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
-        lam = MotoLambda(boto3.client("lambda", region_name="us-east-1"))
+        moto_gaps.recursion_config()  # PutFunctionRecursionConfig: no route in moto 5.2.5
+        lam = boto3.client("lambda", region_name="us-east-1")
         for fn in ("worker", "failure_recorder", "dispatcher"):
             lam.create_function(
                 FunctionName=names.function(fn),
@@ -145,9 +123,8 @@ def test_post_deploy_configures_the_api_and_wires_the_worker(aws: tuple[Any, Any
     # The pacer's self-invocations never stopped by recursive-loop detection (as path A).
     looping = lam.get_function_recursion_config(FunctionName="sweeps-dev-dispatcher")
     assert looping["RecursiveLoop"] == "Allow"
-    assert lam.get_function_recursion_config(FunctionName="sweeps-dev-worker") == {
-        "RecursiveLoop": "Terminate"
-    }
+    worker = lam.get_function_recursion_config(FunctionName="sweeps-dev-worker")
+    assert worker["RecursiveLoop"] == "Terminate"  # Lambda's default, left alone
 
     resources = apigw.get_resources(restApiId=api, embed=["methods"])["items"]
     methods = {
