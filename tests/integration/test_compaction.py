@@ -837,51 +837,6 @@ def athena_points(store: S3Store, glue: Any) -> list[int]:
     return found
 
 
-def test_on_athena_a_redrive_after_compaction_is_visible_once_compacted_again(
-    s3_store: S3Store, glue: Any
-) -> None:
-    """On S3 and Glue (moto): a run compacted and cleaned, then a shard redriven. Athena keeps
-    reading generation 1 (the redriven shard's new file is outside its location: documented)
-    until status finds the run complete again and the compactor commits generation 2, which
-    the partition then points at: every point once, none missing."""
-    catalog = glue_tables(s3_store, glue)
-    inline = Inline(s3_store, settings())
-
-    def lose_shard_4(payload: dict[str, Any]) -> Any:
-        if payload["shard_id"] == 4 and not s3_store.exists(
-            layout.redrive_list(payload["run_id"], layout.manual_redrive_job(1))
-        ):
-            return fail_finally(s3_store, payload["run_id"], payload)
-        return inline.run_worker(payload)
-
-    inline.worker = lose_shard_4
-    run_id = inline.submit(sweep())
-    dt = layout.run_dt(run_id)
-    assert dt is not None
-    catalog.register_run(run_id, dt)
-    inline.drain()
-    assert status(s3_store, run_id)["failed_shards"] == [4]
-    clock = Clock()
-    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "compacted"
-    clock.advance(GRACE + 1)
-    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "cleaned"
-    missing = set(range(POINTS)) - set(athena_points(s3_store, glue))
-    assert len(missing) == POINTS // SHARDS  # shard 4's points
-
-    redrive(inline.settings, s3_store, inline.invoker, run_id, False)
-    inline.drain()
-    assert sorted(athena_points(s3_store, glue)) == sorted(set(range(POINTS)) - missing)
-    assert status(s3_store, run_id)["complete"]  # a new summary for the redriven run
-    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "compacted"
-    gen = compaction.latest(s3_store, run_id)
-    assert gen is not None and gen.number == 2
-    (results,) = glue.get_partitions(DatabaseName=DATABASE, TableName="results")["Partitions"]
-    assert results["StorageDescriptor"]["Location"].endswith(
-        layout.compacted_folder("results", run_id, 2, gen.token)
-    )
-    assert sorted(athena_points(s3_store, glue)) == list(range(POINTS))
-
-
 def redriven_run(s3_store: S3Store, glue: Any) -> tuple[GlueCatalog, Inline, str, str]:
     """A run on S3 and Glue (moto) whose shard 4 failed for good until its first redrive."""
     catalog = glue_tables(s3_store, glue)
@@ -902,6 +857,35 @@ def redriven_run(s3_store: S3Store, glue: Any) -> tuple[GlueCatalog, Inline, str
     inline.drain()
     assert status(s3_store, run_id)["failed_shards"] == [4]
     return catalog, inline, run_id, dt
+
+
+def test_on_athena_a_redrive_after_compaction_is_visible_once_compacted_again(
+    s3_store: S3Store, glue: Any
+) -> None:
+    """On S3 and Glue (moto): a run compacted and cleaned, then a shard redriven. Athena keeps
+    reading generation 1 (the redriven shard's new file is outside its location: documented)
+    until status finds the run complete again and the compactor commits generation 2, which
+    the partition then points at: every point once, none missing."""
+    catalog, inline, run_id, _ = redriven_run(s3_store, glue)
+    clock = Clock()
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "compacted"
+    clock.advance(GRACE + 1)
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "cleaned"
+    missing = set(range(POINTS)) - set(athena_points(s3_store, glue))
+    assert len(missing) == POINTS // SHARDS  # shard 4's points
+
+    redrive(inline.settings, s3_store, inline.invoker, run_id, False)
+    inline.drain()
+    assert sorted(athena_points(s3_store, glue)) == sorted(set(range(POINTS)) - missing)
+    assert status(s3_store, run_id)["complete"]  # a new summary for the redriven run
+    assert compact(s3_store, run_id, inline.settings, catalog, clock)["status"] == "compacted"
+    gen = compaction.latest(s3_store, run_id)
+    assert gen is not None and gen.number == 2
+    (results,) = glue.get_partitions(DatabaseName=DATABASE, TableName="results")["Partitions"]
+    assert results["StorageDescriptor"]["Location"].endswith(
+        layout.compacted_folder("results", run_id, 2, gen.token)
+    )
+    assert sorted(athena_points(s3_store, glue)) == list(range(POINTS))
 
 
 def results_generation(glue: Any) -> int:

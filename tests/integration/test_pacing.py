@@ -162,13 +162,7 @@ def test_a_run_cancelled_before_its_first_hand_out_completes_at_once() -> None:
 def test_a_duplicate_step_stops_at_once() -> None:
     inline = paced_inline()
     inline.submit(SWEEP)
-    while not continuations(inline):  # run until the first continuation is queued
-        fn, payload = inline.invoker.queue.popleft()
-        if fn == "dispatcher":
-            run_event(payload, inline.store, inline.invoker, inline.settings, NoCatalog())
-        else:
-            inline.worker(payload)
-    (following,) = continuations(inline)
+    following = run_until_continued(inline)
     first = run_event(following, inline.store, inline.invoker, inline.settings, NoCatalog())
     again = run_event(following, inline.store, inline.invoker, inline.settings, NoCatalog())
     assert first["paced"] == "continued" and again["paced"] == "duplicate"
