@@ -165,7 +165,7 @@ class Settings:
     dispatch_not_ready_s: int = setting(
         "SWEEP_DISPATCH_NOT_READY_S",
         300,
-        "how long a dispatcher keeps asking a function Lambda answers is not ready yet (an "
+        "how long a dispatcher leaf keeps asking a function Lambda answers is not ready yet (an "
         "inactive function being restored, one being updated) before `DISPATCH_FAILED`",
         low=0,
     )

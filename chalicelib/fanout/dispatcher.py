@@ -192,8 +192,10 @@ class Dispatcher:
         started = datetime.now(UTC)
         payloads = [run_task_payload(manifest, shard_id, job.job) for shard_id in ids]
 
+        backoff = self.policy.backoff.shared(time.monotonic())  # one not-ready wait a leaf
+
         def hand_over(payload: dict[str, Any]) -> str | None:
-            return send(self.invoker, "worker", payload, self.policy.backoff)
+            return send(self.invoker, "worker", payload, backoff)
 
         threads = max(1, min(self.policy.threads, len(payloads)))
         errors: list[str | None] = []

@@ -131,6 +131,24 @@ def test_a_function_not_ready_is_waited_out_without_spending_attempts() -> None:
     assert sum(sleeps[:-1]) == pytest.approx(20)  # the last sleep is an attempt's backoff
 
 
+def test_a_batch_shares_one_not_ready_wait() -> None:
+    """A leaf's shards wait for one deadline, not each for the whole budget: a function a
+    deploy left Failed answers "not ready" for good, and 1,000 shards each waiting 300 s on
+    32 threads would outlast the dispatcher's 900 s by hours."""
+    pending = InvokeError("ResourceConflictException (409)", False, not_ready=True)
+    now = [1000.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    batch = Backoff(max_attempts=1, not_ready_s=300).shared(now[0])
+    first = send(Scripted([pending] * 1000), "worker", {}, batch, sleep, lambda: now[0])
+    assert first is not None and now[0] == pytest.approx(1300)  # the first waited it out
+    second = send(Scripted([pending] * 1000), "worker", {}, batch, sleep, lambda: now[0])
+    assert second == "ResourceConflictException (409) (after 1 attempt)"
+    assert now[0] == pytest.approx(1300)  # the next shard did not wait again
+
+
 def test_a_signed_event_invoke_reaches_the_named_function(recorder: StandIn) -> None:
     invoker = LambdaInvoker(NAMES, recorder.endpoint)
     invoker.invoke("worker", {"shard_id": 3})
