@@ -57,6 +57,10 @@ NOT_READY_CODES = frozenset(
 )
 
 
+# Less than this left of a not-ready wait is a float's rest, not a wait.
+NOT_READY_LEAST_S = 0.001
+
+
 class InvokeError(Exception):
     def __init__(self, message: str, retryable: bool, not_ready: bool = False) -> None:
         super().__init__(message)
@@ -153,7 +157,7 @@ def send(
             left = backoff.not_ready_s - waited
             if backoff.not_ready_by is not None:
                 left = min(left, backoff.not_ready_by - clock())
-            if exc.not_ready and left > 0:
+            if exc.not_ready and left >= NOT_READY_LEAST_S:
                 pause = backoff.not_ready_pause(left)
                 sleep(pause)
                 waited += pause
