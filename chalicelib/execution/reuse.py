@@ -519,8 +519,6 @@ def _plan_shards(
     took over the dispatcher's 1,024 MB)."""
     request = run.request
     total, spec = request.total_points, request.shards
-    lookup = Lookup(past.keys)
-    batches = PointBatches(sim, request.seed)
     counts: dict[int, int] = {}
     shard_id, end = 0, shard_bounds(total, spec, 0)[1]
     indices: list[np.ndarray] = []
@@ -543,9 +541,8 @@ def _plan_shards(
         indices.clear()
         rows.clear()
 
-    for lo in range(0, total, ROW_GROUP_POINTS):
-        hi = min(total, lo + ROW_GROUP_POINTS)
-        found = lookup(_group_keys(batches, request, lo, hi))
+    for lo, found in _matched(past, sim, request):
+        hi = lo + len(found)
         hits = np.flatnonzero(found >= 0)
         point = hits + lo
         while True:  # hand the group's hits to the shards they fall in, in order
@@ -613,13 +610,19 @@ def _halves(keys: pa.Array) -> np.ndarray:
 def reusable(past: History, sim: Simulation, request: SweepRequest) -> int:
     """How many of the request's points ``past`` holds: what a plan of it copies (the same
     keys, the same matching, a row group at a time), as ``sweep estimate`` counts them."""
+    return sum(int(np.count_nonzero(found >= 0)) for _, found in _matched(past, sim, request))
+
+
+def _matched(
+    past: History, sim: Simulation, request: SweepRequest
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The request's points a row group at a time, as (first index, each point's row in
+    ``past`` or -1): the one matching the plan writes and the estimate counts."""
     lookup = Lookup(past.keys)
     batches = PointBatches(sim, request.seed)
-    total, found = request.total_points, 0
+    total = request.total_points
     for lo in range(0, total, ROW_GROUP_POINTS):
-        keys = _group_keys(batches, request, lo, min(total, lo + ROW_GROUP_POINTS))
-        found += int(np.count_nonzero(lookup(keys) >= 0))
-    return found
+        yield lo, lookup(_group_keys(batches, request, lo, min(total, lo + ROW_GROUP_POINTS)))
 
 
 def merge_run(

@@ -15,8 +15,9 @@ from typing import TypeGuard
 
 RUN_ID = r"[A-Za-z0-9-]{8,64}"  # also inside the run index's keys (``layout``)
 RUN_ID_RE = re.compile(f"^{RUN_ID}$")
-JOB_RE = re.compile(r"^[a-z0-9-]{1,40}$")
-LONGEST_JOB = "j" * 40  # what an event's size is measured with (``runs.submit``)
+JOB_MAX = 40
+JOB_RE = re.compile(rf"^[a-z0-9-]{{1,{JOB_MAX}}}$")
+LONGEST_JOB = "j" * JOB_MAX  # what an event's size is measured with (``runs.submit``)
 DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A parameter's name in a request (``request_schema.json`` says the same; a test compares them)
 # and a column of a typed view: a lowercase SQL identifier Athena and DuckDB take unquoted.
