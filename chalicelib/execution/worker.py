@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -346,25 +347,37 @@ def _evaluate(
         )
 
 
-_EVALUATORS: dict[
-    tuple[str, int],
-    tuple[Simulation, PointBatches, Callable[[dict[str, Value], bytes], list[float]]],
-] = {}
+class _Evaluators(threading.local):
+    """Each thread's evaluators by (simulation name, seed). Per thread, because an evaluator
+    lends one re-keyed generator to every point it evaluates: two threads sharing it (a caller
+    running worker invocations on threads, as the concurrent-delivery tests do) re-keyed it
+    under each other, so a point could draw from another point's stream and a redelivered shard's
+    results differ from its first delivery's."""
+
+    def __init__(self) -> None:
+        self.held: dict[
+            tuple[str, int],
+            tuple[Simulation, PointBatches, Callable[[dict[str, Value], bytes], list[float]]],
+        ] = {}
+
+
+_EVALUATORS = _Evaluators()
 
 
 def _point_batches(
     sim: Simulation, seed: int
 ) -> tuple[PointBatches, Callable[[dict[str, Value], bytes], list[float]]]:
-    """The process's key maker and evaluator of (simulation, seed), made once, not once a
+    """The thread's key maker and evaluator of (simulation, seed), made once, not once a
     shard: making one (a Philox generator and its checked layout) cost more than evaluating a
     cheap one-point shard. Reused as one point's generator is reused by the next (stream v2
     re-keys it per point). A simulation replaced under the same name (tests) gets its own."""
-    held = _EVALUATORS.get((sim.name, seed))
+    cache = _EVALUATORS.held
+    held = cache.get((sim.name, seed))
     if held is None or held[0] is not sim:
-        if len(_EVALUATORS) >= 16:  # a process sees a few (simulation, seed) pairs
-            _EVALUATORS.clear()
+        if len(cache) >= 16:  # a process sees a few (simulation, seed) pairs
+            cache.clear()
         batches = PointBatches(sim, seed)
-        held = _EVALUATORS[(sim.name, seed)] = (sim, batches, batches.values())
+        held = cache[(sim.name, seed)] = (sim, batches, batches.values())
     return held[1], held[2]
 
 

@@ -606,6 +606,58 @@ def test_concurrent_deliveries_of_a_succeeding_task_give_one_success(store: Obje
     assert [r["point_index"] for r in read(store, results_key(1)).to_pylist()] == [4, 5, 6, 7]
 
 
+INTERLEAVED = "test_interleaved"
+
+
+@pytest.fixture
+def interleaved() -> Iterator[threading.Event]:
+    """A simulation that draws, waits (while the yielded event is set) for a second thread's
+    point to have drawn too, then draws again: two points on two threads each re-key their
+    generator before either's second draw."""
+    waiting = threading.Event()
+    barrier = threading.Barrier(2, timeout=10)
+
+    def draws_around_a_wait(p: Mapping[str, Any], rng: np.random.Generator) -> dict[str, float]:
+        first = float(rng.random())
+        if waiting.is_set():
+            barrier.wait()
+        return {"first": first, "second": float(rng.random())}
+
+    params = [Parameter("x", "int", minimum=0)]
+    simulation(INTERLEAVED, parameters=params, metrics=["first", "second"])(draws_around_a_wait)
+    yield waiting
+    REGISTRY.pop(INTERLEAVED, None)
+
+
+def test_points_evaluated_on_two_threads_at_once_each_draw_from_their_own_stream(
+    store: ObjectStore, interleaved: threading.Event
+) -> None:
+    """A point's numbers are the same whether another thread evaluates at the same time or
+    not: each thread has its own generator (a shared one, re-keyed by the other thread between
+    a point's two draws, gave one of the points the other's stream)."""
+    body = {"simulation": INTERLEAVED, "parameters": {"x": {"values": [0, 1]}}}
+
+    def payload(shard: int, run_id: str) -> dict[str, Any]:
+        return make_payload(body | {"shards": {"count": 2}}, shard, run_id=run_id)
+
+    def metrics(shard: int, run_id: str) -> dict[str, float]:
+        rows = read(store, results_key(shard, run_id)).to_pylist()
+        assert len(rows) == 1
+        return dict(rows[0]["metrics"])
+
+    interleaved.set()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together_ = list(pool.map(lambda k: run(payload(k, RUN_ID), store), (0, 1)))
+    assert [s["status"] for s in together_] == ["succeeded", "succeeded"]
+    # The same points (a run id is not part of a stream) one after the other, without waits.
+    interleaved.clear()
+    for k in (0, 1):
+        assert run(payload(k, OTHER_RUN_ID), store)["status"] == "succeeded"
+    for k in (0, 1):
+        assert metrics(k, RUN_ID) == metrics(k, OTHER_RUN_ID)
+    assert metrics(0, RUN_ID) != metrics(1, RUN_ID)
+
+
 @pytest.mark.usefixtures("atomic_s3")
 def test_concurrent_failing_deliveries_keep_every_attempt(store: ObjectStore) -> None:
     payload = make_payload(pi_body(points=8, shards=2, fail_shards=[0]), 0)
