@@ -7,6 +7,7 @@ before any domain code runs.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import jsonschema
@@ -57,6 +58,10 @@ def parse_json(
         ) from None
     except RecursionError:
         raise InvalidRequest("the body is nested too deeply") from None
+    except ValueError:  # valid JSON, but an integer longer than Python turns into an int
+        raise InvalidRequest(
+            f"the body has an integer of more than {sys.get_int_max_str_digits():,} digits"
+        ) from None
 
 
 def optional_body(

@@ -478,7 +478,29 @@ def _axis_domain_problems(
                 f"{param.name} takes integers; linspace gives floats (use range or values)",
             )
         ]
-    if isinstance(axis, RangeAxis | LinspaceAxis):
+    if isinstance(axis, LinspaceAxis) and not math.isfinite(axis.stop - axis.start):
+        return [
+            Problem(
+                pointer(*where, "linspace"),
+                f"{param.name}'s linspace spans more than a float holds (its points would be "
+                "inf or nan); narrow it",
+            )
+        ]
+    if isinstance(axis, RangeAxis | LinspaceAxis) and param.choices is not None:
+        # Not only its ends: every value must be one of the choices.
+        kind = axis.kind
+        if axis.size > len(param.choices):
+            return [
+                Problem(
+                    pointer(*where, kind),
+                    f"{param.name} must be one of {list(param.choices)}; this {kind} gives "
+                    f"{amount(axis.size)} values (give them as values)",
+                )
+            ]
+        candidates: list[tuple[str, Any]] = [
+            (pointer(*where, kind), axis.value(k)) for k in range(axis.size)
+        ]
+    elif isinstance(axis, RangeAxis | LinspaceAxis):
         kind = axis.kind
         candidates = [(pointer(*where, kind), v) for v in axis.bounds()]
     else:
@@ -554,6 +576,14 @@ def _distribution_problems(
     if dist.kind == "choice":
         candidates = [(pointer(*where, "values", k), v) for k, v in enumerate(args["values"])]
         return _value_problems(param, candidates)
+    if param.choices is not None:  # a distribution's ends say nothing of the values between
+        return [
+            Problem(
+                at,
+                f"{param.name} must be one of {list(param.choices)}; {dist.kind} gives other "
+                "values (sample it with choice)",
+            )
+        ]
     if dist.kind in _CONTINUOUS and param.kind != "float":
         use = "integer or choice" if param.kind == "int" else "choice"
         return [
@@ -641,22 +671,41 @@ def _check_shards(
     if limits is not None and total > limits.max_points:
         problems.append(
             Problem(
-                "/parameters", f"{total} points exceed this stage's limit of {limits.max_points}"
+                "/parameters",
+                f"{amount(total)} points exceed this stage's limit of {limits.max_points}",
             )
         )
     if shards.mode == "count" and shards.value > total:
         problems.append(
-            Problem("/shards/count", f"{shards.value} shards for {total} points: at most {total}")
+            Problem(
+                "/shards/count",
+                f"{amount(shards.value)} shards for {amount(total)} points: at most "
+                f"{amount(total)}",
+            )
         )
     count = shard_count(total, shards)
     if limits is not None and count > limits.max_shards:
         problems.append(
             Problem(
                 f"/shards/{key}",
-                f"{count} shards exceed this stage's limit of {limits.max_shards}",
+                f"{amount(count)} shards exceed this stage's limit of {limits.max_shards}",
             )
         )
     return shards
+
+
+# Counts up to this many digits are written out in messages; a larger one, which only a space
+# of huge ranges makes, as a power of ten: Python refuses to turn an int of over 4,300 digits
+# into text, and a 400 is what the client gets, never that error's 500.
+EXACT_DIGITS = 30
+
+
+def amount(n: int) -> str:
+    """A count for a message: exact, or ``about 10^k`` when it has more than EXACT_DIGITS
+    digits (``math.log10`` reads an int of any size)."""
+    if n < 10**EXACT_DIGITS:
+        return str(n)
+    return f"about 10^{math.floor(math.log10(n))}"
 
 
 # Fault injection: shard lists honoured only where the stage allows it (else 400).

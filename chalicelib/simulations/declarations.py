@@ -20,6 +20,9 @@ from chalicelib.simulations import streams
 # A parameter value as a request gives it and a simulation receives it.
 Value = int | float | str | bool
 Kind = Literal["float", "int", "str", "bool"]
+
+# What an int parameter may hold: the typed views (``sweeps.views``) read it as a BIGINT.
+INT64 = (-(2**63), 2**63 - 1)
 Metrics = dict[str, float]
 SimulationFn = Callable[[Mapping[str, Any], np.random.Generator], Metrics]
 
@@ -63,6 +66,9 @@ class Parameter:
             finite = self.kind == "int"
         if not finite:
             return f"{self.name} must be finite, got {value!r}"
+        if self.kind == "int" and not INT64[0] <= value <= INT64[1]:
+            # The typed views read an int parameter as BIGINT; a larger one fails the query.
+            return f"{self.name} must fit in 64 bits ({INT64[0]} to {INT64[1]}), got {value!r}"
         if self.minimum is not None:
             low_ok = value > self.minimum if self.exclusive_minimum else value >= self.minimum
             if not low_ok:

@@ -398,6 +398,26 @@ INVALID: list[tuple[str, Any, int, str]] = [
     ("NaN", json.dumps(mutate(["seed"], 1)).replace('"seed": 1', '"seed": NaN'), 400, "/seed"),
     ("empty body", "", 400, ""),
     ("not UTF-8", b"\xff\xfe{}", 400, ""),
+    # Valid JSON that Python will not read as an int (over sys.get_int_max_str_digits()).
+    (
+        "an integer of 5,000 digits",
+        json.dumps(CONTRACT_EXAMPLE)[:-1] + ', "label": ' + "9" * 5000 + "}",
+        400,
+        "",
+    ),
+    # A count of more digits than Python turns into text: named as a power of ten.
+    (
+        "10^5000 points",
+        mutate(
+            ["parameters"],
+            {
+                name: {"range": {"start": 1, "stop": 10**1000 + 1, "step": 1}}
+                for name in ("spot", "strike", "paths", "maturity", "volatility")
+            },
+        ),
+        400,
+        "/parameters",
+    ),
     # JSON parsers keep the last of two equal names silently; the contract makes a zip member
     # named twice a 400, and a request that says two things at once is one whatever the field.
     (

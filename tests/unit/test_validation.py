@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -506,3 +507,84 @@ def test_zip_and_choice_values_are_compared_as_the_function_receives_them() -> N
     assert [p.path for p in problems_of(body)] == ["/sample/axes/spot/choice/values"]
     body["sample"]["axes"] = {"rate": {"choice": {"values": [0.0, -0.0]}}}
     validate_request(body, LIMITS)
+
+
+# ---------------------------------------------------------------- a simulation's own domains
+
+CHOOSY = "test_choosy"
+
+
+@pytest.fixture
+def choosy() -> Iterator[None]:
+    """A simulation whose numeric parameters take listed values only (``choices``), and an
+    int parameter with no maximum."""
+    from chalicelib.simulations.declarations import Parameter, simulation
+    from chalicelib.simulations.registry import REGISTRY
+
+    params = [
+        Parameter("n", "int", 1, choices=(1, 2, 3, 5, 8)),
+        Parameter("x", "float", 0.5, choices=(0.5, 0.7, 1.0)),
+        Parameter("big", "int", 0),
+        Parameter("wide", "float", 0.0),
+    ]
+    simulation(CHOOSY, parameters=params, metrics=["y"])(lambda p, rng: {"y": 0.0})
+    yield
+    REGISTRY.pop(CHOOSY, None)
+
+
+def choosy_problems(parameters: Body, sample: Body | None = None) -> list[tuple[str, str]]:
+    body: Body = {"simulation": CHOOSY, "parameters": parameters, "shards": {"count": 1}}
+    if sample is not None:
+        body["sample"] = sample
+    try:
+        validate_request(body, None)
+    except InvalidRequest as exc:
+        return [(p.path, p.message) for p in exc.problems]
+    return []
+
+
+@pytest.mark.usefixtures("choosy")
+def test_a_parameter_with_choices_gets_only_its_choices_from_any_axis() -> None:
+    """Every value an axis gives is checked against the choices, not only its ends: a range
+    of 1..5 has both ends among n's choices and 4 between them."""
+    assert choosy_problems({"n": {"range": {"start": 1, "stop": 4, "step": 1}}}) == []
+    assert choosy_problems({"n": {"range": {"start": 2, "stop": 9, "step": 3}}}) == []
+    [(path, message)] = choosy_problems({"n": {"range": {"start": 1, "stop": 6, "step": 1}}})
+    assert (path, message) == ("/parameters/n/range", "n must be one of [1, 2, 3, 5, 8], got 4")
+    [(path, message)] = choosy_problems({"n": {"range": {"start": 1, "stop": 9, "step": 1}}})
+    assert path == "/parameters/n/range"
+    assert message.startswith("n must be one of [1, 2, 3, 5, 8]; this range gives 8 values")
+    [(path, message)] = choosy_problems({"x": {"linspace": {"start": 0.5, "stop": 1.0, "num": 3}}})
+    assert path == "/parameters/x/linspace" and "got 0.75" in message
+    assert choosy_problems({"x": {"linspace": {"start": 0.5, "stop": 1.0, "num": 2}}}) == []
+
+
+@pytest.mark.usefixtures("choosy")
+def test_a_parameter_with_choices_is_sampled_with_choice_only() -> None:
+    sample = {"design": "random", "points": 4}
+    found = choosy_problems(
+        {},
+        sample
+        | {
+            "axes": {
+                "n": {"integer": {"low": 1, "high": 5}},
+                "x": {"uniform": {"low": 0.5, "high": 1.0}},
+            }
+        },
+    )
+    assert [path for path, _ in found] == ["/sample/axes/n/integer", "/sample/axes/x/uniform"]
+    assert all("sample it with choice" in message for _, message in found)
+    assert choosy_problems({}, sample | {"axes": {"n": {"choice": {"values": [1, 5]}}}}) == []
+
+
+@pytest.mark.usefixtures("choosy")
+def test_an_int_parameter_takes_64_bit_values_and_a_linspace_finite_points() -> None:
+    """The typed views read an int parameter as BIGINT (2**70 failed the run's whole view);
+    a linspace whose span overflows a float gave inf and nan points."""
+    [(path, message)] = choosy_problems({"big": {"values": [2**63 - 1, 2**63]}})
+    assert path == "/parameters/big/values/1" and "must fit in 64 bits" in message
+    assert choosy_problems({"big": {"values": [-(2**63), 2**63 - 1]}}) == []
+    wide = {"linspace": {"start": -1e308, "stop": 1e308, "num": 5}}
+    [(path, message)] = choosy_problems({"wide": wide})
+    assert path == "/parameters/wide/linspace" and "more than a float holds" in message
+    assert choosy_problems({"wide": {"linspace": {"start": -1e307, "stop": 1e307, "num": 5}}}) == []
