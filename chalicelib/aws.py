@@ -7,6 +7,8 @@ same call behave differently in two places.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -66,17 +68,38 @@ def client(service: str, **config: Any) -> Any:
     return boto3.client(service, config=Config(retries=RETRIES, **config))
 
 
-@cache
+class once_per_process[T]:
+    """``functools.cache`` whose first build happens under a lock. A cold process asks for its
+    clients from several threads at once (a worker's first checks go out together, a leaf
+    dispatcher's first Invokes on up to 32 threads): without the lock each thread built its
+    own client, ~0.1 s of CPU and a connection pool apiece, and boto3's default session, which
+    builds them, is not safe to use from threads at once."""
+
+    def __init__(self, build: Callable[..., T]) -> None:
+        self._cached = cache(build)
+        self._lock = threading.Lock()
+        self.__doc__ = build.__doc__
+
+    def __call__(self, *args: Hashable) -> T:
+        with self._lock:
+            return self._cached(*args)
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._cached.cache_clear()
+
+
+@once_per_process
 def s3() -> Any:
     return client("s3", max_pool_connections=32)
 
 
-@cache
+@once_per_process
 def glue() -> Any:
     return client("glue")
 
 
-@cache
+@once_per_process
 def athena() -> Any:
     return client("athena")
 
@@ -91,7 +114,7 @@ class LambdaEndpoint:
     http: urllib3.PoolManager
 
 
-@cache
+@once_per_process
 def lambda_endpoint(pool: int) -> LambdaEndpoint:
     """Lambda's endpoint and credentials as boto3 resolves them (region, FIPS, profiles), and
     one connection pool of ``pool`` sockets, at least the dispatching threads, so none waits."""

@@ -3,7 +3,10 @@ names the botocore found and the one needed, and the build refusing a Python oth
 
 from __future__ import annotations
 
+import threading
+import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import botocore
@@ -76,3 +79,57 @@ def test_the_build_refuses_a_python_other_than_312() -> None:
     sdk.check_build_python((3, 12))
     with pytest.raises(sdk.BuildPythonMismatch, match=r"Python 3\.11, but .* cp312"):
         sdk.check_build_python((3, 11))
+
+
+@pytest.mark.parametrize("getter", ["s3", "glue", "athena"])
+def test_threads_asking_a_cold_process_for_a_client_get_one_client(
+    getter: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold worker's first checks go out on four threads at once, a leaf's first Invokes on
+    up to 32: each thread built its own client before (~0.1 s of CPU apiece, from boto3's
+    default session, which is not safe to share while building). A slow build widens the
+    window, so without the lock every thread builds."""
+    built: list[str] = []
+
+    def slow_client(service: str, **config: object) -> object:
+        built.append(service)
+        time.sleep(0.05)
+        return object()
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(aws, "client", slow_client)
+    get = getattr(aws, getter)
+    get.cache_clear()
+    start = threading.Barrier(8)
+
+    def ask(_: int) -> object:
+        start.wait()
+        return get()
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            clients = list(pool.map(ask, range(8)))
+    finally:
+        get.cache_clear()
+    assert len(built) == 1 and len({id(c) for c in clients}) == 1
+
+
+def test_threads_asking_for_the_lambda_endpoint_at_once_build_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    aws.lambda_endpoint.cache_clear()
+    start = threading.Barrier(8)
+
+    def ask(_: int) -> aws.LambdaEndpoint:
+        start.wait()
+        return aws.lambda_endpoint(32)
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            endpoints = list(pool.map(ask, range(8)))
+    finally:
+        aws.lambda_endpoint.cache_clear()
+    assert len({id(e.http) for e in endpoints}) == 1
