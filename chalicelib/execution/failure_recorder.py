@@ -7,6 +7,8 @@ it such a shard would have no outcome at all, and "every shard is represented" w
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -45,7 +47,7 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
         return {"status": "already_closed", **log}
     if _superseded(store, ref, payload.get("job") if isinstance(payload, dict) else None):
         logger.warning("record of an event a redrive replaced; nothing to record", extra=log)
-        _record_crashes(store, ref, context.get("approximateInvokeCount"))  # they still ran
+        _record_crashes(store, ref, record)  # they still ran
         return {"status": "superseded", **log}
     condition = str(context.get("condition", ""))
     error = CONDITIONS.get(condition, FailureCode.RETRIES_EXHAUSTED)
@@ -58,7 +60,7 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
         str(context.get("requestId", "")),
     )
     logger.warning("final failure recorded", extra=log | {"attempt": attempt, "code": error.code})
-    _record_crashes(store, ref, context.get("approximateInvokeCount"))
+    _record_crashes(store, ref, record)
     # The failure threshold is not checked here: the recorder may not write under runs/
     # (deploy/policies.py); the reconciler's next pass applies it to this failure too.
     return {"status": "failed", "attempt": attempt, "error_code": error.code, **log}
@@ -86,9 +88,19 @@ def _superseded(store: ObjectStore, ref: ShardRef, job: Any) -> bool:
     )
 
 
-def _record_crashes(store: ObjectStore, ref: ShardRef, tries: Any) -> None:
+def _record_crashes(store: ObjectStore, ref: ShardRef, record: dict[str, Any]) -> None:
     """The attempts Lambda gave up on, for the run's cost: their durations are unknown, so
-    each is charged the worker's timeout, flagged as an upper bound."""
+    each is charged the worker's timeout, flagged as an upper bound. Each try's record is
+    named after the event (its request id, the same in every delivery of its destination
+    record) and the try's number: Lambda delivers a destination record at least once, and a
+    second delivery (at once, past the checks above; or of a superseded event, which no check
+    stops) charged every try again."""
+    context = record.get("requestContext") or {}
+    tries = context.get("approximateInvokeCount")
+    payload = record.get("requestPayload")
+    event = json.dumps(
+        [context.get("requestId"), payload.get("job") if isinstance(payload, dict) else None]
+    )
     size = function_sizes(os.environ.get("SWEEP_STAGE", "local"))["worker"]
     # Lambda's count of tries (0: the event expired unrun); unknown counts as one.
     count = min(tries, 10) if isinstance(tries, int) and tries >= 0 else 1
@@ -101,8 +113,10 @@ def _record_crashes(store: ObjectStore, ref: ShardRef, tries: Any) -> None:
         0,
         True,
     )
-    for _ in range(count):
-        usage.write(store, ref.run_id, entry)
+    named = bool(context.get("requestId"))
+    for k in range(count):
+        unique = f"{hashlib.blake2b(event.encode(), digest_size=6).hexdigest()}-{k}"
+        usage.write(store, ref.run_id, entry, unique if named else None)
 
 
 def _message(record: dict[str, Any], condition: str) -> str:

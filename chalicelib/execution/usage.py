@@ -82,8 +82,12 @@ def record(store: CountingStore, run_id: str, function: str, what: str, started_
     write(store.inner, run_id, entry)
 
 
-def write(store: ObjectStore, run_id: str, entry: layout.Usage) -> None:
+def write(store: ObjectStore, run_id: str, entry: layout.Usage, unique: str | None = None) -> None:
+    """``unique`` names the record among its kind (default: a random name); a writer that may
+    run twice for one invocation (a destination record delivered twice) gives the same name
+    each time, so the second PUT replaces the first instead of charging it again."""
     try:
-        store.put(layout.usage_record(run_id, entry, uuid.uuid4().hex[:12]), usage_parquet(entry))
+        key = layout.usage_record(run_id, entry, unique or uuid.uuid4().hex[:12])
+        store.put(key, usage_parquet(entry))
     except Exception:
         logger.warning("usage record not written; the run's cost misses it", exc_info=True)

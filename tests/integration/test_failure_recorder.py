@@ -309,6 +309,25 @@ def test_a_record_of_an_event_a_redrive_replaced_closes_nothing() -> None:
     assert done["cost"]["upper_bound"] is True  # the crashed tries still ran: charged, flagged
 
 
+def crashed_tries(store: ObjectStore, run_id: str) -> list[str]:
+    return [o.key for o in store.list(f"usage/run_id={run_id}/") if "crashed" in o.key]
+
+
+def test_a_record_delivered_twice_charges_its_tries_once() -> None:
+    """Lambda delivers a destination record at least once. A superseded event's record passes
+    no "already decided" check, so each delivery charged its three tries again (and two
+    deliveries at once of any record both got past those checks)."""
+    inline, run_id, original, _ = crashed_then_redriven()
+    record = support.destination_record(original, invokes=3)
+    for _ in range(2):
+        assert record_destination(record, inline.store)["status"] == "superseded"
+    assert len(crashed_tries(inline.store, run_id)) == 3
+    # Another event's record (a later try of the shard, redriven) is charged on its own.
+    other = record | {"requestContext": record["requestContext"] | {"requestId": "other"}}
+    record_destination(other, inline.store)
+    assert len(crashed_tries(inline.store, run_id)) == 6
+
+
 def test_a_record_of_the_redriven_event_itself_is_recorded() -> None:
     inline, run_id, original, redriven = crashed_then_redriven()
     assert record_destination(support.destination_record(original), inline.store)["status"] == (
