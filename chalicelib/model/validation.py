@@ -349,7 +349,10 @@ def _check_axes(
                 Problem(pointer(*where), f"{sim.name} takes no parameter {name!r} (takes: {takes})")
             )
             continue
-        problems.extend(_axis_domain_problems(axis, param, where))
+        found = _axis_domain_problems(axis, param, where)
+        if not found and isinstance(axis, RangeAxis | LinspaceAxis):
+            found = _monotone_repeats(param, axis, pointer(*where, axis.kind))
+        problems.extend(found)
     if not params and not isinstance(body.get("sample"), dict):
         problems.append(Problem("/parameters", "give at least one axis (or a sample)"))
         return None
@@ -448,6 +451,47 @@ def _repeats(param: Parameter | None, values: Sequence[Value], at: str) -> list[
             )
             return [Problem(at, f"{what} more than once (items {j} and {k})")]
         first[key] = k
+    return []
+
+
+# A range or linspace whose points may be too close for a float to tell apart is checked point
+# by point up to this many points; a longer one is refused as a whole.
+CLOSE_POINTS_CHECKED = 1_000_000
+
+
+def _monotone_repeats(param: Parameter, axis: RangeAxis | LinspaceAxis, at: str) -> list[Problem]:
+    """A float parameter's range or linspace that gives one point twice, as ``_repeats`` finds
+    for a ``values`` axis: integers beyond 2**53 a step apart, or a linspace whose step is
+    below a float's resolution, round to one float64. Its points are monotone, so a repeat is
+    two neighbours; a step over twice the resolution at the axis's largest magnitude cannot
+    make one, so only such close axes are walked."""
+    if param.kind != "float" or axis.size < 2:
+        return []
+    ends = [float(v) for v in axis.bounds()]
+    resolution = math.ulp(max(abs(e) for e in ends))
+    if abs(axis.step) > 2 * resolution:
+        return []
+    if axis.size > CLOSE_POINTS_CHECKED:
+        return [
+            Problem(
+                at,
+                f"this {axis.kind}'s {amount(axis.size)} points are closer together than a "
+                f"float tells apart, so some would be one point; widen its step",
+            )
+        ]
+    previous = _received(param, axis.value(0))
+    for k in range(1, axis.size):
+        key = _received(param, axis.value(k))
+        if key == previous:
+            return [
+                Problem(
+                    at,
+                    f"this {axis.kind} gives {axis.value(k - 1)!r} and {axis.value(k)!r}, one "
+                    f"value as the simulation receives it ({key}), so one point twice (items "
+                    f"{k - 1} and {k}); widen its step",
+                )
+            ]
+        previous = key
     return []
 
 
@@ -576,14 +620,6 @@ def _distribution_problems(
     if dist.kind == "choice":
         candidates = [(pointer(*where, "values", k), v) for k, v in enumerate(args["values"])]
         return _value_problems(param, candidates)
-    if param.choices is not None:  # a distribution's ends say nothing of the values between
-        return [
-            Problem(
-                at,
-                f"{param.name} must be one of {list(param.choices)}; {dist.kind} gives other "
-                "values (sample it with choice)",
-            )
-        ]
     if dist.kind in _CONTINUOUS and param.kind != "float":
         use = "integer or choice" if param.kind == "int" else "choice"
         return [
@@ -598,6 +634,14 @@ def _distribution_problems(
                 at,
                 f"integer is for int parameters; {param.name} takes {param.kind} values "
                 f"(use {use})",
+            )
+        ]
+    if param.choices is not None:  # a distribution's ends say nothing of the values between
+        return [
+            Problem(
+                at,
+                f"{param.name} must be one of {list(param.choices)}; {dist.kind} gives other "
+                "values (sample it with choice)",
             )
         ]
     if isinstance(dist, Normal):

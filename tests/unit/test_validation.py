@@ -588,3 +588,36 @@ def test_an_int_parameter_takes_64_bit_values_and_a_linspace_finite_points() -> 
     [(path, message)] = choosy_problems({"wide": wide})
     assert path == "/parameters/wide/linspace" and "more than a float holds" in message
     assert choosy_problems({"wide": {"linspace": {"start": -1e307, "stop": 1e307, "num": 5}}}) == []
+
+
+@pytest.mark.parametrize(
+    ("axis", "kind", "items"),
+    [
+        ({"range": {"start": 2**53, "stop": 2**53 + 3, "step": 1}}, "range", (0, 1)),
+        ({"range": {"start": 2**53 + 3, "stop": 2**53 - 1, "step": -1}}, "range", (2, 3)),
+        ({"linspace": {"start": 1, "stop": 1.0000000000000004, "num": 5}}, "linspace", (0, 1)),
+        ({"linspace": {"start": 7.5, "stop": 7.5, "num": 3}}, "linspace", (0, 1)),
+    ],
+)
+def test_a_range_or_linspace_giving_one_float_twice_is_refused(
+    axis: Body, kind: str, items: tuple[int, int]
+) -> None:
+    """As a ``values`` axis may not: neighbouring points that round to one float64 are one
+    point, evaluated twice under one stream key (the results held two equal rows)."""
+    [problem] = problems_of(with_params(spot=axis), None)
+    assert problem.path == f"/parameters/spot/{kind}"
+    assert f"one point twice (items {items[0]} and {items[1]})" in problem.message
+
+
+@pytest.mark.parametrize(
+    "axis",
+    [
+        {"range": {"start": 2**53 - 4, "stop": 2**53 + 1, "step": 1}},  # exact up to 2**53
+        {"range": {"start": 2**53, "stop": 2**53 + 9, "step": 2}},  # even: every one a float
+        {"linspace": {"start": 1, "stop": 1.0000000000000004, "num": 2}},
+        {"linspace": {"start": 0.1, "stop": 0.5, "num": 9}},
+    ],
+)
+def test_a_range_or_linspace_of_distinct_floats_is_accepted(axis: Body) -> None:
+    body = with_params(spot=axis)
+    validate_request(body, None)
