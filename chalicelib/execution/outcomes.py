@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chalicelib.execution.failure_codes import FailureCode, bounded
+from chalicelib.logs import logger
 from chalicelib.model.events import identify
 from chalicelib.storage import layout, redrive_lists
 from chalicelib.storage.stores import CountingStore, ObjectStore, StorageError
@@ -159,6 +160,7 @@ class OutcomeWriter:
         timing: Timing,
         request_id: str,
         points_reused: int = 0,
+        writing_until_ms: int | None = None,
     ) -> int | None:
         """Store the results (Parquet bytes, or a Parquet file streamed from disk) and the one
         success outcome; returns its attempt number, or None, writing nothing, when the
@@ -170,27 +172,48 @@ class OutcomeWriter:
         if self._final(ref, last):
             return None
         # The claim decides: a success claimed before owns its number (read back when the
-        # create finds it), so the lock need not be read first.
+        # create finds it), so the lock need not be read first. The lock also says until when
+        # this invocation may still be writing (``writing_until_ms``, its deadline): results
+        # can take seconds to upload, and a final failure another writer records meanwhile
+        # (a duplicate delivery finding the run cancelled, DISPATCH_FAILED, the recorder) must
+        # not let status freeze the shard as failed before this success lands
+        # (``storage.summary.successes_on_their_way``). A later writer under the same claim (a
+        # retry, a second delivery) puts it again with its own deadline.
         attempt = last + 1
         lock = layout.success_lock(ref.run_id, ref.shard_id)
-        if not self.store.create(lock, json.dumps({"attempt": attempt}).encode()):
+        if not self.store.create(lock, _claim(attempt, writing_until_ms)):
             attempt = self.success_attempt(ref) or attempt
-        results_key = layout.results(ref.run_id, ref.shard_id)
-        if isinstance(results, Path):
-            self.store.create_file(results_key, results)
-            size = results.stat().st_size
-        else:
-            self.store.create(results_key, results)
-            size = len(results)
-        row = _row(ref, attempt, timing, request_id) | {
-            "results_key": results_key,
-            "results_rows": rows,
-            "results_bytes": size,
-            "points_reused": points_reused,
-        }
-        key = layout.outcome(ref.run_id, "succeeded", ref.dt, ref.shard_id, attempt)
-        self.store.create(key, outcome_parquet(row | {"s3_requests": self._s3_requests()}))
+            if writing_until_ms is not None:
+                self.store.put(lock, _claim(attempt, writing_until_ms))
+        try:
+            results_key = layout.results(ref.run_id, ref.shard_id)
+            if isinstance(results, Path):
+                self.store.create_file(results_key, results)
+                size = results.stat().st_size
+            else:
+                self.store.create(results_key, results)
+                size = len(results)
+            row = _row(ref, attempt, timing, request_id) | {
+                "results_key": results_key,
+                "results_rows": rows,
+                "results_bytes": size,
+                "points_reused": points_reused,
+            }
+            key = layout.outcome(ref.run_id, "succeeded", ref.dt, ref.shard_id, attempt)
+            self.store.create(key, outcome_parquet(row | {"s3_requests": self._s3_requests()}))
+        except Exception:
+            if writing_until_ms is not None:  # no longer at work: a failure may stand
+                self._release(lock, attempt)
+            raise
         return attempt
+
+    def _release(self, lock: str, attempt: int) -> None:
+        """The claim kept (its attempt number stands), its writer no longer at work. Best
+        effort: if this write fails too, the claim holds the shard pending until its time."""
+        try:
+            self.store.put(lock, _claim(attempt, 0))
+        except Exception:
+            logger.warning("success claim not released", extra={"lock": lock}, exc_info=True)
 
     def record_failure(
         self,
@@ -226,6 +249,13 @@ class OutcomeWriter:
             ):
                 return attempt
             attempt += 1
+
+
+def _claim(attempt: int, writing_until_ms: int | None) -> bytes:
+    claim: dict[str, int] = {"attempt": attempt}
+    if writing_until_ms is not None:
+        claim["writing_until_ms"] = writing_until_ms
+    return json.dumps(claim).encode()
 
 
 def _row(ref: ShardRef, attempt: int, timing: Timing, request_id: str) -> dict[str, object]:

@@ -30,6 +30,7 @@ from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.errors import NotFound
 from chalicelib.model.space import ParameterSpace
+from chalicelib.pricing import function_sizes
 from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
@@ -174,6 +175,7 @@ def _run(
             raise ShardFailure(FailureCode.INVALID_TASK, str(exc)) from None
         _check_version(shard, recorded())
         cancelled = CancelPoll(lambda: is_cancelled(store, ref.run_id), cancel_poll_s)
+        deadline = _Deadline(context, margin_ms)
         with (
             _plan(store, ref, shard.request.reuse) as copied,
             _results_sink(store, shard.end - shard.start) as sink,
@@ -182,7 +184,7 @@ def _run(
             try:
                 _evaluate(
                     shard,
-                    _deadline(context, margin_ms),
+                    deadline.out_of_time,
                     cancelled,
                     results.write,
                     copied,
@@ -193,7 +195,13 @@ def _run(
             data = sink if isinstance(sink, Path) else sink.getvalue().to_pybytes()
             reused = len(copied) if copied is not None else 0
             attempt = writer.record_success(
-                ref, data, results.rows, Timing.since(started), request_id, points_reused=reused
+                ref,
+                data,
+                results.rows,
+                Timing.since(started),
+                request_id,
+                points_reused=reused,
+                writing_until_ms=deadline.ends_ms(),
             )
         if attempt is None:
             logger.warning("the shard's failure became final while it ran; nothing written")
@@ -248,11 +256,32 @@ def _plan(store: ObjectStore, ref: ShardRef, reusing: bool) -> Iterator[reuse.Sh
         yield copied
 
 
-def _deadline(context: LambdaContext | None, margin_ms: int) -> Callable[[], bool]:
-    """True once too little time is left to finish writing an outcome."""
-    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
-        return lambda: False
-    return lambda: context.get_remaining_time_in_millis() < margin_ms
+class _Deadline:
+    """``out_of_time()``: True once too little time is left to finish writing an outcome (the
+    context is read at each of the loop's looks). ``ends_ms()``: when the invocation is over
+    at the latest (epoch ms), from the last look's reading (a shard that never looked reads
+    it once); without a Lambda context (the local stage), the worker's timeout from now."""
+
+    def __init__(self, context: LambdaContext | None, margin_ms: int) -> None:
+        self.context = context if hasattr(context, "get_remaining_time_in_millis") else None
+        self.margin_ms = margin_ms
+        self._ends_ms: int | None = None
+
+    def out_of_time(self) -> bool:
+        if self.context is None:
+            return False
+        left = int(self.context.get_remaining_time_in_millis())
+        self._ends_ms = time.time_ns() // 1_000_000 + left
+        return left < self.margin_ms
+
+    def ends_ms(self) -> int:
+        if self.context is None:
+            stage = os.environ.get("SWEEP_STAGE", "local")
+            return time.time_ns() // 1_000_000 + function_sizes(stage)["worker"].timeout_s * 1000
+        if self._ends_ms is None:
+            self.out_of_time()
+        assert self._ends_ms is not None
+        return self._ends_ms
 
 
 def _check_threshold(store: ObjectStore, run_id: str) -> None:

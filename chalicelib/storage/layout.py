@@ -37,9 +37,23 @@ def manifest(run_id: str) -> str:
     return f"{run_prefix(run_id)}manifest.json"
 
 
+def success_locks_prefix(run_id: str) -> str:
+    return f"{run_prefix(run_id)}success/"
+
+
 def success_lock(run_id: str, shard_id: int) -> str:
-    """Claimed by conditional create; holds the attempt number of the shard's one success."""
-    return f"{run_prefix(run_id)}success/shard-{shard_id:06d}.json"
+    """Claimed by conditional create; holds the attempt number of the shard's one success, and
+    until when the invocation writing it may still be at work (``OutcomeWriter``)."""
+    return f"{success_locks_prefix(run_id)}shard-{shard_id:06d}.json"
+
+
+_SUCCESS_LOCK_RE = re.compile(r"/success/shard-(?P<shard>\d{6,})\.json$")
+
+
+def parse_success_lock(key: str) -> int | None:
+    """The shard id of a success lock's key."""
+    found = _SUCCESS_LOCK_RE.search(key)
+    return int(found["shard"]) if found else None
 
 
 def retry_markers_prefix(run_id: str) -> str:

@@ -12,12 +12,13 @@ run complete again rewrites it (nothing is deleted: no function needs a new gran
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.logs import logger
-from chalicelib.storage import layout, redrive_lists
+from chalicelib.storage import key_ranges, layout, redrive_lists
 from chalicelib.storage.shard_states import (
     ShardStates,
     dispatch_counts,
@@ -25,7 +26,7 @@ from chalicelib.storage.shard_states import (
     shard_states_of,
 )
 from chalicelib.storage.stores import ObjectStore
-from chalicelib.storage.together import together
+from chalicelib.storage.together import read_ahead, together
 
 FORMAT = 1
 
@@ -80,11 +81,51 @@ def listed(
     right there, whoever it is, so no summary is written without asking for compaction."""
     states, dispatch = shard_states_of(store, run_id, shard_count)
     found = progress_of(states, dispatch)
+    if found.complete and found.failed:
+        coming = successes_on_their_way(store, run_id, shard_count, found.failed)
+        if coming:  # not complete yet: those shards are still being written
+            failed = [k for k in found.failed if k not in coming]
+            found = replace(found, failed=failed, pending=sorted(coming))
     if found.complete:
         write(store, run_id, found)
         on_complete(run_id)
         return replace(found, written=True)
     return found
+
+
+def successes_on_their_way(
+    store: ObjectStore, run_id: str, shard_count: int, shards: Sequence[int]
+) -> set[int]:
+    """Those of ``shards`` (each with a final failure, no success) whose success is still being
+    written: a worker claimed its success lock (``OutcomeWriter.record_success``) and may be
+    at work until the time the lock holds. A final failure recorded meanwhile (a duplicate
+    delivery that found the run cancelled, a dispatcher's DISPATCH_FAILED for an Invoke that
+    in fact reached Lambda, a destination record) would otherwise let the run be found
+    complete and its summary stored with the shard failed, and the success land after it.
+    Asked only of a run that looks complete with failed shards, so once: one listing of the
+    locks (in key ranges) and a GET of each such shard's lock. A lock past its time (its
+    writer died: the failure stands) or without one (written before locks held it) is not
+    on its way."""
+    folder = layout.success_locks_prefix(run_id)
+    boundaries = key_ranges.shard_boundaries(folder, shard_count)
+    claimed = {
+        layout.parse_success_lock(key) for key in key_ranges.list_keys(store, folder, boundaries)
+    }
+    asked = [k for k in shards if k in claimed]
+
+    def until(key: str) -> Any:
+        try:
+            return json.loads(store.get(key)).get("writing_until_ms")
+        except (KeyError, ValueError, AttributeError):
+            return None
+
+    now_ms = time.time_ns() // 1_000_000
+    locks = [layout.success_lock(run_id, k) for k in asked]
+    return {
+        k
+        for k, t in zip(asked, read_ahead(store, locks, until), strict=True)
+        if isinstance(t, int) and t > now_ms
+    }
 
 
 def progress_of(states: ShardStates, dispatch: dict[str, dict[str, int]]) -> RunProgress:
