@@ -174,7 +174,7 @@ class Dispatcher:
 
     def _split(self, job: DispatchJob) -> dict[str, Any]:
         children = [
-            DispatchJob(job.run_id, job.job, lo, hi)
+            DispatchJob(job.run_id, job.job, lo, hi, sliced=True)
             for lo, hi in split(job.lo, job.hi, self.policy.width)
         ]
         # All sends first, so the sent children run while this one dispatches the rest inline.

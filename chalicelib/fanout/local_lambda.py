@@ -136,6 +136,11 @@ class LocalInvoker(Invoker):
     def __init__(self, settings: Settings, store: LocalStore) -> None:
         self.settings = settings
         self.store = store
+        # A root or paced job's dispatcher may wait for its pacing window for minutes; every
+        # other event (the slices it hands out, leaves, worker retries, final records) runs on
+        # threads no pacer holds: four paced runs at once, sharing one pool of four, held all
+        # its threads waiting for windows that only their queued slices could open.
+        self._pacers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pacer")
         self._dispatchers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dispatcher")
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -189,7 +194,9 @@ class LocalInvoker(Invoker):
         event = json.loads(encode(payload))
         self._started(event)
         if function == "dispatcher":
-            self._dispatchers.submit(self._run_dispatcher, event)
+            job = event.get("dispatch") or {}
+            may_wait = not job.get("sliced") or job.get("step") is not None
+            (self._pacers if may_wait else self._dispatchers).submit(self._run_dispatcher, event)
         elif function == "compactor":
             self._submit_compactor(event)
         else:
@@ -213,6 +220,7 @@ class LocalInvoker(Invoker):
         self._stop.set()
         if self._timer is not None:
             self._timer.join()
+        self._pacers.shutdown(wait=True)
         self._dispatchers.shutdown(wait=True)
         with self._lock:
             pool, self._pool = self._pool, None

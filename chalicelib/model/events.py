@@ -143,8 +143,10 @@ class DispatchJob:
     # Set on a paced job's continuation (``fanout.pacing``): its step number; ``lo`` is then the
     # cursor, everything of the job before it handed out already.
     step: int | None = None
-    # Set on a slice a pacer handed out: never the job's root, even when it spans the whole job
-    # (a job cancelled before its first hand-out goes out whole, to leaves that close it).
+    # Set on a part another dispatcher handed out (a pacer's slice, a split's child): never the
+    # job's root, even when it spans the whole job (a job cancelled before its first hand-out
+    # goes out whole, to leaves that close it), and never paced (the local stage runs it on
+    # threads no pacer waits on).
     sliced: bool = False
 
     def to_payload(self) -> dict[str, Any]:

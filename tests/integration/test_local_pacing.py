@@ -91,3 +91,34 @@ def test_a_paced_run_of_twenty_times_the_concurrency_completes_without_age_drops
     # or within one invocation.
     state = (tmp_path / layout.pacing_state(done["run_id"], "initial")).read_text()
     assert f'"cursor": {SHARDS}' in state
+
+
+def test_more_paced_runs_at_once_than_dispatcher_threads_all_complete(tmp_path: Path) -> None:
+    """Each paced root waits for its window on a dispatcher thread. Its slices ran on the same
+    four threads, so with four paced runs at once every thread held a pacer waiting for a
+    window only its queued slices could open: nothing moved until each pacer gave up
+    (``pacing_max_wait_s``, here longer than the wait below), once per window. Liveness, not
+    speed: the runs finish within a minute, where a pacer alone would wait ten."""
+    settings = Settings(
+        local_root=tmp_path,
+        local_processes=1,
+        local_max_event_age_s=60,
+        pacing_factor=1,
+        pacing_poll_ms=100,
+        pacing_max_wait_s=600,
+    )
+    store = LocalStore(tmp_path)
+    invoker = LocalInvoker(settings, store)
+    small = WARM_UP | {"parameters": {"samples": {"range": {"start": 10, "stop": 14, "step": 1}}}}
+    try:
+        submit(settings, store, invoker, WARM_UP)
+        assert invoker.wait_idle(240)
+        runs = [
+            str(submit(settings, store, invoker, small | {"shards": {"count": 4}})["run_id"])
+            for _ in range(6)
+        ]
+        assert invoker.wait_idle(60)
+        for run_id in runs:
+            assert status(store, run_id)["shards"] == {"succeeded": 4, "failed": 0, "pending": 0}
+    finally:
+        invoker.close()
