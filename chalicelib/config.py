@@ -306,7 +306,9 @@ class Settings:
         "SWEEP_LOCAL_RECONCILER",
         False,
         "start the reconciler's timer thread in the local stage's process (`chalice local` "
-        "runs no schedules; `true` in the local stage's config)",
+        "runs no schedules); a default in code, not in the stage's config, so the environment "
+        "can turn it off",
+        local_default=True,
     )
 
     @classmethod

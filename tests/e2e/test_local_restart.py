@@ -106,6 +106,10 @@ def test_pending_shards_are_redriven_only_when_asked(tmp_path: Path) -> None:
         before = run.status()
         pending = before["shards"]["pending"]
         assert pending > 0 and not before["complete"]
+        # Left for good: the environment turned the reconciler off (the stage's config said
+        # true and won, so its first pass re-dispatched them and this test raced it).
+        time.sleep(3)
+        assert run.status()["shards"]["pending"] == pending
         assert run.redrive()["redriven"] == []  # nothing failed; pending left alone
         answer = CliRunner().invoke(
             cli.main,
