@@ -649,11 +649,18 @@ def _distribution_problems(
             return [Problem(pointer(*where, "sd"), f"sd must be > 0, got {args['sd']!r}")]
         a, b = dist.standard_bounds
         if normal.truncated_mass(a, b) < MIN_NORMAL_MASS:
+            # Either the domain lies far out in a tail, or sd is so wide that the domain is a
+            # sliver of its middle: the advice differs.
+            advice = (
+                "narrow sd, or sample it with uniform (this normal is flat over the domain)"
+                if max(abs(a), abs(b)) < 1
+                else "move the mean or widen sd"
+            )
             return [
                 Problem(
                     at,
                     f"normal(mean={dist.mean:g}, sd={dist.sd:g}) puts almost no probability "
-                    f"inside {param.name}'s domain; move the mean or widen sd",
+                    f"inside {param.name}'s domain; {advice}",
                 )
             ]
         return []
