@@ -53,6 +53,8 @@ MAX_PROBLEMS = 100
 # A truncated normal with less probability than this inside the domain is a mistake (a mean
 # far outside it), not a distribution: its values would all sit on the domain's edge.
 MIN_NORMAL_MASS = 1e-9
+# The most integers an ``integer`` distribution spans (``designs.Integer``: a draw is 53 bits).
+INTEGER_MOST = 2**53
 
 
 @cache
@@ -665,6 +667,15 @@ def _distribution_problems(
             ]
         return []
     found = []
+    if dist.kind == "integer" and args["high"] - args["low"] + 1 > INTEGER_MOST:
+        # A draw is one float of 53 bits: past 2**53 integers some could never come out.
+        found.append(
+            Problem(
+                at,
+                f"integer draws each of at most 2^53 values equally; low..high spans "
+                f"{amount(args['high'] - args['low'] + 1)} (narrow it)",
+            )
+        )
     if dist.kind == "loguniform" and not args["low"] > 0:
         found.append(
             Problem(pointer(*where, "low"), f"loguniform needs low > 0, got {args['low']!r}")

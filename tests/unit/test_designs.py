@@ -20,6 +20,7 @@ from chalicelib.model.errors import InvalidRequest
 from chalicelib.model.keyed import KeyedPermutation, stream_key, unit
 from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.validation import validate_request
+from chalicelib.simulations.declarations import Parameter, simulation
 from chalicelib.simulations.registry import REGISTRY
 
 LIMITS = Limits(max_points=10**12, max_shards=10_000, allow_fault_injection=True)
@@ -415,3 +416,27 @@ def test_a_normal_too_wide_for_a_bounded_domain_is_told_to_narrow() -> None:
     +-1e10, not because the domain sits in a tail: moving the mean would not help."""
     found = problems(lhs(volatility={"normal": {"mean": 1, "sd": 1e10}}))
     assert "narrow sd, or sample it with uniform" in found["/sample/axes/volatility/normal"]
+
+
+def test_an_integer_distribution_spans_at_most_2_to_the_53_values() -> None:
+    """Each draw is one 53-bit float: over more integers, some could never be drawn (the
+    contract says every one of low..high is equally likely)."""
+    simulation("test_wide_ints", parameters=[Parameter("n", "int", 0)], metrics=["y"])(
+        lambda p, rng: {"y": 0.0}
+    )
+    try:
+
+        def body(high: int) -> dict[str, Any]:
+            axes = {"n": {"integer": {"low": 0, "high": high}}}
+            return {
+                "simulation": "test_wide_ints",
+                "parameters": {},
+                "sample": {"design": "random", "points": 3, "axes": axes},
+                "shards": {"count": 1},
+            }
+
+        validate_request(body(2**53 - 1), None)
+        with pytest.raises(InvalidRequest, match="at most 2\\^53 values"):
+            validate_request(body(2**53), None)
+    finally:
+        REGISTRY.pop("test_wide_ints", None)
