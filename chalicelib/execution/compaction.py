@@ -113,10 +113,11 @@ def compact(
         return {"status": "compacted", "generation": latest.number}
     if reuse.pending(store, run_id):  # plans read its per-shard results until it is merged
         return {"status": "compacted", "generation": latest.number, "pending_merge": True}
+    folders = locations(latest, dt)
     try:  # never delete what a partition still points at
-        where = catalog.points_at(run_id, dt, locations(latest, dt))
+        where = catalog.points_at(run_id, dt, folders)
         if not where:
-            catalog.point_run(run_id, dt, locations(latest, dt))
+            catalog.point_run(run_id, dt, folders)
     except CatalogError:
         logger.exception("compacted run's partitions not checked; the reconciler retries")
         return {"status": "unpointed", "generation": latest.number}

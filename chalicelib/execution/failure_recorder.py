@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,6 @@ from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import ids
 from chalicelib.model.events import INITIAL
-from chalicelib.pricing import function_sizes
 from chalicelib.storage import layout, redrive_lists
 from chalicelib.storage.stores import ObjectStore
 
@@ -45,9 +43,10 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
     if writer.decided(ref):  # a final failure (LOST, CANCELLED, DISPATCH_FAILED, ...) stands
         logger.warning("shard already closed; nothing to record", extra=log)
         return {"status": "already_closed", **log}
-    if _superseded(store, ref, payload.get("job") if isinstance(payload, dict) else None):
+    job = payload.get("job") if isinstance(payload, dict) else None
+    if _superseded(store, ref, job):
         logger.warning("record of an event a redrive replaced; nothing to record", extra=log)
-        _record_crashes(store, ref, record)  # they still ran
+        _record_crashes(store, ref, context, job)  # they still ran
         return {"status": "superseded", **log}
     condition = str(context.get("condition", ""))
     error = CONDITIONS.get(condition, FailureCode.RETRIES_EXHAUSTED)
@@ -60,7 +59,7 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
         str(context.get("requestId", "")),
     )
     logger.warning("final failure recorded", extra=log | {"attempt": attempt, "code": error.code})
-    _record_crashes(store, ref, record)
+    _record_crashes(store, ref, context, job)
     # The failure threshold is not checked here: the recorder may not write under runs/
     # (deploy/policies.py); the reconciler's next pass applies it to this failure too.
     return {"status": "failed", "attempt": attempt, "error_code": error.code, **log}
@@ -88,20 +87,18 @@ def _superseded(store: ObjectStore, ref: ShardRef, job: Any) -> bool:
     )
 
 
-def _record_crashes(store: ObjectStore, ref: ShardRef, record: dict[str, Any]) -> None:
+def _record_crashes(store: ObjectStore, ref: ShardRef, context: dict[str, Any], job: Any) -> None:
     """The attempts Lambda gave up on, for the run's cost: their durations are unknown, so
     each is charged the worker's timeout, flagged as an upper bound. Each try's record is
     named after the event (its request id, the same in every delivery of its destination
     record) and the try's number: Lambda delivers a destination record at least once, and a
     second delivery (at once, past the checks above; or of a superseded event, which no check
     stops) charged every try again."""
-    context = record.get("requestContext") or {}
     tries = context.get("approximateInvokeCount")
-    payload = record.get("requestPayload")
-    event = json.dumps(
-        [context.get("requestId"), payload.get("job") if isinstance(payload, dict) else None]
-    )
-    size = function_sizes(os.environ.get("SWEEP_STAGE", "local"))["worker"]
+    request_id = context.get("requestId")
+    event = json.dumps([request_id, job]).encode()
+    name = hashlib.blake2b(event, digest_size=6).hexdigest() if request_id else None
+    size = usage.configured("worker")
     # Lambda's count of tries (0: the event expired unrun); unknown counts as one.
     count = min(tries, 10) if isinstance(tries, int) and tries >= 0 else 1
     entry = layout.Usage(
@@ -113,10 +110,8 @@ def _record_crashes(store: ObjectStore, ref: ShardRef, record: dict[str, Any]) -
         0,
         True,
     )
-    named = bool(context.get("requestId"))
     for k in range(count):
-        unique = f"{hashlib.blake2b(event.encode(), digest_size=6).hexdigest()}-{k}"
-        usage.write(store, ref.run_id, entry, unique if named else None)
+        usage.write(store, ref.run_id, entry, f"{name}-{k}" if name else None)
 
 
 def _message(record: dict[str, Any], condition: str) -> str:

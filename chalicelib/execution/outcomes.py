@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +22,9 @@ import pyarrow.parquet as pq
 from chalicelib.execution.failure_codes import FailureCode, bounded
 from chalicelib.logs import logger
 from chalicelib.model.events import identify
-from chalicelib.storage import layout, redrive_lists
+from chalicelib.storage import layout, redrive_lists, success_claims
 from chalicelib.storage.stores import CountingStore, ObjectStore, StorageError
+from chalicelib.storage.success_claims import Claim
 from chalicelib.storage.tables import outcome_parquet
 
 
@@ -88,11 +88,10 @@ class OutcomeWriter:
     def success_attempt(self, ref: ShardRef) -> int | None:
         """The attempt number fixed by the success lock, if a success was ever claimed."""
         try:
-            return int(
-                json.loads(self.store.get(layout.success_lock(ref.run_id, ref.shard_id)))["attempt"]
-            )
+            data = self.store.get(layout.success_lock(ref.run_id, ref.shard_id))
         except KeyError:
             return None
+        return success_claims.decode(data).attempt
 
     def has_success(self, ref: ShardRef) -> bool:
         attempt = self.success_attempt(ref)
@@ -181,10 +180,10 @@ class OutcomeWriter:
         # retry, a second delivery) puts it again with its own deadline.
         attempt = last + 1
         lock = layout.success_lock(ref.run_id, ref.shard_id)
-        if not self.store.create(lock, _claim(attempt, writing_until_ms)):
+        if not self.store.create(lock, Claim(attempt, writing_until_ms).encode()):
             attempt = self.success_attempt(ref) or attempt
             if writing_until_ms is not None:
-                self.store.put(lock, _claim(attempt, writing_until_ms))
+                self.store.put(lock, Claim(attempt, writing_until_ms).encode())
         try:
             results_key = layout.results(ref.run_id, ref.shard_id)
             if isinstance(results, Path):
@@ -211,7 +210,7 @@ class OutcomeWriter:
         """The claim kept (its attempt number stands), its writer no longer at work. Best
         effort: if this write fails too, the claim holds the shard pending until its time."""
         try:
-            self.store.put(lock, _claim(attempt, 0))
+            self.store.put(lock, Claim(attempt, 0).encode())
         except Exception:
             logger.warning("success claim not released", extra={"lock": lock}, exc_info=True)
 
@@ -249,13 +248,6 @@ class OutcomeWriter:
             ):
                 return attempt
             attempt += 1
-
-
-def _claim(attempt: int, writing_until_ms: int | None) -> bytes:
-    claim: dict[str, int] = {"attempt": attempt}
-    if writing_until_ms is not None:
-        claim["writing_until_ms"] = writing_until_ms
-    return json.dumps(claim).encode()
 
 
 def _row(ref: ShardRef, attempt: int, timing: Timing, request_id: str) -> dict[str, object]:

@@ -16,10 +16,16 @@ import uuid
 from pathlib import Path
 
 from chalicelib.logs import logger
-from chalicelib.pricing import function_sizes
+from chalicelib.pricing import FunctionSize, function_sizes
 from chalicelib.storage import layout
 from chalicelib.storage.stores import CountingStore, ObjectStore
 from chalicelib.storage.tables import usage_parquet
+
+
+def configured(function: str) -> FunctionSize:
+    """``function``'s memory and timeout on the running stage (``SWEEP_STAGE``, the local
+    stage by default), as its config sets them."""
+    return function_sizes(os.environ.get("SWEEP_STAGE", "local"))[function]
 
 
 def memory_mb(function: str) -> int:
@@ -28,7 +34,7 @@ def memory_mb(function: str) -> int:
     own = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     if own and own.isdigit():
         return int(own)
-    return function_sizes(os.environ.get("SWEEP_STAGE", "local"))[function].memory_mb
+    return configured(function).memory_mb
 
 
 class _Environment:

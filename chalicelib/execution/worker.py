@@ -30,7 +30,6 @@ from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.errors import NotFound
 from chalicelib.model.space import ParameterSpace
-from chalicelib.pricing import function_sizes
 from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
@@ -276,8 +275,7 @@ class _Deadline:
 
     def ends_ms(self) -> int:
         if self.context is None:
-            stage = os.environ.get("SWEEP_STAGE", "local")
-            return time.time_ns() // 1_000_000 + function_sizes(stage)["worker"].timeout_s * 1000
+            return time.time_ns() // 1_000_000 + usage.configured("worker").timeout_s * 1000
         if self._ends_ms is None:
             self.out_of_time()
         assert self._ends_ms is not None

@@ -31,6 +31,7 @@ import chalicelib.simulations.math_threads  # noqa: F401  (pool processes: one m
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Function, Invoker, encode
 from chalicelib.logs import logger
+from chalicelib.model.events import DispatchJob
 from chalicelib.simulations import allocator  # noqa: F401  (pool processes: malloc thresholds pinned)
 from chalicelib.storage.stores import LocalStore
 
@@ -127,6 +128,15 @@ def destination_record(
     return record
 
 
+def _may_pace(event: dict[str, Any]) -> bool:
+    """``DispatchJob.may_pace`` of a dispatcher event; a malformed one (which its dispatcher
+    only logs) is taken as a root."""
+    try:
+        return DispatchJob.from_payload(event).may_pace
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
 def _run_of(event: dict[str, Any]) -> str:
     dispatch = event.get("dispatch")
     return str(event.get("run_id") or (dispatch or {}).get("run_id") or "")
@@ -194,9 +204,8 @@ class LocalInvoker(Invoker):
         event = json.loads(encode(payload))
         self._started(event)
         if function == "dispatcher":
-            job = event.get("dispatch") or {}
-            may_wait = not job.get("sliced") or job.get("step") is not None
-            (self._pacers if may_wait else self._dispatchers).submit(self._run_dispatcher, event)
+            pool = self._pacers if _may_pace(event) else self._dispatchers
+            pool.submit(self._run_dispatcher, event)
         elif function == "compactor":
             self._submit_compactor(event)
         else:

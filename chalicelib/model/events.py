@@ -149,6 +149,12 @@ class DispatchJob:
     # threads no pacer waits on).
     sliced: bool = False
 
+    @property
+    def may_pace(self) -> bool:
+        """Whether its dispatcher may wait for pacing windows: a job's root or a paced job's
+        continuation, never a part handed out."""
+        return not self.sliced or self.step is not None
+
     def to_payload(self) -> dict[str, Any]:
         d: dict[str, Any] = {"run_id": self.run_id, "job": self.job, "lo": self.lo, "hi": self.hi}
         if self.step is not None:

@@ -532,23 +532,21 @@ def _axis_domain_problems(
                 "inf or nan); narrow it",
             )
         ]
-    if isinstance(axis, RangeAxis | LinspaceAxis) and param.choices is not None:
-        # Not only its ends: every value must be one of the choices.
-        kind = axis.kind
-        if axis.size > len(param.choices):
+    if isinstance(axis, RangeAxis | LinspaceAxis):
+        at = pointer(*where, axis.kind)
+        if param.choices is None:
+            values: Sequence[Value] = axis.bounds()  # monotone: its ends bracket every value
+        elif axis.size > len(param.choices):
             return [
                 Problem(
-                    pointer(*where, kind),
-                    f"{param.name} must be one of {list(param.choices)}; this {kind} gives "
+                    at,
+                    f"{param.name} must be one of {list(param.choices)}; this {axis.kind} gives "
                     f"{amount(axis.size)} values (give them as values)",
                 )
             ]
-        candidates: list[tuple[str, Any]] = [
-            (pointer(*where, kind), axis.value(k)) for k in range(axis.size)
-        ]
-    elif isinstance(axis, RangeAxis | LinspaceAxis):
-        kind = axis.kind
-        candidates = [(pointer(*where, kind), v) for v in axis.bounds()]
+        else:  # not only its ends: every value must be one of the choices
+            values = [axis.value(k) for k in range(axis.size)]
+        candidates = [(at, v) for v in values]
     else:
         candidates = [
             (pointer(*where, "values", k), v) for k, v in enumerate(axis.to_dict()["values"])
@@ -667,13 +665,13 @@ def _distribution_problems(
             ]
         return []
     found = []
-    if dist.kind == "integer" and args["high"] - args["low"] + 1 > INTEGER_MOST:
-        # A draw is one float of 53 bits: past 2**53 integers some could never come out.
+    span = args["high"] - args["low"] + 1 if dist.kind == "integer" else 0
+    if span > INTEGER_MOST:  # a draw is one float of 53 bits: some integers would never come out
         found.append(
             Problem(
                 at,
                 f"integer draws each of at most 2^53 values equally; low..high spans "
-                f"{amount(args['high'] - args['low'] + 1)} (narrow it)",
+                f"{amount(span)} (narrow it)",
             )
         )
     if dist.kind == "loguniform" and not args["low"] > 0:

@@ -20,11 +20,11 @@ from chalicelib.simulations import streams
 # A parameter value as a request gives it and a simulation receives it.
 Value = int | float | str | bool
 Kind = Literal["float", "int", "str", "bool"]
+Metrics = dict[str, float]
+SimulationFn = Callable[[Mapping[str, Any], np.random.Generator], Metrics]
 
 # What an int parameter may hold: the typed views (``sweeps.views``) read it as a BIGINT.
 INT64 = (-(2**63), 2**63 - 1)
-Metrics = dict[str, float]
-SimulationFn = Callable[[Mapping[str, Any], np.random.Generator], Metrics]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.logs import logger
-from chalicelib.storage import key_ranges, layout, redrive_lists
+from chalicelib.storage import key_ranges, layout, redrive_lists, success_claims
 from chalicelib.storage.shard_states import (
     ShardStates,
     dispatch_counts,
@@ -113,19 +113,15 @@ def successes_on_their_way(
     }
     asked = [k for k in shards if k in claimed]
 
-    def until(key: str) -> Any:
+    def writing(key: str) -> bool:
         try:
-            return json.loads(store.get(key)).get("writing_until_ms")
-        except (KeyError, ValueError, AttributeError):
-            return None
+            return success_claims.decode(store.get(key)).writing_at(now_ms)
+        except (KeyError, ValueError):
+            return False
 
     now_ms = time.time_ns() // 1_000_000
     locks = [layout.success_lock(run_id, k) for k in asked]
-    return {
-        k
-        for k, t in zip(asked, read_ahead(store, locks, until), strict=True)
-        if isinstance(t, int) and t > now_ms
-    }
+    return {k for k, w in zip(asked, read_ahead(store, locks, writing), strict=True) if w}
 
 
 def progress_of(states: ShardStates, dispatch: dict[str, dict[str, int]]) -> RunProgress:
