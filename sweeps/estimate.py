@@ -244,8 +244,9 @@ def _shard_timing(request: SweepRequest, size: int, scratch: Path | None) -> Sha
     body.pop("reuse", None)
     resharded = validate_request(body, limits=None)
     bounds = shard_bounds(resharded.total_points, resharded.shards, 0)
-    payload = task_payload(RUN_ID, 0, bounds, "2000-01-01", resharded.to_dict())
     sim = REGISTRY[request.simulation]
+    # As a dispatcher sends it: with the run's simulation version, so no manifest is read.
+    payload = task_payload(RUN_ID, 0, bounds, "2000-01-01", resharded.to_dict(), sim.version)
     evaluate = sim.values_evaluator(request.seed)
     base, floats = sim.defaults, sim.float_names
     points = [(p, r) for _, p, r in resharded.space.iter_points(*bounds, base, floats)]

@@ -1,8 +1,8 @@
 """The two asynchronous events the functions send each other, and their checks on arrival.
 
 - ``DispatchJob``: API → dispatcher, dispatcher → child dispatcher: a slice of a run's shards.
-- ``ShardTask``: dispatcher → worker: one shard, with the run's request in canonical form, so a
-  worker needs no read to start. Its size is bounded by the request body limit, well under
+- ``ShardTask``: dispatcher → worker: one shard, with the run's request in canonical form and
+  the simulation version the run was accepted under, so a worker needs no read to start. Its size is bounded by the request body limit, well under
   Lambda's 1 MB async cap.
 
 Both are small and pyarrow-free, so the API can hand a run over without importing what the
@@ -40,6 +40,9 @@ class ShardTask:
     end: int
     dt: str
     request: SweepRequest
+    # The version the run was accepted under (its manifest's), or None from an event that does
+    # not carry it (sent before events did; ``sweep estimate``'s throw-away shards).
+    simulation_version: str | None = None
 
     @property
     def injected_failure(self) -> bool:
@@ -51,10 +54,15 @@ class ShardTask:
 
 
 def task_payload(
-    run_id: str, shard_id: int, bounds: tuple[int, int], dt: str, request_body: dict[str, Any]
+    run_id: str,
+    shard_id: int,
+    bounds: tuple[int, int],
+    dt: str,
+    request_body: dict[str, Any],
+    simulation_version: str | None = None,
 ) -> dict[str, Any]:
     """A worker's event; ``request_body`` is the manifest's canonical request, sent as is."""
-    return {
+    payload = {
         "version": VERSION,
         "run_id": run_id,
         "shard_id": shard_id,
@@ -63,6 +71,9 @@ def task_payload(
         "dt": dt,
         "request": request_body,
     }
+    if simulation_version is not None:
+        payload["simulation_version"] = simulation_version
+    return payload
 
 
 def run_task_payload(run: Manifest, shard_id: int, job: str = INITIAL) -> dict[str, Any]:
@@ -71,7 +82,9 @@ def run_task_payload(run: Manifest, shard_id: int, job: str = INITIAL) -> dict[s
     a later redrive's (``failure_recorder``)."""
     request = run.request
     bounds = shard_bounds(request.total_points, request.shards, shard_id)
-    return task_payload(run.run_id, shard_id, bounds, run.dt, run.request_body) | {"job": job}
+    return task_payload(
+        run.run_id, shard_id, bounds, run.dt, run.request_body, run.simulation_version
+    ) | {"job": job}
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -117,7 +130,10 @@ def parse_task(payload: Any) -> ShardTask:
         raise InvalidTask(
             f"bounds [{start}, {end}) disagree with the plan's [{expected[0]}, {expected[1]})"
         )
-    return ShardTask(run_id, shard_id, expected[0], expected[1], dt, request)
+    version = payload.get("simulation_version")
+    if version is not None and not isinstance(version, str):
+        raise InvalidTask(f"the task's simulation_version {version!r} is not a string")
+    return ShardTask(run_id, shard_id, expected[0], expected[1], dt, request, version)
 
 
 @lru_cache(maxsize=16)

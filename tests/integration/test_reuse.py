@@ -399,6 +399,43 @@ def test_a_shard_of_an_older_version_is_refused_and_never_reused(
         assert identical(dict(row["metrics"]), dict(scratch[i]["metrics"])), i
 
 
+def test_the_version_comes_with_the_event_and_the_manifest_is_read_only_without_it(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dispatcher's event carries the version its run was accepted under (from the manifest
+    it read), so the worker checks it without reading the manifest (a GET a shard on S3). An
+    event without the version (sent before events carried it) has the manifest read, as
+    before. An event of an older version is refused; one whose version is not a string is an
+    invalid task."""
+    Counted(monkeypatch)
+    a = runs.run(grid(VOL9), shards=[0])
+    read: list[str] = []
+    get = runs.store.get
+
+    def recording(key: str) -> bytes:
+        read.append(key)
+        return get(key)
+
+    monkeypatch.setattr(runs.store, "get", recording)
+    manifest_key = layout.manifest(a.run_id)
+    payload = run_task_payload(a, 1)
+    assert payload["simulation_version"] == "1"
+    assert run_task(payload, None, runs.store, 0)["status"] == "succeeded"
+    assert manifest_key not in read
+
+    older = run_task_payload(a, 2)
+    del older["simulation_version"]
+    assert run_task(older, None, runs.store, 0)["status"] == "succeeded"
+    assert read.count(manifest_key) == 1
+
+    bump_version(monkeypatch)
+    refused = run_task(run_task_payload(a, 3), None, runs.store, 0)
+    assert refused["error_code"] == "SIMULATION_VERSION_CHANGED"
+
+    bad = run_task_payload(runs.run(grid(VOL9), shards=[]), 0) | {"simulation_version": 2}
+    assert run_task(bad, None, runs.store, 0)["error_code"] == "INVALID_TASK"
+
+
 def test_a_source_marked_in_another_versions_family_is_not_a_source(
     runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
