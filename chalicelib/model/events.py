@@ -2,8 +2,8 @@
 
 - ``DispatchJob``: API → dispatcher, dispatcher → child dispatcher: a slice of a run's shards.
 - ``ShardTask``: dispatcher → worker: one shard, with the run's request in canonical form and
-  the simulation version the run was accepted under, so a worker needs no read to start. Its size is bounded by the request body limit, well under
-  Lambda's 1 MB async cap.
+  the simulation version the run was accepted under, so a worker needs no read to start. Its
+  size is bounded by the request body limit, well under Lambda's 1 MB async cap.
 
 Both are small and pyarrow-free, so the API can hand a run over without importing what the
 dispatcher and worker need.
