@@ -14,7 +14,7 @@ from chalicelib.model.events import INITIAL
 from chalicelib.model.sharding import points_of
 from chalicelib.runs.cost import compactor_records, is_current, run_cost
 from chalicelib.storage import compaction, layout, manifests, summary
-from chalicelib.storage.cancel_marker import cancel_reason
+from chalicelib.storage.cancel_marker import FAILURE_THRESHOLD, cancel_reason
 from chalicelib.storage.reuse_plans import reuse_counts
 from chalicelib.storage.stores import ObjectStore
 from chalicelib.storage.together import together
@@ -64,6 +64,9 @@ def status(
             if stale:
                 cost = run_cost(store, run_id, request.shard_count)
             summary.write(store, run_id, replace(progress, cost=cost, points_reused=reused))
+    # The cancel marker was read before the listing, which may have cancelled the run (its
+    # failure threshold, applied as it found the run complete).
+    cancelled = FAILURE_THRESHOLD if progress.cancelled_now else reason()
     # Points from the shards that did not succeed (each list ascending).
     missing = sum(
         points_of(request.total_points, request.shards, shards)
@@ -94,8 +97,8 @@ def status(
         "redrives": {
             job: counts for job, counts in sorted(progress.dispatch.items()) if job != INITIAL
         },
-        "cancelled": reason() is not None,
-        "cancel_reason": reason(),
+        "cancelled": cancelled is not None,
+        "cancel_reason": cancelled,
         "auto_redrives": progress.auto_redrives,
         # Athena sees the run once its partitions are registered (the reconciler retries).
         "queryable": queryable(),

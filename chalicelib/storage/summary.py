@@ -19,6 +19,7 @@ from typing import Any
 
 from chalicelib.logs import logger
 from chalicelib.storage import key_ranges, layout, redrive_lists, success_claims
+from chalicelib.storage.failure_threshold import enforce_at_completion
 from chalicelib.storage.shard_states import (
     ShardStates,
     dispatch_counts,
@@ -54,6 +55,9 @@ class RunProgress:
     # True when this very read found the run complete and wrote its summary (and asked for its
     # compaction); not stored.
     written: bool = field(default=False, compare=False)
+    # True when this very read cancelled the run for its failures, before writing its summary
+    # (``failure_threshold.enforce_at_completion``); not stored.
+    cancelled_now: bool = field(default=False, compare=False)
 
     @property
     def complete(self) -> bool:
@@ -76,8 +80,9 @@ def run_progress(
 def listed(
     store: ObjectStore, run_id: str, shard_count: int, on_complete: Callable[[str], object]
 ) -> RunProgress:
-    """A run's progress from its listings. A run found complete gets its summary written, and
-    the writer hands it to ``on_complete`` (the compactor: ``fanout.invoking.compactor_trigger``)
+    """A run's progress from its listings. A run found complete gets its failure threshold
+    applied (``enforce_at_completion``) and then its summary written, and the writer hands it
+    to ``on_complete`` (the compactor: ``fanout.invoking.compactor_trigger``)
     right there, whoever it is, so no summary is written without asking for compaction."""
     states, dispatch = shard_states_of(store, run_id, shard_count)
     found = progress_of(states, dispatch)
@@ -87,9 +92,12 @@ def listed(
             failed = [k for k in found.failed if k not in coming]
             found = replace(found, failed=failed, pending=sorted(coming))
     if found.complete:
+        cancelled = bool(found.failed) and enforce_at_completion(
+            store, run_id, len(found.failed), shard_count
+        )
         write(store, run_id, found)
         on_complete(run_id)
-        return replace(found, written=True)
+        return replace(found, written=True, cancelled_now=cancelled)
     return found
 
 

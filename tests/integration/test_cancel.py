@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from chalicelib.execution import worker
+from chalicelib.execution.failure_recorder import record_destination
 from chalicelib.execution.worker import CancelPoll, run_task
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
-from tests.support import failed_codes
+from tests.support import destination_record, failed_codes
 from tests.support.harness import FIFTY, JSON, Harness, body_of
 
 TEN = {
@@ -195,6 +197,36 @@ def test_failure_threshold_cancels_the_run(harness: Harness) -> None:
     codes = failed_codes(harness.store, run_id)
     assert [codes[k] for k in range(3)] == [["INJECTED_FAILURE"]] * 3
     assert all(codes[k] == ["CANCELLED"] for k in range(3, 10))
+
+
+@pytest.mark.parametrize("last", ["worker", "failure recorder"])
+def test_the_last_failure_crossing_the_threshold_cancels_before_status_fixes_the_run(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, last: str
+) -> None:
+    """The run's last shard fails for good and crosses the threshold, and a status read comes
+    before that failure's writer checks the threshold (the worker checks right after its
+    outcome; the failure recorder leaves the check to the reconciler, which takes a run with
+    a summary as finished). The read that finds the run complete cancels it before it writes
+    the summary: the first complete status already says cancelled, later ones say the same,
+    and a redrive is refused as for any cancelled run."""
+    body: dict[str, Any] = TEN | {"fail_shards": [9], "tolerated_failure_percentage": 5}
+    run_id = body_of(harness.post(body))["run_id"]
+    harness.run_dispatchers()
+    workers = sorted(harness.lambda_.take("worker"), key=lambda c: c.payload["shard_id"])
+    harness.run_workers(workers[:9])
+    assert body_of(harness.get(f"/sweeps/{run_id}"))["complete"] is False
+    if last == "worker":
+        monkeypatch.setattr(worker, "_check_threshold", lambda store, run_id: None)
+        harness.run_workers(workers[9:])
+    else:
+        payload = dict(workers[9].payload)
+        record_destination(destination_record(payload), harness.store)
+    first = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert first["complete"] is True and first["failed_shards"] == [9]
+    assert first["cancelled"] is True and first["cancel_reason"] == "FAILURE_THRESHOLD"
+    again = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert (again["cancelled"], again["cancel_reason"]) == (True, "FAILURE_THRESHOLD")
+    assert harness.post({}, f"/sweeps/{run_id}/redrive").status_code == 409
 
 
 def test_default_tolerance_never_cancels(harness: Harness) -> None:
