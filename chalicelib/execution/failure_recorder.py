@@ -37,16 +37,22 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
     run_id, shard_id = ref.run_id, ref.shard_id
     log = {"run_id": run_id, "shard_id": shard_id}
     writer = OutcomeWriter(store)
+    job = payload.get("job") if isinstance(payload, dict) else None
+    # Whatever became of the shard, the tries this record reports ran and Lambda bills them:
+    # a record that changes no outcome (the shard succeeded or was closed meanwhile, by a
+    # redrive or another delivery of the event; or a redrive replaced the event) still
+    # charges them, flagged as bounds.
     if writer.has_success(ref):
-        logger.info("shard already succeeded; nothing to record", extra=log)
+        logger.info("shard already succeeded; no outcome to record", extra=log)
+        _record_crashes(store, ref, context, job)
         return {"status": "already_succeeded", **log}
     if writer.decided(ref):  # a final failure (LOST, CANCELLED, DISPATCH_FAILED, ...) stands
-        logger.warning("shard already closed; nothing to record", extra=log)
+        logger.warning("shard already closed; no outcome to record", extra=log)
+        _record_crashes(store, ref, context, job)
         return {"status": "already_closed", **log}
-    job = payload.get("job") if isinstance(payload, dict) else None
     if _superseded(store, ref, job):
-        logger.warning("record of an event a redrive replaced; nothing to record", extra=log)
-        _record_crashes(store, ref, context, job)  # they still ran
+        logger.warning("record of an event a redrive replaced; no outcome to record", extra=log)
+        _record_crashes(store, ref, context, job)
         return {"status": "superseded", **log}
     condition = str(context.get("condition", ""))
     error = CONDITIONS.get(condition, FailureCode.RETRIES_EXHAUSTED)

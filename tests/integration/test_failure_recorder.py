@@ -96,8 +96,13 @@ def keys(store: ObjectStore, prefix: str = "") -> list[str]:
     return [obj.key for obj in store.list(prefix)]
 
 
-def snapshot(store: ObjectStore) -> dict[str, bytes]:
-    return {obj.key: store.get(obj.key) for obj in store.list("")}
+def snapshot(store: ObjectStore, but_usage: bool = False) -> dict[str, bytes]:
+    """Every object, or (``but_usage``) every object but the usage records."""
+    return {
+        obj.key: store.get(obj.key)
+        for obj in store.list("")
+        if not (but_usage and obj.key.startswith("usage/"))
+    }
 
 
 def failed_rows(store: ObjectStore, shard_id: int) -> dict[int, dict[str, Any]]:
@@ -204,16 +209,19 @@ def test_long_error_payload_is_bounded(
     assert len(message) <= MAX_MESSAGE and "\n" not in message
 
 
-def test_record_for_a_succeeded_shard_writes_nothing(
+def test_record_for_a_succeeded_shard_records_no_outcome_and_charges_its_tries(
     store: ObjectStore, contract_example: dict[str, Any]
 ) -> None:
+    """Another delivery of the event succeeded (Lambda delivers at least once): the record
+    changes no outcome, and the tries it reports, which ran, are charged as bounds."""
     payload = task_payload(contract_example, 4)
     assert run_task(copy.deepcopy(payload), Context(), store, 1000)["status"] == "succeeded"
-    before = snapshot(store)
-    for condition in ("RetriesExhausted", "EventAgeExceeded"):
-        summary = record_destination(destination_record(payload, condition, response=CRASH), store)
-        assert summary["status"] == "already_succeeded"
-    assert snapshot(store) == before
+    before = snapshot(store, but_usage=True)
+    for condition, invokes in (("RetriesExhausted", 3), ("EventAgeExceeded", 0)):
+        record = destination_record(payload, condition, invokes, response=CRASH)
+        assert record_destination(record, store)["status"] == "already_succeeded"
+    assert snapshot(store, but_usage=True) == before
+    assert len(crashed_tries(store, RUN_ID)) == 3
 
 
 def test_a_record_after_a_final_worker_failure_writes_nothing(
@@ -224,10 +232,26 @@ def test_a_record_after_a_final_worker_failure_writes_nothing(
     payload = task_payload(contract_example, 3)  # in fail_shards
     run_task(copy.deepcopy(payload), Context(), store, 1000)
     before = snapshot(store)
-    summary = record_destination(destination_record(payload, "EventAgeExceeded"), store)
+    summary = record_destination(destination_record(payload, "EventAgeExceeded", 0), store)
     assert summary["status"] == "already_closed"
     assert snapshot(store) == before
     assert [r["error_code"] for r in failed_rows(store, 3).values()] == ["INJECTED_FAILURE"]
+    assert crashed_tries(store, RUN_ID) == []  # the event expired unrun: nothing to charge
+
+
+def test_a_record_arriving_after_a_redrive_settled_the_shard_still_charges_its_tries() -> None:
+    """The shard's tries died (a timeout, out of memory: no record of their own), a redrive
+    sent it again and it succeeded, and only then did Lambda's OnFailure record arrive (it can
+    be hours late). The record changes no outcome; its three tries ran and are charged,
+    flagged, as a superseded record's are."""
+    inline, run_id, original, redriven = crashed_then_redriven()
+    assert inline.worker(redriven)["status"] == "succeeded"
+    late = record_destination(support.destination_record(original, invokes=3), inline.store)
+    assert late["status"] == "already_succeeded"
+    assert len(crashed_tries(inline.store, run_id)) == 3
+    done = status(inline.store, run_id)
+    assert done["shards"] == {"succeeded": 2, "failed": 0, "pending": 0}
+    assert done["cost"]["upper_bound"] is True
 
 
 def test_a_task_that_names_its_shard_is_recorded_even_if_malformed(store: ObjectStore) -> None:
