@@ -42,6 +42,25 @@ def redrive(
     job = DispatchJob(run_id, name, 0, len(ids))
     error = handoff.to_dispatcher(settings, invoker, job)
     if error is not None:
-        raise DispatchUnavailable(f"redrive of {len(ids)} shards could not be dispatched: {error}")
+        raise DispatchUnavailable(_undispatched(store, run_id, name, len(ids), error))
     logger.info("redrive dispatched", extra={"run_id": run_id, "job": job.job, "shards": len(ids)})
     return {"run_id": run_id, "job": job.job, "redriven": ids, "status_url": f"/sweeps/{run_id}"}
+
+
+def _undispatched(store: ObjectStore, run_id: str, job: str, shards: int, error: str) -> str:
+    """The 503's message once the redrive's list is withdrawn (``redrive_lists.withdraw``): its
+    shards read as before, so the same redrive can simply be asked again. Should the
+    withdrawal fail too, they read as pending, and only a redrive with ``include_pending``
+    (or the reconciler, after its stall timeout) sends them."""
+    try:
+        redrive_lists.withdraw(store, run_id, job)
+    except Exception:
+        logger.exception("undispatched redrive not withdrawn", extra={"run_id": run_id, "job": job})
+        return (
+            f"redrive of {shards} shards could not be dispatched ({error}); its shards now read "
+            "as pending: redrive again with include_pending once dispatch is available"
+        )
+    return (
+        f"redrive of {shards} shards could not be dispatched ({error}); nothing was redriven: "
+        "redrive again once dispatch is available"
+    )

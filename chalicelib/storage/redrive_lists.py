@@ -63,6 +63,16 @@ def create_manual(
     return layout.manual_redrive_job(number)
 
 
+def withdraw(store: ObjectStore, run_id: str, job: str) -> None:
+    """Empty ``job``'s list: a redrive whose hand-off to the dispatcher failed sends nothing,
+    and its shards read as before it (failed), so the run is complete again and the same
+    redrive can be asked again. Its job name stays taken. Should the Invoke have reached
+    Lambda after all, the dispatcher finds no shard to send, or sends shards that read as
+    decided, whose workers write nothing: either way the redrive did nothing, as its 503
+    said."""
+    store.put(layout.redrive_list(run_id, job), _encode([], {}, "not dispatched"))
+
+
 def shards(store: ObjectStore, run_id: str, job: str) -> list[int]:
     """The shards ``job`` sends again, in the order it lists them."""
     return [int(k) for k in json.loads(store.get(layout.redrive_list(run_id, job)))["shards"]]

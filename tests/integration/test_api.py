@@ -285,6 +285,45 @@ def test_dispatcher_unavailable_is_a_503_with_the_error_body(s3_store: S3Store) 
         h.close()
 
 
+def test_a_redrive_that_cannot_be_dispatched_redrives_nothing_and_can_be_asked_again(
+    s3_store: S3Store,
+) -> None:
+    """The redrive's hand-off fails (503): its list is withdrawn, so its shards read failed as
+    before and the run stays complete; asked again once dispatch is back, the same redrive
+    sends them. Before, they read pending from the list alone, the same redrive answered
+    202 with nothing to send, and the run waited for the reconciler's stall timeout."""
+    down = [False]
+
+    def rule(call: Call, tries: int) -> tuple[int, str] | None:
+        if down[0] and call.function.endswith("dispatcher"):
+            return 500, "ServiceException"
+        return None
+
+    h = Harness(s3_store, rule)
+    try:
+        run_id = body_of(h.post(FIFTY))["run_id"]
+        h.run_dispatchers()
+        h.run_workers()
+        down[0] = True
+        refused = h.post({}, f"/sweeps/{run_id}/redrive")
+        assert refused.status_code == 503
+        assert "nothing was redriven" in body_of(refused)["message"]
+        status = body_of(h.get(f"/sweeps/{run_id}"))
+        assert status["complete"] is True and status["failed_shards"] == [7, 31]
+        down[0] = False
+        again = h.post({}, f"/sweeps/{run_id}/redrive")
+        assert again.status_code == 202 and body_of(again)["redriven"] == [7, 31]
+        h.run_dispatchers()
+        workers = h.lambda_.take("worker")
+        assert sorted(c.payload["shard_id"] for c in workers) == [7, 31]
+        h.run_workers(workers)
+        after = body_of(h.get(f"/sweeps/{run_id}"))
+        assert after["complete"] is True and after["failed_shards"] == [7, 31]
+        assert after["redrives"]["redrive-2"] == {"dispatched": 2, "failed": 0}
+    finally:
+        h.close()
+
+
 def mutate(path: list[Any], value: Any) -> dict[str, Any]:
     body = copy.deepcopy(CONTRACT_EXAMPLE)
     target: Any = body
