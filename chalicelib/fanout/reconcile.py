@@ -187,8 +187,9 @@ def _compaction_step(
     if layout.run_dt(run_id) is None:
         return None  # not a server-made id: no dt to compact its partitions under
     progress = summary.read(store, run_id)
-    if progress is not None and compaction.abandoned_for(store, run_id) == progress.redrive_jobs:
-        return None  # given up after its tries: read from the per-shard files
+    abandoned = compaction.abandoned_for(store, run_id)
+    if progress is not None and abandoned and abandoned.redrive_jobs == progress.redrive_jobs:
+        return None  # given up after its tries
     gen = compaction.latest(store, run_id)
     if progress is None or gen is None or gen.redrive_jobs != progress.redrive_jobs:
         return "compact"

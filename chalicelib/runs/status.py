@@ -105,5 +105,17 @@ def status(
         "cost": cost,
         # True once the reconciler gave up compacting the complete run (docs/analytics.md
         # "Compaction"): it is read from its per-shard files, correctly but more slowly.
-        "compaction_abandoned": progress.complete and abandoned() == progress.redrive_jobs,
+        "compaction_abandoned": progress.complete and _read_from_shards(abandoned(), progress),
     }
+
+
+def _read_from_shards(
+    abandoned: compaction.Abandoned | None, progress: summary.RunProgress
+) -> bool:
+    """Whether the reconciler gave up compacting the run as it now is (no redrive since)
+    before its generation was committed, so readers use its per-shard files."""
+    return (
+        abandoned is not None
+        and abandoned.redrive_jobs == progress.redrive_jobs
+        and abandoned.read_from_shards
+    )

@@ -239,13 +239,29 @@ def mark_pointed(
         store.create(key, data)
 
 
-def abandoned_for(store: ObjectStore, run_id: str) -> tuple[str, ...] | None:
-    """The redrive jobs the run was complete with when the reconciler gave up compacting it
-    (None: it never did). A redrive after that is a new chance."""
+@dataclass(frozen=True)
+class Abandoned:
+    """The reconciler gave up compacting the run: for the redrive jobs it was complete with (a
+    redrive after that is a new chance), at the step it was stuck at."""
+
+    redrive_jobs: tuple[str, ...]
+    step: str | None  # "compact" or "clean"; None in a record that did not keep it
+
+    @property
+    def read_from_shards(self) -> bool:
+        """Whether readers use the per-shard files: given up before the generation was
+        committed and pointed. Given up at the clean-up, the generation is what readers use;
+        only the files it replaced stay (``replaced_keys``), never deleted."""
+        return self.step != "clean"
+
+
+def abandoned_for(store: ObjectStore, run_id: str) -> Abandoned | None:
+    """The reconciler's record of giving up compacting the run (None: it never did)."""
     try:
-        return tuple(json.loads(store.get(layout.compaction_abandoned(run_id)))["redrive_jobs"])
+        record = json.loads(store.get(layout.compaction_abandoned(run_id)))
     except KeyError:
         return None
+    return Abandoned(tuple(record["redrive_jobs"]), record.get("step"))
 
 
 def cleaned(store: ObjectStore, run_id: str, number: int) -> bool:

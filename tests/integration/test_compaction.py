@@ -9,6 +9,7 @@ passed in, so no test waits out the grace period.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -40,7 +41,7 @@ from chalicelib.runs.cancel import cancel
 from chalicelib.runs.redrive import redrive
 from chalicelib.runs.status import status
 from chalicelib.storage import compaction, layout, summary
-from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store
+from chalicelib.storage.stores import LocalStore, ObjectStore, S3Store, StorageError
 from sweeps.engines.local import Listings, LocalEngine, table_files
 from tests.support import destination_record, failed_codes
 from tests.support.inline import Inline, QueueInvoker
@@ -818,6 +819,43 @@ def test_a_compaction_that_fails_for_good_is_tried_a_bounded_number_of_times(
     assert not status(local_store, run_id, invoker=inline.invoker)["compaction_abandoned"]
     inline.drain()
     assert compaction.latest(local_store, run_id) is not None
+
+
+def test_a_compaction_given_up_at_its_clean_up_is_not_reported_abandoned(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generation is committed and pointed; only deleting what it replaced keeps failing.
+    The reconciler gives up after its tries and closes the run, but readers use the
+    generation, so status does not say ``compaction_abandoned`` (which means: read from the
+    per-shard files); the replaced files stay."""
+    inline = Inline(
+        local_store, settings(compaction_retry_s=0, compaction_max_tries=2, compaction_grace_s=0)
+    )
+    run_id = inline.submit(sweep(fail=[6]))
+    inline.drain()
+
+    def refused(keys: Any) -> None:
+        raise StorageError("delete refused")
+
+    monkeypatch.setattr(local_store, "delete_many", refused)
+    clock = Clock()
+    status(local_store, run_id, invoker=inline.invoker)  # the summary writer's ask
+    passes = []
+    for _ in range(6):
+        with contextlib.suppress(StorageError):  # the clean-up's try fails (and is charged)
+            inline.drain()
+        passes.append(reconcile(local_store, inline.invoker, inline.settings, clock))
+        clock.advance(1)
+    assert {"complete": 1} in passes and passes[-1] == {}, passes
+    abandoned = compaction.abandoned_for(local_store, run_id)
+    assert abandoned is not None and abandoned.step == "clean"
+    gen = compaction.latest(local_store, run_id)
+    assert gen is not None and compaction.pointed_at(local_store, run_id, gen.number)
+    answer = status(local_store, run_id)
+    assert answer["complete"] and answer["compaction_abandoned"] is False
+    seen = counts(local_store.root, run_id)
+    assert seen["points"] == seen["distinct"] == POINTS - POINTS // SHARDS
+    assert list(local_store.list(layout.results_prefix(run_id)))  # what it replaced stays
 
 
 def athena_points(store: S3Store, glue: Any) -> list[int]:
