@@ -126,10 +126,15 @@ def evaluated(
         return None
     request, sim = found.request, found.sim
     held = generation.results_shards if generation is not None else frozenset()
+    # Only succeeded shards' files: a shard whose success outcome never landed (its write
+    # failed, then its failure became final) can leave its results file behind.
+    succeeded = compaction.succeeded_shards(store, run_id)
     keys = [
         obj.key
         for obj in store.list(layout.results_prefix(run_id))
-        if (shard := compaction.shard_of_results(obj.key)) is not None and shard not in held
+        if (shard := compaction.shard_of_results(obj.key)) is not None
+        and shard not in held
+        and shard in succeeded
     ]
     parts = generation.parts.get(compaction.RESULTS, ()) if generation is not None else ()
     read = _held(store)

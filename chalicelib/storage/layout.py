@@ -501,6 +501,11 @@ def outcomes_prefix(run_id: str) -> str:
     return f"{table_root('outcomes')}run_id={_run(run_id)}/"
 
 
+def succeeded_prefix(run_id: str) -> str:
+    """The folder of one run's success outcomes (every dt)."""
+    return f"{outcomes_prefix(run_id)}status=succeeded/"
+
+
 def outcomes_partition(run_id: str, status: Status, dt: str) -> str:
     """The folder of one (run, status, dt) partition of the outcomes table."""
     return f"{outcomes_prefix(run_id)}status={status}/dt={dt}/"

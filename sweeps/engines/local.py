@@ -156,9 +156,19 @@ def table_files(root: Path, table: str, listings: Listings | None = None) -> lis
         gen, usage = listings.generation(root, run_id, table == compaction.USAGE)
         number = gen.number if gen is not None else 0
         prefix = layout.run_table_prefix(table, run_id)
+        # A per-shard results file is read once its shard's success outcome is there.
+        watched = [prefix, layout.succeeded_prefix(run_id)] if table == "results" else [prefix]
         kept = listings.readable.get((run_id, table))
-        if kept is None or kept[0] != number or not listings.unchanged(root, prefix):
-            keys = compaction.readable(table, gen, listings.walk(root, prefix), usage)
+        if (
+            kept is None
+            or kept[0] != number
+            or not all(listings.unchanged(root, p) for p in watched)
+        ):
+            succeeded = None
+            if table == "results":
+                found = listings.walk(root, layout.succeeded_prefix(run_id))
+                succeeded = compaction.shards_succeeded(found)
+            keys = compaction.readable(table, gen, listings.walk(root, prefix), usage, succeeded)
             kept = number, [f"{root.as_posix()}/{key}" for key in keys]
             listings.readable[(run_id, table)] = kept
         files.extend(kept[1])

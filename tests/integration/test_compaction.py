@@ -741,9 +741,21 @@ def test_the_engine_keeps_listings_only_while_nothing_changes(local_store: Local
         assert "/compacted/" in part
         extra = root / layout.results(run_id, SHARDS)  # a file the generation lacks
         extra.write_bytes((root / layout.results(run_id, 0)).read_bytes())
-        folder = extra.parent
-        os.utime(folder, ns=(folder.stat().st_atime_ns, folder.stat().st_mtime_ns + 10**9))
+        touch(extra.parent)
+        # Read only once its shard's success outcome is there (a worker writes it last).
+        assert table_files(root, "results", listings) == [part]
+        (first_success, *_) = local_store.list(layout.succeeded_prefix(run_id))
+        parsed = layout.parse_outcome(first_success.key)
+        assert parsed is not None
+        success = root / layout.outcome(run_id, "succeeded", parsed.dt, SHARDS, 1)
+        success.write_bytes((root / first_success.key).read_bytes())
+        touch(success.parent)
         assert table_files(root, "results", listings) == [part, extra.as_posix()]
+
+
+def touch(folder: Path) -> None:
+    """Move a folder's mtime on, as a later write into it does."""
+    os.utime(folder, ns=(folder.stat().st_atime_ns, folder.stat().st_mtime_ns + 10**9))
 
 
 def test_a_crashed_compactors_parts_are_never_read_and_go_at_clean_up(
@@ -856,6 +868,67 @@ def test_a_compaction_given_up_at_its_clean_up_is_not_reported_abandoned(
     seen = counts(local_store.root, run_id)
     assert seen["points"] == seen["distinct"] == POINTS - POINTS // SHARDS
     assert list(local_store.list(layout.results_prefix(run_id)))  # what it replaced stays
+
+
+class SuccessOutcomeFails(LocalStore):
+    """A folder store whose success outcome writes fail (S3 answering 500 to the PUT after
+    the results PUT landed)."""
+
+    def create(self, key: str, data: bytes) -> bool:
+        if "status=succeeded" in key:
+            raise StorageError(f"write {key}: InternalError")
+        return super().create(key, data)
+
+
+def test_a_shard_that_never_succeeded_leaves_no_rows_in_results_or_reuse(
+    local_store: LocalStore,
+) -> None:
+    """Shard 1's results landed, its success outcome's write failed, and the run was cancelled
+    before Lambda's retry, which recorded CANCELLED: the shard failed for good, its results
+    file stays. Neither the results table (before and after compaction) nor a later run's
+    reuse reads it: results hold the points of succeeded shards only (contract)."""
+    settings = Settings(stage="local", backend="local", local_root=local_store.root)
+    inline = Inline(local_store, settings)
+    held: list[dict[str, Any]] = []
+
+    def worker(payload: dict[str, Any]) -> Any:
+        if payload["shard_id"] == 1 and not held:
+            held.append(payload)
+            with pytest.raises(StorageError):  # Lambda retries the event later
+                run_task(payload, None, SuccessOutcomeFails(local_store.root), 0)
+            return None
+        return inline.run_worker(payload)
+
+    inline.worker = worker
+    body = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [100, 200, 300, 400, 500, 600]}},
+        "shards": {"count": 3},
+    }
+    run_id = inline.submit(body)
+    inline.drain()
+    assert local_store.exists(layout.results(run_id, 1))
+    cancel(local_store, run_id)
+    assert run_task(held[0], None, local_store, 0)["error_code"] == "CANCELLED"
+    answer = status(local_store, run_id)
+    assert answer["complete"] and answer["failed_shards"] == [1]
+
+    def rows() -> list[tuple[int, int]]:
+        query = f"SELECT shard_id, point_index FROM results WHERE run_id = '{run_id}' ORDER BY 2"
+        found = LocalEngine(local_store.root).execute(query).rows
+        return [(r["shard_id"], r["point_index"]) for r in found]
+
+    assert rows() == [(0, 0), (0, 1), (2, 4), (2, 5)]
+    compact_event({"run_id": run_id}, local_store, settings, NoCatalog())
+    assert rows() == [(0, 0), (0, 1), (2, 4), (2, 5)]
+
+    again = Inline(local_store, settings)
+    reusing = again.submit(body | {"reuse": True})
+    again.drain()
+    assert status(local_store, reusing)["points_reused"] == 4
+    query = f"SELECT point_index, source_run_id FROM results WHERE run_id = '{reusing}' ORDER BY 1"
+    copied = LocalEngine(local_store.root).execute(query).rows
+    assert [r["point_index"] for r in copied if r["source_run_id"] == run_id] == [0, 1, 4, 5]
 
 
 def athena_points(store: S3Store, glue: Any) -> list[int]:
