@@ -71,19 +71,32 @@ class Timing:
     def since(cls, started_at: datetime) -> Timing:
         return cls(started_at, datetime.now(UTC))
 
+    @classmethod
+    def now(cls) -> Timing:
+        """An attempt that never ran (a shard a dispatch leaf did not hand out): 0 ms, now."""
+        at = datetime.now(UTC)
+        return cls(at, at)
+
     @property
     def duration_ms(self) -> int:
         return int((self.finished_at - self.started_at).total_seconds() * 1000)
 
 
 class OutcomeWriter:
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, attempt_requests: bool = False) -> None:
+        """``attempt_requests``: the store counts the requests of the attempt the rows describe
+        (the worker's own), so each row says how many it made; other writers (a dispatch leaf,
+        the failure recorder, the reconciler) write rows of attempts they did not make, and
+        a counting store of theirs counts their own invocation's requests."""
         self.store = store
+        self.attempt_requests = attempt_requests
 
     def _s3_requests(self) -> int | None:
-        """The requests this task made so far, this outcome's own write included; None when
-        the store does not count them (the dispatcher's and the failure recorder's rows)."""
-        return self.store.requests + 1 if isinstance(self.store, CountingStore) else None
+        """The requests this attempt made so far, this outcome's own write included; None on
+        rows of attempts the writer did not make."""
+        if self.attempt_requests and isinstance(self.store, CountingStore):
+            return self.store.requests + 1
+        return None
 
     def success_attempt(self, ref: ShardRef) -> int | None:
         """The attempt number fixed by the success lock, if a success was ever claimed."""

@@ -142,7 +142,7 @@ def _run(
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
     request_id = getattr(context, "aws_request_id", "") or ""
-    writer = OutcomeWriter(store)
+    writer = OutcomeWriter(store, attempt_requests=True)
     try:
         # The questions before any work, asked at once where the store gains from it (on S3
         # one round trip instead of three or four: ~40 ms of a cheap shard's ~170; a

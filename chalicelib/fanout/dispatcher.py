@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.analytics.catalog import Catalog
@@ -189,7 +188,6 @@ class Dispatcher:
         }
 
     def _leaf(self, manifest: Manifest, job: DispatchJob, ids: Sequence[int]) -> dict[str, Any]:
-        started = datetime.now(UTC)
         payloads = [run_task_payload(manifest, shard_id, job.job) for shard_id in ids]
 
         backoff = self.policy.backoff.shared(time.monotonic())  # one not-ready wait a leaf
@@ -206,7 +204,7 @@ class Dispatcher:
                 errors += pool.map(hand_over, payloads[len(errors) : len(errors) + CANCEL_CHUNK])
         writer = OutcomeWriter(self.store)
         skipped = payloads[len(errors) :]
-        self._record_cancelled(writer, skipped, started)
+        self._record_cancelled(writer, skipped)
         failed = [(p, e) for p, e in zip(payloads, errors, strict=False) if e is not None]
         for payload, error in failed:
             ref = ShardRef.from_payload(payload)
@@ -217,7 +215,7 @@ class Dispatcher:
                 ref,
                 FailureCode.DISPATCH_FAILED,
                 f"Invoke failed: {error}",
-                Timing.since(started),
+                Timing.now(),  # an attempt that never ran
                 "",
             )
         if failed:
@@ -238,9 +236,7 @@ class Dispatcher:
         logger.info("leaf dispatched", extra=summary)
         return summary
 
-    def _record_cancelled(
-        self, writer: OutcomeWriter, skipped: Sequence[dict[str, Any]], started: datetime
-    ) -> None:
+    def _record_cancelled(self, writer: OutcomeWriter, skipped: Sequence[dict[str, Any]]) -> None:
         """A final CANCELLED outcome for each shard this leaf did not hand out, so the run
         completes; a shard whose state is decided (a redelivered leaf) is left alone."""
         for payload in skipped:
@@ -252,7 +248,7 @@ class Dispatcher:
                 ref,
                 FailureCode.CANCELLED,
                 "the run was cancelled before this shard was dispatched",
-                Timing.since(started),
+                Timing.now(),  # an attempt that never ran
                 "",
             )
 

@@ -4,8 +4,10 @@ Lambda Invoke API on loopback, and the dispatcher and worker functions fed by ha
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from chalicelib.execution import worker
@@ -43,6 +45,14 @@ def test_cancel_before_dispatch_hands_out_nothing(harness: Harness) -> None:
     codes = failed_codes(harness.store, run_id)
     assert sorted(codes) == list(range(50))
     assert all(c == ["CANCELLED"] for c in codes.values())
+    # Rows of attempts that never ran: no S3 requests of their own (the leaf's are its own
+    # invocation's, in its usage record), and no duration (not the leaf's time so far).
+    rows = [
+        pq.read_table(io.BytesIO(harness.store.get(o.key))).to_pylist()[0]
+        for o in harness.store.list(layout.outcomes_prefix(run_id))
+    ]
+    assert len(rows) == 50
+    assert {(r["s3_requests"], r["duration_ms"]) for r in rows} == {(None, 0)}
 
 
 @pytest.mark.parametrize(
