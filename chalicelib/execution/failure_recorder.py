@@ -18,7 +18,7 @@ from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import ids
 from chalicelib.model.events import INITIAL
-from chalicelib.storage import layout, redrive_lists
+from chalicelib.storage import layout, redrive_lists, summary
 from chalicelib.storage.stores import ObjectStore
 
 CONDITIONS = {
@@ -41,7 +41,7 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
     # Whatever became of the shard, the tries this record reports ran and Lambda bills them:
     # a record that changes no outcome (the shard succeeded or was closed meanwhile, by a
     # redrive or another delivery of the event; or a redrive replaced the event) still
-    # charges them, flagged as bounds.
+    # charges them, flagged as bounds (``_record_crashes``: unless the run is summarised).
     if writer.has_success(ref):
         logger.info("shard already succeeded; no outcome to record", extra=log)
         _record_crashes(store, ref, context, job)
@@ -99,7 +99,12 @@ def _record_crashes(store: ObjectStore, ref: ShardRef, context: dict[str, Any], 
     named after the event (its request id, the same in every delivery of its destination
     record) and the try's number: Lambda delivers a destination record at least once, and a
     second delivery (at once, past the checks above; or of a superseded event, which no check
-    stops) charged every try again."""
+    stops) charged every try again. Not once the run is complete and summarised: its cost is
+    then fixed in its summary and its usage rows in its compaction, so a record written now
+    would be counted by the local engine alone (``summary.current``; docs/analytics.md
+    "Cost" says what that leaves out)."""
+    if summary.current(store, ref.run_id):
+        return
     tries = context.get("approximateInvokeCount")
     request_id = context.get("requestId")
     event = json.dumps([request_id, job]).encode()
