@@ -14,7 +14,9 @@ from chalicelib.fanout.invoking import Invoker
 from chalicelib.logs import logger
 from chalicelib.model.errors import Conflict, DispatchUnavailable
 from chalicelib.model.events import DispatchJob
+from chalicelib.model.manifest import Manifest
 from chalicelib.runs import handoff
+from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout, manifests, redrive_lists
 from chalicelib.storage.cancel_marker import is_cancelled
 from chalicelib.storage.shard_states import shard_states
@@ -31,6 +33,7 @@ def redrive(
     run = manifests.load(store, run_id)
     if is_cancelled(store, run_id):
         raise Conflict(f"run {run_id} is cancelled; submit it again instead")
+    _check_version(run)
     states, _ = shard_states(store, run)
     ids = states.ids("failed") + (states.ids("pending") if include_pending else [])
     ids.sort()
@@ -45,6 +48,22 @@ def redrive(
         raise DispatchUnavailable(_undispatched(store, run_id, name, len(ids), error))
     logger.info("redrive dispatched", extra={"run_id": run_id, "job": job.job, "shards": len(ids)})
     return {"run_id": run_id, "job": job.job, "redriven": ids, "status_url": f"/sweeps/{run_id}"}
+
+
+def _check_version(run: Manifest) -> None:
+    """Refuse (409) a redrive its workers would refuse shard by shard: the run was accepted
+    under another version of its simulation than the one deployed now, and a worker never
+    evaluates a run's points with other code (``SIMULATION_VERSION_CHANGED``, final). Sent,
+    every shard would cost an invocation to fail for good, and the run a new compaction."""
+    request = run.request
+    deployed = REGISTRY.get(request.simulation)
+    if deployed is None or deployed.version != run.simulation_version:
+        now = f"version {deployed.version!r}" if deployed is not None else "no such simulation"
+        raise Conflict(
+            f"run {run.run_id} was accepted under {request.simulation} version "
+            f"{run.simulation_version!r} and this deployment has {now}: its shards would not "
+            "be evaluated with other code; submit the request again for the new version"
+        )
 
 
 def _undispatched(store: ObjectStore, run_id: str, job: str, shards: int, error: str) -> str:

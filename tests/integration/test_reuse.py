@@ -30,10 +30,12 @@ from chalicelib.analytics.catalog import NoCatalog
 from chalicelib.execution import reuse, worker
 from chalicelib.execution.worker import run_task
 from chalicelib.model import ids
+from chalicelib.model.errors import Conflict
 from chalicelib.model.events import INITIAL, run_task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits
 from chalicelib.model.validation import validate_request
+from chalicelib.runs.redrive import redrive
 from chalicelib.runs.status import status
 from chalicelib.simulations import streams
 from chalicelib.simulations.declarations import PointStreams
@@ -42,6 +44,7 @@ from chalicelib.storage import layout, manifests
 from chalicelib.storage.stores import LocalStore, StoredObject
 from chalicelib.storage.tables import REUSE_MERGED
 from tests.support.harness import Harness, body_of
+from tests.support.inline import Inline
 
 LIMITS = Limits(max_points=10_000_000, max_shards=10_000, allow_fault_injection=True)
 VOL9 = {"linspace": {"start": 0.1, "stop": 0.5, "num": 9}}
@@ -434,6 +437,24 @@ def test_the_version_comes_with_the_event_and_the_manifest_is_read_only_without_
 
     bad = run_task_payload(runs.run(grid(VOL9), shards=[]), 0) | {"simulation_version": 2}
     assert run_task(bad, None, runs.store, 0)["error_code"] == "INVALID_TASK"
+
+
+def test_a_redrive_after_the_version_changed_is_refused_up_front(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its workers would refuse every shard (SIMULATION_VERSION_CHANGED, final), each after an
+    invocation: the redrive is a 409 naming both versions, and nothing is listed or sent."""
+    Counted(monkeypatch)
+    a = runs.run(grid(VOL9), shards=[0, 1])
+    bump_version(monkeypatch)
+    inline = Inline(runs.store)
+    for include_pending in (False, True):
+        with pytest.raises(Conflict) as refused:
+            redrive(inline.settings, runs.store, inline.invoker, a.run_id, include_pending)
+        assert "version '1'" in refused.value.message
+        assert "version '2'" in refused.value.message
+    assert list(runs.store.list(layout.redrive_lists_prefix(a.run_id))) == []
+    assert not inline.invoker.queue
 
 
 def test_a_source_marked_in_another_versions_family_is_not_a_source(
