@@ -25,7 +25,10 @@ def cancel(store: ObjectStore, run_id: str, invoker: Invoker | None = None) -> d
     reason = cancel_reason(store, run_id)
     if reason is None:
         trigger = compactor_trigger(invoker)
-        if run_progress(store, run_id, run.request.shard_count, trigger).complete:
+        progress = run_progress(store, run_id, run.request.shard_count, trigger)
+        # The read that finds the run complete applies its failure threshold first: a run it
+        # cancelled now was cancelled before this request, whose reason stands.
+        if progress.complete and not progress.cancelled_now:
             raise Conflict(f"run {run_id} is complete; there is nothing to cancel")
         if mark_cancelled(store, run_id, USER):
             logger.info("run cancelled", extra={"run_id": run_id})

@@ -239,6 +239,24 @@ def test_the_last_failure_crossing_the_threshold_cancels_before_status_fixes_the
     assert harness.post({}, f"/sweeps/{run_id}/redrive").status_code == 409
 
 
+def test_a_cancel_that_finds_the_run_complete_over_its_threshold_answers_its_cancel(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last shard's final failure crossed the threshold and nobody has read status yet: a
+    user's cancel is the read that finds the run complete, and cancels it for its failures
+    first. It answers as a second cancel does (202, the first reason), not 409."""
+    body: dict[str, Any] = TEN | {"fail_shards": [9], "tolerated_failure_percentage": 5}
+    run_id = body_of(harness.post(body))["run_id"]
+    harness.run_dispatchers()
+    monkeypatch.setattr(worker, "_check_threshold", lambda store, run_id: None)
+    harness.run_workers()
+    answer = harness.post({}, f"/sweeps/{run_id}/cancel")
+    assert answer.status_code == 202
+    assert body_of(answer)["cancel_reason"] == "FAILURE_THRESHOLD"
+    status = body_of(harness.get(f"/sweeps/{run_id}"))
+    assert status["complete"] and status["cancel_reason"] == "FAILURE_THRESHOLD"
+
+
 def test_default_tolerance_never_cancels(harness: Harness) -> None:
     body = TEN | {"fail_shards": list(range(10))}
     run_id = body_of(harness.post(body))["run_id"]
