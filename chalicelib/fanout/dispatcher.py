@@ -102,6 +102,17 @@ class Dispatcher:
     def run(self, job: DispatchJob) -> dict[str, Any]:
         manifest = manifests.load(self.store, job.run_id)
         ids = self._job_ids(manifest, job)
+        if job.hi > len(ids):
+            # Never sent by a dispatcher (each slices its own job): a forged or corrupted
+            # event. Split as it stands, it fanned out into a tree as deep as ``hi`` says
+            # (hi = 10**6 on a 2-shard run: 1,111 dispatcher invocations), each leaf
+            # writing records for shards that do not exist.
+            answer = {"run_id": job.run_id, "job": job.job, "lo": job.lo, "hi": job.hi}
+            logger.error(
+                "dispatch job beyond its shards; nothing handed out",
+                extra=answer | {"shards": len(ids)},
+            )
+            return answer | {"rejected": True}
         if job.step is not None:  # a paced job's continuation
             return self._pace(manifest, job, ids)
         if job.lo == 0 and job.hi == len(ids) and not job.sliced:

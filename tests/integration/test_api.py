@@ -69,6 +69,28 @@ def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
     assert status["request"]["fail_shards"] == [7, 31]
 
 
+def test_a_dispatch_job_beyond_its_runs_shards_hands_nothing_out(harness: Harness) -> None:
+    """No dispatcher sends a job past its run's shards; one that arrives (forged, corrupted)
+    is refused at once. Split as it stood, hi = 10**6 on a 2-shard run fanned out into 1,111
+    dispatcher invocations, each leaf writing records of shards that do not exist."""
+    body = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"values": [100, 200]}},
+        "shards": {"count": 2},
+    }
+    run_id = body_of(harness.post(body))["run_id"]
+    harness.run_dispatchers()
+    assert len(harness.lambda_.take("worker")) == 2
+    before = harness.all_keys()
+    forged = {"dispatch": {"run_id": run_id, "job": "initial", "lo": 0, "hi": 10**6}}
+    forged["dispatch"]["sliced"] = True
+    answer = harness.client.lambda_.invoke("dispatcher", forged).payload
+    assert answer["rejected"] is True
+    assert harness.lambda_.take("dispatcher") == [] and harness.lambda_.take("worker") == []
+    added = [k for k in harness.all_keys() if k not in before]
+    assert [k.split("/")[0] for k in added] == ["usage"]  # only the invocation's own record
+
+
 def test_a_reusing_run_through_the_dispatcher_tree(harness: Harness) -> None:
     """The root dispatcher plans before any worker runs (on moto S3), status counts it."""
     first = body_of(harness.post(FIFTY))["run_id"]
