@@ -165,7 +165,7 @@ def _metric(value: object) -> str:
 
 def _location(value: object) -> str:
     text = value.rstrip("/") if isinstance(value, str) else value
-    if not (isinstance(text, str) and layout.S3_ROOT_RE.match(text)):
+    if not (isinstance(text, str) and layout.S3_ROOT_RE.fullmatch(text)):
         raise QueryError(f"location must be s3://bucket[/prefix], got {value!r}")
     return text
 

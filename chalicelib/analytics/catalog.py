@@ -102,7 +102,7 @@ class GlueCatalog(Catalog):
 
     def __init__(self, database: str, location_uri: str, client_factory: Callable[[], Any]) -> None:
         location = location_uri.rstrip("/")
-        if not layout.S3_ROOT_RE.match(location):
+        if not layout.S3_ROOT_RE.fullmatch(location):
             raise ValueError(f"malformed data location {location_uri!r}; expected s3://bucket[/p]")
         self.database = database
         self.location = location

@@ -34,6 +34,7 @@ from chalicelib.analytics.catalog import Catalog, CatalogError
 from chalicelib.config import Settings
 from chalicelib.execution import reuse, usage
 from chalicelib.logs import logger
+from chalicelib.model import ids
 from chalicelib.storage import compaction, layout, summary
 from chalicelib.storage.compaction import RESULTS, USAGE, Generation
 from chalicelib.storage.stores import CountingStore, ObjectStore
@@ -59,7 +60,7 @@ def compact_event(
     """The compactor function's handler body: ``{"run_id": …}`` from the summary's writer or
     the reconciler; the invocation is charged to the run (a usage record)."""
     run_id = event.get("run_id") if isinstance(event, dict) else None
-    if not isinstance(run_id, str) or layout.run_dt(run_id) is None:
+    if not ids.is_run_id(run_id) or layout.run_dt(run_id) is None:
         logger.error("compaction event names no run", extra={"event": event})
         return {"status": "rejected"}
     counting = CountingStore(store)

@@ -516,3 +516,7 @@ def test_parameters_are_validated_before_any_call() -> None:
         engine.run("run_summary", run_id="x'; DROP TABLE outcomes; --")
     with pytest.raises(QueryError, match="location"):
         engine.run("ddl_outcomes", location="s3://bucket/p' x")
+    # A trailing newline: ``$`` matched before it, and in the DDL the location also sits in a
+    # ``--`` comment, which the newline ended, making the rest of that line SQL.
+    with pytest.raises(QueryError, match="location"):
+        engine.run("ddl_outcomes", location="s3://bucket/p\n")

@@ -195,6 +195,8 @@ def test_catalog_for_an_aws_stage_uses_bucket_and_prefix() -> None:
 def test_location_must_be_an_s3_uri() -> None:
     with pytest.raises(ValueError, match="s3://"):
         GlueCatalog(DATABASE, "/tmp/data", lambda: None)
+    with pytest.raises(ValueError, match="s3://"):
+        GlueCatalog(DATABASE, "s3://bucket/p\n", lambda: None)
 
 
 def test_layout_and_partition_values_agree() -> None:

@@ -931,6 +931,17 @@ def test_a_shard_that_never_succeeded_leaves_no_rows_in_results_or_reuse(
     assert [r["point_index"] for r in copied if r["source_run_id"] == run_id] == [0, 1, 4, 5]
 
 
+@pytest.mark.parametrize(
+    "event",
+    [{}, None, {"run_id": 7}, {"run_id": "nope"}, {"run_id": "20260101/../../etc"}],
+)
+def test_a_compaction_event_naming_no_run_is_rejected(local_store: LocalStore, event: Any) -> None:
+    """Answered, not raised: Lambda would retry a raise (twice, each charged)."""
+    answer = compact_event(event, local_store, settings(), NoCatalog())
+    assert answer == {"status": "rejected"}
+    assert list(local_store.list("")) == []
+
+
 def athena_points(store: S3Store, glue: Any) -> list[int]:
     """Every ``point_index`` Athena would read from the table results (its partitions'
     locations), duplicates kept."""
