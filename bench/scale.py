@@ -79,6 +79,7 @@ import requests
 
 from bench.estimate_accuracy import family
 from chalicelib.config import Settings
+from chalicelib.model import ids
 from chalicelib.runs.status import status
 from chalicelib.storage import compaction, layout
 from chalicelib.storage.stores import LocalStore
@@ -249,7 +250,7 @@ def one(shards: int, tmp: Path) -> tuple[dict[str, Any], str]:
         status_done = median_of(5, lambda: session.get(url, timeout=120).json())
         summary = data / layout.summary(run_id)
         kept = summary.read_bytes()
-        dt = layout.run_dt(run_id) or ""
+        dt = ids.run_dt(run_id) or ""
         # A running run: the summary gone and the last shard's outcome set aside, so
         # status lists everything and finds one shard pending (n - 1 done).
         last = data / layout.outcome(run_id, "succeeded", dt, shards - 1, 1)

@@ -41,6 +41,7 @@ from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.logs import logger
+from chalicelib.model import ids
 from chalicelib.runs.status import status
 from chalicelib.storage import layout
 from chalicelib.storage.stores import LocalStore
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {run_id} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     local = LocalStore(args.root)
     shards = int(json.loads(local.get(layout.summary(run_id)))["shard_count"])
-    dt = layout.run_dt(run_id) or ""
+    dt = ids.run_dt(run_id) or ""
     summary_path = args.root / layout.summary(run_id)
     last = args.root / layout.outcome(run_id, "succeeded", dt, shards - 1, 1)
     aside = last.with_name(".tmp-aside")

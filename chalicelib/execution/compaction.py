@@ -60,7 +60,7 @@ def compact_event(
     """The compactor function's handler body: ``{"run_id": …}`` from the summary's writer or
     the reconciler; the invocation is charged to the run (a usage record)."""
     run_id = event.get("run_id") if isinstance(event, dict) else None
-    if not ids.is_run_id(run_id) or layout.run_dt(run_id) is None:
+    if not ids.is_run_id(run_id) or ids.run_dt(run_id) is None:
         logger.error("compaction event names no run", extra={"event": event})
         return {"status": "rejected"}
     counting = CountingStore(store)
@@ -87,7 +87,7 @@ def compact(
     progress = summary.read(store, run_id)
     if progress is None:
         return {"status": "incomplete"}  # compacted once complete (a redrive reopened it)
-    dt = layout.run_dt(run_id)
+    dt = ids.run_dt(run_id)
     assert dt is not None  # checked by the caller
     latest = compaction.latest(store, run_id)
     if latest is None or latest.redrive_jobs != progress.redrive_jobs:

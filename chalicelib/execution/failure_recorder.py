@@ -17,8 +17,9 @@ from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import ids
+from chalicelib.model.errors import NotFound
 from chalicelib.model.events import INITIAL
-from chalicelib.storage import layout, redrive_lists, summary
+from chalicelib.storage import layout, manifests, redrive_lists, summary
 from chalicelib.storage.stores import ObjectStore
 
 CONDITIONS = {
@@ -36,6 +37,10 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
         return {"status": "rejected"}
     run_id, shard_id = ref.run_id, ref.shard_id
     log = {"run_id": run_id, "shard_id": shard_id}
+    foreign = _not_of_its_run(store, ref)
+    if foreign is not None:
+        logger.error("destination record names no shard of a stored run: " + foreign, extra=log)
+        return {"status": "rejected"}
     writer = OutcomeWriter(store)
     job = payload.get("job") if isinstance(payload, dict) else None
     # Whatever became of the shard, the tries this record reports ran and Lambda bills them:
@@ -69,6 +74,23 @@ def record_destination(record: dict[str, Any], store: ObjectStore) -> dict[str, 
     # The failure threshold is not checked here: the recorder may not write under runs/
     # (deploy/policies.py); the reconciler's next pass applies it to this failure too.
     return {"status": "failed", "attempt": attempt, "error_code": error.code, **log}
+
+
+def _not_of_its_run(store: ObjectStore, ref: ShardRef) -> str | None:
+    """Why the record's shard is not a shard of a stored run (None: it is). Only Lambda sends
+    these records (the worker's destination, under the worker's role), but the record carries
+    the event as it was, and a failure written for a run, shard or dt that does not exist
+    would be a row no status counts and a cost no run has. One manifest GET a record: records
+    come only from shards Lambda gave up on."""
+    try:
+        run = manifests.load(store, ref.run_id)
+    except NotFound:
+        return "no such run"
+    if ref.shard_id >= run.request.shard_count:
+        return f"the run has {run.request.shard_count} shards"
+    if ref.dt != run.dt:
+        return f"the run's dt is {run.dt}"
+    return None
 
 
 def _superseded(store: ObjectStore, ref: ShardRef, job: Any) -> bool:

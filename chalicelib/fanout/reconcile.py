@@ -53,6 +53,7 @@ from chalicelib.fanout.invoking import (
     send,
 )
 from chalicelib.logs import logger
+from chalicelib.model import ids
 from chalicelib.model.errors import NotFound
 from chalicelib.model.events import DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
@@ -184,7 +185,7 @@ def _compaction_step(
     """What the complete run's compaction still needs: ``compact`` (no generation for its
     latest redrive, or the catalog not pointed at it), ``grace`` (waiting to delete what it
     replaced), ``clean`` (that wait is over), or None (done)."""
-    if layout.run_dt(run_id) is None:
+    if ids.run_dt(run_id) is None:
         return None  # not a server-made id: no dt to compact its partitions under
     progress = summary.read(store, run_id)
     abandoned = compaction.abandoned_for(store, run_id)

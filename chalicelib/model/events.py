@@ -107,14 +107,19 @@ def identify(payload: Any) -> tuple[str, int, str] | None:
 
 
 def parse_task(payload: Any) -> ShardTask:
-    """Check the task end to end: its request validates and its bounds are the shard's.
+    """Check the task end to end: its request validates, its bounds are the shard's and its
+    dt is its run's (a server-made run id starts with its creation date).
 
-    The event crossed a process boundary that anything with invoke rights can write to, so
-    the worker trusts nothing in it: this is the one validation after the API's."""
+    This is the task's consistency, not its authority: who may send it is IAM's business
+    (only the dispatcher's role may invoke the worker, ``deploy/policies.py``). Its request is
+    not compared with the run's manifest, which would cost a GET a shard; an event whose
+    request differs from its run's would be evaluated as it says."""
     named = identify(payload)
     if named is None:
         raise InvalidTask("the task does not name a run, shard and dt")
     run_id, shard_id, dt = named
+    if ids.run_dt(run_id) not in (None, dt):
+        raise InvalidTask(f"dt {dt} is not the date of run {run_id}")
     if payload.get("version") != VERSION:
         raise InvalidTask(f"unsupported task version {payload.get('version')!r}")
     try:

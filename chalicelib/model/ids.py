@@ -35,6 +35,13 @@ def is_run_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and RUN_ID_RE.fullmatch(value) is not None
 
 
+def run_dt(run_id: str) -> str | None:
+    """The creation date a server-made run id starts with (``new_run_id``), as a ``dt``; None
+    for an id that does not start with one."""
+    dt = f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"
+    return dt if is_dt(dt) else None
+
+
 def is_job(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and JOB_RE.fullmatch(value) is not None
 

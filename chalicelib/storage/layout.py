@@ -102,12 +102,6 @@ def summary(run_id: str) -> str:
     return f"{run_prefix(run_id)}summary.json"
 
 
-def run_dt(run_id: str) -> str | None:
-    """The creation date a server-made run id starts with (``ids.new_run_id``), as ``dt``."""
-    dt = f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"
-    return dt if ids.is_dt(dt) else None
-
-
 def cancel_marker(run_id: str) -> str:
     """Created once (conditional create) when a run is cancelled; holds the reason."""
     return f"{run_prefix(run_id)}cancel.json"

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.model import ids
 from chalicelib.model.events import INITIAL
 from chalicelib.model.manifest import Manifest
 from chalicelib.storage import key_ranges, layout, redrive_lists
@@ -79,7 +80,7 @@ def shard_states_of(
     a listing page needs no manifest."""
     states = ShardStates(shard_count)
     outcomes = layout.outcomes_prefix(run_id)
-    dt = layout.run_dt(run_id)
+    dt = ids.run_dt(run_id)
     cuts = [
         cut
         for status in ("failed", "succeeded")

@@ -36,6 +36,7 @@ from chalicelib.execution.worker import InjectedCrash, run_task
 from chalicelib.fanout.dispatcher import run_event
 from chalicelib.fanout.invoking import Function, InvokeError, compactor_trigger, encode
 from chalicelib.fanout.reconcile import reconcile
+from chalicelib.model import ids
 from chalicelib.model.events import INITIAL, DispatchJob
 from chalicelib.runs.cancel import cancel
 from chalicelib.runs.redrive import redrive
@@ -668,7 +669,7 @@ def test_athena_partitions_never_lose_a_file_under_a_query(s3_store: S3Store, gl
     catalog = glue_tables(s3_store, glue)
     inline = Inline(s3_store, settings())
     run_id = inline.submit(sweep(fail=[1]))
-    dt = layout.run_dt(run_id)
+    dt = ids.run_dt(run_id)
     assert dt is not None
     catalog.register_run(run_id, dt)
     inline.drain()
@@ -973,7 +974,7 @@ def redriven_run(s3_store: S3Store, glue: Any) -> tuple[GlueCatalog, Inline, str
 
     inline.worker = lose_shard_4
     run_id = inline.submit(sweep())
-    dt = layout.run_dt(run_id)
+    dt = ids.run_dt(run_id)
     assert dt is not None
     catalog.register_run(run_id, dt)
     inline.drain()

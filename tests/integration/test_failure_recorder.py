@@ -20,9 +20,9 @@ from chalicelib.fanout.dispatcher import run_event
 from chalicelib.fanout.reconcile import reconcile
 from chalicelib.model.validation import validate_request
 from chalicelib.runs.status import status
-from chalicelib.storage import layout
+from chalicelib.storage import layout, manifests
 from chalicelib.storage.stores import ObjectStore, StorageError, StoredObject
-from scripts.local_runs import shard_payload
+from scripts.local_runs import manifest_of, shard_payload
 from tests import support
 from tests.support import REQUEST_ID
 from tests.support.inline import Inline
@@ -76,8 +76,12 @@ class FailingResults(ObjectStore):
         return self.inner.describe()
 
 
-def task_payload(body: dict[str, Any], shard_id: int) -> dict[str, Any]:
-    return shard_payload(validate_request(body, limits=None), RUN_ID, DT, shard_id)
+def task_payload(store: ObjectStore, body: dict[str, Any], shard_id: int) -> dict[str, Any]:
+    """Shard ``shard_id``'s event of run RUN_ID of ``body``, its manifest stored."""
+    request = validate_request(body, limits=None)
+    if not store.exists(layout.manifest(RUN_ID)):
+        manifests.save(store, manifest_of(request, RUN_ID, DT))
+    return shard_payload(request, RUN_ID, DT, shard_id)
 
 
 CRASH = {
@@ -120,7 +124,7 @@ def failed_rows(store: ObjectStore, shard_id: int) -> dict[int, dict[str, Any]]:
 def test_retries_exhausted_after_storage_failures_is_the_next_final_attempt(
     store: ObjectStore, contract_example: dict[str, Any]
 ) -> None:
-    payload = task_payload(contract_example, 4)
+    payload = task_payload(store, contract_example, 4)
     flaky = FailingResults(store)
     for _ in range(2):  # the first delivery and Lambda's retries all fail to store results
         with pytest.raises(StorageError):
@@ -173,7 +177,7 @@ def test_record_shapes_give_a_final_failure(
 ) -> None:
     """(condition, responsePayload, expected code, expected cause in the message)"""
     condition, response, code, cause = case
-    payload = task_payload(contract_example, 7)
+    payload = task_payload(store, contract_example, 7)
     invokes = 0 if condition == "EventAgeExceeded" and response is None else 3
     summary = record_destination(destination_record(payload, condition, invokes, response), store)
     assert summary == {
@@ -191,7 +195,8 @@ def test_record_shapes_give_a_final_failure(
     assert charged == [f"usage/run_id={RUN_ID}/worker~shard-7-crashed~1769~900000~0~0~bound"] * (
         invokes
     )
-    assert keys(store) == sorted(keys(store, "outcomes/") + keys(store, "usage/"))
+    run = keys(store, "runs/")  # its manifest and index entries, stored with the payload
+    assert keys(store) == sorted(keys(store, "outcomes/") + run + keys(store, "usage/"))
     row = failed_rows(store, 7)[1]
     assert row["error_code"] == code and row["retryable"] is False
     assert condition in row["error_message"] and cause in row["error_message"]
@@ -203,7 +208,7 @@ def test_long_error_payload_is_bounded(
 ) -> None:
     response = {"errorType": "MemoryError", "errorMessage": "line\n" * 2000}
     record_destination(
-        destination_record(task_payload(contract_example, 0), response=response), store
+        destination_record(task_payload(store, contract_example, 0), response=response), store
     )
     message = failed_rows(store, 0)[1]["error_message"]
     assert len(message) <= MAX_MESSAGE and "\n" not in message
@@ -214,7 +219,7 @@ def test_record_for_a_succeeded_shard_records_no_outcome_and_charges_its_tries(
 ) -> None:
     """Another delivery of the event succeeded (Lambda delivers at least once): the record
     changes no outcome, and the tries it reports, which ran, are charged as bounds."""
-    payload = task_payload(contract_example, 4)
+    payload = task_payload(store, contract_example, 4)
     assert run_task(copy.deepcopy(payload), Context(), store, 1000)["status"] == "succeeded"
     before = snapshot(store, but_usage=True)
     for condition, invokes in (("RetriesExhausted", 3), ("EventAgeExceeded", 0)):
@@ -229,7 +234,7 @@ def test_a_record_after_a_final_worker_failure_writes_nothing(
 ) -> None:
     """The worker's INJECTED_FAILURE is final; an OnFailure record of the same shard after it
     (a duplicate event that expired) changes nothing: status has shown the shard failed."""
-    payload = task_payload(contract_example, 3)  # in fail_shards
+    payload = task_payload(store, contract_example, 3)  # in fail_shards
     run_task(copy.deepcopy(payload), Context(), store, 1000)
     before = snapshot(store)
     summary = record_destination(destination_record(payload, "EventAgeExceeded", 0), store)
@@ -254,7 +259,10 @@ def test_a_record_arriving_after_a_redrive_settled_the_shard_still_charges_its_t
     assert done["cost"]["upper_bound"] is True
 
 
-def test_a_task_that_names_its_shard_is_recorded_even_if_malformed(store: ObjectStore) -> None:
+def test_a_task_that_names_its_shard_is_recorded_even_if_malformed(
+    store: ObjectStore, contract_example: dict[str, Any]
+) -> None:
+    task_payload(store, contract_example, 0)  # the run: its manifest
     payload = {"run_id": RUN_ID, "shard_id": 9, "dt": DT, "start": "x", "request": "garbage"}
     summary = record_destination(destination_record(payload, "EventAgeExceeded"), store)
     assert summary["status"] == "failed" and summary["attempt"] == 1
@@ -283,6 +291,32 @@ def test_record_without_a_usable_payload_is_rejected(
 ) -> None:
     assert record_destination(record, store) == {"status": "rejected"}
     assert keys(store) == []
+
+
+@pytest.mark.parametrize(
+    ("run_id", "shard_id", "dt"),
+    [
+        ("20261126T100000000Z-0123456789ab", 0, DT),  # no such run
+        (RUN_ID, 12, DT),  # the run has 12 shards
+        (RUN_ID, 0, "1999-01-01"),  # not the run's dt
+    ],
+    ids=["no run", "no such shard", "another dt"],
+)
+def test_a_record_naming_no_shard_of_a_stored_run_is_rejected(
+    store: ObjectStore, contract_example: dict[str, Any], run_id: str, shard_id: int, dt: str
+) -> None:
+    """Such a record (a forged one: only Lambda sends them, under the worker's role) wrote a
+    failure no status counts, or failed a real run's shard 0 under another dt, and charged
+    its tries to a run."""
+    payload = task_payload(store, contract_example, 0) | {
+        "run_id": run_id,
+        "shard_id": shard_id,
+        "dt": dt,
+    }
+    before = keys(store)
+    answer = record_destination(destination_record(payload, response=CRASH), store)
+    assert answer == {"status": "rejected"}
+    assert keys(store) == before
 
 
 def crashed_then_redriven() -> tuple[Inline, str, dict[str, Any], dict[str, Any]]:

@@ -916,6 +916,18 @@ def test_malformed_task_is_recorded_as_invalid(
     assert keys(store, "results/") == []
 
 
+def test_a_task_whose_dt_is_not_its_runs_date_is_invalid(
+    store: ObjectStore, contract_example: dict[str, Any]
+) -> None:
+    """A server-made run id starts with its creation date, its files' dt: a task naming
+    another dt (no dispatcher sends one) would write the shard's files into another
+    partition than its run's."""
+    payload = make_payload(contract_example, 4) | {"dt": "2026-11-27"}
+    summary = run(payload, store)
+    assert summary["status"] == "failed" and summary["error_code"] == "INVALID_TASK"
+    assert keys(store, "results/") == []
+
+
 @pytest.mark.parametrize(
     "payload",
     [
