@@ -200,6 +200,11 @@ class LocalEngine(QueryEngine):
 
             self._con = duckdb.connect()
             self._con.execute("SET TimeZone = 'UTC'")
+            # DuckDB's Python client turns its progress bar on when it takes the process for an
+            # interactive one (``python -c``, a REPL, a notebook), and draws it on stdout once a
+            # query runs over 2 s: into ``sweep query --format json``'s JSON. Answers only.
+            # (It cannot be given to ``connect``: not a global option.)
+            self._con.execute("SET enable_progress_bar = false")
         return self._con
 
     def refresh_views(self, force: bool = False) -> None:
