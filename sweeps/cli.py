@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -502,7 +503,14 @@ def estimate_command(
 @click.option("--run", "run_id", help="The run a per-run query is about.")
 @click.option("--metric", help="best_points: the metric to minimise.")
 @click.option("--shard-count", type=int, help="coverage: the run's shard count (default: API).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="json is strict: NaN and infinities are null.",
+)
 @click.option("--list", "list_", is_flag=True, help="List the queries and views.")
 @click.option("--show-sql", is_flag=True, help="Print the SQL the engine would run.")
 @click.option(
@@ -569,7 +577,8 @@ def create_all_views(
 
 def emit(result: QueryResult, fmt: str) -> None:
     if fmt == "json":
-        click.echo(json.dumps(result.rows, indent=2, default=str))
+        rows = [json_safe(row) for row in result.rows]
+        click.echo(json.dumps(rows, indent=2, default=str, allow_nan=False))
     elif fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=result.columns, lineterminator="\n")
         writer.writeheader()
@@ -580,6 +589,20 @@ def emit(result: QueryResult, fmt: str) -> None:
             table.add_row(*(_cell(row[c]) for c in result.columns))
         out().print(table)
         err().print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN and infinity (in lists and structs too) made null: JSON has no
+    such numbers, and Python's ``NaN``/``Infinity`` tokens are refused by strict parsers (jq,
+    JavaScript's JSON.parse), while real runs do produce them (option_pricing's stderr at
+    paths=1). Not a float otherwise: as it was."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _cell(value: Any) -> str:

@@ -4,11 +4,15 @@ the process itself matters, as a subprocess."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner, Result
+
 from chalicelib.config import PROJECT_ROOT
+from sweeps import cli
 
 
 def test_the_local_engine_never_draws_duckdbs_progress_bar(tmp_path: Path) -> None:
@@ -28,3 +32,30 @@ def test_the_local_engine_never_draws_duckdbs_progress_bar(tmp_path: Path) -> No
         check=True,
     )
     assert answer.stdout.strip() == "False"
+
+
+# A loopback API nothing answers on: the commands below never call it (the local engine reads
+# --root), and one that did would fail instead of reaching some other stage.
+NO_API = "http://127.0.0.1:9"
+
+
+def sweep(*args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(cli.main, ["--api", NO_API, *args], input=stdin)
+
+
+def test_json_output_is_strict_json_with_nan_and_infinities_as_null(tmp_path: Path) -> None:
+    sql = (
+        "SELECT CAST('NaN' AS DOUBLE) AS nan, CAST('Infinity' AS DOUBLE) AS inf, "
+        "-CAST('Infinity' AS DOUBLE) AS minus_inf, CAST(0.25 AS DOUBLE) AS quarter, "
+        "ARRAY[CAST('NaN' AS DOUBLE), CAST(1 AS DOUBLE)] AS list"
+    )
+    answer = sweep("query", sql, "--root", str(tmp_path), "--format", "json")
+    assert answer.exit_code == 0, answer.output
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"not JSON: {token}")
+
+    rows = json.loads(answer.stdout, parse_constant=refuse)
+    assert rows == [
+        {"nan": None, "inf": None, "minus_inf": None, "quarter": 0.25, "list": [None, 1.0]}
+    ]
