@@ -12,7 +12,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from sweeps.api import API_ENV, DEFAULT_API
 from sweeps.client import DEFAULT_POLL_S, Client, Engine, Run, Status, parse_request
@@ -57,12 +58,29 @@ class Context:
 
 def out() -> Console:
     # Built per call, so it follows whatever sys.stdout is now (click's test runner swaps it).
-    # Piped, a table keeps its full width instead of rich's 80 columns.
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
+    # Piped, a table keeps its full width instead of rich's 80 columns. What it prints is data
+    # (labels, paths, answers), never rich markup or emoji codes: "[/tmp]" in a label raised
+    # MarkupError, ":smile:" became an emoji.
+    width = None if sys.stdout.isatty() else 200
+    return Console(file=sys.stdout, width=width, markup=False, emoji=False)
 
 
 def err() -> Console:
-    return Console(file=sys.stderr, soft_wrap=True)
+    """stderr's console: literal text, as ``out``'s (progress columns render their own markup)."""
+    return Console(file=sys.stderr, soft_wrap=True, markup=False, emoji=False)
+
+
+def text_table(columns: Sequence[str], title: str | None = None) -> Table:
+    """A table whose headers are shown as they are: a column is named by a query (``SELECT 1
+    AS "[x]"``), and rich would read a bracket in a plain ``str`` as its markup."""
+    headers = (Column(header=Text(name)) for name in columns)
+    return Table(*headers, title=title, title_justify="left")
+
+
+def add_text_row(table: Table, cells: Sequence[str]) -> None:
+    """Cells as literal text, never rich markup: a value like ``see [foo] here`` lost its
+    ``[foo]`` and ``path [/tmp] missing`` raised MarkupError (a closing tag with nothing open)."""
+    table.add_row(*(Text(cell) for cell in cells))
 
 
 def fail(lines: list[str]) -> NoReturn:
@@ -158,13 +176,13 @@ def simulations(ctx: Context) -> None:
     """List the simulations, their parameters and metrics."""
     with reported():
         simulations = ctx.client.simulations()
-    table = Table("simulation", "parameters", "metrics", title="simulations", title_justify="left")
+    table = text_table(["simulation", "parameters", "metrics"], title="simulations")
     for sim in simulations:
         params = []
         for p in sim["parameters"]:
             default = "" if p.get("default") is None else f"={p['default']}"
             params.append(f"{p['name']}:{p['type']}{default}")
-        table.add_row(sim["name"], " ".join(params), " ".join(sim["metrics"]))
+        add_text_row(table, [sim["name"], " ".join(params), " ".join(sim["metrics"])])
     out().print(table)
 
 
@@ -271,13 +289,16 @@ def runs(ctx: Context, limit: int, token: str | None) -> None:
     """List the runs, newest first."""
     with reported():
         page = ctx.client.runs_page(limit, token)
-    table = Table("run_id", "label", "simulation", "created_at", "shards", "complete", "cancelled")
+    table = text_table(
+        ["run_id", "label", "simulation", "created_at", "shards", "complete", "cancelled"]
+    )
     for run in page.runs:
         created = run.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        table.add_row(
-            *map(
-                str,
-                (
+        add_text_row(
+            table,
+            [
+                str(value)
+                for value in (
                     run.run_id,
                     run.label,
                     run.simulation,
@@ -285,8 +306,8 @@ def runs(ctx: Context, limit: int, token: str | None) -> None:
                     run.shard_count,
                     run.complete,
                     run.cancelled,
-                ),
-            )
+                )
+            ],
         )
     out().print(table)
     if page.next:
@@ -584,9 +605,9 @@ def emit(result: QueryResult, fmt: str) -> None:
         writer.writeheader()
         writer.writerows(result.rows)
     else:
-        table = Table(*result.columns)
+        table = text_table(result.columns)
         for row in result.rows:
-            table.add_row(*(_cell(row[c]) for c in result.columns))
+            add_text_row(table, [_cell(row[c]) for c in result.columns])
         out().print(table)
         err().print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
 

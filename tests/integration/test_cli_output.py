@@ -59,3 +59,13 @@ def test_json_output_is_strict_json_with_nan_and_infinities_as_null(tmp_path: Pa
     assert rows == [
         {"nan": None, "inf": None, "minus_inf": None, "quarter": 0.25, "list": [None, 1.0]}
     ]
+
+
+def test_table_cells_and_headers_are_printed_as_they_are_not_as_markup(tmp_path: Path) -> None:
+    values = ["see [foo] here", "path [/tmp] missing", "[red]x[/red]", ":smile:"]
+    columns = ", ".join(f"'{v}' AS \"[bold]c{i}\"" for i, v in enumerate(values))
+    answer = sweep("query", f"SELECT {columns}", "--root", str(tmp_path))
+    assert answer.exit_code == 0, answer.output
+    for i, value in enumerate(values):
+        assert value in answer.stdout
+        assert f"[bold]c{i}" in answer.stdout
