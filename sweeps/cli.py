@@ -12,13 +12,14 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -56,12 +57,13 @@ class Context:
         return self.client.run(run_id)
 
 
-def out() -> Console:
+def out(width: int | None = None) -> Console:
     # Built per call, so it follows whatever sys.stdout is now (click's test runner swaps it).
     # Piped, a table keeps its full width instead of rich's 80 columns. What it prints is data
     # (labels, paths, answers), never rich markup or emoji codes: "[/tmp]" in a label raised
-    # MarkupError, ":smile:" became an emoji.
-    width = None if sys.stdout.isatty() else 200
+    # MarkupError, ":smile:" became an emoji. ``width``: wider than the terminal (show_table).
+    if width is None and not sys.stdout.isatty():
+        width = 200
     return Console(file=sys.stdout, width=width, markup=False, emoji=False)
 
 
@@ -70,17 +72,56 @@ def err() -> Console:
     return Console(file=sys.stderr, soft_wrap=True, markup=False, emoji=False)
 
 
-def text_table(columns: Sequence[str], title: str | None = None) -> Table:
-    """A table whose headers are shown as they are: a column is named by a query (``SELECT 1
-    AS "[x]"``), and rich would read a bracket in a plain ``str`` as its markup."""
-    headers = (Column(header=Text(name)) for name in columns)
-    return Table(*headers, title=title, title_justify="left")
+# A column folded to fit the terminal gets at least this many characters; a table that cannot
+# give every column that, with its id columns whole, is printed wider than the terminal.
+FOLDED_MIN = 4
 
 
-def add_text_row(table: Table, cells: Sequence[str]) -> None:
-    """Cells as literal text, never rich markup: a value like ``see [foo] here`` lost its
-    ``[foo]`` and ``path [/tmp] missing`` raised MarkupError (a closing tag with nothing open)."""
-    table.add_row(*(Text(cell) for cell in cells))
+def is_id_column(name: str) -> bool:
+    """Columns of identifiers (run_id, source_run_id, shard_id): kept whole on one line."""
+    return name == "id" or name.endswith("_id")
+
+
+def show_table(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None
+) -> None:
+    """Print a table on stdout with no value lost. Cells and headers are literal text (a
+    bracket is not rich markup: ``path [/tmp] missing`` raised MarkupError). A table wider
+    than the console folds its cells onto more lines instead of rich's default ellipsis
+    (which cut every run id to ``20261207…`` in an 80-column terminal); id columns are never
+    folded, so a run id stays one line a user can double-click and copy. If even that cannot
+    fit, the table is printed wider than the console (the terminal wraps its lines) rather
+    than let rich cut the id columns as its last resort."""
+    table = Table(
+        *(
+            Column(header=Text(name), overflow="fold", no_wrap=is_id_column(name))
+            for name in columns
+        ),
+        title=title,
+        title_justify="left",
+    )
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console = out()
+    needed = narrowest_width(columns, rows)
+    if console.width < needed:
+        console = out(width=needed)
+    console.print(table)
+
+
+def narrowest_width(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """The width a table of these cells needs with its id columns whole and every other column
+    at least ``FOLDED_MIN`` wide (or as wide as its widest line): rich's default box, a space
+    either side of each cell and a border line between and around the columns."""
+    total = len(columns) + 1
+    for i, name in enumerate(columns):
+        widest = widest_line([name, *(row[i] for row in rows)])
+        total += 2 + (widest if is_id_column(name) else min(widest, FOLDED_MIN))
+    return total
+
+
+def widest_line(texts: Iterable[str]) -> int:
+    return max((cell_len(line) for text in texts for line in text.splitlines()), default=0)
 
 
 def fail(lines: list[str]) -> NoReturn:
@@ -176,14 +217,14 @@ def simulations(ctx: Context) -> None:
     """List the simulations, their parameters and metrics."""
     with reported():
         simulations = ctx.client.simulations()
-    table = text_table(["simulation", "parameters", "metrics"], title="simulations")
+    rows = []
     for sim in simulations:
         params = []
         for p in sim["parameters"]:
             default = "" if p.get("default") is None else f"={p['default']}"
             params.append(f"{p['name']}:{p['type']}{default}")
-        add_text_row(table, [sim["name"], " ".join(params), " ".join(sim["metrics"])])
-    out().print(table)
+        rows.append([sim["name"], " ".join(params), " ".join(sim["metrics"])])
+    show_table(["simulation", "parameters", "metrics"], rows, title="simulations")
 
 
 # How often a follower polls (``Run.wait``): at least this, longer while status is slow to read.
@@ -289,27 +330,13 @@ def runs(ctx: Context, limit: int, token: str | None) -> None:
     """List the runs, newest first."""
     with reported():
         page = ctx.client.runs_page(limit, token)
-    table = text_table(
-        ["run_id", "label", "simulation", "created_at", "shards", "complete", "cancelled"]
-    )
+    rows = []
     for run in page.runs:
         created = run.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        add_text_row(
-            table,
-            [
-                str(value)
-                for value in (
-                    run.run_id,
-                    run.label,
-                    run.simulation,
-                    created,
-                    run.shard_count,
-                    run.complete,
-                    run.cancelled,
-                )
-            ],
-        )
-    out().print(table)
+        values = (run.run_id, run.label, run.simulation, created, run.shard_count, run.complete)
+        rows.append([str(value) for value in (*values, run.cancelled)])
+    columns = ["run_id", "label", "simulation", "created_at", "shards", "complete", "cancelled"]
+    show_table(columns, rows)
     if page.next:
         err().print(f"more: sweep runs --next {page.next}")
 
@@ -605,10 +632,7 @@ def emit(result: QueryResult, fmt: str) -> None:
         writer.writeheader()
         writer.writerows(result.rows)
     else:
-        table = text_table(result.columns)
-        for row in result.rows:
-            add_text_row(table, [_cell(row[c]) for c in result.columns])
-        out().print(table)
+        show_table(result.columns, [[_cell(row[c]) for c in result.columns] for row in result.rows])
         err().print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
 
 

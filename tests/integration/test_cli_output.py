@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from chalicelib.config import PROJECT_ROOT
@@ -69,3 +70,22 @@ def test_table_cells_and_headers_are_printed_as_they_are_not_as_markup(tmp_path:
     for i, value in enumerate(values):
         assert value in answer.stdout
         assert f"[bold]c{i}" in answer.stdout
+
+
+@pytest.mark.parametrize("others", [10, 60])
+def test_a_table_wider_than_the_console_folds_its_cells_and_keeps_ids_whole(
+    tmp_path: Path, others: int
+) -> None:
+    """Piped, the console is 200 columns: ten wide columns fold theirs to fit and sixty cannot
+    (the table is then printed wider); either way the run id is on one line, nothing is cut
+    with an ellipsis, and every value can be read back from its column's lines."""
+    run_id = "20261207T062635030Z-3146be1da33c"
+    values = [f"a-rather-long-value-without-spaces-{i}" for i in range(others)]
+    columns = ", ".join(f"'{v}' AS c{i}" for i, v in enumerate(values))
+    answer = sweep("query", f"SELECT '{run_id}' AS run_id, {columns}", "--root", str(tmp_path))
+    assert answer.exit_code == 0, answer.output
+    assert "…" not in answer.stdout
+    lines = [line for line in answer.stdout.splitlines() if line.startswith("│")]
+    assert run_id in lines[0]
+    cells = [[cell.strip() for cell in line.strip("│").split("│")] for line in lines]
+    assert ["".join(column) for column in zip(*cells, strict=True)] == [run_id, *values]
