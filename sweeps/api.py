@@ -73,6 +73,20 @@ class Signer:
         return dict(request.headers.items())
 
 
+def checked_base(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host, else ApiError ``bad_api_url`` (what the
+    ``sweep`` command prints as its error line): ``urlsplit`` itself raises ValueError on a
+    malformed one (``http://[::1``), which reached a user as a traceback."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise ApiError(None, "bad_api_url", f"not a valid URL: {url!r} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ApiError(None, "bad_api_url", f"not an http(s) URL: {url!r}")
+    return url
+
+
 class Api:
     """One API base URL; ``call`` returns the decoded JSON of a 2xx answer or raises ApiError."""
 
@@ -84,9 +98,7 @@ class Api:
         session: requests.Session | None = None,
         timeout: float = 30,
     ) -> None:
-        self.base = (base or os.environ.get(API_ENV) or DEFAULT_API).rstrip("/")
-        if not urlsplit(self.base).scheme.startswith("http"):
-            raise ApiError(None, "bad_api_url", f"not an http(s) URL: {self.base!r}")
+        self.base = checked_base((base or os.environ.get(API_ENV) or DEFAULT_API).rstrip("/"))
         self._signer = signer
         self._needs_signing = not is_local(self.base)
         self.session = session or requests.Session()
