@@ -6,11 +6,12 @@ query does.
 """
 
 from sweeps.client import Client, Run, RunRecord, RunsPage, Status
-from sweeps.errors import ApiError, QueryError, SweepsError, WaitTimeout
+from sweeps.errors import ApiError, OutputError, QueryError, SweepsError, WaitTimeout
 
 __all__ = [
     "ApiError",
     "Client",
+    "OutputError",
     "QueryError",
     "Run",
     "RunRecord",

@@ -34,7 +34,7 @@ from rich.text import Text
 
 from sweeps.api import API_ENV, DEFAULT_API
 from sweeps.client import DEFAULT_POLL_S, Client, Engine, Run, Status, parse_request
-from sweeps.errors import ApiError, QueryError
+from sweeps.errors import ApiError, SweepsError
 from sweeps.sql import all_queries, all_views, view_relations
 
 if TYPE_CHECKING:  # the engines load DuckDB, sqlglot or boto3: only a query needs them
@@ -132,12 +132,13 @@ def fail(lines: list[str]) -> NoReturn:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """API and query errors end the command with exit status 1 and their problems listed."""
+    """API and query errors, and any other the client reports (a file it cannot write), end
+    the command with exit status 1 and their problems listed."""
     try:
         yield
     except ApiError as exc:
         fail(exc.lines())
-    except QueryError as exc:
+    except SweepsError as exc:
         fail([str(exc)])
 
 

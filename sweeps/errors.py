@@ -70,5 +70,9 @@ class QueryTimeout(QueryError):
     """The query ran longer than the engine's timeout; it was stopped."""
 
 
+class OutputError(SweepsError):
+    """A file the client was asked to write (a plot's PNG) could not be written."""
+
+
 class WaitTimeout(SweepsError):
     """``Run.wait`` gave up before the run was complete (the run goes on)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from chalicelib.simulations.declarations import Parameter, Simulation
 from sweeps.engines.base import QueryEngine
-from sweeps.errors import QueryError
+from sweeps.errors import OutputError, QueryError
 from sweeps.sql import render, simulation
 from sweeps.views import view_name
 
@@ -240,15 +240,27 @@ def draw(engine: QueryEngine, spec: PlotSpec, path: Path) -> Written:
         _log_scales(ax, logx, logy)
         ax.set_title(f"{spec.metric} over {spec.x}\n{scope}{note}", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
+    try:
+        save(fig, path)
+    finally:
+        plt.close(fig)
     width, height = (round(v) for v in fig.get_size_inches() * DPI)
-    plt.close(fig)
     points = len(rows) if scatter else sum(r["points"] for r in rows)
     kind = "scatter" if scatter else "heatmap" if spec.y else "lines"
     return Written(
         path, points, width, height, kind, logx and kind != "heatmap", logy and kind != "heatmap"
     )
+
+
+def save(fig: Any, path: Path) -> None:
+    """Write the PNG, creating its folder. What the file system refuses (a file where a folder
+    should be, no permission, a full disk) is an OutputError naming the path: it was an
+    OSError, a traceback of ``sweep plot``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI, format="png")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _label(value: Any) -> str:

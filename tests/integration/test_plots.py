@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from PIL import Image
 
 from chalicelib.config import PROJECT_ROOT
@@ -17,7 +18,7 @@ from chalicelib.model import ids
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import layout
 from scripts.local_runs import run_sweep
-from sweeps import plots
+from sweeps import cli, plots
 from sweeps.engines.local import LocalEngine
 
 LHS_RUN = ids.new_run_id(datetime(2026, 4, 1, 10, 0, tzinfo=UTC))
@@ -115,3 +116,22 @@ def test_log_defaults_follow_the_span_of_positive_values() -> None:
     assert plots.log_axis(False, "x", [1.0, 1e6], None) is False
     loguniform = {"sample": {"axes": {"x": {"loguniform": {"low": 1, "high": 2}}}}}
     assert plots.log_axis(None, "x", [1.0, 2.0], loguniform) is True
+
+
+def sweep_plot(root: Path, *args: str) -> Result:
+    """``sweep plot`` over the data root; the loopback API is never called (the local engine
+    reads ``--root``), and nothing answers on it."""
+    return CliRunner().invoke(
+        cli.main, ["--api", "http://127.0.0.1:9", "plot", *args, "--root", str(root)]
+    )
+
+
+def test_an_output_path_that_cannot_be_written_is_an_error_line(root: Path, tmp_path: Path) -> None:
+    """A file where the PNG's folder should be: an ``error:`` line naming the path, exit 1."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "p.png"
+    answer = sweep_plot(root, GRID_RUN, "--x", "strike", "--metric", "price", "-o", str(target))
+    assert answer.exit_code == 1 and answer.exception is not None
+    assert isinstance(answer.exception, SystemExit), answer.exception
+    assert answer.stderr.splitlines() == [f"error: cannot write {target}: File exists"]
