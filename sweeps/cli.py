@@ -238,7 +238,7 @@ interval_option = click.option(
 
 
 @main.command()
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--wait", is_flag=True, help="Follow the run with a progress bar until complete.")
 @interval_option
 @click.option(
@@ -275,11 +275,16 @@ def submit(
 
 
 def _load_body(file: IO[str]) -> Any:
-    """FILE's request: not JSON is a usage error (2); a name given twice in one object is the
-    API's problem (1), as if it had been sent (``parse_request``)."""
+    """FILE's request: not JSON is a usage error (2), and so is text that is not UTF-8 (JSON's
+    encoding; reading it was a UnicodeDecodeError traceback); a name given twice in one object
+    is the API's problem (1), as if it had been sent (``parse_request``)."""
+    try:
+        text = file.read()
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"not JSON: not UTF-8 text: {exc}", param_hint="FILE") from None
     try:
         with reported():
-            return parse_request(file.read(), file.name)
+            return parse_request(text, file.name)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
 
@@ -522,7 +527,7 @@ def athena_engine(ctx: Context, workgroup: str | None, database: str | None) -> 
 
 
 @main.command("estimate")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @engine_options
 @pass_context

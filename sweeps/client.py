@@ -145,10 +145,7 @@ def read_request(request: Mapping[str, Any] | list[Any] | str | Path) -> Any:
         source = "the request"
     else:
         path = Path(text)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ApiError(None, "invalid_request", f"cannot read {path}: {exc}") from None
+        text = read_file(path)
         source = str(path)
     try:
         return parse_request(text, source)
@@ -159,6 +156,19 @@ def read_request(request: Mapping[str, Any] | list[Any] | str | Path) -> Any:
             f"{source} is not JSON",
             [{"path": "/", "message": str(exc)}],
         ) from None
+
+
+def read_file(path: Path) -> str:
+    """A request file's text. What cannot be read, or is not UTF-8 (JSON's encoding: a
+    UnicodeDecodeError escaped before), is an ApiError ``invalid_request``, as everything the
+    client reports about a request."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ApiError(None, "invalid_request", f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        problem = {"path": "/", "message": f"not UTF-8: {exc}"}
+        raise ApiError(None, "invalid_request", f"{path} is not JSON", [problem]) from None
 
 
 def parse_request(text: str, source: str) -> Any:

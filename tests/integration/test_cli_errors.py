@@ -4,11 +4,13 @@ command's documented answer, never a Python traceback; the client raises ``ApiEr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner, Result
 
 from chalicelib.config import PROJECT_ROOT
-from sweeps import cli
+from sweeps import ApiError, Client, cli
 
 EXAMPLE = str(PROJECT_ROOT / "examples" / "option-pricing.json")
 
@@ -40,3 +42,30 @@ def assert_error_line(answer: Result, *words: str) -> None:
 )
 def test_a_malformed_api_url_is_an_error_line(args: list[str], env: dict[str, str] | None) -> None:
     assert_error_line(sweep(*args, env=env), "bad_api_url", "URL")
+
+
+LATIN1 = b'{"simulation": "option_pricing", "label": "\xe9t\xe9", "shards": {"count": 1}}'
+
+
+@pytest.mark.parametrize("command", ["submit", "estimate"])
+def test_a_request_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    """Not UTF-8 is not JSON: the usage error (exit 2) a file that is not JSON gets, before
+    anything is sent (nothing answers on the API)."""
+    request = tmp_path / "latin1.json"
+    request.write_bytes(LATIN1)
+    answer = sweep("--api", "http://127.0.0.1:9", command, str(request))
+    assert answer.exit_code == 2 and isinstance(answer.exception, SystemExit), answer.exception
+    assert "Invalid value for FILE: not JSON: not UTF-8 text" in answer.stderr
+    from_stdin = sweep("--api", "http://127.0.0.1:9", command, "-", stdin=LATIN1)
+    assert from_stdin.exit_code == 2, from_stdin.exception
+    assert "not UTF-8 text" in from_stdin.stderr
+
+
+def test_the_client_reports_a_file_that_is_not_utf8_as_an_api_error(tmp_path: Path) -> None:
+    request = tmp_path / "latin1.json"
+    request.write_bytes(LATIN1)
+    for given in (request, str(request)):
+        with pytest.raises(ApiError) as refused:
+            Client("http://127.0.0.1:9").submit(given)
+        assert (refused.value.status, refused.value.code) == (None, "invalid_request")
+        assert refused.value.problems[0]["message"].startswith("not UTF-8: ")
