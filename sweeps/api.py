@@ -133,7 +133,7 @@ class Api:
         except ValueError:
             payload = None
         if response.ok:
-            return payload
+            return self._object(method, url, response, payload)
         if isinstance(payload, dict) and "error" in payload:
             raise ApiError(
                 response.status_code,
@@ -147,6 +147,22 @@ class Api:
             response.status_code,
             "http_error",  # an answer not from our code (API Gateway's own, a proxy's)
             f"{method} {path}: {message or (text[0] if text else response.reason)}",
+        )
+
+    @staticmethod
+    def _object(method: str, url: str, response: requests.Response, payload: Any) -> Any:
+        """A 2xx answer's JSON object (every route of the API answers one). Anything else, as
+        from an ordinary web server at ``--api``, is an ApiError ``not_the_api``: the commands
+        read it as the API's and failed with a TypeError or AttributeError traceback."""
+        if isinstance(payload, dict):
+            return payload
+        text = response.text.strip().splitlines()
+        start = f" ({text[0][:80]!r})" if text else " (empty)"
+        raise ApiError(
+            response.status_code,
+            "not_the_api",
+            f"{method} {url}: the answer is not a JSON object{start}, so not the sweeps API's: "
+            "is the URL right?",
         )
 
     def get(self, path: str) -> Any:

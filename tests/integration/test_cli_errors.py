@@ -4,7 +4,12 @@ command's documented answer, never a Python traceback; the client raises ``ApiEr
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -69,3 +74,32 @@ def test_the_client_reports_a_file_that_is_not_utf8_as_an_api_error(tmp_path: Pa
             Client("http://127.0.0.1:9").submit(given)
         assert (refused.value.status, refused.value.code) == (None, "invalid_request")
         assert refused.value.problems[0]["message"].startswith("not UTF-8: ")
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Not on stderr, which the runner captures as the command's."""
+
+
+@pytest.fixture
+def web_server(tmp_path: Path) -> Iterator[str]:
+    """An ordinary web server (the standard library's) over a folder holding a page named
+    ``simulations`` and a folder ``sweeps``: every answer a 200 of HTML."""
+    (tmp_path / "simulations").write_text("<html>hello</html>\n")
+    (tmp_path / "sweeps").mkdir()
+    handler = functools.partial(QuietHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("command", ["simulations", "runs"])
+def test_an_api_url_that_answers_200_without_json_is_an_error_line(
+    web_server: str, command: str
+) -> None:
+    assert_error_line(sweep("--api", web_server, command), "HTTP 200 not_the_api", "JSON object")
