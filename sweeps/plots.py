@@ -3,9 +3,10 @@
 The SQL is built here, not from a file, because its column names depend on the simulation. Every
 name placed in it is one the registry declares for the run's simulation (checked first), and
 every value is converted to the parameter's type before it becomes a literal, so nothing a user
-types reaches the SQL unchecked. Points that differ in a parameter neither plotted nor fixed
-with ``--where`` share a cell (or a line point): the cell shows their mean, and the title says
-how many points each cell holds.
+types reaches the SQL unchecked. A float ``--where`` value matches the stored values within a
+relative 1e-9 (``REL_TOL``), so 0.15 finds a linspace's 0.15000000000000002. Points that
+differ in a parameter neither plotted nor fixed with ``--where`` share a cell (or a line
+point): the cell shows their mean, and the title says how many points each cell holds.
 
 Sampled axes (a ``sample`` block: every point has its own coordinates) are drawn as a scatter of
 the points themselves, coloured by the metric, since cells would each hold one point and a
@@ -99,8 +100,62 @@ def _conditions(sim: Simulation, spec: PlotSpec) -> str:
         )
     conditions = [f"run_id = {run_literal(spec.run_id)}", f'"{spec.metric}" IS NOT NULL']
     for name, value in spec.where.items():
-        conditions.append(f"{_column(sim, name, '--where')} = {literal(sim.by_name[name], value)}")
+        conditions.append(matches(sim.by_name[name], _column(sim, name, "--where"), value))
     return " AND ".join(conditions)
+
+
+# ``--where AXIS=VALUE`` on a float axis keeps the values within this relative distance of
+# VALUE (``math.isclose``'s rule): a linspace stores 0.15000000000000002 where the request and
+# the plot's labels say 0.15, and an exact comparison found no point.
+REL_TOL = 1e-9
+
+
+def matches(p: Parameter, column: str, text: str) -> str:
+    """The SQL condition of ``--where p=text``: equal, or within ``REL_TOL`` for a float."""
+    value = literal(p, text)
+    if p.kind != "float":
+        return f"{column} = {value}"
+    return f"abs({column} - {value}) <= {REL_TOL!r} * greatest(abs({column}), abs({value}))"
+
+
+def no_points(engine: QueryEngine, sim: Simulation, spec: PlotSpec) -> QueryError:
+    """Nothing to plot: the error names each ``--where`` value no point of the run has, with
+    the nearest values it does have (as stored, to copy), so a typo or a rounding shows."""
+    hints = [unmatched(engine, sim, spec.run_id, name, text) for name, text in spec.where.items()]
+    return QueryError(
+        "; ".join(
+            [f"no points of run {spec.run_id} with a {spec.metric} to plot", *filter(None, hints)]
+        )
+    )
+
+
+# How many of a run's values an error offers instead of one it does not have.
+NEAREST = 3
+
+
+def unmatched(
+    engine: QueryEngine, sim: Simulation, run_id: str, name: str, text: str
+) -> str | None:
+    """``name=text`` and the run's nearest values if no point of the run has it; None if some
+    point does (then it is the combination of filters that matches nothing)."""
+    p, column, view = sim.by_name[name], f'"{name}"', view_name(sim.name)
+    run = f"run_id = {run_literal(run_id)}"
+    found = engine.execute(
+        f"SELECT count(*) AS n FROM {view} WHERE {run} AND {matches(p, column, text)}"
+    )
+    if found.rows[0]["n"]:
+        return None
+    rows = engine.execute(
+        f"SELECT DISTINCT {column} AS v FROM {view} WHERE {run} AND {column} IS NOT NULL"
+    )
+    values = [row["v"] for row in rows.rows]
+    numeric = p.kind in ("float", "int")
+    if numeric:
+        values.sort(key=lambda v: abs(v - float(text)))
+    else:
+        values.sort(key=str)
+    offered = ", ".join(str(v) for v in values[:NEAREST]) or "none"
+    return f"no point has {name}={text} ({'nearest' if numeric else 'it has'}: {offered})"
 
 
 def build_sql(sim: Simulation, spec: PlotSpec, series: str | None) -> str:
@@ -214,7 +269,7 @@ def draw(engine: QueryEngine, spec: PlotSpec, path: Path) -> Written:
     sql = scatter_sql(sim, spec) if scatter else build_sql(sim, spec, series)
     rows = engine.execute(sql).rows
     if not rows:
-        raise QueryError(f"no points of run {spec.run_id} with a {spec.metric} to plot")
+        raise no_points(engine, sim, spec)
 
     import matplotlib
 

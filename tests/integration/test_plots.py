@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,37 @@ def test_an_output_path_that_cannot_be_written_is_an_error_line(root: Path, tmp_
     assert answer.exit_code == 1 and answer.exception is not None
     assert isinstance(answer.exception, SystemExit), answer.exception
     assert answer.stderr.splitlines() == [f"error: cannot write {target}: File exists"]
+
+
+def test_where_matches_a_float_as_the_labels_show_it(root: Path, tmp_path: Path) -> None:
+    """The run's volatility is a linspace (0.1 to 0.5, 9 values): it stores
+    0.15000000000000002, its plots label it 0.15, and ``--where volatility=0.15`` finds it."""
+    stored = LocalEngine(root).execute(
+        f"SELECT DISTINCT volatility FROM results_option_pricing WHERE run_id = '{GRID_RUN}'"
+    )
+    assert 0.15000000000000002 in [r["volatility"] for r in stored.rows]
+    args = [GRID_RUN, "--x", "strike", "--metric", "price", "-o", str(tmp_path / "p.png")]
+    found = sweep_plot(root, *args, "--where", "volatility=0.15")
+    assert found.exit_code == 0, found.output
+    assert found.stdout.strip() == str(tmp_path / "p.png")
+    assert points_drawn(found) * 9 == points_drawn(sweep_plot(root, *args))
+
+
+def points_drawn(answer: Result) -> int:
+    """The points ``sweep plot`` says it drew ("wrote p.png (lines, 18 points, 800x600)")."""
+    match = re.search(r"\((?:lines|heatmap|scatter), (\d+) points,", answer.stderr)
+    assert match is not None, answer.output
+    return int(match.group(1))
+
+
+def test_a_where_value_no_point_has_is_named_with_the_nearest_stored_ones(
+    root: Path, tmp_path: Path
+) -> None:
+    args = [GRID_RUN, "--x", "strike", "--metric", "price", "-o", str(tmp_path / "p.png")]
+    answer = sweep_plot(root, *args, "--where", "volatility=0.16", "--where", "option=cal")
+    assert answer.exit_code == 1
+    assert answer.stderr.splitlines() == [
+        f"error: no points of run {GRID_RUN} with a price to plot; "
+        "no point has volatility=0.16 (nearest: 0.15000000000000002, 0.2, 0.1); "
+        "no point has option=cal (it has: call, put)"
+    ]
