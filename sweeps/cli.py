@@ -34,7 +34,7 @@ from rich.text import Text
 
 from sweeps.api import API_ENV, DEFAULT_API
 from sweeps.client import DEFAULT_POLL_S, Client, Engine, Run, Status, parse_request
-from sweeps.errors import ApiError, SweepsError
+from sweeps.errors import ApiError, QueryError, SweepsError
 from sweeps.sql import all_queries, all_views, view_relations
 
 if TYPE_CHECKING:  # the engines load DuckDB, sqlglot or boto3: only a query needs them
@@ -318,14 +318,28 @@ def _print_estimate(
             "note: priced with the local stage's function sizes; set SWEEP_STAGE to the "
             "deployed stage's name for its own"
         )
+    data_root = root or settings.local_root
+    if reusing and counter is None and root is None:
+        require_default_root(data_root)
     try:
-        data_root = root or settings.local_root
         result = estimate(body, stage=settings.stage, data_root=data_root, engine=counter)
     except InvalidRequest as exc:  # as the API would answer it: the error, then its problems
         raise ApiError.before_sending(exc) from None
     for line in lines(result):
         console.print(line)
     return result.to_dict()
+
+
+def require_default_root(root: Path) -> None:
+    """The default data root (SWEEP_LOCAL_ROOT, else .sweep-data/) whose reuse index a local
+    estimate counts must exist: one that does not (an install outside the repository, a stage
+    run elsewhere) is an error saying so, as for ``sweep query``; the estimate counted 0
+    reusable points there, silently."""
+    if not root.is_dir():
+        raise QueryError(
+            f"no local data root at {root}: set SWEEP_LOCAL_ROOT or give --root, the folder "
+            "the local stage writes to (its reuse index counts the reusable points)"
+        )
 
 
 @main.command()

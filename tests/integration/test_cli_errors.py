@@ -103,3 +103,16 @@ def test_an_api_url_that_answers_200_without_json_is_an_error_line(
     web_server: str, command: str
 ) -> None:
     assert_error_line(sweep("--api", web_server, command), "HTTP 200 not_the_api", "JSON object")
+
+
+def test_estimating_a_reusing_request_without_the_default_data_root_is_an_error(
+    tmp_path: Path,
+) -> None:
+    """As ``sweep query`` says, not 0 reusable points: the local stage's reuse index is in
+    the data root, and the default one (here SWEEP_LOCAL_ROOT) is not there."""
+    missing = tmp_path / "no-such-root"
+    wider = str(PROJECT_ROOT / "examples" / "option-pricing-wider.json")
+    answer = sweep(
+        "--api", "http://127.0.0.1:9", "estimate", wider, env={"SWEEP_LOCAL_ROOT": str(missing)}
+    )
+    assert_error_line(answer, f"no local data root at {missing}", "--root")
