@@ -111,12 +111,11 @@ class Api:
         return self._signer if self._needs_signing else None
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
+        """``method`` with ``body`` as JSON, or no body if it is None."""
+        return self.send(method, path, None if body is None else encode(body))
+
+    def send(self, method: str, path: str, data: bytes | None) -> Any:
         url = self.base + path
-        try:
-            data = None if body is None else json.dumps(body).encode()
-        except (TypeError, ValueError) as exc:  # e.g. a numpy integer: not JSON
-            problem = {"path": "/", "message": f"the body is not JSON: {exc}"}
-            raise ApiError(None, "invalid_request", "the request is not JSON", [problem]) from None
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -169,4 +168,15 @@ class Api:
         return self.call("GET", path)
 
     def post(self, path: str, body: Any) -> Any:
-        return self.call("POST", path, body)
+        """POST ``body`` as JSON, whatever it is: None is sent as ``null`` (a request file
+        holding null is a body the API answers with its problems), not as no body."""
+        return self.send("POST", path, encode(body))
+
+
+def encode(body: Any) -> bytes:
+    """A body's JSON; a value that is not JSON is the API's own answer to it, before sending."""
+    try:
+        return json.dumps(body).encode()
+    except (TypeError, ValueError) as exc:  # e.g. a numpy integer: not JSON
+        problem = {"path": "/", "message": f"the body is not JSON: {exc}"}
+        raise ApiError(None, "invalid_request", "the request is not JSON", [problem]) from None

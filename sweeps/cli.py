@@ -264,7 +264,7 @@ def submit(
     with reported():
         if with_estimate:
             _print_estimate(ctx, body, err(), engine, root, workgroup, database)
-        run = ctx.client.submit(body)
+        run = ctx.client.submit_body(body)  # FILE's JSON as it is, whatever its type
         click.echo(run.run_id)
         accepted = run.accepted
         err().print(

@@ -229,7 +229,21 @@ class Client:
     ) -> Run:
         """``POST /sweeps`` with a request (a mapping, JSON text or a JSON file's path); with
         ``wait``, returns once the run is complete (``Run.wait``)."""
-        accepted: dict[str, Any] = self.http.post("/sweeps", read_request(request))
+        return self.submit_body(read_request(request), wait, timeout=timeout, poll=poll)
+
+    def submit_body(
+        self,
+        body: Any,
+        wait: bool = False,
+        *,
+        timeout: float | None = None,
+        poll: float = DEFAULT_POLL_S,
+    ) -> Run:
+        """``POST /sweeps`` with ``body``, a parsed JSON value, sent as it is (``submit`` reads
+        a ``str`` as JSON text or a file's path). A request file holding a JSON string, number
+        or null (``"examples/lhs.json"``) is then the body the API answers with its problems
+        (not a JSON object), not a path read and submitted in its place."""
+        accepted: dict[str, Any] = self.http.post("/sweeps", body)
         run = Run(self, str(accepted["run_id"]), accepted)
         if wait:
             run.wait(timeout, poll)

@@ -289,6 +289,18 @@ def test_a_rejected_request_prints_its_problems_and_exits_1(sweep: Sweep) -> Non
     assert any(line.strip().startswith("/shards/count: ") for line in judged.stderr.splitlines())
 
 
+@pytest.mark.parametrize("body", ['"x"', "5", "null", '"examples/lhs.json"'])
+def test_a_request_file_holding_a_json_scalar_is_the_body_sent(sweep: Sweep, body: str) -> None:
+    """Not a path to read: the string "examples/lhs.json" (a file there is, from the tests'
+    folder) is a body the API refuses, as it refuses every body that is not an object."""
+    answer = sweep("submit", "-", stdin=body)
+    assert answer.exit_code == 1, answer.output
+    assert answer.stdout == ""
+    assert answer.stderr.splitlines()[0] == (
+        "error: HTTP 400 invalid_request: the request body must be a JSON object"
+    )
+
+
 def test_usage_errors_exit_2(sweep: Sweep) -> None:
     assert sweep("query", "run_summary", "--format", "xml").exit_code == 2
     assert sweep("submit").exit_code == 2
