@@ -60,8 +60,9 @@ class Context:
 def out(width: int | None = None) -> Console:
     # Built per call, so it follows whatever sys.stdout is now (click's test runner swaps it).
     # Piped, a table keeps its full width instead of rich's 80 columns. What it prints is data
-    # (labels, paths, answers), never rich markup or emoji codes: "[/tmp]" in a label raised
-    # MarkupError, ":smile:" became an emoji. ``width``: wider than the terminal (show_table).
+    # (paths, query answers), never rich markup or emoji codes: "[/tmp]" in a value raised
+    # MarkupError, "[a]" vanished, ":smile:" became an emoji. ``width``: wider than the
+    # terminal (show_table).
     if width is None and not sys.stdout.isatty():
         width = 200
     return Console(file=sys.stdout, width=width, markup=False, emoji=False)
@@ -353,8 +354,16 @@ def runs(ctx: Context, limit: int, token: str | None) -> None:
     rows = []
     for run in page.runs:
         created = run.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        values = (run.run_id, run.label, run.simulation, created, run.shard_count, run.complete)
-        rows.append([str(value) for value in (*values, run.cancelled)])
+        values = [
+            run.run_id,
+            run.label,
+            run.simulation,
+            created,
+            run.shard_count,
+            run.complete,
+            run.cancelled,
+        ]
+        rows.append([str(value) for value in values])
     columns = ["run_id", "label", "simulation", "created_at", "shards", "complete", "cancelled"]
     show_table(columns, rows)
     if page.next:
