@@ -88,7 +88,7 @@ def checked_base(url: str) -> str:
 
 
 class Api:
-    """One API base URL; ``call`` returns the decoded JSON of a 2xx answer or raises ApiError."""
+    """One API base URL; ``call`` returns the JSON object of a 2xx answer or raises ApiError."""
 
     def __init__(
         self,
@@ -115,6 +115,7 @@ class Api:
         return self.send(method, path, None if body is None else encode(body))
 
     def send(self, method: str, path: str, data: bytes | None) -> Any:
+        """``method`` with ``data`` (JSON bytes or no body), signed for a deployed stage."""
         url = self.base + path
         headers = {"Accept": "application/json"}
         if data is not None:
