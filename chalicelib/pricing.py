@@ -55,18 +55,6 @@ class FunctionSize:
     timeout_s: int
 
 
-def sizes_from_config(config: dict[str, object], stage: str) -> dict[str, FunctionSize]:
-    """Each function's memory and timeout on ``stage``, as chalice resolves them."""
-    base = config.get("lambda_functions", {})
-    stage_cfg = config.get("stages", {}).get(stage, {})  # type: ignore[attr-defined]
-    own = stage_cfg.get("lambda_functions", {})
-    out = {}
-    for fn, cfg in base.items():  # type: ignore[attr-defined]
-        merged = {**cfg, **own.get(fn, {})}
-        out[fn] = FunctionSize(int(merged["lambda_memory_size"]), int(merged["lambda_timeout"]))
-    return out
-
-
 @cache
 def function_sizes(stage: str) -> dict[str, FunctionSize]:
     """From the generated copy of the stage config (present in every package)."""
