@@ -68,7 +68,6 @@ known here, and reused points are usually one block, so a shard may copy none of
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import shutil
@@ -88,6 +87,7 @@ from chalicelib.config import Settings
 from chalicelib.execution import reuse
 from chalicelib.execution.compaction import compact_event
 from chalicelib.execution.worker import run_task
+from chalicelib.fanout.dispatcher import tree_size
 from chalicelib.logs import logger
 from chalicelib.model.events import INITIAL, run_task_payload, task_payload
 from chalicelib.model.manifest import Manifest
@@ -104,7 +104,6 @@ if TYPE_CHECKING:
     from sweeps.engines.base import QueryEngine
 
 RUN_ID = "20000101T000000000Z-estimate0000"
-LEAF_SHARDS = 1000  # Settings.dispatch_leaf_shards' default: one dispatcher per 1,000 shards
 DISPATCHER_S = 0.25
 # The S3 (reads, writes) of a run's root dispatcher that is also its leaf on S3, as its usage
 # record counts them (a test runs one on moto): the summary's GET, the manifest's, the cancel
@@ -493,7 +492,9 @@ def estimate(
     seconds = per_point_s * (total / shards) + fixed_s + ROUND_UP_S
     seconds_max = per_point_full_s * (biggest[1] - biggest[0]) + fixed_s + ROUND_UP_S
     worker_gb_s = shards * seconds * size.memory_mb / 1024
-    dispatchers = 1 + math.ceil(shards / LEAF_SHARDS) if shards > LEAF_SHARDS else 1
+    # The dispatcher tree at the stage's shape (its defaults: no stage config sets them).
+    shape = Settings()
+    dispatchers = tree_size(shards, shape.dispatch_leaf_shards, shape.dispatch_width)
     dispatcher = pricing.function_sizes(stage)["dispatcher"]
     # A dispatcher's own time is small next to the workers' (docs/benchmarks.md: ms per shard
     # handed over); charged DISPATCHER_S each, a guess on the high side.

@@ -82,6 +82,15 @@ def split(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
     return [(lo + a, lo + b) for a, b in (shard_bounds(n, spec, k) for k in range(spec.value))]
 
 
+def tree_size(shards: int, leaf_shards: int, width: int) -> int:
+    """The dispatcher invocations a job of ``shards`` shards takes when none is paced: itself,
+    and if it is larger than a leaf, the trees of its ``split`` children (1,001 shards: 11;
+    100,000: 111, at 1,000 a leaf and width 10)."""
+    if shards <= leaf_shards:
+        return 1
+    return 1 + sum(tree_size(hi - lo, leaf_shards, width) for lo, hi in split(0, shards, width))
+
+
 class Dispatcher:
     def __init__(
         self,

@@ -16,6 +16,7 @@ import jsonschema
 import pyarrow.parquet as pq
 import pytest
 
+from chalicelib.fanout.dispatcher import tree_size
 from chalicelib.fanout.invoking import Backoff
 from chalicelib.model import ids
 from chalicelib.model.errors import ERROR_BODY_SCHEMA
@@ -36,6 +37,7 @@ def test_fifty_shards_through_a_split_tree(harness: Harness) -> None:
 
     dispatchers = harness.run_dispatchers()
     assert dispatchers > 1 + 3  # the root split, and its children split again (leaf: 8)
+    assert dispatchers == tree_size(50, leaf_shards=8, width=3)  # what the estimate counts
     workers = harness.lambda_.take("worker")
     assert len(workers) == 50
     by_shard = {c.payload["shard_id"]: c.payload for c in workers}

@@ -126,6 +126,24 @@ def test_the_estimate_bills_the_compactor_at_its_own_memory(
     assert smaller.lambda_gb_s == pytest.approx(others + sum(stretched), abs=1e-4)
 
 
+def test_the_estimate_counts_the_dispatcher_tree_the_stage_builds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1,001 shards take 11 dispatcher invocations (a root split 10 ways, each a leaf) and
+    100,000 take 111; the estimate counted one a leaf of 1,000 plus the root (3 and 101)."""
+    shard = estimating.ShardTiming(0.004, (3, 5))
+    timing = estimating.CompactorTiming((0.5, 0, 0), (0.1, 0, 0), (10, 0), (24, 0))
+    measured = estimating._Measured(1e-6, shard, 0.0, timing)
+    monkeypatch.setattr(estimating, "_measure", lambda *args: measured)
+    for shards, tree in ((1, 1), (1000, 1), (1001, 11), (100_000, 111)):
+        body = {
+            "simulation": "monte_carlo_pi",
+            "parameters": {"samples": {"range": {"start": 1, "stop": 100_001, "step": 1}}},
+            "shards": {"count": shards},
+        }
+        assert estimating.estimate(body).invocations == shards + tree + 2, shards
+
+
 def test_a_shard_of_only_new_points_is_warned_about_whatever_the_reused_share(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
