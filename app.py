@@ -9,7 +9,7 @@ from typing import Any
 
 from chalice.app import Chalice, IAMAuthorizer, Rate, Response
 
-from chalicelib import wiring
+from chalicelib import lifetime, wiring
 from chalicelib.api import handlers
 from chalicelib.logs import logger
 from chalicelib.storage import probe
@@ -23,8 +23,10 @@ def _store() -> ObjectStore:
 def probed[Handler: Callable[..., Any]](handler: Handler) -> Handler:
     """Every function answers `make smoke`'s probe event (chalicelib/storage/probe.py): a direct
     Invoke with it reaches the probe, and nothing else does. Outermost, so that Lambda's handler
-    (``app.<name>``) sees the probe before Chalice's event classes would reject its shape."""
-    return probe.answering(handler, _store)
+    (``app.<name>``) sees the probe before Chalice's event classes would reject its shape; every
+    invocation is counted as it enters (``lifetime.invoked``: which one is the first, billed
+    with the environment's INIT)."""
+    return lifetime.invoked(probe.answering(handler, _store))
 
 
 class SweepsApp(Chalice):
@@ -139,3 +141,7 @@ def failure_recorder(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib.execution.failure_recorder import record_destination
 
     return record_destination(event, wiring.current().store)
+
+
+# The handler module is imported: Lambda's INIT ends here (chalicelib/lifetime.py).
+lifetime.initialised()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from pathlib import Path
 
+from chalicelib.lifetime import billed_from
 from chalicelib.logs import logger
 from chalicelib.pricing import FunctionSize, function_sizes
 from chalicelib.storage import layout
@@ -37,49 +37,13 @@ def memory_mb(function: str) -> int:
     return configured(function).memory_mb
 
 
-class _Environment:
-    """Whether this process's first invocation has been recorded (``billed_from``)."""
-
-    first_recorded = False
-
-
-def _process_started_ns() -> int | None:
-    """When this process started, on the ``time.monotonic_ns()`` clock (Linux's /proc: the
-    start in clock ticks since boot, against the boot-time clock); None where unreadable."""
-    try:
-        stat = Path("/proc/self/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime
-        age = time.clock_gettime_ns(time.CLOCK_BOOTTIME) - ticks * 10**9 // os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-    return time.monotonic_ns() - max(0, age)
-
-
-def billed_from(started_ns: int) -> int:
-    """Where an invocation's billed time starts: ``started_ns``, except for the first
-    invocation of a Lambda execution environment made on demand, which is billed from its
-    process's start: Lambda bills the INIT phase too (since 1 August 2025, for ZIP functions
-    on managed runtimes), and that first invocation also pays the imports its handler makes
-    lazily (a worker's numpy and pyarrow: about 0.6 s, ``bench.imports``), before
-    ``started_ns``. Only there (``AWS_LAMBDA_INITIALIZATION_TYPE`` is ``on-demand``): a
-    provisioned or SnapStart environment bills its INIT otherwise, and a local stage's
-    process serves many functions."""
-    if _Environment.first_recorded:
-        return started_ns
-    _Environment.first_recorded = True
-    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "on-demand":
-        return started_ns
-    began = _process_started_ns()
-    return started_ns if began is None else min(began, started_ns)
-
-
 def record(store: CountingStore, run_id: str, function: str, what: str, started_ns: int) -> None:
     """This invocation's record; ``started_ns`` is its ``time.monotonic_ns()`` at the start.
 
-    Billed as Lambda bills: the duration rounded up to 1 ms, at least 1 (from ``billed_from``:
-    an environment's first invocation includes its INIT). Integer nanoseconds keep a whole
-    number of ms whole: with float seconds, 3 ms measured as ``t + 0.003 - t`` came out as
-    3.0000000000001 ms and was billed 4."""
+    Billed as Lambda bills: the duration rounded up to 1 ms, at least 1 (from
+    ``lifetime.billed_from``: an on-demand environment's first invocation includes its
+    INIT). Integer nanoseconds keep a whole number of ms whole: with float seconds, 3 ms
+    measured as ``t + 0.003 - t`` came out as 3.0000000000001 ms and was billed 4."""
     duration_ms = max(1, -(-(time.monotonic_ns() - billed_from(started_ns)) // 1_000_000))
     store.writes += 1  # the record's own PUT
     entry = layout.Usage(
