@@ -112,6 +112,8 @@ DISPATCHER_S = 0.25
 # these.
 DISPATCHER_REQUESTS = (3, 5)
 CHEAP_POINT_S = 0.002
+# The share of the warning's limit a suggested shards.size is meant to take.
+SUGGESTED_SHARE = 0.9
 ROUND_UP_S = 0.0005
 # Each worker timing is a median of this many runs: one run of a few ms varies by 2x or more
 # (a collection, a neighbour's burst), and the fixed cost is most of a cheap shard's seconds.
@@ -513,7 +515,10 @@ def estimate(
     warning = None
     limit_s = size.timeout_s * 0.8  # room for the deadline margin and a slow neighbour
     if seconds_max > limit_s:
-        fitting = max(1, int((limit_s - fixed_s) / per_point_full_s)) if per_point_full_s else 1
+        # The size suggested lands a tenth below the limit, its round-up included: one that
+        # landed on it exactly warned again when estimated, the machine a little slower.
+        room = limit_s * SUGGESTED_SHARE - fixed_s - ROUND_UP_S
+        fitting = max(1, int(room / per_point_full_s)) if per_point_full_s else 1
         warning = (
             f"shards of {biggest[1] - biggest[0]} points would take ~{seconds_max:.0f} s, over "
             f'80% of the worker timeout ({size.timeout_s} s): use "shards": '

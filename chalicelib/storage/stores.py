@@ -672,9 +672,11 @@ class CountingStore(ObjectStore):
         return self._paged(self.inner.list_after(prefix, start_after))
 
     def _paged(self, objects: Iterator[StoredObject]) -> Iterator[StoredObject]:
+        """A listing's pages as S3 makes them: the first whatever it holds, and another as each
+        page's first key comes (1,000 keys are one page, not two)."""
         self._write()
-        for n, obj in enumerate(objects, 1):
-            if n % self.PAGE == 0:
+        for n, obj in enumerate(objects):
+            if n and n % self.PAGE == 0:
                 self._write()
             yield obj
 

@@ -170,6 +170,9 @@ def test_a_shard_of_only_new_points_is_warned_about_whatever_the_reused_share(
     assert e.warning is not None and '"shards": {"size": ' in e.warning
     size = int(e.warning.split('{"size": ')[1].split("}")[0])
     assert 1 <= size <= 71
+    # Estimated again at that size (the machine as it was), it does not warn again.
+    again = estimating.estimate(body | {"shards": {"size": size}}, stage="dev", data_root=tmp_path)
+    assert again.warning is None and again.worker_seconds_max_shard < 0.8 * 900
     # The totals: 80 points evaluated over 10 shards, each shard's fixed cost.
     assert e.worker_seconds_per_shard == pytest.approx(8 * 10.0 + 0.1 + estimating.ROUND_UP_S)
 
@@ -226,8 +229,10 @@ def test_sweep_estimate_prints_every_figure_and_the_timeout_warning(tmp_path: Pa
     assert warning["shard_points"] == points
     assert warning["timeout_s"] == sizes["worker"].timeout_s
     assert abs(warning["seconds"] - worker_s) <= 1
-    # The size named is what fits 80 % of the timeout at the printed per-point seconds.
+    # The size named is what fits a tenth below 80 % of the timeout at the printed per-point
+    # seconds, its round-up included: estimated again with it, it does not warn again.
     per_point_s = (worker_s - fixed_s - estimating.ROUND_UP_S) / points
-    fits = (0.8 * sizes["worker"].timeout_s - fixed_s) / per_point_s
+    limit = 0.8 * sizes["worker"].timeout_s * estimating.SUGGESTED_SHARE
+    fits = (limit - fixed_s - estimating.ROUND_UP_S) / per_point_s
     assert 1 <= warning["size"] < points
     assert abs(warning["size"] - fits) <= fits * 1e-4 + 1

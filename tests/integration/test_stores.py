@@ -211,3 +211,16 @@ def test_moto_s3_requests_in_threads_never_meet_a_reload_half_done(
     with ThreadPoolExecutor(4) as pool:
         found = list(pool.map(lambda k: s3_store.exists(f"absent/{k}"), range(8)))
     assert found == [False] * 8
+
+
+@pytest.mark.parametrize(("keys", "pages"), [(0, 1), (1, 1), (1000, 1), (1001, 2), (2000, 2)])
+def test_a_listing_is_counted_as_the_pages_s3_makes(
+    local_store: LocalStore, keys: int, pages: int
+) -> None:
+    """A LIST page is priced as a write: 1,000 keys are one page (S3 answers IsTruncated
+    false), not two; an empty listing is still a request."""
+    for i in range(keys):
+        local_store.put(f"k/{i:05d}", b"")
+    counting = CountingStore(local_store)
+    assert sum(1 for _ in counting.list("k/")) == keys
+    assert (counting.reads, counting.writes) == (0, pages)
