@@ -7,7 +7,7 @@ handlers, so the API layer never imports the heavy modules the other functions n
 from collections.abc import Callable
 from typing import Any
 
-from chalice.app import Chalice, IAMAuthorizer, Rate, Response
+from chalice.app import Chalice, IAMAuthorizer, Rate, Request, Response
 
 from chalicelib import lifetime, wiring
 from chalicelib.api import handlers
@@ -53,6 +53,12 @@ IAM = IAMAuthorizer()
 # the contract's 415), and a GET has none to check (Chalice's default, JSON only, refused a GET
 # sent with another in its own error body).
 ANY = ["*/*"]
+
+
+@app.middleware("http")
+def loopback_only(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """The local stage answers this machine only (``handlers.foreign_caller``)."""
+    return handlers.foreign_caller(event, wiring.current().settings) or get_response(event)
 
 
 @app.route("/sweeps", methods=["POST"], content_types=ANY, authorizer=IAM)

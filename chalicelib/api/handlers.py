@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from chalice.app import Request, Response
 
@@ -20,7 +21,7 @@ from chalicelib.api import bodies
 from chalicelib.config import Settings
 from chalicelib.fanout.invoking import Invoker
 from chalicelib.logs import logger
-from chalicelib.model.errors import SweepError, error_body
+from chalicelib.model.errors import ForeignCaller, SweepError, error_body
 from chalicelib.runs.cancel import cancel as cancel_run
 from chalicelib.runs.listing import list_runs
 from chalicelib.runs.redrive import redrive as redrive_run
@@ -76,6 +77,41 @@ def in_contract_body(response: Any) -> Any:
     snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Error")).lower()
     code = _CHALICE_CODES.get(name, snake)
     return response | {"body": json.dumps(error_body(code, str(body["Message"])))}
+
+
+# The names a request to the local stage may give as its Host or Origin: this machine's own.
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def foreign_caller(request: Request, settings: Settings) -> Response | None:
+    """The local stage's answer to a request from outside this machine's loopback, else None.
+
+    The local stage has no authentication: it trusts whoever can reach its loopback port. A web
+    page can: its cross-site POST with an empty or text/plain body needs no CORS preflight (a
+    browser sends it with an ``Origin``), and a name it rebinds to 127.0.0.1 reaches every
+    route with that name as ``Host``. So on the local backend a request whose ``Host`` or
+    ``Origin`` names anything but loopback is refused (403, nothing read or written). Clients
+    (``sweeps``, curl) send no Origin. Deployed stages are SigV4-only and not affected."""
+    if settings.backend != "local":
+        return None
+    headers = {name.lower(): value for name, value in (request.headers or {}).items()}
+    host, origin = headers.get("host"), headers.get("origin")
+    if (host is None or _hostname("//" + host) in LOOPBACK) and (
+        origin is None or _hostname(origin) in LOOPBACK
+    ):
+        return None
+    refused = ForeignCaller(
+        f"the local stage answers requests from this machine only (Host {host!r}, "
+        f"Origin {origin!r})"
+    )
+    return Response(body=refused.body(), status_code=refused.status, headers=JSON)
+
+
+def _hostname(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def _raw(request: Request | None) -> tuple[bytes | str | None, str | None]:

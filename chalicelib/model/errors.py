@@ -92,3 +92,11 @@ class Conflict(SweepError):
 
     status = 409
     code = "conflict"
+
+
+class ForeignCaller(SweepError):
+    """A request to the local stage from outside this machine's loopback: a web page's
+    cross-site POST, or a name rebound to 127.0.0.1 (docs/security.md)."""
+
+    status = 403
+    code = "forbidden"

@@ -3,6 +3,7 @@ AWS credentials at all, writing real Parquet under a temporary ``SWEEP_LOCAL_ROO
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -162,6 +163,36 @@ def test_bad_requests_over_http_write_nothing(idle_server: Server) -> None:
     for run_id in ("20261126T000000000Z-000000000000", "nope"):  # 200 or 404, says the contract
         assert server.get(f"/sweeps/{run_id}").status_code == 404
         assert server.post(f"/sweeps/{run_id}/cancel", {}).status_code == 404
+
+
+def test_only_this_machine_is_answered(idle_server: Server) -> None:
+    """The local stage has no authentication, so a web page must not reach it: a cross-site
+    POST (a browser adds its Origin; with a text/plain body it needs no CORS preflight) and a
+    name rebound to 127.0.0.1 (its Host) are refused, 403, on every route, and nothing is
+    written. This machine's own callers (no Origin, a loopback Host or Origin) are answered."""
+    server = idle_server
+    body = json.dumps(CONTRACT_EXAMPLE)
+    before = data_files(server.data)
+    foreign = [
+        {"Origin": "https://attacker.example"},
+        {"Origin": "null"},  # a sandboxed page or a file:// one
+        {"Host": "rebound.attacker.example:8000"},
+    ]
+    for headers in foreign:
+        for method, path in (("POST", "/sweeps"), ("GET", "/sweeps"), ("GET", "/simulations")):
+            answer = requests.request(
+                method,
+                server.base + path,
+                data=body if method == "POST" else None,
+                headers={"Content-Type": "text/plain", **headers},
+                timeout=10,
+            )
+            assert answer.status_code == 403, (headers, method, path, answer.text)
+            assert answer.json()["error"] == "forbidden"
+    assert data_files(server.data) == before
+    port = server.base.rsplit(":", 1)[1]
+    for headers in ({"Origin": f"http://localhost:{port}"}, {"Host": f"localhost:{port}"}, {}):
+        assert requests.get(server.base + "/simulations", headers=headers, timeout=10).ok
 
 
 def test_every_route_is_open_on_the_local_stage(server: Server) -> None:
