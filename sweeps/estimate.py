@@ -50,7 +50,10 @@ worker's and the compactor's requests are timed against a local folder, so their
 are a lower bound: the requests are counted and priced, their round trips not timed; for the
 compactor, which reads a run's files one by one, that can be most of its time on S3); the
 points a family's earlier runs left in its merged reuse index, which each compaction reads and
-rewrites with the run's own (the estimate merges into an empty family); a loaded machine's
+rewrites with the run's own (the estimate merges into an empty family); a paced run's root
+dispatcher (a deployed stage whose concurrency would be exceeded paces the hand-out: that
+dispatcher waits and lists every few seconds for the run's whole dispatch, charged here
+``DISPATCHER_S`` like any other); Lambda's free tier (list prices only); a loaded machine's
 waits, which the local stage's wall-clock durations include and CPU time does not
 (bench.estimate_accuracy reports both). What a process freed before does not matter: glibc's
 malloc thresholds are pinned here as in the workers (``simulations.allocator``), so a point's
