@@ -20,7 +20,9 @@ from sweeps import ApiError, Client, cli
 EXAMPLE = str(PROJECT_ROOT / "examples" / "option-pricing.json")
 
 
-def sweep(*args: str, env: dict[str, str] | None = None, stdin: str | bytes | None = None) -> Result:
+def sweep(
+    *args: str, env: dict[str, str] | None = None, stdin: str | bytes | None = None
+) -> Result:
     return CliRunner().invoke(cli.main, list(args), env=env, input=stdin)
 
 
