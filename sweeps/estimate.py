@@ -90,12 +90,11 @@ from chalicelib.config import Settings
 from chalicelib.execution import reuse
 from chalicelib.execution.compaction import compact_event
 from chalicelib.execution.worker import run_task
-from chalicelib.fanout.dispatcher import tree_size
 from chalicelib.logs import logger
 from chalicelib.model.events import INITIAL, run_task_payload, task_payload
 from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits, SweepRequest
-from chalicelib.model.sharding import shard_bounds
+from chalicelib.model.sharding import shard_bounds, tree_size
 from chalicelib.model.validation import validate_request
 from chalicelib.runs import cost
 from chalicelib.simulations import allocator  # noqa: F401  (the workers' malloc thresholds)

@@ -28,7 +28,7 @@ from chalicelib.fanout.invoking import Backoff, Invoker, send
 from chalicelib.logs import logger
 from chalicelib.model.events import INITIAL, DispatchJob, run_task_payload
 from chalicelib.model.manifest import Manifest
-from chalicelib.model.sharding import ShardSpec, shard_bounds
+from chalicelib.model.sharding import split
 from chalicelib.storage import layout, manifests, redrive_lists
 from chalicelib.storage import summary as run_summary
 from chalicelib.storage.cancel_marker import is_cancelled
@@ -71,24 +71,6 @@ def register_partitions(store: ObjectStore, catalog: Catalog, manifest: Manifest
         return False
     store.put(layout.registered_marker(manifest.run_id), b"")
     return True
-
-
-def split(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
-    """``width`` contiguous, non-empty ranges covering ``[lo, hi)``; sizes differ by <= 1.
-
-    The same arithmetic as shards by count: child ``k`` of a job is shard ``k`` of its range."""
-    n = hi - lo
-    spec = ShardSpec("count", min(width, n))
-    return [(lo + a, lo + b) for a, b in (shard_bounds(n, spec, k) for k in range(spec.value))]
-
-
-def tree_size(shards: int, leaf_shards: int, width: int) -> int:
-    """The dispatcher invocations a job of ``shards`` shards takes when none is paced: itself,
-    and if it is larger than a leaf, the trees of its ``split`` children (1,001 shards: 11;
-    100,000: 111, at 1,000 a leaf and width 10)."""
-    if shards <= leaf_shards:
-        return 1
-    return 1 + sum(tree_size(hi - lo, leaf_shards, width) for lo, hi in split(0, shards, width))
 
 
 class Dispatcher:

@@ -64,3 +64,21 @@ def points_of(total: int, spec: ShardSpec, shard_ids: Sequence[int]) -> int:
         return n * base + bisect.bisect_left(shard_ids, extra)  # the first ``extra`` hold one more
     short = count * spec.value - total  # the last shard's missing points
     return n * spec.value - (short if shard_ids[-1] == count - 1 else 0)
+
+
+def split(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
+    """``width`` contiguous, non-empty ranges covering ``[lo, hi)``; sizes differ by <= 1.
+
+    The same arithmetic as shards by count: child ``k`` of a job is shard ``k`` of its range."""
+    n = hi - lo
+    spec = ShardSpec("count", min(width, n))
+    return [(lo + a, lo + b) for a, b in (shard_bounds(n, spec, k) for k in range(spec.value))]
+
+
+def tree_size(shards: int, leaf_shards: int, width: int) -> int:
+    """The dispatcher invocations a job of ``shards`` shards takes when none is paced: itself,
+    and if it is larger than a leaf, the trees of its ``split`` children (1,001 shards: 11;
+    100,000: 111, at 1,000 a leaf and width 10)."""
+    if shards <= leaf_shards:
+        return 1
+    return 1 + sum(tree_size(hi - lo, leaf_shards, width) for lo, hi in split(0, shards, width))

@@ -39,11 +39,11 @@ from chalicelib.model.manifest import Manifest
 from chalicelib.model.request import Limits, SweepRequest
 from chalicelib.model.validation import validate_request
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import layout
+from chalicelib.storage import layout, manifests
 from chalicelib.storage.shard_states import shard_states
 from chalicelib.storage.stores import LocalStore, StorageError
 from chalicelib.storage.tables import PARTITIONS, SCHEMAS
-from scripts.local_runs import run_shards, run_sweep, shard_payload
+from scripts.local_runs import manifest_of, run_shards, run_sweep, shard_payload
 from sweeps import cli, sql
 from sweeps.engines import local as local_engine
 from sweeps.engines.local import LocalEngine, to_duckdb
@@ -91,6 +91,7 @@ class Dataset:
 def build_dataset(root: Path) -> Dataset:
     store = LocalStore(root)
     request_a = validate_request(BODY_A, None)
+    manifests.save(store, manifest_of(request_a, RUN_A, DAY1))  # the recorder reads it
     lock_fails = {RETRIED_THEN_OK, RETRIES_EXHAUSTED, PENDING}
     flaky_ids = {*lock_fails, LATE_STORAGE_ERROR}
     run_shards(store, request_a, RUN_A, DAY1, set(range(SHARDS_A)) - flaky_ids)

@@ -16,10 +16,10 @@ import jsonschema
 import pyarrow.parquet as pq
 import pytest
 
-from chalicelib.fanout.dispatcher import tree_size
 from chalicelib.fanout.invoking import Backoff
 from chalicelib.model import ids
 from chalicelib.model.errors import ERROR_BODY_SCHEMA
+from chalicelib.model.sharding import tree_size
 from chalicelib.storage import layout
 from chalicelib.storage.stores import S3Store
 from scripts.invoke_standin import Call, Rule
