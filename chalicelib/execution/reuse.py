@@ -125,17 +125,14 @@ def evaluated(
     if found is None or (fam is not None and found.family != fam):
         return None
     request, sim = found.request, found.sim
-    held = generation.results_shards if generation is not None else frozenset()
-    # Only succeeded shards' files: a shard whose success outcome never landed (its write
-    # failed, then its failure became final) can leave its results file behind.
-    succeeded = compaction.succeeded_shards(store, run_id)
-    keys = [
-        obj.key
-        for obj in store.list(layout.results_prefix(run_id))
-        if (shard := compaction.shard_of_results(obj.key)) is not None
-        and shard not in held
-        and shard in succeeded
-    ]
+    # The per-shard files the generation did not absorb, of succeeded shards only (the
+    # readers' rule: a shard whose success outcome never landed can leave one behind).
+    keys = compaction.unabsorbed(
+        compaction.RESULTS,
+        generation,
+        (obj.key for obj in store.list(layout.results_prefix(run_id))),
+        succeeded=compaction.succeeded_shards(store, run_id),
+    )
     parts = generation.parts.get(compaction.RESULTS, ()) if generation is not None else ()
     read = _held(store)
     files = itertools.chain(map(read, parts), read_ahead(store, keys, read, READ_AHEAD_FILES))

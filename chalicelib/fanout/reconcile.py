@@ -149,7 +149,11 @@ def _finish_run(
     the catalog pointed at it, what it replaced deleted after the grace period): each pass
     asks the compactor for the next step when one is due, so a lost trigger only delays it."""
     progress = summary.run_progress(
-        store, run.run_id, run.request.shard_count, compactor_trigger(invoker)
+        store,
+        run.run_id,
+        run.request.shard_count,
+        compactor_trigger(invoker),
+        run.request.tolerated_failure_percentage,
     )
     if not progress.complete:
         return "reopened"  # a redrive came first: the marker stays
@@ -220,7 +224,11 @@ def _close_run(store: ObjectStore, invoker: Invoker, run: Manifest) -> str:
     marker = layout.open_run(run.run_id)
     store.delete(marker)
     again = summary.run_progress(
-        store, run.run_id, run.request.shard_count, compactor_trigger(invoker)
+        store,
+        run.run_id,
+        run.request.shard_count,
+        compactor_trigger(invoker),
+        run.request.tolerated_failure_percentage,
     )
     if not again.complete or again.written:  # redriven since: watched (and compacted) again
         store.put(marker, b"{}")

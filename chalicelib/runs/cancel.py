@@ -25,7 +25,8 @@ def cancel(store: ObjectStore, run_id: str, invoker: Invoker | None = None) -> d
     reason = cancel_reason(store, run_id)
     if reason is None:
         trigger = compactor_trigger(invoker)
-        progress = run_progress(store, run_id, run.request.shard_count, trigger)
+        tolerated = run.request.tolerated_failure_percentage
+        progress = run_progress(store, run_id, run.request.shard_count, trigger, tolerated)
         # The read that finds the run complete applies its failure threshold first: a run it
         # cancelled now was cancelled before this request, whose reason stands.
         if progress.complete and not progress.cancelled_now:

@@ -49,7 +49,11 @@ def status(
         if progress is None:  # running, or complete and never summarised since its last redrive
             listed_cost = issue(lambda: run_cost(store, run_id, request.shard_count))
             progress = summary.listed(
-                store, run_id, request.shard_count, compactor_trigger(invoker)
+                store,
+                run_id,
+                request.shard_count,
+                compactor_trigger(invoker),
+                request.tolerated_failure_percentage,
             )
         reused = progress.points_reused
         if reused is None:  # a reusing run's copies count where their shard succeeded

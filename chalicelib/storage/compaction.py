@@ -150,18 +150,6 @@ def partition_of(key: layout.OutcomeKey) -> str:
     return f"outcomes/{key.status}"
 
 
-def table_files(store: ObjectStore, run_id: str, table: str, gen: Generation | None) -> list[str]:
-    """Every file holding the run's rows of ``table``, each row in exactly one of them."""
-    listed = (obj.key for obj in store.list(layout.run_table_prefix(table, run_id)))
-    return readable(
-        table,
-        gen,
-        listed,
-        absorbed_usage(store, gen) if table == USAGE else None,
-        succeeded_shards(store, run_id) if table == RESULTS else None,
-    )
-
-
 def succeeded_shards(store: ObjectStore, run_id: str) -> frozenset[int]:
     """The run's shards with a success outcome (one listing of its succeeded outcomes)."""
     return shards_succeeded(obj.key for obj in store.list(layout.succeeded_prefix(run_id)))
@@ -169,14 +157,20 @@ def succeeded_shards(store: ObjectStore, run_id: str) -> frozenset[int]:
 
 def shards_succeeded(outcome_keys: Iterable[str]) -> frozenset[int]:
     """The shards of the succeeded outcomes among ``outcome_keys``."""
-    return frozenset(
-        parsed.shard_id
-        for key in outcome_keys
-        if (parsed := layout.parse_outcome(key)) is not None and parsed.status == "succeeded"
-    )
+    return frozenset(layout.outcome_ids(list(outcome_keys))[0])
 
 
-def readable(
+def generation_parts(table: str, gen: Generation | None) -> list[str]:
+    """The parts of ``gen`` (the run's latest generation) that hold rows of ``table``."""
+    return [
+        key
+        for partition in PARTITIONS
+        if gen is not None and table_of(partition) == table
+        for key in gen.parts.get(partition, ())
+    ]
+
+
+def unabsorbed(
     table: str,
     gen: Generation | None,
     keys: Iterable[str],
@@ -184,29 +178,21 @@ def readable(
     succeeded: frozenset[int] | None = None,
 ) -> list[str]:
     """The one rule: of a run's per-shard (per-invocation) ``keys`` of ``table``, those its
-    latest generation ``gen`` did not absorb, after the generation's own parts. ``usage``: the
-    usage records ``gen`` absorbed (``absorbed_usage``), for the table ``usage``.
-    ``succeeded``: the run's shards with a success outcome (``succeeded_shards``), for the
-    table ``results``, whose per-shard file is read only once its shard's success outcome
-    is there: a worker writes its results first, and a shard whose outcome write failed and
-    whose failure then became final (the run cancelled before Lambda's retry, its retries
-    exhausted on S3 errors) keeps a results file of a shard that never succeeded."""
+    latest generation ``gen`` did not absorb, read beside the generation's own parts
+    (``generation_parts``). ``usage``: the usage records ``gen`` absorbed
+    (``absorbed_usage``), for the table ``usage``. ``succeeded``: the run's shards with a
+    success outcome (``succeeded_shards``), for the table ``results``, whose per-shard file is
+    read only once its shard's success outcome is there: a worker writes its results first,
+    and a shard whose outcome write failed and whose failure then became final (the run
+    cancelled before Lambda's retry, its retries exhausted on S3 errors) keeps a results file
+    of a shard that never succeeded."""
     if table == RESULTS and succeeded is None:
         raise ValueError("the results table needs the run's succeeded shards")
-    parts = [
-        key
-        for partition in PARTITIONS
-        if gen is not None and table_of(partition) == table
-        for key in gen.parts.get(partition, ())
-    ]
     return [
-        *parts,
-        *(
-            key
-            for key in keys
-            if absorbs(table, gen, key, usage) is False
-            and (succeeded is None or shard_of_results(key) in succeeded)
-        ),
+        key
+        for key in keys
+        if absorbs(table, gen, key, usage) is False
+        and (succeeded is None or shard_of_results(key) in succeeded)
     ]
 
 

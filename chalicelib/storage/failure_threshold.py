@@ -36,16 +36,19 @@ def enforce_threshold(store: ObjectStore, run_id: str) -> bool:
     return _cancel_if_over(store, run_id, len(states.ids("failed")), states.count, tolerated)
 
 
-def enforce_at_completion(store: ObjectStore, run_id: str, failed: int, shard_count: int) -> bool:
+def enforce_at_completion(
+    store: ObjectStore, run_id: str, failed: int, shard_count: int, tolerated: float | None = None
+) -> bool:
     """``enforce_threshold`` for a run just found complete with ``failed`` final failures, from
     the listing that found it, applied before its summary is written: the last shard's final
     failure often crosses the threshold, and whoever writes the summary first (a status read,
     ``GET /sweeps``) must not fix the run as complete and not cancelled, to be cancelled when
     the failure's own writer (the worker, a leaf, the reconciler) checks a moment later, or,
     for the failure recorder's failures, never (its check is the reconciler's, which takes a
-    summarised run as finished). A manifest GET, asked only of a complete run with failures."""
-    run = manifests.load(store, run_id)
-    tolerated = run.request.tolerated_failure_percentage
+    summarised run as finished). ``tolerated``: the run's tolerated percentage, else read from
+    its manifest (a GET, asked only of a complete run with failures)."""
+    if tolerated is None:
+        tolerated = manifests.load(store, run_id).request.tolerated_failure_percentage
     return _cancel_if_over(store, run_id, failed, shard_count, tolerated)
 
 

@@ -69,21 +69,31 @@ class RunProgress:
 
 
 def run_progress(
-    store: ObjectStore, run_id: str, shard_count: int, on_complete: Callable[[str], object]
+    store: ObjectStore,
+    run_id: str,
+    shard_count: int,
+    on_complete: Callable[[str], object],
+    tolerated: float | None = None,
 ) -> RunProgress:
     """The one read of a run's progress that status, ``GET /sweeps``, cancel and the
     reconciler share: the stored summary of a complete run (a GET and a short listing, at
     once), else the listings (``listed``)."""
-    return read(store, run_id) or listed(store, run_id, shard_count, on_complete)
+    return read(store, run_id) or listed(store, run_id, shard_count, on_complete, tolerated)
 
 
 def listed(
-    store: ObjectStore, run_id: str, shard_count: int, on_complete: Callable[[str], object]
+    store: ObjectStore,
+    run_id: str,
+    shard_count: int,
+    on_complete: Callable[[str], object],
+    tolerated: float | None = None,
 ) -> RunProgress:
     """A run's progress from its listings. A run found complete gets its failure threshold
     applied (``enforce_at_completion``) and then its summary written, and the writer hands it
     to ``on_complete`` (the compactor: ``fanout.invoking.compactor_trigger``)
-    right there, whoever it is, so no summary is written without asking for compaction."""
+    right there, whoever it is, so no summary is written without asking for compaction.
+    ``tolerated``: the run's ``tolerated_failure_percentage`` where the caller holds its
+    manifest (else read from it, only for a run found complete with failures)."""
     states, dispatch = shard_states_of(store, run_id, shard_count)
     found = progress_of(states, dispatch)
     if found.complete and found.failed:
@@ -93,7 +103,7 @@ def listed(
             found = replace(found, failed=failed, pending=sorted(coming))
     if found.complete:
         cancelled = bool(found.failed) and enforce_at_completion(
-            store, run_id, len(found.failed), shard_count
+            store, run_id, len(found.failed), shard_count, tolerated
         )
         write(store, run_id, found)
         on_complete(run_id)

@@ -134,7 +134,7 @@ class Listings:
 def table_files(root: Path, table: str, listings: Listings | None = None) -> list[str]:
     """Every file under the data root that holds rows of ``table``, each row in exactly one:
     per run, its latest compaction generation's parts and the per-shard (per-invocation) files
-    that generation did not absorb (``storage.compaction.readable``), so a query during, after
+    that generation did not absorb (``storage.compaction.unabsorbed``), so a query during, after
     or between compactions sees every row once."""
     from chalicelib.storage import compaction
 
@@ -157,7 +157,8 @@ def table_files(root: Path, table: str, listings: Listings | None = None) -> lis
         number = gen.number if gen is not None else 0
         prefix = layout.run_table_prefix(table, run_id)
         # A per-shard results file is read once its shard's success outcome is there.
-        watched = [prefix, layout.succeeded_prefix(run_id)] if table == "results" else [prefix]
+        outcomes = layout.succeeded_prefix(run_id) if table == compaction.RESULTS else None
+        watched = [prefix] if outcomes is None else [prefix, outcomes]
         kept = listings.readable.get((run_id, table))
         if (
             kept is None
@@ -165,10 +166,13 @@ def table_files(root: Path, table: str, listings: Listings | None = None) -> lis
             or not all(listings.unchanged(root, p) for p in watched)
         ):
             succeeded = None
-            if table == "results":
-                found = listings.walk(root, layout.succeeded_prefix(run_id))
-                succeeded = compaction.shards_succeeded(found)
-            keys = compaction.readable(table, gen, listings.walk(root, prefix), usage, succeeded)
+            if outcomes is not None:
+                succeeded = compaction.shards_succeeded(listings.walk(root, outcomes))
+            shard_files = listings.walk(root, prefix)
+            keys = [
+                *compaction.generation_parts(table, gen),
+                *compaction.unabsorbed(table, gen, shard_files, usage, succeeded),
+            ]
             kept = number, [f"{root.as_posix()}/{key}" for key in keys]
             listings.readable[(run_id, table)] = kept
         files.extend(kept[1])
