@@ -143,7 +143,9 @@ class Settings:
         "workgroup of the `sweep` command's Athena engine (its default for a deployed stage)",
     )
     dispatch_threads: int = setting(
-        "SWEEP_DISPATCH_THREADS", 32, "invoke threads per leaf dispatcher"
+        "SWEEP_DISPATCH_THREADS",
+        32,
+        "invoke threads per leaf dispatcher on a deployed stage (the local stage uses one)",
     )
     dispatch_leaf_shards: int = setting(
         "SWEEP_DISPATCH_LEAF_SHARDS", 1000, "most shards one dispatcher invokes itself"

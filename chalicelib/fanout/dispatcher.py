@@ -197,13 +197,16 @@ class Dispatcher:
         def hand_over(payload: dict[str, Any]) -> str | None:
             return send(self.invoker, "worker", payload, backoff)
 
-        threads = max(1, min(self.policy.threads, len(payloads)))
+        # Many threads while each hand-over waits for a round trip; else this one.
+        wide = self.policy.threads if self.invoker.waits_on_network() else 1
+        threads = max(1, min(wide, len(payloads)))
         errors: list[str | None] = []
         # The cancel marker is read before each chunk (one HEAD per CANCEL_CHUNK shards), so
         # a cancel stops a leaf within one chunk of hand-overs.
         with ThreadPoolExecutor(max_workers=threads) as pool:
+            send_all = pool.map if threads > 1 else map
             while len(errors) < len(payloads) and not is_cancelled(self.store, job.run_id):
-                errors += pool.map(hand_over, payloads[len(errors) : len(errors) + CANCEL_CHUNK])
+                errors += send_all(hand_over, payloads[len(errors) : len(errors) + CANCEL_CHUNK])
         writer = OutcomeWriter(self.store)
         skipped = payloads[len(errors) :]
         self._record_cancelled(writer, skipped)

@@ -87,6 +87,11 @@ class Invoker(ABC):
         be re-dispatched without waiting out a stall. Lambda does not tell: False."""
         return False
 
+    def waits_on_network(self) -> bool:
+        """Whether a hand-over waits for a round trip (Lambda's Invoke): then a leaf dispatcher
+        hands over on ``SWEEP_DISPATCH_THREADS`` threads at once."""
+        return True
+
     def worker_concurrency(self) -> int | None:
         """How many worker events can run at once, where events beyond that wait in a queue
         that drops them once too old (Lambda's async queue); dispatch is paced against it

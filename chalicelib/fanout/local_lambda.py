@@ -236,6 +236,12 @@ class LocalInvoker(Invoker):
         if pool is not None:
             pool.shutdown(wait=True)
 
+    def waits_on_network(self) -> bool:
+        """No: a hand-over is a put on the pool's queue. A leaf's 32 threads putting at once
+        only took turns at the pool's lock and woke its manager thread for each other, at the
+        cost of the stage's two cores that the workers share (issue 16); one thread puts."""
+        return False
+
     def worker_concurrency(self) -> int | None:
         """The pool's size, when events expire (``SWEEP_LOCAL_MAX_EVENT_AGE_S``): only then
         can waiting in the pool's queue lose one, and dispatch is paced against it."""
