@@ -343,8 +343,9 @@ def test_batched_keys_are_the_key_texts_digests(
         for a, b, o, n, _ in rows
     ]
     replicates = [r for *_, r in rows]
-    got = PointBatches(OPTION, seed).keys(points, replicates)
+    got = PointBatches(OPTION, seed, few=0).keys(points, replicates)  # by columns however few
     assert got == key_texts_digests(OPTION, seed, points, replicates)
+    assert PointBatches(OPTION, seed).keys(points, replicates) == got  # few: point by point
 
 
 def test_batched_keys_on_random_bit_patterns_and_every_edge() -> None:
@@ -367,7 +368,7 @@ def test_batched_keys_of_constant_mixed_and_foreign_points() -> None:
     """A batch whose every column is constant, one mixing types in a column (80 and 80.0 are
     two texts, True is not 1), points lacking a declared name or with another name: all keyed
     as ``key_text`` says, and an empty batch has no keys."""
-    batches = PointBatches(OPTION, 3)
+    batches = PointBatches(OPTION, 3, few=0)  # by columns, however few the points
     same_point = [OPTION.effective_params({"strike": 90}) for _ in range(4)]
     mixed = [
         OPTION.effective_params({}) | {"strike": 80},
