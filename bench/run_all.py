@@ -14,12 +14,14 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import scratch
 from chalicelib.config import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
@@ -301,11 +303,21 @@ def machine() -> str:
     )
 
 
+def temp_folder() -> str:
+    """Where the benchmarks' temporary folders go (``bench.scratch``), with its file system."""
+    chosen = scratch.folder()
+    where = Path(chosen) if chosen is not None else Path(tempfile.gettempdir())
+    return f"{where} ({scratch.file_system(where)})"
+
+
 def run(name: str, extra: list[str]) -> tuple[Report, float]:
     started = time.monotonic()
+    chosen = scratch.folder()
+    env = os.environ | ({"TMPDIR": str(chosen)} if chosen is not None else {})
     done = subprocess.run(
         [sys.executable, "-m", f"bench.{name}", *extra, "--json"],
         cwd=PROJECT_ROOT,
+        env=env,
         stdout=subprocess.PIPE,
         text=True,
         check=True,
@@ -327,8 +339,9 @@ def kept_rows(rerun: set[str]) -> list[str]:
     ]
 
 
-# A row: benchmark, command, figures, seconds it took, when it was measured (UTC).
-Row = tuple[str, str, list[str], float, datetime]
+# A row: benchmark, command, figures, seconds it took, when it was measured (UTC), where its
+# temporary folders were ("" for a report saved before that was recorded).
+Row = tuple[str, str, list[str], float, datetime, str]
 
 
 def render(rows: list[Row], kept: list[str] | None = None) -> str:
@@ -344,14 +357,20 @@ def render(rows: list[Row], kept: list[str] | None = None) -> str:
         "`--only` reruns some and keeps the others as they were (rows without a date were",
         "measured before rows were dated, 2026-12-06).",
         "",
+        "Temporary folders (the local stage's data roots among them) are on a tmpfs when the",
+        "machine has one with room (`bench/scratch.py` says why: on this VM's disk, creating a",
+        "file cost what the last minutes' deletions made it); a row measured so says",
+        "`temp: /dev/shm (tmpfs)` in its machine cell.",
+        "",
         "| benchmark | command | figures | machine |",
         "| --- | --- | --- | --- |",
     ]
     lines += kept or []  # --only: the rows not rerun, once (main passes them)
-    for name, command, figures, seconds, measured in rows:
+    for name, command, figures, seconds, measured, temp in rows:
         cell = "<br>".join(figures) + f"<br>(took {seconds:.0f} s)"
+        where = f", temp: {temp}" if temp else ""
         lines.append(
-            f"| {name} | `{command}` | {cell} | {measured:%Y-%m-%d %H:%M} UTC, {machine()} |"
+            f"| {name} | `{command}` | {cell} | {measured:%Y-%m-%d %H:%M} UTC, {machine()}{where} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -381,11 +400,13 @@ def main(argv: list[str] | None = None) -> int:
             report = json.loads(saved.read_text())
             command, seconds = report["command"], float(report["took_s"])
             measured = datetime.fromtimestamp(saved.stat().st_mtime, UTC)
-            rows.append((name, command, figures(report) + _load(report), seconds, measured))
+            temp = str(report.get("temp", ""))
+            rows.append((name, command, figures(report) + _load(report), seconds, measured, temp))
             continue
         print(f"\n=== {command}", flush=True)
         report, seconds = run(name, extra)
-        rows.append((name, command, figures(report) + _load(report), seconds, datetime.now(UTC)))
+        now = datetime.now(UTC)
+        rows.append((name, command, figures(report) + _load(report), seconds, now, temp_folder()))
         print("\n".join(rows[-1][2]), flush=True)
     # --only: the other benchmarks' rows stay as they were measured (their own dates apply).
     text = render(rows, kept_rows({r[0] for r in rows}) if args.only else [])

@@ -30,12 +30,12 @@ root):
 - **new file**: before each size's run, the CPU microseconds it takes to create one new file in
   a new folder beside its data root, on the same file system (median of 1,000;
   ``new_file_us``). A shard creates four (its success lock, results, outcome and usage record),
-  and on this VM's ext4 that cost moved between 15 and 460 us a file with the folder's place on
-  the disk, the hour and the files already made (tmpfs: 6-25 us), so it is reported beside the
-  per-shard figure to tell the file system's share from ours. It has not been what holds that
-  figure up: run with ``TMPDIR=/dev/shm`` (2026-12-06, 100 / 1,000 / 10,000 shards, twice), the
-  per-shard figure was 2.38 / 2.54 and 1.88 / 2.18 ms, and under /tmp between those two runs
-  1.96 / 2.15 ms;
+  so it is reported beside the per-shard figure to tell the file system's share from ours.
+  ``make bench`` puts the data roots on a tmpfs (``bench.scratch``: 12-13 us a file). On this
+  VM's disk (ext4 without a journal) that cost moved between 15 and 650 us with what had been
+  deleted in the minutes before (``bench/scratch.py``), and so did the per-shard figure: on
+  2026-12-07, 1.84 / 1.31 ms at 1,000 / 10,000 shards there (a new file 151 / 26 us) against
+  0.94 / 1.06 ms on the tmpfs, minutes apart;
 - **compaction**: the local stage compacts the run in the background once status finds it
   complete (``execution.compaction``); the bench waits for its generation record
   (``compaction_s``: from complete until it is committed; ``pool_peak_rss_mb``: then the
