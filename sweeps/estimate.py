@@ -55,7 +55,9 @@ dispatcher (a deployed stage whose concurrency would be exceeded paces the hand-
 dispatcher waits and lists every few seconds for the run's whole dispatch, charged here
 ``DISPATCHER_S`` like any other); Lambda's free tier (list prices only); a loaded machine's
 waits, which the local stage's wall-clock durations include and CPU time does not
-(bench.estimate_accuracy reports both). What a process freed before does not matter: glibc's
+(bench.estimate_accuracy reports both); a local disk whose cost of creating a file depends on
+what was deleted there minutes before (ext4 without a journal: ``bench/scratch.py``), which a
+local stage's run of many cheap shards can pay and the estimate's few deliveries do not. What a process freed before does not matter: glibc's
 malloc thresholds are pinned here as in the workers (``simulations.allocator``), so a point's
 arrays come from the heap in both.
 
