@@ -179,13 +179,15 @@ def _worker_memory(r: Report) -> list[str]:
 
 def _scale(r: Report) -> list[str]:
     out = [
-        "shards: POST ms / complete s / per-shard ms / status local complete, running ms / "
-        "status S3 model complete, running ms / run_summary s / files / a new file on the "
-        "data root, CPU us"
+        "shards: POST ms / done s (runs) / complete s / per-shard ms from done, from complete / "
+        "status local complete, running ms / status S3 model complete, running ms / "
+        "run_summary s / files / a new file on the data root, CPU us"
     ]
     for x in r["rows"]:
+        runs = ", ".join(map(str, x.get("done_s_runs", [])))
         out.append(
-            f"{x['shards']:,}: {x['post_ms']} / {x['complete_s']} / {x.get('per_shard_ms', '-')} "
+            f"{x['shards']:,}: {x['post_ms']} / {x.get('done_s', '-')} ({runs}) / "
+            f"{x['complete_s']} / {x.get('per_shard_ms', '-')}, {x.get('per_shard_seen_ms', '-')} "
             f"/ {x['status_local_complete_ms']}, {x['status_local_running_ms']} / "
             f"{x['status_s3_complete_ms']}, {x['status_s3_running_ms']} / "
             f"{x['query_run_summary_s']} / {x['files']:,} / {x.get('new_file_us', '-')}"
