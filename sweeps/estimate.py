@@ -57,9 +57,9 @@ dispatcher waits and lists every few seconds for the run's whole dispatch, charg
 waits, which the local stage's wall-clock durations include and CPU time does not
 (bench.estimate_accuracy reports both); a local disk whose cost of creating a file depends on
 what was deleted there minutes before (ext4 without a journal: ``bench/scratch.py``), which a
-local stage's run of many cheap shards can pay and the estimate's few deliveries do not. What a process freed before does not matter: glibc's
-malloc thresholds are pinned here as in the workers (``simulations.allocator``), so a point's
-arrays come from the heap in both.
+local stage's run of many cheap shards can pay and the estimate's few deliveries do not.
+What a process freed before does not matter: glibc's malloc thresholds are pinned here as in
+the workers (``simulations.allocator``), so a point's arrays come from the heap in both.
 
 Shards' seconds are the per-point cost times their size plus the fixed cost; GB-s, requests and
 price follow with ``pricing``. With ``"reuse": true``, points already in the stage's reuse index
