@@ -41,7 +41,10 @@ _current: Runtime | None = None
 
 def build(settings: Settings) -> Runtime:
     if settings.backend == "local":
+        from chalicelib.api.local_server import answer_without_delay
         from chalicelib.fanout.local_lambda import LocalInvoker
+
+        answer_without_delay()
 
         local = LocalStore(settings.local_root)
         local_invoker = LocalInvoker(settings, local)
