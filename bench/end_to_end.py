@@ -85,7 +85,7 @@ from chalicelib.model.validation import validate_request
 from chalicelib.simulations.builtin import option_pricing
 from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
-from chalicelib.storage import layout
+from scripts.local_stack import last_outcome_written
 from scripts.local_stack import local_stage as local_stack
 from sweeps.client import DEFAULT_POLL_S
 
@@ -237,8 +237,7 @@ def local_stage(
                     break
                 time.sleep(poll)
             cpu = session_cpu_s(proc.pid) - cpu
-        outcomes = data / layout.run_table_prefix("outcomes", run_id)
-        elapsed = max(p.stat().st_mtime for p in outcomes.rglob("*") if p.is_file()) - started
+        elapsed = last_outcome_written(data, run_id) - started
         if status["shards"]["succeeded"] != SHARDS:
             raise AssertionError(f"local run did not succeed: {status}")
         metrics = read_results(data, run_id, status["total_points"])

@@ -305,17 +305,16 @@ def machine() -> str:
     )
 
 
-def temp_folder() -> str:
-    """Where the benchmarks' temporary folders go (``bench.scratch``), with its file system."""
-    chosen = scratch.folder()
-    where = Path(chosen) if chosen is not None else Path(tempfile.gettempdir())
+def described(temp: Path | None) -> str:
+    """Where the benchmarks' temporary folders go (``None``: the system's), with its file
+    system."""
+    where = temp if temp is not None else Path(tempfile.gettempdir())
     return f"{where} ({scratch.file_system(where)})"
 
 
-def run(name: str, extra: list[str]) -> tuple[Report, float]:
+def run(name: str, extra: list[str], temp: Path | None) -> tuple[Report, float]:
     started = time.monotonic()
-    chosen = scratch.folder()
-    env = os.environ | ({"TMPDIR": str(chosen)} if chosen is not None else {})
+    env = os.environ | ({"TMPDIR": str(temp)} if temp is not None else {})
     done = subprocess.run(
         [sys.executable, "-m", f"bench.{name}", *extra, "--json"],
         cwd=PROJECT_ROOT,
@@ -342,7 +341,7 @@ def kept_rows(rerun: set[str]) -> list[str]:
 
 
 # A row: benchmark, command, figures, seconds it took, when it was measured (UTC), where its
-# temporary folders were ("" for a report saved before that was recorded).
+# temporary folders were ("" for a report saved from a run of its own, which does not say).
 Row = tuple[str, str, list[str], float, datetime, str]
 
 
@@ -391,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     reused = dict(item.split("=", 1) for item in args.reuse)
+    temp = scratch.folder()
+    where = described(temp)
     rows = []
     for name, (extra, figures) in BENCHES.items():
         if args.only and name not in args.only and name not in reused:
@@ -402,13 +403,12 @@ def main(argv: list[str] | None = None) -> int:
             report = json.loads(saved.read_text())
             command, seconds = report["command"], float(report["took_s"])
             measured = datetime.fromtimestamp(saved.stat().st_mtime, UTC)
-            temp = str(report.get("temp", ""))
-            rows.append((name, command, figures(report) + _load(report), seconds, measured, temp))
+            rows.append((name, command, figures(report) + _load(report), seconds, measured, ""))
             continue
         print(f"\n=== {command}", flush=True)
-        report, seconds = run(name, extra)
+        report, seconds = run(name, extra, temp)
         now = datetime.now(UTC)
-        rows.append((name, command, figures(report) + _load(report), seconds, now, temp_folder()))
+        rows.append((name, command, figures(report) + _load(report), seconds, now, where))
         print("\n".join(rows[-1][2]), flush=True)
     # --only: the other benchmarks' rows stay as they were measured (their own dates apply).
     text = render(rows, kept_rows({r[0] for r in rows}) if args.only else [])

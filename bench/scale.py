@@ -88,7 +88,7 @@ from chalicelib.model import ids
 from chalicelib.runs.status import status
 from chalicelib.storage import compaction, layout
 from chalicelib.storage.stores import LocalStore
-from scripts.local_stack import local_stage
+from scripts.local_stack import last_outcome_written, local_stage
 from sweeps import Client
 from sweeps.engines.local import LocalEngine
 from sweeps.sql import all_queries, placeholders, resolve
@@ -250,8 +250,7 @@ def one(shards: int, tmp: Path) -> tuple[dict[str, Any], str]:
         state = Client(base).run(run_id).wait(poll=0.2)
         complete_s = time.perf_counter() - started
         assert state["shards"]["succeeded"] == shards, state
-        outcomes = data / layout.run_table_prefix("outcomes", run_id)
-        done_s = max(f.stat().st_mtime for f in outcomes.rglob("*.parquet")) - started_at
+        done_s = last_outcome_written(data, run_id) - started_at
         record = data / layout.compaction_records_prefix(run_id)
         while not any(record.glob("gen-*.json")):
             if time.perf_counter() - started - complete_s > COMPACTION_WAIT_S:

@@ -19,6 +19,14 @@ from urllib.error import URLError
 from urllib.request import urlopen
 
 from chalicelib.config import PROJECT_ROOT
+from chalicelib.storage import layout
+
+
+def last_outcome_written(data_root: Path, run_id: str) -> float:
+    """When the run's last outcome file was written, on the ``time.time()`` clock (its
+    modification time): when the stage finished the run's work, before any follower polled."""
+    outcomes = data_root / layout.run_table_prefix("outcomes", run_id)
+    return max(p.stat().st_mtime for p in outcomes.rglob("*") if p.is_file())
 
 
 def free_port() -> int:
