@@ -63,7 +63,6 @@ from chalicelib.model.sharding import shard_bounds
 from chalicelib.simulations import streams
 from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Simulation, Value
-from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage import compaction, layout, manifests
 from chalicelib.storage.stores import ObjectStore
 from chalicelib.storage.tables import (
@@ -183,23 +182,17 @@ class _Keyable:
 def _run_simulation(store: ObjectStore, run_id: str) -> _Keyable | None:
     """The run as ``_Keyable``; None when the run is gone (no manifest), or its simulation is
     not registered here or is at another version than the run's manifest records (a version
-    bumped since): its points' keys are of that version (``_same_version``), which this
-    deployment's declaration cannot make, and reuse never crosses versions."""
+    bumped since; ``Manifest.simulation_as_accepted``): its points' keys are of that version,
+    which this deployment's declaration cannot make, and reuse never crosses versions."""
     try:
         run = manifests.load(store, run_id)
     except NotFound:
         return None
-    sim = _same_version(run)
+    sim = run.simulation_as_accepted()
     if sim is None:
         return None
     request = run.request
     return _Keyable(request, sim, family(sim.name, run.simulation_version, request.seed))
-
-
-def _same_version(run: Manifest) -> Simulation | None:
-    """The run's simulation as registered, if at the version the run was accepted under."""
-    sim = REGISTRY.get(run.request.simulation)
-    return sim if sim is not None and sim.version == run.simulation_version else None
 
 
 EVALUATED_COLUMNS = ["shard_id", "point_index", "metrics", "source_run_id"]
@@ -482,7 +475,7 @@ def plan(store: ObjectStore, run: Manifest) -> dict[int, int]:
     if written is not None:
         return written
     request = run.request
-    sim = _same_version(run)
+    sim = run.simulation_as_accepted()
     counts: dict[int, int] = {}
     # Bytes of this delivery's own: a create that finds its own bytes counts as made (a
     # retried request), so an empty marker would look made to every delivery.

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.model.request import Limits, SweepRequest
+from chalicelib.simulations.declarations import Simulation
 from chalicelib.simulations.registry import REGISTRY
 
 
@@ -31,6 +32,13 @@ class Manifest:
     ) -> Manifest:
         version = REGISTRY[request.simulation].version
         return cls(run_id, created_at, stage, request, limits, request.to_dict(), version)
+
+    def simulation_as_accepted(self) -> Simulation | None:
+        """The run's simulation as registered here, if at the version the run was accepted
+        under; None once that version is gone (bumped since, or no longer registered): its
+        points are then neither evaluated nor reused with this deployment's code."""
+        sim = REGISTRY.get(self.request.simulation)
+        return sim if sim is not None and sim.version == self.simulation_version else None
 
     @property
     def dt(self) -> str:

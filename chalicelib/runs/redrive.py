@@ -55,9 +55,9 @@ def _check_version(run: Manifest) -> None:
     under another version of its simulation than the one deployed now, and a worker never
     evaluates a run's points with other code (``SIMULATION_VERSION_CHANGED``, final). Sent,
     every shard would cost an invocation to fail for good, and the run a new compaction."""
-    request = run.request
-    deployed = REGISTRY.get(request.simulation)
-    if deployed is None or deployed.version != run.simulation_version:
+    if run.simulation_as_accepted() is None:
+        request = run.request
+        deployed = REGISTRY.get(request.simulation)
         now = f"version {deployed.version!r}" if deployed is not None else "no such simulation"
         raise Conflict(
             f"run {run.run_id} was accepted under {request.simulation} version "
