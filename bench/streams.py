@@ -16,8 +16,10 @@ to a generator ready to draw, on two sets of points:
 - v2 per point: ``PointStreams.rng`` on the effective parameters, one re-keyed Philox, its key
   text from cached ``name=value`` fragments ("+ effective" includes making the effective
   parameters); on the sampled points a new ``PointStreams`` each run, so every value is new;
-- v2 worker path: what the worker does (``PointBatches``): the keys of a row group
-  (``ROW_GROUP_POINTS``) of decoded points at once, then the one generator re-keyed per point.
+- v2 worker path: what the worker does (``execution.columns.column_keys``): the keys of a row
+  group (``ROW_GROUP_POINTS``) at once from its columns, computed from the point indices, then
+  the one generator re-keyed per point. On the grid it runs over the same 9 x 9 x 2 grid times
+  ``ceil(N / 162)`` spot values (a space of N points, each grid value seen again as above).
 
 Also one whole option_pricing point (paths = 100) through the evaluator, for scale. Each figure
 is the best of ``--repeats`` interleaved runs in process CPU time (user + system): on a shared
@@ -39,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.execution.columns import column_keys
 from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.batches import PointBatches
-from chalicelib.simulations.declarations import PointStreams, Value, point_rng
+from chalicelib.simulations.declarations import PointStreams, point_rng
 from chalicelib.simulations.registry import REGISTRY
 from chalicelib.storage.tables import ROW_GROUP_POINTS
 
@@ -58,6 +61,12 @@ SAMPLE_AXES = {
     "volatility": {"loguniform": {"low": 0.05, "high": 0.8}},
     "rate": {"normal": {"mean": 0.02, "sd": 0.01}},
 }
+
+
+def grid_space(n: int) -> ParameterSpace:
+    """``SPACE`` times enough spot values for ``n`` points: the worker decodes a space."""
+    spots = {"spot": {"linspace": {"start": 90, "stop": 110, "num": -(-n // SPACE.size)}}}
+    return ParameterSpace.from_request(spots | SPACE.to_dict())
 
 
 def sampled_space(n: int) -> ParameterSpace:
@@ -110,12 +119,11 @@ def cases(n: int) -> dict[str, Callable[[], None]]:
         for p in sampled:
             rng(p)
 
-    def worker_path(decoded: list[dict[str, Value]]) -> Callable[[], None]:
+    def worker_path(space: ParameterSpace) -> Callable[[], None]:
         def run() -> None:
-            keys, rng_at = batches.keys, batches.rng_at
+            rng_at = batches.rng_at
             for lo in range(0, n, ROW_GROUP_POINTS):
-                group = decoded[lo : lo + ROW_GROUP_POINTS]
-                for key in keys(group, [0] * len(group)):
+                for key in column_keys(batches, space, lo, min(n, lo + ROW_GROUP_POINTS)):
                     rng_at(key)
 
         return run
@@ -130,8 +138,8 @@ def cases(n: int) -> dict[str, Callable[[], None]]:
         "v2 per point, grid": v2_fast,
         "v2 per point + effective params, grid": v2_fast_effective,
         "v2 per point, sampled (every value new)": v2_fast_sampled,
-        "v2 worker path (batched keys), grid": worker_path(effective),
-        "v2 worker path (batched keys), sampled": worker_path(sampled),
+        "v2 worker path (batched keys), grid": worker_path(grid_space(n)),
+        "v2 worker path (batched keys), sampled": worker_path(sampled_space(n)),
         "option_pricing point, paths=100 (per point)": whole_point,
     }
 
@@ -156,10 +164,9 @@ def check_identical(n: int = 200) -> bool:
     tests hold it too)."""
     sim = REGISTRY["option_pricing"]
     streams, batches = PointStreams(sim, 7), PointBatches(sim, 7)
-    grid = [sim.effective_params(p) for _, p, _ in SPACE.iter_points(0, min(n, SPACE.size))]
-    sampled = [p for _, p, _ in sampled_space(n).iter_points(0, n, sim.defaults, sim.float_names)]
-    for points in (grid, sampled):
-        keys = batches.keys(points, [0] * len(points))
+    for space in (grid_space(n), sampled_space(n)):
+        points = [p for _, p, _ in space.iter_points(0, n, sim.defaults, sim.float_names)]
+        keys = column_keys(batches, space, 0, n)
         for params, key in zip(points, keys, strict=True):
             a = point_rng("option_pricing", "1", 7, params).standard_normal(5)
             if not np.array_equal(a, streams.rng(params).standard_normal(5)):

@@ -49,8 +49,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from chalicelib.execution.columns import format_value
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
-from chalicelib.execution.worker import format_value, run_task
+from chalicelib.execution.worker import run_task
 from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.request import SweepRequest

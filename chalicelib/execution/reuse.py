@@ -55,6 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from chalicelib.execution.columns import column_keys
 from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
 from chalicelib.model.manifest import Manifest
@@ -697,10 +698,7 @@ def _distinct(table: pa.Table) -> pa.Table:
 
 def _group_keys(batches: PointBatches, request: SweepRequest, lo: int, hi: int) -> pa.Array:
     """The stream keys of points ``[lo, hi)`` (at most a row group), as the worker makes them."""
-    sim = batches.sim
-    group = list(request.space.iter_points(lo, hi, sim.defaults, sim.float_names))
-    keys = batches.keys([values for _, values, _ in group], [r for _, _, r in group])
-    return pa.array(keys, pa.binary(16))
+    return pa.array(column_keys(batches, request.space, lo, hi), pa.binary(16))
 
 
 def _keyed_points(
@@ -712,7 +710,7 @@ def _keyed_points(
     sim, space = batches.sim, request.space
     for start in range(lo, hi, ROW_GROUP_POINTS):
         end = min(hi, start + ROW_GROUP_POINTS)
-        group = list(space.iter_points(start, end, sim.defaults, sim.float_names))
-        keys = batches.keys([values for _, values, _ in group], [r for _, _, r in group])
+        group = space.iter_points(start, end, sim.defaults, sim.float_names)
+        keys = column_keys(batches, space, start, end)
         for (_, values, replicate), key in zip(group, keys, strict=True):
             yield values, replicate, key

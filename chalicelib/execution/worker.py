@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,12 +23,12 @@ import numpy as np
 import pyarrow as pa
 
 from chalicelib.execution import reuse, usage
+from chalicelib.execution.columns import FEW_POINTS, column_keys, group_columns, param_strings
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.errors import NotFound
-from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
@@ -306,15 +305,13 @@ def _evaluate(
     time, so memory is flat in the shard's size; the loop keeps only the metrics of each point.
     A point in ``copied`` (reuse, read one row group at a time alongside) takes the stored
     metrics as arrays, in place, and is neither decoded nor evaluated. The group's other points
-    are decoded first and their stream keys made at once (``PointBatches.keys``: a sampled
-    point's new values cost no ``repr`` each). ``out_of_time`` and ``cancelled`` are asked at
-    the looks (``LOOK_SECONDS``): before evaluated points, and once for a group that copies
-    every point.
-
-    A point's parameters follow from its index, so their strings are made afterwards for the
-    whole group at once (``param_strings``), not point by point; its metrics become one Arrow
-    array per group. Nothing is written for reuse: a later plan or merge finds the points this
-    shard evaluated in its results (``reuse.evaluated``)."""
+    are decoded into dicts for the function; their stream keys and the group's parameter
+    strings are made from its columns (``execution.columns``: computed from the indices, each
+    distinct value's text made once), not from the dicts. ``out_of_time`` and ``cancelled`` are
+    asked at the looks (``LOOK_SECONDS``): before evaluated points, and once for a group that
+    copies every point. The group's metrics become one Arrow array. Nothing is written for
+    reuse: a later plan or merge finds the points this shard evaluated in its results
+    (``reuse.evaluated``)."""
     if shard.injected_crash:  # unhandled on purpose: Lambda retries, then OnFailure
         raise InjectedCrash(f"shard {shard.shard_id} is in crash_shards")
     if shard.injected_failure:
@@ -323,8 +320,7 @@ def _evaluate(
         )
     sim = REGISTRY[shard.request.simulation]
     space = shard.request.space
-    # One re-keyed generator (stream v2); points decoded straight into effective parameters,
-    # and a row group's stream keys made at once (``PointBatches``), not point by point.
+    # One re-keyed generator (stream v2); points decoded straight into effective parameters.
     batches, evaluate = _point_batches(sim, shard.request.seed)
     base, floats = sim.defaults, sim.float_names
     clock, due = time.monotonic, 0.0  # 0: look before the first point
@@ -333,16 +329,18 @@ def _evaluate(
         hi = min(shard.end, lo + ROW_GROUP_POINTS)
         copies = copied.group(lo, hi) if copied else None
         points = space.iter_points(lo, hi, base, floats)
+        columns = group_columns(space, lo, hi) if hi - lo > FEW_POINTS else None
         if copies is None:
             todo = list(points)
+            keys = column_keys(batches, space, lo, hi, columns)
         else:  # only the points not copied, picked in C; none decoded for a copied group
             evaluated = np.ones(hi - lo, dtype=bool)
             evaluated[copies.positions] = False
             todo = list(itertools.compress(points, evaluated.tolist())) if evaluated.any() else []
+            keys = column_keys(batches, space, lo, hi, columns, evaluated) if todo else []
             if not todo and clock() >= due:
                 _look(shard, lo, out_of_time, cancelled)
                 due = clock() + look_s
-        keys = batches.keys([p for _, p, _ in todo], [r for _, _, r in todo])
         metrics: list[float] = []
         keep = metrics.extend
         for (index, point, _), key in zip(todo, keys, strict=True):
@@ -363,7 +361,7 @@ def _evaluate(
             table[copies.positions] = copies.metrics.reshape(-1, width)
             table[evaluated] = np.array(metrics, dtype=np.float64).reshape(-1, width)
             values = pa.array(table.reshape(-1))
-        params = param_strings(space, lo, hi)
+        params = param_strings(space, lo, hi, columns)
         emit(
             ResultColumns(
                 space.columns,
@@ -445,70 +443,6 @@ def _results_sink(store: ObjectStore, points: int) -> Iterator[Path | pa.BufferO
         yield Path(name)
     finally:
         Path(name).unlink(missing_ok=True)
-
-
-# Up to this many points, ``param_strings`` formats point by point (~3 us a point) rather than
-# paying its array operations' fixed cost (~40 us a call: 16 points 42 against 47 us, 24
-# points 62 against 50; 2026-12-07).
-FEW_POINTS = 16
-
-
-def param_strings(space: ParameterSpace, start: int, end: int) -> pa.Array:
-    """Every point's parameter strings (``format_value``), row-major in ``space.columns``
-    order, as one Arrow array.
-
-    Each grid axis's digit of point i is ``(cell // stride) % size`` with ``cell = i //
-    (block * replicates)`` (the last factor varies fastest, as ``iter_points`` steps them),
-    and a sampled point's block index is ``(i // replicates) % block``; only the distinct
-    coordinates the shard uses are formatted, and Arrow's ``take`` lays them out, so the cost
-    per point is a few array operations in C (plus, for a sampled block, its points). A
-    shard of a few points (``FEW_POINTS``) formats each point's values instead: those array
-    operations cost a fixed ~40 us a call, eight times a one-point shard's formatting."""
-    if end - start <= FEW_POINTS:
-        return pa.array(
-            [format_value(v) for i in range(start, end) for v in space.point(i).values()],
-            pa.string(),
-        )
-    index = np.arange(start, end, dtype=np.int64)
-    codes = np.empty((end - start, len(space.columns)), dtype=np.int64)
-    distinct: list[str] = []
-
-    def lay_out(first: int, width: int, inverse: Any, coordinates: list[tuple[Value, ...]]) -> None:
-        for m in range(width):
-            codes[:, first + m] = inverse + len(distinct)
-            distinct.extend(format_value(c[m]) for c in coordinates)
-
-    widths = [len(a.members(n)) for n, a in zip(space.names, space.axes, strict=True)]
-    firsts = np.cumsum([0, *widths]).tolist()
-    cell = index // (space.block * space.replicates)
-    stride = 1
-    for position in range(len(space.axes) - 1, -1, -1):
-        axis = space.axes[position]
-        used, inverse = np.unique((cell // stride) % axis.size, return_inverse=True)
-        lay_out(
-            firsts[position], widths[position], inverse, [axis.coordinates(int(d)) for d in used]
-        )
-        stride *= axis.size
-    if space.sample is not None:
-        sample = space.sample
-        used, inverse = np.unique((index // space.replicates) % sample.points, return_inverse=True)
-        lay_out(firsts[-1], len(sample.names), inverse, [sample.point(int(j)) for j in used])
-    return pa.array(distinct, pa.string()).take(pa.array(codes.reshape(-1)))
-
-
-def format_value(value: Value) -> str:
-    """Parameter values as strings in the results map, readable back without ambiguity."""
-    if isinstance(value, float) and value == 0:
-        return repr(value)  # 0.0 and -0.0 are one cache key but print differently
-    return _formatted(value)
-
-
-@lru_cache(maxsize=65536, typed=True)
-def _formatted(value: Value) -> str:
-    """Cached: a grid repeats few distinct values, and repr of a float costs a microsecond."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else repr(value)
 
 
 def _record_storage_failure(

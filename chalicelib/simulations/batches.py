@@ -1,15 +1,17 @@
-"""Stream keys of many points at once: the worker's fast path when values never repeat.
+"""Stream keys of many points at once: the worker's fast path.
 
 ``PointStreams.key`` builds a point's key text from cached ``name=value`` fragments: fast while
 a grid repeats its values, slow where every value is new (a ``sample`` design), since the
 shortest round-trip text of a float with 17 significant digits (``repr``, David Gay's
 algorithm) costs about a microsecond a value, more than the rest of the key. ``PointBatches``
-makes the texts of a row group's points column by column instead, the floats by one Arrow
-cast to string (double-conversion's shortest round-trip digits, the digits ``repr`` gives),
-and hashes each text (``streams.digest``); the worker then re-keys its one generator per point
-(``streams.Rekeyed``, as ``PointStreams`` does). The text is ``streams.key_text``'s exactly,
-character for character; ``tests/unit/test_simulations.py`` holds the two to the same keys,
-on random bit patterns too.
+makes the texts of a row group's points column by column instead, from each column's distinct
+values and each point's code into them (``execution.columns``: computed from the point
+indices, no dict read): a distinct value's text is made once, the floats' by one Arrow cast to
+string (double-conversion's shortest round-trip digits, the digits ``repr`` gives), and Arrow
+lays the texts out and joins them; each text is hashed (``streams.digest``); the worker then
+re-keys its one generator per point (``streams.Rekeyed``, as ``PointStreams`` does). The text
+is ``streams.key_text``'s exactly, character for character; ``tests/unit/test_simulations.py``
+holds the two to the same keys, on random bit patterns too.
 
 Arrow writes the same digits as ``repr`` in another layout, so the cast's text is taken where
 the layouts agree and fixed where they differ by a rule:
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from hashlib import blake2b as _blake2b
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -41,10 +42,6 @@ from chalicelib.simulations.declarations import Metrics, Simulation, Value
 # Where Arrow's and ``repr``'s layouts of a float differ by more than a rule (module docstring).
 _ARROW_POSITIONAL = (1e-6, 1e10)
 _REPR_POSITIONAL = (1e-4, 1e16)
-# Up to this many points, ``keys`` makes each point's text on its own (``streams.key_text``,
-# about 3.4 us a point of option_pricing here) instead of by columns, whose Arrow calls cost
-# a fixed 15-50 us a batch: 5.5 us a point in a batch of 10, 2.2 in one of 32 (2026-12-07).
-FEW_POINTS = 16
 
 
 class PointBatches:
@@ -52,16 +49,16 @@ class PointBatches:
     ``PointStreams.key`` and ``point_rng`` (``streams.key_text`` then ``streams.digest``),
     and the one re-keyed generator they are for: ``rng_at(key)``.
 
-    ``keys`` takes effective parameters (``Simulation.effective_params``, or
-    ``ParameterSpace.iter_points`` with ``base=defaults, floats=float_names``); points whose
-    names are not the declaration's are keyed one by one from the generic text. ``values``
-    is the worker's per-point call: the metric values, in declared order, of a point whose key
-    is known. The generator is lent for one call: a function must not keep it."""
+    ``column_keys`` takes a group's points column by column (``execution.columns``); ``keys``
+    takes a few points' effective parameters (``Simulation.effective_params``, or
+    ``ParameterSpace.iter_points`` with ``base=defaults, floats=float_names``) and keys them
+    one by one from the generic text. ``values`` is the worker's per-point call: the metric
+    values, in declared order, of a point whose key is known. The generator is lent for one
+    call: a function must not keep it."""
 
-    def __init__(self, sim: Simulation, seed: int, few: int = FEW_POINTS) -> None:
-        self.sim, self.seed, self.few = sim, seed, few
+    def __init__(self, sim: Simulation, seed: int) -> None:
+        self.sim, self.seed = sim, seed
         self._names = tuple(sorted(p.name for p in sim.parameters))
-        self._columns = tuple(itemgetter(name) for name in self._names)
         self._prefix = streams.prefix_text(sim.name, sim.version, seed)
         self._hasher = _blake2b(self._prefix.encode(), digest_size=16)
         self._rekeyed = streams.Rekeyed()
@@ -69,23 +66,49 @@ class PointBatches:
 
     def keys(self, points: Sequence[Mapping[str, Value]], replicates: Sequence[int]) -> list[bytes]:
         """Each point's 16-byte stream key (``streams.digest`` of its key text), in order;
-        ``replicates[i]`` is point i's replicate (r > 0 joins its key). A batch of ``few``
-        points or fewer is keyed point by point, the same keys at less cost."""
-        if not points:
-            return []
-        if len(points) <= self.few or set(map(len, points)) != {len(self._names)}:
-            return [self._generic(p, r) for p, r in zip(points, replicates, strict=True)]
-        try:
-            texts = self._texts(points, replicates)
-        except KeyError:  # a name of the declaration missing: not effective parameters
-            return [self._generic(p, r) for p, r in zip(points, replicates, strict=True)]
-        keys: list[bytes] = []
-        add, copy = keys.append, self._hasher.copy
-        for text in texts:
-            hasher = copy()
-            hasher.update(text)
-            add(hasher.digest())
-        return keys
+        ``replicates[i]`` is point i's replicate (r > 0 joins its key). Point by point: for
+        a few points (Arrow's calls in ``column_keys`` cost a fixed 15-50 us a group, more
+        than keying each of up to ````execution.columns.FEW_POINTS```` points)."""
+        return [self._generic(p, r) for p, r in zip(points, replicates, strict=True)]
+
+    def column_keys(
+        self, columns: Mapping[str, tuple[Sequence[Value], Any]], replicates: Any
+    ) -> list[bytes] | None:
+        """The keys of points given column by column: ``columns[name]`` is the parameter's
+        distinct values (as a space gives them: a float parameter's are made floats here, as
+        ``effective_params`` does) and each point's code into them (an integer array);
+        ``replicates`` is each point's replicate (an integer array, one per point). A declared
+        parameter that is no column takes its default. None when a column is not a declared
+        parameter or a parameter without a default is missing: the points are not this
+        simulation's, and the caller keys them one by one (``keys``)."""
+        defaults, floats = self.sim.defaults, self.sim.float_names
+        if not set(columns) <= set(self._names):
+            return None
+        parts: list[Any] = []
+        literal = ""
+        for name in self._names:
+            literal += f"{streams.SEPARATOR}{name}="
+            if name not in columns:
+                if name not in defaults:
+                    return None
+                literal += streams.canonical(defaults[name])
+                continue
+            values, codes = columns[name]
+            text = _canonical_column([float(v) for v in values] if name in floats else list(values))
+            if isinstance(text, str):
+                literal += text
+            else:
+                parts += [pa.scalar(literal), text.take(pa.array(codes))]
+                literal = ""
+        used, codes = np.unique(replicates, return_inverse=True)
+        if used.any():
+            texts = [f"{streams.SEPARATOR}replicate={r}" if r else "" for r in used.tolist()]
+            parts += [pa.scalar(literal), pa.array(texts, pa.string()).take(pa.array(codes))]
+            literal = ""
+        if not parts:  # every column constant: one text for all
+            return self._digests([literal.encode()] * len(replicates))
+        joined = pc.binary_join_element_wise(*parts, pa.scalar(literal), "")
+        return self._digests(joined.cast(pa.binary()).to_pylist())
 
     def values(self) -> Callable[[dict[str, Value], bytes], list[float]]:
         """``values(params, key)``: the metric values of a point, as floats in declared order,
@@ -102,31 +125,16 @@ class PointBatches:
         text = streams.key_text(self.sim.name, self.sim.version, self.seed, dict(params), replicate)
         return streams.digest(text)
 
-    def _texts(
-        self, points: Sequence[Mapping[str, Value]], replicates: Sequence[int]
-    ) -> list[bytes]:
-        """The key texts after the prefix, ``\\x1fname=value`` per name in sorted order then
-        ``\\x1freplicate=r`` when r > 0, joined by Arrow: a column the batch holds constant
-        (a default, a grid axis the group does not turn) is one literal, not an array."""
-        parts: list[Any] = []
-        literal = ""
-        for name, column in zip(self._names, self._columns, strict=True):
-            literal += f"{streams.SEPARATOR}{name}="
-            text = _canonical_column(list(map(column, points)))
-            if isinstance(text, str):
-                literal += text
-            else:
-                parts += [pa.scalar(literal), text]
-                literal = ""
-        if any(replicates):
-            texts = {r: f"{streams.SEPARATOR}replicate={r}" if r else "" for r in set(replicates)}
-            parts += [pa.scalar(literal), pa.array(list(map(texts.__getitem__, replicates)))]
-            literal = ""
-        if not parts:  # every column constant: one text for all
-            return [literal.encode()] * len(points)
-        joined = pc.binary_join_element_wise(*parts, pa.scalar(literal), "")
-        texts_: list[bytes] = joined.cast(pa.binary()).to_pylist()
-        return texts_
+    def _digests(self, texts: list[bytes]) -> list[bytes]:
+        """``streams.digest`` of the prefix then each text: a copy of a hasher already fed the
+        prefix, so the prefix is hashed once."""
+        keys: list[bytes] = []
+        add, copy = keys.append, self._hasher.copy
+        for text in texts:
+            hasher = copy()
+            hasher.update(text)
+            add(hasher.digest())
+        return keys
 
 
 def _canonical_column(values: list[Value]) -> str | pa.Array:

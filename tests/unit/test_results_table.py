@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chalicelib.execution.worker import format_value, param_strings
+from chalicelib.execution.columns import format_value, param_strings
 from chalicelib.model.validation import validate_request
 from chalicelib.storage.tables import (
     RESULTS,

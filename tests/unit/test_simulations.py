@@ -336,16 +336,28 @@ EDGES = [
 def test_batched_keys_are_the_key_texts_digests(
     rows: list[tuple[float, float, str, int, int]], seed: int
 ) -> None:
-    """``PointBatches.keys`` (Arrow's float texts fixed up to repr's) gives each point the
-    digest of its ``key_text``, for any finite float, signed zeros, odd strings, huge ints."""
+    """``PointBatches.column_keys`` (Arrow's float texts fixed up to repr's) gives each point
+    the digest of its ``key_text``, for any finite float, signed zeros, odd strings, huge ints;
+    ``keys`` (point by point) gives the same."""
     points: list[dict[str, Value]] = [
         OPTION.effective_params({"spot": a, "rate": b, "option": o, "paths": n})
         for a, b, o, n, _ in rows
     ]
     replicates = [r for *_, r in rows]
-    got = PointBatches(OPTION, seed, few=0).keys(points, replicates)  # by columns however few
-    assert got == key_texts_digests(OPTION, seed, points, replicates)
-    assert PointBatches(OPTION, seed).keys(points, replicates) == got  # few: point by point
+    want = key_texts_digests(OPTION, seed, points, replicates)
+    assert column_keys_of(PointBatches(OPTION, seed), points, replicates) == want
+    assert PointBatches(OPTION, seed).keys(points, replicates) == want
+
+
+def column_keys_of(
+    batches: PointBatches, points: list[dict[str, Value]], replicates: list[int]
+) -> list[bytes] | None:
+    """``column_keys`` of points given as dicts: each name a column of every point's value
+    (repeats included), each point coded to its own entry."""
+    names = {name for p in points for name in p}
+    codes = np.arange(len(points))
+    columns = {name: ([p[name] for p in points], codes) for name in sorted(names)}
+    return batches.column_keys(columns, np.array(replicates, dtype=np.int64))
 
 
 def test_batched_keys_on_random_bit_patterns_and_every_edge() -> None:
@@ -359,31 +371,34 @@ def test_batched_keys_on_random_bit_patterns_and_every_edge() -> None:
         for i, v in enumerate(values)
     ]
     replicates = [0] * len(points)
-    assert PointBatches(OPTION, 5).keys(points, replicates) == key_texts_digests(
+    assert column_keys_of(PointBatches(OPTION, 5), points, replicates) == key_texts_digests(
         OPTION, 5, points, replicates
     )
 
 
-def test_batched_keys_of_constant_mixed_and_foreign_points() -> None:
-    """A batch whose every column is constant, one mixing types in a column (80 and 80.0 are
-    two texts, True is not 1), points lacking a declared name or with another name: all keyed
-    as ``key_text`` says, and an empty batch has no keys."""
-    batches = PointBatches(OPTION, 3, few=0)  # by columns, however few the points
-    same_point = [OPTION.effective_params({"strike": 90}) for _ in range(4)]
-    mixed = [
-        OPTION.effective_params({}) | {"strike": 80},
-        OPTION.effective_params({}) | {"strike": 80.0},
-        OPTION.effective_params({}) | {"paths": True},
-        OPTION.effective_params({}) | {"paths": 1},
+def test_batched_keys_of_constant_mixed_defaulted_and_foreign_columns() -> None:
+    """Columns whose every value is one, a column mixing types (80 and 80.0 are one value of
+    a float parameter and two of an int one, True is not 1), declared parameters that are no
+    column (their defaults), an empty group: all keyed as ``key_text`` says of the effective
+    parameters. A column that is no parameter, or a parameter without a default that is no
+    column, is refused (None): such points are not the simulation's."""
+    batches = PointBatches(OPTION, 3)
+    same: list[dict[str, Value]] = [{"strike": 90} for _ in range(4)]
+    mixed: list[dict[str, Value]] = [
+        {"strike": 80, "paths": True},
+        {"strike": 80.0, "paths": 1},
+        {"strike": 80, "paths": 1.0},
+        {"strike": -0.0, "paths": 2},
     ]
-    foreign: list[dict[str, Value]] = [
-        {"strike": 90.0},
-        {k: v for k, v in OPTION.effective_params({}).items() if k != "paths"} | {"other": 1},
-    ]
-    for points in (same_point, mixed, foreign, [*mixed, *foreign]):
+    for points in (same, mixed, []):
         replicates = [i % 2 for i in range(len(points))]
-        assert batches.keys(points, replicates) == key_texts_digests(OPTION, 3, points, replicates)
-    assert batches.keys([], []) == []
+        effective = [OPTION.effective_params(p) for p in points]
+        want = key_texts_digests(OPTION, 3, effective, replicates)
+        assert column_keys_of(batches, points, replicates) == want
+        assert batches.keys(effective, replicates) == want
+    assert column_keys_of(batches, [{"strike": 90.0, "other": 1}], [0]) is None
+    pi = PointBatches(PI, 3)
+    assert pi.column_keys({}, np.zeros(2, dtype=np.int64)) is None  # samples has no default
 
 
 def test_batched_keys_re_key_the_generator_point_rng_gives() -> None:

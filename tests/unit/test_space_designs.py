@@ -18,17 +18,20 @@ import sys
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.config import PROJECT_ROOT
-from chalicelib.execution import worker
-from chalicelib.execution.worker import format_value, param_strings
+from chalicelib.execution import columns
+from chalicelib.execution.columns import column_keys, format_value, param_strings
 from chalicelib.model.designs import Choice, Integer, LogUniform, Normal, Uniform
 from chalicelib.model.sharding import ShardSpec, shard_bounds, shard_count
 from chalicelib.model.space import ParameterSpace
 from chalicelib.model.validation import validate_request
+from chalicelib.simulations.batches import PointBatches
+from chalicelib.simulations.declarations import PointStreams
 from chalicelib.simulations.registry import REGISTRY
 
 FAST = settings(max_examples=60, deadline=None)
@@ -140,8 +143,32 @@ def test_the_workers_parameter_strings_are_each_points_values(
         format_value(p[c]) for _, p, _ in space.iter_points(start, end) for c in space.columns
     ]
     for few in (0, space.size):  # the whole-shard arrays, then point by point
-        with mock.patch.object(worker, "FEW_POINTS", few):
+        with mock.patch.object(columns, "FEW_POINTS", few):
             assert param_strings(space, start, end).to_pylist() == expected
+
+
+@FAST
+@given(bodies(), st.data())
+def test_the_workers_stream_keys_are_each_points_key(
+    body: dict[str, Any], data: st.DataObject
+) -> None:
+    """Keys made from a group's columns (``column_keys``: computed from the indices, a float
+    parameter's ints made floats) are each point's own key from its effective parameters
+    (``PointStreams.key``), for the whole group and for the points a reuse plan leaves to
+    evaluate (``keep``), by columns and point by point."""
+    space = space_of(body)
+    start = data.draw(st.integers(0, space.size - 1))
+    end = data.draw(st.integers(start, space.size))
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=end - start, max_size=end - start)))
+    streams = PointStreams(OPTION, body["seed"])
+    points = list(space.iter_points(start, end, OPTION.defaults, OPTION.float_names))
+    expected = [streams.key(p, r) for _, p, r in points]
+    batches = PointBatches(OPTION, body["seed"])
+    for few in (0, space.size):  # by columns, then point by point
+        with mock.patch.object(columns, "FEW_POINTS", few):
+            assert column_keys(batches, space, start, end) == expected
+            kept = column_keys(batches, space, start, end, keep=keep)
+            assert kept == [k for k, chosen in zip(expected, keep.tolist(), strict=True) if chosen]
 
 
 @FAST
