@@ -20,7 +20,7 @@ import pytest
 
 from chalicelib.config import PROJECT_ROOT, Settings
 from chalicelib.execution.worker import run_task
-from chalicelib.fanout.local_lambda import LocalInvoker
+from chalicelib.fanout.local_lambda import GROUP_EVENTS, GROUP_POINTS, LocalInvoker
 from chalicelib.fanout.reconcile import reconcile_run
 from chalicelib.logs import logger
 from chalicelib.model.validation import validate_request
@@ -295,3 +295,78 @@ def test_the_run_cost_query_agrees_with_the_status_cost_on_every_function(
 
 def keys_under(store: LocalStore, prefix: str) -> list[str]:
     return [o.key for o in store.list(prefix)]
+
+
+def busy_pool_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: dict[str, Any]
+) -> tuple[LocalStore, str, list[int], int]:
+    """``body`` submitted to a one-process local stage whose pool has no room until every
+    shard's delivery waits: the sizes of the groups handed to the pool, in order."""
+    settings = Settings(local_root=tmp_path / "data", local_processes=1, allow_fault_injection=True)
+    store = LocalStore(settings.local_root)
+    invoker = LocalInvoker(settings, store)
+    sizes: list[int] = []
+    submit_group = invoker._submit_group
+
+    def spy(group: list[Any]) -> None:
+        sizes.append(len(group))
+        submit_group(group)
+
+    monkeypatch.setattr(invoker, "_submit_group", spy)
+    try:
+        for _ in range(2 * settings.local_processes):  # two groups a process: none fits
+            invoker._slots.acquire()
+        run_id: str = submit_run(settings, store, invoker, body)["run_id"]
+        shards = body["shards"]["count"]
+        deadline = time.monotonic() + 60
+        while invoker._waiting.qsize() < shards and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert invoker._waiting.qsize() == shards
+        for _ in range(2 * settings.local_processes):
+            invoker._slots.release()
+        assert invoker.wait_idle(120)
+    finally:
+        invoker.close()
+    return store, run_id, sizes, settings.worker_max_attempts
+
+
+def test_waiting_deliveries_go_to_the_pool_in_groups_each_event_its_own_invocation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40 one-point shards waiting for a busy pool go as a group of ``GROUP_EVENTS`` and one of
+    the rest, each event run as its own invocation: the shard that crashes fails alone, its
+    group-mates each succeed at their first attempt, and only it is retried (a group of one a
+    retry) until its final failure."""
+    body = {
+        "simulation": "monte_carlo_pi",
+        "parameters": {"samples": {"range": {"start": 1, "stop": 41, "step": 1}}},
+        "shards": {"count": 40},
+        "crash_shards": [5],
+    }
+    store, run_id, sizes, attempts = busy_pool_run(tmp_path, monkeypatch, body)
+    assert sizes == [GROUP_EVENTS, 40 - GROUP_EVENTS] + [1] * (attempts - 1)
+    status = run_status.status(store, run_id)
+    assert status["shards"] == {"succeeded": 39, "failed": 1, "pending": 0}
+    assert status["failed_shards"] == [5]
+    succeeded = store.list_keys(f"outcomes/run_id={run_id}/status=succeeded/")
+    assert len(succeeded) == 39 and all(k.endswith("-attempt-1.parquet") for k in succeeded)
+    failed = store.list_keys(f"outcomes/run_id={run_id}/status=failed/")
+    assert failed and all("/shard-000005-" in k for k in failed)
+
+
+def test_a_group_ends_at_its_points_so_large_shards_go_alone_or_in_pairs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards of 600 points go two by two (a group's ``GROUP_POINTS``, 1,000, is reached at
+    its second); shards of 1,000 points go alone."""
+    assert GROUP_POINTS == 1_000
+    for shards, per_shard, expected in ((6, 600, [2, 2, 2]), (3, 1_000, [1, 1, 1])):
+        body = {
+            "simulation": "monte_carlo_pi",
+            "parameters": {
+                "samples": {"range": {"start": 1, "stop": shards * per_shard + 1, "step": 1}}
+            },
+            "shards": {"count": shards},
+        }
+        _, _, sizes, _ = busy_pool_run(tmp_path / str(per_shard), monkeypatch, body)
+        assert sizes == expected
