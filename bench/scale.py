@@ -11,13 +11,12 @@ root):
 - **POST**: the latency of ``POST /sweeps``;
 - **complete**: from just before the POST until ``GET /sweeps/<id>`` first says complete,
   as ``sweeps.Client``'s ``Run.wait`` follows it with its defaults (``sweep submit --wait``
-  and ``sweep wait`` do): every ``DEFAULT_POLL_S`` (0.5 s), or three times as long as the last
-  status read took (a running 100,000-shard run's is a few tenths of a second of the stage's
-  CPU; polled every 0.2 s regardless, as this bench did before 2026-12-06, the watcher took a
-  large share of the two cores the run had). Until 2026-12-07 this bench polled every 0.2 s
-  where a user's watch polls every 0.5: about a sixth of a core at 10,000 shards (a 35 ms
-  read every 0.2 s), more load
-  than any user's watch puts on the stage;
+  and ``sweep wait`` do): every ``DEFAULT_POLL_S`` (0.5 s), or ``PACE`` (9) times as long as
+  the last status read took (a running 100,000-shard run's takes a few tenths of a second of
+  the stage's CPU). Until 2026-12-07 this bench polled every 0.2 s where a user's watch polls
+  every 0.5 s (about a sixth of a core at 10,000 shards: a 35 ms read every 0.2 s), and the
+  client paced at three times the read (a quarter of a core at 100,000 shards): more load
+  than a user's watch now puts on the stage;
 - **done**: from just before the POST until the run's last outcome file was written (its
   modification time): when the stage finished the run's work, without the up to one poll
   interval until a follower sees it complete;

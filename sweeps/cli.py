@@ -234,7 +234,7 @@ interval_option = click.option(
     "--interval",
     default=DEFAULT_POLL_S,
     show_default=True,
-    help="Seconds between polls, or three times a slow status read.",
+    help="Seconds between polls, or nine times a slow status read.",
 )
 
 

@@ -154,12 +154,12 @@ class Clock:
         self.now += seconds
 
 
-@pytest.mark.parametrize(("read_s", "pause_s"), [(0.01, 0.1), (0.2, 0.6)])
-def test_wait_pauses_its_poll_or_three_times_its_last_status_read_if_longer(
+@pytest.mark.parametrize(("read_s", "pause_s"), [(0.01, 0.1), (0.2, 1.8)])
+def test_wait_pauses_its_poll_or_nine_times_its_last_status_read_if_longer(
     monkeypatch: pytest.MonkeyPatch, read_s: float, pause_s: float
 ) -> None:
     """A running 100,000-shard run's status takes a while to read: the watcher then waits
-    longer between reads, so it keeps the stage busy at most a quarter of the time."""
+    longer between reads, so it keeps the stage busy at most a tenth of the time."""
     clock = Clock()
     monkeypatch.setattr(client_module, "time", clock)
     answers = iter([False, False, False, True])
