@@ -13,7 +13,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -328,22 +328,29 @@ def _evaluate(
     for lo in range(shard.start, shard.end, ROW_GROUP_POINTS):
         hi = min(shard.end, lo + ROW_GROUP_POINTS)
         copies = copied.group(lo, hi) if copied else None
+        # Points are decoded as they are evaluated, each dict dropped after its call (held in
+        # a list, a group's 16,384 dicts outlived the young collections and made the
+        # collector scan them all again and again).
+        points: Iterable[tuple[int, dict[str, Value], int]]
         points = space.iter_points(lo, hi, base, floats)
-        columns = group_columns(space, lo, hi) if hi - lo > FEW_POINTS else None
-        if copies is None:
-            todo = list(points)
-            keys = column_keys(batches, space, lo, hi, columns)
-        else:  # only the points not copied, picked in C; none decoded for a copied group
+        evaluated: Any = None  # which points are evaluated, with a reuse plan
+        if copies is not None:  # only the points not copied, picked in C; none decoded
             evaluated = np.ones(hi - lo, dtype=bool)
             evaluated[copies.positions] = False
-            todo = list(itertools.compress(points, evaluated.tolist())) if evaluated.any() else []
-            keys = column_keys(batches, space, lo, hi, columns, evaluated) if todo else []
-            if not todo and clock() >= due:
-                _look(shard, lo, out_of_time, cancelled)
-                due = clock() + look_s
+            points = itertools.compress(points, evaluated.tolist())
+        columns = None
+        if hi - lo > FEW_POINTS:
+            columns = group_columns(space, lo, hi)
+            keys = column_keys(batches, space, lo, hi, columns, evaluated)
+        else:  # a few points: keyed one by one from their dicts
+            points = list(points)
+            keys = batches.keys([p for _, p, _ in points], [r for _, _, r in points])
+        if not keys and clock() >= due:  # a group that copies every point
+            _look(shard, lo, out_of_time, cancelled)
+            due = clock() + look_s
         metrics: list[float] = []
         keep = metrics.extend
-        for (index, point, _), key in zip(todo, keys, strict=True):
+        for (index, point, _), key in zip(points, keys, strict=True):
             if clock() >= due:
                 _look(shard, index, out_of_time, cancelled)
                 due = clock() + look_s
@@ -353,7 +360,7 @@ def _evaluate(
                 raise ShardFailure(
                     FailureCode.SIMULATION_ERROR, f"point {index}: {type(exc).__name__}: {exc}"
                 ) from None
-        del todo, keys
+        del keys
         if copies is None:
             values = pa.array(metrics, pa.float64())
         else:  # the copied rows' stored metrics and the evaluated ones, each in its place
