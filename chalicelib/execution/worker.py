@@ -23,12 +23,19 @@ import numpy as np
 import pyarrow as pa
 
 from chalicelib.execution import reuse, usage
-from chalicelib.execution.columns import FEW_POINTS, column_keys, group_columns, param_strings
+from chalicelib.execution.columns import (
+    FEW_POINTS,
+    Column,
+    column_keys,
+    group_columns,
+    param_strings,
+)
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.errors import NotFound
+from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
@@ -338,13 +345,8 @@ def _evaluate(
             evaluated = np.ones(hi - lo, dtype=bool)
             evaluated[copies.positions] = False
             points = itertools.compress(points, evaluated.tolist())
-        columns = None
-        if hi - lo > FEW_POINTS:
-            columns = group_columns(space, lo, hi)
-            keys = column_keys(batches, space, lo, hi, columns, evaluated)
-        else:  # a few points: keyed one by one from their dicts
-            points = list(points)
-            keys = batches.keys([p for _, p, _ in points], [r for _, _, r in points])
+        columns = group_columns(space, lo, hi) if hi - lo > FEW_POINTS else None
+        points, keys = _keyed(batches, space, lo, hi, points, columns, evaluated)
         if not keys and clock() >= due:  # a group that copies every point
             _look(shard, lo, out_of_time, cancelled)
             due = clock() + look_s
@@ -380,6 +382,25 @@ def _evaluate(
                 copies.sources if copies is not None else None,
             )
         )
+
+
+def _keyed(
+    batches: PointBatches,
+    space: ParameterSpace,
+    lo: int,
+    hi: int,
+    points: Iterable[tuple[int, dict[str, Value], int]],
+    columns: dict[str, Column] | None,
+    evaluated: Any,
+) -> tuple[Iterable[tuple[int, dict[str, Value], int]], list[bytes]]:
+    """A group's points to evaluate and their stream keys: from the group's columns, or for a
+    few points (no columns) from their dicts; none for a group whose every point is copied."""
+    if evaluated is not None and not evaluated.any():
+        return (), []
+    if columns is not None:
+        return points, column_keys(batches, space, lo, hi, columns, evaluated)
+    few = list(points)
+    return few, batches.keys([p for _, p, _ in few], [r for _, _, r in few])
 
 
 class _Evaluators(threading.local):
