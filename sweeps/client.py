@@ -63,7 +63,7 @@ DEFAULT_POLL_S = 0.5
 # watcher keeps the stage busy at most a tenth of the time: a running 100,000-shard run's
 # status lists 200,000 keys (about 0.3 s of a local stage's CPU, about 210 S3 requests on a
 # deployed one). At 3 (until 2026-12-07) a watcher of a 100,000-shard run on a two-core local
-# stage took a quarter of a core from the run's workers: 25 of the 208 CPU seconds the stage
+# stage took a quarter of a core from the run's workers: 25 of the 205 CPU seconds the stage
 # spent on the run were its server's, most of them status reads. Completion is then seen at
 # most ~3 s late on a run of minutes.
 PACE = 9.0
