@@ -11,6 +11,7 @@ The points' dicts (``ParameterSpace.iter_points``) are made for the simulation f
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -63,19 +64,31 @@ def replicates_of(space: ParameterSpace, start: int, end: int) -> Any:
     return np.arange(start, end, dtype=np.int64) % space.replicates
 
 
-def column_keys(
+# A point as ``ParameterSpace.iter_points`` gives it: (index, effective parameters, replicate).
+Point = tuple[int, dict[str, Value], int]
+
+
+def keyed_points(
     batches: PointBatches,
     space: ParameterSpace,
     start: int,
     end: int,
     columns: dict[str, Column] | None = None,
     keep: Any = None,
-) -> list[bytes]:
-    """The stream keys of points ``[start, end)`` (of those where the boolean array ``keep``
-    is true, when given), as ``PointBatches.keys`` makes them from the points' dicts. A group
-    of a few points is keyed point by point; so is a space whose columns are not its
-    simulation's parameters (``column_keys`` refuses them; the validator does too)."""
+) -> tuple[Iterable[Point], list[bytes]]:
+    """Points ``[start, end)`` (those where the boolean array ``keep`` is true, when given)
+    with their effective parameters, decoded lazily (each dict can be dropped after its use),
+    and their stream keys, as ``PointBatches.keys`` makes them from the dicts. The keys come
+    from the group's columns (``columns``: when already decoded); a group of a few points is
+    keyed point by point from its dicts, and so is a space whose columns are not its
+    simulation's parameters (``PointBatches.column_keys`` refuses them; the validator does
+    too). None at all when ``keep`` keeps none."""
     sim = batches.sim
+    points: Iterable[Point] = space.iter_points(start, end, sim.defaults, sim.float_names)
+    if keep is not None:
+        if not keep.any():
+            return (), []
+        points = itertools.compress(points, keep.tolist())
     if end - start > FEW_POINTS:
         columns = columns if columns is not None else group_columns(space, start, end)
         replicates = replicates_of(space, start, end)
@@ -84,11 +97,21 @@ def column_keys(
             replicates = replicates[keep]
         keys = batches.column_keys(columns, replicates)
         if keys is not None:
-            return keys
-    points = space.iter_points(start, end, sim.defaults, sim.float_names)
-    chosen = points if keep is None else itertools.compress(points, keep.tolist())
-    group = list(chosen)
-    return batches.keys([values for _, values, _ in group], [r for _, _, r in group])
+            return points, keys
+    few = list(points)
+    return few, batches.keys([values for _, values, _ in few], [r for _, _, r in few])
+
+
+def column_keys(
+    batches: PointBatches,
+    space: ParameterSpace,
+    start: int,
+    end: int,
+    columns: dict[str, Column] | None = None,
+    keep: Any = None,
+) -> list[bytes]:
+    """The stream keys alone of ``keyed_points``."""
+    return keyed_points(batches, space, start, end, columns, keep)[1]
 
 
 def param_strings(

@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from chalicelib.execution.columns import column_keys
+from chalicelib.execution.columns import column_keys, keyed_points
 from chalicelib.logs import logger
 from chalicelib.model.errors import NotFound
 from chalicelib.model.manifest import Manifest
@@ -707,10 +707,9 @@ def _keyed_points(
     """Points ``[lo, hi)`` of the request as the worker decodes them (``iter_points`` with the
     defaults and float names: effective parameters straight away), each with its replicate and
     stream key, the keys made a row group at a time as the worker makes them."""
-    sim, space = batches.sim, request.space
+    space = request.space
     for start in range(lo, hi, ROW_GROUP_POINTS):
         end = min(hi, start + ROW_GROUP_POINTS)
-        group = space.iter_points(start, end, sim.defaults, sim.float_names)
-        keys = column_keys(batches, space, start, end)
+        group, keys = keyed_points(batches, space, start, end)
         for (_, values, replicate), key in zip(group, keys, strict=True):
             yield values, replicate, key

@@ -8,12 +8,11 @@ run out, the failure recorder writes the final outcome.
 
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,19 +22,12 @@ import numpy as np
 import pyarrow as pa
 
 from chalicelib.execution import reuse, usage
-from chalicelib.execution.columns import (
-    FEW_POINTS,
-    Column,
-    column_keys,
-    group_columns,
-    param_strings,
-)
+from chalicelib.execution.columns import FEW_POINTS, group_columns, keyed_points, param_strings
 from chalicelib.execution.failure_codes import FailureCode
 from chalicelib.execution.outcomes import OutcomeWriter, ShardRef, Timing
 from chalicelib.logs import logger
 from chalicelib.model import events
 from chalicelib.model.errors import NotFound
-from chalicelib.model.space import ParameterSpace
 from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Simulation, Value
 from chalicelib.simulations.registry import REGISTRY
@@ -329,7 +321,6 @@ def _evaluate(
     space = shard.request.space
     # One re-keyed generator (stream v2); points decoded straight into effective parameters.
     batches, evaluate = _point_batches(sim, shard.request.seed)
-    base, floats = sim.defaults, sim.float_names
     clock, due = time.monotonic, 0.0  # 0: look before the first point
     width = len(sim.metrics)
     for lo in range(shard.start, shard.end, ROW_GROUP_POINTS):
@@ -338,15 +329,12 @@ def _evaluate(
         # Points are decoded as they are evaluated, each dict dropped after its call (held in
         # a list, a group's 16,384 dicts outlived the young collections and made the
         # collector scan them all again and again).
-        points: Iterable[tuple[int, dict[str, Value], int]]
-        points = space.iter_points(lo, hi, base, floats)
         evaluated: Any = None  # which points are evaluated, with a reuse plan
         if copies is not None:  # only the points not copied, picked in C; none decoded
             evaluated = np.ones(hi - lo, dtype=bool)
             evaluated[copies.positions] = False
-            points = itertools.compress(points, evaluated.tolist())
         columns = group_columns(space, lo, hi) if hi - lo > FEW_POINTS else None
-        points, keys = _keyed(batches, space, lo, hi, points, columns, evaluated)
+        points, keys = keyed_points(batches, space, lo, hi, columns, evaluated)
         if not keys and clock() >= due:  # a group that copies every point
             _look(shard, lo, out_of_time, cancelled)
             due = clock() + look_s
@@ -382,25 +370,6 @@ def _evaluate(
                 copies.sources if copies is not None else None,
             )
         )
-
-
-def _keyed(
-    batches: PointBatches,
-    space: ParameterSpace,
-    lo: int,
-    hi: int,
-    points: Iterable[tuple[int, dict[str, Value], int]],
-    columns: dict[str, Column] | None,
-    evaluated: Any,
-) -> tuple[Iterable[tuple[int, dict[str, Value], int]], list[bytes]]:
-    """A group's points to evaluate and their stream keys: from the group's columns, or for a
-    few points (no columns) from their dicts; none for a group whose every point is copied."""
-    if evaluated is not None and not evaluated.any():
-        return (), []
-    if columns is not None:
-        return points, column_keys(batches, space, lo, hi, columns, evaluated)
-    few = list(points)
-    return few, batches.keys([p for _, p, _ in few], [r for _, _, r in few])
 
 
 class _Evaluators(threading.local):
