@@ -14,9 +14,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS usage (
 PARTITIONED BY (
   `run_id` string
 )
-STORED AS PARQUET
+ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'
 LOCATION '${location}/usage/'
 TBLPROPERTIES (
-  'classification' = 'parquet',
-  'parquet.compression' = 'SNAPPY'
+  'classification' = 'json'
 )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chalicelib.analytics.glue_schema import (
-    TABLE_PARAMETERS,
+    STORAGE,
     TABLES,
     Column,
     columns,
@@ -24,6 +24,7 @@ from chalicelib.config import PROJECT_ROOT
 from chalicelib.pricing import PRICES
 from chalicelib.runs.cost import CRASH_TRY_ENDS
 from chalicelib.storage import layout
+from chalicelib.storage.tables import FORMATS
 from deploy import generated
 
 DO_NOT_EDIT = (
@@ -37,13 +38,19 @@ def create_table_sql(table: str) -> str:
     def block(cols: list[Column]) -> str:
         return ",\n".join(f"  `{c.name}` {c.type}" for c in cols)
 
-    props = ",\n".join(f"  '{k}' = '{v}'" for k, v in TABLE_PARAMETERS.items() if k != "EXTERNAL")
+    storage = STORAGE[FORMATS[table]]
+    props = ",\n".join(f"  '{k}' = '{v}'" for k, v in storage["Parameters"].items())
+    stored = (
+        "STORED AS PARQUET\n"
+        if FORMATS[table] == "parquet"
+        else f"ROW FORMAT SERDE '{storage['SerDe']}'\n"
+    )
     return (
         f"-- {DO_NOT_EDIT}\n"
         f"-- Render ${{location}} (the data root, no trailing slash) before running it.\n"
         f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} (\n{block(columns(table))}\n)\n"
         f"PARTITIONED BY (\n{block(partition_keys(table))}\n)\n"
-        "STORED AS PARQUET\n"
+        f"{stored}"
         f"LOCATION '${{location}}/{layout.table_root(table)}'\n"
         f"TBLPROPERTIES (\n{props}\n)\n"
     )

@@ -13,16 +13,25 @@ from typing import Any
 
 import pyarrow as pa
 
-from chalicelib.storage.tables import PARTITIONS, SCHEMAS
+from chalicelib.storage.tables import FORMATS, PARTITIONS, SCHEMAS
 
 TABLES = ("outcomes", "results", "usage", "reuse")
-INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-TABLE_PARAMETERS = {
-    "classification": "parquet",
-    "EXTERNAL": "TRUE",
-    "parquet.compression": "SNAPPY",
+# How Glue and Athena read each file format (``tables.FORMATS``): input and output format,
+# SerDe, and the table's parameters. JSON Lines (the table ``usage``) is read by the OpenX
+# JSON SerDe, columns matched by name; a ``.gz`` file is read gunzipped (by its extension).
+STORAGE: dict[str, dict[str, Any]] = {
+    "parquet": {
+        "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+        "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+        "SerDe": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+        "Parameters": {"classification": "parquet", "parquet.compression": "SNAPPY"},
+    },
+    "json": {
+        "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+        "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+        "SerDe": "org.openx.data.jsonserde.JsonSerDe",
+        "Parameters": {"classification": "json"},
+    },
 }
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -81,15 +90,16 @@ def partition_keys(table: str) -> list[Column]:
 
 def storage_descriptor(table: str, location: Any) -> dict[str, Any]:
     """Glue StorageDescriptor for the table or one of its partitions (``location`` ends in /)."""
+    storage = STORAGE[FORMATS[table]]
     return {
         "Columns": [{"Name": c.name, "Type": c.type} for c in columns(table)],
         "Location": location,
-        "InputFormat": INPUT_FORMAT,
-        "OutputFormat": OUTPUT_FORMAT,
+        "InputFormat": storage["InputFormat"],
+        "OutputFormat": storage["OutputFormat"],
         "Compressed": False,
         "StoredAsSubDirectories": False,
         "SerdeInfo": {
-            "SerializationLibrary": SERDE,
+            "SerializationLibrary": storage["SerDe"],
             "Parameters": {"serialization.format": "1"},
         },
     }
@@ -101,7 +111,7 @@ def table_input(table: str, location: Any) -> dict[str, Any]:
         "Name": table,
         "Description": f"Sweep {table}; columns generated from chalicelib/storage/tables.py",
         "TableType": "EXTERNAL_TABLE",
-        "Parameters": dict(TABLE_PARAMETERS),
+        "Parameters": {"EXTERNAL": "TRUE", **STORAGE[FORMATS[table]]["Parameters"]},
         "PartitionKeys": [{"Name": c.name, "Type": c.type} for c in partition_keys(table)],
         "StorageDescriptor": storage_descriptor(table, location),
     }

@@ -16,6 +16,7 @@ reconciler makes (``fanout.reconcile``).
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import tempfile
@@ -38,9 +39,8 @@ from chalicelib.model import ids
 from chalicelib.storage import compaction, layout, summary
 from chalicelib.storage.compaction import RESULTS, USAGE, Generation
 from chalicelib.storage.stores import CountingStore, ObjectStore
-from chalicelib.storage.tables import GATHER, OUTCOMES, gathered, usage_table
+from chalicelib.storage.tables import GATHER, OUTCOMES, gathered, usage_lines
 from chalicelib.storage.tables import RESULTS as RESULTS_SCHEMA
-from chalicelib.storage.tables import USAGE as USAGE_SCHEMA
 from chalicelib.storage.together import read_ahead
 
 # Rows per row group of a compacted results file: large enough that Athena reads few groups
@@ -252,23 +252,57 @@ def _write_usage(
     parts: dict[str, tuple[str, ...]],
     sizes: dict[str, int],
 ) -> set[str]:
-    """The usage partition: the previous generation's rows and the records it did not hold.
-    A record's row is all in its key (``layout.Usage``), so the records are listed, not read:
-    one listing whatever the run's size. Returns the names of every record the part holds."""
+    """The usage partition: the rows of every record the previous generation held and of those
+    it did not. A record's row is all in its key (``layout.Usage``), and a generation names the
+    records it holds, so the records are listed, never read, and neither are the previous
+    generation's parts: one listing whatever the run's size. Returns the names of every record
+    the part holds."""
     held = compaction.absorbed_usage(store, previous)
+    prefix = layout.usage_prefix(run_id)
     fresh = {
-        obj.key.rsplit("/", 1)[-1]: entry
-        for obj in store.list(layout.usage_prefix(run_id))
-        if (entry := layout.parse_usage(obj.key)) is not None
-        and obj.key.rsplit("/", 1)[-1] not in held
+        name
+        for obj in store.list(prefix)
+        if layout.parse_usage(obj.key) is not None
+        and (name := obj.key.rsplit("/", 1)[-1]) not in held
     }
-    earlier = previous.parts.get(USAGE, ()) if previous else ()
-    tables = [_read(store, key).read().cast(USAGE_SCHEMA) for key in earlier]
-    tables.append(usage_table(list(fresh.values())))
-    order = [("function_name", "ascending"), ("what", "ascending")]
-    table = pa.concat_tables(tables).sort_by(order)
-    parts[USAGE], sizes[USAGE] = _write_parts(store, folder, USAGE_SCHEMA, iter([table]), target)
-    return set(held) | set(fresh)
+    names = held | fresh
+    entries = [layout.parse_usage(prefix + name) for name in sorted(names)]
+    rows = sorted((e for e in entries if e is not None), key=lambda e: (e.function, e.what))
+    parts[USAGE], sizes[USAGE] = _write_lines(store, folder, usage_lines(rows), target)
+    return set(names)
+
+
+# Lines gzipped at a time into a usage part (a few MB of text), so a part's size is known as
+# it grows and a new part starts once one reaches the target.
+LINES_CHUNK = 65_536
+
+
+def _write_lines(
+    store: ObjectStore, folder: str, text: bytes, target_bytes: int
+) -> tuple[tuple[str, ...], int]:
+    """JSON Lines into gzipped parts under ``folder``, as ``_write_parts`` does Parquet: a new
+    part once one reaches ``target_bytes`` (compressed), so a partition of B bytes has at most
+    ceil(B / target) parts. No part for no lines."""
+    keys: list[str] = []
+    total = 0
+    lines = text.splitlines(keepends=True)
+    start = 0
+    while start < len(lines):
+        fd, name = tempfile.mkstemp(dir=store.scratch(), prefix=".tmp-part-", suffix=".json.gz")
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as out:
+                while start < len(lines) and raw.tell() < target_bytes:
+                    out.write(b"".join(lines[start : start + LINES_CHUNK]))
+                    start += LINES_CHUNK
+                    out.flush()
+            key = layout.compacted_part(folder, len(keys), ".json.gz")
+            total += path.stat().st_size
+            store.create_file(key, path)
+            keys.append(key)
+        finally:
+            path.unlink(missing_ok=True)
+    return tuple(keys), total
 
 
 def _read(store: ObjectStore, key: str) -> pq.ParquetFile:

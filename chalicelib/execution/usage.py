@@ -1,11 +1,11 @@
 """Usage records: each invocation a run causes leaves one key saying what it was billed for.
 
-A worker, dispatcher or failure-recorder invocation writes ``usage/run_id=<id>/<key>.parquet``
+A worker, dispatcher or failure-recorder invocation writes ``usage/run_id=<id>/<key>.json``
 with its function, memory, measured duration (rounded up to 1 ms) and S3 requests in the key
 itself (``layout.Usage``), so a run's cost is one listing (``runs.cost``), and the same as one
-row of the table ``usage`` in the file, so the ``run_cost`` query prices it too. Recording is
-best effort: a record that cannot be written makes the cost an underestimate, never fails the
-work.
+row of the table ``usage`` in the file (a JSON line: ``tables.usage_lines``), so the
+``run_cost`` query prices it too. Recording is best effort: a record that cannot be written
+makes the cost an underestimate, never fails the work.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from chalicelib.logs import logger
 from chalicelib.pricing import FunctionSize, function_sizes
 from chalicelib.storage import layout
 from chalicelib.storage.stores import CountingStore, ObjectStore
-from chalicelib.storage.tables import usage_parquet
+from chalicelib.storage.tables import usage_lines
 
 
 def configured(function: str) -> FunctionSize:
@@ -58,6 +58,6 @@ def write(store: ObjectStore, run_id: str, entry: layout.Usage, unique: str | No
     each time, so the second PUT replaces the first instead of charging it again."""
     try:
         key = layout.usage_record(run_id, entry, unique or uuid.uuid4().hex[:12])
-        store.put(key, usage_parquet(entry))
+        store.put(key, usage_lines([entry]))
     except Exception:
         logger.warning("usage record not written; the run's cost misses it", exc_info=True)

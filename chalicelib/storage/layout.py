@@ -230,13 +230,13 @@ def usage_record(run_id: str, usage: Usage, unique: str) -> str:
     u = usage
     return (
         f"{usage_prefix(run_id)}{u.function}~{u.what}~{u.memory_mb}~{u.duration_ms}~"
-        f"{u.s3_reads}~{u.s3_writes}~{'bound' if u.bound else 'measured'}~{unique}.parquet"
+        f"{u.s3_reads}~{u.s3_writes}~{'bound' if u.bound else 'measured'}~{unique}.json"
     )
 
 
 _USAGE_RE = re.compile(
     r"/(?P<fn>[a-z_]+)~(?P<what>[a-z0-9-]+)~(?P<mem>\d+)~(?P<ms>\d+)~(?P<r>\d+)~"
-    r"(?P<w>\d+)~(?P<kind>bound|measured)~[A-Za-z0-9-]+\.parquet$"
+    r"(?P<w>\d+)~(?P<kind>bound|measured)~[A-Za-z0-9-]+\.json$"
 )
 
 
@@ -570,7 +570,9 @@ def compacted_folder(
     raise ValueError(f"no compacted folder for {table!r} {status!r} {dt!r}")
 
 
-_COMPACTED_RE = re.compile(r"/gen-(?P<gen>\d{6,})-(?P<token>[0-9a-f]{8,32})/part-\d{5,}\.parquet$")
+_COMPACTED_RE = re.compile(
+    r"/gen-(?P<gen>\d{6,})-(?P<token>[0-9a-f]{8,32})/part-\d{5,}\.(?:parquet|json\.gz)$"
+)
 
 
 def parse_compacted_part(key: str) -> tuple[int, str] | None:
@@ -579,8 +581,12 @@ def parse_compacted_part(key: str) -> tuple[int, str] | None:
     return (int(m["gen"]), m["token"]) if m and key.startswith(COMPACTED) else None
 
 
-def compacted_part(folder: str, number: int) -> str:
-    return f"{folder}part-{number:05d}.parquet"
+def compacted_part(folder: str, number: int, suffix: str = ".parquet") -> str:
+    """A part of a compacted partition: Parquet, or gzipped JSON Lines (``.json.gz``) for the
+    table ``usage`` (``tables.FORMATS``)."""
+    if suffix not in (".parquet", ".json.gz"):
+        raise ValueError(f"no compacted part of kind {suffix!r}")
+    return f"{folder}part-{number:05d}{suffix}"
 
 
 # The tables a run's compaction rewrites (docs/analytics.md "Compaction"): every table with a

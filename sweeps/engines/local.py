@@ -131,6 +131,31 @@ class Listings:
         return listed_at - mtime > self.SETTLE_S * 1e9
 
 
+def _reader(table: str) -> str:
+    """DuckDB's reader of the table's files (``tables.FORMATS``)."""
+    from chalicelib.storage.tables import FORMATS
+
+    return {"parquet": "read_parquet", "json": "read_json"}[FORMATS[table]]
+
+
+def _read_options(table: str) -> str:
+    """The reader's options: hive partition columns (kept as strings, as the catalog types
+    them); for JSON Lines, every column typed from the table's pyarrow schema (DuckDB's names
+    of Arrow's types) rather than guessed from a sample of the files."""
+    from chalicelib.storage.tables import FORMATS, SCHEMAS
+
+    options = "hive_partitioning = true, hive_types_autocast = false"
+    if FORMATS[table] != "json":
+        return options
+    import duckdb
+    import pyarrow as pa
+
+    schema = SCHEMAS[table]
+    types = duckdb.from_arrow(pa.schema(schema).empty_table()).types
+    columns = ", ".join(f"'{n}': '{t}'" for n, t in zip(schema.names, types, strict=True))
+    return f"{options}, format = 'newline_delimited', columns = {{{columns}}}"
+
+
 def table_files(root: Path, table: str, listings: Listings | None = None) -> list[str]:
     """Every file under the data root that holds rows of ``table``, each row in exactly one:
     per run, its latest compaction generation's parts and the per-shard (per-invocation) files
@@ -173,6 +198,8 @@ def table_files(root: Path, table: str, listings: Listings | None = None) -> lis
                 *compaction.generation_parts(table, gen),
                 *compaction.unabsorbed(table, gen, shard_files, usage, succeeded),
             ]
+            if table == compaction.USAGE:  # a generation from when usage was Parquet: unread
+                keys = [key for key in keys if not key.endswith(".parquet")]
             kept = number, [f"{root.as_posix()}/{key}" for key in keys]
             listings.readable[(run_id, table)] = kept
         files.extend(kept[1])
@@ -242,10 +269,7 @@ class LocalEngine(QueryEngine):
             self._sources[table] = files
             if has_files:
                 listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-                source = (
-                    f"read_parquet([{listed}], hive_partitioning = true, "
-                    "hive_types_autocast = false)"
-                )
+                source = f"{_reader(table)}([{listed}], {_read_options(table)})"
             else:
                 import pyarrow as pa
 

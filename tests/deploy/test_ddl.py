@@ -133,19 +133,21 @@ def test_stack_tables_are_the_pyarrow_schemas(stage: str) -> None:
     """The data stack (the one place the Glue tables are written, path A merges it) against the
     pyarrow schemas, column by column."""
     resources = load_yaml(infra.template_path(stage).read_text())["Resources"]
-    for table in ("outcomes", "results"):
+    for table in ("outcomes", "results", "usage"):
         resource = resources[f"{table.capitalize()}Table"]
         assert resource["Type"] == "AWS::Glue::Table"
         assert resource["Properties"]["DatabaseName"] == Tag("Ref", "AnalyticsDatabase")
         table_input = resource["Properties"]["TableInput"]
         assert table_input["Name"] == table
         assert table_input["TableType"] == "EXTERNAL_TABLE"
-        assert table_input["Parameters"]["classification"] == "parquet"
+        kind = "json" if table == "usage" else "parquet"  # usage: JSON Lines (tables.FORMATS)
+        assert table_input["Parameters"]["classification"] == kind
         assert table_input["Parameters"]["EXTERNAL"] == "TRUE"
         sd = table_input["StorageDescriptor"]
-        assert sd["InputFormat"] == glue_schema.INPUT_FORMAT
-        assert sd["OutputFormat"] == glue_schema.OUTPUT_FORMAT
-        assert sd["SerdeInfo"]["SerializationLibrary"] == glue_schema.SERDE
+        storage = glue_schema.STORAGE[kind]
+        assert sd["InputFormat"] == storage["InputFormat"]
+        assert sd["OutputFormat"] == storage["OutputFormat"]
+        assert sd["SerdeInfo"]["SerializationLibrary"] == storage["SerDe"]
         parsed = [
             pa.field(c["Name"], arrow_type(exp.DataType.build(c["Type"], dialect="hive")))
             for c in sd["Columns"]

@@ -247,7 +247,7 @@ def test_a_complete_run_is_compacted_in_the_background(server: Server) -> None:
 COMPACTED_PART = re.compile(
     r"^compacted/(?:(?P<table>results|usage)/run_id=(?P<run>[A-Za-z0-9-]+)"
     r"|(?P<outcomes>outcomes)/run_id=(?P<orun>[A-Za-z0-9-]+)/status=(?:succeeded|failed)"
-    r"/dt=\d{4}-\d{2}-\d{2})/gen-(?P<gen>\d{6})-(?P<token>[0-9a-f]+)/part-\d{5}\.parquet$"
+    r"/dt=\d{4}-\d{2}-\d{2})/gen-(?P<gen>\d{6})-(?P<token>[0-9a-f]+)/part-\d{5}\.(?P<kind>parquet|json\.gz)$"
 )
 
 
@@ -256,7 +256,7 @@ def test_a_compacted_and_cleaned_run_has_the_documented_layout(tmp_path: Path) -
     every part is where docs/analytics.md says, with the table's columns and types and no
     partition column inside; the commit records are there; the per-shard results files are
     gone, the per-shard outcome files kept; queries see every point and outcome once."""
-    from chalicelib.storage.tables import OUTCOMES, RESULTS, USAGE
+    from chalicelib.storage.tables import OUTCOMES, RESULTS, USAGE, read_usage
 
     data = tmp_path / "data"
     fast = {
@@ -277,7 +277,9 @@ def test_a_compacted_and_cleaned_run_has_the_documented_layout(tmp_path: Path) -
         while not (records / "gen-000001.cleaned").exists():
             assert time.monotonic() < deadline, "not cleaned within 120 s"
             time.sleep(0.2)
-        parts = sorted(str(p.relative_to(data)) for p in (data / "compacted").rglob("*.parquet"))
+        parts = sorted(
+            str(p.relative_to(data)) for p in (data / "compacted").rglob("*") if p.is_file()
+        )
         schemas = {"results": RESULTS, "usage": USAGE, "outcomes": OUTCOMES}
         tokens = set()
         for key in parts:
@@ -286,7 +288,17 @@ def test_a_compacted_and_cleaned_run_has_the_documented_layout(tmp_path: Path) -
             assert (match["run"] or match["orun"], match["gen"]) == (run.run_id, "000001")
             tokens.add(match["token"])
             table = match["table"] or match["outcomes"]
-            schema = pq.read_schema(data / key)
+            # usage is JSON Lines, gzipped (tables.FORMATS), read back typed by its schema
+            assert (match["kind"] == "json.gz") == (table == "usage"), key
+            if table == "usage":
+                rows = read_usage((data / key).read_bytes())
+                assert rows.num_rows >= 5 and set(rows["function_name"].to_pylist()) >= {
+                    "worker",
+                    "dispatcher",
+                }
+                schema = rows.schema
+            else:
+                schema = pq.read_schema(data / key)
             assert [(f.name, f.type) for f in schema] == [
                 (f.name, f.type) for f in schemas[table]
             ], key

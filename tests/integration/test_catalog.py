@@ -70,14 +70,18 @@ def test_register_run_creates_the_runs_four_partitions_once(glue: Any) -> None:
         sd = part["StorageDescriptor"]
         assert sd["Location"] == (f"{LOCATION}/outcomes/run_id={RUN_ID}/status={status}/dt={dt}/")
         assert sd["Columns"] == glue_schema.storage_descriptor("outcomes", "")["Columns"]
-        assert sd["SerdeInfo"]["SerializationLibrary"] == glue_schema.SERDE
-        assert sd["InputFormat"] == glue_schema.INPUT_FORMAT
+        parquet = glue_schema.STORAGE["parquet"]
+        assert sd["SerdeInfo"]["SerializationLibrary"] == parquet["SerDe"]
+        assert sd["InputFormat"] == parquet["InputFormat"]
     (results,) = partitions(glue, "results")
     assert results["Values"] == [RUN_ID]
     assert results["StorageDescriptor"]["Location"] == f"{LOCATION}/results/run_id={RUN_ID}/"
     (usage,) = partitions(glue, "usage")
     assert usage["Values"] == [RUN_ID]
     assert usage["StorageDescriptor"]["Location"] == f"{LOCATION}/usage/run_id={RUN_ID}/"
+    # JSON Lines (tables.FORMATS): Athena reads a table's partitions in the table's one format.
+    json_serde = glue_schema.STORAGE["json"]["SerDe"]
+    assert usage["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == json_serde
 
 
 def test_a_second_run_adds_its_own_partitions(glue: Any) -> None:

@@ -1,8 +1,10 @@
-"""One-row files (outcomes, usage records) are written without compression, dictionaries,
-statistics or the stored Arrow schema: every reader still gets the table's schema and the row."""
+"""One-row outcome files are written without compression, dictionaries, statistics or the
+stored Arrow schema, and usage records are JSON lines: every reader still gets the table's
+schema and the row."""
 
 from __future__ import annotations
 
+import gzip
 import io
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.storage import layout
-from chalicelib.storage.tables import OUTCOMES, USAGE, outcome_parquet, rows_table, usage_parquet
+from chalicelib.storage.tables import (
+    OUTCOMES,
+    USAGE,
+    outcome_parquet,
+    read_usage,
+    rows_table,
+    usage_lines,
+)
 
 
 def test_outcome_and_usage_rows_read_back_with_their_schemas(tmp_path: Path) -> None:
@@ -39,11 +48,24 @@ def test_outcome_and_usage_rows_read_back_with_their_schemas(tmp_path: Path) -> 
         k: v for k, v in row.items() if k != "started_at"
     }
     assert got["finished_at"] is None and got["results_key"] is None
-    usage = pq.read_table(
-        io.BytesIO(usage_parquet(layout.Usage("worker", "shard-7-failed", 1024, 12, 3, 4)))
-    )
-    assert usage.schema.equals(USAGE)
-    assert usage.to_pylist() == [
+    path = tmp_path / "o.parquet"
+    path.write_bytes(outcome_parquet(row))
+    assert duckdb.connect().execute(
+        "SELECT shard_id, error_code, epoch_ms(started_at) FROM read_parquet(?)", [str(path)]
+    ).fetchall() == [(7, "INJECTED_FAILURE", int(started.timestamp() * 1000))]
+
+
+def test_usage_records_are_json_lines_of_the_usage_schema(tmp_path: Path) -> None:
+    """A worker's record (shard and end split out of ``what``) and a dispatcher's (no shard: nulls),
+    read back by pyarrow typed by ``USAGE``, gzipped as a compaction part is, and by the local
+    engine's reader (DuckDB's read_json, columns typed from the schema)."""
+    from sweeps.engines.local import _read_options
+
+    entries = [
+        layout.Usage("worker", "shard-7-failed", 1024, 12, 3, 4),
+        layout.Usage("dispatcher", "root", 256, 1, 0, 2**40, bound=True),
+    ]
+    expected: list[dict[str, object]] = [
         {
             "function_name": "worker",
             "what": "shard-7-failed",
@@ -54,13 +76,36 @@ def test_outcome_and_usage_rows_read_back_with_their_schemas(tmp_path: Path) -> 
             "s3_reads": 3,
             "s3_writes": 4,
             "bound": False,
-        }
+        },
+        {
+            "function_name": "dispatcher",
+            "what": "root",
+            "shard_id": None,
+            "ended": None,
+            "memory_mb": 256,
+            "duration_ms": 1,
+            "s3_reads": 0,
+            "s3_writes": 2**40,
+            "bound": True,
+        },
     ]
-    path = tmp_path / "o.parquet"
-    path.write_bytes(outcome_parquet(row))
-    assert duckdb.connect().execute(
-        "SELECT shard_id, error_code, epoch_ms(started_at) FROM read_parquet(?)", [str(path)]
-    ).fetchall() == [(7, "INJECTED_FAILURE", int(started.timestamp() * 1000))]
+    text = usage_lines(entries)
+    assert text.count(b"\n") == 2 and text.endswith(b"\n")  # one line a record
+    for data in (text, gzip.compress(text)):
+        usage = read_usage(data)
+        assert usage.schema.equals(USAGE)
+        assert usage.to_pylist() == expected
+    (tmp_path / "run_id=r").mkdir()
+    (tmp_path / "run_id=r" / "a.json").write_bytes(usage_lines(entries[:1]))
+    (tmp_path / "run_id=r" / "b.json.gz").write_bytes(gzip.compress(usage_lines(entries[1:])))
+    files = [str(tmp_path / "run_id=r" / n) for n in ("a.json", "b.json.gz")]
+    got = duckdb.connect().execute(
+        f"SELECT * EXCLUDE (run_id), run_id FROM read_json(?, {_read_options('usage')}) "
+        "ORDER BY memory_mb DESC",
+        [files],
+    )
+    assert [d[0] for d in got.description] == [*USAGE.names, "run_id"]
+    assert got.fetchall() == [(*row.values(), "r") for row in expected]
 
 
 _OUTCOME_VALUES = {
