@@ -11,19 +11,20 @@ The points' dicts (``ParameterSpace.iter_points``) are made for the simulation f
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from chalicelib.model.space import ParameterSpace
+from chalicelib.model.space import Axis, GridAxis, LinspaceAxis, ParameterSpace, RangeAxis
 from chalicelib.simulations.batches import PointBatches
 from chalicelib.simulations.declarations import Value
 
-# A column: its distinct coordinates (as the space gives them) and each point's index into them.
-Column = tuple[list[Value], Any]
+# A column: coordinates (as the space gives them) and each point's index into them: the
+# group's distinct ones, or every coordinate of a whole axis (``_whole_axis``).
+Column = tuple[Sequence[Value], Any]
 
 # Up to this many points, a group is handled point by point (its dicts' values formatted,
 # ``PointBatches.keys``) rather than by columns, whose array operations cost a fixed ~40 us a
@@ -45,10 +46,17 @@ def group_columns(space: ParameterSpace, start: int, end: int) -> dict[str, Colu
     stride = 1
     for position in range(len(space.axes) - 1, -1, -1):
         axis = space.axes[position]
-        used, codes = np.unique((cell // stride) % axis.size, return_inverse=True)
-        coordinates = [axis.coordinates(d) for d in used.tolist()]
-        for m, name in enumerate(axis.members(space.names[position])):
-            found[name] = ([c[m] for c in coordinates], codes)
+        digits = (cell // stride) % axis.size
+        members = axis.members(space.names[position])
+        whole = _whole_axis(axis, members)
+        if whole is not None:
+            for name, values in zip(members, whole, strict=True):
+                found[name] = (values, digits)
+        else:
+            used, codes = np.unique(digits, return_inverse=True)
+            coordinates = [axis.coordinates(d) for d in used.tolist()]
+            for m, name in enumerate(members):
+                found[name] = ([c[m] for c in coordinates], codes)
         stride *= axis.size
     if space.sample is not None:
         sample = space.sample
@@ -57,6 +65,31 @@ def group_columns(space: ParameterSpace, start: int, end: int) -> dict[str, Colu
         for m, name in enumerate(sample.names):
             found[name] = ([p[m] for p in points], codes)
     return {name: found[name] for name in space.columns}
+
+
+# Linspace and range axes up to this many coordinates are decoded whole, once per process:
+# a group's codes are then its digits, and the texts made of an axis's values (its stream key
+# fragments, its parameter strings) are made once for every group and shard that uses it, not
+# once a group (a 100-point shard of a 1,000 x 100 grid paid ~0.1 ms for them; issue 16).
+WHOLE_AXIS = 65_536
+
+
+def _whole_axis(axis: GridAxis, members: tuple[str, ...]) -> tuple[tuple[Value, ...], ...] | None:
+    """Each member's value at every coordinate of ``axis`` (the same tuples, the same objects,
+    for every group of a process: ``PointBatches.column_keys`` and ``param_strings`` keep their
+    texts by them); None for an axis decoded group by group (values and zip axes, whose
+    equality does not tell 1 from 1.0 or True, and axes over ``WHOLE_AXIS``)."""
+    if not isinstance(axis, RangeAxis | LinspaceAxis) or axis.size > WHOLE_AXIS:
+        return None
+    return _decoded(repr(axis), axis, len(members))
+
+
+@lru_cache(maxsize=16)
+def _decoded(key: str, axis: Axis, width: int) -> tuple[tuple[Value, ...], ...]:
+    """Keyed by the axis's repr, which tells 0.0 from -0.0 and 50 from 50.0 (its equality
+    does not)."""
+    coordinates = [axis.coordinates(d) for d in range(axis.size)]
+    return tuple(tuple(c[m] for c in coordinates) for m in range(width))
 
 
 def replicates_of(space: ParameterSpace, start: int, end: int) -> Any:
@@ -128,11 +161,32 @@ def param_strings(
         )
     columns = columns if columns is not None else group_columns(space, start, end)
     codes = np.empty((end - start, len(columns)), dtype=np.int64)
-    distinct: list[str] = []
+    distinct: list[pa.Array] = []
+    offset = 0
     for k, (values, inverse) in enumerate(columns.values()):
-        codes[:, k] = inverse + len(distinct)
-        distinct.extend(map(format_value, values))
-    return pa.array(distinct, pa.string()).take(pa.array(codes.reshape(-1)))
+        codes[:, k] = inverse + offset
+        texts = _formatted_column(values)
+        distinct.append(texts)
+        offset += len(texts)
+    return pa.concat_arrays(distinct).take(pa.array(codes.reshape(-1)))
+
+
+# A whole axis's formatted values (``_whole_axis``), by the identity of its values' tuple, kept
+# with it (so the identity stays its own): made once a process.
+_FORMATTED: dict[int, tuple[Sequence[Value], pa.Array]] = {}
+
+
+def _formatted_column(values: Sequence[Value]) -> pa.Array:
+    """``format_value`` of each value, as an Arrow string array."""
+    kept = _FORMATTED.get(id(values))
+    if kept is not None and kept[0] is values:
+        return kept[1]
+    texts = pa.array(list(map(format_value, values)), pa.string())
+    if isinstance(values, tuple):  # a whole axis's: the same object for every group
+        if len(_FORMATTED) >= 64:
+            _FORMATTED.clear()
+        _FORMATTED[id(values)] = (values, texts)
+    return texts
 
 
 def format_value(value: Value) -> str:

@@ -62,6 +62,7 @@ class PointBatches:
         self._prefix = streams.prefix_text(sim.name, sim.version, seed)
         self._hasher = _blake2b(self._prefix.encode(), digest_size=16)
         self._rekeyed = streams.Rekeyed()
+        self._texts: dict[tuple[int, bool], tuple[Sequence[Value], str | pa.Array]] = {}
         self.rng_at: Callable[[bytes], np.random.Generator] = self._rekeyed.rng
 
     def keys(self, points: Sequence[Mapping[str, Value]], replicates: Sequence[int]) -> list[bytes]:
@@ -94,14 +95,16 @@ class PointBatches:
                 literal += streams.canonical(defaults[name])
                 continue
             values, codes = columns[name]
-            text = _canonical_column([float(v) for v in values] if name in floats else list(values))
+            text = self._canonical(values, name in floats)
             if isinstance(text, str):
                 literal += text
+            elif len(codes) and (codes == codes[0]).all():  # one value in this group
+                literal += text[int(codes[0])].as_py()
             else:
                 parts += [pa.scalar(literal), text.take(pa.array(codes))]
                 literal = ""
-        used, codes = np.unique(replicates, return_inverse=True)
-        if used.any():
+        if np.any(replicates):  # replicate 0's key has no replicate text
+            used, codes = np.unique(replicates, return_inverse=True)
             texts = [f"{streams.SEPARATOR}replicate={r}" if r else "" for r in used.tolist()]
             parts += [pa.scalar(literal), pa.array(texts, pa.string()).take(pa.array(codes))]
             literal = ""
@@ -109,6 +112,22 @@ class PointBatches:
             return self._digests([literal.encode()] * len(replicates))
         joined = pc.binary_join_element_wise(*parts, pa.scalar(literal), "")
         return self._digests(joined.cast(pa.binary()).to_pylist())
+
+    def _canonical(self, values: Sequence[Value], as_floats: bool) -> str | pa.Array:
+        """``_canonical_column`` of a column's values (made floats for a float parameter). A
+        tuple is a whole axis's values (``execution.columns``), the same object for every group
+        of the process: its texts are kept by its identity (with it, so the identity stays its
+        own), made once."""
+        key = (id(values), as_floats)
+        kept = self._texts.get(key)
+        if kept is not None and kept[0] is values:
+            return kept[1]
+        text = _canonical_column([float(v) for v in values] if as_floats else list(values))
+        if isinstance(values, tuple):
+            if len(self._texts) >= 64:
+                self._texts.clear()
+            self._texts[key] = (values, text)
+        return text
 
     def values(self) -> Callable[[dict[str, Value], bytes], list[float]]:
         """``values(params, key)``: the metric values of a point, as floats in declared order,

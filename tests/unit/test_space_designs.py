@@ -72,6 +72,17 @@ def bodies(draw: st.DrawFn, design: str | None = None) -> dict[str, Any]:
         }
     if "option" not in sampled and draw(st.booleans()):
         parameters["option"] = {"values": draw(st.sampled_from([["call"], ["call", "put"]]))}
+    # Linspace and range axes (decoded whole, once a process: ``columns._whole_axis``), with
+    # ends that are equal as numbers and differ as values: -0.0 and 0.0, 0 and 0.0.
+    if "rate" not in sampled and draw(st.booleans()):
+        ends = [(-0.25, -0.0), (-0.25, 0.0), (-0.0, 1), (0.0, 1), (0, 1), (0.01, 1)]
+        start, stop = draw(st.sampled_from(ends))
+        num = draw(st.integers(1, 4))
+        parameters["rate"] = {"linspace": {"start": start, "stop": stop, "num": num}}
+    if "paths" not in sampled and draw(st.booleans()):
+        first = draw(st.integers(1, 3))
+        stop = first + draw(st.integers(1, 4))
+        parameters["paths"] = {"range": {"start": first, "stop": stop, "step": 1}}
     if not sampled and not parameters:
         parameters["option"] = {"values": ["call", "put"]}
     body: dict[str, Any] = {
