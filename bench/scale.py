@@ -34,7 +34,8 @@ root):
   outcome and results files as empty objects: status reads no Parquet), complete and running;
 - **query**: ``run_summary`` on the local engine (DuckDB over the data root), median of 3,
   once the run is compacted (the local stage compacts it as soon as status sees it complete);
-- **files**: Parquet files of the run (outcomes + results), per-shard, before compaction;
+- **files**: the run's files of the tables (outcomes and results: Parquet; usage: a JSON Lines
+  record per invocation), per shard and per invocation, before compaction;
 - **new file**: before each size's run, the CPU microseconds it takes to create one new file in
   a new folder beside its data root, on the same file system (median of 1,000;
   ``new_file_us``). A shard creates four (its success lock, results, outcome and usage record),
@@ -290,7 +291,9 @@ def one(shards: int, tmp: Path) -> tuple[dict[str, Any], str]:
     s3_running = median_of(3, lambda: status(model, run_id))
     engine = LocalEngine(data)
     query_s = median_of(3, lambda: engine.run("run_summary", run_id=run_id))
-    files = sum(1 for _ in data.glob(f"*/run_id={run_id}/**/*.parquet"))
+    files = sum(
+        1 for p in data.glob(f"*/run_id={run_id}/**/*") if p.suffix in (".parquet", ".json")
+    )
     compacted = compaction_figures(data, run_id, shards)
     row = {
         "shards": shards,
