@@ -180,7 +180,7 @@ def _run(
             _plan(store, ref, shard.request.reuse) as copied,
             _results_sink(store, shard.end - shard.start) as sink,
         ):
-            results = ResultsFile(sink, ref.shard_id)
+            results = ResultsFile(sink, ref.shard_id, shard.end - shard.start)
             try:
                 _evaluate(
                     shard,

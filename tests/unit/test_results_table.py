@@ -13,6 +13,7 @@ import pytest
 from chalicelib.execution.columns import format_value, param_strings
 from chalicelib.model.validation import validate_request
 from chalicelib.storage.tables import (
+    PLAIN_RESULTS,
     RESULTS,
     RESULTS_DICTIONARY,
     RESULTS_STATISTICS,
@@ -145,3 +146,32 @@ def test_only_plain_columns_carry_statistics_in_both_writers(tmp_path: Path) -> 
         }
         assert set(RESULTS_STATISTICS) <= set(paths)
         assert with_stats == set(RESULTS_STATISTICS)
+
+
+def test_a_small_shards_results_are_written_plain_and_read_back_the_same(tmp_path: Path) -> None:
+    """Up to ``PLAIN_RESULTS`` points, no dictionary and no compression (what a few rows cost
+    most to encode); the rows, the schema and the statistics readers skip groups by are those
+    of the encoded file."""
+    columns = ResultColumns(("a", "b"), ("m",))
+    for k in range(PLAIN_RESULTS):
+        columns.add(k + 40, [str(k % 3), "x"], [k / 7])
+    files = {}
+    for points in (PLAIN_RESULTS, PLAIN_RESULTS + 1):  # the shard's size decides
+        path = tmp_path / f"{points}.parquet"
+        writer = ResultsFile(path, 3, points)
+        writer.write(columns)
+        writer.close()
+        files[points] = path
+    plain, encoded = (pq.ParquetFile(files[p]) for p in (PLAIN_RESULTS, PLAIN_RESULTS + 1))
+    group = plain.metadata.row_group(0)
+    chunks = [group.column(i) for i in range(group.num_columns)]
+    assert {c.compression for c in chunks} == {"UNCOMPRESSED"}
+    assert not any("RLE_DICTIONARY" in c.encodings for c in chunks)
+    assert {
+        encoded.metadata.row_group(0).column(i).compression for i in range(group.num_columns)
+    } == {"SNAPPY"}
+    assert plain.read().equals(encoded.read()) and plain.schema_arrow.equals(RESULTS)
+    stats = {
+        c.path_in_schema for c in chunks if c.statistics is not None and c.statistics.has_min_max
+    }
+    assert stats == set(RESULTS_STATISTICS) - {"source_run_id"}  # all null here: no min/max
