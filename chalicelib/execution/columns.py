@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from chalicelib.model.space import Axis, GridAxis, LinspaceAxis, ParameterSpace, RangeAxis
-from chalicelib.simulations.batches import PointBatches
+from chalicelib.simulations.batches import AxisTexts, PointBatches
 from chalicelib.simulations.declarations import Value
 
 # A column: coordinates (as the space gives them) and each point's index into them: the
@@ -171,22 +171,15 @@ def param_strings(
     return pa.concat_arrays(distinct).take(pa.array(codes.reshape(-1)))
 
 
-# A whole axis's formatted values (``_whole_axis``), by the identity of its values' tuple, kept
-# with it (so the identity stays its own): made once a process.
-_FORMATTED: dict[int, tuple[Sequence[Value], pa.Array]] = {}
+# Whole axes' formatted values (``_whole_axis``), made once a process.
+_FORMATTED: AxisTexts[pa.Array] = AxisTexts()
 
 
 def _formatted_column(values: Sequence[Value]) -> pa.Array:
     """``format_value`` of each value, as an Arrow string array."""
-    kept = _FORMATTED.get(id(values))
-    if kept is not None and kept[0] is values:
-        return kept[1]
-    texts = pa.array(list(map(format_value, values)), pa.string())
-    if isinstance(values, tuple):  # a whole axis's: the same object for every group
-        if len(_FORMATTED) >= 64:
-            _FORMATTED.clear()
-        _FORMATTED[id(values)] = (values, texts)
-    return texts
+    return _FORMATTED.get(
+        values, None, lambda: pa.array(list(map(format_value, values)), pa.string())
+    )
 
 
 def format_value(value: Value) -> str:

@@ -44,6 +44,31 @@ _ARROW_POSITIONAL = (1e-6, 1e10)
 _REPR_POSITIONAL = (1e-4, 1e16)
 
 
+class AxisTexts[T]:
+    """Texts made of a column's values, kept for a whole axis's values: a tuple the same object
+    for every group of a process (``execution.columns``), so they are made once. Kept by the
+    tuple's identity, with the tuple (so the identity stays its own); at most ``LIMIT``."""
+
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[int, object], tuple[Sequence[Value], T]] = {}
+
+    def get(self, values: Sequence[Value], kind: object, make: Callable[[], T]) -> T:
+        """``make()``'s texts of ``values`` (``kind`` tells apart two sorts of text of the same
+        values), from the kept ones for a whole axis's values."""
+        key = (id(values), kind)
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] is values:
+            return kept[1]
+        made = make()
+        if isinstance(values, tuple):
+            if len(self._kept) >= self.LIMIT:
+                self._kept.clear()
+            self._kept[key] = (values, made)
+        return made
+
+
 class PointBatches:
     """The stream keys of many points of one (simulation, seed) at once, bit-identical to
     ``PointStreams.key`` and ``point_rng`` (``streams.key_text`` then ``streams.digest``),
@@ -62,7 +87,7 @@ class PointBatches:
         self._prefix = streams.prefix_text(sim.name, sim.version, seed)
         self._hasher = _blake2b(self._prefix.encode(), digest_size=16)
         self._rekeyed = streams.Rekeyed()
-        self._texts: dict[tuple[int, bool], tuple[Sequence[Value], str | pa.Array]] = {}
+        self._texts: AxisTexts[str | pa.Array] = AxisTexts()
         self.rng_at: Callable[[bytes], np.random.Generator] = self._rekeyed.rng
 
     def keys(self, points: Sequence[Mapping[str, Value]], replicates: Sequence[int]) -> list[bytes]:
@@ -114,20 +139,13 @@ class PointBatches:
         return self._digests(joined.cast(pa.binary()).to_pylist())
 
     def _canonical(self, values: Sequence[Value], as_floats: bool) -> str | pa.Array:
-        """``_canonical_column`` of a column's values (made floats for a float parameter). A
-        tuple is a whole axis's values (``execution.columns``), the same object for every group
-        of the process: its texts are kept by its identity (with it, so the identity stays its
-        own), made once."""
-        key = (id(values), as_floats)
-        kept = self._texts.get(key)
-        if kept is not None and kept[0] is values:
-            return kept[1]
-        text = _canonical_column([float(v) for v in values] if as_floats else list(values))
-        if isinstance(values, tuple):
-            if len(self._texts) >= 64:
-                self._texts.clear()
-            self._texts[key] = (values, text)
-        return text
+        """``_canonical_column`` of a column's values (made floats for a float parameter),
+        made once for a whole axis's values (``AxisTexts``)."""
+        return self._texts.get(
+            values,
+            as_floats,
+            lambda: _canonical_column([float(v) for v in values] if as_floats else list(values)),
+        )
 
     def values(self) -> Callable[[dict[str, Value], bytes], list[float]]:
         """``values(params, key)``: the metric values of a point, as floats in declared order,

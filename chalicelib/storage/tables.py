@@ -5,7 +5,6 @@ Partition columns (run_id, status, dt) live in the storage path only, never in t
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,7 +14,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from chalicelib.storage import layout
@@ -212,15 +210,6 @@ def _usage_rows(entries: Iterable[layout.Usage]) -> Iterator[dict[str, Any]]:
             "ended": shard[1] if shard else None,
         }
         yield {name: fields[name] for name in USAGE.names}
-
-
-def read_usage(data: bytes) -> pa.Table:
-    """A usage file's rows (a record, or a gzipped compaction part) typed by ``USAGE``; a
-    field the schema does not name is an error, not dropped."""
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    options = pa_json.ParseOptions(explicit_schema=USAGE, unexpected_field_behavior="error")
-    return pa_json.read_json(io.BytesIO(data), parse_options=options).cast(USAGE)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,7 @@ def _reader(table: str) -> str:
     return {"parquet": "read_parquet", "json": "read_json"}[FORMATS[table]]
 
 
+@cache
 def _read_options(table: str) -> str:
     """The reader's options: hive partition columns (kept as strings, as the catalog types
     them); for JSON Lines, every column typed from the table's pyarrow schema (DuckDB's names

@@ -256,7 +256,8 @@ def test_a_compacted_and_cleaned_run_has_the_documented_layout(tmp_path: Path) -
     every part is where docs/analytics.md says, with the table's columns and types and no
     partition column inside; the commit records are there; the per-shard results files are
     gone, the per-shard outcome files kept; queries see every point and outcome once."""
-    from chalicelib.storage.tables import OUTCOMES, RESULTS, USAGE, read_usage
+    from chalicelib.storage.tables import OUTCOMES, RESULTS, USAGE
+    from tests.support.usage_files import read_usage
 
     data = tmp_path / "data"
     fast = {

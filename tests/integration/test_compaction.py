@@ -214,7 +214,8 @@ def test_usage_parts_are_gzipped_json_lines_split_at_the_target(local_store: Loc
     compressed, so they number at most ceil(bytes / target); their lines read back whole and in
     order."""
     from chalicelib.execution import compaction as compactor
-    from chalicelib.storage.tables import read_usage, usage_lines
+    from chalicelib.storage.tables import usage_lines
+    from tests.support.usage_files import read_usage
 
     entries = [
         layout.Usage("worker", layout.shard_what(k, "succeeded"), 1769, 3 + k % 7, 4, k % 13)
@@ -684,7 +685,7 @@ def athena_reads(store: S3Store, glue: Any, table: str) -> int:
     """Rows Athena would read from the table: every object under each partition's location,
     read as the partition's SerDe says (Parquet, or JSON Lines for usage, gunzipped by a
     ``.gz`` extension)."""
-    from chalicelib.storage.tables import read_usage
+    from tests.support.usage_files import read_usage
 
     rows = 0
     pages = glue.get_paginator("get_partitions").paginate(DatabaseName=DATABASE, TableName=table)

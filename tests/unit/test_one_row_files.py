@@ -20,10 +20,10 @@ from chalicelib.storage.tables import (
     OUTCOMES,
     USAGE,
     outcome_parquet,
-    read_usage,
     rows_table,
     usage_lines,
 )
+from tests.support.usage_files import read_usage
 
 
 def test_outcome_and_usage_rows_read_back_with_their_schemas(tmp_path: Path) -> None:
